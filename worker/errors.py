@@ -1,0 +1,106 @@
+"""Every error msgworker raises, in one tree under one root.
+
+    WorkerError
+    ├── ConfigError                 bad settings or routing table; start-up stops
+    ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
+    └── GatewayError                the Gateway did not accept a message (code, group, status…)
+        ├── GatewayRejected         the Gateway answered, with anything but a success
+        └── GatewayUnreachable      no answer: the transport failed
+            ├── GatewayConnectFailed    the request never left: never ambiguous
+            └── GatewayAnswerLost       the request was written, the answer never came:
+                                        the message may have been sent (ambiguous)
+
+The class says what happened on the wire; what to do about it is the routing table's
+business (`worker.routing`), driven by the fields, never by the class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from worker.outcome import Outcome, RateLimitHeaders
+
+
+class WorkerError(Exception):
+    """Root of every error msgworker raises on purpose."""
+
+
+class ConfigError(WorkerError):
+    """Raised when settings or the routing table are invalid; the message is one line."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One refused field: a dotted path (``text.body``) and what is wrong with it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidMessage(WorkerError, ValueError):
+    """Raised when a message or its envelope is refused; nothing was enqueued."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class GatewayError(WorkerError):
+    """Raised when the Gateway did not accept a message."""
+
+    def __init__(  # noqa: PLR0913 - the fields are the point of this class
+        self,
+        *,
+        code: str,
+        group: str | None = None,
+        status: int | None = None,
+        description: str = "",
+        params: dict[str, Any] | None = None,
+        retry_after_s: float | None = None,
+        rate_limit: RateLimitHeaders | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        self.code = code
+        self.group = group
+        self.status = status
+        self.description = description
+        self.params = params or {}
+        self.retry_after_s = retry_after_s
+        self.rate_limit = rate_limit or RateLimitHeaders()
+        self.ambiguous = ambiguous
+        where = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"{code} ({where}): {description}" if description else f"{code} ({where})")
+
+    @property
+    def outcome(self) -> Outcome:
+        """The routing-relevant view of this failure."""
+        return Outcome(
+            code=self.code,
+            group=self.group,
+            status=self.status,
+            retry_after_s=self.retry_after_s,
+            ambiguous=self.ambiguous,
+        )
+
+
+class GatewayRejected(GatewayError):
+    """Raised when the Gateway (or a proxy before it) answered with anything but a success."""
+
+
+class GatewayUnreachable(GatewayError):
+    """Raised when no answer came back."""
+
+
+class GatewayConnectFailed(GatewayUnreachable):
+    """Raised when the connection could not be made; the request was never written."""
+
+
+class GatewayAnswerLost(GatewayUnreachable):
+    """Raised when the request was written but no answer came: it may have been sent."""
+
+    def __init__(self, *, code: str, description: str = "") -> None:
+        super().__init__(code=code, description=description, ambiguous=True)

@@ -1,0 +1,181 @@
+"""The Cloud API message payloads msgworker sends, validated before anything is written."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from worker.errors import FieldProblem, InvalidMessage
+
+TEXT_BODY_MAX = 4096
+CAPTION_MAX = 1024
+# E.164 allows at most 15 digits; shorter than 7 is no reachable mobile number anywhere.
+PHONE_DIGITS_MIN = 7
+PHONE_DIGITS_MAX = 15
+_PHONE_DECORATION = re.compile(r"[\s().-]")
+
+
+def normalise_phone(value: str) -> str:
+    """Digits only: drop one leading ``+`` and the spaces, dots, dashes and brackets people type."""
+    digits = _PHONE_DECORATION.sub("", value).removeprefix("+")
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError("must be a phone number: digits with an optional leading +")
+    if not PHONE_DIGITS_MIN <= len(digits) <= PHONE_DIGITS_MAX:
+        raise ValueError(
+            f"must have {PHONE_DIGITS_MIN} to {PHONE_DIGITS_MAX} digits with the country code"
+        )
+    if digits.startswith("0"):
+        raise ValueError("must start with the country code, not 0")
+    return digits
+
+
+Phone = Annotated[str, AfterValidator(normalise_phone)]
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[str, StringConstraints(min_length=1), AfterValidator(_non_blank)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class _Open(BaseModel):
+    """Nested Cloud API objects whose optional fields grow with Meta's releases."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Text(_Strict):
+    body: Annotated[str, StringConstraints(max_length=TEXT_BODY_MAX), AfterValidator(_non_blank)]
+    preview_url: bool = False
+
+
+class Media(_Strict):
+    """An image, audio or document: a public ``link`` or an uploaded media ``id``."""
+
+    link: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    id: NonBlank | None = None
+    caption: Annotated[str, Field(max_length=CAPTION_MAX)] | None = None
+    filename: NonBlank | None = None
+
+    @model_validator(mode="after")
+    def _link_or_id(self) -> Media:
+        if (self.link is None) == (self.id is None):
+            raise ValueError("give exactly one of link or id")
+        return self
+
+
+class Language(_Strict):
+    code: Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
+    policy: Literal["deterministic"] = "deterministic"
+
+
+class Template(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,512}$")]
+    language: Language
+    components: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Interactive(_Open):
+    type: Literal["button", "list", "cta_url", "flow", "product", "product_list"]
+    body: dict[str, Any] | None = None
+    action: dict[str, Any]
+
+
+class _Base(_Strict):
+    messaging_product: Literal["whatsapp"] = "whatsapp"
+    recipient_type: Literal["individual"] = "individual"
+    to: Phone
+    context: dict[str, Any] | None = None
+    biz_opaque_callback_data: Annotated[str, Field(max_length=512)] | None = None
+
+
+class TextMessage(_Base):
+    type: Literal["text"]
+    text: Text
+
+
+class ImageMessage(_Base):
+    type: Literal["image"]
+    image: Media
+
+
+class AudioMessage(_Base):
+    type: Literal["audio"]
+    audio: Media
+
+
+class DocumentMessage(_Base):
+    type: Literal["document"]
+    document: Media
+
+
+class TemplateMessage(_Base):
+    type: Literal["template"]
+    template: Template
+
+
+class InteractiveMessage(_Base):
+    type: Literal["interactive"]
+    interactive: Interactive
+
+
+Message = Annotated[
+    TextMessage
+    | ImageMessage
+    | AudioMessage
+    | DocumentMessage
+    | TemplateMessage
+    | InteractiveMessage,
+    Field(discriminator="type"),
+]
+MESSAGE_TYPES = ("text", "image", "audio", "document", "template", "interactive")
+
+_message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+def parse_message(payload: object) -> Message:
+    """Validate a Cloud API payload; raise InvalidMessage naming every bad field."""
+    try:
+        return _message_adapter.validate_python(payload)
+    except ValidationError as exc:
+        raise InvalidMessage(field_problems(exc)) from None
+
+
+def message_body(message: Message) -> dict[str, Any]:
+    """The JSON body to POST: normalised, without the fields nobody set."""
+    return message.model_dump(mode="json", exclude_none=True)
+
+
+def field_problems(exc: ValidationError, *, prefix: str = "") -> list[FieldProblem]:
+    """Turn pydantic's errors into ``field: message`` pairs, the tagged-union noise removed."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        parts = [str(part) for part in error["loc"]]
+        if len(parts) > 1 and parts[0] in MESSAGE_TYPES:
+            parts = parts[1:]  # the union's tag, which pydantic puts first
+        path = ".".join(p for p in parts if p)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "union_tag_invalid":
+            path, message = "type", f"must be one of {', '.join(MESSAGE_TYPES)}"
+        elif error["type"] == "union_tag_not_found":
+            path, message = "type", "is required"
+        problems.append(FieldProblem(field=prefix + (path or "message"), message=message))
+    return problems

@@ -1,0 +1,65 @@
+"""What a send attempt came to, as plain data: the input of the routing decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OK = "OK"
+TIMEOUT = "TIMEOUT"
+CONNECTION = "CONNECTION"
+EXPIRED = "EXPIRED"
+
+
+def http_code(status: int) -> str:
+    """The outcome code of an answer that carried no code of its own (``HTTP_502``)."""
+    return f"HTTP_{status}"
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """The ``X-RateLimit-*`` headers of one answer; None where a header was absent or garbled."""
+
+    sec_limit: int | None = None
+    sec_remaining: int | None = None
+    min_limit: int | None = None
+    min_remaining: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The routing-relevant facts of one attempt: code, group, HTTP status, hints."""
+
+    code: str
+    group: str | None = None
+    status: int | None = None
+    retry_after_s: float | None = None
+    ambiguous: bool = False
+
+    @classmethod
+    def ok(cls, status: int = 200) -> Outcome:
+        """A success."""
+        return cls(code=OK, status=status)
+
+    @classmethod
+    def expired(cls) -> Outcome:
+        """A job found past its ``expires_at`` before it was sent."""
+        return cls(code=EXPIRED)
+
+    @property
+    def is_transport(self) -> bool:
+        """True when no HTTP answer came back."""
+        return self.status is None and self.code in {TIMEOUT, CONNECTION}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the Gateway accepted."""
+
+    wamid: str
+    status: int = 200
+    rate_limit: RateLimitHeaders = field(default_factory=RateLimitHeaders)
+
+    @property
+    def outcome(self) -> Outcome:
+        """The routing-relevant view of this success."""
+        return Outcome.ok(self.status)
