@@ -6,7 +6,7 @@
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
         ├── GatewayRejected         the Gateway answered, with anything but a success
         └── GatewayUnreachable      no answer: the transport failed
-            ├── GatewayConnectFailed    the request never left: never ambiguous
+            ├── GatewayNotReached       the request was never (completely) written: not sent
             └── GatewayAnswerLost       the request was written, the answer never came:
                                         the message may have been sent (ambiguous)
 
@@ -95,8 +95,8 @@ class GatewayUnreachable(GatewayError):
     """Raised when no answer came back."""
 
 
-class GatewayConnectFailed(GatewayUnreachable):
-    """Raised when the connection could not be made; the request was never written."""
+class GatewayNotReached(GatewayUnreachable):
+    """Raised when the request was never completely written: the message was not sent."""
 
 
 class GatewayAnswerLost(GatewayUnreachable):

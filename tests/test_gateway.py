@@ -1,0 +1,230 @@
+"""The Gateway client: one translation boundary from httpx to the error tree."""
+
+import json
+import socket
+import threading
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.errors import (
+    GatewayAnswerLost,
+    GatewayError,
+    GatewayNotReached,
+    GatewayRejected,
+)
+from worker.gateway import TRANSPORT_ERRORS, GatewayClient, make_http_client
+from worker.outcome import Sent
+
+API_KEY = "sk_test_0123456789abcdef"
+BODY = {
+    "messaging_product": "whatsapp",
+    "to": "905321234567",
+    "type": "text",
+    "text": {"body": "hi"},
+}
+SUCCESS = {"isSuccess": True, "data": {"messages": [{"id": "wamid.OK1"}]}}
+
+
+def client_with(handler, *, sandbox=False):
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return GatewayClient(http, base_url="https://gw.example/", api_key=API_KEY, sandbox=sandbox)
+
+
+def all_subclasses(klass):
+    found = {klass}
+    for sub in klass.__subclasses__():
+        found |= all_subclasses(sub)
+    return found
+
+
+def test_every_httpx_transport_error_has_an_explicit_mapping():
+    """A transport error class httpx adds must be classified here before it reaches a worker."""
+    assert all_subclasses(httpx.TransportError) <= set(TRANSPORT_ERRORS)
+
+
+def test_request_carries_bearer_key_path_json_and_sandbox_flag():
+    """The POST goes to /v1/wa/message with the Bearer key, the JSON body and is_fake=true."""
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json=SUCCESS)
+
+    sent = client_with(handler, sandbox=True).send(BODY)
+    assert sent.wamid == "wamid.OK1"
+    request = seen[0]
+    assert request.url.path == "/v1/wa/message"
+    assert request.url.params["is_fake"] == "true"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert json.loads(request.content) == BODY
+
+
+def test_production_requests_carry_no_fake_flag():
+    """Without SANDBOX the is_fake flag is absent."""
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json=SUCCESS)
+
+    client_with(handler).send(BODY)
+    assert "is_fake" not in seen[0].url.params
+
+
+def test_error_answer_raises_gateway_rejected_with_fields():
+    """An error body raises GatewayRejected carrying code, group, status and retry_after_s."""
+    body = {
+        "isSuccess": False,
+        "errors": {
+            "code": "RATE_001",
+            "group": "TOO_MANY_REQUESTS",
+            "description": "Rate limit exceeded.",
+            "params": {"limit_type": "sec", "retry_after": "1 seconds"},
+        },
+    }
+    headers = {"X-RateLimit-sec-Limit": "80", "X-RateLimit-sec-Remaining": "0"}
+    client = client_with(lambda _r: httpx.Response(429, json=body, headers=headers))
+    with pytest.raises(GatewayRejected) as caught:
+        client.send(BODY)
+    error = caught.value
+    assert (error.code, error.group, error.status, error.retry_after_s) == (
+        "RATE_001",
+        "TOO_MANY_REQUESTS",
+        429,
+        1.0,
+    )
+    assert error.rate_limit.sec_remaining == 0
+    assert error.outcome.code == "RATE_001"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected_class", "code"),
+    [
+        (httpx.ConnectError("refused"), GatewayNotReached, "CONNECTION"),
+        (httpx.ConnectTimeout("slow connect"), GatewayNotReached, "TIMEOUT"),
+        (httpx.PoolTimeout("pool"), GatewayNotReached, "TIMEOUT"),
+        (httpx.WriteError("broken pipe"), GatewayNotReached, "CONNECTION"),
+        (httpx.ReadTimeout("read"), GatewayAnswerLost, "TIMEOUT"),
+        (httpx.ReadError("reset"), GatewayAnswerLost, "CONNECTION"),
+        (httpx.RemoteProtocolError("closed"), GatewayAnswerLost, "CONNECTION"),
+    ],
+)
+def test_transport_failures_are_classified_by_ambiguity(raised, expected_class, code):
+    """Connect failures are never ambiguous; a lost answer after the request was written is."""
+
+    def handler(_request):
+        raise raised
+
+    with pytest.raises(expected_class) as caught:
+        client_with(handler).send(BODY)
+    error = caught.value
+    assert error.code == code
+    assert error.status is None
+    assert error.ambiguous is (expected_class is GatewayAnswerLost)
+    assert error.outcome.is_transport
+    assert isinstance(error.__cause__, httpx.TransportError)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    status=st.integers(min_value=100, max_value=599),
+    headers=st.dictionaries(
+        st.sampled_from(["retry-after", "x-ratelimit-sec-remaining", "content-type"]),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+    ),
+    body=st.binary(max_size=100),
+)
+def test_client_raises_only_gateway_errors(status, headers, body):
+    """Whatever the wire brings, send() returns Sent or raises a GatewayError, nothing else."""
+    client = client_with(lambda _r: httpx.Response(status, headers=headers, content=body))
+    try:
+        assert isinstance(client.send(BODY), Sent)
+    except GatewayError as error:
+        assert error.status == status
+
+
+def test_secret_is_not_in_any_error_text():
+    """Neither the message nor the repr of a GatewayError carries the API key."""
+    errors = []
+    for handler in (
+        lambda _r: httpx.Response(
+            401, json={"errors": {"code": "AUTH_001", "group": "UNAUTHORIZED"}}
+        ),
+        lambda _r: (_ for _ in ()).throw(httpx.ConnectError(f"failed with {API_KEY}")),
+    ):
+        with pytest.raises(GatewayError) as caught:
+            client_with(handler).send(BODY)
+        errors.append(caught.value)
+    for error in errors:
+        assert API_KEY not in str(error)
+        assert API_KEY not in repr(error)
+        assert API_KEY not in repr(vars(error))
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts, reads the request, then either hangs or closes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    mode = {"close": False}
+    connections = []
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(65536)
+            connections.append(conn)
+            if mode["close"]:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", mode
+    stop.set()
+    thread.join()
+    for conn in connections:
+        conn.close()
+    listener.close()
+
+
+def test_read_timeout_on_a_real_socket_is_ambiguous(silent_server):
+    """A server that takes the request and never answers gives an ambiguous TIMEOUT."""
+    url, _mode = silent_server
+    with make_http_client(timeout_s=0.3) as http:
+        client = GatewayClient(http, base_url=url, api_key=API_KEY)
+        with pytest.raises(GatewayAnswerLost) as caught:
+            client.send(BODY)
+    assert caught.value.code == "TIMEOUT"
+
+
+def test_connection_closed_after_the_request_is_ambiguous(silent_server):
+    """A server that reads the request and hangs up gives an ambiguous CONNECTION."""
+    url, mode = silent_server
+    mode["close"] = True
+    with make_http_client(timeout_s=2) as http:
+        client = GatewayClient(http, base_url=url, api_key=API_KEY)
+        with pytest.raises(GatewayAnswerLost) as caught:
+            client.send(BODY)
+    assert caught.value.code == "CONNECTION"
+
+
+def test_connection_refused_on_a_real_socket_is_not_ambiguous():
+    """Nothing listening: CONNECTION, not ambiguous, the message was never sent."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with make_http_client(timeout_s=2) as http:
+        client = GatewayClient(http, base_url=f"http://127.0.0.1:{port}", api_key=API_KEY)
+        with pytest.raises(GatewayNotReached) as caught:
+            client.send(BODY)
+    assert (caught.value.code, caught.value.ambiguous) == ("CONNECTION", False)

@@ -1,0 +1,91 @@
+"""The Connexease Gateway client: the only code that speaks HTTP and catches ``httpx`` errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from worker.answers import interpret
+from worker.errors import (
+    GatewayAnswerLost,
+    GatewayError,
+    GatewayNotReached,
+    GatewayUnreachable,
+)
+from worker.outcome import CONNECTION, TIMEOUT, Sent
+
+MESSAGE_PATH = "/v1/wa/message"
+
+# Every httpx transport failure, mapped by whether the request can have reached the Gateway.
+# Looked up along the exception's MRO; a test fails when httpx grows a class not listed here.
+TRANSPORT_ERRORS: dict[type[httpx.TransportError], tuple[type[GatewayUnreachable], str]] = {
+    httpx.ConnectTimeout: (GatewayNotReached, TIMEOUT),
+    httpx.PoolTimeout: (GatewayNotReached, TIMEOUT),
+    httpx.ConnectError: (GatewayNotReached, CONNECTION),
+    # A request that was not completely written cannot have been acted upon.
+    httpx.WriteTimeout: (GatewayNotReached, TIMEOUT),
+    httpx.WriteError: (GatewayNotReached, CONNECTION),
+    httpx.UnsupportedProtocol: (GatewayNotReached, CONNECTION),
+    httpx.LocalProtocolError: (GatewayNotReached, CONNECTION),
+    httpx.ProxyError: (GatewayNotReached, CONNECTION),
+    # Written, then no (complete) answer: the Gateway may have sent the message.
+    httpx.ReadTimeout: (GatewayAnswerLost, TIMEOUT),
+    httpx.ReadError: (GatewayAnswerLost, CONNECTION),
+    httpx.RemoteProtocolError: (GatewayAnswerLost, CONNECTION),
+    httpx.CloseError: (GatewayAnswerLost, CONNECTION),
+    httpx.TimeoutException: (GatewayAnswerLost, TIMEOUT),
+    httpx.NetworkError: (GatewayAnswerLost, CONNECTION),
+    httpx.ProtocolError: (GatewayAnswerLost, CONNECTION),
+    httpx.TransportError: (GatewayAnswerLost, CONNECTION),
+}
+
+
+def make_http_client(*, timeout_s: float, max_connections: int = 10) -> httpx.Client:
+    """One pooled client per process: keep-alive connections, every phase bounded."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        follow_redirects=False,
+    )
+
+
+def translate_transport_error(exc: httpx.TransportError) -> GatewayUnreachable:
+    """The GatewayUnreachable for an httpx failure, without its text (it may hold URLs)."""
+    # TransportError itself is in the table, so the most specific entry always exists.
+    error_class, code = next(
+        TRANSPORT_ERRORS[klass] for klass in type(exc).__mro__ if klass in TRANSPORT_ERRORS
+    )
+    return error_class(code=code, description=f"{type(exc).__name__} talking to the Gateway")
+
+
+class GatewayClient:
+    """Sends one message and returns its wamid, or raises a GatewayError. Nothing else escapes."""
+
+    def __init__(
+        self, http: httpx.Client, *, base_url: str, api_key: str, sandbox: bool = False
+    ) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + MESSAGE_PATH
+        self._params = {"is_fake": "true"} if sandbox else {}
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+
+    def send(self, body: dict[str, Any]) -> Sent:
+        """POST the message; a success returns Sent, every failure raises a GatewayError."""
+        try:
+            response = self._http.post(
+                self._url, json=body, params=self._params, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc) from exc
+        except httpx.HTTPError as exc:  # e.g. a body that does not decode: answered, unreadable
+            raise GatewayAnswerLost(code=CONNECTION, description=type(exc).__name__) from exc
+        answer = interpret(
+            response.status_code, response.headers, response.content, now_s=time.time()
+        )
+        if isinstance(answer, GatewayError):
+            raise answer
+        return answer

@@ -1,0 +1,117 @@
+"""Logging as structured events, configured once per process.
+
+One processor chain serves structlog and the standard library (Celery, kombu, httpx), so every
+line is rendered the same way and passes the same two filters: secrets are replaced by ``***``
+and phone numbers are masked (``90532*****67``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "***"
+# Fields that carry a recipient's number, wherever they appear in an event (payloads included).
+PHONE_FIELDS = frozenset({"to", "phone", "wa_id", "input", "recipient"})
+# Secrets shorter than this are not searched for: they would match ordinary text.
+SECRET_MIN_LENGTH = 6
+
+
+def mask_phone(value: str) -> str:
+    """``905321234567`` → ``90532*****67``: enough to tell numbers apart, not to dial them."""
+    digits = value.lstrip("+")
+    if len(digits) < 4:  # too short to show anything
+        return "*" * len(digits)
+    shown = 5 if len(digits) >= 10 else 2  # short numbers show less
+    return digits[:shown] + "*" * (len(digits) - shown - 2) + digits[-2:]
+
+
+class Scrubber:
+    """A processor that hides secrets anywhere in an event and masks phone fields."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted(
+            {s for s in secrets if len(s) >= SECRET_MIN_LENGTH}, key=len, reverse=True
+        )
+
+    def __call__(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        return {key: self._clean(key, value) for key, value in event_dict.items()}
+
+    def _clean(self, key: str, value: Any) -> Any:
+        if isinstance(value, str):
+            text = self.hide_secrets(value)
+            return mask_phone(text) if key in PHONE_FIELDS else text
+        if isinstance(value, int) and key in PHONE_FIELDS:
+            return mask_phone(str(value))
+        if isinstance(value, Mapping):
+            return {str(k): self._clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(key, item) for item in value]
+        if isinstance(value, BaseException):
+            return self.hide_secrets(repr(value))
+        return value
+
+    def hide_secrets(self, text: str) -> str:
+        """The text with every known secret replaced by ``***``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def _shared_processors(scrubber: Scrubber) -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        scrubber,
+    ]
+
+
+def configure_logging(
+    *, level: str = "INFO", json: bool | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Configure structlog and the standard library once; ``json=None`` means JSON off a TTY."""
+    as_json = not sys.stderr.isatty() if json is None else json
+    scrubber = Scrubber(secrets)
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(scrubber),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_shared_processors(scrubber),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request URL at INFO: noise at our volume.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger for a module; events are ``noun.verb`` with fields, never f-strings."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
