@@ -117,7 +117,7 @@ def test_transport_failures_back_off(code, ambiguous):
 
 
 def test_ambiguous_timeout_can_be_configured_at_most_once(tmp_path):
-    """With transport.ambiguous = park, a lost answer parks as ambiguous; connect failures still retry."""
+    """transport.ambiguous = park makes a lost answer park as ambiguous; refusals still retry."""
     path = tmp_path / "routing.toml"
     at_least_once = 'ambiguous = { action = "backoff" }'
     source = default_routing_path().read_text()
@@ -206,7 +206,10 @@ def test_rate_limit_without_retry_after_waits_one_second():
             "codes.RATE_001.action",
         ),
         (
-            '[codes]\nGW_001 = { action = "backoff", reason = "billing" }\n[default]\naction = "park"\n',
+            (
+                '[codes]\nGW_001 = { action = "backoff", reason = "billing" }\n'
+                '[default]\naction = "park"\n'
+            ),
             "reason is only for park",
         ),
         (

@@ -6,12 +6,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
 
 ENV_PREFIX = "MSGWORKER_"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -63,15 +71,25 @@ class Settings(BaseSettings):
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: console on a TTY, JSON elsewhere
 
+    @field_validator("broker_url", "redis_url")
+    @classmethod
+    def _looks_like_a_url(cls, url: str | None) -> str | None:
+        if url is not None and "://" not in url:
+            raise ValueError("is not a URL (like redis://localhost:6379/0)")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _state_is_redis(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(REDIS_SCHEMES):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return url
+
     @model_validator(mode="after")
     def _state_store_is_redis(self) -> Settings:
-        if self.redis_url is None and not self.broker_url.startswith(("redis://", "rediss://")):
+        if self.redis_url is None and not self.broker_url.startswith(REDIS_SCHEMES):
             msg = "must be set when BROKER_URL is not Redis (state lives in Redis)"
             raise ValueError(f"{ENV_PREFIX}REDIS_URL {msg}")
-        for name in ("broker_url", "redis_url"):
-            url = getattr(self, name)
-            if url is not None and "://" not in url:
-                raise ValueError(f"{ENV_PREFIX}{name.upper()} is not a URL")
         return self
 
     @property

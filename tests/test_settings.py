@@ -1,0 +1,129 @@
+"""Settings: every SPEC §5 variable with its default; a bad value is one line naming it."""
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.settings import Settings, get_settings
+
+DEFAULTS = {
+    "api_base_url": "https://api.gateway.connexease.com/",
+    "broker_url": "redis://localhost:6379/0",
+    "redis_url": None,
+    "queue": "messages",
+    "sandbox": False,
+    "rate_per_sec": 80,
+    "rate_per_min": 4800,
+    "max_attempts": 8,
+    "backoff_base_s": 2.0,
+    "backoff_cap_s": 300.0,
+    "http_timeout_s": 10.0,
+    "metrics_port": 9808,
+    "alert_webhook_url": None,
+    "alertmanager_url": None,
+    "visibility_timeout_s": 3600,
+    "log_level": "INFO",
+    "log_format": None,
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No MSGWORKER_ variable or .env file from the machine leaks into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("MSGWORKER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_match_the_spec():
+    """With nothing set, each variable has SPEC §5's default."""
+    settings = get_settings()
+    for name, value in DEFAULTS.items():
+        actual = getattr(settings, name)
+        assert (str(actual) if name == "api_base_url" else actual) == value, name
+    assert settings.api_key.get_secret_value() == ""
+    assert settings.state_url == "redis://localhost:6379/0"
+
+
+def test_environment_overrides_with_prefix(monkeypatch):
+    """MSGWORKER_* variables set the values, converted to their types."""
+    monkeypatch.setenv("MSGWORKER_RATE_PER_SEC", "40")
+    monkeypatch.setenv("MSGWORKER_SANDBOX", "true")
+    monkeypatch.setenv("MSGWORKER_REDIS_URL", "redis://state:6379/1")
+    monkeypatch.setenv("MSGWORKER_LOG_FORMAT", "console")
+    settings = get_settings()
+    assert (settings.rate_per_sec, settings.sandbox) == (40, True)
+    assert settings.state_url == "redis://state:6379/1"
+    assert settings.log_format == "console"
+
+
+def test_dotenv_file_is_read(tmp_path):
+    """A .env file in the working directory is honoured."""
+    (tmp_path / ".env").write_text("MSGWORKER_QUEUE=urgent\n")
+    assert get_settings().queue == "urgent"
+
+
+def test_api_key_is_a_secret(monkeypatch):
+    """The key is hidden in repr and str of the settings."""
+    monkeypatch.setenv("MSGWORKER_API_KEY", "sk_live_supersecret")
+    settings = get_settings()
+    assert settings.api_key.get_secret_value() == "sk_live_supersecret"
+    assert "sk_live_supersecret" not in repr(settings)
+    assert "sk_live_supersecret" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("RATE_PER_SEC", "fast", "valid integer"),
+        ("RATE_PER_SEC", "0", "greater than 0"),
+        ("RATE_PER_MIN", "-5", "greater than 0"),
+        ("MAX_ATTEMPTS", "1.5", "valid integer"),
+        ("BACKOFF_BASE_S", "soon", "valid number"),
+        ("HTTP_TIMEOUT_S", "0", "greater than 0"),
+        ("METRICS_PORT", "70000", "less than or equal to 65535"),
+        ("SANDBOX", "perhaps", "valid boolean"),
+        ("API_BASE_URL", "not a url", "URL"),
+        ("ALERTMANAGER_URL", "nope", "URL"),
+        ("LOG_FORMAT", "xml", "json"),
+        ("LOG_LEVEL", "LOUD", "INFO"),
+        ("QUEUE", "has space", "pattern"),
+        ("VISIBILITY_TIMEOUT_S", "x", "valid integer"),
+        ("BROKER_URL", "localhost", "not a URL"),
+    ],
+)
+def test_bad_value_is_one_line_naming_the_variable(monkeypatch, name, value, words):
+    """Start-up stops with one line that names MSGWORKER_<NAME> and says what is wrong."""
+    monkeypatch.setenv(f"MSGWORKER_{name}", value)
+    with pytest.raises(ConfigError) as caught:
+        get_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"MSGWORKER_{name}" in message
+    assert words in message
+
+
+def test_bad_value_message_does_not_echo_the_input(monkeypatch):
+    """A mistyped secret-bearing value is not repeated in the error."""
+    monkeypatch.setenv("MSGWORKER_ALERT_WEBHOOK_URL", "sk_live_oops_pasted_key")
+    with pytest.raises(ConfigError) as caught:
+        get_settings()
+    assert "sk_live_oops_pasted_key" not in str(caught.value)
+
+
+def test_non_redis_broker_needs_a_redis_url(monkeypatch):
+    """State lives in Redis: an AMQP broker without REDIS_URL is refused, naming REDIS_URL."""
+    monkeypatch.setenv("MSGWORKER_BROKER_URL", "amqp://guest@localhost//")
+    with pytest.raises(ConfigError, match="MSGWORKER_REDIS_URL"):
+        get_settings()
+    monkeypatch.setenv("MSGWORKER_REDIS_URL", "redis://localhost:6379/2")
+    assert get_settings().state_url == "redis://localhost:6379/2"
+
+
+def test_settings_are_frozen():
+    """Components cannot change settings behind each other's backs."""
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.queue = "other"
