@@ -1,5 +1,7 @@
 """Settings: every SPEC §5 variable with its default; a bad value is one line naming it."""
 
+import os
+
 import pytest
 
 from worker.errors import ConfigError
@@ -29,8 +31,6 @@ DEFAULTS = {
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
     """No MSGWORKER_ variable or .env file from the machine leaks into these tests."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("MSGWORKER_"):
             monkeypatch.delenv(name)
