@@ -1,6 +1,7 @@
 """Settings: every SPEC §5 variable with its default; a bad value is one line naming it."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,15 @@ def test_settings_are_frozen():
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.queue = "other"
+
+
+def test_example_env_copied_as_is_gives_the_defaults(tmp_path):
+    """config/example.env lists every variable; copied to .env unchanged it is valid."""
+    example = Path(__file__).parents[1] / "config" / "example.env"
+    (tmp_path / ".env").write_text(example.read_text())
+    settings = get_settings()
+    assert settings.rate_per_sec == 80
+    assert settings.redis_url is None
+    lines = example.read_text().splitlines()
+    named = {line.split("=")[0] for line in lines if "=" in line and not line.startswith("#")}
+    assert named == {f"MSGWORKER_{name.upper()}" for name in Settings.model_fields}

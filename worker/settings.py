@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         validate_default=True,
+        env_ignore_empty=True,  # an empty line copied from example.env means "default"
     )
 
     api_base_url: HttpUrl = HttpUrl("https://api.gateway.connexease.com")
