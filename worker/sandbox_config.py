@@ -1,0 +1,106 @@
+"""The sandbox gateway's knobs and the checks every value set at start or at runtime passes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from worker.errors import ConfigError
+
+FAULT_KINDS: tuple[str, ...] = ("auth_004", "html_502", "empty_503", "drop", "slow")
+RETRY_AFTER_FORMATS: tuple[str, ...] = ("seconds", "s", "number", "ms")
+
+
+class SandboxInputError(ConfigError):
+    """Raised when a sandbox setting, key, top-up or script is refused; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def check_number(name: str, value: Any, low: float = 0.0, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SandboxInputError(name, "must be a number")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise SandboxInputError(name, f"must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SandboxInputError(name, "must be a whole number of at least 1")
+    return value
+
+
+def check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SandboxInputError(name, "must be true or false")
+    return value
+
+
+def _fault_kinds(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise SandboxInputError(name, f"must be a non-empty list of {', '.join(FAULT_KINDS)}")
+    unknown = [kind for kind in value if kind not in FAULT_KINDS]
+    if unknown:
+        raise SandboxInputError(name, f"unknown kind {unknown[0]!r}; known: {FAULT_KINDS}")
+    return tuple(value)
+
+
+def _retry_after_format(name: str, value: Any) -> str:
+    if value not in RETRY_AFTER_FORMATS:
+        raise SandboxInputError(name, f"must be one of {', '.join(RETRY_AFTER_FORMATS)}")
+    return str(value)
+
+
+def _seed(name: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise SandboxInputError(name, "must be a whole number or null")
+    return value
+
+
+KNOBS: dict[str, Callable[[str, Any], Any]] = {
+    "rate_per_sec": _positive_int,
+    "rate_per_min": _positive_int,
+    "balance": lambda name, value: check_number(name, value, -math.inf),
+    "fault_rate": lambda name, value: check_number(name, value, 0.0, 1.0),
+    "latency_ms": check_number,
+    "timeout_fault_s": check_number,
+    "seed": _seed,
+    "fault_kinds": _fault_kinds,
+    "retry_after_format": _retry_after_format,
+}
+
+
+@dataclass
+class SandboxConfig:
+    """The sandbox's starting knobs; most can be changed later through ``POST /sandbox/config``."""
+
+    api_keys: tuple[str, ...] = ("sk_sandbox",)
+    rate_per_sec: int = 80
+    rate_per_min: int = 4800
+    balance: float = 1000.0
+    fault_rate: float = 0.0
+    latency_ms: float = 0.0
+    timeout_fault_s: float = 30.0
+    seed: int | None = None
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after_format: str = "seconds"
+
+    def __post_init__(self) -> None:
+        for knob in fields(self):
+            if knob.name != "api_keys":
+                setattr(self, knob.name, KNOBS[knob.name](knob.name, getattr(self, knob.name)))
+        for key in self.api_keys:
+            check_api_key(key)
+        if len(set(self.api_keys)) != len(self.api_keys):
+            raise SandboxInputError("api_keys", "must not repeat a key")
+
+
+def check_api_key(value: Any) -> str:
+    if not isinstance(value, str) or not value or any(ch.isspace() for ch in value):
+        raise SandboxInputError("api_key", "must be a non-empty string without spaces")
+    return value
