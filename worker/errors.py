@@ -3,6 +3,7 @@
     WorkerError
     ├── ConfigError                 bad settings or routing table; start-up stops
     ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
+    ├── ClaimLost                   a delivery outlived its lease; another one owns the job now
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
         ├── GatewayRejected         the Gateway answered, with anything but a success
         └── GatewayUnreachable      no answer: the transport failed
@@ -49,10 +50,14 @@ class InvalidMessage(WorkerError, ValueError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+class ClaimLost(WorkerError):
+    """Raised when a delivery no longer holds its job (its lease ran out)."""
+
+
 class GatewayError(WorkerError):
     """Raised when the Gateway did not accept a message."""
 
-    def __init__(  # noqa: PLR0913 - the fields are the point of this class
+    def __init__(
         self,
         *,
         code: str,

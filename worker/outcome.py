@@ -8,6 +8,9 @@ OK = "OK"
 TIMEOUT = "TIMEOUT"
 CONNECTION = "CONNECTION"
 EXPIRED = "EXPIRED"
+# A worker died during its Gateway call; nobody knows whether the Gateway sent the message.
+WORKER_LOST = "WORKER_LOST"
+TRANSPORT_CODES = frozenset({TIMEOUT, CONNECTION, WORKER_LOST})
 
 
 def http_code(status: int) -> str:
@@ -48,7 +51,7 @@ class Outcome:
     @property
     def is_transport(self) -> bool:
         """True when no HTTP answer came back."""
-        return self.status is None and self.code in {TIMEOUT, CONNECTION}
+        return self.status is None and self.code in TRANSPORT_CODES
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def reschedule_delay_s(retry_after_s: float | None, *, rng: random.Random) -> fl
     return wait + rng.uniform(0.0, min(RESCHEDULE_JITTER_MAX_S, wait * RESCHEDULE_JITTER_SHARE))
 
 
-def decide(  # noqa: PLR0911 - one return per action reads best
+def decide(
     outcome: Outcome, attempt: Attempt, policy: Policy, *, rng: random.Random | None = None
 ) -> Decision:
     """What to do with one attempt's outcome."""

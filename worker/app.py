@@ -1,0 +1,125 @@
+"""The Celery app: ``celery -A worker.app worker`` and ``msgworker worker`` both use it.
+
+Built on first access (module ``__getattr__``), so importing this module reads no settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery, bootsteps, signals
+from kombu.exceptions import ChannelError
+
+from worker.logs import configure_logging
+from worker.runtime import current_runtime
+from worker.schedule import Pump
+from worker.settings import Settings, get_settings
+from worker.tasks import TASK_NAME, deliver_job
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("msgworker", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        # Late acks with re-delivery when a worker is lost; the schedule is the safety net.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.queue,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    app.task(name=TASK_NAME, ignore_result=True)(deliver_job)
+    app.steps["worker"].add(PumpStep)
+    return app
+
+
+def dispatcher(app: Celery, queue: str) -> Any:
+    """Publishes ``(id, gen)`` dispatches on one pooled producer per batch."""
+
+    def dispatch(batch: Sequence[tuple[str, int]]) -> None:
+        with app.producer_or_acquire() as producer:
+            for job_id, gen in batch:
+                app.send_task(TASK_NAME, args=(job_id, gen), queue=queue, producer=producer)
+
+    return dispatch
+
+
+def broker_depth(app: Celery, queue: str) -> Any:
+    """Messages waiting in the broker queue (works for Redis and AMQP brokers)."""
+
+    def depth() -> int:
+        with app.connection_for_read() as connection:
+            channel: Any = connection.default_channel
+            try:
+                declared = channel.queue_declare(queue=queue, passive=True)
+            except ChannelError:  # Redis has no empty lists: a missing queue holds nothing
+                return 0
+            return int(declared[1])
+
+    return depth
+
+
+class PumpStep(bootsteps.StartStopStep):
+    """Runs the schedule pump in the worker's main process, beside the consumer."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, _worker: Any, **_: Any) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, worker: Any) -> None:
+        runtime = current_runtime()
+        queue = runtime.settings.queue
+        pump = Pump(
+            runtime.redis,
+            runtime.keys,
+            dispatcher(worker.app, queue),
+            broker_depth(worker.app, queue),
+        )
+        self._thread = threading.Thread(
+            target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, _worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Celery would install its own handlers; ours scrub secrets and mask numbers."""
+    settings = current_runtime().settings
+    configure_logging(
+        level=settings.log_level,
+        json=None if settings.log_format is None else settings.log_format == "json",
+        secrets=[settings.api_key.get_secret_value()],
+    )
+
+
+_app: Celery | None = None
+
+
+def get_app() -> Celery:
+    global _app  # noqa: PLW0603 - one app per process
+    if _app is None:
+        _app = create_app(get_settings())
+    return _app
+
+
+def __getattr__(name: str) -> Celery:
+    if name in {"app", "celery"}:
+        return get_app()
+    raise AttributeError(name)

@@ -1,0 +1,279 @@
+"""Job records in Redis and their transitions, each one atomic (Lua in ``worker/lua/``).
+
+A pending job is always in exactly one place: the schedule (``Keys.due``, a sorted set of
+``id|gen`` by the time it may go) or the account's hold list. Broker messages only dispatch
+``(id, gen)``; a dispatch whose ``gen`` is no longer the job's is stale and dropped, so
+duplicates from re-delivery or re-dispatch can never act twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+import redis
+
+from worker.keys import JOB_TTL_S, Keys
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    HELD = "held"
+    PARKED = "parked"
+
+
+SETTLED = frozenset({JobState.SENT, JobState.PARKED})
+
+
+class Verdict(StrEnum):
+    """What ``begin`` found; see ``worker/lua/begin.lua``."""
+
+    STALE = "stale"
+    BUSY = "busy"
+    DUPLICATE = "duplicate"
+    LOST = "lost"
+    EXPIRED = "expired"
+    HELD = "held"
+    BREAKER = "breaker"
+    WAIT = "wait"
+    GO = "go"
+
+
+def load_script(client: redis.Redis, name: str) -> Any:
+    """A Lua script from ``worker/lua``, registered once (EVALSHA, reloaded if flushed)."""
+    source = resources.files("worker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return client.register_script(source)
+
+
+def history_event(
+    at: float,
+    event: str,
+    *,
+    code: str | None = None,
+    action: str | None = None,
+    delay_s: float | None = None,
+) -> str:
+    """One line of a job's history, as stored."""
+    return json.dumps(
+        {"at": at, "event": event, "code": code, "action": action, "delay_s": delay_s},
+        separators=(",", ":"),
+    )
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job ready to be written."""
+
+    id: str
+    account: str
+    key: str
+    message: dict[str, Any]
+    due_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job record as read back."""
+
+    id: str
+    account: str
+    key: str
+    message: dict[str, Any]
+    state: JobState
+    gen: int
+    attempts: int
+    reschedules: int
+    enqueued_at: float
+    updated_at: float
+    due_at: float | None = None
+    expires_at: float | None = None
+    last_code: str | None = None
+    wamid: str | None = None
+    parked_reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str], history: list[str]) -> Job:
+        def number(name: str) -> float | None:
+            value = raw.get(name, "")
+            return float(value) if value else None
+
+        return cls(
+            id=raw["id"],
+            account=raw["account"],
+            key=raw["key"],
+            message=json.loads(raw["message"]),
+            state=JobState(raw["state"]),
+            gen=int(raw["gen"]),
+            attempts=int(raw.get("attempts", 0)),
+            reschedules=int(raw.get("reschedules", 0)),
+            enqueued_at=float(raw["enqueued_at"]),
+            updated_at=float(raw.get("updated_at") or raw["enqueued_at"]),
+            due_at=number("due_at"),
+            expires_at=number("expires_at"),
+            last_code=raw.get("last_code") or None,
+            wamid=raw.get("wamid") or None,
+            parked_reason=raw.get("parked_reason") or None,
+            history=[json.loads(line) for line in history],
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One attempt to run a dispatched job: who holds it (``token``) and for which ``gen``."""
+
+    job_id: str
+    gen: int
+    token: str
+
+
+class JobStore:
+    """Reads job records and applies every transition atomically."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._enqueue = load_script(client, "enqueue")
+        self._begin = load_script(client, "begin")
+        self._finish = load_script(client, "finish")
+
+    def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
+        """Write new jobs in one round trip; a known idempotency key returns its first job id."""
+        argv: list[Any] = [self._keys.prefix, now, JOB_TTL_S]
+        for job in jobs:
+            state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
+            event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
+            argv += [
+                job.id,
+                job.account,
+                job.key,
+                json.dumps(job.message, separators=(",", ":")),
+                job.due_at,
+                "" if job.expires_at is None else job.expires_at,
+                state,
+                history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
+            ]
+        ids: list[str] = self._enqueue(args=argv)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with its history, or None when unknown or expired (records live 7 days)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(self._keys.job(job_id))
+        pipe.lrange(self._keys.history(job_id), 0, -1)
+        raw, history = pipe.execute()
+        if not raw:
+            return None
+        return Job.from_hash(_decoded(raw), [_text(line) for line in history])
+
+    def begin(
+        self, execution: Execution, *, now: float, lease_s: float, probe_interval_s: float
+    ) -> tuple[Verdict, str]:
+        """Claim a dispatched job for this execution, or say why not (see begin.lua)."""
+        verdict, detail = self._begin(
+            args=[
+                self._keys.prefix,
+                execution.job_id,
+                execution.gen,
+                now,
+                lease_s,
+                execution.token,
+                probe_interval_s,
+            ]
+        )
+        return Verdict(_text(verdict)), _text(detail)
+
+    def _apply(
+        self, execution: Execution, now: float, mode: str, event: str, *extra: Any
+    ) -> tuple[bool, bool]:
+        applied, flag = self._finish(
+            args=[
+                self._keys.prefix,
+                execution.job_id,
+                execution.gen,
+                now,
+                execution.token,
+                mode,
+                event,
+                *extra,
+            ]
+        )
+        return bool(applied), bool(flag)
+
+    def mark_sent(self, execution: Execution, wamid: str, *, now: float) -> bool:
+        """Record the wamid and the ledger entry; returns whether a billing breaker closed."""
+        event = history_event(now, "attempt", code="OK", action="sent")
+        return self._apply(execution, now, "sent", event, wamid)[1]
+
+    def retry(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        delay_s: float,
+        code: str | None,
+        action: str,
+        reschedule: bool = False,
+        cooldown_until: float | None = None,
+    ) -> bool:
+        """Put the job back on the schedule after ``delay_s``; False if no longer ours."""
+        event = history_event(
+            now, "attempt" if code else "wait", code=code, action=action, delay_s=round(delay_s, 3)
+        )
+        applied, _ = self._apply(
+            execution,
+            now,
+            "retry",
+            event,
+            delay_s,
+            code or "",
+            "reschedule" if reschedule else "other",
+            "" if cooldown_until is None else cooldown_until,
+        )
+        return applied
+
+    def park(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        code: str,
+        reason: str,
+        record: dict[str, Any],
+        open_breaker: bool = False,
+    ) -> tuple[bool, bool]:
+        """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
+        event = history_event(now, "parked", code=code, action=f"park:{reason}")
+        return self._apply(
+            execution,
+            now,
+            "park",
+            event,
+            code,
+            reason,
+            json.dumps(record, separators=(",", ":")),
+            "1" if open_breaker else "0",
+        )
+
+    def hold(
+        self, execution: Execution, *, now: float, code: str, reason: str
+    ) -> tuple[bool, bool]:
+        """Halt the account and hold the job; returns (applied, halt newly set)."""
+        event = history_event(now, "held", code=code, action="halt")
+        halt = json.dumps({"code": code, "reason": reason, "since": now})
+        return self._apply(execution, now, "hold", event, code, halt)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}

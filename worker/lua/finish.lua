@@ -1,0 +1,108 @@
+-- Record what became of one execution of a job, atomically.
+-- ARGV: prefix, id, gen, now, execution, mode, event_json, then by mode:
+--   sent        wamid
+--   retry       delay_s, code, count ('reschedule'|'other'), cooldown_until ('' or s)
+--   park        code, reason, record_json, open_breaker ('0'|'1')
+--   hold        code, halt_json
+-- Returns 1 when recorded; 0 when this execution no longer owned the job (nothing written).
+-- For `sent` also: the wamid is recorded whoever owns the job (the message went out), and the
+-- second value says whether a billing breaker was open (now closed). For `park` with a breaker,
+-- the second value says whether this park opened it.
+local prefix, id, gen, now, execution, mode = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local job = prefix .. 'job:' .. id
+local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key')
+if not f[1] then return {0, 0} end
+local account, key = f[3], f[4]
+local member = id .. '|' .. gen
+local due = prefix .. 'due'
+local claim = prefix .. 'claim:' .. account .. ':' .. key
+local settled = f[2] == 'sent' or f[2] == 'parked' or f[2] == 'held'
+local owns = f[1] == gen and not settled and redis.call('GET', claim) == execution
+
+local function release()
+  if redis.call('GET', claim) == execution then redis.call('DEL', claim) end
+  redis.call('ZREM', due, member)
+end
+
+local function remember()
+  redis.call('RPUSH', job .. ':history', ARGV[7])
+end
+
+if mode == 'sent' then
+  local ttl = redis.call('TTL', job)
+  redis.call('SET', prefix .. 'sent:' .. account .. ':' .. key, ARGV[8], 'EX', math.max(ttl, 60))
+  redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[8], 'last_code', 'OK', 'calling', 0,
+    'updated_at', now)
+  if f[1] == gen then release() end
+  remember()
+  local breaker = prefix .. 'breaker:' .. account
+  local closed = redis.call('DEL', breaker, breaker .. ':probe')
+  return {1, closed > 0 and 1 or 0}
+end
+
+if not owns then return {0, 0} end
+
+if mode == 'retry' then
+  local delay, code, count, cooldown = tonumber(ARGV[8]), ARGV[9], ARGV[10], ARGV[11]
+  release()
+  local next_gen = redis.call('HINCRBY', job, 'gen', 1)
+  local state = delay > 0 and 'scheduled' or 'queued'
+  if code ~= '' then redis.call('HSET', job, 'last_code', code) end
+  if count == 'reschedule' then
+    -- A RATE_001 answer does not use up an attempt: it has its own cap.
+    redis.call('HINCRBY', job, 'reschedules', 1)
+    if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
+  end
+  redis.call('HSET', job, 'state', state, 'calling', 0, 'updated_at', now, 'due_at', now + delay)
+  redis.call('ZADD', due, now + delay, id .. '|' .. next_gen)
+  if cooldown ~= '' then
+    local cooldown_key = prefix .. 'cooldown:' .. account
+    local current = tonumber(redis.call('GET', cooldown_key) or '0')
+    local until_ms = math.floor(tonumber(cooldown) * 1000)
+    if until_ms > current then
+      redis.call('SET', cooldown_key, until_ms, 'PX', math.max(1, until_ms - math.floor(now * 1000)))
+    end
+  end
+  remember()
+  return {1, 0}
+end
+
+if mode == 'park' then
+  local code, reason, record, open_breaker = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  release()
+  redis.call('HSET', job, 'state', 'parked', 'calling', 0, 'last_code', code,
+    'parked_reason', reason, 'updated_at', now)
+  redis.call('SET', prefix .. 'dlq:record:' .. id, record)
+  redis.call('ZADD', prefix .. 'dlq:index', now, id)
+  redis.call('HINCRBY', prefix .. 'dlq:counts', code, 1)
+  remember()
+  local opened = 0
+  if open_breaker == '1' then
+    local breaker = prefix .. 'breaker:' .. account
+    opened = redis.call('HSETNX', breaker, 'since', now)
+    if opened == 1 then redis.call('HSET', breaker, 'code', code) end
+    -- A failed probe: the next one waits a whole probe interval; the half-open wait ends.
+    redis.call('HDEL', breaker, 'half_open')
+  end
+  return {1, opened}
+end
+
+if mode == 'hold' then
+  local code, halt = ARGV[8], cjson.decode(ARGV[9])
+  release()
+  local halt_key = prefix .. 'halt:' .. account
+  local opened = 0
+  if redis.call('EXISTS', halt_key) == 0 then
+    redis.call('HSET', halt_key, 'code', halt.code, 'reason', halt.reason, 'since', halt.since)
+    opened = 1
+  end
+  redis.call('HINCRBY', job, 'gen', 1)
+  -- The call that met the halt does not count as an attempt.
+  if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
+  redis.call('HSET', job, 'state', 'held', 'calling', 0, 'last_code', code, 'updated_at', now)
+  redis.call('RPUSH', prefix .. 'held:' .. account, id)
+  remember()
+  return {1, opened}
+end
+
+return redis.error_reply('finish.lua: unknown mode ' .. tostring(mode))

@@ -1,0 +1,125 @@
+"""Enqueueing: validate everything first, then write the whole batch in one round trip."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from worker.errors import FieldProblem, InvalidMessage
+from worker.jobs import JobStore, NewJob
+from worker.keys import DEFAULT_ACCOUNT
+from worker.models import field_problems, message_body, parse_message
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+class Envelope(BaseModel):
+    """The options around a message: idempotency key, timing, account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idempotency_key: Name | None = None
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    ttl_s: Annotated[float, Field(gt=0)] | None = None
+    account: Name = DEFAULT_ACCOUNT
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> Envelope:
+        if self.expires_at is not None and self.ttl_s is not None:
+            raise ValueError("give expires_at or ttl_s, not both")
+        for name in ("send_at", "expires_at"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone (e.g. 2026-01-01T09:00:00+00:00)")
+        return self
+
+
+@dataclass(frozen=True)
+class Request:
+    """One message to enqueue with its options, as callers hand it over."""
+
+    message: Any
+    options: Mapping[str, Any]
+
+    @classmethod
+    def from_item(cls, item: Any) -> Request:
+        """A bare message payload, or an envelope ``{"message": payload, **options}``."""
+        if isinstance(item, Mapping) and "message" in item:
+            options = {k: v for k, v in item.items() if k != "message"}
+            return cls(item["message"], options)
+        return cls(item, {})
+
+
+def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
+    """Validate one request into a NewJob; InvalidMessage names every bad field."""
+    problems: list[FieldProblem] = []
+    try:
+        envelope = Envelope.model_validate(dict(request.options))
+    except ValidationError as exc:
+        problems += field_problems(exc, prefix=prefix)
+        envelope = None
+    try:
+        body = message_body(parse_message(request.message))
+    except InvalidMessage as exc:
+        problems += [FieldProblem(prefix + "message." + p.field, p.message) for p in exc.problems]
+        body = None
+    if envelope is None or body is None:
+        raise InvalidMessage(problems)
+
+    due_at = envelope.send_at.timestamp() if envelope.send_at else now
+    if envelope.expires_at is not None:
+        expires_at: float | None = envelope.expires_at.timestamp()
+    elif envelope.ttl_s is not None:
+        expires_at = due_at + envelope.ttl_s
+    else:
+        expires_at = None
+    if expires_at is not None and expires_at <= due_at:
+        raise InvalidMessage(
+            [FieldProblem(prefix + "expires_at", "must be after send_at (or now)")]
+        )
+    job_id = uuid.uuid4().hex
+    return NewJob(
+        id=job_id,
+        account=envelope.account,
+        key=envelope.idempotency_key or job_id,
+        message=body,
+        due_at=due_at,
+        expires_at=expires_at,
+    )
+
+
+class Producer:
+    """Puts validated jobs on the schedule."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self._jobs = jobs
+
+    def enqueue(self, message: Any, **options: Any) -> str:
+        """Enqueue one message; returns its job id (the first job's id for a known key)."""
+        now = time.time()
+        return self._jobs.add([build_job(Request(message, options), now=now)], now=now)[0]
+
+    def enqueue_many(self, items: Iterable[Any]) -> list[str]:
+        """Validate all, then write all in one round trip; one bad item enqueues nothing.
+
+        Each item is a bare message payload or an envelope ``{"message": payload, **options}``;
+        problems are named ``[index].field``.
+        """
+        now = time.time()
+        jobs: list[NewJob] = []
+        problems: list[FieldProblem] = []
+        for index, item in enumerate(items):
+            try:
+                jobs.append(build_job(Request.from_item(item), now=now, prefix=f"[{index}]."))
+            except InvalidMessage as exc:
+                problems += exc.problems
+        if problems:
+            raise InvalidMessage(problems)
+        return self._jobs.add(jobs, now=now) if jobs else []

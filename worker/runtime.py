@@ -1,0 +1,113 @@
+"""The components one process needs, built from settings once per process (never across a fork)."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from worker.alerts import Incidents, build_dispatcher
+from worker.deadletters import DeadLetters
+from worker.delivery import Delivery, Timing
+from worker.gateway import GatewayClient, make_http_client
+from worker.jobs import JobStore
+from worker.keys import Keys
+from worker.producer import Producer
+from worker.ratelimit import Limits, RateLimiter
+from worker.routing import Policy, load_routing_table
+from worker.settings import Settings, get_settings
+from worker.settlement import Settlement
+from worker.switches import Switches
+
+# Pooled HTTP connections per process: enough for a thread pool of this size.
+HTTP_CONNECTIONS = 64
+# How long before a claim is given up for dead: the slowest call, a short wait, a margin.
+LEASE_MARGIN_S = 5.0
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A client that rides out a Redis restart: reconnects and retries with backoff."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+class Runtime:
+    """Lazily built components: a producer never opens an HTTP client, a worker does."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+        self.redis = connect_redis(settings.state_url)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.redis, self.keys)
+
+    @cached_property
+    def producer(self) -> Producer:
+        return Producer(self.jobs)
+
+    @cached_property
+    def switches(self) -> Switches:
+        return Switches(self.redis, self.keys)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.redis, self.keys)
+
+    @cached_property
+    def incidents(self) -> Incidents:
+        s = self.settings
+        dispatcher = build_dispatcher(
+            webhook_url=str(s.alert_webhook_url) if s.alert_webhook_url else None,
+            alertmanager_url=str(s.alertmanager_url) if s.alertmanager_url else None,
+        )
+        return Incidents(self.redis, self.keys, dispatcher)
+
+    @cached_property
+    def timing(self) -> Timing:
+        return Timing(lease_s=2 * self.settings.http_timeout_s + 1.0 + LEASE_MARGIN_S)
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        s = self.settings
+        http = make_http_client(timeout_s=s.http_timeout_s, max_connections=HTTP_CONNECTIONS)
+        gateway = GatewayClient(
+            http,
+            base_url=str(s.api_base_url),
+            api_key=s.api_key.get_secret_value(),
+            sandbox=s.sandbox,
+        )
+        policy = Policy(
+            table=load_routing_table(s.routing_file),
+            max_attempts=s.max_attempts,
+            max_reschedules=s.max_reschedules,
+            backoff_base_s=s.backoff_base_s,
+            backoff_cap_s=s.backoff_cap_s,
+        )
+        limiter = RateLimiter(self.redis, self.keys, Limits(s.rate_per_sec, s.rate_per_min))
+        settlement = Settlement(self.jobs, self.incidents)
+        return Delivery(self.jobs, limiter, gateway, policy, settlement, self.timing)
+
+
+_runtime: tuple[int, Runtime] | None = None
+
+
+def current_runtime() -> Runtime:
+    """This process's runtime, built on first use after any fork."""
+    global _runtime  # noqa: PLW0603 - one per process by design
+    if _runtime is None or _runtime[0] != os.getpid():
+        _runtime = (os.getpid(), Runtime(get_settings()))
+    return _runtime[1]

@@ -1,0 +1,79 @@
+"""Durable delays: jobs wait in Redis (``Keys.due``), never in a worker's memory or the broker.
+
+The pump moves due jobs to the broker a batch at a time and keeps the broker shallow, so the
+broker's visibility timeout never meets a delayed job. A dispatched job stays on the schedule
+with a lease until a worker settles it; a dispatch that gets lost comes back by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import redis
+
+from worker.jobs import load_script
+from worker.keys import Keys
+from worker.logs import get_logger
+
+log = get_logger(__name__)
+
+Dispatch = Callable[[Sequence[tuple[str, int]]], None]
+
+
+def parse_member(member: str) -> tuple[str, int]:
+    """``id|gen`` → (id, gen)."""
+    job_id, _, gen = member.rpartition("|")
+    return job_id, int(gen)
+
+
+class Pump:
+    """Promotes due jobs to the broker, at most ``max_depth`` waiting there at a time."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        dispatch: Dispatch,
+        broker_depth: Callable[[], int],
+        *,
+        max_depth: int = 1000,
+        batch: int = 500,
+        lease_s: float = 300.0,
+        idle_s: float = 0.05,
+    ) -> None:
+        self._keys = keys
+        self._dispatch = dispatch
+        self._broker_depth = broker_depth
+        self._max_depth = max_depth
+        self._batch = batch
+        self._lease_s = lease_s
+        self._idle_s = idle_s
+        self._promote = load_script(client, "promote")
+
+    def pump_once(self, now: float | None = None) -> int:
+        """Dispatch what is due and fits in the broker; returns how many were dispatched."""
+        room = min(self._batch, self._max_depth - self._broker_depth())
+        if room <= 0:
+            return 0
+        now = time.time() if now is None else now
+        members = self._promote(args=[self._keys.prefix, now, room, self._lease_s])
+        if members:
+            self._dispatch([parse_member(str(m)) for m in members])
+        return len(members)
+
+    def run(self, stop: threading.Event) -> None:
+        """Pump until ``stop`` is set; a failing Redis or broker is logged and retried."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                moved = self.pump_once()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the pump must outlive any outage
+                failures += 1
+                log.warning("pump.failed", error=type(exc).__name__, failures=failures)
+                stop.wait(min(5.0, 0.1 * 2**failures))
+                continue
+            if moved < self._batch:
+                stop.wait(self._idle_s)
