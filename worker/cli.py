@@ -1,17 +1,61 @@
-"""The ``msgworker`` command: parses arguments and delegates; the work lives elsewhere."""
+"""The ``msgworker`` command: parses arguments and delegates; the work lives elsewhere.
+
+Exit codes: 0 ok, 1 failure, 2 usage or refused input, 69 Redis or broker unreachable,
+78 invalid settings.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
 
-from worker.errors import ConfigError
+import redis
+
+from worker.errors import ConfigError, InvalidMessage
+from worker.keys import DEFAULT_ACCOUNT
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_CONFIG = 78  # sysexits EX_CONFIG: a bad setting stops start-up
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
+EXIT_CONFIG = 78  # sysexits EX_CONFIG
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Unreachable(Exception):
+    """Raised when Redis or the broker cannot be reached; the message names the URL."""
+
+
+def emit(value: Any, out: TextIO = sys.stdout) -> None:
+    print(json.dumps(value, ensure_ascii=False), file=out)
+
+
+def _runtime() -> Any:
+    from worker.runtime import current_runtime  # noqa: PLC0415 - settings read on use
+
+    return current_runtime()
+
+
+# ---------------------------------------------------------------- worker, sandbox, demo
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from worker.app import get_app  # noqa: PLC0415
+
+    settings = _runtime().settings
+    extra = list(args.celery_args)
+    if not any(a in {"-P", "--pool"} or a.startswith("--pool=") for a in extra):
+        # Sends wait on the network: threads keep many in flight in one process.
+        extra += ["--pool", "threads", "--concurrency", "16"]
+    argv = ["worker", "--queues", settings.queue, "--without-gossip", "--without-mingle", *extra]
+    get_app().worker_main(argv=argv)
+    return EXIT_OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -36,6 +80,268 @@ def _demo(_args: argparse.Namespace) -> int:
     return run_demo()
 
 
+# ---------------------------------------------------------------- producing
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"account": args.account}
+    for name in ("idempotency_key", "send_at", "expires_at", "ttl_s"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
+def read_json_lines(stream: Iterable[str]) -> tuple[list[tuple[int, Any]], list[str]]:
+    """Parse a JSON-lines stream: (line number, item) for each good line, an error per bad one."""
+    items: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append((number, json.loads(line)))
+        except ValueError as exc:
+            problems.append(f"line {number}: not JSON ({str(exc).split(':')[0]})")
+    return items, problems
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    producer = _runtime().producer
+    if args.file is not None:
+        return _enqueue_file(args, producer)
+    if args.text is not None:
+        message: dict[str, Any] = {"to": args.to, "type": "text", "text": {"body": args.text}}
+    else:
+        template = {"name": args.template, "language": {"code": args.lang}}
+        message = {"to": args.to, "type": "template", "template": template}
+    try:
+        print(producer.enqueue(message, **_options(args)))
+    except InvalidMessage as exc:
+        print(f"msgworker: refused, nothing enqueued: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _enqueue_file(args: argparse.Namespace, producer: Any) -> int:
+    """All lines go in, or none: every bad line is reported with its number."""
+    if args.file == "-":
+        items, problems = read_json_lines(sys.stdin)
+    else:
+        with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
+            items, problems = read_json_lines(stream)
+    defaults = _options(args)
+    envelopes = [
+        {**defaults, **item}
+        if isinstance(item, dict) and "message" in item
+        else {**defaults, "message": item}
+        for _, item in items
+    ]
+    ids: list[str] = []
+    try:
+        # With unparsable lines nothing is written, but the parsed ones are still checked.
+        ids = producer.enqueue_many(envelopes) if not problems else []
+        if problems:
+            producer.validate_many(envelopes)
+    except InvalidMessage as exc:
+        for problem in exc.problems:
+            index, _, field = problem.field.partition("].")
+            line = items[int(index.lstrip("["))][0]
+            problems.append(f"line {line}: {field}: {problem.message}")
+    if problems:
+        problems.sort(key=lambda text: int(text.split(":")[0].removeprefix("line ")))
+        print(f"msgworker: {len(problems)} bad line(s), nothing enqueued:", file=sys.stderr)
+        for text in problems:
+            print(f"  {text}", file=sys.stderr)
+        return EXIT_USAGE
+    for job_id in ids:
+        print(job_id)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- reading and switching
+
+
+def _job(args: argparse.Namespace) -> int:
+    from worker.views import job_view  # noqa: PLC0415
+
+    job = _runtime().jobs.get(args.id)
+    if job is None:
+        print(f"msgworker: no job {args.id} (records are kept 7 days)", file=sys.stderr)
+        return EXIT_FAILURE
+    view = job_view(job)
+    if args.json:
+        emit(view)
+        return EXIT_OK
+    print(f"job {view['id']}  {view['state']}  account {view['account']}")
+    last_code, wamid = view["last_code"] or "-", view["wamid"] or "-"
+    print(f"attempts {view['attempts']}  last code {last_code}  wamid {wamid}")
+    for event in view["history"]:
+        delay = f"  in {event['delay_s']}s" if event["delay_s"] else ""
+        code, action = event["code"] or "", event["action"] or ""
+        print(f"  {event['at']}  {event['event']:<10} {code:<12} {action}{delay}")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from worker.app import broker_depth, get_app  # noqa: PLC0415
+    from worker.schedule import schedule_figures  # noqa: PLC0415
+    from worker.views import QueueFigures, status_view  # noqa: PLC0415
+
+    runtime = _runtime()
+    queue = runtime.settings.queue
+    ready, scheduled = schedule_figures(runtime.redis, runtime.keys, now=time.time())
+    try:
+        in_broker = broker_depth(get_app(), queue)()
+    except OSError as exc:
+        raise Unreachable(f"broker at {_safe_url(runtime.settings.broker_url)}: {exc}") from None
+    switches = runtime.switches
+    view = status_view(
+        QueueFigures(queue, ready + in_broker, scheduled, switches.held_count(args.account)),
+        switches.halted(args.account),
+        switches.breaker(args.account),
+        switches.cooldown_until(args.account),
+        runtime.dead_letters.counts(),
+    )
+    if args.json:
+        emit(view)
+        return EXIT_OK
+    q = view["queue"]
+    print(f"queue {q['name']}: {q['depth']} ready, {q['scheduled']} scheduled, {q['held']} held")
+    halted = view["halted"]
+    print(
+        "halted: no"
+        if halted is None
+        else f"HALTED since {halted['since']} by {halted['code']}: {halted['reason']}"
+    )
+    print(f"billing breaker: {view['billing_breaker']}")
+    print(f"cooldown until: {view['cooldown_until'] or '-'}")
+    by_code = ", ".join(f"{code} {n}" for code, n in view["dlq"]["by_code"].items()) or "empty"
+    print(f"dead letters: {view['dlq']['total']} ({by_code})")
+    return EXIT_OK
+
+
+def _halt(args: argparse.Namespace) -> int:
+    created = _runtime().switches.halt(args.account, reason=args.reason)
+    print(
+        f"account {args.account} halted"
+        if created
+        else f"account {args.account} was already halted"
+    )
+    return EXIT_OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    released = _runtime().switches.resume(args.account)
+    print(f"account {args.account} resumed; {released} held job(s) released")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+def _selection(args: argparse.Namespace) -> Any:
+    from worker.deadletters import Selection  # noqa: PLC0415
+
+    since = _parse_time(args.since).timestamp() if getattr(args, "since", None) else None
+    return Selection(
+        code=args.code,
+        ids=tuple(getattr(args, "id", None) or ()),
+        since=since,
+        limit=getattr(args, "limit", None),
+    )
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from worker.views import dead_letter_view  # noqa: PLC0415
+
+    records = list(_runtime().dead_letters.select(_selection(args)))
+    for record in records:
+        view = dead_letter_view(record)
+        if args.json:
+            emit(view)
+        else:
+            print(
+                f"{view['parked_at']}  {record.id}  {record.code:<10} {record.reason:<17} "
+                f"attempts {record.attempts}"
+            )
+    if not args.json:
+        print(f"{len(records)} record(s)")
+    return EXIT_OK
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    from worker.views import dead_letter_view  # noqa: PLC0415
+
+    record = _runtime().dead_letters.get(args.id)
+    if record is None:
+        print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(dead_letter_view(record), indent=None if args.json else 2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _dlq_export(args: argparse.Namespace) -> int:
+    from worker.views import dead_letter_view  # noqa: PLC0415
+
+    for record in _runtime().dead_letters.select(_selection(args)):
+        emit(dead_letter_view(record))
+    return EXIT_OK
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    if not (args.code or args.id or args.all):
+        print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
+        return EXIT_USAGE
+    runtime = _runtime()
+    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    rate = args.rate or runtime.settings.rate_per_sec / 2
+    if args.dry_run:
+        for job_id in ids:
+            print(job_id)
+        print(f"would replay {len(ids)} record(s) at {rate:g}/s", file=sys.stderr)
+        return EXIT_OK
+    report = runtime.dead_letters.replay(ids, rate_per_s=rate)
+    summary = {
+        "replayed": report.replayed,
+        "skipped_already_sent": report.already_sent,
+        "skipped_expired": report.expired,
+        "missing": report.missing,
+    }
+    if args.json:
+        emit(summary)
+    else:
+        print(
+            f"replayed {report.replayed} at {rate:g}/s; "
+            f"skipped {report.already_sent} already sent, {report.expired} expired"
+        )
+    return EXIT_OK
+
+
+def _dlq_purge(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("msgworker: purging needs --yes when not on a terminal", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"purge {len(ids)} dead letter(s) for good? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("nothing purged")
+            return EXIT_OK
+    print(f"purged {runtime.dead_letters.purge(ids)} dead letter(s)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parsing
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -43,11 +349,96 @@ def _fraction(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _add_account(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--account", default=DEFAULT_ACCOUNT, help="the account (default: %(default)s)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place lists every command
     parser = argparse.ArgumentParser(
         prog="msgworker", description="Resilient WhatsApp message sending through the Gateway."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser(
+        "worker",
+        help="a worker on the queue (any celery worker option may follow)",
+        prefix_chars="\0",  # every option goes to celery worker untouched
+    )
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(handler=_worker)
+
+    enqueue = commands.add_parser("enqueue", help="enqueue messages; prints a job id per line")
+    what = enqueue.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="a text message (with --to)")
+    what.add_argument("--template", help="a template name (with --to and --lang)")
+    what.add_argument("--file", help="JSON lines (a payload or an envelope per line), - for stdin")
+    enqueue.add_argument("--to", help="recipient, country code first")
+    enqueue.add_argument("--lang", default="en", help="template language code (default: en)")
+    enqueue.add_argument("--idempotency-key")
+    enqueue.add_argument("--send-at", type=_parse_time, help="ISO 8601 time with zone")
+    enqueue.add_argument("--expires-at", type=_parse_time, help="ISO 8601 time with zone")
+    enqueue.add_argument("--ttl", dest="ttl_s", type=_positive, help="seconds after send-at")
+    _add_account(enqueue)
+    enqueue.set_defaults(handler=_enqueue)
+
+    job = commands.add_parser("job", help="a job's state and history")
+    job.add_argument("id")
+    job.add_argument("--json", action="store_true")
+    job.set_defaults(handler=_job)
+
+    status = commands.add_parser("status", help="queue, halt, breaker, cooldown, dead letters")
+    status.add_argument("--json", action="store_true")
+    _add_account(status)
+    status.set_defaults(handler=_status)
+
+    halt = commands.add_parser("halt", help="stop all sending of the account")
+    halt.add_argument("--reason", required=True)
+    _add_account(halt)
+    halt.set_defaults(handler=_halt)
+
+    resume = commands.add_parser("resume", help="lift a halt; held jobs go out once")
+    _add_account(resume)
+    resume.set_defaults(handler=_resume)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        dest="dlq_command", required=True, metavar="DLQ_COMMAND"
+    )
+    listing = dlq.add_parser("list", help="parked jobs, oldest first")
+    listing.add_argument("--code")
+    listing.add_argument("--since", help="ISO 8601 time")
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--json", action="store_true", help="JSON lines")
+    listing.set_defaults(handler=_dlq_list)
+    show = dlq.add_parser("show", help="one dead letter")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_dlq_show)
+    export = dlq.add_parser("export", help="dead letters as JSON lines")
+    export.add_argument("--code")
+    export.add_argument("--since", help="ISO 8601 time")
+    export.set_defaults(handler=_dlq_export)
+    replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
+    replay.add_argument("--code")
+    replay.add_argument("--id", nargs="+")
+    replay.add_argument("--all", action="store_true")
+    replay.add_argument("--rate", type=_positive, help="jobs per second (default RATE_PER_SEC/2)")
+    replay.add_argument("--dry-run", action="store_true")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=_dlq_replay)
+    purge = dlq.add_parser("purge", help="remove dead letters for good")
+    purge.add_argument("--code")
+    purge.add_argument("--id", nargs="+")
+    purge.add_argument("--yes", action="store_true")
+    purge.set_defaults(handler=_dlq_purge)
 
     sandbox = commands.add_parser("sandbox", help="run the local fake Gateway (SPEC §6)")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -67,13 +458,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _safe_url(url: str) -> str:
+    """A URL without its password, fit for an error line."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.split(":")[0]
+    return f"{scheme}{sep}{user + ':***' if user else ':***'}@{host}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "enqueue" and args.file is None and not args.to:
+        print("msgworker enqueue: --to is required with --text or --template", file=sys.stderr)
+        return EXIT_USAGE
+    handler: Handler = args.handler
     try:
-        code: int = args.handler(args)
+        return handler(args)
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except redis.ConnectionError:
+        url = _safe_url(_runtime().settings.state_url)
+        print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except Unreachable as exc:
+        print(f"msgworker: cannot reach the {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
-    return code

@@ -25,8 +25,13 @@ class Keys:
 
     @property
     def due(self) -> str:
-        """Sorted set: ``job_id|token`` by the time it may be sent (now, later, after a wait)."""
+        """Sorted set: ``job_id|gen`` by the time it may be sent (now, later, after a wait)."""
         return f"{self.prefix}due"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: ``job_id|gen`` dispatched or in flight, by when to dispatch it again."""
+        return f"{self.prefix}leases"
 
     def held(self, account: str) -> str:
         """List: ``job_id`` of jobs held behind the account's halt, released by resume."""

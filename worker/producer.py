@@ -113,6 +113,13 @@ class Producer:
         problems are named ``[index].field``.
         """
         now = time.time()
+        jobs = self.validate_many(items, now=now)
+        return self._jobs.add(jobs, now=now) if jobs else []
+
+    @staticmethod
+    def validate_many(items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
+        """The jobs these items would make; InvalidMessage lists every problem of every item."""
+        now = time.time() if now is None else now
         jobs: list[NewJob] = []
         problems: list[FieldProblem] = []
         for index, item in enumerate(items):
@@ -122,4 +129,4 @@ class Producer:
                 problems += exc.problems
         if problems:
             raise InvalidMessage(problems)
-        return self._jobs.add(jobs, now=now) if jobs else []
+        return jobs

@@ -1,8 +1,8 @@
 """Durable delays: jobs wait in Redis (``Keys.due``), never in a worker's memory or the broker.
 
 The pump moves due jobs to the broker a batch at a time and keeps the broker shallow, so the
-broker's visibility timeout never meets a delayed job. A dispatched job stays on the schedule
-with a lease until a worker settles it; a dispatch that gets lost comes back by itself.
+broker's visibility timeout never meets a delayed job. A dispatched job holds a lease
+(``Keys.leases``) until a worker settles it; a dispatch that gets lost comes back by itself.
 """
 
 from __future__ import annotations
@@ -77,3 +77,12 @@ class Pump:
                 continue
             if moved < self._batch:
                 stop.wait(self._idle_s)
+
+
+def schedule_figures(client: redis.Redis, keys: Keys, *, now: float) -> tuple[int, int]:
+    """(due now but not yet dispatched, due later)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zcount(keys.due, "-inf", now)
+    pipe.zcount(keys.due, f"({now}", "+inf")
+    ready, later = pipe.execute()
+    return int(ready), int(later)

@@ -35,5 +35,5 @@ redis.call('PEXPIRE', base .. ':seq', 61000)
 redis.call('HSET', job, 'calling', 1)
 redis.call('HINCRBY', job, 'attempts', 1)
 redis.call('PEXPIRE', claim, lease_ms)
-redis.call('ZADD', prefix .. 'due', (now + lease_ms) / 1000, id .. '|' .. gen)
+redis.call('ZADD', prefix .. 'leases', (now + lease_ms) / 1000, id .. '|' .. gen)
 return 0

@@ -14,12 +14,15 @@ local prefix, id, gen, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, execution = math.floor(tonumber(ARGV[5]) * 1000), ARGV[6]
 local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
 local job = prefix .. 'job:' .. id
-local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'calling', 'expires_at')
-if not f[1] or f[1] ~= gen then return {'stale', ''} end
-local state, account, key = f[2], f[3], f[4]
-if state == 'sent' or state == 'parked' or state == 'held' then return {'stale', ''} end
 local member = id .. '|' .. gen
-local due = prefix .. 'due'
+local due, leases = prefix .. 'due', prefix .. 'leases'
+local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'calling', 'expires_at')
+local state, account, key = f[2], f[3], f[4]
+if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == 'held' then
+  -- Nothing may come of this dispatch: make sure it is not dispatched again.
+  redis.call('ZREM', leases, member)
+  return {'stale', ''}
+end
 local claim = prefix .. 'claim:' .. account .. ':' .. key
 local history = job .. ':history'
 
@@ -33,13 +36,14 @@ local wamid = redis.call('GET', prefix .. 'sent:' .. account .. ':' .. key)
 if wamid then
   redis.call('HSET', job, 'state', 'sent', 'wamid', wamid, 'calling', 0, 'updated_at', now)
   redis.call('ZREM', due, member)
+  redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
   return {'duplicate', wamid}
 end
 
 local function take()
   redis.call('SET', claim, execution, 'PX', lease_ms)
-  redis.call('ZADD', due, now + lease_ms / 1000, member)
+  redis.call('ZADD', leases, now + lease_ms / 1000, member)
 end
 
 if state == 'sending' and f[5] == '1' then
@@ -56,6 +60,7 @@ if redis.call('EXISTS', prefix .. 'halt:' .. account) == 1 then
   redis.call('HINCRBY', job, 'gen', 1)
   redis.call('HSET', job, 'state', 'held', 'updated_at', now)
   redis.call('ZREM', due, member)
+  redis.call('ZREM', leases, member)
   redis.call('RPUSH', prefix .. 'held:' .. account, id)
   event('held', '')
   return {'held', ''}

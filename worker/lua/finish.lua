@@ -22,6 +22,7 @@ local owns = f[1] == gen and not settled and redis.call('GET', claim) == executi
 local function release()
   if redis.call('GET', claim) == execution then redis.call('DEL', claim) end
   redis.call('ZREM', due, member)
+  redis.call('ZREM', prefix .. 'leases', member)
 end
 
 local function remember()

@@ -1,11 +1,17 @@
--- Take up to `limit` due entries for dispatch. Each stays in the schedule with its score moved
--- to now + lease, so an entry whose dispatch is lost (broker restart, crashed pump) comes back.
+-- Take up to `limit` jobs for dispatch: due ones from the schedule, then dispatches whose lease
+-- ran out (a lost broker message, a worker that died). Each taken job moves to the leases with
+-- score now + lease, so a dispatch that never gets settled comes back by itself.
 -- ARGV: prefix, now, limit, lease_s
 local prefix, now, limit, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local due = prefix .. 'due'
+local due, leases = prefix .. 'due', prefix .. 'leases'
 local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
+if #members < limit then
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit - #members)
+  for _, member in ipairs(expired) do members[#members + 1] = member end
+end
 for _, member in ipairs(members) do
-  redis.call('ZADD', due, now + lease, member)
+  redis.call('ZREM', due, member)
+  redis.call('ZADD', leases, now + lease, member)
   local id = string.match(member, '^(.*)|')
   local job = prefix .. 'job:' .. id
   if redis.call('HGET', job, 'state') == 'scheduled' then
