@@ -430,6 +430,10 @@ class Incidents:
         )
         return True
 
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Deliver what is queued (within ``timeout_s``) and stop the sinks."""
+        self._dispatcher.close(timeout_s)
+
     def is_open(self, kind: AlertKind, account: str) -> bool:
         return bool(self._redis.exists(self._keys.incident(kind, account)))
 

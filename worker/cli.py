@@ -238,7 +238,14 @@ def _halt(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    released = _runtime().switches.resume(args.account)
+    from worker.alerts import AlertKind  # noqa: PLC0415
+
+    runtime = _runtime()
+    released = runtime.switches.resume(args.account)
+    runtime.incidents.resolve(
+        AlertKind.HALT, args.account, summary="Sending resumed by an operator"
+    )
+    runtime.close()
     print(f"account {args.account} resumed; {released} held job(s) released")
     return EXIT_OK
 

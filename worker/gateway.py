@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -12,8 +13,10 @@ from worker.errors import (
     GatewayAnswerLost,
     GatewayError,
     GatewayNotReached,
+    GatewayRejected,
     GatewayUnreachable,
 )
+from worker.logs import REDACTED
 from worker.outcome import CONNECTION, TIMEOUT, Sent
 
 MESSAGE_PATH = "/v1/wa/message"
@@ -72,6 +75,7 @@ class GatewayClient:
         self._url = base_url.rstrip("/") + MESSAGE_PATH
         self._params = {"is_fake": "true"} if sandbox else {}
         self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._api_key = api_key
 
     def send(self, body: dict[str, Any]) -> Sent:
         """POST the message; a success returns Sent, every failure raises a GatewayError."""
@@ -87,5 +91,22 @@ class GatewayClient:
             response.status_code, response.headers, response.content, now_s=time.time()
         )
         if isinstance(answer, GatewayError):
-            raise answer
+            raise self._without_key(answer)
         return answer
+
+    def _without_key(self, error: GatewayRejected) -> GatewayRejected:
+        """The error with the key removed, should the Gateway or a proxy echo it back."""
+        if not self._api_key or (
+            self._api_key not in error.description and self._api_key not in json.dumps(error.params)
+        ):
+            return error
+        params = json.loads(json.dumps(error.params).replace(self._api_key, REDACTED))
+        return GatewayRejected(
+            code=error.code,
+            group=error.group,
+            status=error.status,
+            description=error.description.replace(self._api_key, REDACTED),
+            params=params,
+            retry_after_s=error.retry_after_s,
+            rate_limit=error.rate_limit,
+        )

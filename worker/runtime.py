@@ -76,9 +76,18 @@ class Runtime:
         )
         return Incidents(self.redis, self.keys, dispatcher)
 
+    def close(self) -> None:
+        """Deliver pending alerts and close connections (for short-lived commands)."""
+        if "incidents" in self.__dict__:
+            self.incidents.close()
+        self.redis.close()
+
     @cached_property
     def timing(self) -> Timing:
-        return Timing(lease_s=2 * self.settings.http_timeout_s + 1.0 + LEASE_MARGIN_S)
+        return Timing(
+            lease_s=2 * self.settings.http_timeout_s + 1.0 + LEASE_MARGIN_S,
+            probe_interval_s=self.settings.billing_probe_interval_s,
+        )
 
     @cached_property
     def delivery(self) -> Delivery:

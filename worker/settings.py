@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     alert_webhook_url: HttpUrl | None = None
     alertmanager_url: HttpUrl | None = None
     visibility_timeout_s: PositiveInt = 3600
+    billing_probe_interval_s: PositiveFloat = 30.0
     routing_file: Path | None = None
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: console on a TTY, JSON elsewhere
