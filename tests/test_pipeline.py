@@ -25,7 +25,9 @@ def text(n: int | str, to: str = "905321234567") -> dict:
 @pytest.fixture(scope="module")
 def sandbox():
     with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        yield Sandbox(running.url)
+        admin = Sandbox(running.url)
+        yield admin
+        admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,11 @@ def runtime(redis_url, sandbox, worker):
     """The producer/operator side, on a flushed Redis and a reset sandbox."""
     sandbox.reset()
     sandbox.configure(rate_per_sec=1000, rate_per_min=100_000, latency_ms=0, fault_rate=0)
-    return Runtime(
+    runtime = Runtime(
         Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
     )
+    yield runtime
+    runtime.close()
 
 
 def settled(runtime, job_id, states=(JobState.SENT, JobState.PARKED), timeout_s=15):

@@ -25,6 +25,9 @@ class Sandbox:
         self.url = url
         self._http = httpx.Client(base_url=url, timeout=10)
 
+    def close(self) -> None:
+        self._http.close()
+
     def post(self, path: str, body: Any) -> Any:
         response = self._http.post(path, json=body)
         response.raise_for_status()

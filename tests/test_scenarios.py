@@ -1,0 +1,237 @@
+"""Incidents end to end: halt across workers, a billing episode, crashes, long delays, prefork."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.processes import wait_for
+from tests.support.receiver import Receiver
+from worker.jobs import JobState
+from worker.routing import default_routing_path
+from worker.runtime import Runtime
+from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def text(n: int | str) -> dict:
+    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
+
+
+@pytest.fixture
+def sandbox():
+    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
+        admin = Sandbox(running.url)
+        yield admin
+        admin.close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(redis_url, sandbox, tmp_path):
+    """Starts workers on demand; stops every one at the end."""
+    started = []
+
+    def start(name="w", *, env_overrides=None, **options):
+        env = worker_env(redis_url, sandbox.url, **(env_overrides or {}))
+        worker = start_worker(env, tmp_path / f"{name}-{len(started)}.log", **options)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+    for worker in started:
+        assert API_KEY not in worker.log()
+
+
+@pytest.fixture
+def runtime(redis_url, sandbox):
+    runtime = Runtime(
+        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
+    )
+    yield runtime
+    runtime.close()
+
+
+def msgworker(redis_url, *args, env_overrides=None):
+    """Run the real console script; returns (exit code, stdout, stderr)."""
+    env = worker_env(redis_url, "http://127.0.0.1:9", **(env_overrides or {}))
+    done = subprocess.run(  # noqa: S603
+        [str(BIN / "msgworker"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def states(runtime, ids):
+    return [runtime.jobs.get(i).state for i in ids]
+
+
+def all_settled(runtime, ids, settled=(JobState.SENT, JobState.PARKED)):
+    return all(state in settled for state in states(runtime, ids))
+
+
+def test_halt_stops_every_worker_within_a_second_and_resume_sends_each_once(
+    runtime, sandbox, cluster
+):
+    """AUTH_001 on one of two workers: no call after 1 s, nothing lost; resume sends each once."""
+    sandbox.configure(latency_ms=50, rate_per_sec=1000, rate_per_min=100_000)
+    cluster("a", concurrency=4)
+    cluster("b", concurrency=4)
+    ids = runtime.producer.enqueue_many([text(i) for i in range(300)])
+    wait_for(lambda: sandbox.stats()["accepted"] >= 30, what="sending under way")
+    sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
+    halt = wait_for(lambda: runtime.switches.halted("default"), what="the halt")
+    time.sleep(1.5)  # long enough for any worker that ignored the halt to show it
+    requests_after_halt = sandbox.stats()["requests"]
+    late = [m for m in sandbox.messages() if m["at"] > halt.since + 1.0]
+    assert late == []
+    time.sleep(1.0)
+    assert sandbox.stats()["requests"] == requests_after_halt  # zero API calls while halted
+    pending = [s for s in states(runtime, ids) if s != JobState.SENT]
+    assert pending
+    assert set(pending) <= {JobState.HELD, JobState.QUEUED}
+    assert runtime.dead_letters.counts() == {}
+
+    code, out, _ = msgworker(runtime.settings.broker_url, "resume")
+    assert code == 0
+    assert "held job(s) released" in out
+    wait_for(lambda: all_settled(runtime, ids), timeout_s=30, what="all sent after resume")
+    assert set(states(runtime, ids)) == {JobState.SENT}
+    bodies = sandbox.bodies()
+    assert len(bodies) == 300
+    assert max(bodies.values()) == 1  # each exactly once
+
+
+def test_billing_episode_parks_alerts_once_and_replay_drains_after_top_up(
+    runtime, sandbox, cluster, receiver
+):
+    """BILL_001: parked, one alert, breaker spares the API; top-up and replay send each once."""
+    sandbox.configure(balance=0.02, rate_per_sec=1000, rate_per_min=100_000)  # 20 messages
+    cluster(concurrency=4, env_overrides={"alert_webhook_url": receiver.url})
+    ids = runtime.producer.enqueue_many([text(i) for i in range(200)])
+    wait_for(lambda: all_settled(runtime, ids), timeout_s=30, what="all sent or parked")
+    parked = [i for i, s in zip(ids, states(runtime, ids), strict=True) if s is JobState.PARKED]
+    assert len(parked) == 180
+    assert runtime.dead_letters.counts() == {"BILL_001": 180}
+    assert sandbox.stats()["requests"] < 40  # the breaker kept doomed calls away
+    assert runtime.switches.breaker("default") is not None
+    wait_for(lambda: receiver.bodies, what="the alert")
+    time.sleep(0.5)
+    firing = [b for b in receiver.bodies if b["status"] == "firing"]
+    assert [(b["kind"], b["code"]) for b in firing] == [("billing", "BILL_001")]
+
+    sandbox.post("/sandbox/topup", {"amount": 10.0})
+    code, out, err = msgworker(
+        runtime.settings.broker_url,
+        "dlq",
+        "replay",
+        "--code",
+        "BILL_001",
+        "--rate",
+        "200",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["replayed"] == 180
+    wait_for(lambda: all_settled(runtime, ids), timeout_s=30, what="the drain")
+    assert set(states(runtime, ids)) == {JobState.SENT}
+    assert runtime.dead_letters.counts() == {}
+    bodies = sandbox.bodies()
+    assert len(bodies) == 200
+    assert max(bodies.values()) == 1
+    wait_for(lambda: any(b["status"] == "resolved" for b in receiver.bodies), what="resolved")
+    assert runtime.switches.breaker("default") is None
+
+
+@pytest.mark.parametrize("at_most_once", [True, False], ids=["at-most-once", "at-least-once"])
+def test_kill_9_mid_send_loses_nothing(runtime, sandbox, cluster, tmp_path, at_most_once):
+    """kill -9 of a worker during its calls (300 ms latency): no job lost; duplicates only by choice.
+
+    With the at-most-once table, jobs whose call was cut off are parked as ambiguous and nothing
+    is sent twice. With the default (at-least-once) they are sent again, and only they can be
+    duplicates.
+    """
+    overrides = {}
+    if at_most_once:
+        table = tmp_path / "routing.toml"
+        table.write_text(
+            default_routing_path()
+            .read_text()
+            .replace(
+                'ambiguous = { action = "backoff" }',
+                'ambiguous = { action = "park", reason = "ambiguous" }',
+            )
+        )
+        overrides["routing_file"] = str(table)
+    sandbox.configure(latency_ms=300, rate_per_sec=1000, rate_per_min=100_000)
+    victim = cluster("victim", concurrency=8, env_overrides=overrides)
+    ids = runtime.producer.enqueue_many([text(i) for i in range(60)])
+    wait_for(lambda: sandbox.stats()["accepted"] >= 8, what="calls in flight")
+    victim.kill()
+    cluster("rescuer", concurrency=8, env_overrides=overrides)
+    wait_for(lambda: all_settled(runtime, ids), timeout_s=60, what="every job settled")
+
+    jobs = [runtime.jobs.get(i) for i in ids]
+    bodies = sandbox.bodies()
+    lost_calls = {j.id for j in jobs if any(e["code"] == "WORKER_LOST" for e in j.history)}
+    for job in jobs:
+        sent_times = bodies[job.message["text"]["body"]]
+        if job.state is JobState.SENT:
+            assert sent_times >= 1
+        else:
+            assert job.id in lost_calls
+            assert runtime.dead_letters.get(job.id).reason == "ambiguous"
+        if sent_times > 1:
+            assert job.id in lost_calls  # only a call cut off by the crash may repeat
+    if at_most_once:
+        assert max(bodies.values()) == 1
+    else:
+        assert {j.state for j in jobs} == {JobState.SENT}
+
+
+def test_delay_longer_than_the_visibility_timeout_is_sent_once(runtime, sandbox, cluster):
+    """A job delayed well past a 1 s visibility timeout is sent exactly once, on time."""
+    cluster(concurrency=4, env_overrides={"visibility_timeout_s": "1"})
+    when = datetime.now(UTC) + timedelta(seconds=4)
+    job_id = runtime.producer.enqueue(text("late"), send_at=when)
+    wait_for(lambda: runtime.jobs.get(job_id).state is JobState.SENT, timeout_s=15)
+    time.sleep(2.5)  # two more visibility timeouts: a re-delivery would show now
+    (accepted,) = sandbox.messages()
+    assert when.timestamp() <= accepted["at"] <= when.timestamp() + 1.0
+
+
+def test_prefork_worker_via_celery_command_takes_every_path(runtime, sandbox, cluster):
+    """`celery -A worker.app worker` with the prefork pool: success, backoff, park, halt."""
+    cluster(pool="prefork", concurrency=2, via_celery=True)
+    sandbox.script({"status": 502, "raw_body": "<html/>"})
+    retried = runtime.producer.enqueue(text("retried"))
+    wait_for(lambda: runtime.jobs.get(retried).state is JobState.SENT)
+    sandbox.script({"status": 400, "code": "GW_001"})
+    parked = runtime.producer.enqueue(text("parked"))
+    wait_for(lambda: runtime.jobs.get(parked).state is JobState.PARKED)
+    sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
+    held = runtime.producer.enqueue(text("held"))
+    wait_for(lambda: runtime.jobs.get(held).state is JobState.HELD)
+    assert runtime.switches.resume("default") == 1
+    wait_for(lambda: runtime.jobs.get(held).state is JobState.SENT)
+    assert [e["action"] for e in runtime.jobs.get(retried).history][1] == "backoff"
+    assert sandbox.stats()["accepted"] == 2
