@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from importlib import resources
 from typing import Any, Protocol
 
 import httpx
@@ -28,6 +27,7 @@ import redis
 
 from worker.keys import Keys
 from worker.logs import get_logger
+from worker.scripts import load_script
 
 log = get_logger(__name__)
 
@@ -365,19 +365,22 @@ def build_dispatcher(
     return AlertDispatcher(sinks, on_close=owned.close if owned is not None else None)
 
 
-def _load_script(client: redis.Redis, name: str) -> Any:
-    source = resources.files("worker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
-    return client.register_script(source)
-
-
 class Incidents:
     """One alert per incident, across all workers: de-duplication in Redis."""
 
-    def __init__(self, redis: redis.Redis, keys: Keys, dispatcher: AlertDispatcher) -> None:
+    def __init__(
+        self,
+        redis: redis.Redis,
+        keys: Keys,
+        dispatcher: AlertDispatcher,
+        *,
+        on_fire: Callable[[AlertKind], None] | None = None,
+    ) -> None:
+        self._on_fire = on_fire
         self._redis = redis
         self._keys = keys
         self._dispatcher = dispatcher
-        self._open_script = _load_script(redis, "incident_open")
+        self._open_script = load_script(redis, "incident_open")
 
     def open(
         self,
@@ -393,6 +396,8 @@ class Incidents:
         fields = ["since", repr(now), "code", code or "", "summary", summary]
         opened = bool(self._open_script(keys=[self._keys.incident(kind, account)], args=fields))
         if opened:
+            if self._on_fire is not None:
+                self._on_fire(kind)
             self._dispatcher.notify(
                 Alert(
                     kind=kind,

@@ -5,6 +5,7 @@ Built on first access (module ``__getattr__``), so importing this module reads n
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from celery import Celery, bootsteps, signals
 from kombu.exceptions import ChannelError
 
 from worker.logs import configure_logging
+from worker.metrics_dir import MULTIPROC_ENV
 from worker.runtime import current_runtime
 from worker.schedule import Pump
 from worker.settings import Settings, get_settings
@@ -70,7 +72,7 @@ def broker_depth(app: Celery, queue: str) -> Any:
 
 
 class PumpStep(bootsteps.StartStopStep):
-    """Runs the schedule pump in the worker's main process, beside the consumer."""
+    """In the worker's main process, beside the consumer: the schedule pump and /metrics."""
 
     requires = ("celery.worker.components:Pool",)
 
@@ -91,6 +93,10 @@ class PumpStep(bootsteps.StartStopStep):
             target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True
         )
         self._thread.start()
+        if runtime.settings.metrics_port:
+            from worker.metrics import serve_metrics  # noqa: PLC0415
+
+            serve_metrics(runtime.settings.metrics_port, runtime.snapshot)
 
     def stop(self, _worker: Any) -> None:
         self._stop.set()
@@ -107,6 +113,15 @@ def _setup_logging(**_: Any) -> None:
         json=None if settings.log_format is None else settings.log_format == "json",
         secrets=[settings.api_key.get_secret_value()],
     )
+
+
+@signals.worker_process_shutdown.connect
+def _mark_process_dead(pid: int | None = None, **_: Any) -> None:
+    """A pool process that exits leaves its counters; its live gauges must go."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess  # noqa: PLC0415
+
+        multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
 
 
 _app: Celery | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
@@ -45,8 +44,16 @@ def _runtime() -> Any:
 # ---------------------------------------------------------------- worker, sandbox, demo
 
 
+def _fresh_metrics_directory() -> None:
+    """Prometheus multiprocess mode: a clean directory, set before prometheus_client loads."""
+    from worker.metrics_dir import prepare_multiprocess_directory  # noqa: PLC0415
+
+    prepare_multiprocess_directory()
+
+
 def _worker(args: argparse.Namespace) -> int:
-    from worker.app import get_app  # noqa: PLC0415
+    _fresh_metrics_directory()
+    from worker.app import get_app  # noqa: PLC0415 - after the metrics directory is set
 
     settings = _runtime().settings
     extra = list(args.celery_args)
@@ -190,25 +197,15 @@ def _job(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from worker.app import broker_depth, get_app  # noqa: PLC0415
-    from worker.schedule import schedule_figures  # noqa: PLC0415
-    from worker.views import QueueFigures, status_view  # noqa: PLC0415
+    from worker.views import status_view  # noqa: PLC0415
 
     runtime = _runtime()
-    queue = runtime.settings.queue
-    ready, scheduled = schedule_figures(runtime.redis, runtime.keys, now=time.time())
     try:
-        in_broker = broker_depth(get_app(), queue)()
+        snapshot = runtime.snapshot()
     except OSError as exc:
-        raise Unreachable(f"broker at {_safe_url(runtime.settings.broker_url)}: {exc}") from None
-    switches = runtime.switches
-    view = status_view(
-        QueueFigures(queue, ready + in_broker, scheduled, switches.held_count(args.account)),
-        switches.halted(args.account),
-        switches.breaker(args.account),
-        switches.cooldown_until(args.account),
-        runtime.dead_letters.counts(),
-    )
+        url = _safe_url(runtime.settings.broker_url)
+        raise Unreachable(f"broker at {url} ({type(exc).__name__})") from None
+    view = status_view(snapshot, args.account)
     if args.json:
         emit(view)
         return EXIT_OK

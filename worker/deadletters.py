@@ -10,8 +10,9 @@ from typing import Any
 
 import redis
 
-from worker.jobs import history_event, load_script
+from worker.jobs import history_event
 from worker.keys import JOB_TTL_S, Keys
+from worker.scripts import load_script
 
 REPLAY_CHUNK = 200
 

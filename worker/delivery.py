@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from worker.errors import ClaimLost, GatewayError
 from worker.gateway import GatewayClient
@@ -44,6 +45,14 @@ class Timing:
     breaker_wait_s: float = 1.0
 
 
+class Meter(Protocol):
+    """Where deliveries report what they saw (``worker.metrics.Meter`` in a worker)."""
+
+    def answered(self, outcome: Outcome, seconds: float) -> None: ...
+    def finished(self, result: str) -> None: ...
+    def waited(self, seconds: float) -> None: ...
+
+
 class Delivery:
     """Delivers one dispatched job; every decision is the routing table's."""
 
@@ -55,6 +64,7 @@ class Delivery:
         policy: Policy,
         settlement: Settlement,
         timing: Timing,
+        meter: Meter,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -66,11 +76,18 @@ class Delivery:
         self._policy = policy
         self._settlement = settlement
         self._timing = timing
+        self._meter = meter
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def deliver(self, job_id: str, gen: int) -> Result:
+        """Deliver one dispatch of a job; returns what became of it."""
+        result = self._deliver(job_id, gen)
+        self._meter.finished(result)
+        return result
+
+    def _deliver(self, job_id: str, gen: int) -> Result:
         execution = Execution(job_id, gen, token=uuid.uuid4().hex)
         verdict, detail = self._jobs.begin(
             execution,
@@ -108,16 +125,20 @@ class Delivery:
             while (
                 wait_s := self._limiter.try_acquire(job.account, execution, lease_s=lease_s)
             ) > 0:
+                self._meter.waited(wait_s)
                 if wait_s > self._timing.max_inline_wait_s:
                     return self._wait(execution, wait_s, "rate_wait")
                 self._sleep(wait_s)
         except ClaimLost:
             log.warning("job.claim_lost", job_id=job.id)
             return Result.DROPPED
+        started = time.perf_counter()
         try:
             answer = self._gateway.send(job.message)
         except GatewayError as error:
+            self._meter.answered(error.outcome, time.perf_counter() - started)
             return self._settle(execution, job, error.outcome, error=error, called=True)
+        self._meter.answered(answer.outcome, time.perf_counter() - started)
         return self._settle(execution, job, answer.outcome, wamid=answer.wamid, called=True)
 
     def _wait(self, execution: Execution, delay_s: float, why: str) -> Result:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from importlib import resources
 from typing import Any
 
 import redis
 
 from worker.keys import JOB_TTL_S, Keys
+from worker.scripts import load_script
 
 
 class JobState(StrEnum):
@@ -43,12 +43,6 @@ class Verdict(StrEnum):
     BREAKER = "breaker"
     WAIT = "wait"
     GO = "go"
-
-
-def load_script(client: redis.Redis, name: str) -> Any:
-    """A Lua script from ``worker/lua``, registered once (EVALSHA, reloaded if flushed)."""
-    source = resources.files("worker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
-    return client.register_script(source)
 
 
 def history_event(

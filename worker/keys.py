@@ -33,6 +33,11 @@ class Keys:
         """Sorted set: ``job_id|gen`` dispatched or in flight, by when to dispatch it again."""
         return f"{self.prefix}leases"
 
+    @property
+    def enqueued_count(self) -> str:
+        """String: jobs ever enqueued (a cluster-wide counter for metrics)."""
+        return f"{self.prefix}stats:enqueued"
+
     def held(self, account: str) -> str:
         """List: ``job_id`` of jobs held behind the account's halt, released by resume."""
         return f"{self.prefix}held:{account}"

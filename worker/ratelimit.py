@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import redis
 
 from worker.errors import ClaimLost
-from worker.jobs import Execution, load_script
+from worker.jobs import Execution
 from worker.keys import Keys
+from worker.scripts import load_script
 
 
 @dataclass(frozen=True)

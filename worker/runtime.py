@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import cached_property
 
 import redis
@@ -22,6 +23,7 @@ from worker.ratelimit import Limits, RateLimiter
 from worker.routing import Policy, load_routing_table
 from worker.settings import Settings, get_settings
 from worker.settlement import Settlement
+from worker.state import Snapshot, take_snapshot
 from worker.switches import Switches
 
 # Pooled HTTP connections per process: enough for a thread pool of this size.
@@ -74,7 +76,23 @@ class Runtime:
             webhook_url=str(s.alert_webhook_url) if s.alert_webhook_url else None,
             alertmanager_url=str(s.alertmanager_url) if s.alertmanager_url else None,
         )
-        return Incidents(self.redis, self.keys, dispatcher)
+        from worker.metrics import count_alert  # noqa: PLC0415 - prometheus only in workers
+
+        return Incidents(self.redis, self.keys, dispatcher, on_fire=count_alert)
+
+    def snapshot(self) -> Snapshot:
+        """The shared state now (status, metrics); reads the broker's queue length too."""
+        from worker.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
+
+        return take_snapshot(
+            self.redis,
+            self.keys,
+            self.switches,
+            self.dead_letters,
+            queue=self.settings.queue,
+            broker_depth=broker_depth(get_app(), self.settings.queue),
+            now=time.time(),
+        )
 
     def close(self) -> None:
         """Deliver pending alerts and close connections (for short-lived commands)."""
@@ -107,8 +125,10 @@ class Runtime:
             backoff_cap_s=s.backoff_cap_s,
         )
         limiter = RateLimiter(self.redis, self.keys, Limits(s.rate_per_sec, s.rate_per_min))
+        from worker.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
+
         settlement = Settlement(self.jobs, self.incidents)
-        return Delivery(self.jobs, limiter, gateway, policy, settlement, self.timing)
+        return Delivery(self.jobs, limiter, gateway, policy, settlement, self.timing, Meter())
 
 
 _runtime: tuple[int, Runtime] | None = None

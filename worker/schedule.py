@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from worker.jobs import load_script
 from worker.keys import Keys
 from worker.logs import get_logger
+from worker.scripts import load_script
 
 log = get_logger(__name__)
 
@@ -77,12 +77,3 @@ class Pump:
                 continue
             if moved < self._batch:
                 stop.wait(self._idle_s)
-
-
-def schedule_figures(client: redis.Redis, keys: Keys, *, now: float) -> tuple[int, int]:
-    """(due now but not yet dispatched, due later)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.zcount(keys.due, "-inf", now)
-    pipe.zcount(keys.due, f"({now}", "+inf")
-    ready, later = pipe.execute()
-    return int(ready), int(later)

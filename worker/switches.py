@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.jobs import history_event, load_script
+from worker.jobs import history_event
 from worker.keys import Keys
+from worker.scripts import load_script
 
 MANUAL_HALT_CODE = "MANUAL"
 

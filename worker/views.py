@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from worker.deadletters import DeadLetter
 from worker.jobs import Job
-from worker.switches import Breaker, Halt
+from worker.state import AccountState, Snapshot
 
 
 def iso(at: float | None) -> str | None:
@@ -40,34 +39,25 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class QueueFigures:
-    name: str
-    depth: int
-    scheduled: int
-    held: int
-
-
-def status_view(
-    queue: QueueFigures,
-    halt: Halt | None,
-    breaker: Breaker | None,
-    cooldown_until: float | None,
-    dead_letters: dict[str, int],
-) -> dict[str, Any]:
+def status_view(snapshot: Snapshot, account: str) -> dict[str, Any]:
+    state = snapshot.accounts.get(account) or AccountState(None, None, None, 0)
+    halt, breaker = state.halt, state.breaker
     return {
         "queue": {
-            "name": queue.name,
-            "depth": queue.depth,
-            "scheduled": queue.scheduled,
-            "held": queue.held,
+            "name": snapshot.queue,
+            "depth": snapshot.depth,
+            "scheduled": snapshot.scheduled,
+            "held": state.held,
         },
         "halted": None
         if halt is None
         else {"code": halt.code, "reason": halt.reason, "since": iso(halt.since)},
         "billing_breaker": "closed" if breaker is None else "open",
-        "cooldown_until": iso(cooldown_until),
-        "dlq": {"total": sum(dead_letters.values()), "by_code": dict(sorted(dead_letters.items()))},
+        "cooldown_until": iso(state.cooldown_until),
+        "dlq": {
+            "total": sum(snapshot.dead_letters.values()),
+            "by_code": dict(sorted(snapshot.dead_letters.items())),
+        },
     }
 
 

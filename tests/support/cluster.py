@@ -125,6 +125,7 @@ def worker_env(redis_url: str, sandbox_url: str, **overrides: str) -> dict[str, 
             "MSGWORKER_HTTP_TIMEOUT_S": "2",
             "MSGWORKER_MAX_ATTEMPTS": "4",
             "MSGWORKER_BILLING_PROBE_INTERVAL_S": "30",
+            "MSGWORKER_METRICS_PORT": "0",
         }
     )
     env.update({f"MSGWORKER_{k.upper()}": v for k, v in overrides.items()})

@@ -5,6 +5,7 @@
 local prefix, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local due = prefix .. 'due'
 local ids = {}
+local added = 0
 for i = 4, #ARGV, 8 do
   local id, account, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local idem = prefix .. 'idem:' .. account .. ':' .. key
@@ -23,6 +24,8 @@ for i = 4, #ARGV, 8 do
     redis.call('EXPIRE', job .. ':history', ttl)
     redis.call('ZADD', due, ARGV[i + 4], id .. '|1')
     ids[#ids + 1] = id
+    added = added + 1
   end
 end
+if added > 0 then redis.call('INCRBY', prefix .. 'stats:enqueued', added) end
 return ids

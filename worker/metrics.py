@@ -1,0 +1,125 @@
+"""Prometheus metrics, defined once; labels are bounded (codes, outcomes), never numbers or ids.
+
+Counters live in the process that counts (prometheus-client multiprocess mode sums the pool's
+processes, dead ones included). Gauges that describe shared state (DLQ, queue, halt, breaker)
+and the cluster-wide enqueue count are read from Redis at scrape time, so every worker reports
+the same truth.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from worker.metrics_dir import MULTIPROC_ENV
+from worker.outcome import Outcome
+from worker.state import AccountState, Snapshot
+
+API_RESPONSES = Counter(
+    "msgworker_api_responses_total",
+    "Gateway answers by code, group and HTTP status (transport failures: status none).",
+    ["code", "group", "status"],
+)
+JOBS = Counter(
+    "msgworker_jobs_total",
+    "What deliveries came to: sent, rescheduled, retried, parked, halted, duplicate.",
+    ["outcome"],
+)
+SEND_DURATION = Histogram(
+    "msgworker_send_duration_seconds",
+    "Time of one Gateway call, answer or failure.",
+    buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0),
+)
+RATE_LIMIT_WAIT = Counter(
+    "msgworker_rate_limit_wait_seconds_total",
+    "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
+)
+ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
+
+COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
+
+
+class Meter:
+    """What deliveries report; a seam so delivery logic never imports prometheus."""
+
+    def answered(self, outcome: Outcome, seconds: float) -> None:
+        API_RESPONSES.labels(
+            code=outcome.code,
+            group=outcome.group or "none",
+            status="none" if outcome.status is None else str(outcome.status),
+        ).inc()
+        SEND_DURATION.observe(seconds)
+
+    def finished(self, result: str) -> None:
+        if result in COUNTED_RESULTS:
+            JOBS.labels(outcome=result).inc()
+
+    def waited(self, seconds: float) -> None:
+        RATE_LIMIT_WAIT.inc(seconds)
+
+
+def count_alert(kind: str) -> None:
+    ALERTS.labels(kind=kind).inc()
+
+
+class StateCollector(Collector):
+    """Gauges of shared state, read from Redis when Prometheus scrapes."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        state = self._snapshot()
+        dlq = GaugeMetricFamily("msgworker_dlq_jobs", "Dead letters by code.", labels=["code"])
+        for code, count in sorted(state.dead_letters.items()):
+            dlq.add_metric([code], count)
+        yield dlq
+        for name, help_text, value in (
+            ("msgworker_queue_depth", "Jobs due now, not yet sent.", state.depth),
+            ("msgworker_scheduled_jobs", "Jobs waiting for a later time.", state.scheduled),
+            ("msgworker_in_flight_jobs", "Jobs being sent right now.", state.in_flight),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
+        per_account: tuple[tuple[str, str, Callable[[AccountState], float]], ...] = (
+            ("msgworker_held_jobs", "Jobs held behind a halt.", lambda a: a.held),
+            ("msgworker_halted", "1 while the account is halted.", lambda a: a.halt is not None),
+            (
+                "msgworker_billing_breaker_open",
+                "1 while the billing breaker is open.",
+                lambda a: a.breaker is not None,
+            ),
+        )
+        for name, help_text, read in per_account:
+            gauge = GaugeMetricFamily(name, help_text, labels=["account"])
+            for account, account_state in state.accounts.items():
+                gauge.add_metric([account], float(read(account_state)))
+            yield gauge
+        enqueued = CounterMetricFamily(
+            "msgworker_enqueued", "Jobs enqueued, cluster-wide (read from Redis)."
+        )
+        enqueued.add_metric([], state.enqueued)
+        yield enqueued
+
+
+def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
+    """Serve /metrics on ``port``: the pool's counters plus the shared-state gauges."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    registry.register(StateCollector(snapshot))
+    start_http_server(port, registry=registry)
+    return registry

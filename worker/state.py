@@ -1,0 +1,89 @@
+"""The shared state right now, as operators see it (``msgworker status``, the metric gauges)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from worker.deadletters import DeadLetters
+from worker.keys import DEFAULT_ACCOUNT, Keys
+from worker.switches import Breaker, Halt, Switches
+
+
+@dataclass(frozen=True)
+class AccountState:
+    halt: Halt | None
+    breaker: Breaker | None
+    cooldown_until: float | None
+    held: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Figures read in one pass; ``depth`` is what is due now and not yet sent."""
+
+    queue: str
+    ready: int
+    in_broker: int
+    scheduled: int
+    in_flight: int
+    enqueued: int
+    dead_letters: dict[str, int]
+    accounts: dict[str, AccountState]
+
+    @property
+    def depth(self) -> int:
+        return self.ready + self.in_broker
+
+
+def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
+    """The default account and every account with a halt, breaker or hold list."""
+    accounts = {DEFAULT_ACCOUNT}
+    for kind in ("halt", "breaker", "held"):
+        pattern = f"{keys.prefix}{kind}:*"
+        for key in client.scan_iter(match=pattern, count=500):
+            name = str(key).removeprefix(f"{keys.prefix}{kind}:")
+            if ":" not in name:  # breaker:<account>:probe is not an account
+                accounts.add(name)
+    return accounts
+
+
+def take_snapshot(
+    client: redis.Redis,
+    keys: Keys,
+    switches: Switches,
+    dead_letters: DeadLetters,
+    *,
+    queue: str,
+    broker_depth: Callable[[], int],
+    now: float,
+) -> Snapshot:
+    pipe = client.pipeline(transaction=False)
+    pipe.zcount(keys.due, "-inf", now)
+    pipe.zcount(keys.due, f"({now}", "+inf")
+    pipe.zcard(keys.leases)
+    pipe.get(keys.enqueued_count)
+    ready, scheduled, leased, enqueued = pipe.execute()
+    in_broker = broker_depth()
+    accounts = {
+        account: AccountState(
+            halt=switches.halted(account),
+            breaker=switches.breaker(account),
+            cooldown_until=switches.cooldown_until(account),
+            held=switches.held_count(account),
+        )
+        for account in sorted(known_accounts(client, keys))
+    }
+    return Snapshot(
+        queue=queue,
+        ready=int(ready),
+        in_broker=in_broker,
+        scheduled=int(scheduled),
+        # Leased jobs include those still waiting in the broker.
+        in_flight=max(0, int(leased) - in_broker),
+        enqueued=int(enqueued or 0),
+        dead_letters=dead_letters.counts(),
+        accounts=accounts,
+    )
