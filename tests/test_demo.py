@@ -16,7 +16,12 @@ def test_demo_runs_every_path_with_a_private_redis_and_sends_nothing_twice():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
     env["MSGWORKER_BROKER_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     done = subprocess.run(  # noqa: S603
-        [str(BIN / "msgworker"), "demo"], env=env, capture_output=True, text=True, timeout=180, check=False
+        [str(BIN / "msgworker"), "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout

@@ -1,0 +1,313 @@
+"""The `msgworker` console script against a real Redis: outputs, JSON shapes, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.support.cluster import BIN
+from tests.support.processes import free_port
+from worker.jobs import Execution, JobState
+from worker.runtime import Runtime
+from worker.settings import Settings
+
+
+def run(redis_url, *args, stdin=None, **env_overrides):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
+    env["MSGWORKER_BROKER_URL"] = redis_url
+    env.update({f"MSGWORKER_{k.upper()}": v for k, v in env_overrides.items()})
+    done = subprocess.run(  # noqa: S603
+        [str(BIN / "msgworker"), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def runtime(redis_url):
+    runtime = Runtime(Settings(broker_url=redis_url, _env_file=None))
+    yield runtime
+    runtime.close()
+
+
+def text(n, to="905321234567"):
+    return {"to": to, "type": "text", "text": {"body": f"message {n}"}}
+
+
+def park(runtime, job_id, *, code="BILL_001", reason="billing"):
+    """Park a queued job the way a worker does (claim, then settle)."""
+    job = runtime.jobs.get(job_id)
+    execution = Execution(job_id, job.gen, token="cli-test")  # noqa: S106 - an execution id
+    verdict, _ = runtime.jobs.begin(execution, now=time.time(), lease_s=30, probe_interval_s=30)
+    assert verdict == "go"
+    record = {
+        "id": job_id,
+        "idempotency_key": job.key,
+        "account": job.account,
+        "message": job.message,
+        "code": code,
+        "group": None,
+        "status": 402,
+        "description": "",
+        "params": {},
+        "reason": reason,
+        "attempts": 1,
+        "enqueued_at": job.enqueued_at,
+        "parked_at": time.time(),
+        "expires_at": job.expires_at,
+        "a_field_from_the_future": True,
+    }
+    applied, _ = runtime.jobs.park(
+        execution, now=time.time(), code=code, reason=reason, record=record
+    )
+    assert applied
+
+
+def test_enqueue_text_prints_the_job_id_and_job_shows_the_spec_shape(redis_url):
+    """`enqueue --to --text` prints one id; `job ID --json` has exactly SPEC §5's keys."""
+    code, out, _ = run(redis_url, "enqueue", "--to", "+90 532 123 45 67", "--text", "hello")
+    assert code == 0
+    job_id = out.strip()
+    code, out, _ = run(redis_url, "job", job_id, "--json")
+    assert code == 0
+    view = json.loads(out)
+    assert set(view) == {"id", "state", "account", "attempts", "last_code", "wamid", "history"}
+    assert (view["id"], view["state"], view["account"], view["attempts"]) == (
+        job_id,
+        "queued",
+        "default",
+        0,
+    )
+    (event,) = view["history"]
+    assert set(event) == {"at", "event", "code", "action", "delay_s"}
+    assert event["event"] == "enqueued"
+    assert event["at"].endswith("Z")
+
+
+def test_enqueue_template_with_options(redis_url, runtime):
+    """A template with an idempotency key and a ttl; the same key again gives the same id."""
+    args = (
+        "enqueue",
+        "--to",
+        "905321234567",
+        "--template",
+        "order_update",
+        "--lang",
+        "tr",
+        "--idempotency-key",
+        "o-7",
+        "--ttl",
+        "600",
+    )
+    first = run(redis_url, *args)[1].strip()
+    again = run(redis_url, *args)[1].strip()
+    assert first == again
+    job = runtime.jobs.get(first)
+    assert job.message["template"] == {
+        "name": "order_update",
+        "language": {"code": "tr", "policy": "deterministic"},
+        "components": [],
+    }
+    assert job.expires_at == pytest.approx(job.enqueued_at + 600, abs=1)
+
+
+def test_enqueue_refuses_a_bad_number_naming_the_field(redis_url, runtime):
+    """A bad --to is exit 2 with the field named; nothing is written."""
+    code, out, err = run(redis_url, "enqueue", "--to", "call me", "--text", "hi")
+    assert (code, out) == (2, "")
+    assert "to:" in err
+    assert runtime.redis.dbsize() == 0
+
+
+def test_enqueue_file_all_or_nothing_with_every_bad_line_numbered(redis_url, runtime, tmp_path):
+    """A JSON-lines file with a broken and an invalid line enqueues nothing and names both."""
+    lines = [
+        json.dumps(text(1)),
+        "{not json",
+        json.dumps({"message": text(3, to="abc"), "idempotency_key": "k3"}),
+        "",
+        json.dumps({"message": text(5), "ttl_s": -1}),
+        json.dumps(text(6)),
+    ]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = run(redis_url, "enqueue", "--file", str(path))
+    assert (code, out) == (2, "")
+    assert "3 bad line(s), nothing enqueued" in err
+    assert "line 2: not JSON" in err
+    assert "line 3: message.to:" in err
+    assert "line 5: ttl_s:" in err
+    assert runtime.redis.dbsize() == 0
+
+
+def test_enqueue_file_from_stdin_writes_every_line(redis_url, runtime):
+    """Good lines from stdin, bare payloads and envelopes: one id per line, in order."""
+    stdin = "\n".join(
+        [json.dumps(text(1)), json.dumps({"message": text(2), "idempotency_key": "two"})]
+    )
+    code, out, _ = run(redis_url, "enqueue", "--file", "-", stdin=stdin)
+    assert code == 0
+    ids = out.split()
+    assert len(ids) == 2
+    assert runtime.jobs.get(ids[1]).key == "two"
+    assert [runtime.jobs.get(i).message["text"]["body"] for i in ids] == ["message 1", "message 2"]
+
+
+def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url, runtime):
+    """`status --json` keys are SPEC §5's; halt shows code, reason and since; resume releases."""
+    runtime.producer.enqueue_many([text(i) for i in range(3)])
+    code, out, _ = run(redis_url, "status", "--json")
+    assert code == 0
+    view = json.loads(out)
+    assert view == {
+        "queue": {"name": "messages", "depth": 3, "scheduled": 0, "held": 0},
+        "halted": None,
+        "billing_breaker": "closed",
+        "cooldown_until": None,
+        "dlq": {"total": 0, "by_code": {}},
+    }
+    assert run(redis_url, "halt", "--reason", "rotating keys")[0] == 0
+    halted = json.loads(run(redis_url, "status", "--json")[1])["halted"]
+    assert (halted["code"], halted["reason"]) == ("MANUAL", "rotating keys")
+    assert halted["since"].endswith("Z")
+    code, out, _ = run(redis_url, "resume")
+    assert code == 0
+    assert "0 held job(s) released" in out
+    assert json.loads(run(redis_url, "status", "--json")[1])["halted"] is None
+
+
+def test_dlq_list_show_export_and_counts(redis_url, runtime):
+    """Parked jobs are listed (JSON lines), shown, exported; readers ignore unknown fields."""
+    ids = runtime.producer.enqueue_many([text(i) for i in range(3)])
+    park(runtime, ids[0])
+    park(runtime, ids[1], code="GW_001", reason="permanent")
+    lines = run(redis_url, "dlq", "list", "--json")[1].splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == ids[:2]
+    assert set(records[0]) >= {
+        "id",
+        "idempotency_key",
+        "account",
+        "message",
+        "code",
+        "group",
+        "status",
+        "description",
+        "params",
+        "reason",
+        "attempts",
+        "enqueued_at",
+        "parked_at",
+    }
+    assert "a_field_from_the_future" not in records[0]
+    only_billing = run(redis_url, "dlq", "list", "--code", "BILL_001", "--json")[1].splitlines()
+    assert [json.loads(line)["id"] for line in only_billing] == [ids[0]]
+    shown = json.loads(run(redis_url, "dlq", "show", ids[1], "--json")[1])
+    assert (shown["code"], shown["reason"]) == ("GW_001", "permanent")
+    assert len(run(redis_url, "dlq", "export")[1].splitlines()) == 2
+    status = json.loads(run(redis_url, "status", "--json")[1])
+    assert status["dlq"] == {"total": 2, "by_code": {"BILL_001": 1, "GW_001": 1}}
+
+
+def test_dlq_replay_needs_a_selection_and_dry_run_changes_nothing(redis_url, runtime):
+    """Replay without --code/--id/--all is a usage error; --dry-run lists and keeps the DLQ."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    assert run(redis_url, "dlq", "replay")[0] == 2
+    code, out, err = run(redis_url, "dlq", "replay", "--code", "BILL_001", "--dry-run")
+    assert (code, out.split()) == (0, [job_id])
+    assert "would replay 1" in err
+    assert runtime.dead_letters.counts() == {"BILL_001": 1}
+
+
+def test_dlq_replay_requeues_keeps_the_key_and_skips_expired_and_sent(redis_url, runtime):
+    """Replay schedules parked jobs again with their key; expired ones stay, sent ones go."""
+    fresh, sent, expiring = runtime.producer.enqueue_many(
+        [
+            {"message": text(1), "idempotency_key": "fresh"},
+            text(2),
+            {"message": text(3), "ttl_s": 0.2},
+        ]
+    )
+    for job_id in (fresh, sent, expiring):
+        park(runtime, job_id)
+    runtime.redis.set(runtime.keys.ledger("default", runtime.jobs.get(sent).key), "wamid.X")
+    time.sleep(0.3)
+    code, out, _ = run(redis_url, "dlq", "replay", "--all", "--json", "--rate", "50")
+    assert code == 0
+    assert json.loads(out) == {
+        "replayed": 1,
+        "skipped_already_sent": 1,
+        "skipped_expired": 1,
+        "missing": 0,
+    }
+    job = runtime.jobs.get(fresh)
+    assert (job.state, job.key, job.attempts) == (JobState.QUEUED, "fresh", 0)
+    assert runtime.jobs.get(sent).state is JobState.SENT
+    assert runtime.dead_letters.counts() == {"BILL_001": 1}  # only the expired one stays
+    assert [e["event"] for e in job.history][-1] == "replayed"
+
+
+def test_dlq_replay_is_paced_at_the_rate(redis_url, runtime):
+    """Replayed jobs are spread over time at --rate per second, not dumped at once."""
+    ids = runtime.producer.enqueue_many([text(i) for i in range(10)])
+    for job_id in ids:
+        park(runtime, job_id)
+    started = time.time()
+    assert run(redis_url, "dlq", "replay", "--all", "--rate", "5")[0] == 0
+    due = sorted(runtime.jobs.get(i).due_at for i in ids)
+    assert due[0] >= started
+    assert due[-1] - due[0] == pytest.approx(9 / 5, abs=0.01)
+
+
+def test_dlq_purge_refuses_without_yes_off_a_terminal_and_purges_with_it(redis_url, runtime):
+    """Purge asks on a TTY and refuses elsewhere; --yes removes only what the filter shows."""
+    ids = runtime.producer.enqueue_many([text(1), text(2)])
+    park(runtime, ids[0])
+    park(runtime, ids[1], code="GW_001", reason="permanent")
+    code, _, err = run(redis_url, "dlq", "purge", "--code", "GW_001")
+    assert code == 2
+    assert "--yes" in err
+    code, out, _ = run(redis_url, "dlq", "purge", "--code", "GW_001", "--yes")
+    assert (code, out.strip()) == (0, "purged 1 dead letter(s)")
+    assert runtime.dead_letters.counts() == {"BILL_001": 1}
+
+
+def test_unreachable_redis_is_exit_69_naming_the_url_without_password():
+    """Redis down: exit 69 and one line with the URL, the password masked."""
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    code, _, err = run(url, "status", "--json")
+    assert code == 69
+    assert err.strip() == f"msgworker: cannot reach Redis at {url.replace('hunter2', '***')}"
+
+
+def test_bad_setting_is_exit_78_with_one_line_naming_it(redis_url):
+    """A bad MSGWORKER_ value stops the command with one line that names the variable."""
+    code, _, err = run(redis_url, "status", rate_per_sec="lots")
+    assert code == 78
+    assert err.count("\n") == 1
+    assert "MSGWORKER_RATE_PER_SEC" in err
+
+
+def test_python_dash_m_worker_is_the_same_command(redis_url):
+    """`python -m worker` runs the CLI."""
+    env = {**os.environ, "MSGWORKER_BROKER_URL": redis_url}
+    done = subprocess.run(  # noqa: S603
+        [str(BIN / "python"), "-m", "worker", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["queue"]["name"] == "messages"
