@@ -46,7 +46,7 @@ def text(n, to="905321234567"):
 def park(runtime, job_id, *, code="BILL_001", reason="billing"):
     """Park a queued job the way a worker does (claim, then settle)."""
     job = runtime.jobs.get(job_id)
-    execution = Execution(job_id, job.gen, token="cli-test")  # noqa: S106 - an execution id
+    execution = Execution(job_id, job.gen, holder="cli-test")
     verdict, _ = runtime.jobs.begin(execution, now=time.time(), lease_s=30, probe_interval_s=30)
     assert verdict == "go"
     record = {

@@ -88,7 +88,7 @@ class Delivery:
         return result
 
     def _deliver(self, job_id: str, gen: int) -> Result:
-        execution = Execution(job_id, gen, token=uuid.uuid4().hex)
+        execution = Execution(job_id, gen, holder=uuid.uuid4().hex)
         verdict, detail = self._jobs.begin(
             execution,
             now=self._clock(),

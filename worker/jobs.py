@@ -121,11 +121,11 @@ class Job:
 
 @dataclass(frozen=True)
 class Execution:
-    """One attempt to run a dispatched job: who holds it (``token``) and for which ``gen``."""
+    """One attempt to run a dispatched job: who holds it (``holder``) and for which ``gen``."""
 
     job_id: str
     gen: int
-    token: str
+    holder: str
 
 
 class JobStore:
@@ -178,7 +178,7 @@ class JobStore:
                 execution.gen,
                 now,
                 lease_s,
-                execution.token,
+                execution.holder,
                 probe_interval_s,
             ]
         )
@@ -193,7 +193,7 @@ class JobStore:
                 execution.job_id,
                 execution.gen,
                 now,
-                execution.token,
+                execution.holder,
                 mode,
                 event,
                 *extra,

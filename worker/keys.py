@@ -16,7 +16,7 @@ class Keys:
 
     # Jobs and their schedule
     def job(self, job_id: str) -> str:
-        """Hash: the job record (state, attempts, last code, wamid, timestamps, token)."""
+        """Hash: the job record (state, attempts, last code, wamid, timestamps, generation)."""
         return f"{self.prefix}job:{job_id}"
 
     def history(self, job_id: str) -> str:

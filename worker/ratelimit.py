@@ -42,7 +42,7 @@ class RateLimiter:
                     self._limits.per_min,
                     execution.job_id,
                     execution.gen,
-                    execution.token,
+                    execution.holder,
                     int(lease_s * 1000),
                 ]
             )

@@ -1,0 +1,171 @@
+"""Job transitions against a real Redis: the rules that make duplicates harmless."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.keys import Keys
+from worker.schedule import Pump, parse_member
+
+KEYS = Keys("t:")
+BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
+
+
+@pytest.fixture
+def jobs(redis_client):
+    return JobStore(redis_client, KEYS)
+
+
+def add(jobs, job_id="j1", *, key=None, due_in=0.0, expires_in=None):
+    now = time.time()
+    new = NewJob(
+        id=job_id,
+        account="default",
+        key=key or job_id,
+        message=BODY,
+        due_at=now + due_in,
+        expires_at=None if expires_in is None else now + expires_in,
+    )
+    return jobs.add([new], now=now)[0]
+
+
+def begin(jobs, job_id="j1", gen=1, holder="a", **kwargs):
+    return jobs.begin(
+        Execution(job_id, gen, holder),
+        now=kwargs.get("now", time.time()),
+        lease_s=5,
+        probe_interval_s=5,
+    )[0]
+
+
+def test_second_dispatch_of_a_claimed_job_is_busy_and_a_settled_one_is_stale(jobs):
+    """Two dispatches of one generation: one claims, the other is busy; after sending, stale."""
+    add(jobs)
+    assert begin(jobs, holder="a") is Verdict.GO
+    assert begin(jobs, holder="b") is Verdict.BUSY
+    jobs.mark_sent(Execution("j1", 1, "a"), "wamid.1", now=time.time())
+    assert begin(jobs, holder="c") is Verdict.STALE
+    assert jobs.get("j1").state is JobState.SENT
+
+
+def test_dispatch_of_an_old_generation_is_stale(jobs):
+    """After a retry the job has a new generation; the old dispatch can do nothing."""
+    add(jobs)
+    assert begin(jobs, holder="a") is Verdict.GO
+    assert jobs.retry(
+        Execution("j1", 1, "a"), now=time.time(), delay_s=0, code="HTTP_502", action="backoff"
+    )
+    assert begin(jobs, gen=1, holder="late") is Verdict.STALE
+    assert begin(jobs, gen=2, holder="b") is Verdict.GO
+
+
+def test_finish_by_an_execution_that_lost_its_claim_writes_nothing(jobs, redis_client):
+    """A slow execution whose lease ran out cannot reschedule or park the job any more."""
+    add(jobs)
+    assert begin(jobs, holder="slow") is Verdict.GO
+    redis_client.delete(KEYS.claim("default", "j1"))  # the lease ran out
+    assert begin(jobs, holder="rescuer") is Verdict.GO
+    assert not jobs.retry(
+        Execution("j1", 1, "slow"), now=time.time(), delay_s=1, code="X", action="backoff"
+    )
+    assert jobs.get("j1").state is JobState.SENDING
+
+
+def test_sent_is_recorded_even_by_an_execution_that_lost_its_claim(jobs, redis_client):
+    """A success is a fact: it is recorded whoever holds the job, and the key is marked sent."""
+    add(jobs)
+    begin(jobs, holder="slow")
+    redis_client.delete(KEYS.claim("default", "j1"))
+    begin(jobs, holder="rescuer")
+    jobs.mark_sent(Execution("j1", 1, "slow"), "wamid.slow", now=time.time())
+    assert jobs.get("j1").wamid == "wamid.slow"
+    assert redis_client.get(KEYS.ledger("default", "j1")) == "wamid.slow"
+    assert not jobs.retry(
+        Execution("j1", 1, "rescuer"), now=time.time(), delay_s=1, code="X", action="backoff"
+    )
+
+
+def test_a_key_already_sent_is_a_duplicate_without_a_call(jobs, redis_client):
+    """A second job with a sent key is marked sent with the first wamid, no claim taken."""
+    add(jobs, "first", key="k")
+    begin(jobs, "first", holder="a")
+    jobs.mark_sent(Execution("first", 1, "a"), "wamid.k", now=time.time())
+    redis_client.delete(KEYS.idempotency("default", "k"))  # as if the enqueue record expired
+    add(jobs, "second", key="k")
+    verdict, wamid = jobs.begin(
+        Execution("second", 1, "b"), now=time.time(), lease_s=5, probe_interval_s=5
+    )
+    assert (verdict, wamid) == (Verdict.DUPLICATE, "wamid.k")
+    assert jobs.get("second").state is JobState.SENT
+
+
+def test_a_crash_during_the_call_is_reported_as_lost(jobs, redis_client):
+    """A job left 'calling' with no live claim was cut off mid-call: the verdict says so."""
+    add(jobs)
+    begin(jobs, holder="dead")
+    redis_client.hset(KEYS.job("j1"), "calling", 1)  # the limiter granted the call
+    redis_client.delete(KEYS.claim("default", "j1"))  # the worker died; its lease ran out
+    assert begin(jobs, holder="next") is Verdict.LOST
+
+
+def test_halted_account_moves_the_job_to_the_hold_list(jobs, redis_client):
+    """With the halt flag set, a dispatch holds the job instead of sending it."""
+    add(jobs)
+    redis_client.hset(KEYS.halt("default"), mapping={"code": "AUTH_001", "reason": "", "since": 1})
+    assert begin(jobs) is Verdict.HELD
+    assert redis_client.lrange(KEYS.held("default"), 0, -1) == ["j1"]
+    assert jobs.get("j1").state is JobState.HELD
+
+
+def test_hold_after_a_halting_answer_does_not_count_the_attempt(jobs, redis_client):
+    """The call that met AUTH_001 is given back: attempts stay as they were."""
+    add(jobs)
+    begin(jobs, holder="a")
+    redis_client.hset(KEYS.job("j1"), "calling", 1)
+    redis_client.hincrby(KEYS.job("j1"), "attempts", 1)
+    applied, halt_set = jobs.hold(
+        Execution("j1", 1, "a"), now=time.time(), code="AUTH_001", reason="bad key"
+    )
+    assert (applied, halt_set) == (True, True)
+    job = jobs.get("j1")
+    assert (job.state, job.attempts) == (JobState.HELD, 0)
+
+
+def test_expired_job_is_reported_before_any_call(jobs):
+    """Past expires_at, the verdict is expired."""
+    add(jobs, expires_in=0.01)
+    assert begin(jobs, now=time.time() + 1) is Verdict.EXPIRED
+
+
+def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis_client):
+    """Due jobs are dispatched once; an unsettled dispatch is dispatched again after its lease."""
+    add(jobs, "now")
+    add(jobs, "later", due_in=60)
+    dispatched = []
+    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10)
+    now = time.time()
+    assert pump.pump_once(now) == 1
+    assert dispatched == [("now", 1)]
+    assert pump.pump_once(now + 1) == 0  # leased, not dispatched again
+    assert pump.pump_once(now + 11) == 1  # the lease ran out with nobody settling it
+    assert dispatched == [("now", 1), ("now", 1)]
+
+
+def test_pump_keeps_the_broker_shallow(jobs, redis_client):
+    """With the broker at its depth limit nothing is dispatched; with room, only what fits."""
+    for n in range(10):
+        add(jobs, f"j{n}")
+    dispatched = []
+    depth = {"now": 1000}
+    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: depth["now"], max_depth=1000)
+    assert pump.pump_once() == 0
+    depth["now"] = 996
+    assert pump.pump_once() == 4
+
+
+def test_parse_member():
+    """Schedule members are id|gen; ids may contain the separator."""
+    assert parse_member("a|b|7") == ("a|b", 7)
