@@ -305,7 +305,9 @@ def _dlq_replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     runtime = _runtime()
     ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
-    rate = args.rate or runtime.settings.rate_per_sec / 2
+    # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
+    limit = runtime.settings.rate_per_sec
+    rate = min(args.rate or limit / 2, limit)
     if args.dry_run:
         for job_id in ids:
             print(job_id)
@@ -434,7 +436,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     replay.add_argument("--code")
     replay.add_argument("--id", nargs="+")
     replay.add_argument("--all", action="store_true")
-    replay.add_argument("--rate", type=_positive, help="jobs per second (default RATE_PER_SEC/2)")
+    replay.add_argument(
+        "--rate",
+        type=_positive,
+        help="jobs per second (default RATE_PER_SEC/2, at most RATE_PER_SEC)",
+    )
     replay.add_argument("--dry-run", action="store_true")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=_dlq_replay)
