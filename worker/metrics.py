@@ -49,10 +49,18 @@ RATE_LIMIT_WAIT = Counter(
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
 
 COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
+ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 
 
 class Meter:
     """What deliveries report; a seam so delivery logic never imports prometheus."""
+
+    def __init__(self) -> None:
+        # Series that exist from the start, at 0, so rate() and alert rules see them.
+        for outcome in sorted(COUNTED_RESULTS):
+            JOBS.labels(outcome=outcome)
+        for kind in ALERT_KINDS:
+            ALERTS.labels(kind=kind)
 
     def answered(self, outcome: Outcome, seconds: float) -> None:
         API_RESPONSES.labels(
