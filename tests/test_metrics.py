@@ -1,0 +1,165 @@
+"""Metrics from real workers: exact under prefork with recycled children; read by a real Prometheus."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import textwrap
+
+import httpx
+import pytest
+
+from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
+from tests.support.processes import free_port, wait_for
+from worker.jobs import JobState
+from worker.runtime import Runtime
+from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is missing: apt-get install prometheus (CI's .ci/run does it)")
+    return found
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in an exposition, 0 when absent."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = "^" + re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)$"
+    matches = [float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE)]
+    return sum(matches)
+
+
+@pytest.fixture
+def sandbox():
+    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
+        admin = Sandbox(running.url)
+        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
+        yield admin
+        admin.close()
+
+
+@pytest.fixture
+def runtime(redis_url, sandbox):
+    runtime = Runtime(Settings(broker_url=redis_url, api_base_url=sandbox.url, _env_file=None))
+    yield runtime
+    runtime.close()
+
+
+def text(n: int) -> dict:
+    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
+
+
+def test_ok_counter_is_exact_under_prefork_with_recycled_children(
+    redis_url, sandbox, runtime, tmp_path
+):
+    """200 sends through 4 prefork children recycled every 5 tasks: OK == 200 == the sandbox's."""
+    port = free_port()
+    env = worker_env(redis_url, sandbox.url, metrics_port=str(port))
+    worker = start_worker(
+        env, tmp_path / "w.log", pool="prefork", concurrency=4, extra=("--max-tasks-per-child", "5")
+    )
+    try:
+        ids = runtime.producer.enqueue_many([text(i) for i in range(200)])
+        wait_for(
+            lambda: all(runtime.jobs.get(i).state is JobState.SENT for i in ids),
+            timeout_s=90,
+            what="200 sends",
+        )
+        exposition = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    finally:
+        worker.stop()
+    accepted = sandbox.stats()["accepted"]
+    ok = sample(exposition, "msgworker_api_responses_total", code="OK", group="none", status="200")
+    assert ok == 200 == accepted
+    assert sample(exposition, "msgworker_jobs_total", outcome="sent") == 200
+    assert sample(exposition, "msgworker_send_duration_seconds_count") == 200
+    assert sample(exposition, "msgworker_enqueued_total") == 200
+    assert sample(exposition, "msgworker_queue_depth") == 0
+    assert "905321234567" not in exposition
+    assert API_KEY not in exposition
+    (tmp_path / "metrics.txt").write_text(exposition)
+    check = subprocess.run(  # noqa: S603
+        [tool("promtool"), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_prometheus_scrapes_a_worker_and_reads_rate_limits_and_sends_back(
+    redis_url, sandbox, runtime, tmp_path
+):
+    """A real Prometheus scraping a real worker reports the RATE_001 and OK counts the sandbox saw."""
+    port = free_port()
+    worker = start_worker(
+        worker_env(redis_url, sandbox.url, metrics_port=str(port)),
+        tmp_path / "w.log",
+        concurrency=4,
+    )
+    prometheus_port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: msgworker
+                static_configs:
+                  - targets: ["127.0.0.1:{port}"]
+            """
+        )
+    )
+    prometheus_log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = subprocess.Popen(  # noqa: S603
+        [
+            tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=prometheus_log,
+    )
+    api = f"http://127.0.0.1:{prometheus_port}/api/v1/query"
+
+    def query(expr: str) -> float | None:
+        try:
+            result = httpx.get(api, params={"query": expr}, timeout=5).json()["data"]["result"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return None
+        return float(result[0]["value"][1]) if result else None
+
+    try:
+        rate_limited = {
+            "status": 429,
+            "code": "RATE_001",
+            "group": "TOO_MANY_REQUESTS",
+            "params": {"limit_type": "sec", "retry_after": "1s"},
+        }
+        sandbox.script(rate_limited, rate_limited, rate_limited)
+        ids = runtime.producer.enqueue_many([text(i) for i in range(30)])
+        wait_for(
+            lambda: all(runtime.jobs.get(i).state is JobState.SENT for i in ids),
+            timeout_s=60,
+            what="30 sends",
+        )
+        rate_expr = 'sum(msgworker_api_responses_total{code="RATE_001"})'
+        ok_expr = 'sum(msgworker_api_responses_total{code="OK"})'
+        wait_for(lambda: query(ok_expr) == 30, timeout_s=30, what="Prometheus to see 30 OK")
+        assert query(rate_expr) == 3 == sandbox.stats()["by_code"]["RATE_001"]
+        assert query(ok_expr) == sandbox.stats()["accepted"]
+        assert query('up{job="msgworker"}') == 1
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=20)
+        prometheus_log.close()
+        worker.stop()
