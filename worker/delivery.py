@@ -14,7 +14,7 @@ from worker.errors import ClaimLost, GatewayError
 from worker.gateway import GatewayClient
 from worker.jobs import Execution, Job, JobStore, Verdict
 from worker.logs import get_logger
-from worker.outcome import WORKER_LOST, Outcome
+from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.ratelimit import RateLimiter
 from worker.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.settlement import Settlement
@@ -121,25 +121,35 @@ class Delivery:
 
     def _call(self, execution: Execution, job: Job) -> Result:
         try:
-            lease_s = self._timing.lease_s
-            while (
-                wait_s := self._limiter.try_acquire(job.account, execution, lease_s=lease_s)
-            ) > 0:
-                self._meter.waited(wait_s)
-                if wait_s > self._timing.max_inline_wait_s:
-                    return self._wait(execution, wait_s, "rate_wait")
-                self._sleep(wait_s)
+            grant = self._limiter.acquire(
+                job.account,
+                execution,
+                lease_s=self._timing.lease_s,
+                max_wait_s=self._timing.max_inline_wait_s,
+            )
         except ClaimLost:
             log.warning("job.claim_lost", job_id=job.id)
             return Result.DROPPED
+        if grant.wait_s > 0:
+            self._meter.waited(grant.wait_s)
+        if not grant.reserved:
+            # A long wait is spent on the schedule, not in this worker's memory.
+            return self._wait(execution, grant.wait_s, "rate_wait")
+        self._sleep(grant.wait_s)
         started = time.perf_counter()
         try:
             answer = self._gateway.send(job.message)
         except GatewayError as error:
-            self._meter.answered(error.outcome, time.perf_counter() - started)
+            self._after_call(job, error.outcome, error.rate_limit, started)
             return self._settle(execution, job, error.outcome, error=error, called=True)
-        self._meter.answered(answer.outcome, time.perf_counter() - started)
+        self._after_call(job, answer.outcome, answer.rate_limit, started)
         return self._settle(execution, job, answer.outcome, wamid=answer.wamid, called=True)
+
+    def _after_call(
+        self, job: Job, outcome: Outcome, headers: RateLimitHeaders, started: float
+    ) -> None:
+        self._meter.answered(outcome, time.perf_counter() - started)
+        self._limiter.observe(job.account, headers)
 
     def _wait(self, execution: Execution, delay_s: float, why: str) -> Result:
         self._jobs.retry(execution, now=self._clock(), delay_s=delay_s, code=None, action=why)
