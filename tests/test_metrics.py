@@ -30,7 +30,9 @@ def tool(name: str) -> str:
 def sample(text: str, name: str, **labels: str) -> float:
     """The value of one sample in an exposition, 0 when absent."""
     wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = "^" + re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)$"
+    pattern = (
+        "^" + re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)$"
+    )
     matches = [float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE)]
     return sum(matches)
 
