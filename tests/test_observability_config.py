@@ -1,0 +1,377 @@
+"""The Grafana dashboard and Prometheus alert rules in deploy/: valid, and about real metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from worker import metrics
+from worker.alerts import AlertKind, alertname
+from worker.state import AccountState, Snapshot
+from worker.switches import Breaker, Halt
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "deploy" / "grafana" / "msgworker.json"
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+# What one worker's /metrics exports (SPEC §5), sample names as PromQL sees them.
+EXPORTED = frozenset(
+    {
+        "msgworker_api_responses_total",
+        "msgworker_jobs_total",
+        "msgworker_enqueued_total",
+        "msgworker_send_duration_seconds_bucket",
+        "msgworker_send_duration_seconds_sum",
+        "msgworker_send_duration_seconds_count",
+        "msgworker_rate_limit_wait_seconds_total",
+        "msgworker_alerts_total",
+        "msgworker_dlq_jobs",
+        "msgworker_queue_depth",
+        "msgworker_scheduled_jobs",
+        "msgworker_in_flight_jobs",
+        "msgworker_held_jobs",
+        "msgworker_halted",
+        "msgworker_billing_breaker_open",
+    }
+)
+# Prometheus' own scrape-health series.
+ALLOWED = EXPORTED | {"up"}
+
+ALERT_NAMES = frozenset(
+    {
+        "MsgworkerHalted",
+        "MsgworkerBillingBreakerOpen",
+        "MsgworkerDLQGrowing",
+        "MsgworkerGateway5xxHigh",
+        "MsgworkerRateLimited429High",
+        "MsgworkerQueueNotDraining",
+        "MsgworkerNoWorkerScraped",
+    }
+)
+
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+# Words of PromQL that look like metric names but are not.
+KEYWORDS = frozenset(
+    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right"}
+    | {"offset", "bool", "atan2", "inf", "nan"}
+)
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is missing: apt-get install prometheus (it ships promtool)")
+    return found
+
+
+def run_promtool(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603
+        [promtool(), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those folded inside rows."""
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def data_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in all_panels(dashboard) if panel["type"] != "row"]
+
+
+def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
+    return [target["expr"] for panel in data_panels(dashboard) for target in panel["targets"]]
+
+
+def as_promql(expr: str) -> str:
+    """Grafana's interval variables ($__rate_interval, ${__interval}…) replaced by 5m."""
+    return re.sub(r"\$\{?__\w+\}?", "5m", expr)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w:.])[A-Za-z_:][\w:]*", text):
+        is_call = text[match.end() :].lstrip().startswith("(")
+        if not is_call and match.group() not in KEYWORDS:
+            names.add(match.group())
+    return names
+
+
+def panel_titled(dashboard: dict[str, Any], *keywords: str) -> dict[str, Any]:
+    found = [
+        panel
+        for panel in data_panels(dashboard)
+        if all(word in panel["title"].lower() for word in keywords)
+    ]
+    assert found, f"no panel whose title has {keywords}"
+    return found[0]
+
+
+def exported_by_worker() -> set[str]:
+    """Sample names the worker's metrics produce, counters and histograms expanded."""
+    names = set()
+    for metric in (
+        metrics.API_RESPONSES,
+        metrics.JOBS,
+        metrics.SEND_DURATION,
+        metrics.RATE_LIMIT_WAIT,
+        metrics.ALERTS,
+    ):
+        names |= {metric._name + suffix for suffix in SUFFIXES[metric._type]}
+    snapshot = Snapshot(
+        queue="messages",
+        ready=1,
+        in_broker=2,
+        scheduled=3,
+        in_flight=4,
+        enqueued=5,
+        dead_letters={"GW_001": 6},
+        accounts={
+            "default": AccountState(
+                halt=Halt(code="AUTH_001", reason="test", since=0.0),
+                breaker=Breaker(since=0.0, code="BILL_001", half_open=False),
+                cooldown_until=None,
+                held=7,
+            )
+        },
+    )
+    for family in metrics.StateCollector(lambda: snapshot).collect():
+        names |= {sample.name for sample in family.samples}
+    return names
+
+
+def test_dashboard_has_a_prometheus_datasource_variable(dashboard):
+    """A `datasource` template variable of type datasource picks a Prometheus."""
+    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+
+
+def test_dashboard_schema_is_recent(dashboard):
+    """The schema is one Grafana 10/11 imports without migrating."""
+    assert dashboard["schemaVersion"] >= 39
+
+
+def test_dashboard_has_identity_and_defaults(dashboard):
+    """uid, title, tags, time range and refresh are set."""
+    assert dashboard["uid"] == "msgworker"
+    assert dashboard["title"]
+    assert "msgworker" in dashboard["tags"]
+    assert dashboard["time"]["from"].startswith("now-")
+    assert dashboard["refresh"]
+
+
+def test_panel_ids_are_unique(dashboard):
+    """No two panels share an id."""
+    ids = [panel["id"] for panel in all_panels(dashboard)]
+    assert len(ids) == len(set(ids))
+
+
+def test_panels_do_not_overlap(dashboard):
+    """Every panel has a gridPos inside 24 columns, and none overlaps another."""
+    cells: dict[tuple[int, int], str] = {}
+    for panel in all_panels(dashboard):
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[x, y]}"
+                cells[x, y] = panel["title"]
+
+
+def test_every_panel_and_target_uses_the_datasource_variable(dashboard):
+    """Panels and their queries all read from the chosen data source."""
+    for panel in data_panels(dashboard):
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, panel["title"]
+
+
+def test_every_panel_tells_the_night_shift_what_it_means(dashboard):
+    """Each panel has a description of a few sentences."""
+    for panel in data_panels(dashboard):
+        assert len(panel.get("description", "")) >= 80, panel["title"]
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [
+        ("sends", "outcome"),
+        ("answers", "code"),
+        ("429",),
+        ("latency", "p50", "p95", "p99"),
+        ("dlq", "code"),
+        ("queue depth",),
+        ("drain",),
+        ("halted",),
+        ("breaker",),
+        ("alerts",),
+        ("scheduled", "in flight"),
+        ("rate-limit wait",),
+    ],
+    ids=" ".join,
+)
+def test_required_panel_exists(dashboard, keywords):
+    """The panel the night shift looks for is there."""
+    panel_titled(dashboard, *keywords)
+
+
+def test_gateway_answers_are_stacked_by_code(dashboard):
+    """Answers by code stack, so the bands add up to all answers."""
+    panel = panel_titled(dashboard, "answers", "code")
+    assert panel["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
+    assert "by (code)" in panel["targets"][0]["expr"]
+
+
+@pytest.mark.parametrize(("keyword", "on_text"), [("halted", "HALTED"), ("breaker", "OPEN")])
+def test_state_stat_maps_zero_to_ok_and_one_to_alarm(dashboard, keyword, on_text):
+    """Halt and breaker stats read OK in green, HALTED/OPEN in red."""
+    panel = panel_titled(dashboard, keyword)
+    assert panel["type"] == "stat"
+    defaults = panel["fieldConfig"]["defaults"]
+    texts = {
+        value: (option["text"], option["color"])
+        for mapping in defaults["mappings"]
+        for value, option in mapping["options"].items()
+    }
+    assert texts == {"0": ("OK", "green"), "1": (on_text, "red")}
+    steps = defaults["thresholds"]["steps"]
+    assert steps[0]["color"] == "green"
+    assert {"color": "red", "value": 1} in steps
+
+
+def test_time_to_drain_guards_against_division_by_zero(dashboard):
+    """Drain time divides by the sent rate only where it is positive."""
+    for panel in data_panels(dashboard):
+        for target in panel["targets"]:
+            expr = target["expr"]
+            if "msgworker_queue_depth" in expr and "/" in expr:
+                assert "clamp_min" in expr or re.search(r"\)\s*>\s*0\)", expr), expr
+
+
+def test_every_dashboard_expression_parses(dashboard, tmp_path):
+    """promtool accepts every dashboard query as a recording rule."""
+    rules = [
+        {"record": f"dashboard:expr_{number}", "expr": as_promql(expr)}
+        for number, expr in enumerate(dashboard_exprs(dashboard))
+    ]
+    rules_file = tmp_path / "dashboard_rules.yml"
+    rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = run_promtool("check", "rules", rules_file, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(rules)} rules found" in result.stdout
+
+
+def test_expected_metrics_are_what_the_worker_exports():
+    """The documented metric list is exactly what worker.metrics produces."""
+    exported = {name for name in exported_by_worker() if not name.endswith("_created")}
+    assert exported == EXPORTED
+
+
+def test_dashboard_uses_only_exported_metrics(dashboard):
+    """No dashboard query names a metric the worker does not export."""
+    for expr in dashboard_exprs(dashboard):
+        assert metric_names(expr) <= ALLOWED, expr
+
+
+def test_alert_rules_use_only_exported_metrics(alert_rules):
+    """No alert rule names a metric the worker does not export."""
+    for rule in alert_rules:
+        assert metric_names(rule["expr"]) <= ALLOWED, rule["alert"]
+
+
+def test_dashboard_charts_every_exported_metric(dashboard):
+    """Every exported metric appears on some panel."""
+    used = set().union(*(metric_names(expr) for expr in dashboard_exprs(dashboard)))
+    assert used >= EXPORTED, sorted(EXPORTED - used)
+
+
+def test_alert_names_are_the_agreed_ones(alert_rules):
+    """The group `msgworker` holds exactly the agreed alerts."""
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    assert [group["name"] for group in groups] == ["msgworker"]
+    assert {rule["alert"] for rule in alert_rules} == ALERT_NAMES
+
+
+def test_alert_names_differ_from_those_the_workers_post():
+    """Rule names never collide with the product's own Alertmanager alerts."""
+    posted = {alertname(kind) for kind in AlertKind}
+    assert posted == {"MsgworkerHalt", "MsgworkerBilling", "MsgworkerRetriesExhausted"}
+    assert not ALERT_NAMES & posted
+
+
+def test_every_alert_has_severity_and_runbook(alert_rules):
+    """Each alert carries a severity and summary, description and runbook annotations."""
+    for rule in alert_rules:
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert {"summary", "description", "runbook"} <= rule["annotations"].keys(), rule["alert"]
+
+
+def test_operator_actions_are_in_the_runbooks(alert_rules):
+    """Halt says resume after fixing credentials; billing says top up, then replay BILL_001."""
+    runbooks = {rule["alert"]: rule["annotations"]["runbook"] for rule in alert_rules}
+    assert "credentials rotated/fixed" in runbooks["MsgworkerHalted"]
+    assert "msgworker resume" in runbooks["MsgworkerHalted"]
+    assert "Top up" in runbooks["MsgworkerBillingBreakerOpen"]
+    assert "msgworker dlq replay --code BILL_001" in runbooks["MsgworkerBillingBreakerOpen"]
+
+
+def test_every_alert_is_unit_tested_firing_and_silent():
+    """alerts_test.yml makes each alert fire and stay silent at least once."""
+    tests = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))["tests"]
+    cases = [case for test in tests for case in test.get("alert_rule_test", [])]
+    firing = {case["alertname"] for case in cases if case.get("exp_alerts")}
+    silent = {case["alertname"] for case in cases if not case.get("exp_alerts")}
+    assert firing == ALERT_NAMES
+    assert silent == ALERT_NAMES
+
+
+def test_alert_rules_pass_promtool_check(tmp_path):
+    """promtool check rules accepts alerts.yml."""
+    result = run_promtool("check", "rules", ALERTS, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(ALERT_NAMES)} rules found" in result.stdout
+
+
+def test_alert_rule_unit_tests_pass(tmp_path):
+    """promtool test rules passes alerts_test.yml, run from another directory."""
+    result = run_promtool("test", "rules", ALERTS_TEST, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
