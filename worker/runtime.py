@@ -15,7 +15,7 @@ from redis.retry import Retry
 from worker.alerts import Incidents, build_dispatcher
 from worker.deadletters import DeadLetters
 from worker.delivery import Delivery, Timing
-from worker.gateway import GatewayClient, make_http_client
+from worker.gateway import GatewayClient, PerThreadHTTP
 from worker.jobs import JobStore
 from worker.keys import Keys
 from worker.producer import Producer
@@ -26,8 +26,6 @@ from worker.settlement import Settlement
 from worker.state import Snapshot, take_snapshot
 from worker.switches import Switches
 
-# Pooled HTTP connections per process: enough for a thread pool of this size.
-HTTP_CONNECTIONS = 64
 # How long before a claim is given up for dead: the slowest call, a short wait, a margin.
 LEASE_MARGIN_S = 5.0
 
@@ -110,9 +108,8 @@ class Runtime:
     @cached_property
     def delivery(self) -> Delivery:
         s = self.settings
-        http = make_http_client(timeout_s=s.http_timeout_s, max_connections=HTTP_CONNECTIONS)
         gateway = GatewayClient(
-            http,
+            PerThreadHTTP(timeout_s=s.http_timeout_s),
             base_url=str(s.api_base_url),
             api_key=s.api_key.get_secret_value(),
             sandbox=s.sandbox,
