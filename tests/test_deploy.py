@@ -36,7 +36,8 @@ COMPOSE = DEPLOY / "compose.yaml"
 CORE_MANIFESTS = ("configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml")
 SCALED_OBJECT = K8S / "scaledobject.yaml"
 METRICS_PORT = 9808
-# A send in flight lasts at most 2 x HTTP_TIMEOUT_S + 1 s (worker/runtime.py's lease budget).
+# A send in flight lasts at most 2 x HTTP_TIMEOUT_S + 1 s (worker/runtime.py's lease budget);
+# the grace period must add at least 10 s of margin to that.
 WORST_SEND_EXTRA_S = 11
 
 
