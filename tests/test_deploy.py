@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -292,6 +293,16 @@ def test_compose_monitoring_is_wired_to_the_worker():
     assert dashboards == {
         f"{provider['options']['path']}/msgworker.json": str(DEPLOY / "grafana" / "msgworker.json")
     }
+
+
+def test_prometheus_config_passes_promtool():
+    """promtool check config accepts prometheus.yml and the alerts.yml it loads."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH (Debian: apt-get install prometheus)")
+    done = run(promtool, "check", "config", DEPLOY / "prometheus" / "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 rule files found" in done.stdout
 
 
 # ---------------------------------------------------------------- Kubernetes
