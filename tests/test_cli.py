@@ -12,6 +12,7 @@ import pytest
 from tests.support.cluster import BIN
 from tests.support.processes import free_port
 from worker.jobs import Execution, JobState
+from worker.ratelimit import RateLimit
 from worker.runtime import Runtime
 from worker.settings import Settings
 
@@ -47,8 +48,10 @@ def park(runtime, job_id, *, code="BILL_001", reason="billing"):
     """Park a queued job the way a worker does (claim, then settle)."""
     job = runtime.jobs.get(job_id)
     execution = Execution(job_id, job.gen, holder="cli-test")
-    verdict, _ = runtime.jobs.begin(execution, now=time.time(), lease_s=30, probe_interval_s=30)
-    assert verdict == "go"
+    claim = runtime.jobs.begin(
+        execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
+    )
+    assert claim.verdict == "go"
     record = {
         "id": job_id,
         "idempotency_key": job.key,

@@ -8,6 +8,7 @@ import pytest
 
 from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
 from worker.keys import Keys
+from worker.ratelimit import RateLimit
 from worker.schedule import Pump, parse_member
 
 KEYS = Keys("t:")
@@ -32,13 +33,17 @@ def add(jobs, job_id="j1", *, key=None, due_in=0.0, expires_in=None):
     return jobs.add([new], now=now)[0]
 
 
+RATE = RateLimit(per_sec=1000, per_min=100_000)
+
+
 def begin(jobs, job_id="j1", gen=1, holder="a", **kwargs):
     return jobs.begin(
         Execution(job_id, gen, holder),
         now=kwargs.get("now", time.time()),
         lease_s=5,
         probe_interval_s=5,
-    )[0]
+        rate=RATE,
+    ).verdict
 
 
 def test_second_dispatch_of_a_claimed_job_is_busy_and_a_settled_one_is_stale(jobs):
@@ -67,7 +72,7 @@ def test_finish_by_an_execution_that_lost_its_claim_writes_nothing(jobs, redis_c
     add(jobs)
     assert begin(jobs, holder="slow") is Verdict.GO
     redis_client.delete(KEYS.claim("default", "j1"))  # the lease ran out
-    assert begin(jobs, holder="rescuer") is Verdict.GO
+    assert begin(jobs, holder="rescuer") is Verdict.LOST  # it had started its call
     assert not jobs.retry(
         Execution("j1", 1, "slow"), now=time.time(), delay_s=1, code="X", action="backoff"
     )
@@ -95,18 +100,18 @@ def test_a_key_already_sent_is_a_duplicate_without_a_call(jobs, redis_client):
     jobs.mark_sent(Execution("first", 1, "a"), "wamid.k", now=time.time())
     redis_client.delete(KEYS.idempotency("default", "k"))  # as if the enqueue record expired
     add(jobs, "second", key="k")
-    verdict, wamid = jobs.begin(
-        Execution("second", 1, "b"), now=time.time(), lease_s=5, probe_interval_s=5
+    claim = jobs.begin(
+        Execution("second", 1, "b"), now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE
     )
-    assert (verdict, wamid) == (Verdict.DUPLICATE, "wamid.k")
+    assert (claim.verdict, claim.detail) == (Verdict.DUPLICATE, "wamid.k")
     assert jobs.get("second").state is JobState.SENT
 
 
 def test_a_crash_during_the_call_is_reported_as_lost(jobs, redis_client):
     """A job left 'calling' with no live claim was cut off mid-call: the verdict says so."""
     add(jobs)
-    begin(jobs, holder="dead")
-    redis_client.hset(KEYS.job("j1"), "calling", 1)  # the limiter granted the call
+    assert begin(jobs, holder="dead") is Verdict.GO
+    assert redis_client.hget(KEYS.job("j1"), "calling") == "1"
     redis_client.delete(KEYS.claim("default", "j1"))  # the worker died; its lease ran out
     assert begin(jobs, holder="next") is Verdict.LOST
 
@@ -124,8 +129,7 @@ def test_hold_after_a_halting_answer_does_not_count_the_attempt(jobs, redis_clie
     """The call that met AUTH_001 is given back: attempts stay as they were."""
     add(jobs)
     begin(jobs, holder="a")
-    redis_client.hset(KEYS.job("j1"), "calling", 1)
-    redis_client.hincrby(KEYS.job("j1"), "attempts", 1)
+    assert jobs.get("j1").attempts == 1  # the call was counted when its slot was reserved
     applied, halt_set = jobs.hold(
         Execution("j1", 1, "a"), now=time.time(), code="AUTH_001", reason="bad key"
     )

@@ -1,4 +1,8 @@
-"""deliver(): claim → wait for the limiter → send → decide → record. The task is a thin adapter."""
+"""deliver(): claim and reserve a slot → wait → send → decide → record. The task is a thin adapter.
+
+Two Redis round trips per send: ``begin`` (checks, claim, rate-limit slot) and one settlement
+(which also learns from the answer's rate-limit headers).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from worker.errors import ClaimLost, GatewayError
+from worker.errors import GatewayError
 from worker.gateway import GatewayClient
 from worker.jobs import Execution, Job, JobStore, Verdict
 from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
-from worker.ratelimit import RateLimiter
+from worker.ratelimit import RateLimit
 from worker.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.settlement import Settlement
 
@@ -37,11 +41,10 @@ class Result(StrEnum):
 
 @dataclass(frozen=True)
 class Timing:
-    """How long claims last and how long a worker may wait in-process."""
+    """How long claims last, how often the billing breaker probes, how long a wait for a probe."""
 
     lease_s: float
     probe_interval_s: float = 30.0
-    max_inline_wait_s: float = 1.0
     breaker_wait_s: float = 1.0
 
 
@@ -53,15 +56,25 @@ class Meter(Protocol):
     def waited(self, seconds: float) -> None: ...
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One Gateway call's outcome, with what the settlement needs of it."""
+
+    outcome: Outcome
+    headers: RateLimitHeaders
+    error: GatewayError | None = None
+    wamid: str | None = None
+
+
 class Delivery:
     """Delivers one dispatched job; every decision is the routing table's."""
 
     def __init__(  # noqa: PLR0913 - the components deliver() coordinates
         self,
         jobs: JobStore,
-        limiter: RateLimiter,
         gateway: GatewayClient,
         policy: Policy,
+        rate: RateLimit,
         settlement: Settlement,
         timing: Timing,
         meter: Meter,
@@ -71,9 +84,9 @@ class Delivery:
         rng: random.Random | None = None,
     ) -> None:
         self._jobs = jobs
-        self._limiter = limiter
         self._gateway = gateway
         self._policy = policy
+        self._rate = rate
         self._settlement = settlement
         self._timing = timing
         self._meter = meter
@@ -83,89 +96,80 @@ class Delivery:
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
-        result = self._deliver(job_id, gen)
+        result = self._deliver(Execution(job_id, gen, holder=uuid.uuid4().hex))
         self._meter.finished(result)
         return result
 
-    def _deliver(self, job_id: str, gen: int) -> Result:
-        execution = Execution(job_id, gen, holder=uuid.uuid4().hex)
-        verdict, detail = self._jobs.begin(
+    def _deliver(self, execution: Execution) -> Result:
+        claim = self._jobs.begin(
             execution,
             now=self._clock(),
             lease_s=self._timing.lease_s,
             probe_interval_s=self._timing.probe_interval_s,
+            rate=self._rate,
         )
+        verdict, job = claim.verdict, claim.job
+        if claim.wait_s > 0:
+            self._meter.waited(claim.wait_s)
         if verdict in {Verdict.STALE, Verdict.BUSY}:
-            log.debug("job.dispatch_dropped", job_id=job_id, verdict=verdict)
+            log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
             return Result.DROPPED
         if verdict is Verdict.DUPLICATE:
-            log.info("job.duplicate", job_id=job_id, wamid=detail)
+            log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
             return Result.DUPLICATE
         if verdict is Verdict.HELD:
-            log.info("job.held", job_id=job_id)
+            log.info("job.held", job_id=execution.job_id)
             return Result.HALTED
-        job = self._jobs.get(job_id)
-        if job is None:  # expired from Redis between two calls: nothing left to send
+        if verdict is Verdict.DEFERRED:
+            return Result.WAITING
+        if job is None:  # every other verdict claims the job and returns it
             return Result.DROPPED
+        return self._claimed(execution, job, verdict, claim.wait_s)
+
+    def _claimed(self, execution: Execution, job: Job, verdict: Verdict, wait_s: float) -> Result:
+        """The job is ours: wait for the probe, park, or call the Gateway."""
         if verdict is Verdict.WAIT:
-            return self._wait(execution, self._timing.breaker_wait_s, "breaker_wait")
+            self._jobs.retry(
+                execution,
+                now=self._clock(),
+                delay_s=self._timing.breaker_wait_s,
+                code=None,
+                action="breaker_wait",
+            )
+            return Result.WAITING
         if verdict is Verdict.BREAKER:
-            decision = Decision.park(ParkReason.BILLING)
-            return self._settle(execution, job, Outcome(code="BILL_001"), decision)
+            answer = Answer(Outcome(code="BILL_001"), RateLimitHeaders())
+            return self._settle(execution, job, answer, Decision.park(ParkReason.BILLING))
         if verdict is Verdict.EXPIRED:
-            return self._settle(execution, job, Outcome.expired())
+            return self._settle(execution, job, Answer(Outcome.expired(), RateLimitHeaders()))
         if verdict is Verdict.LOST:
             # The last execution died during its call: the Gateway may have sent it.
-            return self._settle(execution, job, Outcome(code=WORKER_LOST, ambiguous=True))
-        return self._call(execution, job)
+            lost = Answer(Outcome(code=WORKER_LOST, ambiguous=True), RateLimitHeaders())
+            return self._settle(execution, job, lost)
+        self._sleep(wait_s)
+        return self._settle(execution, job, self._call(job), called=True)
 
-    def _call(self, execution: Execution, job: Job) -> Result:
-        try:
-            grant = self._limiter.acquire(
-                job.account,
-                execution,
-                lease_s=self._timing.lease_s,
-                max_wait_s=self._timing.max_inline_wait_s,
-            )
-        except ClaimLost:
-            log.warning("job.claim_lost", job_id=job.id)
-            return Result.DROPPED
-        if grant.wait_s > 0:
-            self._meter.waited(grant.wait_s)
-        if not grant.reserved:
-            # A long wait is spent on the schedule, not in this worker's memory.
-            return self._wait(execution, grant.wait_s, "rate_wait")
-        self._sleep(grant.wait_s)
+    def _call(self, job: Job) -> Answer:
         started = time.perf_counter()
         try:
-            answer = self._gateway.send(job.message)
+            sent = self._gateway.send(job.message)
         except GatewayError as error:
-            self._after_call(job, error.outcome, error.rate_limit, started)
-            return self._settle(execution, job, error.outcome, error=error, called=True)
-        self._after_call(job, answer.outcome, answer.rate_limit, started)
-        return self._settle(execution, job, answer.outcome, wamid=answer.wamid, called=True)
-
-    def _after_call(
-        self, job: Job, outcome: Outcome, headers: RateLimitHeaders, started: float
-    ) -> None:
-        self._meter.answered(outcome, time.perf_counter() - started)
-        self._limiter.observe(job.account, headers)
-
-    def _wait(self, execution: Execution, delay_s: float, why: str) -> Result:
-        self._jobs.retry(execution, now=self._clock(), delay_s=delay_s, code=None, action=why)
-        return Result.WAITING
+            answer = Answer(error.outcome, error.rate_limit, error=error)
+        else:
+            answer = Answer(sent.outcome, sent.rate_limit, wamid=sent.wamid)
+        self._meter.answered(answer.outcome, time.perf_counter() - started)
+        return answer
 
     def _settle(
         self,
         execution: Execution,
         job: Job,
-        outcome: Outcome,
+        answer: Answer,
         decision: Decision | None = None,
         *,
-        error: GatewayError | None = None,
-        wamid: str | None = None,
         called: bool = False,
     ) -> Result:
+        outcome = answer.outcome
         calls = job.attempts + (1 if called else 0)
         decision = decision or decide(
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
@@ -173,30 +177,31 @@ class Delivery:
         now = self._clock()
         action = decision.action
         if action is Action.SENT:
-            self._settlement.sent(execution, job, wamid or "", now=now)
+            self._settlement.sent(execution, job, answer.wamid or "", answer.headers, now=now)
             return Result.SENT
-        if action is Action.RESCHEDULE:
-            cooldown = now + (outcome.retry_after_s or decision.delay_s)
+        if action in {Action.RESCHEDULE, Action.BACKOFF}:
+            rescheduled = action is Action.RESCHEDULE
             self._jobs.retry(
                 execution,
                 now=now,
                 delay_s=decision.delay_s,
                 code=outcome.code,
                 action=action,
-                reschedule=True,
-                cooldown_until=cooldown,
+                reschedule=rescheduled,
+                # Every worker of the account waits out a RATE_001, not just this job.
+                cooldown_until=now + (outcome.retry_after_s or decision.delay_s)
+                if rescheduled
+                else None,
+                headers=answer.headers,
             )
-            log.info("job.rescheduled", job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
-            return Result.RESCHEDULED
-        if action is Action.BACKOFF:
-            self._jobs.retry(
-                execution, now=now, delay_s=decision.delay_s, code=outcome.code, action=action
-            )
-            log.info("job.retried", job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
-            return Result.RETRIED
+            event = "job.rescheduled" if rescheduled else "job.retried"
+            log.info(event, job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
+            return Result.RESCHEDULED if rescheduled else Result.RETRIED
         if action is Action.HALT:
-            self._settlement.halted(execution, job, outcome, error, now=now)
+            self._settlement.halted(execution, job, outcome, answer.error, answer.headers, now=now)
             return Result.HALTED
         reason = decision.reason or ParkReason.PERMANENT
-        self._settlement.parked(execution, job, outcome, reason, calls, error, now=now)
+        self._settlement.parked(
+            execution, job, outcome, reason, calls, answer.error, answer.headers, now=now
+        )
         return Result.PARKED

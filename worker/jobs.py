@@ -16,6 +16,8 @@ from typing import Any
 import redis
 
 from worker.keys import JOB_TTL_S, Keys
+from worker.outcome import RateLimitHeaders
+from worker.ratelimit import RateLimit, learn_arguments
 from worker.scripts import load_script
 
 
@@ -40,6 +42,7 @@ class Verdict(StrEnum):
     LOST = "lost"
     EXPIRED = "expired"
     HELD = "held"
+    DEFERRED = "deferred"
     BREAKER = "breaker"
     WAIT = "wait"
     GO = "go"
@@ -104,8 +107,8 @@ class Job:
             account=raw["account"],
             key=raw["key"],
             message=json.loads(raw["message"]),
-            state=JobState(raw["state"]),
-            gen=int(raw["gen"]),
+            state=JobState(raw.get("state", JobState.SENDING)),
+            gen=int(raw.get("gen", 0)),
             attempts=int(raw.get("attempts", 0)),
             reschedules=int(raw.get("reschedules", 0)),
             enqueued_at=float(raw["enqueued_at"]),
@@ -128,6 +131,16 @@ class Execution:
     holder: str
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What ``begin`` found: the verdict, its detail, the wait before calling, and the job."""
+
+    verdict: Verdict
+    detail: str
+    wait_s: float
+    job: Job | None
+
+
 class JobStore:
     """Reads job records and applies every transition atomically."""
 
@@ -135,8 +148,8 @@ class JobStore:
         self._redis = client
         self._keys = keys
         self._enqueue = load_script(client, "enqueue")
-        self._begin = load_script(client, "begin")
-        self._finish = load_script(client, "finish")
+        self._begin = load_script(client, "begin", include=("ratelimit",))
+        self._finish = load_script(client, "finish", include=("ratelimit",))
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
         """Write new jobs in one round trip; a known idempotency key returns its first job id."""
@@ -168,10 +181,16 @@ class JobStore:
         return Job.from_hash(_decoded(raw), [_text(line) for line in history])
 
     def begin(
-        self, execution: Execution, *, now: float, lease_s: float, probe_interval_s: float
-    ) -> tuple[Verdict, str]:
-        """Claim a dispatched job for this execution, or say why not (see begin.lua)."""
-        verdict, detail = self._begin(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        lease_s: float,
+        probe_interval_s: float,
+        rate: RateLimit,
+    ) -> Claim:
+        """Claim a dispatched job and reserve its call slot, or say why not (see begin.lua)."""
+        reply = self._begin(
             args=[
                 self._keys.prefix,
                 execution.job_id,
@@ -180,12 +199,25 @@ class JobStore:
                 lease_s,
                 execution.holder,
                 probe_interval_s,
+                *rate.reserve_arguments(),
             ]
         )
-        return Verdict(_text(verdict)), _text(detail)
+        verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
+        job = None
+        if fields:
+            raw = dict(zip(fields[::2], fields[1::2], strict=True))
+            raw.update(id=execution.job_id, gen=str(execution.gen))
+            job = Job.from_hash(raw, [])
+        return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job)
 
     def _apply(
-        self, execution: Execution, now: float, mode: str, event: str, *extra: Any
+        self,
+        execution: Execution,
+        now: float,
+        mode: str,
+        event: str,
+        *extra: Any,
+        headers: RateLimitHeaders | None = None,
     ) -> tuple[bool, bool]:
         applied, flag = self._finish(
             args=[
@@ -196,15 +228,23 @@ class JobStore:
                 execution.holder,
                 mode,
                 event,
+                *learn_arguments(headers or RateLimitHeaders()),
                 *extra,
             ]
         )
         return bool(applied), bool(flag)
 
-    def mark_sent(self, execution: Execution, wamid: str, *, now: float) -> bool:
+    def mark_sent(
+        self,
+        execution: Execution,
+        wamid: str,
+        *,
+        now: float,
+        headers: RateLimitHeaders | None = None,
+    ) -> bool:
         """Record the wamid and the ledger entry; returns whether a billing breaker closed."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        return self._apply(execution, now, "sent", event, wamid)[1]
+        return self._apply(execution, now, "sent", event, wamid, headers=headers)[1]
 
     def retry(
         self,
@@ -216,6 +256,7 @@ class JobStore:
         action: str,
         reschedule: bool = False,
         cooldown_until: float | None = None,
+        headers: RateLimitHeaders | None = None,
     ) -> bool:
         """Put the job back on the schedule after ``delay_s``; False if no longer ours."""
         event = history_event(
@@ -230,6 +271,7 @@ class JobStore:
             code or "",
             "reschedule" if reschedule else "other",
             "" if cooldown_until is None else cooldown_until,
+            headers=headers,
         )
         return applied
 
@@ -242,6 +284,7 @@ class JobStore:
         reason: str,
         record: dict[str, Any],
         open_breaker: bool = False,
+        headers: RateLimitHeaders | None = None,
     ) -> tuple[bool, bool]:
         """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
         event = history_event(now, "parked", code=code, action=f"park:{reason}")
@@ -254,15 +297,22 @@ class JobStore:
             reason,
             json.dumps(record, separators=(",", ":")),
             "1" if open_breaker else "0",
+            headers=headers,
         )
 
     def hold(
-        self, execution: Execution, *, now: float, code: str, reason: str
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        code: str,
+        reason: str,
+        headers: RateLimitHeaders | None = None,
     ) -> tuple[bool, bool]:
         """Halt the account and hold the job; returns (applied, halt newly set)."""
         event = history_event(now, "held", code=code, action="halt")
         halt = json.dumps({"code": code, "reason": reason, "since": now})
-        return self._apply(execution, now, "hold", event, code, halt)
+        return self._apply(execution, now, "hold", event, code, halt, headers=headers)
 
 
 def _text(value: Any) -> str:

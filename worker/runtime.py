@@ -19,7 +19,7 @@ from worker.gateway import GatewayClient, PerThreadHTTP
 from worker.jobs import JobStore
 from worker.keys import Keys
 from worker.producer import Producer
-from worker.ratelimit import Limits, RateLimiter
+from worker.ratelimit import RateLimit
 from worker.routing import Policy, load_routing_table
 from worker.settings import Settings, get_settings
 from worker.settlement import Settlement
@@ -28,6 +28,8 @@ from worker.switches import Switches
 
 # How long before a claim is given up for dead: the slowest call, a short wait, a margin.
 LEASE_MARGIN_S = 5.0
+# A rate-limit wait up to this long is slept in the worker; longer ones go to the schedule.
+MAX_INLINE_WAIT_S = 1.0
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -101,7 +103,7 @@ class Runtime:
     @cached_property
     def timing(self) -> Timing:
         return Timing(
-            lease_s=2 * self.settings.http_timeout_s + 1.0 + LEASE_MARGIN_S,
+            lease_s=2 * self.settings.http_timeout_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S,
             probe_interval_s=self.settings.billing_probe_interval_s,
         )
 
@@ -121,11 +123,11 @@ class Runtime:
             backoff_base_s=s.backoff_base_s,
             backoff_cap_s=s.backoff_cap_s,
         )
-        limiter = RateLimiter(self.redis, self.keys, Limits(s.rate_per_sec, s.rate_per_min))
+        rate = RateLimit(s.rate_per_sec, s.rate_per_min, max_wait_s=MAX_INLINE_WAIT_S)
         from worker.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
         settlement = Settlement(self.jobs, self.incidents)
-        return Delivery(self.jobs, limiter, gateway, policy, settlement, self.timing, Meter())
+        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, Meter())
 
 
 _runtime: tuple[int, Runtime] | None = None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import redis
 
 
-def load_script(client: redis.Redis, name: str) -> Any:
-    """The script ``worker/lua/<name>.lua`` bound to ``client``."""
-    source = resources.files("worker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+def load_script(client: redis.Redis, name: str, *, include: Sequence[str] = ()) -> Any:
+    """``worker/lua/<name>.lua`` bound to ``client``, after the ``include``d files' functions."""
+    parts = [*include, name]
+    lua = resources.files("worker").joinpath("lua")
+    source = "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
     return client.register_script(source)

@@ -7,7 +7,7 @@ from worker.deadletters import DeadLetter
 from worker.errors import GatewayError
 from worker.jobs import Execution, Job, JobStore
 from worker.logs import get_logger
-from worker.outcome import Outcome
+from worker.outcome import Outcome, RateLimitHeaders
 from worker.routing import ParkReason
 
 log = get_logger(__name__)
@@ -20,8 +20,16 @@ class Settlement:
         self._jobs = jobs
         self._incidents = incidents
 
-    def sent(self, execution: Execution, job: Job, wamid: str, *, now: float) -> None:
-        breaker_closed = self._jobs.mark_sent(execution, wamid, now=now)
+    def sent(
+        self,
+        execution: Execution,
+        job: Job,
+        wamid: str,
+        headers: RateLimitHeaders,
+        *,
+        now: float,
+    ) -> None:
+        breaker_closed = self._jobs.mark_sent(execution, wamid, now=now, headers=headers)
         log.info("job.sent", job_id=job.id, wamid=wamid, account=job.account)
         self._incidents.resolve_quiet_exhausted(job.account, now=now)
         if breaker_closed:
@@ -38,11 +46,14 @@ class Settlement:
         job: Job,
         outcome: Outcome,
         error: GatewayError | None,
+        headers: RateLimitHeaders,
         *,
         now: float,
     ) -> None:
         description = error.description if error else ""
-        _, halt_set = self._jobs.hold(execution, now=now, code=outcome.code, reason=description)
+        _, halt_set = self._jobs.hold(
+            execution, now=now, code=outcome.code, reason=description, headers=headers
+        )
         log.warning("job.held", job_id=job.id, code=outcome.code, account=job.account)
         if halt_set:
             log.error("account.halted", account=job.account, code=outcome.code, reason=description)
@@ -63,6 +74,7 @@ class Settlement:
         reason: ParkReason,
         calls: int,
         error: GatewayError | None,
+        headers: RateLimitHeaders,
         *,
         now: float,
     ) -> None:
@@ -90,6 +102,7 @@ class Settlement:
             reason=reason,
             record=record.to_dict(),
             open_breaker=billing,
+            headers=headers,
         )
         if not applied:
             return

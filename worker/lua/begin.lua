@@ -1,36 +1,58 @@
--- Decide whether this dispatch of a job may go to the Gateway, and claim it if so.
--- ARGV: prefix, id, gen, now, lease_s, execution, probe_interval_s
--- Returns {verdict, detail}:
+-- Decide whether this dispatch of a job may call the Gateway; if so claim it and reserve its
+-- rate-limit slot, all in one round trip. (ratelimit.lua is included above this script.)
+-- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
+--       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms
+-- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}:
 --   stale      another dispatch or a later state owns the job: drop this one
---   busy       a live execution holds the job or its key: drop (the schedule brings it back)
+--   busy       a live execution holds the job or its key: drop (its lease brings it back)
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
+--   held       the account is halted; the job moved to the hold list
+--   deferred   the rate-limit wait is longer than max_wait_ms: the job went back on the
+--              schedule for that long (wait_ms), no attempt used
 --   lost       an execution died during its Gateway call: outcome unknown (job claimed)
 --   expired    past expires_at (job claimed)
---   held       the account is halted; the job moved to the hold list
 --   breaker    billing breaker open: park without calling (job claimed)
 --   wait       billing breaker half-open, a probe is out: try again shortly (job claimed)
---   go         call the Gateway (detail: '1' when this call is the breaker's probe)
+--   go         call the Gateway after wait_ms (detail '1' when this call is the breaker's
+--              probe); the call is counted, the job marked calling
 local prefix, id, gen, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, execution = math.floor(tonumber(ARGV[5]) * 1000), ARGV[6]
 local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
+local limits = {
+  sec = tonumber(ARGV[8]), min = tonumber(ARGV[9]),
+  sec_window = tonumber(ARGV[10]), min_window = tonumber(ARGV[11]),
+}
+local max_wait_ms, now_ms = tonumber(ARGV[12]), math.floor(now * 1000)
 local job = prefix .. 'job:' .. id
 local member = id .. '|' .. gen
 local due, leases = prefix .. 'due', prefix .. 'leases'
-local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'calling', 'expires_at')
+local names = {'gen', 'state', 'account', 'key', 'calling', 'expires_at', 'message', 'attempts',
+  'reschedules', 'enqueued_at'}
+local f = redis.call('HMGET', job, unpack(names))
 local state, account, key = f[2], f[3], f[4]
 if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == 'held' then
   -- Nothing may come of this dispatch: make sure it is not dispatched again.
   redis.call('ZREM', leases, member)
-  return {'stale', ''}
+  return {'stale', '', 0}
 end
 local claim = prefix .. 'claim:' .. account .. ':' .. key
 local history = job .. ':history'
 
-local function event(name, code)
-  redis.call('RPUSH', history, cjson.encode({at = now, event = name, code = code}))
+local function event(name, code, action, delay_s)
+  redis.call('RPUSH', history, cjson.encode({at = now, event = name, code = code or cjson.null,
+    action = action or cjson.null, delay_s = delay_s or cjson.null}))
 end
 
-if redis.call('EXISTS', claim) == 1 then return {'busy', ''} end
+local function claimed(verdict, detail, wait_ms)
+  local reply = {verdict, detail or '', wait_ms or 0}
+  for i = 3, #names do
+    reply[#reply + 1] = names[i]
+    reply[#reply + 1] = f[i] or ''
+  end
+  return reply
+end
+
+if redis.call('EXISTS', claim) == 1 then return {'busy', '', 0} end
 
 local wamid = redis.call('GET', prefix .. 'sent:' .. account .. ':' .. key)
 if wamid then
@@ -38,7 +60,7 @@ if wamid then
   redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
-  return {'duplicate', wamid}
+  return {'duplicate', wamid, 0}
 end
 
 local function take()
@@ -48,12 +70,12 @@ end
 
 if state == 'sending' and f[5] == '1' then
   take()
-  return {'lost', ''}
+  return claimed('lost')
 end
 
 if f[6] ~= '' and tonumber(f[6]) <= now then
   take()
-  return {'expired', ''}
+  return claimed('expired')
 end
 
 if redis.call('EXISTS', prefix .. 'halt:' .. account) == 1 then
@@ -62,24 +84,39 @@ if redis.call('EXISTS', prefix .. 'halt:' .. account) == 1 then
   redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
   redis.call('RPUSH', prefix .. 'held:' .. account, id)
-  event('held', '')
-  return {'held', ''}
+  event('held')
+  return {'held', '', 0}
 end
 
 local probe = '0'
 local breaker = prefix .. 'breaker:' .. account
+local probe_key = breaker .. ':probe'
 if redis.call('EXISTS', breaker) == 1 then
-  if redis.call('SET', breaker .. ':probe', execution, 'NX', 'PX', probe_ms) then
+  if redis.call('SET', probe_key, execution, 'NX', 'PX', probe_ms) then
     probe = '1'
   elseif redis.call('HGET', breaker, 'half_open') == '1' then
     take()
-    return {'wait', ''}
+    return claimed('wait')
   else
     take()
-    return {'breaker', ''}
+    return claimed('breaker')
   end
 end
 
-take()
-redis.call('HSET', job, 'state', 'sending', 'updated_at', now)
-return {'go', probe}
+local reserved, wait_ms = reserve(prefix, account, now_ms, limits, max_wait_ms)
+if not reserved then
+  -- A long wait is spent on the schedule, not in a worker's memory.
+  if probe == '1' then redis.call('DEL', probe_key) end
+  local next_gen = redis.call('HINCRBY', job, 'gen', 1)
+  local due_at = now + wait_ms / 1000
+  redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
+  redis.call('ZREM', leases, member)
+  redis.call('ZADD', due, due_at, id .. '|' .. next_gen)
+  event('wait', nil, 'rate_wait', wait_ms / 1000)
+  return {'deferred', '', wait_ms}
+end
+redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
+redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
+redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now)
+redis.call('HINCRBY', job, 'attempts', 1)
+return claimed('go', probe, wait_ms)

@@ -1,5 +1,8 @@
--- Record what became of one execution of a job, atomically.
--- ARGV: prefix, id, gen, now, execution, mode, event_json, then by mode:
+-- Record what became of one execution of a job, atomically, and learn from the answer's
+-- X-RateLimit headers. (ratelimit.lua is included above this script.)
+-- ARGV: prefix, id, gen, now, execution, mode, event_json,
+--       sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
+--       ('' for headers that were absent), then by mode:
 --   sent        wamid
 --   retry       delay_s, code, count ('reschedule'|'other'), cooldown_until ('' or s)
 --   park        code, reason, record_json, open_breaker ('0'|'1')
@@ -13,6 +16,9 @@ local job = prefix .. 'job:' .. id
 local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key')
 if not f[1] then return {0, 0} end
 local account, key = f[3], f[4]
+local now_ms = math.floor(now * 1000)
+learn(prefix, account, now_ms, tonumber(ARGV[8]), 'sec', tonumber(ARGV[10]), tonumber(ARGV[11]))
+learn(prefix, account, now_ms, tonumber(ARGV[9]), 'min', tonumber(ARGV[12]), tonumber(ARGV[13]))
 local member = id .. '|' .. gen
 local due = prefix .. 'due'
 local claim = prefix .. 'claim:' .. account .. ':' .. key
@@ -31,8 +37,8 @@ end
 
 if mode == 'sent' then
   local ttl = redis.call('TTL', job)
-  redis.call('SET', prefix .. 'sent:' .. account .. ':' .. key, ARGV[8], 'EX', math.max(ttl, 60))
-  redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[8], 'last_code', 'OK', 'calling', 0,
+  redis.call('SET', prefix .. 'sent:' .. account .. ':' .. key, ARGV[14], 'EX', math.max(ttl, 60))
+  redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', 0,
     'updated_at', now)
   if f[1] == gen then release() end
   remember()
@@ -44,7 +50,7 @@ end
 if not owns then return {0, 0} end
 
 if mode == 'retry' then
-  local delay, code, count, cooldown = tonumber(ARGV[8]), ARGV[9], ARGV[10], ARGV[11]
+  local delay, code, count, cooldown = tonumber(ARGV[14]), ARGV[15], ARGV[16], ARGV[17]
   release()
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local state = delay > 0 and 'scheduled' or 'queued'
@@ -69,7 +75,7 @@ if mode == 'retry' then
 end
 
 if mode == 'park' then
-  local code, reason, record, open_breaker = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  local code, reason, record, open_breaker = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
   release()
   redis.call('HSET', job, 'state', 'parked', 'calling', 0, 'last_code', code,
     'parked_reason', reason, 'updated_at', now)
@@ -89,7 +95,7 @@ if mode == 'park' then
 end
 
 if mode == 'hold' then
-  local code, halt = ARGV[8], cjson.decode(ARGV[9])
+  local code, halt = ARGV[14], cjson.decode(ARGV[15])
   release()
   local halt_key = prefix .. 'halt:' .. account
   local opened = 0
