@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import RedisServer, free_port, wait_for
 from worker.jobs import JobState
 from worker.runtime import Runtime
 from worker.sandbox import RunningSandbox, SandboxConfig
@@ -165,3 +165,26 @@ def test_prometheus_scrapes_a_worker_and_reads_rate_limits_and_sends_back(
         prometheus.wait(timeout=20)
         prometheus_log.close()
         worker.stop()
+
+
+def test_metrics_answer_during_a_redis_outage_and_say_so(sandbox, tmp_path):
+    """Redis down: /metrics still answers at once, with msgworker_redis_up 0 and the counters."""
+    server = RedisServer(tmp_path)
+    server.start()
+    port = free_port()
+    worker = start_worker(
+        worker_env(server.url, sandbox.url, metrics_port=str(port)),
+        tmp_path / "w.log",
+        concurrency=2,
+    )
+    try:
+        up = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert sample(up, "msgworker_redis_up") == 1
+        server.stop()
+        down = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert sample(down, "msgworker_redis_up") == 0
+        assert "msgworker_jobs_total" in down
+        assert "msgworker_queue_depth" not in down
+    finally:
+        worker.stop()
+        server.stop()

@@ -43,6 +43,7 @@ EXPORTED = frozenset(
         "msgworker_held_jobs",
         "msgworker_halted",
         "msgworker_billing_breaker_open",
+        "msgworker_redis_up",
     }
 )
 # Prometheus' own scrape-health series.
@@ -57,6 +58,7 @@ ALERT_NAMES = frozenset(
         "MsgworkerRateLimited429High",
         "MsgworkerQueueNotDraining",
         "MsgworkerNoWorkerScraped",
+        "MsgworkerRedisUnreachable",
     }
 )
 

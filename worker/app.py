@@ -96,7 +96,7 @@ class PumpStep(bootsteps.StartStopStep):
         if runtime.settings.metrics_port:
             from worker.metrics import serve_metrics  # noqa: PLC0415
 
-            serve_metrics(runtime.settings.metrics_port, runtime.snapshot)
+            serve_metrics(runtime.settings.metrics_port, lambda: runtime.snapshot(quick=True))
 
     def stop(self, _worker: Any) -> None:
         self._stop.set()

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
 from worker.metrics_dir import MULTIPROC_ENV
 from worker.outcome import Outcome
@@ -48,6 +49,8 @@ RATE_LIMIT_WAIT = Counter(
 )
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
 
+REDIS_UP = "msgworker_redis_up"
+REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
 COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
 ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 
@@ -89,7 +92,14 @@ class StateCollector(Collector):
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        state = self._snapshot()
+        try:
+            state = self._snapshot()
+        except (RedisError, OSError):
+            # /metrics must answer during a Redis outage: the counters stay true, and this says
+            # the shared-state figures could not be read.
+            yield GaugeMetricFamily(REDIS_UP, REDIS_UP_HELP, value=0)
+            return
+        yield GaugeMetricFamily(REDIS_UP, REDIS_UP_HELP, value=1)
         dlq = GaugeMetricFamily("msgworker_dlq_jobs", "Dead letters by code.", labels=["code"])
         for code, count in sorted(state.dead_letters.items()):
             dlq.add_metric([code], count)
@@ -129,5 +139,6 @@ def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegis
     else:
         registry = REGISTRY
     registry.register(StateCollector(snapshot))
+    Meter()  # the outcome and alert series exist from the first scrape
     start_http_server(port, registry=registry)
     return registry

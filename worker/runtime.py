@@ -32,15 +32,15 @@ LEASE_MARGIN_S = 5.0
 MAX_INLINE_WAIT_S = 1.0
 
 
-def connect_redis(url: str) -> redis.Redis:
+def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> redis.Redis:
     """A client that rides out a Redis restart: reconnects and retries with backoff."""
     return redis.Redis.from_url(
         url,
         decode_responses=True,
-        socket_timeout=10,
-        socket_connect_timeout=5,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=min(5.0, timeout_s),
         health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
@@ -80,15 +80,18 @@ class Runtime:
 
         return Incidents(self.redis, self.keys, dispatcher, on_fire=count_alert)
 
-    def snapshot(self) -> Snapshot:
+    @cached_property
+    def quick_redis(self) -> redis.Redis:
+        """For reads that must answer fast or fail (a scrape, a probe), never wait out an outage."""
+        return connect_redis(self.settings.state_url, retries=0, timeout_s=1.0)
+
+    def snapshot(self, *, quick: bool = False) -> Snapshot:
         """The shared state now (status, metrics); reads the broker's queue length too."""
         from worker.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
 
         return take_snapshot(
-            self.redis,
+            self.quick_redis if quick else self.redis,
             self.keys,
-            self.switches,
-            self.dead_letters,
             queue=self.settings.queue,
             broker_depth=broker_depth(get_app(), self.settings.queue),
             now=time.time(),

@@ -53,8 +53,6 @@ def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
 def take_snapshot(
     client: redis.Redis,
     keys: Keys,
-    switches: Switches,
-    dead_letters: DeadLetters,
     *,
     queue: str,
     broker_depth: Callable[[], int],
@@ -67,6 +65,7 @@ def take_snapshot(
     pipe.get(keys.enqueued_count)
     ready, scheduled, leased, enqueued = pipe.execute()
     in_broker = broker_depth()
+    switches = Switches(client, keys)
     accounts = {
         account: AccountState(
             halt=switches.halted(account),
@@ -84,6 +83,6 @@ def take_snapshot(
         # Leased jobs include those still waiting in the broker.
         in_flight=max(0, int(leased) - in_broker),
         enqueued=int(enqueued or 0),
-        dead_letters=dead_letters.counts(),
+        dead_letters=DeadLetters(client, keys).counts(),
         accounts=accounts,
     )
