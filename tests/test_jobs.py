@@ -8,6 +8,7 @@ import pytest
 
 from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
 from worker.keys import Keys
+from worker.outcome import Outcome
 from worker.ratelimit import RateLimit
 from worker.schedule import Pump, parse_member
 
@@ -61,7 +62,11 @@ def test_dispatch_of_an_old_generation_is_stale(jobs):
     add(jobs)
     assert begin(jobs, holder="a") is Verdict.GO
     assert jobs.retry(
-        Execution("j1", 1, "a"), now=time.time(), delay_s=0, code="HTTP_502", action="backoff"
+        Execution("j1", 1, "a"),
+        now=time.time(),
+        delay_s=0,
+        action="backoff",
+        outcome=Outcome(code="HTTP_502", status=502),
     )
     assert begin(jobs, gen=1, holder="late") is Verdict.STALE
     assert begin(jobs, gen=2, holder="b") is Verdict.GO
@@ -74,7 +79,11 @@ def test_finish_by_an_execution_that_lost_its_claim_writes_nothing(jobs, redis_c
     redis_client.delete(KEYS.claim("default", "j1"))  # the lease ran out
     assert begin(jobs, holder="rescuer") is Verdict.LOST  # it had started its call
     assert not jobs.retry(
-        Execution("j1", 1, "slow"), now=time.time(), delay_s=1, code="X", action="backoff"
+        Execution("j1", 1, "slow"),
+        now=time.time(),
+        delay_s=1,
+        action="backoff",
+        outcome=Outcome(code="X"),
     )
     assert jobs.get("j1").state is JobState.SENDING
 
@@ -89,7 +98,11 @@ def test_sent_is_recorded_even_by_an_execution_that_lost_its_claim(jobs, redis_c
     assert jobs.get("j1").wamid == "wamid.slow"
     assert redis_client.get(KEYS.ledger("default", "j1")) == "wamid.slow"
     assert not jobs.retry(
-        Execution("j1", 1, "rescuer"), now=time.time(), delay_s=1, code="X", action="backoff"
+        Execution("j1", 1, "rescuer"),
+        now=time.time(),
+        delay_s=1,
+        action="backoff",
+        outcome=Outcome(code="X"),
     )
 
 

@@ -252,3 +252,11 @@ def test_api_key_is_in_no_log_record_or_dead_letter(runtime, sandbox, worker):
     assert not any(API_KEY.encode() in blob for blob in dump)
     assert API_KEY not in worker.log()
     assert "905321234567" not in worker.log()
+
+
+def test_a_lost_answer_is_marked_ambiguous_in_the_history(runtime, sandbox):
+    """A connection dropped after the request went out shows as 'ambiguous' before the retry."""
+    sandbox.script({"drop": True})
+    job = settled(runtime, runtime.producer.enqueue(text("maybe sent")))
+    assert [e["event"] for e in job.history] == ["enqueued", "ambiguous", "attempt"]
+    assert job.history[1]["code"] == "CONNECTION"

@@ -133,7 +133,6 @@ class Delivery:
                 execution,
                 now=self._clock(),
                 delay_s=self._timing.breaker_wait_s,
-                code=None,
                 action="breaker_wait",
             )
             return Result.WAITING
@@ -185,9 +184,8 @@ class Delivery:
                 execution,
                 now=now,
                 delay_s=decision.delay_s,
-                code=outcome.code,
                 action=action,
-                reschedule=rescheduled,
+                outcome=outcome,
                 # Every worker of the account waits out a RATE_001, not just this job.
                 cooldown_until=now + (outcome.retry_after_s or decision.delay_s)
                 if rescheduled

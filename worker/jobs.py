@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from worker.keys import JOB_TTL_S, Keys
-from worker.outcome import RateLimitHeaders
+from worker.outcome import Outcome, RateLimitHeaders
 from worker.ratelimit import RateLimit, learn_arguments
 from worker.scripts import load_script
 
@@ -252,16 +252,20 @@ class JobStore:
         *,
         now: float,
         delay_s: float,
-        code: str | None,
         action: str,
-        reschedule: bool = False,
+        outcome: Outcome | None = None,
         cooldown_until: float | None = None,
         headers: RateLimitHeaders | None = None,
     ) -> bool:
-        """Put the job back on the schedule after ``delay_s``; False if no longer ours."""
-        event = history_event(
-            now, "attempt" if code else "wait", code=code, action=action, delay_s=round(delay_s, 3)
-        )
+        """Put the job back on the schedule after ``delay_s``; False if no longer ours.
+
+        ``outcome`` is the Gateway's answer that led here (none for a wait). A ``reschedule``
+        uses no attempt. The history says ``attempt`` after an answer, ``ambiguous`` when the
+        answer was lost after the request went out (the Gateway may have sent it), else ``wait``.
+        """
+        code = outcome.code if outcome else None
+        name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
+        event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
         applied, _ = self._apply(
             execution,
             now,
@@ -269,7 +273,7 @@ class JobStore:
             event,
             delay_s,
             code or "",
-            "reschedule" if reschedule else "other",
+            "reschedule" if action == "reschedule" else "other",
             "" if cooldown_until is None else cooldown_until,
             headers=headers,
         )
