@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import time
 
 import pytest
 
 from tests.support.cluster import BIN
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_for
+from worker.deadletters import Selection
 from worker.jobs import Execution, JobState
 from worker.ratelimit import RateLimit
 from worker.runtime import Runtime
@@ -314,3 +317,119 @@ def test_python_dash_m_worker_is_the_same_command(redis_url):
     )
     assert done.returncode == 0
     assert json.loads(done.stdout)["queue"]["name"] == "messages"
+
+
+def run_on_a_terminal(redis_url, *args, timeout_s=60):
+    """Run the console script with a pseudo-terminal as stdout and stderr; returns (code, text)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
+    env.update(MSGWORKER_BROKER_URL=redis_url, TERM="xterm-256color", COLUMNS="160")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(  # noqa: S603
+        [str(BIN / "msgworker"), *args], env=env, stdout=follower, stderr=follower, close_fds=True
+    )
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the other end closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    return process.wait(timeout=10), b"".join(chunks).decode(errors="replace")
+
+
+def test_status_for_people_shows_every_figure_with_colour_only_on_a_terminal(redis_url, runtime):
+    """Depth, scheduled, held, in flight, rate, drain time, halt, breaker, cooldown, DLQ; ANSI on a TTY."""
+    runtime.producer.enqueue_many([text(i) for i in range(3)])
+    runtime.switches.halt("default", reason="rotating keys")
+    code, out, _ = run(redis_url, "status")
+    assert code == 0
+    for label in (
+        "due now",
+        "scheduled",
+        "held",
+        "in flight",
+        "sending",
+        "backlog clears in",
+        "halted",
+        "billing breaker",
+        "cooldown",
+        "dead letters",
+    ):
+        assert label in out
+    assert "HALTED by MANUAL" in out
+    assert "rotating keys" in out
+    assert "\x1b[" not in out  # no colour into a pipe
+    code, shown = run_on_a_terminal(redis_url, "status")
+    assert code == 0
+    assert "\x1b[" in shown  # colour on a terminal
+
+
+def test_a_drain_interrupted_half_way_loses_nothing_and_a_rerun_finishes_it(redis_url, runtime):
+    """Ctrl-C mid-replay stops after the slice in hand (exit 130); nothing is lost; a re-run goes on."""
+    ids = runtime.producer.enqueue_many([text(i) for i in range(60)])
+    for job_id in ids:
+        park(runtime, job_id)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
+    env["MSGWORKER_BROKER_URL"] = redis_url
+    process = subprocess.Popen(  # noqa: S603
+        [str(BIN / "msgworker"), "dlq", "replay", "--all", "--rate", "20", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def replayed_some():
+        return 0 < len(ids) - sum(runtime.dead_letters.counts().values()) < len(ids)
+
+    wait_for(replayed_some, timeout_s=20, what="the drain to be under way")
+    process.send_signal(2)  # SIGINT, as Ctrl-C
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 130
+    summary = json.loads(out)
+    left = sum(runtime.dead_letters.counts().values())
+    assert summary["replayed"] + left == 60
+    assert summary["remaining"] == left > 0
+    in_dlq = {r.id for r in runtime.dead_letters.select(Selection())}
+    for job_id in ids:
+        state = runtime.jobs.get(job_id).state
+        assert (job_id in in_dlq) == (state is JobState.PARKED)  # in exactly one place
+    code, out, _ = run(redis_url, "dlq", "replay", "--all", "--rate", "50", "--json")
+    assert code == 0
+    assert json.loads(out)["replayed"] == left
+    assert runtime.dead_letters.counts() == {}
+    assert {runtime.jobs.get(i).state for i in ids} <= {JobState.QUEUED, JobState.SCHEDULED}
+
+
+def test_replay_shows_a_progress_bar_with_rate_and_time_left_on_a_terminal(redis_url, runtime):
+    """On a TTY the drain draws a bar with count, rate and ETA, then the summary."""
+    ids = runtime.producer.enqueue_many([text(i) for i in range(30)])
+    for job_id in ids:
+        park(runtime, job_id)
+    code, shown = run_on_a_terminal(redis_url, "dlq", "replay", "--all", "--rate", "30")
+    assert code == 0
+    assert "replaying" in shown
+    assert "30/30" in shown
+    assert "/s" in shown
+    assert "done: replayed 30" in shown
+
+
+def test_job_for_people_lists_the_history_as_a_table(redis_url, runtime):
+    """`job ID` shows state, attempts, last code and one line per history event."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id, code="GW_001", reason="permanent")
+    code, out, _ = run(redis_url, "job", job_id)
+    assert code == 0
+    assert "parked" in out
+    lines = [line for line in out.splitlines() if line.startswith("20")]
+    assert [line.split()[1] for line in lines] == ["enqueued", "parked"]
+    assert "GW_001" in lines[1]

@@ -162,6 +162,7 @@ def exported_by_worker() -> set[str]:
         scheduled=3,
         in_flight=4,
         enqueued=5,
+        sends_per_s=8.0,
         dead_letters={"GW_001": 6},
         accounts={
             "default": AccountState(

@@ -174,177 +174,19 @@ def _enqueue_file(args: argparse.Namespace, producer: Any) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------- reading and switching
+# ---------------------------------------------------------------- operating
 
 
-def _job(args: argparse.Namespace) -> int:
-    from worker.views import job_view  # noqa: PLC0415
+def _operate(name: str) -> Handler:
+    """A handler that runs ``worker.operate.<name>`` with this process's runtime."""
 
-    job = _runtime().jobs.get(args.id)
-    if job is None:
-        print(f"msgworker: no job {args.id} (records are kept 7 days)", file=sys.stderr)
-        return EXIT_FAILURE
-    view = job_view(job)
-    if args.json:
-        emit(view)
-        return EXIT_OK
-    print(f"job {view['id']}  {view['state']}  account {view['account']}")
-    last_code, wamid = view["last_code"] or "-", view["wamid"] or "-"
-    print(f"attempts {view['attempts']}  last code {last_code}  wamid {wamid}")
-    for event in view["history"]:
-        delay = f"  in {event['delay_s']}s" if event["delay_s"] else ""
-        code, action = event["code"] or "", event["action"] or ""
-        print(f"  {event['at']}  {event['event']:<10} {code:<12} {action}{delay}")
-    return EXIT_OK
+    def handler(args: argparse.Namespace) -> int:
+        from worker import operate  # noqa: PLC0415 - settings read on use
 
+        command: Callable[[argparse.Namespace, Any], int] = getattr(operate, name)
+        return command(args, _runtime())
 
-def _status(args: argparse.Namespace) -> int:
-    from worker.views import status_view  # noqa: PLC0415
-
-    runtime = _runtime()
-    try:
-        snapshot = runtime.snapshot()
-    except OSError as exc:
-        url = _safe_url(runtime.settings.broker_url)
-        raise Unreachable(f"broker at {url} ({type(exc).__name__})") from None
-    view = status_view(snapshot, args.account)
-    if args.json:
-        emit(view)
-        return EXIT_OK
-    q = view["queue"]
-    print(f"queue {q['name']}: {q['depth']} ready, {q['scheduled']} scheduled, {q['held']} held")
-    halted = view["halted"]
-    print(
-        "halted: no"
-        if halted is None
-        else f"HALTED since {halted['since']} by {halted['code']}: {halted['reason']}"
-    )
-    print(f"billing breaker: {view['billing_breaker']}")
-    print(f"cooldown until: {view['cooldown_until'] or '-'}")
-    by_code = ", ".join(f"{code} {n}" for code, n in view["dlq"]["by_code"].items()) or "empty"
-    print(f"dead letters: {view['dlq']['total']} ({by_code})")
-    return EXIT_OK
-
-
-def _halt(args: argparse.Namespace) -> int:
-    created = _runtime().switches.halt(args.account, reason=args.reason)
-    print(
-        f"account {args.account} halted"
-        if created
-        else f"account {args.account} was already halted"
-    )
-    return EXIT_OK
-
-
-def _resume(args: argparse.Namespace) -> int:
-    from worker.alerts import AlertKind  # noqa: PLC0415
-
-    runtime = _runtime()
-    released = runtime.switches.resume(args.account)
-    runtime.incidents.resolve(
-        AlertKind.HALT, args.account, summary="Sending resumed by an operator"
-    )
-    runtime.close()
-    print(f"account {args.account} resumed; {released} held job(s) released")
-    return EXIT_OK
-
-
-# ---------------------------------------------------------------- dead letters
-
-
-def _selection(args: argparse.Namespace) -> Any:
-    from worker.deadletters import Selection  # noqa: PLC0415
-
-    since = _parse_time(args.since).timestamp() if getattr(args, "since", None) else None
-    return Selection(
-        code=args.code,
-        ids=tuple(getattr(args, "id", None) or ()),
-        since=since,
-        limit=getattr(args, "limit", None),
-    )
-
-
-def _dlq_list(args: argparse.Namespace) -> int:
-    from worker.views import dead_letter_view  # noqa: PLC0415
-
-    records = list(_runtime().dead_letters.select(_selection(args)))
-    for record in records:
-        view = dead_letter_view(record)
-        if args.json:
-            emit(view)
-        else:
-            print(
-                f"{view['parked_at']}  {record.id}  {record.code:<10} {record.reason:<17} "
-                f"attempts {record.attempts}"
-            )
-    if not args.json:
-        print(f"{len(records)} record(s)")
-    return EXIT_OK
-
-
-def _dlq_show(args: argparse.Namespace) -> int:
-    from worker.views import dead_letter_view  # noqa: PLC0415
-
-    record = _runtime().dead_letters.get(args.id)
-    if record is None:
-        print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
-        return EXIT_FAILURE
-    print(json.dumps(dead_letter_view(record), indent=None if args.json else 2, ensure_ascii=False))
-    return EXIT_OK
-
-
-def _dlq_export(args: argparse.Namespace) -> int:
-    from worker.views import dead_letter_view  # noqa: PLC0415
-
-    for record in _runtime().dead_letters.select(_selection(args)):
-        emit(dead_letter_view(record))
-    return EXIT_OK
-
-
-def _dlq_replay(args: argparse.Namespace) -> int:
-    if not (args.code or args.id or args.all):
-        print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
-        return EXIT_USAGE
-    runtime = _runtime()
-    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
-    # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
-    limit = runtime.settings.rate_per_sec
-    rate = min(args.rate or limit / 2, limit)
-    if args.dry_run:
-        for job_id in ids:
-            print(job_id)
-        print(f"would replay {len(ids)} record(s) at {rate:g}/s", file=sys.stderr)
-        return EXIT_OK
-    report = runtime.dead_letters.replay(ids, rate_per_s=rate)
-    summary = {
-        "replayed": report.replayed,
-        "skipped_already_sent": report.already_sent,
-        "skipped_expired": report.expired,
-        "missing": report.missing,
-    }
-    if args.json:
-        emit(summary)
-    else:
-        print(
-            f"replayed {report.replayed} at {rate:g}/s; "
-            f"skipped {report.already_sent} already sent, {report.expired} expired"
-        )
-    return EXIT_OK
-
-
-def _dlq_purge(args: argparse.Namespace) -> int:
-    runtime = _runtime()
-    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("msgworker: purging needs --yes when not on a terminal", file=sys.stderr)
-            return EXIT_USAGE
-        answer = input(f"purge {len(ids)} dead letter(s) for good? [y/N] ")
-        if answer.strip().lower() not in {"y", "yes"}:
-            print("nothing purged")
-            return EXIT_OK
-    print(f"purged {runtime.dead_letters.purge(ids)} dead letter(s)")
-    return EXIT_OK
+    return handler
 
 
 # ---------------------------------------------------------------- parsing
@@ -401,21 +243,21 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     job = commands.add_parser("job", help="a job's state and history")
     job.add_argument("id")
     job.add_argument("--json", action="store_true")
-    job.set_defaults(handler=_job)
+    job.set_defaults(handler=_operate("job"))
 
     status = commands.add_parser("status", help="queue, halt, breaker, cooldown, dead letters")
     status.add_argument("--json", action="store_true")
     _add_account(status)
-    status.set_defaults(handler=_status)
+    status.set_defaults(handler=_operate("status"))
 
     halt = commands.add_parser("halt", help="stop all sending of the account")
     halt.add_argument("--reason", required=True)
     _add_account(halt)
-    halt.set_defaults(handler=_halt)
+    halt.set_defaults(handler=_operate("halt"))
 
     resume = commands.add_parser("resume", help="lift a halt; held jobs go out once")
     _add_account(resume)
-    resume.set_defaults(handler=_resume)
+    resume.set_defaults(handler=_operate("resume"))
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"
@@ -425,15 +267,15 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     listing.add_argument("--since", help="ISO 8601 time")
     listing.add_argument("--limit", type=int)
     listing.add_argument("--json", action="store_true", help="JSON lines")
-    listing.set_defaults(handler=_dlq_list)
+    listing.set_defaults(handler=_operate("dlq_list"))
     show = dlq.add_parser("show", help="one dead letter")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=_dlq_show)
+    show.set_defaults(handler=_operate("dlq_show"))
     export = dlq.add_parser("export", help="dead letters as JSON lines")
     export.add_argument("--code")
     export.add_argument("--since", help="ISO 8601 time")
-    export.set_defaults(handler=_dlq_export)
+    export.set_defaults(handler=_operate("dlq_export"))
     replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
     replay.add_argument("--code")
     replay.add_argument("--id", nargs="+")
@@ -445,12 +287,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     )
     replay.add_argument("--dry-run", action="store_true")
     replay.add_argument("--json", action="store_true")
-    replay.set_defaults(handler=_dlq_replay)
+    replay.set_defaults(handler=_operate("dlq_replay"))
     purge = dlq.add_parser("purge", help="remove dead letters for good")
     purge.add_argument("--code")
     purge.add_argument("--id", nargs="+")
     purge.add_argument("--yes", action="store_true")
-    purge.set_defaults(handler=_dlq_purge)
+    purge.set_defaults(handler=_operate("dlq_purge"))
 
     sandbox = commands.add_parser("sandbox", help="run the local fake Gateway (SPEC §6)")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -38,6 +38,10 @@ class Keys:
         """String: jobs ever enqueued (a cluster-wide counter for metrics)."""
         return f"{self.prefix}stats:enqueued"
 
+    def sent_in_second(self, second: int) -> str:
+        """String: messages sent during this Unix second (kept two minutes)."""
+        return f"{self.prefix}stats:sent:{second}"
+
     def held(self, account: str) -> str:
         """List: ``job_id`` of jobs held behind the account's halt, released by resume."""
         return f"{self.prefix}held:{account}"

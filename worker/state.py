@@ -11,6 +11,9 @@ from worker.deadletters import DeadLetters
 from worker.keys import DEFAULT_ACCOUNT, Keys
 from worker.switches import Breaker, Halt, Switches
 
+# The send rate shown is the mean of the last ten whole seconds.
+RATE_WINDOW_S = 10
+
 
 @dataclass(frozen=True)
 class AccountState:
@@ -30,12 +33,20 @@ class Snapshot:
     scheduled: int
     in_flight: int
     enqueued: int
+    sends_per_s: float
     dead_letters: dict[str, int]
     accounts: dict[str, AccountState]
 
     @property
     def depth(self) -> int:
         return self.ready + self.in_broker
+
+    @property
+    def drain_s(self) -> float | None:
+        """Seconds the due backlog needs at the current send rate; None when nothing is sent."""
+        if self.depth == 0:
+            return 0.0
+        return self.depth / self.sends_per_s if self.sends_per_s > 0 else None
 
 
 def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
@@ -63,7 +74,9 @@ def take_snapshot(
     pipe.zcount(keys.due, f"({now}", "+inf")
     pipe.zcard(keys.leases)
     pipe.get(keys.enqueued_count)
-    ready, scheduled, leased, enqueued = pipe.execute()
+    last_seconds = range(int(now) - RATE_WINDOW_S, int(now))
+    pipe.mget([keys.sent_in_second(second) for second in last_seconds])
+    ready, scheduled, leased, enqueued, sent = pipe.execute()
     in_broker = broker_depth()
     switches = Switches(client, keys)
     accounts = {
@@ -83,6 +96,7 @@ def take_snapshot(
         # Leased jobs include those still waiting in the broker.
         in_flight=max(0, int(leased) - in_broker),
         enqueued=int(enqueued or 0),
+        sends_per_s=sum(int(n or 0) for n in sent) / RATE_WINDOW_S,
         dead_letters=DeadLetters(client, keys).counts(),
         accounts=accounts,
     )

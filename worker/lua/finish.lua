@@ -42,6 +42,10 @@ if mode == 'sent' then
     'updated_at', now)
   if f[1] == gen then release() end
   remember()
+  -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
+  local bucket = prefix .. 'stats:sent:' .. math.floor(now)
+  redis.call('INCR', bucket)
+  redis.call('EXPIRE', bucket, 120)
   local breaker = prefix .. 'breaker:' .. account
   local closed = redis.call('DEL', breaker, breaker .. ':probe')
   return {1, closed > 0 and 1 or 0}

@@ -1,0 +1,291 @@
+"""The night shift's commands: status, job, halt, resume and the dead-letter queue.
+
+Each takes the parsed arguments and a runtime, prints for people (or ``--json`` for scripts)
+and returns the exit code; ``worker.cli`` parses and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from worker.alerts import AlertKind
+from worker.console import Console, progress_bar
+from worker.deadletters import DeadLetter, ReplayReport, Selection
+from worker.drain import drain
+from worker.runtime import Runtime
+from worker.views import dead_letter_view, iso, job_view, status_view
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def emit(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _ago(at: float | None) -> str:
+    if at is None:
+        return ""
+    seconds = max(0, int(time.time() - at))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never at the current rate (nothing is being sent)"
+    if seconds < 120:
+        return f"~{seconds:.0f} s"
+    return f"~{seconds / 60:.0f} min"
+
+
+def status(args: argparse.Namespace, runtime: Runtime) -> int:
+    snapshot = runtime.snapshot()
+    if args.json:
+        emit(status_view(snapshot, args.account))
+        return EXIT_OK
+    state = snapshot.accounts.get(args.account)
+    out = Console()
+    rows: list[tuple[str, str, str | None]] = [
+        ("queue", snapshot.queue, None),
+        ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
+        ("  scheduled", str(snapshot.scheduled), None),
+        ("  held", str(state.held if state else 0), "yellow" if state and state.held else None),
+        ("  in flight", str(snapshot.in_flight), None),
+        ("  sending", f"{snapshot.sends_per_s:.1f}/s", None),
+        ("  backlog clears in", _duration(snapshot.drain_s), None),
+        (f"account {args.account}", "", None),
+    ]
+    halt = state.halt if state else None
+    if halt is None:
+        rows.append(("  halted", "no", "green"))
+    else:
+        since = f"since {iso(halt.since)} ({_ago(halt.since)})"
+        rows.append(("  halted", f"HALTED by {halt.code} {since}: {halt.reason}", "bold red"))
+    breaker = state.breaker if state else None
+    if breaker is None:
+        rows.append(("  billing breaker", "closed", "green"))
+    else:
+        opened = f"since {iso(breaker.since)} ({_ago(breaker.since)})"
+        half = ", a probe is going out" if breaker.half_open else ""
+        rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
+    cooldown = state.cooldown_until if state else None
+    if cooldown and cooldown > time.time():
+        rows.append(("  cooldown", f"until {iso(cooldown)} (RATE_001)", "yellow"))
+    else:
+        rows.append(("  cooldown", "none", None))
+    total = sum(snapshot.dead_letters.values())
+    by_code = ", ".join(f"{c} {n}" for c, n in sorted(snapshot.dead_letters.items()))
+    rows.append(("dead letters", f"{total}" + (f" ({by_code})" if by_code else ""), None))
+    out.pairs(rows)
+    return EXIT_OK
+
+
+def job(args: argparse.Namespace, runtime: Runtime) -> int:
+    found = runtime.jobs.get(args.id)
+    if found is None:
+        print(f"msgworker: no job {args.id} (records are kept 7 days)", file=sys.stderr)
+        return EXIT_FAILURE
+    view = job_view(found)
+    if args.json:
+        emit(view)
+        return EXIT_OK
+    out = Console()
+    out.pairs(
+        [
+            ("job", view["id"], None),
+            ("state", view["state"], "bold"),
+            ("account", view["account"], None),
+            ("attempts", str(view["attempts"]), None),
+            ("last code", view["last_code"] or "-", None),
+            ("wamid", view["wamid"] or "-", None),
+        ]
+    )
+    rows = [
+        (e["at"], e["event"], e["code"] or "", e["action"] or "", _delay(e["delay_s"]))
+        for e in view["history"]
+    ]
+    out.table(["at", "event", "code", "action", "delay"], rows, title="history")
+    return EXIT_OK
+
+
+def _delay(seconds: float | None) -> str:
+    return f"{seconds:g} s" if seconds else ""
+
+
+def halt(args: argparse.Namespace, runtime: Runtime) -> int:
+    created = runtime.switches.halt(args.account, reason=args.reason)
+    if created:
+        print(f"account {args.account} halted: nothing is sent until `msgworker resume`")
+    else:
+        print(f"account {args.account} was already halted")
+    return EXIT_OK
+
+
+def resume(args: argparse.Namespace, runtime: Runtime) -> int:
+    released = runtime.switches.resume(args.account)
+    runtime.incidents.resolve(
+        AlertKind.HALT, args.account, summary="Sending resumed by an operator"
+    )
+    runtime.close()
+    print(f"account {args.account} resumed; {released} held job(s) released")
+    return EXIT_OK
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    since = getattr(args, "since", None)
+    return Selection(
+        code=args.code,
+        ids=tuple(getattr(args, "id", None) or ()),
+        since=datetime.fromisoformat(since).timestamp() if since else None,
+        limit=getattr(args, "limit", None),
+    )
+
+
+def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
+    records = list(runtime.dead_letters.select(_selection(args)))
+    if args.json:
+        for record in records:
+            emit(dead_letter_view(record))
+        return EXIT_OK
+    out = Console()
+    if not records:
+        out.say("no dead letters")
+        return EXIT_OK
+    rows = [_record_row(record) for record in records]
+    out.table(["parked at", "id", "code", "reason", "attempts", "to"], rows)
+    out.say(f"{len(records)} dead letter(s)")
+    return EXIT_OK
+
+
+def _record_row(record: DeadLetter) -> tuple[Any, ...]:
+    from worker.logs import mask_phone  # noqa: PLC0415 - only people's tables need it
+
+    to = str(record.message.get("to", ""))
+    return (
+        iso(record.parked_at),
+        record.id,
+        record.code,
+        record.reason,
+        record.attempts,
+        mask_phone(to),
+    )
+
+
+def dlq_show(args: argparse.Namespace, runtime: Runtime) -> int:
+    record = runtime.dead_letters.get(args.id)
+    if record is None:
+        print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(dead_letter_view(record), indent=None if args.json else 2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def dlq_export(args: argparse.Namespace, runtime: Runtime) -> int:
+    for record in runtime.dead_letters.select(_selection(args)):
+        emit(dead_letter_view(record))
+    return EXIT_OK
+
+
+@contextmanager
+def _stop_on_interrupt() -> Iterator[list[bool]]:
+    """Ctrl-C asks the drain to stop after the slice in hand, instead of killing it mid-way."""
+    asked = [False]
+
+    def ask(_signum: int, _frame: object) -> None:
+        asked[0] = True
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
+    if not (args.code or args.id or args.all):
+        print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
+        return EXIT_USAGE
+    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
+    limit = runtime.settings.rate_per_sec
+    rate = min(args.rate or limit / 2, limit)
+    if args.dry_run:
+        for job_id in ids:
+            print(job_id)
+        print(f"would replay {len(ids)} dead letter(s) at {rate:g}/s", file=sys.stderr)
+        return EXIT_OK
+    started = time.monotonic()
+    with (
+        _stop_on_interrupt() as asked,
+        progress_bar(len(ids), "replaying", enabled=sys.stderr.isatty() and not args.json) as show,
+    ):
+        report = drain(
+            runtime.dead_letters,
+            ids,
+            rate_per_s=rate,
+            on_progress=lambda r: show(r.replayed + r.already_sent + r.expired + r.missing),
+            should_stop=lambda: asked[0],
+        )
+    interrupted = asked[0] and _done(report) < len(ids)
+    _replay_summary(args, report, len(ids), rate, time.monotonic() - started, interrupted)
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+def _done(report: ReplayReport) -> int:
+    return report.replayed + report.already_sent + report.expired + report.missing
+
+
+def _replay_summary(
+    args: argparse.Namespace,
+    report: ReplayReport,
+    total: int,
+    rate: float,
+    took_s: float,
+    interrupted: bool,
+) -> None:
+    summary = {
+        "replayed": report.replayed,
+        "skipped_already_sent": report.already_sent,
+        "skipped_expired": report.expired,
+        "missing": report.missing,
+    }
+    if args.json:
+        emit({**summary, "remaining": total - _done(report)} if interrupted else summary)
+        return
+    head = "stopped" if interrupted else "done"
+    print(
+        f"{head}: replayed {report.replayed} at {rate:g}/s in {took_s:.1f} s; skipped "
+        f"{report.already_sent} already sent, {report.expired} expired"
+    )
+    if interrupted:
+        print(
+            f"{total - _done(report)} left in the dead-letter queue: run the same command to go on"
+        )
+
+
+def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
+    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("msgworker: purging needs --yes when not on a terminal", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"purge {len(ids)} dead letter(s) for good? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("nothing purged")
+            return EXIT_OK
+    print(f"purged {runtime.dead_letters.purge(ids)} dead letter(s)")
+    return EXIT_OK
