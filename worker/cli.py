@@ -17,6 +17,7 @@ import redis
 
 from worker.errors import ConfigError, InvalidMessage
 from worker.keys import DEFAULT_ACCOUNT
+from worker.logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -328,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("msgworker enqueue: --to is required with --text or --template", file=sys.stderr)
         return EXIT_USAGE
     handler: Handler = args.handler
+    if args.command != "worker":  # a worker configures its logging as Celery starts
+        # Commands talk to people on stdout; their few log lines (alerts) go to stderr.
+        configure_logging(level="WARNING")
     try:
         return handler(args)
     except ConfigError as exc:

@@ -66,7 +66,7 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
         ("  held", str(state.held if state else 0), "yellow" if state and state.held else None),
         ("  in flight", str(snapshot.in_flight), None),
         ("  sending", f"{snapshot.sends_per_s:.1f}/s", None),
-        ("  backlog clears in", _duration(snapshot.drain_s), None),
+        ("  backlog clears in", _duration(snapshot.drain_s) if snapshot.depth else "-", None),
         (f"account {args.account}", "", None),
     ]
     halt = state.halt if state else None
