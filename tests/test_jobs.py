@@ -162,7 +162,7 @@ def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis
     add(jobs, "now")
     add(jobs, "later", due_in=60)
     dispatched = []
-    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10)
+    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10, depth_refresh_s=0)
     now = time.time()
     assert pump.pump_once(now) == 1
     assert dispatched == [("now", 1)]
@@ -177,7 +177,14 @@ def test_pump_keeps_the_broker_shallow(jobs, redis_client):
         add(jobs, f"j{n}")
     dispatched = []
     depth = {"now": 1000}
-    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: depth["now"], max_depth=1000)
+    pump = Pump(
+        redis_client,
+        KEYS,
+        dispatched.extend,
+        lambda: depth["now"],
+        max_depth=1000,
+        depth_refresh_s=0,
+    )
     assert pump.pump_once() == 0
     depth["now"] = 996
     assert pump.pump_once() == 4
@@ -186,3 +193,22 @@ def test_pump_keeps_the_broker_shallow(jobs, redis_client):
 def test_parse_member():
     """Schedule members are id|gen; ids may contain the separator."""
     assert parse_member("a|b|7") == ("a|b", 7)
+
+
+def test_pump_asks_the_broker_its_depth_once_a_second_and_counts_its_dispatches(jobs, redis_client):
+    """Between depth reads the pump counts what it dispatched, so it never overfills the broker."""
+    for n in range(10):
+        add(jobs, f"j{n}")
+    asked = []
+    dispatched = []
+
+    def depth():
+        asked.append(1)
+        return 0
+
+    pump = Pump(redis_client, KEYS, dispatched.extend, depth, max_depth=4, depth_refresh_s=1.0)
+    now = time.time()
+    assert pump.pump_once(now) == 4
+    assert pump.pump_once(now + 0.1) == 0  # its own four fill the broker as far as it knows
+    assert pump.pump_once(now + 1.1) == 4  # a fresh read: the broker was drained meanwhile
+    assert len(asked) == 2
