@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -154,9 +155,34 @@ _message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
 def parse_message(payload: object) -> Message:
     """Validate a Cloud API payload; raise InvalidMessage naming every bad field."""
     try:
-        return _message_adapter.validate_python(payload)
+        message = _message_adapter.validate_python(payload)
     except ValidationError as exc:
         raise InvalidMessage(field_problems(exc)) from None
+    # Free-form parts (components, context) take any value; JSON has no NaN or Infinity, and
+    # the body would be posted with them turned into null.
+    problems = [
+        FieldProblem(path, "must be a finite number (JSON has no NaN or Infinity)")
+        for path in _non_finite_numbers(payload)
+    ]
+    if problems:
+        raise InvalidMessage(problems)
+    return message
+
+
+def _non_finite_numbers(value: object, path: str = "") -> list[str]:
+    """Dotted paths of the NaN and infinite floats anywhere in a JSON-like value."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path or "message"]
+    if isinstance(value, dict):
+        items: list[tuple[object, object]] = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    else:
+        return []
+    found = []
+    for key, item in items:
+        found += _non_finite_numbers(item, f"{path}.{key}" if path else str(key))
+    return found
 
 
 def message_body(message: Message) -> dict[str, Any]:
