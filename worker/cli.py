@@ -100,6 +100,12 @@ def _parse_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
 
 
+def _iso_time(text: str) -> str:
+    """An ISO 8601 time, checked as it is parsed and kept as text (``--since``)."""
+    _parse_time(text)
+    return text
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"account": args.account}
     for name in ("idempotency_key", "send_at", "expires_at", "ttl_s"):
@@ -141,11 +147,16 @@ def _enqueue(args: argparse.Namespace) -> int:
 
 def _enqueue_file(args: argparse.Namespace, producer: Any) -> int:
     """All lines go in, or none: every bad line is reported with its number."""
-    if args.file == "-":
-        items, problems = read_json_lines(sys.stdin)
-    else:
-        with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
-            items, problems = read_json_lines(stream)
+    try:
+        if args.file == "-":
+            items, problems = read_json_lines(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
+                items, problems = read_json_lines(stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(f"msgworker: cannot read {args.file}: {reason}, nothing enqueued", file=sys.stderr)
+        return EXIT_USAGE
     defaults = _options(args)
     envelopes = [
         {**defaults, **item}
@@ -265,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     )
     listing = dlq.add_parser("list", help="parked jobs, oldest first")
     listing.add_argument("--code")
-    listing.add_argument("--since", help="ISO 8601 time")
+    listing.add_argument("--since", type=_iso_time, help="ISO 8601 time")
     listing.add_argument("--limit", type=int)
     listing.add_argument("--json", action="store_true", help="JSON lines")
     listing.set_defaults(handler=_operate("dlq_list"))
@@ -275,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     show.set_defaults(handler=_operate("dlq_show"))
     export = dlq.add_parser("export", help="dead letters as JSON lines")
     export.add_argument("--code")
-    export.add_argument("--since", help="ISO 8601 time")
+    export.add_argument("--since", type=_iso_time, help="ISO 8601 time")
     export.set_defaults(handler=_operate("dlq_export"))
     replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
     replay.add_argument("--code")
