@@ -1,0 +1,237 @@
+"""Security: JSON only on the broker, the API key nowhere, no phone number in metrics, the
+dependencies audited, ruff's security rules kept on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from importlib.metadata import requires, version
+from pathlib import Path
+
+import httpx
+import pytest
+from kombu import Connection, Exchange, Producer
+
+from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.processes import free_port, wait_for
+from worker.jobs import JobState
+from worker.runtime import Runtime
+from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.settings import Settings
+from worker.tasks import TASK_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+PHONES = ("905321234567", "447911123456", "15551234567")
+_LABEL_VALUE = re.compile(r'="([^"]*)"')
+
+
+def text(n, to=PHONES[0]):
+    return {"to": to, "type": "text", "text": {"body": f"security {n}"}}
+
+
+@pytest.fixture
+def sandbox():
+    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
+        admin = Sandbox(running.url)
+        admin.configure(rate_per_sec=10_000, rate_per_min=1_000_000)
+        yield admin
+        admin.close()
+
+
+@pytest.fixture
+def runtime(redis_url, sandbox):
+    runtime = Runtime(
+        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
+    )
+    yield runtime
+    runtime.close()
+
+
+class Explode:
+    """Unpickling this creates a directory: the proof that a pickle was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_pickled_task_message_is_refused_and_the_worker_lives(
+    redis_url, runtime, sandbox, tmp_path
+):
+    """A pickle-serialised Celery message on the queue is not executed; the worker goes on."""
+    worker = start_worker(worker_env(redis_url, sandbox.url), tmp_path / "w.log", concurrency=2)
+    marker = tmp_path / "pickle-was-executed"
+    try:
+        with Connection(redis_url) as connection:
+            producer = Producer(connection.channel(), exchange=Exchange("", type="direct"))
+            producer.publish(
+                [[Explode(marker), 1], {}, {}],
+                routing_key=runtime.settings.queue,
+                serializer="pickle",
+                headers={"task": TASK_NAME, "id": "pickled-1", "lang": "py"},
+            )
+        wait_for(
+            lambda: runtime.redis.llen(runtime.settings.queue) == 0,
+            what="the pickled message consumed",
+        )
+        job_id = runtime.producer.enqueue(text("after the pickle"))
+        wait_for(lambda: runtime.jobs.get(job_id).state is JobState.SENT, timeout_s=20)
+        assert not marker.exists()
+        assert worker.process.poll() is None
+        assert "untrusted content of type pickle" in worker.log()
+    finally:
+        worker.stop()
+
+
+def test_the_api_key_is_in_no_log_metric_record_or_command_output(
+    redis_url, runtime, sandbox, tmp_path
+):
+    """Answers that echo the key, every failure path: the key is in no log, /metrics, Redis value,
+    DLQ record, job record or CLI output; no phone number is a metric label."""
+    port = free_port()
+    worker = start_worker(
+        worker_env(redis_url, sandbox.url, metrics_port=str(port)),
+        tmp_path / "w.log",
+        concurrency=4,
+    )
+    try:
+        sandbox.script(
+            {
+                "status": 401,
+                "code": "AUTH_001",
+                "group": "UNAUTHORIZED",
+                "description": f"bad key {API_KEY}",
+            },
+        )
+        held = runtime.producer.enqueue(text("held", PHONES[1]))
+        wait_for(lambda: runtime.jobs.get(held).state is JobState.HELD, timeout_s=20)
+        runtime.switches.resume("default")
+        sandbox.script(
+            {
+                "status": 400,
+                "code": "GW_001",
+                "params": {"echo": f"Authorization: Bearer {API_KEY}"},
+            },
+            {"status": 502, "raw_body": f"<html>upstream said {API_KEY}</html>"},
+            {
+                "status": 429,
+                "code": "RATE_001",
+                "description": API_KEY,
+                "params": {"retry_after": "1s"},
+            },
+        )
+        ids = [runtime.producer.enqueue(text(n, PHONES[n % 3])) for n in range(12)]
+        wait_for(
+            lambda: all(
+                runtime.jobs.get(i).state in {JobState.SENT, JobState.PARKED} for i in [held, *ids]
+            ),
+            timeout_s=30,
+            what="every job settled",
+        )
+        assert runtime.dead_letters.counts() == {"GW_001": 1}
+        exposition = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        outputs = []
+        env = worker_env(redis_url, sandbox.url)
+        for args in (
+            ["dlq", "export"],
+            ["dlq", "list", "--json"],
+            ["status", "--json"],
+            ["job", held, "--json"],
+        ):
+            done = subprocess.run(  # noqa: S603 - our console script
+                [str(BIN / "msgworker"), *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout + done.stderr)
+    finally:
+        worker.stop()
+    blobs = [runtime.redis.dump(key) or b"" for key in runtime.redis.scan_iter(count=1000)]
+    assert not [blob for blob in blobs if API_KEY.encode() in blob]
+    assert API_KEY not in worker.log()
+    assert API_KEY not in exposition
+    assert not [out for out in outputs if API_KEY in out]
+    assert (
+        "***"
+        in runtime.dead_letters.get(
+            next(i for i in ids if runtime.jobs.get(i).state is JobState.PARKED)
+        ).params["echo"]
+    )
+    labels = _LABEL_VALUE.findall(exposition)
+    assert labels  # the exposition has labelled series to look at
+    assert not [value for value in labels if sum(ch.isdigit() for ch in value) >= 7]
+    for phone in PHONES:
+        assert phone not in exposition
+        assert phone not in worker.log()
+
+
+def runtime_requirements() -> list[str]:
+    """The shipped (non-dev) dependencies, pinned at their installed versions."""
+    pinned = []
+    for requirement in requires("msgworker") or []:
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+        pinned.append(f"{name}=={version(name)}")
+    return pinned
+
+
+def test_runtime_dependencies_have_no_known_vulnerabilities(tmp_path):
+    """pip-audit on the shipped dependencies at their installed versions finds nothing.
+
+    It asks PyPI's JSON API (the one registry CI may reach). Where PyPI has no vulnerability
+    data for these versions, pip-audit skips them all and so does this test, saying why.
+    """
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(runtime_requirements()) + "\n")
+    done = subprocess.run(  # noqa: S603 - pip-audit from the dev extras
+        [
+            str(BIN / "pip-audit"),
+            *("-r", str(requirements), "--no-deps", "--disable-pip"),
+            *("--vulnerability-service", "pypi", "--format", "json", "--progress-spinner", "off"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        pytest.skip(f"pip-audit could not reach PyPI: {done.stderr.strip()[-300:]}")
+    vulnerable = {d["name"]: d["vulns"] for d in report["dependencies"] if d.get("vulns")}
+    assert vulnerable == {}
+    audited = [d["name"] for d in report["dependencies"] if "skip_reason" not in d]
+    if not audited:
+        reasons = {d["skip_reason"] for d in report["dependencies"]}
+        pytest.skip(
+            f"PyPI here has no vulnerability data for these versions: {sorted(reasons)[:2]}"
+        )
+
+
+def test_ruff_keeps_its_security_rules_on():
+    """pyproject selects ALL (S included) and ignores no S rule outside tests; ruff S passes."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    assert "ALL" in config["select"] or "S" in config["select"]
+    assert not [code for code in config.get("ignore", []) if re.fullmatch(r"S\d*", code)]
+    for path, codes in config.get("per-file-ignores", {}).items():
+        if not path.startswith(("tests/", "bench/")):
+            assert not [code for code in codes if re.fullmatch(r"S\d*", code)], path
+    done = subprocess.run(  # noqa: S603 - ruff from the dev extras
+        [str(BIN / "ruff"), "check", "--select", "S", "--no-cache", "worker"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
