@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -220,6 +220,7 @@ def kill_loop(
     workers: int = 2,
     latency_ms: float = 100,
     settle_timeout_s: float = 120,
+    wait_out_leases: bool = False,
     rng: random.Random | None = None,
 ) -> Result:
     """kill -9 a worker every few seconds while N jobs go out; a replacement starts each time."""
@@ -243,9 +244,10 @@ def kill_loop(
         stage.start("k", **overrides)
         if time.monotonic() - started > settle_timeout_s:
             break
-    stage.wait_idle(settle_timeout_s)
+    stranded = settle(stage, timeout_s=settle_timeout_s, wait_out=wait_out_leases)
     mode = "at-most-once" if at_most_once else "at-least-once"
-    return finish(stage, f"kill -9 loop ({mode})", ids, {"kills": kills, "restarts": kills})
+    figures = {"kills": kills, "restarts": kills, "stranded_dispatches": stranded}
+    return finish(stage, f"kill -9 loop ({mode})", ids, figures)
 
 
 def sigterm_restart(
@@ -317,7 +319,6 @@ def redis_restart(
     gap_s: float = 6.0,
     latency_ms: float = 50,
     settle_timeout_s: float = 120,
-    quiet_s: float = 15,
     wait_out_leases: bool = False,
 ) -> Result:
     """Redis (append-only) restarted mid-run, ``gap_s`` apart; workers and a producer carry on.
@@ -345,8 +346,7 @@ def redis_restart(
     assert not producer.is_alive(), "the producer did not finish"
     assert producer.failure is None, f"the producer failed: {producer.failure!r}"
     exits += stage.supervise(2)
-    stranded = recover_stranded_dispatches(stage, quiet_s=quiet_s, wait_out=wait_out_leases)
-    stage.wait_idle(settle_timeout_s)
+    stranded = settle(stage, timeout_s=settle_timeout_s, wait_out=wait_out_leases)
     exits += stage.supervise(2)
     figures = {
         "redis_restarts": restarts,
@@ -357,38 +357,52 @@ def redis_restart(
     return finish(stage, "Redis restarted mid-run", producer.ids, figures)
 
 
-def recover_stranded_dispatches(stage: Stage, *, quiet_s: float, wait_out: bool) -> int:
-    """Dispatches a Redis restart stranded, brought back: returns how many there were.
-
-    A broker message a worker had taken when Redis went away is not restored (kombu would
-    after the visibility timeout, an hour); the job waits in the leases until its dispatch lease
-    (the pump's, 300 s) runs out, then the pump dispatches it again. The soak waits that out;
-    CI runs the same pump step with the clock moved past the leases.
-    """
+def stalled(stage: Stage) -> bool:
+    """Nothing due, nothing in the broker, nobody holding a claim: what is left in the leases
+    are dispatches no worker will ever start (kombu keeps them until its visibility timeout)."""
     client, keys = stage.runtime.redis, stage.runtime.keys
-    with suppress(TimeoutError):
-        stage.wait_idle(quiet_s)
+    claims = next(iter(client.scan_iter(match=f"{keys.prefix}claim:*", count=1000)), None)
+    return (
+        client.zcard(keys.due) == 0
+        and client.llen(stage.runtime.settings.queue) == 0
+        and claims is None
+    )
+
+
+def settle(stage: Stage, *, timeout_s: float, wait_out: bool = False) -> int:
+    """Wait until every job is settled; returns how many dispatches were stranded.
+
+    A broker message a worker had taken and not started when it died (kill -9) or lost Redis
+    is not given back (kombu would after its visibility timeout, an hour); the job waits in the
+    leases until its dispatch lease (the pump's, 300 s) runs out, then the pump dispatches it
+    again. The soak can wait that out; CI runs the same pump step with the clock moved past
+    those leases, once nothing else is moving.
+    """
+    wait_for(
+        # Twice, a second apart: the pump moves jobs from the schedule to the broker in two steps.
+        lambda: stage.idle() or (stalled(stage) and not time.sleep(1.0) and stalled(stage)),
+        timeout_s=timeout_s,
+        interval_s=0.3,
+        what="every job settled or only stranded dispatches left",
+    )
     if stage.idle():
         return 0
-    # Only dispatches nobody works on are left: each one's lease must run out by itself.
+    client, keys = stage.runtime.redis, stage.runtime.keys
     leases = client.zrange(keys.leases, 0, -1, withscores=True)
-    for member, until in leases:
+    latest = max(until for _, until in leases)
+    assert latest <= time.time() + 300 + 1, f"a lease runs until {latest}"
+    for member, _ in leases:
         job = stage.runtime.jobs.get(str(member).rpartition("|")[0])
         assert job is not None, f"a lease without a job: {member}"
         assert job.state in {"queued", "sending"}, f"{member} is {job.state}"
-        assert until <= time.time() + 300 + 1, f"{member} leased until {until}"
     if wait_out:
-        stage.wait_idle(max(until for _, until in leases) - time.time() + 60)
+        stage.wait_idle(latest - time.time() + 60)
         return len(leases)
     settings = Settings(broker_url=stage.redis_url, _env_file=None)
     app = create_app(settings)
-    pump = Pump(
-        stage.runtime.redis,
-        keys,
-        dispatcher(app, settings.queue),
-        broker_depth(app, settings.queue),
-    )
-    pump.pump_once(now=max(until for _, until in leases) + 1)
+    pump = Pump(client, keys, dispatcher(app, settings.queue), broker_depth(app, settings.queue))
+    pump.pump_once(now=latest + 1)
+    stage.wait_idle(timeout_s)
     return len(leases)
 
 
