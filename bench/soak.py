@@ -131,12 +131,18 @@ def fuzz(examples: int) -> dict[str, object]:
         for line in done.stdout.splitlines()
         if " passing, " in line
     )
+    failures = [
+        line
+        for line in done.stdout.splitlines()
+        if line.startswith(("FAILED", "E ", "Falsifying")) or line.lstrip().startswith("values=")
+    ]
+    lines = done.stdout.strip().splitlines()
     summary = {
         "scenario": "fuzz",
         "inputs_fuzzed": tried,
-        "result": done.stdout.strip().splitlines()[-1]
-        if done.stdout.strip()
-        else done.stderr[-500:],
+        "invariants": "hold" if done.returncode == 0 else "FAILED",
+        "failures": failures[:20],
+        "result": lines[-1] if lines else done.stderr[-500:],
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(summary), flush=True)
