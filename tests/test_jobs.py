@@ -212,3 +212,27 @@ def test_pump_asks_the_broker_its_depth_once_a_second_and_counts_its_dispatches(
     assert pump.pump_once(now + 0.1) == 0  # its own four fill the broker as far as it knows
     assert pump.pump_once(now + 1.1) == 4  # a fresh read: the broker was drained meanwhile
     assert len(asked) == 2
+
+
+def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, redis_client):
+    """A call made before BILL_001 opened the breaker and settled after it leaves it open (one
+    alert per incident); the probe's success closes it."""
+    add(jobs, "early")
+    add(jobs, "billed")
+    assert begin(jobs, "early", holder="e") is Verdict.GO
+    assert begin(jobs, "billed", holder="b") is Verdict.GO
+    _, opened = jobs.park(
+        Execution("billed", 1, "b"),
+        now=time.time(),
+        code="BILL_001",
+        reason="billing",
+        record={"id": "billed"},
+        open_breaker=True,
+    )
+    assert opened
+    assert jobs.mark_sent(Execution("early", 1, "e"), "wamid.early", now=time.time()) is False
+    assert redis_client.exists(KEYS.breaker("default"))
+    add(jobs, "probe")
+    assert begin(jobs, "probe", holder="p") is Verdict.GO
+    assert jobs.mark_sent(Execution("probe", 1, "p"), "wamid.probe", now=time.time()) is True
+    assert not redis_client.exists(KEYS.breaker("default"))

@@ -36,6 +36,7 @@ local function remember()
 end
 
 if mode == 'sent' then
+  local began = tonumber(redis.call('HGET', job, 'updated_at') or '') or 0  -- set by begin
   local ttl = redis.call('TTL', job)
   redis.call('SET', prefix .. 'sent:' .. account .. ':' .. key, ARGV[14], 'EX', math.max(ttl, 60))
   redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', 0,
@@ -47,7 +48,13 @@ if mode == 'sent' then
   redis.call('INCR', bucket)
   redis.call('EXPIRE', bucket, 120)
   local breaker = prefix .. 'breaker:' .. account
-  local closed = redis.call('DEL', breaker, breaker .. ':probe')
+  local since = tonumber(redis.call('HGET', breaker, 'since') or '')
+  local closed = 0
+  -- Only a call made after the breaker opened (the probe) says the balance is back: a call
+  -- made before, settled late, must not close it (and reopen it, alerting twice).
+  if not since or began >= since or redis.call('GET', breaker .. ':probe') == execution then
+    closed = redis.call('DEL', breaker, breaker .. ':probe')
+  end
   return {1, closed > 0 and 1 or 0}
 end
 
