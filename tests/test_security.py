@@ -160,12 +160,8 @@ def test_the_api_key_is_in_no_log_metric_record_or_command_output(
     assert API_KEY not in worker.log()
     assert API_KEY not in exposition
     assert not [out for out in outputs if API_KEY in out]
-    assert (
-        "***"
-        in runtime.dead_letters.get(
-            next(i for i in ids if runtime.jobs.get(i).state is JobState.PARKED)
-        ).params["echo"]
-    )
+    (parked,) = [i for i in [held, *ids] if runtime.jobs.get(i).state is JobState.PARKED]
+    assert "***" in runtime.dead_letters.get(parked).params["echo"]
     labels = _LABEL_VALUE.findall(exposition)
     assert labels  # the exposition has labelled series to look at
     assert not [value for value in labels if sum(ch.isdigit() for ch in value) >= 7]
