@@ -21,6 +21,12 @@ log = get_logger(__name__)
 
 Dispatch = Callable[[Sequence[tuple[str, int]]], None]
 
+# How long a dispatched job may sit unsettled before it is dispatched again. Deliveries defer
+# long waits to the schedule and the broker is kept shallow, so a live dispatch is taken within
+# seconds; a dispatch stranded by a killed worker (taken from the broker, never started) comes
+# back after this long. A second dispatch of a live job is harmless: it is dropped as stale/busy.
+DISPATCH_LEASE_S = 30.0
+
 
 def parse_member(member: str) -> tuple[str, int]:
     """``id|gen`` → (id, gen)."""
@@ -40,7 +46,7 @@ class Pump:
         *,
         max_depth: int = 1000,
         batch: int = 500,
-        lease_s: float = 300.0,
+        lease_s: float = DISPATCH_LEASE_S,
         idle_s: float = 0.05,
         depth_refresh_s: float = 1.0,
     ) -> None:

@@ -33,7 +33,7 @@ from worker.localredis import LocalRedis
 from worker.routing import default_routing_path
 from worker.runtime import Runtime
 from worker.sandbox import RunningSandbox, SandboxConfig
-from worker.schedule import Pump
+from worker.schedule import DISPATCH_LEASE_S, Pump
 from worker.settings import Settings
 
 PHONE = "905321234567"
@@ -374,7 +374,7 @@ def settle(stage: Stage, *, timeout_s: float, wait_out: bool = False) -> int:
 
     A broker message a worker had taken and not started when it died (kill -9) or lost Redis
     is not given back (kombu would after its visibility timeout, an hour); the job waits in the
-    leases until its dispatch lease (the pump's, 300 s) runs out, then the pump dispatches it
+    leases until its dispatch lease (DISPATCH_LEASE_S) runs out, then the pump dispatches it
     again. The soak can wait that out; CI runs the same pump step with the clock moved past
     those leases, once nothing else is moving.
     """
@@ -390,7 +390,8 @@ def settle(stage: Stage, *, timeout_s: float, wait_out: bool = False) -> int:
     client, keys = stage.runtime.redis, stage.runtime.keys
     leases = client.zrange(keys.leases, 0, -1, withscores=True)
     latest = max(until for _, until in leases)
-    assert latest <= time.time() + 300 + 1, f"a lease runs until {latest}"
+    horizon = max(DISPATCH_LEASE_S, stage.runtime.timing.lease_s) + 1
+    assert latest <= time.time() + horizon, f"a lease runs until {latest}"
     for member, _ in leases:
         job = stage.runtime.jobs.get(str(member).rpartition("|")[0])
         assert job is not None, f"a lease without a job: {member}"
