@@ -41,14 +41,15 @@ def slots(found, now=NOW):
     return [now + c.wait_s for c in found]
 
 
-def test_slots_are_in_order_and_no_window_holds_more_than_the_limit(jobs):
-    """200 asks at once under 10/s: slots ascend, and every second-window holds at most 10."""
+def test_slots_are_evenly_spaced_and_no_window_holds_more_than_the_limit(jobs):
+    """200 asks at once under 10/s: slots a tenth of a window apart, never more than 10 a window."""
     times = slots(claims(jobs, 200, RateLimit(per_sec=10, per_min=10_000, max_wait_s=3600)))
-    assert times == sorted(times)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(gap == pytest.approx(SEC / 10, abs=0.002) for gap in gaps)  # no burst
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t < start + SEC) <= 10
-    # The limit is used fully: 200 slots take 20 windows, not more.
-    assert times[-1] - times[0] == pytest.approx(19 * SEC, abs=0.01)
+    # The limit is used fully: 10 calls a window, every window.
+    assert times[-1] - times[0] == pytest.approx(199 * SEC / 10, abs=0.01)
 
 
 def test_the_minute_window_binds_when_it_is_the_tighter(jobs):
@@ -94,17 +95,19 @@ def test_a_limit_the_gateway_announces_is_adopted(jobs):
 
 def test_less_remaining_than_we_think_tightens_the_window(jobs):
     """Another client used the key: 'remaining 2' of 10 leaves us two calls this second."""
-    rate = RateLimit(per_sec=10, per_min=4800, max_wait_s=0.1)
+    rate = RateLimit(per_sec=10, per_min=4800, max_wait_s=0.5)
     claims(jobs, 1, rate)
     settle_with(jobs, RateLimitHeaders(sec_limit=10, sec_remaining=2))
     found = claims(jobs, 3, rate, first=1)
     assert [c.verdict for c in found] == [Verdict.GO, Verdict.GO, Verdict.DEFERRED]
+    assert found[2].wait_s == pytest.approx(SEC, abs=0.01)  # until the window frees a call
 
 
 def test_more_remaining_than_we_think_changes_nothing(jobs):
-    """The headers only ever tighten the log, never loosen it: 10 slots, then a wait."""
-    rate = RateLimit(per_sec=10, per_min=4800, max_wait_s=0.1)
+    """The headers only ever tighten the log, never loosen it: the next slots keep their pace."""
+    rate = RateLimit(per_sec=10, per_min=4800, max_wait_s=3600)
     claims(jobs, 1, rate)
     settle_with(jobs, RateLimitHeaders(sec_limit=10, sec_remaining=10))
-    found = claims(jobs, 10, rate, first=1)
-    assert [c.verdict for c in found].count(Verdict.GO) == 9
+    times = slots(claims(jobs, 10, rate, first=1))
+    assert times[0] == pytest.approx(NOW + SEC / 10, abs=0.002)
+    assert times[9] == pytest.approx(NOW + SEC, abs=0.01)  # the 11th call: a window after the 1st

@@ -1,7 +1,7 @@
 -- The account's rate limiter, included at the top of begin.lua and finish.lua.
 -- Two sliding windows (sec, min) per account are logs of call slots (sorted sets by time, in
--- ms). A slot is handed out in time order, never before the last one, where both windows allow
--- it; so waiting workers line up instead of polling, and the limit is used fully.
+-- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
+-- allow it; so waiting workers line up instead of polling, and the limit is used fully.
 
 -- The limits in force: what the Gateway announced, else what was configured.
 local function rate_limits(base, sec_configured, min_configured)
@@ -18,9 +18,11 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms)
   redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
   redis.call('ZREMRANGEBYSCORE', min, '-inf', now_ms - limits.min_window)
   local slot = math.max(now_ms, tonumber(redis.call('GET', prefix .. 'cooldown:' .. account) or '0'))
+  -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
+  -- Gateway spread out, so the jitter of their arrival cannot tip a window over its limit.
+  local last = redis.call('ZRANGE', sec, -1, -1, 'WITHSCORES')
+  if last[2] then slot = math.max(slot, tonumber(last[2]) + limits.sec_window / sec_limit) end
   for _, w in ipairs({{sec, sec_limit, limits.sec_window}, {min, min_limit, limits.min_window}}) do
-    local last = redis.call('ZRANGE', w[1], -1, -1, 'WITHSCORES')
-    if last[2] then slot = math.max(slot, tonumber(last[2])) end
     local kth = redis.call('ZRANGE', w[1], -w[2], -w[2], 'WITHSCORES')
     if kth[2] then slot = math.max(slot, tonumber(kth[2]) + w[3]) end
   end
