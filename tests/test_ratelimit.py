@@ -6,6 +6,8 @@ tests drive it the way deliveries do.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
@@ -44,7 +46,7 @@ def slots(found, now=NOW):
 def test_slots_are_evenly_spaced_and_no_window_holds_more_than_the_limit(jobs):
     """200 asks at once under 10/s: slots a tenth of a window apart, never more than 10 a window."""
     times = slots(claims(jobs, 200, RateLimit(per_sec=10, per_min=10_000, max_wait_s=3600)))
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap == pytest.approx(SEC / 10, abs=0.002) for gap in gaps)  # no burst
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t < start + SEC) <= 10
