@@ -6,11 +6,13 @@ import time
 
 import pytest
 
+from worker.app import MAX_GROUP, create_app, dispatcher
 from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
 from worker.keys import Keys
 from worker.outcome import Outcome
 from worker.ratelimit import RateLimit
 from worker.schedule import Pump, parse_member
+from worker.settings import Settings
 
 KEYS = Keys("t:")
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
@@ -236,3 +238,21 @@ def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, red
     assert begin(jobs, "probe", holder="p") is Verdict.GO
     assert jobs.mark_sent(Execution("probe", 1, "p"), "wamid.probe", now=time.time()) is True
     assert not redis_client.exists(KEYS.breaker("default"))
+
+
+def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
+    """A long queue goes out a few jobs per broker message; a short one, one job per message."""
+    app = create_app(
+        Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
+    )
+    sent = []
+    app.send_task = lambda name, args, **_: sent.append((name, args))
+    dispatch = dispatcher(app, "q", consumers=4)
+    dispatch([(f"j{i}", 1) for i in range(4)])
+    assert [name for name, _ in sent] == ["msgworker.deliver"] * 4
+    sent.clear()
+    dispatch([(f"j{i}", 1) for i in range(100)])
+    assert {name for name, _ in sent} == {"msgworker.deliver_many"}
+    groups = [args[0] for _, args in sent]
+    assert max(len(g) for g in groups) <= MAX_GROUP
+    assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]

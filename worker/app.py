@@ -5,6 +5,7 @@ Built on first access (module ``__getattr__``), so importing this module reads n
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -18,7 +19,11 @@ from worker.metrics_dir import MULTIPROC_ENV
 from worker.runtime import current_runtime
 from worker.schedule import Pump
 from worker.settings import Settings, get_settings
-from worker.tasks import TASK_NAME, deliver_job
+from worker.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
+
+# Jobs per broker message at most: a group is delivered one job after the other, so a larger
+# one would hold its last jobs back (each call can take HTTP_TIMEOUT_S).
+MAX_GROUP = 8
 
 
 def create_app(settings: Settings) -> Celery:
@@ -41,17 +46,28 @@ def create_app(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     app.task(name=TASK_NAME, ignore_result=True)(deliver_job)
+    app.task(name=BATCH_TASK_NAME, ignore_result=True)(deliver_jobs)
     app.steps["worker"].add(PumpStep)
     return app
 
 
-def dispatcher(app: Celery, queue: str) -> Any:
-    """Publishes ``(id, gen)`` dispatches on one pooled producer per batch."""
+def dispatcher(app: Celery, queue: str, *, consumers: int = 1) -> Any:
+    """Publishes ``(id, gen)`` dispatches, a few jobs per broker message.
+
+    Each broker message costs the worker as much CPU as a send; grouping up to MAX_GROUP jobs
+    spreads that cost. Groups stay small enough that every consumer gets work: a short queue
+    goes out one job per message.
+    """
 
     def dispatch(batch: Sequence[tuple[str, int]]) -> None:
+        size = min(MAX_GROUP, max(1, math.ceil(len(batch) / max(1, consumers))))
         with app.producer_or_acquire() as producer:
-            for job_id, gen in batch:
-                app.send_task(TASK_NAME, args=(job_id, gen), queue=queue, producer=producer)
+            for start in range(0, len(batch), size):
+                group = [list(pair) for pair in batch[start : start + size]]
+                if len(group) == 1:
+                    app.send_task(TASK_NAME, args=group[0], queue=queue, producer=producer)
+                else:
+                    app.send_task(BATCH_TASK_NAME, args=(group,), queue=queue, producer=producer)
 
     return dispatch
 
@@ -86,7 +102,7 @@ class PumpStep(bootsteps.StartStopStep):
         pump = Pump(
             runtime.redis,
             runtime.keys,
-            dispatcher(worker.app, queue),
+            dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
             broker_depth(worker.app, queue),
         )
         self._thread = threading.Thread(
