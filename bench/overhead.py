@@ -1,0 +1,213 @@
+"""Overhead: msgworker sends/s ÷ a bare Celery task making the same POST, same pool and size.
+
+The sandbox answers at once (latency 0) with limits far above what the machine can send, so
+both sides are CPU-bound on the same cores: the ratio is what msgworker's guarantees (claims,
+leases, the limiter, job records, the schedule pump, metrics, logs) cost per send. Both run
+one worker command with ``--pool threads --concurrency 16``; the backlog is enqueued before
+the worker starts (plain Celery's publishing is paid by its producer, outside the window;
+msgworker's pump publishes inside the worker). Rounds alternate msgworker and plain Celery.
+
+    .venv/bin/python bench/overhead.py [--seconds 15] [--rounds 2] [--concurrency 16]
+                                       [--profile]   (then py-spy both workers, side by side)
+                                       [--msgworker-env LOG_LEVEL=WARNING]  (what-if runs)
+
+Target: ratio ≥ 0.85.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from common import (
+    HIGH_RATE_PER_MIN,
+    HIGH_RATE_PER_SEC,
+    Measured,
+    Profile,
+    Row,
+    Stack,
+    Worker,
+    base_parser,
+    between,
+    enqueue_msgworker,
+    enqueue_plain,
+    mean,
+    measure_cpu,
+    msgworker_env,
+    msgworker_runtime,
+    plain_app,
+    plain_env,
+    plain_queue_depth,
+    print_rows,
+    print_table,
+    profile,
+    running,
+    stack,
+    start_msgworker,
+    start_plain,
+    take_sample,
+    write_json,
+)
+
+TARGET = 0.85
+WARMUP_S = 3.0
+# Where a worker's time goes: (label, py-spy function name), inclusive of what they call.
+PARTS = (
+    ("Celery consumer loop (fetch, QoS, ack)", "asynloop"),
+    ("  kombu QoS.append (unacked bookkeeping)", "QoS.append"),
+    ("  kombu Message.ack", "Message.ack"),
+    ("  kombu BRPOP read", "Channel._brpop_read"),
+    ("Celery task execution (trace + body)", "fast_trace_task"),
+    ("  the Gateway POST (msgworker)", "GatewayClient.send"),
+    ("  the Gateway POST (plain)", "post"),
+    ("  claim + rate-limit slot (begin.lua)", "JobStore.begin"),
+    ("  settle as sent (finish.lua, log)", "Settlement.sent"),
+    ("  metrics", "Meter.answered"),
+    ("msgworker schedule pump", "Pump.run"),
+    ("  publish dispatches (send_task)", "dispatcher.<locals>.dispatch"),
+    ("logging, any caller (3 JSON lines a send)", "Logger._log"),
+    ("  of which structlog formatting", "ProcessorFormatter.format"),
+)
+
+
+def _pool(args: argparse.Namespace) -> list[str]:
+    return ["--pool", "threads", "--concurrency", str(args.concurrency)]
+
+
+def _backlog(args: argparse.Namespace) -> int:
+    # Comfortably more than either side sends in the warm-up and the window.
+    return int(args.max_rate * (WARMUP_S + args.seconds + 5))
+
+
+Observe = Callable[[Stack, Worker], Measured]
+
+
+def _window(args: argparse.Namespace) -> Observe:
+    return lambda made, worker: measure_cpu(made, [worker], WARMUP_S, args.seconds)
+
+
+def _profiled(args: argparse.Namespace, output: Path, into: list[Profile]) -> Observe:
+    def observe(made: Stack, worker: Worker) -> Measured:
+        time.sleep(WARMUP_S)  # past start-up's imports
+        before = take_sample(made, [worker])
+        into.append(profile(worker.pid, args.seconds, output))
+        return between(before, take_sample(made, [worker]))
+
+    return observe
+
+
+def run_msgworker(made: Stack, args: argparse.Namespace, observe: Observe) -> Measured:
+    made.fresh()
+    runtime = msgworker_runtime(made.redis_url)
+    enqueue_msgworker(runtime, _backlog(args))
+    settings = dict(item.split("=", 1) for item in args.msgworker_env)
+    settings.setdefault("rate_per_sec", str(HIGH_RATE_PER_SEC))
+    settings.setdefault("rate_per_min", str(HIGH_RATE_PER_MIN))
+    env = msgworker_env(made.redis_url, made.sandbox.url, **settings)
+    with running([start_msgworker("overhead-mw", env, made.logs, _pool(args))]) as workers:
+        result = observe(made, workers[0])
+        left = runtime.redis.zcard(runtime.keys.due)
+    runtime.close()
+    if not left:
+        print("  warning: msgworker's backlog ran out inside the window; raise --max-rate")
+    return result
+
+
+def run_plain(made: Stack, args: argparse.Namespace, observe: Observe) -> Measured:
+    made.fresh()
+    plain = plain_app(made.redis_url)
+    enqueue_plain(plain.send, _backlog(args))
+    env = plain_env(made.redis_url, made.sandbox.url)
+    with running([start_plain("overhead-plain", env, made.logs, _pool(args))]) as workers:
+        result = observe(made, workers[0])
+        left = plain_queue_depth(made.redis)
+    if not left:
+        print("  warning: plain Celery's backlog ran out inside the window; raise --max-rate")
+    return result
+
+
+def print_profiles(ours: tuple[Measured, Profile], theirs: tuple[Measured, Profile]) -> None:
+    """Inclusive GIL time per part, as a share and as worker CPU microseconds per send."""
+    rows = []
+    for label, function in PARTS:
+        cells = [label]
+        for measured, prof in (ours, theirs):
+            share = prof.share(function)
+            per_send = share * measured.cpu_us_per_send["workers"]
+            cells += [f"{share:6.1%}", f"{per_send:6,.0f}"] if share else ["-", "-"]
+        rows.append(cells)
+    for name, (measured, _) in (("msgworker", ours), ("plain", theirs)):
+        print(f"{name}: {measured.line(name)}")
+    print_table(("part", "msgworker", "us/send", "plain", "us/send"), rows)
+    for name, (_, prof) in (("msgworker", ours), ("plain", theirs)):
+        print(f"{name} self time by package: {prof.packages_text()}")
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    knobs = {
+        "rate_per_sec": HIGH_RATE_PER_SEC,
+        "rate_per_min": HIGH_RATE_PER_MIN,
+        "balance": 1e9,
+        "latency_ms": 0,
+    }
+    ours: list[float] = []
+    theirs: list[float] = []
+    with stack(keep=args.keep, **knobs) as made:
+        for number in range(1, args.rounds + 1):
+            m = run_msgworker(made, args, _window(args))
+            ours.append(m.window.accepted_per_s)
+            print(f"round {number}: " + m.line("msgworker"))
+            p = run_plain(made, args, _window(args))
+            theirs.append(p.window.accepted_per_s)
+            print(f"round {number}: " + p.line("plain Celery"))
+        if args.profile:
+            print(f"profiling each worker for {args.seconds:.0f} s (py-spy --gil, extra runs):")
+            profiles: list[Profile] = []
+            mine = run_msgworker(
+                made, args, _profiled(args, made.logs / "profile-msgworker.txt", profiles)
+            )
+            base = run_plain(made, args, _profiled(args, made.logs / "profile-plain.txt", profiles))
+            print_profiles((mine, profiles[0]), (base, profiles[1]))
+    mine_rate, base_rate = mean(ours), mean(theirs)
+    row = Row(
+        benchmark=f"overhead (latency 0, threads x {args.concurrency}, sends/s)",
+        unit="/s",
+        msgworker=mine_rate,
+        plain=base_rate,
+        target=f">= {TARGET:.2f}x",
+        met=mine_rate / base_rate >= TARGET if base_rate else None,
+        command="python bench/overhead.py",
+    )
+    print_rows([row])
+    return [row]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = base_parser(__doc__)
+    p.add_argument("--seconds", type=float, default=15.0, help="measured window per run")
+    p.add_argument("--rounds", type=int, default=2, help="msgworker/plain pairs")
+    p.add_argument("--concurrency", type=int, default=16, help="threads, both sides")
+    p.add_argument("--max-rate", type=float, default=1200.0, help="sizes the backlog")
+    p.add_argument("--profile", action="store_true", help="py-spy both workers afterwards")
+    p.add_argument(
+        "--msgworker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a msgworker setting for its runs, e.g. LOG_LEVEL=WARNING (repeatable)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    args = parser().parse_args(argv)
+    rows = run(args)
+    write_json(args.json_out, rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
