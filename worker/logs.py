@@ -107,8 +107,12 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpx logs every request URL at INFO: noise at our volume.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # Per-message lines cost as much CPU as a Redis round trip and say what the job history and
+    # the metrics already say: httpx's request lines, Celery's "received" and "succeeded".
+    # LOG_LEVEL=DEBUG shows them again.
+    quiet = root.level if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for name in ("httpx", "celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

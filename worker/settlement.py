@@ -30,7 +30,7 @@ class Settlement:
         now: float,
     ) -> None:
         breaker_closed = self._jobs.mark_sent(execution, wamid, now=now, headers=headers)
-        log.info("job.sent", job_id=job.id, wamid=wamid, account=job.account)
+        log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
         self._incidents.resolve_quiet_exhausted(job.account, now=now)
         if breaker_closed:
             log.warning("billing.breaker_closed", account=job.account)
