@@ -42,7 +42,7 @@ def test_phone_numbers_are_masked(number, masked):
 
 def test_failing_authentication_never_logs_the_key(capsys):
     """The logs of an AUTH_001 (event, error, request headers, traceback) do not contain the key."""
-    configure_logging(level="DEBUG", json=True, secrets=[API_KEY])
+    configure_logging(level="INFO", json=True, secrets=[API_KEY])
     log = get_logger("test")
 
     def handler(request):
