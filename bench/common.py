@@ -141,6 +141,18 @@ def write_json(path: str | None, rows: Sequence[Row]) -> None:
         Path(path).write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
 
 
+def bench_main(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], list[Row]],
+    argv: list[str] | None,
+) -> list[Row]:
+    """Parse, run, write the JSON rows when asked: every benchmark script's main()."""
+    args = parser.parse_args(argv)
+    rows = run(args)
+    write_json(args.json_out, rows)
+    return rows
+
+
 def base_parser(doc: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=(doc or "").split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter

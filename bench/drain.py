@@ -39,6 +39,7 @@ from common import (
     Stack,
     Worker,
     base_parser,
+    bench_main,
     between,
     enqueue_msgworker,
     enqueue_plain,
@@ -54,7 +55,6 @@ from common import (
     stack,
     take_sample,
     wait_until,
-    write_json,
 )
 
 RATE_TARGET = 0.90
@@ -214,10 +214,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parser().parse_args(argv)
-    rows = run(args)
-    write_json(args.json_out, rows)
-    return rows
+    return bench_main(parser(), run, argv)
 
 
 if __name__ == "__main__":

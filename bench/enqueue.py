@@ -30,11 +30,11 @@ from common import (
     Row,
     Stack,
     base_parser,
+    bench_main,
     msgworker_runtime,
     plain_app,
     print_rows,
     stack,
-    write_json,
 )
 
 TARGET = 5.0
@@ -108,10 +108,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parser().parse_args(argv)
-    rows = run(args)
-    write_json(args.json_out, rows)
-    return rows
+    return bench_main(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from common import (
     Row,
     Stack,
     base_parser,
+    bench_main,
     enqueue_msgworker,
     enqueue_plain,
     measure_cpu,
@@ -41,7 +42,6 @@ from common import (
     stack,
     start_msgworker,
     start_plain,
-    write_json,
 )
 
 TARGET = 200.0
@@ -135,10 +135,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parser().parse_args(argv)
-    rows = run(args)
-    write_json(args.json_out, rows)
-    return rows
+    return bench_main(parser(), run, argv)
 
 
 if __name__ == "__main__":

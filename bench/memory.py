@@ -30,6 +30,7 @@ from common import (
     Stack,
     Worker,
     base_parser,
+    bench_main,
     enqueue_msgworker,
     enqueue_plain,
     msgworker_env,
@@ -43,7 +44,6 @@ from common import (
     start_msgworker,
     start_plain,
     wait_until,
-    write_json,
 )
 
 TARGET_MB = 20.0
@@ -192,10 +192,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parser().parse_args(argv)
-    rows = run(args)
-    write_json(args.json_out, rows)
-    return rows
+    return bench_main(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from common import (
     Stack,
     Worker,
     base_parser,
+    bench_main,
     between,
     enqueue_msgworker,
     enqueue_plain,
@@ -49,7 +50,6 @@ from common import (
     start_msgworker,
     start_plain,
     take_sample,
-    write_json,
 )
 
 TARGET = 0.85
@@ -203,10 +203,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parser().parse_args(argv)
-    rows = run(args)
-    write_json(args.json_out, rows)
-    return rows
+    return bench_main(parser(), run, argv)
 
 
 if __name__ == "__main__":
