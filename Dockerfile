@@ -17,6 +17,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 # Only what the wheel is built from: the layer cache survives edits to tests/, deploy/, docs.
+# The dependencies first, from the lock, each file checked against its hash: this layer is
+# rebuilt only when requirements.lock changes, and the image ships exactly what was tested.
+COPY requirements.lock ./
+RUN python -m venv /opt/msgworker \
+ && /opt/msgworker/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY worker ./worker
@@ -24,8 +29,7 @@ COPY worker ./worker
 # Every dependency ships binary wheels for CPython 3.11 (linux amd64/arm64), so no compiler
 # is needed even here; the wheel carries config/routing.toml as worker/routing.toml.
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/msgworker \
- && /opt/msgworker/bin/pip install --no-cache-dir /wheels/*.whl
+ && /opt/msgworker/bin/pip install --no-cache-dir --no-deps /wheels/*.whl
 
 # ---------------------------------------------------------------- runtime: no build tools
 FROM python:3.11-slim-bookworm

@@ -129,6 +129,22 @@ def test_image_is_multi_stage_on_pinned_slim_python():
         assert build_tool not in installs
 
 
+def test_image_installs_the_locked_dependencies_hash_checked():
+    """The build stage installs requirements.lock with --require-hashes, then only our wheel."""
+    build = stages()[0]
+    copied = [rest.split() for kw, rest in build if kw == "COPY"]
+    assert ["requirements.lock", "./"] in copied
+    installs = [rest for kw, rest in build if kw == "RUN" and "pip install" in rest]
+    assert any("--require-hashes -r requirements.lock" in rest for rest in installs)
+    ours = [rest for rest in installs if "/wheels/" in rest]
+    assert ours
+    assert all(
+        "--no-deps" in rest.split("/wheels/")[0].rsplit("pip install", 1)[1] for rest in ours
+    )
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "requirements.lock" not in ignored
+
+
 def test_final_stage_runs_msgworker_as_a_numeric_user():
     """The final stage: numeric USER, exec-form ENTRYPOINT msgworker and CMD worker, port, signal."""
     final = stages()[-1]
