@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import chaos
+from tests.support.processes import wait_for
 from worker.localredis import LocalRedis
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -47,16 +48,56 @@ def test_sigterm_mid_send_and_restart_loses_and_duplicates_nothing(stage):
 
 
 def test_redis_restarts_mid_run_lose_nothing(tmp_path):
-    """Append-only Redis restarted twice under load: workers and the producer carry on alone."""
+    """Append-only Redis restarted twice under load: the same workers and the producer carry on
+    alone."""
     server = LocalRedis(tmp_path, appendonly=True)
     server.start()
     try:
         with chaos.staged(server.url, tmp_path) as stage:
             result = chaos.redis_restart(stage, server, jobs=600, restarts=2, gap_s=6)
+            assert result.figures["worker_exits"] == 0
             report = result.report.assert_holds()
             assert len(report.sent) == 600
             assert report.real_duplicates == {}
             assert stage.secrets_leaked() == []
+    finally:
+        server.stop()
+
+
+def test_losing_redis_while_sends_are_in_flight_does_not_stop_the_worker(tmp_path):
+    """Redis restarted while four 1.5-second calls hold their broker messages unacked: the same
+    worker reconnects, and the four jobs and four more are sent once.
+
+    With kombu's own Redis transport the worker exits here, on AttributeError ('NoneType' object
+    has no attribute 'hostname'): Celery 5.7.0 at the loss, when it closes the collected
+    connection; 5.6 and 5.7 when a late ack reaches the old channel (worker/broker.py).
+    """
+    server = LocalRedis(tmp_path, appendonly=True)
+    server.start()
+    try:
+        with chaos.staged(server.url, tmp_path, latency_ms=1500) as stage:
+            worker = stage.start("w")
+            worker.wait_ready()
+            first = chaos.enqueue(stage, 4)
+            wait_for(
+                lambda: stage.sandbox.stats()["requests"] >= 4,
+                timeout_s=30,
+                what="4 calls in flight",
+            )
+            server.restart()
+            wait_for(
+                lambda: "Connection to broker lost" in worker.log(),
+                timeout_s=30,
+                what="the loss noticed",
+            )
+            second = chaos.enqueue(stage, 4, start=4)
+            wait_for(lambda: stage.idle() or worker.process.poll() is not None, timeout_s=90)
+            assert worker.process.poll() is None, worker.log()[-1500:]
+            report = chaos.finish(
+                stage, "Redis lost mid-send", first + second, {}
+            ).report.assert_holds()
+            assert len(report.sent) == 8
+            assert report.duplicated == 0
     finally:
         server.stop()
 

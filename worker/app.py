@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery, bootsteps, signals
 from kombu.exceptions import ChannelError
 
+from worker.broker import transport_for
 from worker.logs import configure_logging
 from worker.metrics_dir import MULTIPROC_ENV
 from worker.runtime import current_runtime
@@ -29,6 +30,7 @@ MAX_GROUP = 8
 def create_app(settings: Settings) -> Celery:
     app = Celery("msgworker", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
+        broker_transport=transport_for(settings.broker_url),
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],

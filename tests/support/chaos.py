@@ -323,10 +323,8 @@ def redis_restart(
 ) -> Result:
     """Redis (append-only) restarted mid-run, ``gap_s`` apart; workers and a producer carry on.
 
-    A worker that exits is replaced, as its deployment would (compose ``restart``, Kubernetes):
-    Celery 5.7/kombu 5.7 can exit on a second broker connection loss soon after a first one
-    (``AttributeError: 'NoneType' object has no attribute 'hostname'`` in restore_unacked);
-    ``worker_exits`` counts those.
+    A worker that exits would be replaced, as its deployment would (compose ``restart``,
+    Kubernetes), and ``worker_exits`` counts those; none should (worker/broker.py).
     """
     stage.sandbox.configure(latency_ms=latency_ms)
     stage.start("r0")
