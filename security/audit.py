@@ -31,7 +31,8 @@ LOCK = ROOT / "requirements.lock"
 MIRROR = Path(__file__).resolve().parent / "advisories.json"
 SOURCE = "PyPA advisory-database: OSV records of PyPI packages (CC-BY-4.0)"
 
-Event = dict[str, str]
+# One OSV range event, parsed: ("introduced" | "fixed" | "last_affected" | "limit", version).
+Event = tuple[str, Version]
 
 
 class AuditError(Exception):
@@ -45,16 +46,14 @@ class Advisory:
     package: str
     summary: str
     ranges: tuple[tuple[Event, ...], ...]
-    versions: frozenset[str]
+    versions: frozenset[Version]
 
     def affects(self, version: Version) -> bool:
         """OSV semantics: listed in `versions`, or inside one of the ECOSYSTEM ranges."""
-        return any(_parses_to(v, version) for v in self.versions) or any(
-            _in_range(version, events) for events in self.ranges
-        )
+        return version in self.versions or any(_in_range(version, r) for r in self.ranges)
 
     def fixed_in(self) -> list[str]:
-        return [event["fixed"] for events in self.ranges for event in events if "fixed" in event]
+        return [str(at) for events in self.ranges for kind, at in events if kind == "fixed"]
 
 
 @dataclass(frozen=True)
@@ -72,25 +71,31 @@ class Finding:
         )
 
 
-def _parses_to(text: str, version: Version) -> bool:
-    try:
-        return Version(text) == version
-    except InvalidVersion:
-        return False
+def parse_events(raw: list[dict[str, str]]) -> tuple[Event, ...]:
+    """OSV events ({"introduced": "1.0"}, ...) as (kind, version), in version order."""
+    events = []
+    for event in raw:
+        ((kind, at),) = event.items()
+        events.append((kind, Version(at)))
+    return tuple(sorted(events, key=lambda event: event[1]))
 
 
-def _event_version(event: Event) -> Version:
-    (at,) = event.values()
-    return Version(at)
+def _listed(versions: list[str]) -> frozenset[Version]:
+    """OSV version lists keep releases that predate PEP 440; those cannot be pinned anyway."""
+    parsed = set()
+    for text in versions:
+        try:
+            parsed.add(Version(text))
+        except InvalidVersion:
+            continue
+    return frozenset(parsed)
 
 
 def _in_range(version: Version, events: tuple[Event, ...]) -> bool:
     """Walk the events in version order: introduced opens, fixed (exclusive) and last_affected
     (inclusive) close; `limit` only bounds git ranges and is ignored here."""
     affected = False
-    for event in sorted(events, key=_event_version):
-        ((kind, _),) = event.items()
-        at = _event_version(event)
+    for kind, at in events:
         if kind == "introduced" and at <= version:
             affected = True
         elif (kind == "fixed" and at <= version) or (kind == "last_affected" and at < version):
@@ -127,12 +132,12 @@ def load_mirror(path: Path = MIRROR) -> tuple[dict[str, Any], list[Advisory]]:
                 aliases=tuple(entry["aliases"]),
                 package=canonicalize_name(entry["package"]),
                 summary=entry["summary"],
-                ranges=tuple(tuple(events) for events in entry["ranges"]),
-                versions=frozenset(entry["versions"]),
+                ranges=tuple(parse_events(events) for events in entry["ranges"]),
+                versions=_listed(entry["versions"]),
             )
             for entry in data["advisories"]
         ]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, InvalidVersion) as error:
         msg = f"{path}: not a readable advisory mirror ({error!r})"
         raise AuditError(msg) from error
     return data, advisories

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from security.audit import Advisory, AuditError, audit, read_lock, records_for
+from security.audit import (
+    Advisory,
+    AuditError,
+    audit,
+    load_mirror,
+    parse_events,
+    read_lock,
+    records_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +31,8 @@ def advisory(*ranges, versions=(), package="celery"):
         aliases=("CVE-TEST-1",),
         package=package,
         summary="a test advisory",
-        ranges=tuple(tuple(events) for events in ranges),
-        versions=frozenset(versions),
+        ranges=tuple(parse_events(events) for events in ranges),
+        versions=frozenset(Version(v) for v in versions),
     )
 
 
@@ -223,3 +231,32 @@ def test_a_broken_lock_or_mirror_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert "not a readable advisory mirror" in done.stderr
     assert "Traceback" not in done.stderr
+    bad_version = tmp_path / "bad-version.json"
+    entry = {"id": "X-1", "aliases": [], "package": "celery", "summary": "s", "versions": []}
+    mirror = {"source": "s", "made": "d", "newest_record": "d", "packages": ["celery"]}
+    bad_version.write_text(
+        json.dumps({**mirror, "advisories": [{**entry, "ranges": [[{"fixed": "not a version"}]]}]})
+    )
+    done = run_audit("--mirror", str(bad_version))
+    assert done.returncode == 2
+    assert "not a readable advisory mirror" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_listed_versions_that_predate_pep_440_are_ignored_not_fatal(tmp_path):
+    mirror = tmp_path / "legacy.json"
+    entry = {"id": "X-1", "aliases": [], "package": "celery", "summary": "s", "ranges": []}
+    mirror.write_text(
+        json.dumps(
+            {
+                "source": "s",
+                "made": "d",
+                "newest_record": "d",
+                "packages": ["celery"],
+                "advisories": [{**entry, "versions": ["0.5.2-UNSTABLE", "5.2.1"]}],
+            }
+        )
+    )
+    _, (loaded,) = load_mirror(mirror)
+    assert loaded.versions == frozenset({Version("5.2.1")})
+    assert loaded.affects(Version("5.2.1"))
