@@ -16,12 +16,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# Only what the wheel is built from: the layer cache survives edits to tests/, deploy/, docs.
 # The dependencies first, from the lock, each file checked against its hash: this layer is
 # rebuilt only when requirements.lock changes, and the image ships exactly what was tested.
 COPY requirements.lock ./
 RUN python -m venv /opt/msgworker \
  && /opt/msgworker/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+# Only what the wheel is built from: the layer cache survives edits to tests/, deploy/, docs.
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY worker ./worker

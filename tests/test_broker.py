@@ -16,12 +16,13 @@ from worker.settings import Settings
     ("url", "expected"),
     [
         ("redis://localhost:6379/0", TRANSPORT),
-        ("rediss://:pw@cache.internal:6380/1", TRANSPORT),
+        ("rediss://:pw@cache.internal:6380/1", None),  # kombu enables TLS by scheme name
         ("amqp://guest:guest@localhost:5672//", None),
         ("sentinel://localhost:26379", None),
     ],
 )
 def test_only_plain_redis_urls_get_our_transport(url, expected):
+    """TLS brokers keep kombu's transport, which turns TLS on for the scheme named rediss."""
     assert transport_for(url) == expected
 
 

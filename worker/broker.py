@@ -27,8 +27,9 @@ from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# The URL schemes kombu serves with its plain Redis transport (Sentinel has its own).
-REDIS_SCHEMES = frozenset({"redis", "rediss"})
+# rediss:// stays with kombu's own transport: kombu turns TLS on by the scheme's name, and a
+# transport of another name would connect without it.
+REDIS_SCHEME = "redis"
 TRANSPORT = f"{__name__}:Transport"
 
 # kombu shows a connection's URL with the transport's name for scheme ("Connected to ..."):
@@ -51,5 +52,5 @@ class Transport(kombu_redis.Transport):
 
 
 def transport_for(broker_url: str) -> str | None:
-    """The transport to give Celery for ``broker_url``: ours for Redis, kombu's choice otherwise."""
-    return TRANSPORT if urlsplit(broker_url).scheme in REDIS_SCHEMES else None
+    """The transport to give Celery for ``broker_url``: ours for redis://, kombu's otherwise."""
+    return TRANSPORT if urlsplit(broker_url).scheme == REDIS_SCHEME else None
