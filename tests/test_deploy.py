@@ -36,7 +36,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 CORE_MANIFESTS = ("configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml")
 SCALED_OBJECT = K8S / "scaledobject.yaml"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 METRICS_PORT = 9808
+ALERTMANAGER_PORT = 9093
 # A send in flight lasts at most 2 x HTTP_TIMEOUT_S + 1 s (worker/runtime.py's lease budget);
 # the grace period must add at least 10 s of margin to that.
 WORST_SEND_EXTRA_S = 11
@@ -309,6 +311,63 @@ def test_compose_monitoring_is_wired_to_the_worker():
     assert dashboards == {
         f"{provider['options']['path']}/msgworker.json": str(DEPLOY / "grafana" / "msgworker.json")
     }
+
+
+def test_compose_alerts_reach_alertmanager(monkeypatch):
+    """Alertmanager runs with the repository's config; Prometheus and the worker both send to it."""
+    services = compose_model()["services"]
+    alertmanager = services["alertmanager"]
+    assert alertmanager["image"].startswith("prom/alertmanager:v")
+    mounts = {m["target"]: m["source"] for m in alertmanager["volumes"] if m["type"] == "bind"}
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert Path(mounts["/etc/alertmanager/alertmanager.yml"]) == ALERTMANAGER_CONFIG
+
+    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    [target] = [
+        target
+        for manager in config["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+        for target in static["targets"]
+    ]
+    assert target == f"alertmanager:{ALERTMANAGER_PORT}"
+    assert "alertmanager" in services["prometheus"]["depends_on"]
+
+    environment = services["worker"]["environment"]
+    settings = settings_from(environment, monkeypatch)
+    posted = urlsplit(str(settings.alertmanager_url))
+    assert (posted.hostname, posted.port) == ("alertmanager", ALERTMANAGER_PORT)
+
+
+def amtool() -> str:
+    found = shutil.which("amtool")
+    if found is None:
+        pytest.fail("amtool is missing: apt-get install prometheus-alertmanager (it ships amtool)")
+    return found
+
+
+def test_alertmanager_config_passes_amtool():
+    """amtool check-config accepts alertmanager.yml, with its receivers and inhibit rules."""
+    done = run(amtool(), "check-config", ALERTMANAGER_CONFIG)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+    assert "2 inhibit rules" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (("alertname=MsgworkerHalted", "severity=critical", "account=default"), "msgworker-oncall"),
+        (("alertname=MsgworkerBilling", "severity=critical", "account=acme"), "msgworker-oncall"),
+        (("alertname=MsgworkerDLQGrowing", "severity=warning"), "msgworker-tickets"),
+        (("alertname=MsgworkerRetriesExhausted", "severity=warning"), "msgworker-tickets"),
+        (("alertname=SomethingElse",), "msgworker-oncall"),
+    ],
+)
+def test_alertmanager_routes_critical_to_the_pager_and_warnings_to_tickets(labels, receiver):
+    """amtool config routes test: critical (and unknown) alerts page, warnings go to tickets."""
+    done = run(amtool(), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == [receiver]
 
 
 def test_prometheus_config_passes_promtool():
