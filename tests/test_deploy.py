@@ -365,7 +365,9 @@ def test_alertmanager_config_passes_amtool():
 )
 def test_alertmanager_routes_critical_to_the_pager_and_warnings_to_tickets(labels, receiver):
     """amtool config routes test: critical (and unknown) alerts page, warnings go to tickets."""
-    done = run(amtool(), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels)
+    done = run(
+        amtool(), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.split() == [receiver]
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from worker import metrics
-from worker.alerts import AlertKind, alertname
+from worker.alerts import Alert, AlertKind, AlertStatus, alertmanager_alert, alertname
 from worker.state import AccountState, Snapshot
 from worker.switches import Breaker, Halt
 
@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "msgworker.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
+ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+README = ROOT / "README.md"
+# Every rule's runbook_url: a README section, relative to the repository's root.
+RUNBOOK_PREFIX = "README.md#"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -44,6 +48,7 @@ EXPORTED = frozenset(
         "msgworker_halted",
         "msgworker_billing_breaker_open",
         "msgworker_redis_up",
+        "msgworker_build_info",
     }
 )
 # Prometheus' own scrape-health series.
@@ -175,7 +180,23 @@ def exported_by_worker() -> set[str]:
     )
     for family in metrics.StateCollector(lambda: snapshot).collect():
         names |= {sample.name for sample in family.samples}
+    for family in metrics.BuildInfoCollector().collect():
+        names |= {sample.name for sample in family.samples}
     return names
+
+
+def github_anchor(heading: str) -> str:
+    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped, - for spaces."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_anchors() -> set[str]:
+    text = re.sub(
+        r"^```.*?^```", "", README.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL
+    )
+    return {
+        github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6} +(.+)$", text, flags=re.MULTILINE)
+    }
 
 
 def test_dashboard_has_a_prometheus_datasource_variable(dashboard):
@@ -345,6 +366,68 @@ def test_every_alert_has_severity_and_runbook(alert_rules):
     for rule in alert_rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         assert {"summary", "description", "runbook"} <= rule["annotations"].keys(), rule["alert"]
+
+
+def test_github_anchor_matches_githubs_rule():
+    """The anchor helper gives the fragments GitHub renders for the README's headings."""
+    assert github_anchor("Balance ran out (BILL_001)") == "balance-ran-out-bill_001"
+    assert github_anchor("Rate limited (429)") == "rate-limited-429"
+    assert github_anchor("The Gateway is failing") == "the-gateway-is-failing"
+
+
+def test_every_alert_links_a_runbook_section_that_exists(alert_rules):
+    """Each rule's runbook_url is README.md#<anchor>, and the README has that heading."""
+    anchors = readme_anchors()
+    for rule in alert_rules:
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith(RUNBOOK_PREFIX), rule["alert"]
+        assert url.removeprefix(RUNBOOK_PREFIX) in anchors, (rule["alert"], url)
+
+
+def test_no_rule_depends_on_the_scrape_job_name(alert_rules):
+    """No rule names a job or uses `up`: a ServiceMonitor's job name works as well as compose's."""
+    for rule in alert_rules:
+        assert not re.search(r"\bjob\b", rule["expr"]), rule["alert"]
+        assert "up" not in metric_names(rule["expr"]), rule["alert"]
+
+
+def test_build_info_is_one_with_the_package_version():
+    """msgworker_build_info{version} is 1, labelled with the installed package's version."""
+    [family] = metrics.BuildInfoCollector().collect()
+    [sample] = family.samples
+    assert sample.name == "msgworker_build_info"
+    assert sample.value == 1
+    assert sample.labels == {"version": metrics.package_version()}
+    assert metrics.package_version() != "unknown"
+
+
+def test_inhibit_rules_pair_each_workers_alert_with_its_rule(alert_rules):
+    """Each inhibit rule silences a rule's alert by the worker's alert for the same incident, matched
+    on labels both really carry; the worker's alert always wins, never the other way round."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+    rules = {rule["alert"]: rule for rule in alert_rules}
+    pairs = {}
+    for inhibit in config["inhibit_rules"]:
+        [source] = inhibit["source_matchers"]
+        [target] = inhibit["target_matchers"]
+        source_name = re.fullmatch(r'alertname="(\w+)"', source).group(1)
+        target_name = re.fullmatch(r'alertname="(\w+)"', target).group(1)
+        pairs[source_name] = target_name
+        kind = next(kind for kind in AlertKind if alertname(kind) == source_name)
+        posted = alertmanager_alert(
+            Alert(kind=kind, status=AlertStatus.FIRING, account="acme", summary="s", code="X")
+        )["labels"]
+        rule = rules[target_name]
+        rule_labels = set(rule["labels"]) | set(
+            re.search(r"by \(([^)]*)\)", rule["expr"]).group(1).replace(" ", "").split(",")
+        )
+        assert set(inhibit["equal"]) <= set(posted), inhibit
+        assert set(inhibit["equal"]) <= rule_labels, inhibit
+        assert "account" in inhibit["equal"], "one account's alert must not silence another's"
+    assert pairs == {
+        alertname(AlertKind.HALT): "MsgworkerHalted",
+        alertname(AlertKind.BILLING): "MsgworkerBillingBreakerOpen",
+    }
 
 
 def test_operator_actions_are_in_the_runbooks(alert_rules):

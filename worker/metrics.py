@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from prometheus_client import (
@@ -49,6 +50,8 @@ RATE_LIMIT_WAIT = Counter(
 )
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
 
+BUILD_INFO = "msgworker_build_info"
+BUILD_INFO_HELP = "Always 1; the version label says which msgworker answers this scrape."
 REDIS_UP = "msgworker_redis_up"
 REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
 COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
@@ -83,6 +86,26 @@ class Meter:
 
 def count_alert(kind: str) -> None:
     ALERTS.labels(kind=kind).inc()
+
+
+def package_version() -> str:
+    try:
+        return version("msgworker")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+class BuildInfoCollector(Collector):
+    """``msgworker_build_info{version} 1``, in every scrape whatever Redis does: dashboards and
+    rules count workers by this series, so they need no scrape job name."""
+
+    def __init__(self, version: str | None = None) -> None:
+        self._version = package_version() if version is None else version
+
+    def collect(self) -> Iterator[Any]:
+        info = GaugeMetricFamily(BUILD_INFO, BUILD_INFO_HELP, labels=["version"])
+        info.add_metric([self._version], 1)
+        yield info
 
 
 class StateCollector(Collector):
@@ -138,6 +161,7 @@ def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegis
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
+    registry.register(BuildInfoCollector())
     registry.register(StateCollector(snapshot))
     Meter()  # the outcome and alert series exist from the first scrape
     start_http_server(port, registry=registry)
