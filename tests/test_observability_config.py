@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from worker.switches import Breaker, Halt
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "msgworker.json"
+GENERATOR = ROOT / "deploy" / "grafana" / "dashboard.py"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -204,6 +207,67 @@ def test_dashboard_has_a_prometheus_datasource_variable(dashboard):
     variables = {var["name"]: var for var in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
+
+
+def load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("msgworker_dashboard", GENERATOR)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_dashboard_is_the_generators_output():
+    """msgworker.json is exactly what deploy/grafana/dashboard.py writes: edit the script, not the JSON."""
+    assert DASHBOARD.read_text(encoding="utf-8") == load_generator().render()
+
+
+def test_generator_check_refuses_a_hand_edited_dashboard(tmp_path):
+    """`dashboard.py --check` exits 0 on the committed JSON and 1 on a hand-edited copy."""
+    generator = load_generator()
+    clean = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, GENERATOR, "--check"], capture_output=True, text=True, check=False
+    )
+    assert clean.returncode == 0, clean.stderr
+    edited = tmp_path / "msgworker.json"
+    edited.write_text(generator.render().replace("Sends by outcome", "Sends"), encoding="utf-8")
+    generator.OUTPUT = edited
+    assert generator.main(["--check"]) == 1
+
+
+def test_dashboard_variables_pick_datasource_job_and_account(dashboard):
+    """Variables: the data source, the scrape job (any name, by msgworker_build_info) and the
+    account, both multi-valued with an All that also matches series without the label."""
+    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
+    assert list(variables) == ["datasource", "job", "account"]
+    assert "msgworker_build_info" in variables["job"]["query"]
+    assert "account" in variables["account"]["query"]
+    for name in ("job", "account"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["datasource"] == DATASOURCE
+        assert variables[name]["multi"] is True
+        assert variables[name]["includeAll"] is True
+        assert variables[name]["allValue"] == ".*"
+
+
+def test_every_query_follows_the_job_variable_and_names_no_job(dashboard):
+    """Every selector in every query is filtered by $job, and no query names a job literally."""
+    for expr in dashboard_exprs(dashboard):
+        selectors = re.findall(r"(msgworker_\w+)(\{[^}]*\})?", expr)
+        assert selectors, expr
+        for name, matchers in selectors:
+            assert 'job=~"$job"' in matchers, (name, expr)
+        assert 'job="' not in expr, expr
+        assert "up" not in metric_names(expr), expr
+
+
+def test_per_account_series_follow_the_account_variable(dashboard):
+    """The per-account gauges (halted, breaker, held) are filtered by $account."""
+    for expr in dashboard_exprs(dashboard):
+        for name in ("msgworker_halted", "msgworker_billing_breaker_open", "msgworker_held_jobs"):
+            for matchers in re.findall(rf"{name}(\{{[^}}]*\}})", expr):
+                assert 'account=~"$account"' in matchers, expr
 
 
 def test_dashboard_schema_is_recent(dashboard):

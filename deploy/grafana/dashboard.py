@@ -1,0 +1,551 @@
+"""The msgworker Grafana dashboard as code: writes deploy/grafana/msgworker.json.
+
+    ./run python deploy/grafana/dashboard.py            # rewrite the JSON
+    ./run python deploy/grafana/dashboard.py --check    # exit 1 when the JSON is not this output
+
+Built with Grafana's own grafana-foundation-sdk (a dev dependency), whose builders follow
+Grafana's dashboard schema. The JSON is committed for Grafana's provisioning and for people who
+import it by hand; tests/test_observability_config.py fails when it differs from this script's
+output, so edit this file, never the JSON.
+
+Variables: the data source, the scrape job (any name: compose's "msgworker", a ServiceMonitor's
+"msgworker-metrics"; found through msgworker_build_info, which every worker exports) and the
+account (the per-account gauges). "All" matches everything, series without the label included.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    common,
+    dashboard,
+    prometheus,
+    stat,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models import prometheus as prometheus_models
+
+OUTPUT = Path(__file__).with_name("msgworker.json")
+
+DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
+# Label matchers every query carries: the chosen scrape jobs, and for per-account series the
+# chosen accounts.
+J = 'job=~"$job"'
+JA = f'{J}, account=~"$account"'
+SENT_RATE_5M = f'sum(rate(msgworker_jobs_total{{{J}, outcome="sent"}}[5m]))'
+DEPTH = f"max(msgworker_queue_depth{{{J}}})"
+DRAIN = f"({DEPTH} / ({SENT_RATE_5M} > 0)) or ({DEPTH} == 0)"
+ANSWERS_RATE = f"sum(rate(msgworker_api_responses_total{{{J}}}[$__rate_interval]))"
+
+
+def query(expr: str, legend: str, ref: str, *, instant: bool = False) -> prometheus.Dataquery:
+    built = (
+        prometheus.Dataquery()
+        .expr(expr)
+        .legend_format(legend)
+        .ref_id(ref)
+        .editor_mode(prometheus_models.QueryEditorMode.CODE)
+        .datasource(DATASOURCE)
+    )
+    return built.instant() if instant else built.range()
+
+
+def steps(*pairs: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
+    return (
+        dashboard.ThresholdsConfig()
+        .mode(models.ThresholdsMode.ABSOLUTE)
+        .steps([models.Threshold(value=value, color=color) for value, color in pairs])
+    )
+
+
+def fixed(color: str) -> list[models.DynamicConfigValue]:
+    return [models.DynamicConfigValue(id_val="color", value={"fixedColor": color, "mode": "fixed"})]
+
+
+def on_off(on_text: str) -> list[models.ValueMapping]:
+    return [
+        models.ValueMap(
+            options={
+                "0": models.ValueMappingResult(text="OK", color="green", index=0),
+                "1": models.ValueMappingResult(text=on_text, color="red", index=1),
+            }
+        )
+    ]
+
+
+def place(h: int, w: int, x: int, y: int) -> models.GridPos:
+    return models.GridPos(h=h, w=w, x=x, y=y)
+
+
+def stat_panel(panel_id: int, title: str, description: str, pos: models.GridPos) -> stat.Panel:
+    return (
+        stat.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .grid_pos(pos)
+        .unit("short")
+        .color_scheme(dashboard.FieldColor().mode(models.FieldColorModeId.THRESHOLDS))
+        .color_mode(common_models.BigValueColorMode.BACKGROUND)
+        .graph_mode(common_models.BigValueGraphMode.NONE)
+        .text_mode(common_models.BigValueTextMode.VALUE_AND_NAME)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    )
+
+
+def series_panel(
+    panel_id: int, title: str, description: str, pos: models.GridPos, unit: str
+) -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .grid_pos(pos)
+        .unit(unit)
+        .min(0)
+        .fill_opacity(10)
+        .show_points(common_models.VisibilityMode.NEVER)
+        .color_scheme(dashboard.FieldColor().mode(models.FieldColorModeId.PALETTE_CLASSIC))
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(common_models.LegendDisplayMode.TABLE)
+            .placement(common_models.LegendPlacement.RIGHT)
+            .show_legend(True)
+            .calcs(["lastNotNull", "max"])
+        )
+        .tooltip(
+            common.VizTooltipOptions()
+            .mode(common_models.TooltipDisplayMode.MULTI)
+            .sort(common_models.SortOrder.DESCENDING)
+        )
+    )
+
+
+def stacked(panel: timeseries.Panel) -> timeseries.Panel:
+    return panel.fill_opacity(70).stacking(
+        common.StackingConfig().mode(common_models.StackingMode.NORMAL).group("A")
+    )
+
+
+def red_line(panel: timeseries.Panel, at: float) -> timeseries.Panel:
+    return panel.thresholds(steps((None, "green"), (at, "red"))).thresholds_style(
+        common.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
+    )
+
+
+def variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVariable]:
+    every = models.VariableOption(selected=True, text="All", value="$__all")
+    return [
+        dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        dashboard.QueryVariable("job")
+        .label("Scrape job")
+        .datasource(DATASOURCE)
+        .query("label_values(msgworker_build_info, job)")
+        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(every),
+        dashboard.QueryVariable("account")
+        .label("Account")
+        .datasource(DATASOURCE)
+        .query(f"label_values(msgworker_halted{{{J}}}, account)")
+        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(every),
+    ]
+
+
+def top_row() -> list[stat.Panel]:
+    workers = (
+        stat_panel(
+            1,
+            "Workers scraped / Redis reachable",
+            "How many msgworker workers Prometheus scrapes right now (series of "
+            "msgworker_build_info, whatever the scrape job is called). 0 means nothing is "
+            "sending: start or restart the workers (`msgworker worker`), then check the "
+            "Prometheus targets page. Alert: MsgworkerNoWorkerScraped. The second figure is 1 "
+            "while the workers can read the shared state in Redis; 0 means Redis is unreachable: "
+            "sending stops and the state gauges are blank until it is back.",
+            place(5, 4, 0, 0),
+        )
+        .with_target(query(f"count(msgworker_build_info{{{J}}}) or vector(0)", "workers up", "A"))
+        .with_target(query(f"min(msgworker_redis_up{{{J}}})", "Redis reachable (1 = yes)", "B"))
+        .thresholds(steps((None, "red"), (1, "green")))
+        .no_value("0")
+    )
+    halted = (
+        stat_panel(
+            2,
+            "Halted (per account)",
+            "OK: the account sends. HALTED: all sending for the account is stopped (the Gateway "
+            "refused the credentials: AUTH_001/002/003, WABA_001, BILL_002, or an operator ran "
+            "`msgworker halt`). Jobs wait, nothing is lost. `msgworker status` shows code and "
+            "reason; once credentials are rotated/fixed run `msgworker resume`. "
+            "Alert: MsgworkerHalted.",
+            place(5, 5, 4, 0),
+        )
+        .with_target(query(f"max by (account) (msgworker_halted{{{JA}}})", "{{account}}", "A"))
+        .mappings(on_off("HALTED"))
+        .thresholds(steps((None, "green"), (1, "red")))
+    )
+    breaker = (
+        stat_panel(
+            3,
+            "Billing breaker (per account)",
+            "OK: billing is fine. OPEN: the Gateway answered BILL_001 (prepaid balance used up); "
+            "the account's jobs are parked in the DLQ as BILL_001 without calling the Gateway "
+            "until a probe succeeds. Top up the balance, then `msgworker dlq replay --code "
+            "BILL_001`. Alert: MsgworkerBillingBreakerOpen.",
+            place(5, 5, 9, 0),
+        )
+        .with_target(
+            query(f"max by (account) (msgworker_billing_breaker_open{{{JA}}})", "{{account}}", "A")
+        )
+        .mappings(on_off("OPEN"))
+        .thresholds(steps((None, "green"), (1, "red")))
+    )
+    drain = (
+        stat_panel(
+            4,
+            "Time to drain the queue",
+            "Queue depth (jobs due now) divided by the send rate of the last 5 minutes: how long "
+            "the current backlog takes at the current pace. 0 when the queue is empty; 'not "
+            "draining' when jobs are due but nothing was sent for 5 minutes: look at the halt and "
+            "breaker panels, Gateway answers and the workers. Alert: MsgworkerQueueNotDraining.",
+            place(5, 5, 14, 0),
+        )
+        .with_target(query(DRAIN, "time to drain", "A"))
+        .unit("s")
+        .graph_mode(common_models.BigValueGraphMode.AREA)
+        .thresholds(steps((None, "green"), (600, "yellow"), (3600, "red")))
+        .no_value("not draining")
+    )
+    dlq_total = (
+        stat_panel(
+            5,
+            "DLQ total",
+            "Jobs parked in the dead-letter queue, all codes. Parked jobs are never retried by "
+            "themselves. A few permanent errors (GW_001, validation) are normal; growth is not: "
+            "see 'DLQ size by code', then `msgworker dlq list --code <CODE>`. "
+            "Alert: MsgworkerDLQGrowing.",
+            place(5, 5, 19, 0),
+        )
+        .with_target(
+            query(
+                f"sum(max by (code) (msgworker_dlq_jobs{{{J}}})) or vector(0)", "parked jobs", "A"
+            )
+        )
+        .color_mode(common_models.BigValueColorMode.VALUE)
+        .graph_mode(common_models.BigValueGraphMode.AREA)
+        .thresholds(steps((None, "green"), (1, "yellow")))
+    )
+    return [workers, halted, breaker, drain, dlq_total]
+
+
+def traffic() -> list[timeseries.Panel]:
+    outcomes = (
+        series_panel(
+            6,
+            "Sends by outcome",
+            "What deliveries came to, per second, summed over workers: sent (delivered), "
+            "rescheduled (429, waits for the rate limit), retried (5xx/timeouts, backing off), "
+            "parked (to the DLQ), halted (stopped by a halt), duplicate (already sent, dropped). "
+            "'enqueued' is what producers add. Sent well below enqueued for long means a growing "
+            "backlog; many parked means the DLQ grows.",
+            place(9, 12, 0, 5),
+            "ops",
+        )
+        .with_target(
+            query(
+                f"sum by (outcome) (rate(msgworker_jobs_total{{{J}}}[$__rate_interval]))",
+                "{{outcome}}",
+                "A",
+            )
+        )
+        .with_target(
+            query(f"max(rate(msgworker_enqueued_total{{{J}}}[$__rate_interval]))", "enqueued", "B")
+        )
+    )
+    for name, color in (
+        ("sent", "green"),
+        ("rescheduled", "yellow"),
+        ("retried", "orange"),
+        ("parked", "red"),
+        ("halted", "dark-red"),
+        ("duplicate", "blue"),
+        ("enqueued", "text"),
+    ):
+        outcomes = outcomes.override_by_name(name, fixed(color))
+    answers = (
+        stacked(
+            series_panel(
+                7,
+                "Gateway answers by code (stacked)",
+                "Every Gateway answer per second, stacked by code: OK is success; RATE_001 = 429 "
+                "rate limit; BILL_001 = 402 balance; AUTH_00x/WABA_001 = credentials (halt); "
+                "HTTP_5xx, TIMEOUT, CONNECTION, WORKER_LOST = Gateway or network trouble "
+                "(retried). A band other than OK growing tells which runbook to open.",
+                place(9, 12, 12, 5),
+                "reqps",
+            )
+        )
+        .with_target(
+            query(
+                f"sum by (code) (rate(msgworker_api_responses_total{{{J}}}[$__rate_interval]))",
+                "{{code}}",
+                "A",
+            )
+        )
+        .override_by_name("OK", fixed("green"))
+        .override_by_name("RATE_001", fixed("yellow"))
+    )
+    rate_limited = red_line(
+        series_panel(
+            8,
+            "429 share (rate limited)",
+            "Share of Gateway answers that were 429 / RATE_001. The shared rate limiter should "
+            "keep this near 0; above 2% (red line) another client probably shares the API key or "
+            "the account limit was lowered: set MSGWORKER_RATE_PER_SEC / _PER_MIN to the real "
+            "limits. Jobs are rescheduled, not lost. Alert: MsgworkerRateLimited429High.",
+            place(8, 8, 0, 14),
+            "percentunit",
+        ),
+        0.02,
+    ).with_target(
+        query(
+            f'(sum(rate(msgworker_api_responses_total{{{J}, code="RATE_001"}}[$__rate_interval]) '
+            f'or rate(msgworker_api_responses_total{{{J}, status="429"}}[$__rate_interval])) '
+            f"or vector(0)) / ({ANSWERS_RATE} > 0)",
+            "429 share",
+            "A",
+        )
+    )
+    errors = red_line(
+        series_panel(
+            9,
+            "Gateway errors share (5xx and transport)",
+            "Share of Gateway answers that were HTTP 5xx or transport failures (TIMEOUT, "
+            "CONNECTION, WORKER_LOST). Those jobs back off and retry, then park as "
+            "retries_exhausted. Above 10% (red line): check the Gateway's status and our network; "
+            "after recovery replay with `msgworker dlq replay --code <CODE>`. "
+            "Alert: MsgworkerGateway5xxHigh.",
+            place(8, 8, 8, 14),
+            "percentunit",
+        ),
+        0.1,
+    ).with_target(
+        query(
+            f'(sum(rate(msgworker_api_responses_total{{{J}, status=~"5..|none"}}'
+            f"[$__rate_interval])) or vector(0)) / ({ANSWERS_RATE} > 0)",
+            "5xx + transport share",
+            "A",
+        )
+    )
+    bucket = f"msgworker_send_duration_seconds_bucket{{{J}}}[$__rate_interval]"
+    latency = series_panel(
+        10,
+        "Send latency p50 / p95 / p99",
+        "Time of one Gateway call (answer or failure), from the msgworker_send_duration_seconds "
+        "histogram over all workers. p99 near HTTP_TIMEOUT_S (10 s) means calls time out: expect "
+        "TIMEOUT answers and retries. A slow Gateway also lowers throughput.",
+        place(8, 8, 16, 14),
+        "s",
+    )
+    for ref, quantile in (("A", "0.50"), ("B", "0.95"), ("C", "0.99")):
+        latency = latency.with_target(
+            query(
+                f"histogram_quantile({quantile}, sum by (le) (rate({bucket})))",
+                f"p{quantile[2:]}",
+                ref,
+            )
+        )
+    latency = latency.with_target(
+        query(
+            f"sum(rate(msgworker_send_duration_seconds_sum{{{J}}}[$__rate_interval])) / "
+            f"(sum(rate(msgworker_send_duration_seconds_count{{{J}}}[$__rate_interval])) > 0)",
+            "mean",
+            "D",
+        )
+    )
+    return [outcomes, answers, rate_limited, errors, latency]
+
+
+def backlog() -> list[timeseries.Panel | bargauge.Panel]:
+    depth = (
+        series_panel(
+            11,
+            "Queue depth and time to drain",
+            "Left axis: jobs due now and not yet sent (read from Redis, same on every worker). "
+            "Right axis: depth divided by the send rate of the last 5 minutes. A depth that rises "
+            "while 'time to drain' disappears means nothing is sent: check halts, the breaker, "
+            "Gateway answers and the workers. Alert: MsgworkerQueueNotDraining.",
+            place(8, 12, 0, 22),
+            "short",
+        )
+        .with_target(query(DEPTH, "queue depth", "A"))
+        .with_target(query(DRAIN, "time to drain", "B"))
+        .override_by_name(
+            "time to drain",
+            [
+                models.DynamicConfigValue(id_val="unit", value="s"),
+                models.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+            ],
+        )
+    )
+    waiting = (
+        series_panel(
+            12,
+            "Scheduled, in flight and held",
+            "Scheduled: jobs waiting for a later time (send_at, reschedules after 429, backoffs) - "
+            "normal. In flight: being sent right now. Held: jobs of a halted account waiting for "
+            "`msgworker resume` (per account). Held above 0 with no halt shown is a bug to report.",
+            place(8, 12, 12, 22),
+            "short",
+        )
+        .with_target(query(f"max(msgworker_scheduled_jobs{{{J}}})", "scheduled", "A"))
+        .with_target(query(f"max(msgworker_in_flight_jobs{{{J}}})", "in flight", "B"))
+        .with_target(
+            query(f"max by (account) (msgworker_held_jobs{{{JA}}})", "held ({{account}})", "C")
+        )
+    )
+    dlq = stacked(
+        series_panel(
+            13,
+            "DLQ size by code",
+            "Dead-letter queue over time, stacked by the code that parked the jobs. BILL_001: top "
+            "up, then `msgworker dlq replay --code BILL_001`. HTTP_5xx/TIMEOUT/CONNECTION: retries "
+            "exhausted during a Gateway outage, replay once it recovers. "
+            "GW_001/validation/EXPIRED: permanent, fix the producer; "
+            "`msgworker dlq purge --code <CODE> --yes` when handled.",
+            place(8, 12, 0, 30),
+            "short",
+        )
+    ).with_target(query(f"max by (code) (msgworker_dlq_jobs{{{J}}})", "{{code}}", "A"))
+    dlq_now = (
+        bargauge.Panel()
+        .id(14)
+        .title("DLQ by code now")
+        .description(
+            "Dead letters per code right now, largest first. Inspect one with "
+            "`msgworker dlq list --code <CODE> --limit 20` and `msgworker dlq show <ID>`."
+        )
+        .datasource(DATASOURCE)
+        .grid_pos(place(8, 12, 12, 30))
+        .unit("short")
+        .min(0)
+        .color_scheme(dashboard.FieldColor().mode(models.FieldColorModeId.THRESHOLDS))
+        .thresholds(steps((None, "green"), (1, "orange")))
+        .display_mode(common_models.BarGaugeDisplayMode.GRADIENT)
+        .value_mode(common_models.BarGaugeValueMode.COLOR)
+        .orientation(common_models.VizOrientation.HORIZONTAL)
+        .show_unfilled(True)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .with_target(
+            query(
+                f"sort_desc(max by (code) (msgworker_dlq_jobs{{{J}}}))",
+                "{{code}}",
+                "A",
+                instant=True,
+            )
+        )
+    )
+    return [depth, waiting, dlq, dlq_now]
+
+
+def alerts_and_waits() -> list[timeseries.Panel]:
+    raised = (
+        series_panel(
+            15,
+            "Alerts raised by kind",
+            "Alerts the workers themselves posted (webhook / Alertmanager: MsgworkerHalt, "
+            "MsgworkerBilling, MsgworkerRetriesExhausted), counted per interval. halt: see "
+            "'Halted'; billing: see 'Billing breaker'; retries_exhausted: jobs parked after "
+            "MAX_ATTEMPTS, see 'Gateway errors share' and 'DLQ size by code'. One alert per "
+            "incident, not per job.",
+            place(8, 12, 0, 38),
+            "short",
+        )
+        .draw_style(common_models.GraphDrawStyle.BARS)
+        .fill_opacity(70)
+        .decimals(0)
+        .with_target(
+            query(
+                f"sum by (kind) (increase(msgworker_alerts_total{{{J}}}[$__rate_interval]))",
+                "{{kind}}",
+                "A",
+            )
+        )
+    )
+    waits = series_panel(
+        16,
+        "Rate-limit wait",
+        "Seconds per second that deliveries spent waiting for the shared rate limiter or a 429 "
+        "cooldown, summed over workers (about: how many deliveries wait at any moment). High "
+        "while the 429 share is low means we send at the account's limit: to go faster, raise "
+        "the limit with the Gateway, not the worker count.",
+        place(8, 12, 12, 38),
+        "short",
+    ).with_target(
+        query(
+            f"sum(rate(msgworker_rate_limit_wait_seconds_total{{{J}}}[$__rate_interval]))",
+            "waiting (s/s)",
+            "A",
+        )
+    )
+    return [raised, waits]
+
+
+def build() -> dict[str, object]:
+    board = (
+        dashboard.Dashboard("msgworker")
+        .uid("msgworker")
+        .description(
+            "msgworker: WhatsApp sends through the Connexease Gateway - outcomes, Gateway "
+            "answers, backlog, dead letters, halts and billing. Runbook: credentials "
+            "rotated/fixed -> msgworker resume; balance topped up -> msgworker dlq replay "
+            "--code BILL_001."
+        )
+        .tags(["msgworker", "whatsapp", "celery"])
+        .editable()
+        .tooltip(models.DashboardCursorSync.CROSSHAIR)
+        .time("now-6h", "now")
+        .refresh("30s")
+        .variables(variables())
+    )
+    for panel in [*top_row(), *traffic(), *backlog(), *alerts_and_waits()]:
+        board = board.with_panel(panel)
+    encoded: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    return encoded
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if argv == ["--check"]:
+        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
+        if current != text:
+            sys.stderr.write(f"{OUTPUT} is not what {__file__} generates: run it\n")
+            return 1
+        return 0
+    OUTPUT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
