@@ -3,7 +3,8 @@
 Each validator runs as a subprocess from the virtualenv (the dev extras install them): hadolint,
 docker-compose (config only: no Docker engine is needed), kubernetes-validate and yamllint.
 KEDA's ScaledObject has no schema in kubernetes-validate, so it is checked against one written
-here from KEDA's documented fields.
+here from KEDA's documented fields; the Prometheus Operator's ServiceMonitor and PrometheusRule
+neither, so they are checked against the Operator's own CRD schemas, vendored in tests/schemas/.
 """
 
 from __future__ import annotations
@@ -34,8 +35,14 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
-CORE_MANIFESTS = ("configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml")
+CORE_MANIFESTS = ("configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml", "pdb.yaml")
 SCALED_OBJECT = K8S / "scaledobject.yaml"
+SERVICE_MONITOR = K8S / "servicemonitor.yaml"
+PROMETHEUS_RULE = K8S / "prometheusrule.yaml"
+RULE_GENERATOR = K8S / "prometheusrule.py"
+ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
+# The Prometheus Operator's CRDs, vendored unchanged (tests/schemas/prometheus-operator/README.md).
+OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operator"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 METRICS_PORT = 9808
 ALERTMANAGER_PORT = 9093
@@ -394,12 +401,20 @@ def test_core_manifests_pass_strict_kubernetes_validation():
     assert done.stdout.count(" passed for resource ") == len(files)
 
 
-def test_kubernetes_validate_has_no_schema_for_keda():
-    """kubernetes-validate only warns about the ScaledObject (no CRD schema), so it is checked here."""
-    done = run(tool("kubernetes-validate"), "--strict", SCALED_OBJECT)
-    # If this starts failing, the tool has learned KEDA: move the file to CORE_MANIFESTS.
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        (SCALED_OBJECT, "ScaledObject"),
+        (SERVICE_MONITOR, "ServiceMonitor"),
+        (PROMETHEUS_RULE, "PrometheusRule"),
+    ],
+)
+def test_kubernetes_validate_has_no_schema_for_custom_resources(path, kind):
+    """kubernetes-validate only warns about the custom resources (no CRD schema): checked below."""
+    done = run(tool("kubernetes-validate"), "--strict", path)
+    # If this starts failing, the tool has learned the kind: move the file to CORE_MANIFESTS.
     assert done.returncode == 0
-    assert "Couldn't find schema for kind ScaledObject" in done.stdout
+    assert f"Couldn't find schema for kind {kind}" in done.stdout
 
 
 def test_configmap_holds_every_non_secret_setting(monkeypatch):
@@ -688,6 +703,140 @@ def test_scaled_object_scales_the_deployment_on_queue_depth():
     assert float(trigger["metadata"]["threshold"]) > 0
     # The workers export the metric and run the pump: with none, nothing scales or moves.
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+
+
+# ---------------------------------------------------------------- Prometheus Operator
+
+# ObjectMeta as these manifests may use it (the CRDs leave metadata to the API server).
+_OBJECT_META = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+        "namespace": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+def refuse_unknown_fields(node: Any) -> Any:
+    """The schema with additionalProperties false on every object that lists its properties and
+    does not preserve unknown fields: the API server would silently prune a misspelt field.
+    Go's `^(?i)...` patterns become Python's `(?i)^...` (Python wants inline flags first)."""
+    if isinstance(node, list):
+        return [refuse_unknown_fields(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    strict = {key: refuse_unknown_fields(value) for key, value in node.items()}
+    pattern = strict.get("pattern")
+    if isinstance(pattern, str) and pattern.startswith("^(?i)"):
+        strict["pattern"] = "(?i)^" + pattern.removeprefix("^(?i)")
+    if (
+        "properties" in strict
+        and "additionalProperties" not in strict
+        and not strict.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    """The openAPIV3Schema of the vendored CRD's served and stored version, unknown fields refused."""
+    [crd] = [
+        doc
+        for path in sorted(OPERATOR_CRDS.glob("monitoring.coreos.com_*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc and doc["spec"]["names"]["kind"] == kind
+    ]
+    assert crd["spec"]["group"] == "monitoring.coreos.com"
+    [version] = [v for v in crd["spec"]["versions"] if v["served"] and v["storage"]]
+    assert version["name"] == "v1"
+    schema = refuse_unknown_fields(version["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = _OBJECT_META
+    schema["properties"]["apiVersion"] = {"const": "monitoring.coreos.com/v1"}
+    schema["properties"]["kind"] = {"const": kind}
+    schema["required"] = sorted({*schema.get("required", ()), "apiVersion", "kind", "metadata"})
+    jsonschema.Draft7Validator.check_schema(schema)
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"), [(SERVICE_MONITOR, "ServiceMonitor"), (PROMETHEUS_RULE, "PrometheusRule")]
+)
+def test_operator_manifests_match_the_operators_crd_schemas(path, kind):
+    """The ServiceMonitor and PrometheusRule validate against the Operator's own CRD schemas."""
+    jsonschema.Draft7Validator(crd_schema(kind)).validate(load_yaml(path))
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "keys", "value"),
+    [
+        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "endpoints", 0, "interva"), "15s"),
+        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "endpoints", 0, "interval"), "15 seconds"),
+        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "endpoints", 0, "scheme"), "tcp"),
+        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "selector", "matchLabel"), {}),
+        (PROMETHEUS_RULE, "PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), 60),
+        (PROMETHEUS_RULE, "PrometheusRule", ("spec", "groups", 0, "rules", 0, "alerts"), "x"),
+        (PROMETHEUS_RULE, "PrometheusRule", ("spec", "groups", 0, "name"), ""),
+        (PROMETHEUS_RULE, "PrometheusRule", ("metadata", "name"), "Msgworker_Rules"),
+    ],
+)
+def test_crd_schemas_reject_mistakes(path, kind, keys, value):
+    """The CRD schemas have teeth: a misspelt field, a bad duration or a wrong type are refused."""
+    broken = copy.deepcopy(load_yaml(path))
+    parent = broken
+    for key in keys[:-1]:
+        parent = parent[key]
+    parent[keys[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(crd_schema(kind)).validate(broken)
+
+
+def test_prometheus_rule_holds_exactly_the_alert_rules():
+    """The PrometheusRule's groups are alerts.yml's groups, rule for rule, annotation for annotation."""
+    assert load_yaml(PROMETHEUS_RULE)["spec"]["groups"] == load_yaml(ALERT_RULES)["groups"]
+
+
+def test_prometheus_rule_is_the_generators_output(tmp_path):
+    """prometheusrule.yaml is what prometheusrule.py writes; --check fails on a stale copy."""
+    clean = run(sys.executable, RULE_GENERATOR, "--check")
+    assert clean.returncode == 0, clean.stderr
+    generator = tmp_path / "k8s" / "prometheusrule.py"
+    (tmp_path / "prometheus").mkdir()
+    generator.parent.mkdir()
+    shutil.copy(RULE_GENERATOR, generator)
+    shutil.copy(PROMETHEUS_RULE, generator.parent)
+    edited = ALERT_RULES.read_text(encoding="utf-8").replace("for: 1m", "for: 2m", 1)
+    (tmp_path / "prometheus" / "alerts.yml").write_text(edited, encoding="utf-8")
+    stale = run(sys.executable, generator, "--check")
+    assert stale.returncode == 1
+    assert "is not what" in stale.stderr
+
+
+def test_service_monitor_scrapes_the_metrics_service():
+    """The ServiceMonitor selects the metrics Service, on its named port, every 15 s like compose."""
+    monitor = load_yaml(SERVICE_MONITOR)["spec"]
+    service = manifest("service.yaml")
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert "namespaceSelector" not in monitor, "the Service is in the ServiceMonitor's namespace"
+    [endpoint] = monitor["endpoints"]
+    [port] = service["spec"]["ports"]
+    assert endpoint["port"] == port["name"]
+    assert endpoint["path"] == "/metrics"
+    scrape_interval = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")["global"]
+    assert endpoint["interval"] == scrape_interval["scrape_interval"]
+
+
+def test_disruption_budget_covers_the_workers_and_allows_drains():
+    """The PDB selects the worker pods and lets one go at a time, whatever KEDA's replica count."""
+    budget = manifest("pdb.yaml")["spec"]
+    deployment = manifest("deployment.yaml")
+    assert budget["selector"] == deployment["spec"]["selector"]
+    assert "minAvailable" not in budget, "a minAvailable at the replica count blocks every drain"
+    assert budget["maxUnavailable"] == 1
+    assert budget["maxUnavailable"] < load_yaml(SCALED_OBJECT)["spec"]["minReplicaCount"]
 
 
 # ---------------------------------------------------------------- YAML style
