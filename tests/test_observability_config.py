@@ -16,7 +16,14 @@ import pytest
 import yaml
 
 from worker import metrics
-from worker.alerts import Alert, AlertKind, AlertStatus, alertmanager_alert, alertname
+from worker.alerts import (
+    RUNBOOK_URLS,
+    Alert,
+    AlertKind,
+    AlertStatus,
+    alertmanager_alert,
+    alertname,
+)
 from worker.state import AccountState, Snapshot
 from worker.switches import Breaker, Halt
 
@@ -446,6 +453,33 @@ def test_every_alert_links_a_runbook_section_that_exists(alert_rules):
         url = rule["annotations"]["runbook_url"]
         assert url.startswith(RUNBOOK_PREFIX), rule["alert"]
         assert url.removeprefix(RUNBOOK_PREFIX) in anchors, (rule["alert"], url)
+
+
+def test_every_workers_alert_links_a_runbook_section_that_exists():
+    """Each kind of the workers' own alerts posts a runbook_url, README.md#<anchor>, that exists."""
+    anchors = readme_anchors()
+    assert set(RUNBOOK_URLS) == set(AlertKind)
+    for kind in AlertKind:
+        posted = alertmanager_alert(
+            Alert(kind=kind, status=AlertStatus.FIRING, account="acme", summary="s")
+        )
+        url = posted["annotations"]["runbook_url"]
+        assert url == RUNBOOK_URLS[kind]
+        assert url.startswith(RUNBOOK_PREFIX), kind
+        assert url.removeprefix(RUNBOOK_PREFIX) in anchors, (kind, url)
+
+
+def test_workers_alert_and_the_rule_it_silences_share_a_runbook(alert_rules):
+    """The worker's alert that inhibits a rule links the same runbook section as that rule."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+    rules = {rule["alert"]: rule for rule in alert_rules}
+    kinds = {alertname(kind): kind for kind in AlertKind}
+    for inhibit in config["inhibit_rules"]:
+        [source] = inhibit["source_matchers"]
+        [target] = inhibit["target_matchers"]
+        kind = kinds[re.fullmatch(r'alertname="(\w+)"', source).group(1)]
+        rule = rules[re.fullmatch(r'alertname="(\w+)"', target).group(1)]
+        assert RUNBOOK_URLS[kind] == rule["annotations"]["runbook_url"], inhibit
 
 
 def test_no_rule_depends_on_the_scrape_job_name(alert_rules):

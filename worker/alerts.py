@@ -52,6 +52,13 @@ class AlertStatus(StrEnum):
 
 
 CRITICAL_KINDS = frozenset({AlertKind.HALT, AlertKind.BILLING})
+# Each kind's runbook: its README section, relative to the repository's root, as the Prometheus
+# rules link theirs (the rule a kind's alert silences in Alertmanager links the same section).
+RUNBOOK_URLS = {
+    AlertKind.HALT: "README.md#sending-halted",
+    AlertKind.BILLING: "README.md#balance-ran-out-bill_001",
+    AlertKind.RETRIES_EXHAUSTED: "README.md#dead-letters-keep-growing",
+}
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,11 @@ def alertmanager_alert(alert: Alert, *, hold_s: float = ALERTMANAGER_HOLD_S) -> 
     ends_at = alert.at if alert.status is AlertStatus.RESOLVED else alert.at + hold_s
     return {
         "labels": labels,
-        "annotations": {"summary": alert.summary, "description": description},
+        "annotations": {
+            "summary": alert.summary,
+            "description": description,
+            "runbook_url": RUNBOOK_URLS[alert.kind],
+        },
         "startsAt": iso_utc(starts_at),
         "endsAt": iso_utc(ends_at),
     }
