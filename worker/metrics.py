@@ -48,6 +48,11 @@ RATE_LIMIT_WAIT = Counter(
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
 )
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
+BROKER_REJECTED = Counter(
+    "msgworker_broker_messages_rejected_total",
+    "Items on the broker queue dropped unread (not JSON, not a task message, refused), by reason.",
+    ["reason"],
+)
 
 REDIS_UP = "msgworker_redis_up"
 REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
@@ -83,6 +88,10 @@ class Meter:
 
 def count_alert(kind: str) -> None:
     ALERTS.labels(kind=kind).inc()
+
+
+def count_broker_rejected(reason: str) -> None:
+    BROKER_REJECTED.labels(reason=reason).inc()
 
 
 class StateCollector(Collector):
@@ -140,5 +149,9 @@ def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegis
         registry = REGISTRY
     registry.register(StateCollector(snapshot))
     Meter()  # the outcome and alert series exist from the first scrape
+    from worker.broker import Rejected  # noqa: PLC0415 - the broker module imports this one
+
+    for reason in Rejected:
+        BROKER_REJECTED.labels(reason=reason.value)
     start_http_server(port, registry=registry)
     return registry
