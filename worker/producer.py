@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from worker.errors import FieldProblem, InvalidMessage
+from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.jobs import JobStore, NewJob
 from worker.keys import DEFAULT_ACCOUNT
 from worker.models import field_problems, message_body, parse_message
@@ -98,13 +100,14 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
 class Producer:
     """Puts validated jobs on the schedule."""
 
-    def __init__(self, jobs: JobStore) -> None:
+    def __init__(self, jobs: JobStore, *, redis_timeout_s: float) -> None:
         self._jobs = jobs
+        self._redis_timeout_s = redis_timeout_s
 
     def enqueue(self, message: Any, **options: Any) -> str:
         """Enqueue one message; returns its job id (the first job's id for a known key)."""
         now = time.time()
-        return self._jobs.add([build_job(Request(message, options), now=now)], now=now)[0]
+        return self._add([build_job(Request(message, options), now=now)], now=now)[0]
 
     def enqueue_many(self, items: Iterable[Any]) -> list[str]:
         """Validate all, then write all in one round trip; one bad item enqueues nothing.
@@ -114,7 +117,18 @@ class Producer:
         """
         now = time.time()
         jobs = self.validate_many(items, now=now)
-        return self._jobs.add(jobs, now=now) if jobs else []
+        return self._add(jobs, now=now) if jobs else []
+
+    def _add(self, jobs: list[NewJob], *, now: float) -> list[str]:
+        """Write validated jobs; Redis down or hung is Unavailable, raised within the timeout.
+
+        After a timeout the jobs may have been written: enqueueing them again with the same
+        idempotency keys is safe.
+        """
+        try:
+            return self._jobs.add(jobs, now=now)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(timeout_s=self._redis_timeout_s) from exc
 
     @staticmethod
     def validate_many(items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
