@@ -3,17 +3,20 @@ Redis timeout, exit 69 from the CLI), and refuse what must never be enqueued."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import redis
 
 from tests.support.cluster import BIN
 from tests.support.processes import RedisServer, free_port
-from worker.errors import Unavailable
+from worker.errors import InvalidMessage, Unavailable
 from worker.runtime import Runtime
 from worker.settings import Settings
 
@@ -124,3 +127,178 @@ def test_enqueue_after_a_redis_restart_succeeds_on_a_fresh_connection(own_redis)
         assert runtime.producer.enqueue(MESSAGE)
     finally:
         runtime.close()
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def _template(components: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "to": "905321234567",
+        "type": "template",
+        "template": {"name": "order_update", "language": {"code": "tr"}, "components": components},
+    }
+
+
+def _body(*texts: str) -> dict[str, object]:
+    return {"type": "body", "parameters": [{"type": "text", "text": t} for t in texts]}
+
+
+def _interactive(action: dict[str, object], body: str = "ok?") -> dict[str, object]:
+    return {
+        "to": "905321234567",
+        "type": "interactive",
+        "interactive": {"type": "button", "body": {"text": body}, "action": action},
+    }
+
+
+def _context(**values: object) -> dict[str, object]:
+    return {**MESSAGE, "context": values}
+
+
+HOSTILE = {
+    "a million template components": (
+        _template([_body("1")] * 1_000_000),
+        {},
+        "message.template.components",
+    ),
+    "a 50,000,000-character parameter": (
+        _template([_body("x" * 50_000_000)]),
+        {},
+        "message.template.components.0.parameters.0.text",
+    ),
+    "5,000-deep nesting": (_context(n=_nested(5_000)), {}, "message.context.n.x.x"),
+    "17 template components": (_template([_body("1")] * 17), {}, "message.template.components"),
+    "a body over 64 KiB": (
+        _template([_body("x" * 30_000, "y" * 30_000, "z" * 10_000)]),
+        {},
+        "message",
+    ),
+    "3,000 values": (
+        _context(n=[{f"k{i}": i for i in range(30)} for i in range(99)]),
+        {},
+        "message",
+    ),
+    "4 reply buttons": (
+        _interactive({"buttons": [{"type": "reply"}] * 4}),
+        {},
+        "message.interactive.action",
+    ),
+    "11 list rows": (
+        _interactive({"sections": [{"rows": [{"id": "r"}] * 6}, {"rows": [{"id": "s"}] * 5}]}),
+        {},
+        "message.interactive.action",
+    ),
+    "an interactive body over 1024": (
+        _interactive({"buttons": []}, "b" * 1025),
+        {},
+        "message.interactive.body",
+    ),
+    "a 2049-character link": (
+        {
+            "to": "905321234567",
+            "type": "image",
+            "image": {"link": "https://x.example/" + "a" * 2031},
+        },
+        {},
+        "message.image.link",
+    ),
+    "NaN in context": (_context(n=float("nan")), {}, "message.context.n"),
+    "an integer beyond 2**53": (_context(n=2**70), {}, "message.context.n"),
+    "ttl_s infinite": (MESSAGE, {"ttl_s": float("inf")}, "ttl_s"),
+    "ttl_s NaN": (MESSAGE, {"ttl_s": float("nan")}, "ttl_s"),
+    "ttl_s of 31 days": (MESSAGE, {"ttl_s": 31 * 86_400}, "ttl_s"),
+    "send_at in year 9999": (MESSAGE, {"send_at": datetime(9999, 12, 31, tzinfo=UTC)}, "send_at"),
+    "send_at in year 1, before UTC": (
+        MESSAGE,
+        {"send_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=-14)))},
+        "send_at",
+    ),
+    "expires_at 40 days ahead": (
+        MESSAGE,
+        {"expires_at": datetime.now(UTC) + timedelta(days=40)},
+        "expires_at",
+    ),
+}
+
+
+@pytest.mark.parametrize(("message", "options", "field"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_payload_is_refused_naming_the_field_and_nothing_is_enqueued(
+    redis_url, redis_client, message, options, field
+):
+    """Oversized, overdeep, overlong or non-finite input: InvalidMessage naming the field, fast,
+    nothing written to Redis, both through enqueue and enqueue_many."""
+    runtime = _runtime(redis_url)
+    try:
+        started = time.monotonic()
+        with pytest.raises(InvalidMessage) as refused:
+            runtime.producer.enqueue(message, **options)
+        assert time.monotonic() - started < 5
+        assert [p.field for p in refused.value.problems if p.field.startswith(field)], (
+            refused.value.problems
+        )
+        good = {"message": MESSAGE}
+        with pytest.raises(InvalidMessage) as refused_many:
+            runtime.producer.enqueue_many([good, {"message": message, **options}])
+        assert [p.field for p in refused_many.value.problems if p.field.startswith("[1]." + field)]
+        assert redis_client.dbsize() == 0
+    finally:
+        runtime.close()
+
+
+def test_the_largest_payloads_within_every_limit_are_accepted(redis_url):
+    """The limits leave room for what the Cloud API takes: a 32,768-character lone body
+    parameter, 3 buttons, 10 list rows, a 2048-character link, a 30-day ttl_s."""
+    runtime = _runtime(redis_url)
+    try:
+        payloads = [
+            _template([_body("x" * 32_768)]),
+            _template([_body("1")] * 16),
+            _interactive({"buttons": [{"type": "reply"}] * 3}, "b" * 1024),
+            _interactive({"sections": [{"rows": [{"id": "r"}] * 5}, {"rows": [{"id": "s"}] * 5}]}),
+            {
+                "to": "905321234567",
+                "type": "image",
+                "image": {"link": "https://x.example/" + "a" * 2030},
+            },
+        ]
+        assert all(runtime.producer.enqueue(p) for p in payloads)
+        assert runtime.producer.enqueue(MESSAGE, ttl_s=30 * 86_400)
+    finally:
+        runtime.close()
+
+
+def test_the_enqueue_command_refuses_a_line_nested_too_deeply(redis_url, tmp_path):
+    """`enqueue --file`: a line nested 100, 5,000 or 100,000 deep is a bad line, not a traceback."""
+    lines = [
+        json.dumps(MESSAGE),
+        json.dumps(_context(n=_nested(100))),
+        json.dumps(_context(n="DEEP")).replace('"DEEP"', '{"x": ' * 5_000 + "{}" + "}" * 5_000),
+        "[" * 100_000 + "]" * 100_000,
+    ]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
+    env["MSGWORKER_BROKER_URL"] = redis_url
+    done = subprocess.run(  # noqa: S603 - our console script
+        [str(BIN / "msgworker"), "enqueue", "--file", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=BIN,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "line 2: message.context.n.x" in done.stderr
+    assert "nested deeper than" in done.stderr
+    assert "line 3: nested too deeply" in done.stderr
+    assert "line 4: nested too deeply" in done.stderr
+    client = redis.Redis.from_url(redis_url)
+    assert client.dbsize() == 0
+    client.close()

@@ -125,6 +125,8 @@ def read_json_lines(stream: Iterable[str]) -> tuple[list[tuple[int, Any]], list[
             items.append((number, json.loads(line)))
         except ValueError as exc:
             problems.append(f"line {number}: not JSON ({str(exc).split(':')[0]})")
+        except RecursionError:
+            problems.append(f"line {number}: nested too deeply")
     return items, problems
 
 

@@ -19,6 +19,11 @@ from worker.keys import DEFAULT_ACCOUNT
 from worker.models import field_problems, message_body, parse_message
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+DAY_S = 86_400
+# A job lives at most this long after it is due (ttl_s, or expires_at after send_at).
+TTL_MAX_S = 30 * DAY_S
+# send_at this far from now, either way, is a mistake (a wrong year), not a plan.
+SEND_AT_RANGE_S = 366 * DAY_S
 
 
 class Envelope(BaseModel):
@@ -29,7 +34,7 @@ class Envelope(BaseModel):
     idempotency_key: Name | None = None
     send_at: datetime | None = None
     expires_at: datetime | None = None
-    ttl_s: Annotated[float, Field(gt=0)] | None = None
+    ttl_s: Annotated[float, Field(gt=0, le=TTL_MAX_S, allow_inf_nan=False)] | None = None
     account: Name = DEFAULT_ACCOUNT
 
     @model_validator(mode="after")
@@ -40,6 +45,10 @@ class Envelope(BaseModel):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"{name} needs a time zone (e.g. 2026-01-01T09:00:00+00:00)")
+            try:
+                _ = moment and moment.timestamp()
+            except OverflowError:
+                raise ValueError(f"{name} is out of range") from None
         return self
 
 
@@ -76,6 +85,14 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
         raise InvalidMessage(problems)
 
     due_at = envelope.send_at.timestamp() if envelope.send_at else now
+    if abs(due_at - now) > SEND_AT_RANGE_S:
+        raise InvalidMessage(
+            [
+                FieldProblem(
+                    prefix + "send_at", f"must be within {SEND_AT_RANGE_S // DAY_S} days of now"
+                )
+            ]
+        )
     if envelope.expires_at is not None:
         expires_at: float | None = envelope.expires_at.timestamp()
     elif envelope.ttl_s is not None:
@@ -85,6 +102,15 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
     if expires_at is not None and expires_at <= due_at:
         raise InvalidMessage(
             [FieldProblem(prefix + "expires_at", "must be after send_at (or now)")]
+        )
+    if expires_at is not None and expires_at - due_at > TTL_MAX_S:
+        raise InvalidMessage(
+            [
+                FieldProblem(
+                    prefix + "expires_at",
+                    f"must be within {TTL_MAX_S // DAY_S} days after send_at (or now)",
+                )
+            ]
         )
     job_id = uuid.uuid4().hex
     return NewJob(
