@@ -17,7 +17,10 @@ import redis
 from tests.support.cluster import BIN
 from tests.support.processes import RedisServer, free_port
 from worker.errors import InvalidMessage, Unavailable
-from worker.runtime import Runtime
+from worker.jobs import JobStore
+from worker.keys import Keys
+from worker.producer import Producer
+from worker.runtime import Runtime, connect_redis_fail_fast
 from worker.settings import Settings
 
 TIMEOUT_S = 2.0
@@ -299,6 +302,70 @@ def test_the_enqueue_command_refuses_a_line_nested_too_deeply(redis_url, tmp_pat
     assert "nested deeper than" in done.stderr
     assert "line 3: nested too deeply" in done.stderr
     assert "line 4: nested too deeply" in done.stderr
+    client = redis.Redis.from_url(redis_url)
+    assert client.dbsize() == 0
+    client.close()
+
+
+def test_a_job_for_an_unknown_account_is_refused_naming_the_known_ones(redis_url, redis_client):
+    """account names a field; the refusal lists the accounts the deployment knows; nothing is
+    written, one by one or in a batch."""
+    runtime = _runtime(redis_url)
+    try:
+        with pytest.raises(InvalidMessage) as refused:
+            runtime.producer.enqueue(MESSAGE, account="typo")
+        [problem] = refused.value.problems
+        assert problem.field == "account"
+        assert "'typo'" in problem.message
+        assert "known: default" in problem.message
+        with pytest.raises(InvalidMessage) as refused_many:
+            runtime.producer.enqueue_many([MESSAGE, {"message": MESSAGE, "account": "typo"}])
+        assert [p.field for p in refused_many.value.problems] == ["[1].account"]
+        assert redis_client.dbsize() == 0
+    finally:
+        runtime.close()
+
+
+def test_the_producer_takes_the_accounts_it_is_given(redis_url):
+    """The known accounts are an argument: a producer built for two accepts both, not a third."""
+    client = connect_redis_fail_fast(redis_url, timeout_s=TIMEOUT_S)
+    producer = Producer(
+        JobStore(client, Keys("msgworker:")),
+        accounts=frozenset({"default", "shop"}),
+        redis_timeout_s=TIMEOUT_S,
+    )
+    try:
+        assert producer.enqueue(MESSAGE, account="shop")
+        with pytest.raises(InvalidMessage, match=r"known: default, shop"):
+            producer.enqueue(MESSAGE, account="other")
+    finally:
+        client.close()
+
+
+def test_the_enqueue_command_refuses_an_unknown_account(redis_url):
+    """`msgworker enqueue --account typo`: exit 2 naming the known accounts, nothing written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
+    env["MSGWORKER_BROKER_URL"] = redis_url
+    done = subprocess.run(  # noqa: S603 - our console script
+        [
+            str(BIN / "msgworker"),
+            "enqueue",
+            "--to",
+            MESSAGE["to"],
+            "--text",
+            "hi",
+            "--account",
+            "typo",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=BIN,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "account: unknown account 'typo' (known: default)" in done.stderr
     client = redis.Redis.from_url(redis_url)
     assert client.dbsize() == 0
     client.close()

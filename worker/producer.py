@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.jobs import JobStore, NewJob
 from worker.keys import DEFAULT_ACCOUNT
@@ -68,13 +69,23 @@ class Request:
         return cls(item, {})
 
 
-def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
-    """Validate one request into a NewJob; InvalidMessage names every bad field."""
+def build_job(
+    request: Request, *, now: float, accounts: frozenset[str], prefix: str = ""
+) -> NewJob:
+    """Validate one request into a NewJob; InvalidMessage names every bad field.
+
+    ``accounts`` are the accounts the deployment knows: a job for any other is refused.
+    """
     problems: list[FieldProblem] = []
     try:
         envelope = Envelope.model_validate(dict(request.options))
     except ValidationError as exc:
         problems += field_problems(exc, prefix=prefix)
+        envelope = None
+    if envelope is not None and envelope.account not in accounts:
+        problems.append(
+            FieldProblem(prefix + "account", unknown_account_message(envelope.account, accounts))
+        )
         envelope = None
     try:
         body = message_body(parse_message(request.message))
@@ -126,14 +137,16 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
 class Producer:
     """Puts validated jobs on the schedule."""
 
-    def __init__(self, jobs: JobStore, *, redis_timeout_s: float) -> None:
+    def __init__(self, jobs: JobStore, *, accounts: frozenset[str], redis_timeout_s: float) -> None:
         self._jobs = jobs
+        self._accounts = accounts
         self._redis_timeout_s = redis_timeout_s
 
     def enqueue(self, message: Any, **options: Any) -> str:
         """Enqueue one message; returns its job id (the first job's id for a known key)."""
         now = time.time()
-        return self._add([build_job(Request(message, options), now=now)], now=now)[0]
+        job = build_job(Request(message, options), now=now, accounts=self._accounts)
+        return self._add([job], now=now)[0]
 
     def enqueue_many(self, items: Iterable[Any]) -> list[str]:
         """Validate all, then write all in one round trip; one bad item enqueues nothing.
@@ -156,15 +169,16 @@ class Producer:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise Unavailable(timeout_s=self._redis_timeout_s) from exc
 
-    @staticmethod
-    def validate_many(items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
+    def validate_many(self, items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
         """The jobs these items would make; InvalidMessage lists every problem of every item."""
         now = time.time() if now is None else now
         jobs: list[NewJob] = []
         problems: list[FieldProblem] = []
         for index, item in enumerate(items):
             try:
-                jobs.append(build_job(Request.from_item(item), now=now, prefix=f"[{index}]."))
+                request = Request.from_item(item)
+                prefix = f"[{index}]."
+                jobs.append(build_job(request, now=now, accounts=self._accounts, prefix=prefix))
             except InvalidMessage as exc:
                 problems += exc.problems
         if problems:

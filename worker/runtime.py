@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from worker.accounts import known_accounts
 from worker.alerts import Incidents, build_dispatcher
 from worker.deadletters import DeadLetters
 from worker.delivery import Delivery, Timing
@@ -82,7 +83,9 @@ class Runtime:
     @cached_property
     def producer(self) -> Producer:
         return Producer(
-            JobStore(self.producer_redis, self.keys), redis_timeout_s=self.settings.redis_timeout_s
+            JobStore(self.producer_redis, self.keys),
+            accounts=known_accounts(),
+            redis_timeout_s=self.settings.redis_timeout_s,
         )
 
     @cached_property
