@@ -4,12 +4,29 @@ restarts with sends in flight) is in tests/test_chaos.py."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import pickle
+from collections import Counter
+from typing import Any
+
+import httpx
+import kombu
 import pytest
+import redis
+from kombu import Connection, Exchange
 from kombu.transport import redis as kombu_redis
 
+from tests.support.cluster import API_KEY, start_worker, worker_env
+from tests.support.processes import free_port, wait_for
 from worker.app import create_app
 from worker.broker import TRANSPORT, Transport, transport_for
+from worker.jobs import JobState
+from worker.runtime import Runtime
+from worker.sandbox import RunningSandbox, SandboxConfig
 from worker.settings import Settings
+from worker.tasks import TASK_NAME
 
 
 @pytest.mark.parametrize(
@@ -48,3 +65,100 @@ def test_a_channel_left_by_a_collected_connection_raises_a_connection_error(redi
     with pytest.raises(errors, match="broker connection was closed"), channel.conn_or_acquire():
         pass
     connection.release()
+
+
+def _envelope_template(redis_url: str) -> dict[str, Any]:
+    """A real task message as kombu writes it on a Redis list, read back raw."""
+    with Connection(redis_url) as connection:
+        producer = kombu.Producer(connection.channel(), exchange=Exchange("", type="direct"))
+        producer.publish(
+            [["0" * 32, 1], {}, {}],
+            routing_key="template-only",
+            serializer="json",
+            headers={"task": TASK_NAME, "id": "template-1", "lang": "py"},
+        )
+    client = redis.Redis.from_url(redis_url)
+    raw = client.rpop("template-only")
+    client.close()
+    assert raw is not None
+    envelope: dict[str, Any] = json.loads(raw)
+    return envelope
+
+
+def _hostile_items(envelope: dict[str, Any]) -> list[tuple[bytes, str]]:
+    """Bytes no producer of ours writes, each with the reason it is to be counted under."""
+
+    def variant(**changes: Any) -> bytes:
+        return json.dumps({**envelope, **changes}).encode()
+
+    properties = envelope["properties"]
+    whole = json.dumps(envelope).encode()
+    pickled = base64.b64encode(pickle.dumps([["0" * 32, 1], {}, {}])).decode()
+    return [
+        (b"not json at all", "not_json"),
+        (bytes(range(256)) + os.urandom(512), "not_json"),
+        (whole[: len(whole) // 2], "not_json"),
+        (b"[1, 2, 3]", "not_envelope"),
+        (b'{"valid": "json"}', "not_envelope"),
+        (variant(properties=None), "not_envelope"),
+        (
+            variant(properties={k: v for k, v in properties.items() if k != "delivery_tag"}),
+            "not_envelope",
+        ),
+        (
+            variant(properties={k: v for k, v in properties.items() if k != "delivery_info"}),
+            "not_envelope",
+        ),
+        (variant(body="%%% not base64 %%%"), "not_envelope"),
+        (variant(properties={**properties, "body_encoding": "rot13"}), "not_envelope"),
+        (variant(headers=["task"]), "not_envelope"),
+        (variant(**{"content-type": "application/x-python-serialize", "body": pickled}), "refused"),
+        (variant(body=base64.b64encode(b"{{{ nope").decode()), "undecodable"),
+        (
+            variant(headers={"id": "no-task-named"}, body=base64.b64encode(b"{}").decode()),
+            "not_a_task",
+        ),
+        (variant(body=base64.b64encode(b"x" * 8_000_000).decode()), "too_large"),
+    ]
+
+
+def _rejected_by_reason(exposition: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for line in exposition.splitlines():
+        if line.startswith("msgworker_broker_messages_rejected_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            counts[reason] += int(float(line.rsplit(" ", 1)[1]))
+    return +counts
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_the_worker_drops_any_bytes_on_its_queue_counts_them_and_keeps_sending(redis_url, tmp_path):
+    """Garbage on the broker list (not JSON, not an envelope, pickle, truncated, random, huge) is
+    logged, dropped and counted; the worker stays up and sends the good job queued after it."""
+    port = free_port()
+    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as sandbox:
+        runtime = Runtime(
+            Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
+        )
+        worker = start_worker(
+            worker_env(redis_url, sandbox.url, metrics_port=str(port)), tmp_path / "w.log"
+        )
+        try:
+            queue = runtime.settings.queue
+            items = _hostile_items(_envelope_template(redis_url))
+            for item, _reason in items:
+                runtime.redis.lpush(queue, item)
+            wait_for(lambda: runtime.redis.llen(queue) == 0, what="the garbage consumed")
+            job_id = runtime.producer.enqueue(
+                {"to": "905321234567", "type": "text", "text": {"body": "after the garbage"}}
+            )
+            wait_for(lambda: runtime.jobs.get(job_id).state is JobState.SENT, timeout_s=30)
+            assert worker.process.poll() is None, worker.log()[-3000:]
+            assert "Unrecoverable error" not in worker.log()
+            exposition = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            assert _rejected_by_reason(exposition) == Counter(reason for _, reason in items)
+            assert worker.log().count("broker.message_rejected") == len(items)
+        finally:
+            worker.stop()
+            runtime.close()

@@ -151,3 +151,23 @@ def test_any_input_is_accepted_or_refused_with_named_fields(payload):
     except InvalidMessage as error:
         problems = error.problems or [None]
     assert all(p is not None and p.field and p.message for p in problems)
+
+
+@given(
+    depth=st.integers(min_value=0, max_value=3000),
+    width=st.integers(min_value=0, max_value=300),
+    leaf=st.none() | st.floats() | st.integers() | st.text(max_size=5),
+)
+def test_any_depth_or_width_is_refused_as_invalid_message_never_a_recursion_error(
+    depth, width, leaf
+):
+    """However deep or wide the free-form parts, parse_message answers or raises InvalidMessage."""
+    value: object = [leaf] * width
+    for _ in range(depth):
+        value = {"x": value}
+    problems = []
+    try:
+        parse_message({**text(), "context": value})
+    except InvalidMessage as error:
+        problems = error.problems
+    assert all(p.field.startswith(("context", "message")) for p in problems)

@@ -16,7 +16,8 @@ def enqueue(message: Any, **options: Any) -> str:
     """Enqueue one message; returns its job id (the first job's id for a known idempotency key).
 
     Options: ``idempotency_key``, ``send_at`` (aware datetime), ``expires_at`` or ``ttl_s``,
-    ``account``. Raises ``worker.errors.InvalidMessage`` naming every bad field.
+    ``account``. Raises ``worker.errors.InvalidMessage`` naming every bad field, and
+    ``worker.errors.Unavailable`` when Redis does not answer within ``REDIS_TIMEOUT_S``.
     """
     from worker.runtime import current_runtime  # noqa: PLC0415 - no settings read at import
 

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, bootsteps, signals
 from kombu.exceptions import ChannelError
 
-from worker.broker import transport_for
+from worker.broker import CONSUMER, transport_for
 from worker.logs import configure_logging
 from worker.metrics_dir import MULTIPROC_ENV
 from worker.runtime import current_runtime
@@ -31,6 +31,8 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("msgworker", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         broker_transport=transport_for(settings.broker_url),
+        # Counts the broker messages Celery logs and drops as unusable.
+        worker_consumer=CONSUMER,
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import redis
 
-from worker.errors import ConfigError, InvalidMessage
+from worker.errors import ConfigError, InvalidMessage, Unavailable
 from worker.keys import DEFAULT_ACCOUNT
 from worker.logs import configure_logging
 
@@ -125,6 +125,8 @@ def read_json_lines(stream: Iterable[str]) -> tuple[list[tuple[int, Any]], list[
             items.append((number, json.loads(line)))
         except ValueError as exc:
             problems.append(f"line {number}: not JSON ({str(exc).split(':')[0]})")
+        except RecursionError:
+            problems.append(f"line {number}: nested too deeply")
     return items, problems
 
 
@@ -348,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except redis.ConnectionError:
+    except (redis.ConnectionError, Unavailable):
         url = _safe_url(_runtime().settings.state_url)
         print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -3,6 +3,7 @@
     WorkerError
     ├── ConfigError                 bad settings or routing table; start-up stops
     ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
+    ├── Unavailable                 Redis could not be reached, or did not answer, in time
     ├── ClaimLost                   a delivery outlived its lease; another one owns the job now
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
         ├── GatewayRejected         the Gateway answered, with anything but a success
@@ -48,6 +49,14 @@ class InvalidMessage(WorkerError, ValueError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class Unavailable(WorkerError):
+    """Raised when Redis cannot be reached or does not answer within the producer's timeout."""
+
+    def __init__(self, *, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(f"Redis could not be reached or did not answer within {timeout_s:g} s")
 
 
 class ClaimLost(WorkerError):

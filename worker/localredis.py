@@ -55,6 +55,11 @@ class LocalRedis:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.02)
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (tests freeze it with SIGSTOP)."""
+        return None if self._process is None else self._process.pid
+
     def answers(self) -> bool:
         """True when the server answers PING."""
         try:

@@ -49,6 +49,11 @@ RATE_LIMIT_WAIT = Counter(
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
 )
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
+BROKER_REJECTED = Counter(
+    "msgworker_broker_messages_rejected_total",
+    "Items on the broker queue dropped unread (not JSON, not a task message, refused), by reason.",
+    ["reason"],
+)
 
 BUILD_INFO = "msgworker_build_info"
 BUILD_INFO_HELP = "Always 1; the version label says which msgworker answers this scrape."
@@ -108,6 +113,10 @@ class BuildInfoCollector(Collector):
         yield info
 
 
+def count_broker_rejected(reason: str) -> None:
+    BROKER_REJECTED.labels(reason=reason).inc()
+
+
 class StateCollector(Collector):
     """Gauges of shared state, read from Redis when Prometheus scrapes."""
 
@@ -164,5 +173,9 @@ def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegis
     registry.register(BuildInfoCollector())
     registry.register(StateCollector(snapshot))
     Meter()  # the outcome and alert series exist from the first scrape
+    from worker.broker import Rejected  # noqa: PLC0415 - the broker module imports this one
+
+    for reason in Rejected:
+        BROKER_REJECTED.labels(reason=reason.value)
     start_http_server(port, registry=registry)
     return registry

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -17,10 +16,20 @@ from pydantic import (
     model_validator,
 )
 
+from worker.bounds import body_size_problem, shape_problems
 from worker.errors import FieldProblem, InvalidMessage
 
+# The Cloud API's own limits.
 TEXT_BODY_MAX = 4096
 CAPTION_MAX = 1024
+URL_MAX = 2048
+FILENAME_MAX = 240
+MEDIA_ID_MAX = 128
+TEMPLATE_COMPONENTS_MAX = 16  # header, body, up to 10 buttons, a carousel
+INTERACTIVE_BODY_MAX = 1024
+BUTTONS_MAX = 3
+LIST_SECTIONS_MAX = 10
+LIST_ROWS_MAX = 10  # in all sections together
 # E.164 allows at most 15 digits; shorter than 7 is no reachable mobile number anywhere.
 PHONE_DIGITS_MIN = 7
 PHONE_DIGITS_MAX = 15
@@ -71,10 +80,10 @@ class Text(_Strict):
 class Media(_Strict):
     """An image, audio or document: a public ``link`` or an uploaded media ``id``."""
 
-    link: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
-    id: NonBlank | None = None
+    link: Annotated[str, Field(max_length=URL_MAX, pattern=r"^https?://\S+$")] | None = None
+    id: Annotated[NonBlank, Field(max_length=MEDIA_ID_MAX)] | None = None
     caption: Annotated[str, Field(max_length=CAPTION_MAX)] | None = None
-    filename: NonBlank | None = None
+    filename: Annotated[NonBlank, Field(max_length=FILENAME_MAX)] | None = None
 
     @model_validator(mode="after")
     def _link_or_id(self) -> Media:
@@ -91,13 +100,43 @@ class Language(_Strict):
 class Template(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,512}$")]
     language: Language
-    components: list[dict[str, Any]] = Field(default_factory=list)
+    components: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=TEMPLATE_COMPONENTS_MAX
+    )
+
+
+def _bounded_body(body: dict[str, Any]) -> dict[str, Any]:
+    text = body.get("text")
+    if isinstance(text, str) and len(text) > INTERACTIVE_BODY_MAX:
+        raise ValueError(f"text must have at most {INTERACTIVE_BODY_MAX} characters")
+    return body
+
+
+def _bounded_action(action: dict[str, Any]) -> dict[str, Any]:
+    """Reply buttons and list rows as many as WhatsApp shows; a link as long as it takes."""
+    buttons = action.get("buttons")
+    if isinstance(buttons, list) and len(buttons) > BUTTONS_MAX:
+        raise ValueError(f"at most {BUTTONS_MAX} buttons")
+    sections = action.get("sections")
+    if isinstance(sections, list):
+        if len(sections) > LIST_SECTIONS_MAX:
+            raise ValueError(f"at most {LIST_SECTIONS_MAX} sections")
+        rows = [
+            s["rows"] for s in sections if isinstance(s, dict) and isinstance(s.get("rows"), list)
+        ]
+        if sum(len(r) for r in rows) > LIST_ROWS_MAX:
+            raise ValueError(f"at most {LIST_ROWS_MAX} rows in all sections together")
+    parameters = action.get("parameters")
+    url = parameters.get("url") if isinstance(parameters, dict) else None
+    if isinstance(url, str) and len(url) > URL_MAX:
+        raise ValueError(f"parameters.url must have at most {URL_MAX} characters")
+    return action
 
 
 class Interactive(_Open):
     type: Literal["button", "list", "cta_url", "flow", "product", "product_list"]
-    body: dict[str, Any] | None = None
-    action: dict[str, Any]
+    body: Annotated[dict[str, Any], AfterValidator(_bounded_body)] | None = None
+    action: Annotated[dict[str, Any], AfterValidator(_bounded_action)]
 
 
 class _Base(_Strict):
@@ -153,36 +192,22 @@ _message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
 
 
 def parse_message(payload: object) -> Message:
-    """Validate a Cloud API payload; raise InvalidMessage naming every bad field."""
+    """Validate a Cloud API payload; raise InvalidMessage naming every bad field.
+
+    Its shape (depth, counts, lengths, numbers) is checked first, without recursion, so no
+    payload can make validation itself fail or take long.
+    """
+    problems = shape_problems(payload)
+    if problems:
+        raise InvalidMessage(problems)
     try:
         message = _message_adapter.validate_python(payload)
     except ValidationError as exc:
         raise InvalidMessage(field_problems(exc)) from None
-    # Free-form parts (components, context) take any value; JSON has no NaN or Infinity, and
-    # the body would be posted with them turned into null.
-    problems = [
-        FieldProblem(path, "must be a finite number (JSON has no NaN or Infinity)")
-        for path in _non_finite_numbers(payload)
-    ]
-    if problems:
-        raise InvalidMessage(problems)
+    too_large = body_size_problem(message_body(message))
+    if too_large is not None:
+        raise InvalidMessage([too_large])
     return message
-
-
-def _non_finite_numbers(value: object, path: str = "") -> list[str]:
-    """Dotted paths of the NaN and infinite floats anywhere in a JSON-like value."""
-    if isinstance(value, float):
-        return [] if math.isfinite(value) else [path or "message"]
-    if isinstance(value, dict):
-        items: list[tuple[object, object]] = list(value.items())
-    elif isinstance(value, list | tuple):
-        items = list(enumerate(value))
-    else:
-        return []
-    found = []
-    for key, item in items:
-        found += _non_finite_numbers(item, f"{path}.{key}" if path else str(key))
-    return found
 
 
 def message_body(message: Message) -> dict[str, Any]:

@@ -10,13 +10,21 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from worker.errors import FieldProblem, InvalidMessage
+from worker.accounts import unknown_account_message
+from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.jobs import JobStore, NewJob
 from worker.keys import DEFAULT_ACCOUNT
 from worker.models import field_problems, message_body, parse_message
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+DAY_S = 86_400
+# A job lives at most this long after it is due (ttl_s, or expires_at after send_at).
+TTL_MAX_S = 30 * DAY_S
+# send_at this far from now, either way, is a mistake (a wrong year), not a plan.
+SEND_AT_RANGE_S = 366 * DAY_S
 
 
 class Envelope(BaseModel):
@@ -27,7 +35,7 @@ class Envelope(BaseModel):
     idempotency_key: Name | None = None
     send_at: datetime | None = None
     expires_at: datetime | None = None
-    ttl_s: Annotated[float, Field(gt=0)] | None = None
+    ttl_s: Annotated[float, Field(gt=0, le=TTL_MAX_S, allow_inf_nan=False)] | None = None
     account: Name = DEFAULT_ACCOUNT
 
     @model_validator(mode="after")
@@ -38,6 +46,10 @@ class Envelope(BaseModel):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"{name} needs a time zone (e.g. 2026-01-01T09:00:00+00:00)")
+            try:
+                _ = moment and moment.timestamp()
+            except OverflowError:
+                raise ValueError(f"{name} is out of range") from None
         return self
 
 
@@ -57,13 +69,23 @@ class Request:
         return cls(item, {})
 
 
-def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
-    """Validate one request into a NewJob; InvalidMessage names every bad field."""
+def build_job(
+    request: Request, *, now: float, accounts: frozenset[str], prefix: str = ""
+) -> NewJob:
+    """Validate one request into a NewJob; InvalidMessage names every bad field.
+
+    ``accounts`` are the accounts the deployment knows: a job for any other is refused.
+    """
     problems: list[FieldProblem] = []
     try:
         envelope = Envelope.model_validate(dict(request.options))
     except ValidationError as exc:
         problems += field_problems(exc, prefix=prefix)
+        envelope = None
+    if envelope is not None and envelope.account not in accounts:
+        problems.append(
+            FieldProblem(prefix + "account", unknown_account_message(envelope.account, accounts))
+        )
         envelope = None
     try:
         body = message_body(parse_message(request.message))
@@ -74,6 +96,14 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
         raise InvalidMessage(problems)
 
     due_at = envelope.send_at.timestamp() if envelope.send_at else now
+    if abs(due_at - now) > SEND_AT_RANGE_S:
+        raise InvalidMessage(
+            [
+                FieldProblem(
+                    prefix + "send_at", f"must be within {SEND_AT_RANGE_S // DAY_S} days of now"
+                )
+            ]
+        )
     if envelope.expires_at is not None:
         expires_at: float | None = envelope.expires_at.timestamp()
     elif envelope.ttl_s is not None:
@@ -83,6 +113,15 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
     if expires_at is not None and expires_at <= due_at:
         raise InvalidMessage(
             [FieldProblem(prefix + "expires_at", "must be after send_at (or now)")]
+        )
+    if expires_at is not None and expires_at - due_at > TTL_MAX_S:
+        raise InvalidMessage(
+            [
+                FieldProblem(
+                    prefix + "expires_at",
+                    f"must be within {TTL_MAX_S // DAY_S} days after send_at (or now)",
+                )
+            ]
         )
     job_id = uuid.uuid4().hex
     return NewJob(
@@ -98,13 +137,16 @@ def build_job(request: Request, *, now: float, prefix: str = "") -> NewJob:
 class Producer:
     """Puts validated jobs on the schedule."""
 
-    def __init__(self, jobs: JobStore) -> None:
+    def __init__(self, jobs: JobStore, *, accounts: frozenset[str], redis_timeout_s: float) -> None:
         self._jobs = jobs
+        self._accounts = accounts
+        self._redis_timeout_s = redis_timeout_s
 
     def enqueue(self, message: Any, **options: Any) -> str:
         """Enqueue one message; returns its job id (the first job's id for a known key)."""
         now = time.time()
-        return self._jobs.add([build_job(Request(message, options), now=now)], now=now)[0]
+        job = build_job(Request(message, options), now=now, accounts=self._accounts)
+        return self._add([job], now=now)[0]
 
     def enqueue_many(self, items: Iterable[Any]) -> list[str]:
         """Validate all, then write all in one round trip; one bad item enqueues nothing.
@@ -114,17 +156,29 @@ class Producer:
         """
         now = time.time()
         jobs = self.validate_many(items, now=now)
-        return self._jobs.add(jobs, now=now) if jobs else []
+        return self._add(jobs, now=now) if jobs else []
 
-    @staticmethod
-    def validate_many(items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
+    def _add(self, jobs: list[NewJob], *, now: float) -> list[str]:
+        """Write validated jobs; Redis down or hung is Unavailable, raised within the timeout.
+
+        After a timeout the jobs may have been written: enqueueing them again with the same
+        idempotency keys is safe.
+        """
+        try:
+            return self._jobs.add(jobs, now=now)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(timeout_s=self._redis_timeout_s) from exc
+
+    def validate_many(self, items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
         """The jobs these items would make; InvalidMessage lists every problem of every item."""
         now = time.time() if now is None else now
         jobs: list[NewJob] = []
         problems: list[FieldProblem] = []
         for index, item in enumerate(items):
             try:
-                jobs.append(build_job(Request.from_item(item), now=now, prefix=f"[{index}]."))
+                request = Request.from_item(item)
+                prefix = f"[{index}]."
+                jobs.append(build_job(request, now=now, accounts=self._accounts, prefix=prefix))
             except InvalidMessage as exc:
                 problems += exc.problems
         if problems:

@@ -7,11 +7,12 @@ import time
 from functools import cached_property
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from worker.accounts import known_accounts
 from worker.alerts import Incidents, build_dispatcher
 from worker.deadletters import DeadLetters
 from worker.delivery import Delivery, Timing
@@ -45,6 +46,21 @@ def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> red
     )
 
 
+def connect_redis_fail_fast(url: str, *, timeout_s: float) -> redis.Redis:
+    """A client for producers and commands: an answer, or an error within ``timeout_s``.
+
+    No retries: the connect and each reply wait at most ``timeout_s``, once. A pooled connection
+    Redis closed meanwhile (a restart) is replaced when it is taken from the pool, not retried.
+    """
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
 class Runtime:
     """Lazily built components: a producer never opens an HTTP client, a worker does."""
 
@@ -58,8 +74,19 @@ class Runtime:
         return JobStore(self.redis, self.keys)
 
     @cached_property
+    def producer_redis(self) -> redis.Redis:
+        """Producers fail fast (a web request must not stall), unlike the worker's client."""
+        return connect_redis_fail_fast(
+            self.settings.state_url, timeout_s=self.settings.redis_timeout_s
+        )
+
+    @cached_property
     def producer(self) -> Producer:
-        return Producer(self.jobs)
+        return Producer(
+            JobStore(self.producer_redis, self.keys),
+            accounts=known_accounts(),
+            redis_timeout_s=self.settings.redis_timeout_s,
+        )
 
     @cached_property
     def switches(self) -> Switches:
@@ -102,6 +129,8 @@ class Runtime:
         if "incidents" in self.__dict__:
             self.incidents.close()
         self.redis.close()
+        if "producer_redis" in self.__dict__:
+            self.producer_redis.close()
 
     @cached_property
     def timing(self) -> Timing:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     backoff_base_s: PositiveFloat = 2.0
     backoff_cap_s: PositiveFloat = 300.0
     http_timeout_s: PositiveFloat = 10.0
+    # Producers and commands: connect and command timeout, so they fail fast when Redis is down.
+    redis_timeout_s: Annotated[float, Field(gt=0, le=300)] = 2.0
     metrics_port: Port = 9808
     alert_webhook_url: HttpUrl | None = None
     alertmanager_url: HttpUrl | None = None
