@@ -20,13 +20,15 @@ from worker.runtime import Runtime
 from worker.settings import Settings
 
 
-def run(redis_url, *args, stdin=None, **env_overrides):
+def run(redis_url, *args, stdin=None, cwd=None, **env_overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
-    env["MSGWORKER_BROKER_URL"] = redis_url
+    if redis_url is not None:
+        env["MSGWORKER_BROKER_URL"] = redis_url
     env.update({f"MSGWORKER_{k.upper()}": v for k, v in env_overrides.items()})
     done = subprocess.run(  # noqa: S603
         [str(BIN / "msgworker"), *args],
         env=env,
+        cwd=cwd,
         input=stdin,
         capture_output=True,
         text=True,
@@ -180,6 +182,7 @@ def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url
         "billing_breaker": "closed",
         "cooldown_until": None,
         "dlq": {"total": 0, "by_code": {}},
+        "redis": redis_url,
     }
     assert run(redis_url, "halt", "--reason", "rotating keys")[0] == 0
     halted = json.loads(run(redis_url, "status", "--json")[1])["halted"]
@@ -302,6 +305,39 @@ def test_bad_setting_is_exit_78_with_one_line_naming_it(redis_url):
     assert code == 78
     assert err.count("\n") == 1
     assert "MSGWORKER_RATE_PER_SEC" in err
+
+
+def test_an_unknown_setting_stops_every_command_with_exit_78(redis_url, runtime):
+    """A misspelt MSGWORKER_ variable: exit 78, one line naming it and the closest name."""
+    for args in (("status",), ("enqueue", "--to", "905321234567", "--text", "hi"), ("worker",)):
+        code, out, err = run(redis_url, *args, rate_per_second="20")
+        assert (code, out) == (78, ""), args
+        assert err.count("\n") == 1
+        assert "MSGWORKER_RATE_PER_SECOND" in err
+        assert "MSGWORKER_RATE_PER_SEC?" in err
+    assert runtime.redis.dbsize() == 0
+
+
+def test_env_file_picks_the_deployment_and_status_names_its_redis(redis_url, runtime, tmp_path):
+    """Run from another folder, ENV_FILE still picks the .env; status shows the Redis it reads."""
+    runtime.producer.enqueue_many([text(1), text(2)])
+    env_file = tmp_path / "prod.env"
+    with_password = redis_url.replace("redis://", "redis://:topsecret@")
+    env_file.write_text(f"MSGWORKER_BROKER_URL={redis_url}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, _ = run(None, "status", "--json", cwd=elsewhere, env_file=str(env_file))
+    assert code == 0
+    view = json.loads(out)
+    assert (view["queue"]["depth"], view["redis"]) == (2, redis_url)
+    code, out, _ = run(None, "status", cwd=elsewhere, env_file=str(env_file))
+    assert code == 0
+    assert redis_url in out
+    env_file.write_text(f"MSGWORKER_BROKER_URL={with_password}\n")
+    code, out, err = run(None, "status", "--json", cwd=elsewhere, env_file=str(env_file))
+    assert "topsecret" not in out + err
+    masked = with_password.replace("topsecret", "***")
+    assert masked in out + err
 
 
 def test_python_dash_m_worker_is_the_same_command(redis_url):

@@ -18,6 +18,7 @@ import redis
 from worker.errors import ConfigError, InvalidMessage
 from worker.keys import DEFAULT_ACCOUNT
 from worker.logs import configure_logging
+from worker.settings import get_settings, mask_url
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     purge.add_argument("--yes", action="store_true")
     purge.set_defaults(handler=_operate("dlq_purge"))
 
-    sandbox = commands.add_parser("sandbox", help="run the local fake Gateway (SPEC §6)")
+    sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8099)
     sandbox.add_argument("--rate-per-sec", type=int, default=80)
@@ -324,22 +325,17 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     return parser
 
 
-def _safe_url(url: str) -> str:
-    """A URL without its password, fit for an error line."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.split(":")[0]
-    return f"{scheme}{sep}{user + ':***' if user else ':***'}@{host}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "enqueue" and args.file is None and not args.to:
         print("msgworker enqueue: --to is required with --text or --template", file=sys.stderr)
         return EXIT_USAGE
     handler: Handler = args.handler
+    try:
+        get_settings()  # every command stops on a bad or unknown setting before doing anything
+    except ConfigError as exc:
+        print(f"msgworker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command != "worker":  # a worker configures its logging as Celery starts
         # Commands talk to people on stdout; their few log lines (alerts) go to stderr.
         configure_logging(level="WARNING")
@@ -349,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except redis.ConnectionError:
-        url = _safe_url(_runtime().settings.state_url)
+        url = mask_url(_runtime().settings.state_url)
         print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except Unreachable as exc:

@@ -21,6 +21,7 @@ from worker.console import Console, progress_bar
 from worker.deadletters import DeadLetter, ReplayReport, Selection
 from worker.drain import drain
 from worker.runtime import Runtime
+from worker.settings import mask_url
 from worker.views import dead_letter_view, iso, job_view, status_view
 
 EXIT_OK = 0
@@ -54,12 +55,14 @@ def _duration(seconds: float | None) -> str:
 
 def status(args: argparse.Namespace, runtime: Runtime) -> int:
     snapshot = runtime.snapshot()
+    redis_url = mask_url(runtime.settings.state_url)
     if args.json:
-        emit(status_view(snapshot, args.account))
+        emit(status_view(snapshot, args.account, redis_url=redis_url))
         return EXIT_OK
     state = snapshot.accounts.get(args.account)
     out = Console()
     rows: list[tuple[str, str, str | None]] = [
+        ("redis", redis_url, None),
         ("queue", snapshot.queue, None),
         ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
         ("  scheduled", str(snapshot.scheduled), None),

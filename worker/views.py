@@ -1,4 +1,4 @@
-"""What the read commands show: the JSON shapes of SPEC §5, built from stored state."""
+"""What the read commands show: their JSON shapes, built from stored state."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def status_view(snapshot: Snapshot, account: str) -> dict[str, Any]:
+def status_view(snapshot: Snapshot, account: str, *, redis_url: str) -> dict[str, Any]:
     state = snapshot.accounts.get(account) or AccountState(None, None, None, 0)
     halt, breaker = state.halt, state.breaker
     return {
@@ -58,6 +58,7 @@ def status_view(snapshot: Snapshot, account: str) -> dict[str, Any]:
             "total": sum(snapshot.dead_letters.values()),
             "by_code": dict(sorted(snapshot.dead_letters.items())),
         },
+        "redis": redis_url,
     }
 
 
