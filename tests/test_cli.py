@@ -8,10 +8,11 @@ import pty
 import select
 import subprocess
 import time
+from importlib.metadata import version
 
 import pytest
 
-from tests.support.cluster import BIN
+from tests.support.cluster import BIN, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
 from worker.deadletters import Selection
 from worker.jobs import Execution, JobState
@@ -177,21 +178,82 @@ def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url
     assert code == 0
     view = json.loads(out)
     assert view == {
-        "queue": {"name": "messages", "depth": 3, "scheduled": 0, "held": 0},
+        "queue": {"name": "messages", "depth": 3, "scheduled": 0, "held": 0, "in_flight": 0},
         "halted": None,
         "billing_breaker": "closed",
         "cooldown_until": None,
         "dlq": {"total": 0, "by_code": {}},
+        "send_rate_per_s": 0.0,
+        "workers": 0,
+        "accounts": {
+            "default": {
+                "halted": None,
+                "billing_breaker": "closed",
+                "cooldown_until": None,
+                "depth": 3,
+                "held": 0,
+                "dlq_total": 0,
+            }
+        },
         "redis": redis_url,
     }
     assert run(redis_url, "halt", "--reason", "rotating keys")[0] == 0
-    halted = json.loads(run(redis_url, "status", "--json")[1])["halted"]
+    view = json.loads(run(redis_url, "status", "--json")[1])
+    halted = view["halted"]
     assert (halted["code"], halted["reason"]) == ("MANUAL", "rotating keys")
     assert halted["since"].endswith("Z")
+    assert view["accounts"]["default"]["halted"] == halted
     code, out, _ = run(redis_url, "resume")
     assert code == 0
     assert "0 held job(s) released" in out
     assert json.loads(run(redis_url, "status", "--json")[1])["halted"] is None
+
+
+def test_status_counts_the_workers_alive(redis_url, tmp_path):
+    """A running worker command is counted in `status`; once it stops, it no longer is."""
+
+    def workers():
+        return json.loads(run(redis_url, "status", "--json")[1])["workers"]
+
+    assert workers() == 0
+    worker = start_worker(worker_env(redis_url, "http://127.0.0.1:9"), tmp_path / "worker.log")
+    try:
+        wait_for(lambda: workers() == 1, timeout_s=20, what="the worker's heartbeat")
+    finally:
+        worker.stop()
+    assert workers() == 0
+
+
+def test_send_rate_and_in_flight_come_from_the_shared_state(redis_url, runtime):
+    """The send rate is the last ten seconds' mean; jobs leased and out of the broker are in flight."""
+    now = int(time.time())
+    for second in range(now - 5, now):
+        runtime.redis.set(runtime.keys.sent_in_second(second), 4)
+    runtime.redis.zadd(runtime.keys.leases, {"0123456789abcdef0123456789abcdef|1": now + 30})
+    view = json.loads(run(redis_url, "status", "--json")[1])
+    assert view["send_rate_per_s"] == pytest.approx(2.0, abs=0.5)
+    assert view["queue"]["in_flight"] == 1
+
+
+def test_codes_are_case_insensitive_and_unknown_accounts_are_refused(redis_url, runtime):
+    """`--code bill_001` is BILL_001; `--account typo` is exit 2 naming the known accounts."""
+    ids = runtime.producer.enqueue_many([text(1), text(2)])
+    park(runtime, ids[0])
+    park(runtime, ids[1], code="GW_001", reason="permanent")
+    listed = run(redis_url, "dlq", "list", "--code", "bill_001", "--json")[1].splitlines()
+    assert [json.loads(line)["id"] for line in listed] == [ids[0]]
+    assert run(redis_url, "dlq", "replay", "--code", "gw_001", "--dry-run")[1].split() == [ids[1]]
+    for args in (("resume",), ("halt", "--reason", "x"), ("status",), ("dlq", "purge", "--yes")):
+        code, out, err = run(redis_url, *args, "--account", "typo")
+        assert (code, out) == (2, ""), args
+        assert "unknown account 'typo' (known: default)" in err
+    assert runtime.switches.halted("default") is None
+
+
+def test_version_prints_the_version():
+    """`msgworker --version` prints the installed version and exits 0."""
+    code, out, _ = run(None, "--version")
+    assert (code, out.strip()) == (0, f"msgworker {version('msgworker')}")
 
 
 def test_dlq_list_show_export_and_counts(redis_url, runtime):

@@ -11,10 +11,12 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
 
 import redis
 
+from worker.accounts import known_accounts, unknown_account_message
 from worker.errors import ConfigError, InvalidMessage
 from worker.keys import DEFAULT_ACCOUNT
 from worker.logs import configure_logging
@@ -219,16 +221,37 @@ def _positive(text: str) -> float:
     return value
 
 
-def _add_account(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--account", default=DEFAULT_ACCOUNT, help="the account (default: %(default)s)"
-    )
+def _code(text: str) -> str:
+    """An outcome code as given on the command line: ``bill_001`` is ``BILL_001``."""
+    return text.strip().upper()
+
+
+def _account(text: str) -> str:
+    """An account the deployment knows; any other is refused, naming the known ones."""
+    known = known_accounts()
+    if text not in known:
+        raise argparse.ArgumentTypeError(unknown_account_message(text, known))
+    return text
+
+
+def _add_account(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_ACCOUNT) -> None:
+    """``--account``: validated here for every command; None as default means "every account"."""
+    shown = f"default: {default}" if default else "default: every account"
+    parser.add_argument("--account", type=_account, default=default, help=f"the account ({shown})")
+
+
+def _version() -> str:
+    try:
+        return version("msgworker")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place lists every command
     parser = argparse.ArgumentParser(
         prog="msgworker", description="Resilient WhatsApp message sending through the Gateway."
     )
+    parser.add_argument("--version", action="version", version=f"msgworker {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser(
@@ -276,21 +299,23 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"
     )
     listing = dlq.add_parser("list", help="parked jobs, oldest first")
-    listing.add_argument("--code")
+    listing.add_argument("--code", type=_code)
     listing.add_argument("--since", type=_iso_time, help="ISO 8601 time")
     listing.add_argument("--limit", type=int)
     listing.add_argument("--json", action="store_true", help="JSON lines")
+    _add_account(listing, default=None)
     listing.set_defaults(handler=_operate("dlq_list"))
     show = dlq.add_parser("show", help="one dead letter")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_operate("dlq_show"))
     export = dlq.add_parser("export", help="dead letters as JSON lines")
-    export.add_argument("--code")
+    export.add_argument("--code", type=_code)
     export.add_argument("--since", type=_iso_time, help="ISO 8601 time")
+    _add_account(export, default=None)
     export.set_defaults(handler=_operate("dlq_export"))
     replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
-    replay.add_argument("--code")
+    replay.add_argument("--code", type=_code)
     replay.add_argument("--id", nargs="+")
     replay.add_argument("--all", action="store_true")
     replay.add_argument(
@@ -300,11 +325,13 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     )
     replay.add_argument("--dry-run", action="store_true")
     replay.add_argument("--json", action="store_true")
+    _add_account(replay, default=None)
     replay.set_defaults(handler=_operate("dlq_replay"))
     purge = dlq.add_parser("purge", help="remove dead letters for good")
-    purge.add_argument("--code")
+    purge.add_argument("--code", type=_code)
     purge.add_argument("--id", nargs="+")
     purge.add_argument("--yes", action="store_true")
+    _add_account(purge, default=None)
     purge.set_defaults(handler=_operate("dlq_purge"))
 
     sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")

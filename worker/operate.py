@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +70,7 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
         ("  held", str(state.held if state else 0), "yellow" if state and state.held else None),
         ("  in flight", str(snapshot.in_flight), None),
         ("  sending", f"{snapshot.sends_per_s:.1f}/s", None),
+        ("  workers alive", str(snapshot.workers), None if snapshot.workers else "yellow"),
         ("  backlog clears in", _duration(snapshot.drain_s) if snapshot.depth else "-", None),
         (f"account {args.account}", "", None),
     ]
@@ -158,8 +160,27 @@ def _selection(args: argparse.Namespace) -> Selection:
     )
 
 
+def _select(args: argparse.Namespace, runtime: Runtime) -> Iterator[DeadLetter]:
+    """The dead letters the arguments name, of ``--account`` only when it was given."""
+    account = getattr(args, "account", None)
+    selection = _selection(args)
+    if account is None:
+        yield from runtime.dead_letters.select(selection)
+        return
+    limit = selection.limit
+    found = 0
+    unlimited = replace(selection, limit=None)
+    for record in runtime.dead_letters.select(unlimited):
+        if record.account != account:
+            continue
+        yield record
+        found += 1
+        if limit is not None and found >= limit:
+            return
+
+
 def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
-    records = list(runtime.dead_letters.select(_selection(args)))
+    records = list(_select(args, runtime))
     if args.json:
         for record in records:
             emit(dead_letter_view(record))
@@ -198,7 +219,7 @@ def dlq_show(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def dlq_export(args: argparse.Namespace, runtime: Runtime) -> int:
-    for record in runtime.dead_letters.select(_selection(args)):
+    for record in _select(args, runtime):
         emit(dead_letter_view(record))
     return EXIT_OK
 
@@ -222,7 +243,7 @@ def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
     if not (args.code or args.id or args.all):
         print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
         return EXIT_USAGE
-    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    ids = [record.id for record in _select(args, runtime)]
     # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
     limit = runtime.settings.rate_per_sec
     rate = min(args.rate or limit / 2, limit)

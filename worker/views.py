@@ -40,26 +40,45 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def status_view(snapshot: Snapshot, account: str, *, redis_url: str) -> dict[str, Any]:
+    """The state of the queue and of every account; the top-level switches are ``account``'s."""
     state = snapshot.accounts.get(account) or AccountState(None, None, None, 0)
-    halt, breaker = state.halt, state.breaker
     return {
         "queue": {
             "name": snapshot.queue,
             "depth": snapshot.depth,
             "scheduled": snapshot.scheduled,
             "held": state.held,
+            "in_flight": snapshot.in_flight,
         },
-        "halted": None
-        if halt is None
-        else {"code": halt.code, "reason": halt.reason, "since": iso(halt.since)},
-        "billing_breaker": "closed" if breaker is None else "open",
+        "halted": _halt_view(state),
+        "billing_breaker": "closed" if state.breaker is None else "open",
         "cooldown_until": iso(state.cooldown_until),
         "dlq": {
             "total": sum(snapshot.dead_letters.values()),
             "by_code": dict(sorted(snapshot.dead_letters.items())),
         },
+        "send_rate_per_s": snapshot.sends_per_s,
+        "workers": snapshot.workers,
+        "accounts": {
+            name: {
+                "halted": _halt_view(each),
+                "billing_breaker": "closed" if each.breaker is None else "open",
+                "cooldown_until": iso(each.cooldown_until),
+                "depth": each.depth,
+                "held": each.held,
+                "dlq_total": each.dlq_total,
+            }
+            for name, each in sorted(snapshot.accounts.items())
+        },
         "redis": redis_url,
     }
+
+
+def _halt_view(state: AccountState) -> dict[str, Any] | None:
+    halt = state.halt
+    if halt is None:
+        return None
+    return {"code": halt.code, "reason": halt.reason, "since": iso(halt.since)}
 
 
 def dead_letter_view(record: DeadLetter) -> dict[str, Any]:
