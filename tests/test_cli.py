@@ -353,6 +353,90 @@ def test_dlq_purge_refuses_without_yes_off_a_terminal_and_purges_with_it(redis_u
     assert runtime.dead_letters.counts() == {"BILL_001": 1}
 
 
+def test_dlq_purge_needs_a_filter_or_all(redis_url, runtime):
+    """`purge --yes` alone is refused (exit 2) and deletes nothing; --account or --all purge."""
+    ids = runtime.producer.enqueue_many([text(1), text(2)])
+    park(runtime, ids[0])
+    park(runtime, ids[1], code="GW_001", reason="permanent")
+    code, out, err = run(redis_url, "dlq", "purge", "--yes")
+    assert (code, out) == (2, "")
+    assert "--all" in err
+    assert runtime.dead_letters.counts() == {"BILL_001": 1, "GW_001": 1}
+    assert run(redis_url, "dlq", "purge", "--code", "x", "--all", "--yes")[0] == 2
+    code, out, _ = run(redis_url, "dlq", "purge", "--account", "default", "--yes")
+    assert (code, out.strip()) == (0, "purged 2 dead letter(s)")
+    assert runtime.dead_letters.counts() == {}
+
+
+def dlq_state(runtime):
+    """The whole DLQ as stored: records (parsed), the index with its times, the counts."""
+    index = runtime.redis.zrange(runtime.keys.dead_letter_index, 0, -1, withscores=True)
+    records = {job_id: runtime.dead_letters.get(job_id) for job_id, _ in index}
+    counts = runtime.redis.hgetall(runtime.keys.dead_letter_counts)
+    return records, index, counts
+
+
+def test_export_purge_all_import_gives_the_same_dlq(redis_url, runtime, tmp_path):
+    """A round trip export → purge --all → import restores records, index and counts; twice adds nothing."""
+    ids = runtime.producer.enqueue_many([text(i) for i in range(5)])
+    for n, job_id in enumerate(ids):
+        park(runtime, job_id, **({"code": "GW_001", "reason": "permanent"} if n % 2 else {}))
+    records, index, counts = dlq_state(runtime)
+    exported = run(redis_url, "dlq", "export")[1]
+    assert len(exported.splitlines()) == 5
+    path = tmp_path / "dlq.jsonl"
+    path.write_text(exported)
+    assert run(redis_url, "dlq", "purge", "--all", "--yes")[0] == 0
+    assert dlq_state(runtime) == ({}, [], {})
+    code, out, _ = run(redis_url, "dlq", "import", str(path))
+    assert code == 0
+    assert "imported 5 dead letter(s)" in out
+    again_records, again_index, again_counts = dlq_state(runtime)
+    assert again_counts == counts
+    assert [i for i, _ in again_index] == [i for i, _ in index]
+    assert [t for _, t in again_index] == pytest.approx([t for _, t in index], abs=1e-5)
+    for job_id, record in records.items():
+        restored = again_records[job_id]
+        before, after = record.to_dict(), restored.to_dict()
+        times = {"enqueued_at", "parked_at"}
+        assert {k: after[k] for k in times} == pytest.approx(
+            {k: before[k] for k in times}, abs=1e-5
+        )
+        assert {k: v for k, v in after.items() if k not in times} == {
+            k: v for k, v in before.items() if k not in times
+        }
+    code, out, _ = run(redis_url, "dlq", "import", "-", stdin=exported)
+    assert code == 0
+    assert "imported 0 dead letter(s); skipped 5 already" in out
+    assert dlq_state(runtime)[2] == counts
+    assert runtime.redis.zcard(runtime.keys.due) == 0  # nothing was scheduled, nothing sent
+    code, out, _ = run(redis_url, "dlq", "replay", "--all", "--json", "--rate", "100")
+    assert json.loads(out)["replayed"] == 5
+
+
+def test_dlq_import_with_a_bad_line_writes_nothing_and_numbers_every_bad_line(redis_url, runtime):
+    """Lines that are not records are reported by number; the good ones are not written either."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    good = run(redis_url, "dlq", "export")[1].strip()
+    assert run(redis_url, "dlq", "purge", "--all", "--yes")[0] == 0
+    record = json.loads(good)
+    lines = [
+        good,
+        "{broken",
+        json.dumps({**record, "id": "x:history"}),
+        json.dumps({**record, "account": "nobody"}),
+        json.dumps({**record, "parked_at": "yesterday"}),
+        json.dumps([1, 2]),
+    ]
+    code, out, err = run(redis_url, "dlq", "import", "-", stdin="\n".join(lines))
+    assert (code, out) == (2, "")
+    assert "5 bad line(s), nothing imported" in err
+    for number, field in ((2, "not JSON"), (3, "id:"), (4, "account:"), (5, "parked_at:"), (6, "")):
+        assert f"line {number}: {field}" in err
+    assert dlq_state(runtime) == ({}, [], {})
+
+
 def test_unreachable_redis_is_exit_69_naming_the_url_without_password():
     """Redis down: exit 69 and one line with the URL, the password masked."""
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"

@@ -327,12 +327,22 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     replay.add_argument("--json", action="store_true")
     _add_account(replay, default=None)
     replay.set_defaults(handler=_operate("dlq_replay"))
-    purge = dlq.add_parser("purge", help="remove dead letters for good")
-    purge.add_argument("--code", type=_code)
-    purge.add_argument("--id", nargs="+")
-    purge.add_argument("--yes", action="store_true")
+    purge = dlq.add_parser(
+        "purge", help="remove dead letters for good: those of --code, --id, --account, or --all"
+    )
+    which = purge.add_mutually_exclusive_group()
+    which.add_argument("--code", type=_code)
+    which.add_argument("--id", nargs="+")
+    which.add_argument("--all", action="store_true", help="every dead letter (of --account)")
+    purge.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
     _add_account(purge, default=None)
     purge.set_defaults(handler=_operate("dlq_purge"))
+
+    restore = dlq.add_parser(
+        "import", help="put exported dead letters back, each once (nothing is sent)"
+    )
+    restore.add_argument("file", help="a `dlq export` file (JSON lines), - for stdin")
+    restore.set_defaults(handler=_operate("dlq_import"))
 
     sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -17,10 +17,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from worker.accounts import known_accounts
 from worker.alerts import AlertKind
 from worker.console import Console, progress_bar
 from worker.deadletters import DeadLetter, ReplayReport, Selection
 from worker.drain import drain
+from worker.restore import Restore, parse_export
 from worker.runtime import Runtime
 from worker.settings import mask_url
 from worker.views import dead_letter_view, iso, job_view, status_view
@@ -302,7 +304,13 @@ def _replay_summary(
 
 
 def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
-    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    if not (args.code or args.id or args.all or args.account):
+        print(
+            "msgworker: say what to purge: --code C, --id ID…, --account A or --all",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    ids = [record.id for record in _select(args, runtime)]
     if not args.yes:
         if not sys.stdin.isatty():
             print("msgworker: purging needs --yes when not on a terminal", file=sys.stderr)
@@ -312,4 +320,33 @@ def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
             print("nothing purged")
             return EXIT_OK
     print(f"purged {runtime.dead_letters.purge(ids)} dead letter(s)")
+    return EXIT_OK
+
+
+def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Every line checked first: one bad line and nothing is written."""
+    from worker.cli import read_json_lines  # noqa: PLC0415 - the CLI's one JSON-lines reader
+
+    try:
+        if args.file == "-":
+            lines, problems = read_json_lines(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
+                lines, problems = read_json_lines(stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(f"msgworker: cannot read {args.file}: {reason}, nothing imported", file=sys.stderr)
+        return EXIT_USAGE
+    records, bad = parse_export(lines, known_accounts())
+    problems = sorted(problems + bad, key=lambda text: int(text.split(":")[0].split()[1]))
+    if problems:
+        print(f"msgworker: {len(problems)} bad line(s), nothing imported:", file=sys.stderr)
+        for text in problems:
+            print(f"  {text}", file=sys.stderr)
+        return EXIT_USAGE
+    report = Restore(runtime.redis, runtime.keys).put_back(records)
+    print(
+        f"imported {report.imported} dead letter(s); skipped {report.already_there} already "
+        f"in the dead-letter queue, {report.not_parked} whose job is no longer parked"
+    )
     return EXIT_OK

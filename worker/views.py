@@ -10,11 +10,11 @@ from worker.jobs import Job
 from worker.state import AccountState, Snapshot
 
 
-def iso(at: float | None) -> str | None:
+def iso(at: float | None, *, timespec: str = "milliseconds") -> str | None:
     """Unix seconds → ISO 8601 UTC (``2026-11-26T22:48:55.975Z``)."""
     if at is None:
         return None
-    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec=timespec)
     return moment.replace("+00:00", "Z")
 
 
@@ -84,5 +84,6 @@ def _halt_view(state: AccountState) -> dict[str, Any] | None:
 def dead_letter_view(record: DeadLetter) -> dict[str, Any]:
     view = record.to_dict()
     for name in ("enqueued_at", "parked_at", "expires_at"):
-        view[name] = iso(view[name])
+        # Microseconds: an export imported again keeps the DLQ's order to the microsecond.
+        view[name] = iso(view[name], timespec="microseconds")
     return view
