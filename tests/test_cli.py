@@ -605,6 +605,25 @@ def test_replay_shows_a_progress_bar_with_rate_and_time_left_on_a_terminal(redis
     assert "done: replayed 30" in shown
 
 
+@pytest.mark.parametrize("suffix", [":history", "", "*", "/../x", " "])
+def test_an_id_that_names_no_job_is_no_job_never_a_traceback(redis_url, runtime, suffix):
+    """`job <id>:history` and other odd ids answer "no job" (exit 1), as an unknown id does."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    odd = job_id + suffix if suffix else "0" * 32
+    for args in (("job", odd), ("job", odd, "--json"), ("dlq", "show", odd)):
+        code, out, err = run(redis_url, *args)
+        assert (code, out) == (1, ""), args
+        assert err.startswith("msgworker: no "), err
+        assert "Traceback" not in err
+    for command in ("purge", "replay"):
+        code, _, _ = run(
+            redis_url, "dlq", command, "--id", odd, "--yes" if command == "purge" else "--dry-run"
+        )
+        assert code == 0
+    assert runtime.dead_letters.counts() == {"BILL_001": 1}  # an odd --id selects nothing
+
+
 def test_job_for_people_lists_the_history_as_a_table(redis_url, runtime):
     """`job ID` shows state, attempts, last code and one line per history event."""
     (job_id,) = runtime.producer.enqueue_many([text(1)])

@@ -22,7 +22,7 @@ from worker.alerts import AlertKind
 from worker.console import Console, progress_bar
 from worker.deadletters import DeadLetter, ReplayReport, Selection
 from worker.drain import drain
-from worker.restore import Restore, parse_export
+from worker.restore import Restore, is_job_id, parse_export
 from worker.runtime import Runtime
 from worker.settings import mask_url
 from worker.views import dead_letter_view, iso, job_view, status_view
@@ -102,9 +102,10 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def job(args: argparse.Namespace, runtime: Runtime) -> int:
-    found = runtime.jobs.get(args.id)
+    # Only a well-formed id is looked up: another string could name another kind of key.
+    found = runtime.jobs.get(args.id) if is_job_id(args.id) else None
     if found is None:
-        print(f"msgworker: no job {args.id} (records are kept 7 days)", file=sys.stderr)
+        print(f"msgworker: no job {args.id} (a settled job is forgotten after its retention)", file=sys.stderr)
         return EXIT_FAILURE
     view = job_view(found)
     if args.json:
@@ -156,7 +157,7 @@ def _selection(args: argparse.Namespace) -> Selection:
     since = getattr(args, "since", None)
     return Selection(
         code=args.code,
-        ids=tuple(getattr(args, "id", None) or ()),
+        ids=tuple(i for i in getattr(args, "id", None) or () if is_job_id(i)),
         since=datetime.fromisoformat(since).timestamp() if since else None,
         limit=getattr(args, "limit", None),
     )
@@ -166,6 +167,8 @@ def _select(args: argparse.Namespace, runtime: Runtime) -> Iterator[DeadLetter]:
     """The dead letters the arguments name, of ``--account`` only when it was given."""
     account = getattr(args, "account", None)
     selection = _selection(args)
+    if getattr(args, "id", None) and not selection.ids:
+        return  # only ids that name no job: nothing (never "everything")
     if account is None:
         yield from runtime.dead_letters.select(selection)
         return
@@ -212,7 +215,7 @@ def _record_row(record: DeadLetter) -> tuple[Any, ...]:
 
 
 def dlq_show(args: argparse.Namespace, runtime: Runtime) -> int:
-    record = runtime.dead_letters.get(args.id)
+    record = runtime.dead_letters.get(args.id) if is_job_id(args.id) else None
     if record is None:
         print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
         return EXIT_FAILURE
