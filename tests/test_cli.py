@@ -21,10 +21,10 @@ from worker.runtime import Runtime
 from worker.settings import Settings
 
 
-def run(redis_url, *args, stdin=None, cwd=None, **env_overrides):
+def run(broker, *args, stdin=None, cwd=None, **env_overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
-    if redis_url is not None:
-        env["MSGWORKER_BROKER_URL"] = redis_url
+    if broker is not None:
+        env["MSGWORKER_BROKER_URL"] = broker
     env.update({f"MSGWORKER_{k.upper()}": v for k, v in env_overrides.items()})
     done = subprocess.run(  # noqa: S603
         [str(BIN / "msgworker"), *args],
@@ -443,6 +443,33 @@ def test_unreachable_redis_is_exit_69_naming_the_url_without_password():
     code, _, err = run(url, "status", "--json")
     assert code == 69
     assert err.strip() == f"msgworker: cannot reach Redis at {url.replace('hunter2', '***')}"
+
+
+def test_a_password_in_the_query_is_masked_and_never_a_traceback(redis_url, tmp_path):
+    """`?password=` in REDIS_URL or BROKER_URL: masked in every line; the broker form works."""
+    down = f"redis://127.0.0.1:{free_port()}/1?password=S3cr3tQ"
+    code, out, err = run(redis_url, "status", redis_url=down)
+    assert (code, out) == (69, "")
+    masked = down.replace("redis://", "redis://:***@").replace("?password=S3cr3tQ", "")
+    assert err == f"msgworker: cannot reach Redis at {masked}\n"
+    code, out, err = run(None, "status", "--json", broker_url=f"{redis_url}?password=S3cr3tQ")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["redis"] == redis_url.replace("redis://", "redis://:***@")
+    code, out, err = run(None, "status", broker_url="redis://:S3cr3tQ@h:1/0?password=other")
+    assert (code, out) == (78, "")
+    assert err == "msgworker: invalid settings: MSGWORKER_BROKER_URL: gives the password twice\n"
+    env = worker_env(f"{redis_url}?password=S3cr3tQ", "http://127.0.0.1:9")
+    worker = start_worker(env, tmp_path / "worker.log")
+    worker.stop()
+    assert "S3cr3tQ" not in worker.log()
+
+
+def test_an_unreachable_broker_is_exit_69_naming_it_masked(redis_url):
+    """State Redis up, broker down: one line naming the broker's masked URL, exit 69."""
+    down = f"redis://u:S3cr3tQ@127.0.0.1:{free_port()}/0"
+    code, out, err = run(down, "status", "--json", redis_url=redis_url)
+    assert (code, out) == (69, "")
+    assert err == f"msgworker: cannot reach the broker at {down.replace('u:S3cr3tQ', '***:***')}\n"
 
 
 def test_bad_setting_is_exit_78_with_one_line_naming_it(redis_url):

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
 
 import redis
+from kombu.exceptions import OperationalError as BrokerError
 
 from worker.accounts import known_accounts, unknown_account_message
 from worker.errors import ConfigError, InvalidMessage
@@ -31,10 +32,6 @@ EXIT_CONFIG = 78  # sysexits EX_CONFIG
 DEFAULT_THREADS = 100
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class Unreachable(Exception):
-    """Raised when Redis or the broker cannot be reached; the message names the URL."""
 
 
 def emit(value: Any, out: TextIO = sys.stdout) -> None:
@@ -385,8 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = mask_url(_runtime().settings.state_url)
         print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except Unreachable as exc:
-        print(f"msgworker: cannot reach the {exc}", file=sys.stderr)
+    except BrokerError:
+        url = mask_url(_runtime().settings.broker_url)
+        print(f"msgworker: cannot reach the broker at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130

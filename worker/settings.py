@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -88,6 +88,25 @@ class Settings(BaseSettings):
         if url is not None and "://" not in url:
             raise ValueError("is not a URL (like redis://localhost:6379/0)")
         return url
+
+    @field_validator("broker_url", "redis_url")
+    @classmethod
+    def _password_in_userinfo(cls, url: str | None) -> str | None:
+        """``redis://host/0?password=p`` as ``redis://:p@host/0``: the form every client reads
+        (kombu fails on a password in the query)."""
+        if url is None or not url.startswith(REDIS_SCHEMES[:2]):
+            return url
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        given = [value for name, value in query if name == "password"]
+        if not given:
+            return url
+        if len(given) > 1 or parts.password is not None:
+            raise ValueError("gives the password twice")
+        user, _, host = parts.netloc.rpartition("@")
+        userinfo = f"{user}:{quote(given[0], safe='')}@"
+        rest = urlencode([(name, value) for name, value in query if name != "password"])
+        return urlunsplit((parts.scheme, userinfo + host, parts.path, rest, parts.fragment))
 
     @field_validator("redis_url")
     @classmethod
