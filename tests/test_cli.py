@@ -12,7 +12,7 @@ from importlib.metadata import version
 
 import pytest
 
-from tests.support.cluster import BIN, start_worker, worker_env
+from tests.support.cluster import BIN, WorkerProcess, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
 from worker.deadletters import Selection
 from worker.jobs import Execution, JobState
@@ -254,6 +254,34 @@ def test_version_prints_the_version():
     """`msgworker --version` prints the installed version and exits 0."""
     code, out, _ = run(None, "--version")
     assert (code, out.strip()) == (0, f"msgworker {version('msgworker')}")
+
+
+def test_celery_worker_options_win_over_msgworker_defaults(redis_url, tmp_path):
+    """`worker --concurrency 8 -l DEBUG -Q q2` and `-c 3 -P prefork` run as given."""
+    env = worker_env(redis_url, "http://127.0.0.1:9")
+    args = ["--concurrency", "8", "-l", "DEBUG", "-Q", "q2"]
+    threads = WorkerProcess([str(BIN / "msgworker"), "worker", *args], env, tmp_path / "a.log")
+    try:
+        threads.wait_ready()
+    finally:
+        threads.stop()
+    log = threads.log()
+    assert "concurrency: 8 (thread)" in log
+    assert ".> q2 " in log
+    assert ".> messages " not in log
+    assert '"level": "debug"' in log
+    prefork = WorkerProcess(
+        [str(BIN / "msgworker"), "worker", "-c3", "-P", "prefork"], env, tmp_path / "b.log"
+    )
+    try:
+        prefork.wait_ready()
+        assert len(prefork.children()) == 3
+    finally:
+        prefork.stop()
+    log = prefork.log()
+    assert "concurrency: 3 (prefork)" in log
+    assert ".> messages " in log
+    assert '"level": "debug"' not in log
 
 
 def test_dlq_list_show_export_and_counts(redis_url, runtime):

@@ -151,12 +151,21 @@ def _keep_beating(heartbeat: Heartbeat, stop: threading.Event) -> None:
             return
 
 
+# A level given on the worker's command line (-l/--loglevel) wins over LOG_LEVEL.
+_log_level: list[str] = []
+
+
+def prefer_log_level(level: str) -> None:
+    """Log at ``level`` (celery's -l value) rather than at LOG_LEVEL in this process."""
+    _log_level[:] = [level.upper().replace("FATAL", "CRITICAL")]
+
+
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     """Celery would install its own handlers; ours scrub secrets and mask numbers."""
     settings = current_runtime().settings
     configure_logging(
-        level=settings.log_level,
+        level=_log_level[0] if _log_level else settings.log_level,
         json=None if settings.log_format is None else settings.log_format == "json",
         secrets=[settings.api_key.get_secret_value()],
     )

@@ -54,16 +54,40 @@ def _fresh_metrics_directory() -> None:
     prepare_multiprocess_directory()
 
 
+def _option(args: Sequence[str], short: str, long: str) -> str | None:
+    """The value of a celery option as given (``-c 4``, ``-c4``, ``--concurrency=4``), else None."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg in {short, long}:
+            value = args[index + 1] if index + 1 < len(args) else ""
+        elif arg.startswith(f"{long}="):
+            value = arg.partition("=")[2]
+        elif arg.startswith(short) and not arg.startswith("--"):
+            value = arg[len(short) :]
+    return value
+
+
 def _worker(args: argparse.Namespace) -> int:
     _fresh_metrics_directory()
-    from worker.app import get_app  # noqa: PLC0415 - after the metrics directory is set
+    from worker.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
 
     settings = _runtime().settings
-    extra = list(args.celery_args)
-    if not any(a in {"-P", "--pool"} or a.startswith("--pool=") for a in extra):
+    given = list(args.celery_args)
+    # Celery's own options win; msgworker's defaults fill in only what was not given.
+    defaults: list[str] = []
+    pool = _option(given, "-P", "--pool")
+    if pool is None:
         # Sends wait on the network: threads keep many in flight in one process.
-        extra += ["--pool", "threads", "--concurrency", str(DEFAULT_THREADS)]
-    argv = ["worker", "--queues", settings.queue, "--without-gossip", "--without-mingle", *extra]
+        pool = "threads"
+        defaults += ["--pool", pool]
+    if _option(given, "-c", "--concurrency") is None and pool == "threads":
+        defaults += ["--concurrency", str(DEFAULT_THREADS)]
+    if _option(given, "-Q", "--queues") is None:
+        defaults += ["--queues", settings.queue]
+    level = _option(given, "-l", "--loglevel")
+    if level:
+        prefer_log_level(level)
+    argv = ["worker", "--without-gossip", "--without-mingle", *defaults, *given]
     get_app().worker_main(argv=argv)
     return EXIT_OK
 
