@@ -317,6 +317,21 @@ def test_dlq_list_show_export_and_counts(redis_url, runtime):
     assert status["dlq"] == {"total": 2, "by_code": {"BILL_001": 1, "GW_001": 1}}
 
 
+def test_views_for_people_mask_the_number_unless_reveal(redis_url, runtime):
+    """`dlq list` and `dlq show` mask `to`; --reveal shows it; --json and export stay complete."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    for args in (("dlq", "list"), ("dlq", "show", job_id)):
+        code, out, _ = run(redis_url, *args)
+        assert code == 0
+        assert "905321234567" not in out
+        assert "90532*****67" in out
+        code, out, _ = run(redis_url, *args, "--reveal")
+        assert "905321234567" in out
+    for args in (("dlq", "list", "--json"), ("dlq", "show", job_id, "--json"), ("dlq", "export")):
+        assert json.loads(run(redis_url, *args)[1])["message"]["to"] == "905321234567"
+
+
 def test_dlq_replay_needs_a_selection_and_dry_run_changes_nothing(redis_url, runtime):
     """Replay without --code/--id/--all is a usage error; --dry-run lists and keeps the DLQ."""
     (job_id,) = runtime.producer.enqueue_many([text(1)])

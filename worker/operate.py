@@ -22,6 +22,7 @@ from worker.alerts import AlertKind
 from worker.console import Console, progress_bar
 from worker.deadletters import DeadLetter, ReplayReport, Selection
 from worker.drain import drain
+from worker.logs import mask_phone
 from worker.restore import Restore, is_job_id, parse_export
 from worker.runtime import Runtime
 from worker.settings import mask_url
@@ -194,15 +195,13 @@ def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
     if not records:
         out.say("no dead letters")
         return EXIT_OK
-    rows = [_record_row(record) for record in records]
+    rows = [_record_row(record, reveal=args.reveal) for record in records]
     out.table(["parked at", "id", "code", "reason", "attempts", "to"], rows)
     out.say(f"{len(records)} dead letter(s)")
     return EXIT_OK
 
 
-def _record_row(record: DeadLetter) -> tuple[Any, ...]:
-    from worker.logs import mask_phone  # noqa: PLC0415 - only people's tables need it
-
+def _record_row(record: DeadLetter, *, reveal: bool) -> tuple[Any, ...]:
     to = str(record.message.get("to", ""))
     return (
         iso(record.parked_at),
@@ -210,7 +209,7 @@ def _record_row(record: DeadLetter) -> tuple[Any, ...]:
         record.code,
         record.reason,
         record.attempts,
-        mask_phone(to),
+        to if reveal else mask_phone(to),
     )
 
 
@@ -219,7 +218,13 @@ def dlq_show(args: argparse.Namespace, runtime: Runtime) -> int:
     if record is None:
         print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
         return EXIT_FAILURE
-    print(json.dumps(dead_letter_view(record), indent=None if args.json else 2, ensure_ascii=False))
+    view = dead_letter_view(record)
+    if args.json:  # for tools: complete
+        emit(view)
+        return EXIT_OK
+    if not args.reveal and isinstance(view.get("message"), dict) and "to" in view["message"]:
+        view["message"] = {**view["message"], "to": mask_phone(str(view["message"]["to"]))}
+    print(json.dumps(view, indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
