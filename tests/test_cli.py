@@ -10,6 +10,7 @@ import subprocess
 import time
 from importlib.metadata import version
 
+import httpx
 import pytest
 
 from tests.support.cluster import BIN, WorkerProcess, start_worker, worker_env
@@ -282,6 +283,23 @@ def test_celery_worker_options_win_over_msgworker_defaults(redis_url, tmp_path):
     assert "concurrency: 3 (prefork)" in log
     assert ".> messages " in log
     assert '"level": "debug"' not in log
+
+
+def test_the_worker_metrics_listen_on_metrics_host(redis_url, tmp_path):
+    """METRICS_HOST=127.0.0.2: /metrics answers there and not on 127.0.0.1."""
+    port = free_port()
+    env = worker_env(
+        redis_url, "http://127.0.0.1:9", metrics_port=str(port), metrics_host="127.0.0.2"
+    )
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        answer = httpx.get(f"http://127.0.0.2:{port}/metrics", timeout=10)
+        assert answer.status_code == 200
+        assert "msgworker_queue_depth" in answer.text
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        worker.stop()
 
 
 def test_dlq_list_show_export_and_counts(redis_url, runtime):

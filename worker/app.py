@@ -129,7 +129,11 @@ class PumpStep(bootsteps.StartStopStep):
         if runtime.settings.metrics_port:
             from worker.metrics import serve_metrics  # noqa: PLC0415
 
-            serve_metrics(runtime.settings.metrics_port, lambda: runtime.snapshot(quick=True))
+            serve_metrics(
+                runtime.settings.metrics_port,
+                lambda: runtime.snapshot(quick=True),
+                host=runtime.settings.metrics_host,
+            )
 
     def stop(self, _worker: Any) -> None:
         self._stop.set()

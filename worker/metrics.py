@@ -131,8 +131,13 @@ class StateCollector(Collector):
         yield enqueued
 
 
-def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
-    """Serve /metrics on ``port``: the pool's counters plus the shared-state gauges."""
+def serve_metrics(
+    port: int,
+    snapshot: Callable[[], Snapshot],
+    *,
+    host: str = "0.0.0.0",  # noqa: S104
+) -> CollectorRegistry:
+    """Serve /metrics on ``host:port``: the pool's counters plus the shared-state gauges."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -140,5 +145,5 @@ def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegis
         registry = REGISTRY
     registry.register(StateCollector(snapshot))
     Meter()  # the outcome and alert series exist from the first scrape
-    start_http_server(port, registry=registry)
+    start_http_server(port, addr=host, registry=registry)
     return registry

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     backoff_cap_s: PositiveFloat = 300.0
     http_timeout_s: PositiveFloat = 10.0
     metrics_port: Port = 9808
+    # Every interface by default, so Prometheus in another pod can scrape; 127.0.0.1 keeps it local.
+    metrics_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104
     alert_webhook_url: HttpUrl | None = None
     alertmanager_url: HttpUrl | None = None
     visibility_timeout_s: PositiveInt = 3600
