@@ -83,7 +83,7 @@ def park(runtime, job_id, *, code="BILL_001", reason="billing"):
 
 
 def test_enqueue_text_prints_the_job_id_and_job_shows_the_spec_shape(redis_url):
-    """`enqueue --to --text` prints one id; `job ID --json` has exactly SPEC §5's keys."""
+    """`enqueue --to --text` prints one id; `job ID --json` has exactly the documented keys."""
     code, out, _ = run(redis_url, "enqueue", "--to", "+90 532 123 45 67", "--text", "hello")
     assert code == 0
     job_id = out.strip()
@@ -173,7 +173,7 @@ def test_enqueue_file_from_stdin_writes_every_line(redis_url, runtime):
 
 
 def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url, runtime):
-    """`status --json` keys are SPEC §5's; halt shows code, reason and since; resume releases."""
+    """`status --json` has exactly the documented keys; halt shows code, reason and since; resume releases."""
     runtime.producer.enqueue_many([text(i) for i in range(3)])
     code, out, _ = run(redis_url, "status", "--json")
     assert code == 0

@@ -1,4 +1,4 @@
-"""Settings: every SPEC §5 variable with its default; a bad value is one line naming it."""
+"""Settings: every documented variable with its default; a bad value is one line naming it."""
 
 import os
 from pathlib import Path
@@ -39,7 +39,7 @@ def clean_environment(monkeypatch, tmp_path):
 
 
 def test_defaults_match_the_spec():
-    """With nothing set, each variable has SPEC §5's default."""
+    """With nothing set, each variable has its documented default."""
     settings = get_settings()
     for name, value in DEFAULTS.items():
         actual = getattr(settings, name)
