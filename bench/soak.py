@@ -106,7 +106,7 @@ def run_one(name: str, appendonly: bool, run: Run, directory: Path) -> dict[str,
 
 def fuzz(examples: int) -> dict[str, object]:
     """The fuzz suite with ``examples`` per property; how many inputs it tried."""
-    env = {**os.environ, "MSGWORKER_FUZZ_EXAMPLES": str(examples)}
+    env = {**os.environ, "FUZZ_EXAMPLES": str(examples)}
     started = time.monotonic()
     done = subprocess.run(
         [

@@ -8,10 +8,12 @@ import pty
 import select
 import subprocess
 import time
+from importlib.metadata import version
 
+import httpx
 import pytest
 
-from tests.support.cluster import BIN
+from tests.support.cluster import BIN, WorkerProcess, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
 from worker.deadletters import Selection
 from worker.jobs import Execution, JobState
@@ -20,13 +22,15 @@ from worker.runtime import Runtime
 from worker.settings import Settings
 
 
-def run(redis_url, *args, stdin=None, **env_overrides):
+def run(broker, *args, stdin=None, cwd=None, **env_overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
-    env["MSGWORKER_BROKER_URL"] = redis_url
+    if broker is not None:
+        env["MSGWORKER_BROKER_URL"] = broker
     env.update({f"MSGWORKER_{k.upper()}": v for k, v in env_overrides.items()})
     done = subprocess.run(  # noqa: S603
         [str(BIN / "msgworker"), *args],
         env=env,
+        cwd=cwd,
         input=stdin,
         capture_output=True,
         text=True,
@@ -79,7 +83,7 @@ def park(runtime, job_id, *, code="BILL_001", reason="billing"):
 
 
 def test_enqueue_text_prints_the_job_id_and_job_shows_the_spec_shape(redis_url):
-    """`enqueue --to --text` prints one id; `job ID --json` has exactly SPEC §5's keys."""
+    """`enqueue --to --text` prints one id; `job ID --json` has exactly the documented keys."""
     code, out, _ = run(redis_url, "enqueue", "--to", "+90 532 123 45 67", "--text", "hello")
     assert code == 0
     job_id = out.strip()
@@ -169,26 +173,133 @@ def test_enqueue_file_from_stdin_writes_every_line(redis_url, runtime):
 
 
 def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url, runtime):
-    """`status --json` keys are SPEC §5's; halt shows code, reason and since; resume releases."""
+    """`status --json` has exactly the documented keys; halt shows code, reason and since; resume releases."""
     runtime.producer.enqueue_many([text(i) for i in range(3)])
     code, out, _ = run(redis_url, "status", "--json")
     assert code == 0
     view = json.loads(out)
     assert view == {
-        "queue": {"name": "messages", "depth": 3, "scheduled": 0, "held": 0},
+        "queue": {"name": "messages", "depth": 3, "scheduled": 0, "held": 0, "in_flight": 0},
         "halted": None,
         "billing_breaker": "closed",
         "cooldown_until": None,
         "dlq": {"total": 0, "by_code": {}},
+        "send_rate_per_s": 0.0,
+        "workers": 0,
+        "accounts": {
+            "default": {
+                "halted": None,
+                "billing_breaker": "closed",
+                "cooldown_until": None,
+                "depth": 3,
+                "held": 0,
+                "dlq_total": 0,
+            }
+        },
+        "redis": redis_url,
     }
     assert run(redis_url, "halt", "--reason", "rotating keys")[0] == 0
-    halted = json.loads(run(redis_url, "status", "--json")[1])["halted"]
+    view = json.loads(run(redis_url, "status", "--json")[1])
+    halted = view["halted"]
     assert (halted["code"], halted["reason"]) == ("MANUAL", "rotating keys")
     assert halted["since"].endswith("Z")
+    assert view["accounts"]["default"]["halted"] == halted
     code, out, _ = run(redis_url, "resume")
     assert code == 0
     assert "0 held job(s) released" in out
     assert json.loads(run(redis_url, "status", "--json")[1])["halted"] is None
+
+
+def test_status_counts_the_workers_alive(redis_url, tmp_path):
+    """A running worker command is counted in `status`; once it stops, it no longer is."""
+
+    def workers():
+        return json.loads(run(redis_url, "status", "--json")[1])["workers"]
+
+    assert workers() == 0
+    worker = start_worker(worker_env(redis_url, "http://127.0.0.1:9"), tmp_path / "worker.log")
+    try:
+        wait_for(lambda: workers() == 1, timeout_s=20, what="the worker's heartbeat")
+    finally:
+        worker.stop()
+    assert workers() == 0
+
+
+def test_send_rate_and_in_flight_come_from_the_shared_state(redis_url, runtime):
+    """The send rate is the last ten seconds' mean; jobs leased and out of the broker are in flight."""
+    now = int(time.time())
+    for second in range(now - 5, now):
+        runtime.redis.set(runtime.keys.sent_in_second(second), 4)
+    runtime.redis.zadd(runtime.keys.leases, {"0123456789abcdef0123456789abcdef|1": now + 30})
+    view = json.loads(run(redis_url, "status", "--json")[1])
+    assert view["send_rate_per_s"] == pytest.approx(2.0, abs=0.5)
+    assert view["queue"]["in_flight"] == 1
+
+
+def test_codes_are_case_insensitive_and_unknown_accounts_are_refused(redis_url, runtime):
+    """`--code bill_001` is BILL_001; `--account typo` is exit 2 naming the known accounts."""
+    ids = runtime.producer.enqueue_many([text(1), text(2)])
+    park(runtime, ids[0])
+    park(runtime, ids[1], code="GW_001", reason="permanent")
+    listed = run(redis_url, "dlq", "list", "--code", "bill_001", "--json")[1].splitlines()
+    assert [json.loads(line)["id"] for line in listed] == [ids[0]]
+    assert run(redis_url, "dlq", "replay", "--code", "gw_001", "--dry-run")[1].split() == [ids[1]]
+    for args in (("resume",), ("halt", "--reason", "x"), ("status",), ("dlq", "purge", "--yes")):
+        code, out, err = run(redis_url, *args, "--account", "typo")
+        assert (code, out) == (2, ""), args
+        assert "unknown account 'typo' (known: default)" in err
+    assert runtime.switches.halted("default") is None
+
+
+def test_version_prints_the_version():
+    """`msgworker --version` prints the installed version and exits 0."""
+    code, out, _ = run(None, "--version")
+    assert (code, out.strip()) == (0, f"msgworker {version('msgworker')}")
+
+
+def test_celery_worker_options_win_over_msgworker_defaults(redis_url, tmp_path):
+    """`worker --concurrency 8 -l DEBUG -Q q2` and `-c 3 -P prefork` run as given."""
+    env = worker_env(redis_url, "http://127.0.0.1:9")
+    args = ["--concurrency", "8", "-l", "DEBUG", "-Q", "q2"]
+    threads = WorkerProcess([str(BIN / "msgworker"), "worker", *args], env, tmp_path / "a.log")
+    try:
+        threads.wait_ready()
+    finally:
+        threads.stop()
+    log = threads.log()
+    assert "concurrency: 8 (thread)" in log
+    assert ".> q2 " in log
+    assert ".> messages " not in log
+    assert '"level": "debug"' in log
+    prefork = WorkerProcess(
+        [str(BIN / "msgworker"), "worker", "-c3", "-P", "prefork"], env, tmp_path / "b.log"
+    )
+    try:
+        prefork.wait_ready()
+        assert len(prefork.children()) == 3
+    finally:
+        prefork.stop()
+    log = prefork.log()
+    assert "concurrency: 3 (prefork)" in log
+    assert ".> messages " in log
+    assert '"level": "debug"' not in log
+
+
+def test_the_worker_metrics_listen_on_metrics_host(redis_url, tmp_path):
+    """METRICS_HOST=127.0.0.2: /metrics answers there and not on 127.0.0.1."""
+    port = free_port()
+    env = worker_env(
+        redis_url, "http://127.0.0.1:9", metrics_port=str(port), metrics_host="127.0.0.2"
+    )
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        answer = httpx.get(f"http://127.0.0.2:{port}/metrics", timeout=10)
+        assert answer.status_code == 200
+        assert "msgworker_queue_depth" in answer.text
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        worker.stop()
 
 
 def test_dlq_list_show_export_and_counts(redis_url, runtime):
@@ -222,6 +333,21 @@ def test_dlq_list_show_export_and_counts(redis_url, runtime):
     assert len(run(redis_url, "dlq", "export")[1].splitlines()) == 2
     status = json.loads(run(redis_url, "status", "--json")[1])
     assert status["dlq"] == {"total": 2, "by_code": {"BILL_001": 1, "GW_001": 1}}
+
+
+def test_views_for_people_mask_the_number_unless_reveal(redis_url, runtime):
+    """`dlq list` and `dlq show` mask `to`; --reveal shows it; --json and export stay complete."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    for args in (("dlq", "list"), ("dlq", "show", job_id)):
+        code, out, _ = run(redis_url, *args)
+        assert code == 0
+        assert "905321234567" not in out
+        assert "90532*****67" in out
+        code, out, _ = run(redis_url, *args, "--reveal")
+        assert "905321234567" in out
+    for args in (("dlq", "list", "--json"), ("dlq", "show", job_id, "--json"), ("dlq", "export")):
+        assert json.loads(run(redis_url, *args)[1])["message"]["to"] == "905321234567"
 
 
 def test_dlq_replay_needs_a_selection_and_dry_run_changes_nothing(redis_url, runtime):
@@ -288,6 +414,90 @@ def test_dlq_purge_refuses_without_yes_off_a_terminal_and_purges_with_it(redis_u
     assert runtime.dead_letters.counts() == {"BILL_001": 1}
 
 
+def test_dlq_purge_needs_a_filter_or_all(redis_url, runtime):
+    """`purge --yes` alone is refused (exit 2) and deletes nothing; --account or --all purge."""
+    ids = runtime.producer.enqueue_many([text(1), text(2)])
+    park(runtime, ids[0])
+    park(runtime, ids[1], code="GW_001", reason="permanent")
+    code, out, err = run(redis_url, "dlq", "purge", "--yes")
+    assert (code, out) == (2, "")
+    assert "--all" in err
+    assert runtime.dead_letters.counts() == {"BILL_001": 1, "GW_001": 1}
+    assert run(redis_url, "dlq", "purge", "--code", "x", "--all", "--yes")[0] == 2
+    code, out, _ = run(redis_url, "dlq", "purge", "--account", "default", "--yes")
+    assert (code, out.strip()) == (0, "purged 2 dead letter(s)")
+    assert runtime.dead_letters.counts() == {}
+
+
+def dlq_state(runtime):
+    """The whole DLQ as stored: records (parsed), the index with its times, the counts."""
+    index = runtime.redis.zrange(runtime.keys.dead_letter_index, 0, -1, withscores=True)
+    records = {job_id: runtime.dead_letters.get(job_id) for job_id, _ in index}
+    counts = runtime.redis.hgetall(runtime.keys.dead_letter_counts)
+    return records, index, counts
+
+
+def test_export_purge_all_import_gives_the_same_dlq(redis_url, runtime, tmp_path):
+    """A round trip export → purge --all → import restores records, index and counts; twice adds nothing."""
+    ids = runtime.producer.enqueue_many([text(i) for i in range(5)])
+    for n, job_id in enumerate(ids):
+        park(runtime, job_id, **({"code": "GW_001", "reason": "permanent"} if n % 2 else {}))
+    records, index, counts = dlq_state(runtime)
+    exported = run(redis_url, "dlq", "export")[1]
+    assert len(exported.splitlines()) == 5
+    path = tmp_path / "dlq.jsonl"
+    path.write_text(exported)
+    assert run(redis_url, "dlq", "purge", "--all", "--yes")[0] == 0
+    assert dlq_state(runtime) == ({}, [], {})
+    code, out, _ = run(redis_url, "dlq", "import", str(path))
+    assert code == 0
+    assert "imported 5 dead letter(s)" in out
+    again_records, again_index, again_counts = dlq_state(runtime)
+    assert again_counts == counts
+    assert [i for i, _ in again_index] == [i for i, _ in index]
+    assert [t for _, t in again_index] == pytest.approx([t for _, t in index], abs=1e-5)
+    for job_id, record in records.items():
+        restored = again_records[job_id]
+        before, after = record.to_dict(), restored.to_dict()
+        times = {"enqueued_at", "parked_at"}
+        assert {k: after[k] for k in times} == pytest.approx(
+            {k: before[k] for k in times}, abs=1e-5
+        )
+        assert {k: v for k, v in after.items() if k not in times} == {
+            k: v for k, v in before.items() if k not in times
+        }
+    code, out, _ = run(redis_url, "dlq", "import", "-", stdin=exported)
+    assert code == 0
+    assert "imported 0 dead letter(s); skipped 5 already" in out
+    assert dlq_state(runtime)[2] == counts
+    assert runtime.redis.zcard(runtime.keys.due) == 0  # nothing was scheduled, nothing sent
+    code, out, _ = run(redis_url, "dlq", "replay", "--all", "--json", "--rate", "100")
+    assert json.loads(out)["replayed"] == 5
+
+
+def test_dlq_import_with_a_bad_line_writes_nothing_and_numbers_every_bad_line(redis_url, runtime):
+    """Lines that are not records are reported by number; the good ones are not written either."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    good = run(redis_url, "dlq", "export")[1].strip()
+    assert run(redis_url, "dlq", "purge", "--all", "--yes")[0] == 0
+    record = json.loads(good)
+    lines = [
+        good,
+        "{broken",
+        json.dumps({**record, "id": "x:history"}),
+        json.dumps({**record, "account": "nobody"}),
+        json.dumps({**record, "parked_at": "yesterday"}),
+        json.dumps([1, 2]),
+    ]
+    code, out, err = run(redis_url, "dlq", "import", "-", stdin="\n".join(lines))
+    assert (code, out) == (2, "")
+    assert "5 bad line(s), nothing imported" in err
+    for number, field in ((2, "not JSON"), (3, "id:"), (4, "account:"), (5, "parked_at:"), (6, "")):
+        assert f"line {number}: {field}" in err
+    assert dlq_state(runtime) == ({}, [], {})
+
+
 def test_unreachable_redis_is_exit_69_naming_the_url_without_password():
     """Redis down: exit 69 and one line with the URL, the password masked."""
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
@@ -296,12 +506,72 @@ def test_unreachable_redis_is_exit_69_naming_the_url_without_password():
     assert err.strip() == f"msgworker: cannot reach Redis at {url.replace('hunter2', '***')}"
 
 
+def test_a_password_in_the_query_is_masked_and_never_a_traceback(redis_url, tmp_path):
+    """`?password=` in REDIS_URL or BROKER_URL: masked in every line; the broker form works."""
+    down = f"redis://127.0.0.1:{free_port()}/1?password=S3cr3tQ"
+    code, out, err = run(redis_url, "status", redis_url=down)
+    assert (code, out) == (69, "")
+    masked = down.replace("redis://", "redis://:***@").replace("?password=S3cr3tQ", "")
+    assert err == f"msgworker: cannot reach Redis at {masked}\n"
+    code, out, err = run(None, "status", "--json", broker_url=f"{redis_url}?password=S3cr3tQ")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["redis"] == redis_url.replace("redis://", "redis://:***@")
+    code, out, err = run(None, "status", broker_url="redis://:S3cr3tQ@h:1/0?password=other")
+    assert (code, out) == (78, "")
+    assert err == "msgworker: invalid settings: MSGWORKER_BROKER_URL: gives the password twice\n"
+    env = worker_env(f"{redis_url}?password=S3cr3tQ", "http://127.0.0.1:9")
+    worker = start_worker(env, tmp_path / "worker.log")
+    worker.stop()
+    assert "S3cr3tQ" not in worker.log()
+
+
+def test_an_unreachable_broker_is_exit_69_naming_it_masked(redis_url):
+    """State Redis up, broker down: one line naming the broker's masked URL, exit 69."""
+    down = f"redis://u:S3cr3tQ@127.0.0.1:{free_port()}/0"
+    code, out, err = run(down, "status", "--json", redis_url=redis_url)
+    assert (code, out) == (69, "")
+    assert err == f"msgworker: cannot reach the broker at {down.replace('u:S3cr3tQ', '***:***')}\n"
+
+
 def test_bad_setting_is_exit_78_with_one_line_naming_it(redis_url):
     """A bad MSGWORKER_ value stops the command with one line that names the variable."""
     code, _, err = run(redis_url, "status", rate_per_sec="lots")
     assert code == 78
     assert err.count("\n") == 1
     assert "MSGWORKER_RATE_PER_SEC" in err
+
+
+def test_an_unknown_setting_stops_every_command_with_exit_78(redis_url, runtime):
+    """A misspelt MSGWORKER_ variable: exit 78, one line naming it and the closest name."""
+    for args in (("status",), ("enqueue", "--to", "905321234567", "--text", "hi"), ("worker",)):
+        code, out, err = run(redis_url, *args, rate_per_second="20")
+        assert (code, out) == (78, ""), args
+        assert err.count("\n") == 1
+        assert "MSGWORKER_RATE_PER_SECOND" in err
+        assert "MSGWORKER_RATE_PER_SEC?" in err
+    assert runtime.redis.dbsize() == 0
+
+
+def test_env_file_picks_the_deployment_and_status_names_its_redis(redis_url, runtime, tmp_path):
+    """Run from another folder, ENV_FILE still picks the .env; status shows the Redis it reads."""
+    runtime.producer.enqueue_many([text(1), text(2)])
+    env_file = tmp_path / "prod.env"
+    with_password = redis_url.replace("redis://", "redis://:topsecret@")
+    env_file.write_text(f"MSGWORKER_BROKER_URL={redis_url}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, _ = run(None, "status", "--json", cwd=elsewhere, env_file=str(env_file))
+    assert code == 0
+    view = json.loads(out)
+    assert (view["queue"]["depth"], view["redis"]) == (2, redis_url)
+    code, out, _ = run(None, "status", cwd=elsewhere, env_file=str(env_file))
+    assert code == 0
+    assert redis_url in out
+    env_file.write_text(f"MSGWORKER_BROKER_URL={with_password}\n")
+    code, out, err = run(None, "status", "--json", cwd=elsewhere, env_file=str(env_file))
+    assert "topsecret" not in out + err
+    masked = with_password.replace("topsecret", "***")
+    assert masked in out + err
 
 
 def test_python_dash_m_worker_is_the_same_command(redis_url):
@@ -421,6 +691,25 @@ def test_replay_shows_a_progress_bar_with_rate_and_time_left_on_a_terminal(redis
     assert "30/30" in shown
     assert "/s" in shown
     assert "done: replayed 30" in shown
+
+
+@pytest.mark.parametrize("suffix", [":history", "", "*", "/../x", " "])
+def test_an_id_that_names_no_job_is_no_job_never_a_traceback(redis_url, runtime, suffix):
+    """`job <id>:history` and other odd ids answer "no job" (exit 1), as an unknown id does."""
+    (job_id,) = runtime.producer.enqueue_many([text(1)])
+    park(runtime, job_id)
+    odd = job_id + suffix if suffix else "0" * 32
+    for args in (("job", odd), ("job", odd, "--json"), ("dlq", "show", odd)):
+        code, out, err = run(redis_url, *args)
+        assert (code, out) == (1, ""), args
+        assert err.startswith("msgworker: no "), err
+        assert "Traceback" not in err
+    for command in ("purge", "replay"):
+        code, _, _ = run(
+            redis_url, "dlq", command, "--id", odd, "--yes" if command == "purge" else "--dry-run"
+        )
+        assert code == 0
+    assert runtime.dead_letters.counts() == {"BILL_001": 1}  # an odd --id selects nothing
 
 
 def test_job_for_people_lists_the_history_as_a_table(redis_url, runtime):

@@ -418,10 +418,11 @@ def test_kubernetes_validate_has_no_schema_for_custom_resources(path, kind):
 
 
 def test_configmap_holds_every_non_secret_setting(monkeypatch):
-    """The ConfigMap sets every MSGWORKER_ setting but the key, and the worker accepts the values."""
+    """The ConfigMap sets every MSGWORKER_ setting but the key (and the .env path: a pod reads its
+    environment), and the worker accepts the values."""
     data = manifest("configmap.yaml")["data"]
     every = {f"MSGWORKER_{name.upper()}" for name in Settings.model_fields}
-    assert set(data) == every - {"MSGWORKER_API_KEY"}
+    assert set(data) == every - {"MSGWORKER_API_KEY", "MSGWORKER_ENV_FILE"}
     assert all(isinstance(value, str) for value in data.values())
     settings = settings_from(data, monkeypatch)
     assert settings.metrics_port == METRICS_PORT

@@ -2,7 +2,7 @@
 
 Doors: the producer API, the CLI's arguments and JSON-lines files, the environment, the routing
 table, dead letters from other versions, the Gateway's answers on a real socket, and the broker
-queue a worker consumes. ``MSGWORKER_FUZZ_EXAMPLES`` scales the examples (the soak raises it).
+queue a worker consumes. ``FUZZ_EXAMPLES`` scales the examples (the soak raises it).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from worker.sandbox import RunningSandbox, SandboxConfig
 from worker.settings import Settings, get_settings
 from worker.tasks import TASK_NAME
 
-EXAMPLES = int(os.environ.get("MSGWORKER_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

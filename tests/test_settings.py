@@ -1,4 +1,4 @@
-"""Settings: every SPEC §5 variable with its default; a bad value is one line naming it."""
+"""Settings: every documented variable with its default; a bad value is one line naming it."""
 
 import os
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ConfigError
-from worker.settings import Settings, get_settings
+from worker.settings import Settings, get_settings, known_variables, mask_url
 
 DEFAULTS = {
     "api_base_url": "https://api.gateway.connexease.com/",
@@ -39,7 +39,7 @@ def clean_environment(monkeypatch, tmp_path):
 
 
 def test_defaults_match_the_spec():
-    """With nothing set, each variable has SPEC §5's default."""
+    """With nothing set, each variable has its documented default."""
     settings = get_settings()
     for name, value in DEFAULTS.items():
         actual = getattr(settings, name)
@@ -140,3 +140,69 @@ def test_example_env_copied_as_is_gives_the_defaults(tmp_path):
     lines = example.read_text().splitlines()
     named = {line.split("=")[0] for line in lines if "=" in line and not line.startswith("#")}
     assert named == {f"MSGWORKER_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_an_unknown_variable_stops_start_up_naming_the_closest_known_one(monkeypatch):
+    """A typo like MSGWORKER_RATE_PER_SECOND is refused in one line, never silently ignored."""
+    monkeypatch.setenv("MSGWORKER_RATE_PER_SECOND", "20")
+    with pytest.raises(ConfigError) as caught:
+        get_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "MSGWORKER_RATE_PER_SECOND" in message
+    assert "did you mean MSGWORKER_RATE_PER_SEC?" in message
+
+
+def test_an_unknown_variable_in_the_env_file_is_refused_too(tmp_path):
+    """The .env is checked like the environment: a misspelt name there stops start-up."""
+    (tmp_path / ".env").write_text("MSGWORKER_QUEUE=urgent\nMSGWORKER_BROKR_URL=redis://x:1/0\n")
+    with pytest.raises(ConfigError, match="did you mean MSGWORKER_BROKER_URL"):
+        get_settings()
+
+
+def test_env_file_picks_the_dotenv_to_read(monkeypatch, tmp_path):
+    """MSGWORKER_ENV_FILE names the .env; the working directory's .env is then not read."""
+    (tmp_path / ".env").write_text("MSGWORKER_QUEUE=from_cwd\n")
+    elsewhere = tmp_path / "deploy" / "prod.env"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("MSGWORKER_QUEUE=from_env_file\n")
+    assert get_settings().queue == "from_cwd"
+    monkeypatch.setenv("MSGWORKER_ENV_FILE", str(elsewhere))
+    settings = get_settings()
+    assert settings.queue == "from_env_file"
+    assert settings.env_file == elsewhere
+
+
+def test_env_file_that_does_not_exist_is_refused(monkeypatch, tmp_path):
+    """A named .env that is missing is a settings error, not a silent fall-back to defaults."""
+    monkeypatch.setenv("MSGWORKER_ENV_FILE", str(tmp_path / "nope.env"))
+    with pytest.raises(ConfigError, match="MSGWORKER_ENV_FILE: no such file"):
+        get_settings()
+
+
+def test_the_known_variables_are_exactly_those_example_env_documents():
+    """Settings fields and config/example.env name the same variables, each with a value line."""
+    example = Path(__file__).parents[1] / "config" / "example.env"
+    lines = example.read_text().splitlines()
+    documented = {line.split("=")[0] for line in lines if "=" in line and not line.startswith("#")}
+    assert documented == known_variables()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://127.0.0.1:2/1?password=S3cr3tQ", "redis://127.0.0.1:2/1?password=***"),
+        (
+            "rediss://admin:pw@cache:6380/2?ssl_cert_reqs=none",
+            "rediss://***:***@cache:6380/2?ssl_cert_reqs=***",
+        ),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=***"),
+        ("redis://h:notaport/0", "redis://***"),
+        ("not a url", "***"),
+    ],
+)
+def test_mask_url_hides_user_password_and_query_values(url, shown):
+    """A URL printed or logged keeps its scheme, host, port and path, nothing secret."""
+    assert mask_url(url) == shown

@@ -8,23 +8,29 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from celery import Celery, bootsteps, signals
 from kombu.exceptions import ChannelError
+from redis.exceptions import RedisError
 
 from worker.broker import CONSUMER, transport_for
-from worker.logs import configure_logging
+from worker.logs import configure_logging, get_logger
 from worker.metrics_dir import MULTIPROC_ENV
 from worker.runtime import current_runtime
 from worker.schedule import Pump
 from worker.settings import Settings, get_settings
+from worker.state import HEARTBEAT_S, Heartbeat
 from worker.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 
 # Jobs per broker message at most: a group is delivered one job after the other, so a larger
 # one would hold its last jobs back (each call can take HTTP_TIMEOUT_S).
 MAX_GROUP = 8
+
+log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> Celery:
@@ -99,6 +105,7 @@ class PumpStep(bootsteps.StartStopStep):
     def __init__(self, _worker: Any, **_: Any) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
@@ -113,15 +120,50 @@ class PumpStep(bootsteps.StartStopStep):
             target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True
         )
         self._thread.start()
+        self._heartbeat = Heartbeat(runtime.redis, runtime.keys, f"{worker.hostname}:{os.getpid()}")
+        self._beating = threading.Thread(
+            target=_keep_beating,
+            args=(self._heartbeat, self._stop),
+            name="msgworker-heartbeat",
+            daemon=True,
+        )
+        self._beating.start()
         if runtime.settings.metrics_port:
             from worker.metrics import serve_metrics  # noqa: PLC0415
 
-            serve_metrics(runtime.settings.metrics_port, lambda: runtime.snapshot(quick=True))
+            serve_metrics(
+                runtime.settings.metrics_port,
+                lambda: runtime.snapshot(quick=True),
+                host=runtime.settings.metrics_host,
+            )
 
     def stop(self, _worker: Any) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._heartbeat is not None:
+            with suppress(RedisError):
+                self._heartbeat.stop()
+
+
+def _keep_beating(heartbeat: Heartbeat, stop: threading.Event) -> None:
+    """Say this worker is alive every few seconds until it stops; Redis outages are ridden out."""
+    while True:
+        try:
+            heartbeat.beat(time.time())
+        except RedisError as exc:
+            log.warning("heartbeat.failed", error=type(exc).__name__)
+        if stop.wait(HEARTBEAT_S):
+            return
+
+
+# A level given on the worker's command line (-l/--loglevel) wins over LOG_LEVEL.
+_log_level: list[str] = []
+
+
+def prefer_log_level(level: str) -> None:
+    """Log at ``level`` (celery's -l value) rather than at LOG_LEVEL in this process."""
+    _log_level[:] = [level.upper().replace("FATAL", "CRITICAL")]
 
 
 @signals.setup_logging.connect
@@ -129,7 +171,7 @@ def _setup_logging(**_: Any) -> None:
     """Celery would install its own handlers; ours scrub secrets and mask numbers."""
     settings = current_runtime().settings
     configure_logging(
-        level=settings.log_level,
+        level=_log_level[0] if _log_level else settings.log_level,
         json=None if settings.log_format is None else settings.log_format == "json",
         secrets=[settings.api_key.get_secret_value()],
     )

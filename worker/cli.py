@@ -11,13 +11,17 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
 
 import redis
+from kombu.exceptions import OperationalError as BrokerError
 
+from worker.accounts import known_accounts, unknown_account_message
 from worker.errors import ConfigError, InvalidMessage, Unavailable
 from worker.keys import DEFAULT_ACCOUNT
 from worker.logs import configure_logging
+from worker.settings import get_settings, mask_url
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -28,10 +32,6 @@ EXIT_CONFIG = 78  # sysexits EX_CONFIG
 DEFAULT_THREADS = 100
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class Unreachable(Exception):
-    """Raised when Redis or the broker cannot be reached; the message names the URL."""
 
 
 def emit(value: Any, out: TextIO = sys.stdout) -> None:
@@ -54,16 +54,40 @@ def _fresh_metrics_directory() -> None:
     prepare_multiprocess_directory()
 
 
+def _option(args: Sequence[str], short: str, long: str) -> str | None:
+    """The value of a celery option as given (``-c 4``, ``-c4``, ``--concurrency=4``), else None."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg in {short, long}:
+            value = args[index + 1] if index + 1 < len(args) else ""
+        elif arg.startswith(f"{long}="):
+            value = arg.partition("=")[2]
+        elif arg.startswith(short) and not arg.startswith("--"):
+            value = arg[len(short) :]
+    return value
+
+
 def _worker(args: argparse.Namespace) -> int:
     _fresh_metrics_directory()
-    from worker.app import get_app  # noqa: PLC0415 - after the metrics directory is set
+    from worker.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
 
     settings = _runtime().settings
-    extra = list(args.celery_args)
-    if not any(a in {"-P", "--pool"} or a.startswith("--pool=") for a in extra):
+    given = list(args.celery_args)
+    # Celery's own options win; msgworker's defaults fill in only what was not given.
+    defaults: list[str] = []
+    pool = _option(given, "-P", "--pool")
+    if pool is None:
         # Sends wait on the network: threads keep many in flight in one process.
-        extra += ["--pool", "threads", "--concurrency", str(DEFAULT_THREADS)]
-    argv = ["worker", "--queues", settings.queue, "--without-gossip", "--without-mingle", *extra]
+        pool = "threads"
+        defaults += ["--pool", pool]
+    if _option(given, "-c", "--concurrency") is None and pool == "threads":
+        defaults += ["--concurrency", str(DEFAULT_THREADS)]
+    if _option(given, "-Q", "--queues") is None:
+        defaults += ["--queues", settings.queue]
+    level = _option(given, "-l", "--loglevel")
+    if level:
+        prefer_log_level(level)
+    argv = ["worker", "--without-gossip", "--without-mingle", *defaults, *given]
     get_app().worker_main(argv=argv)
     return EXIT_OK
 
@@ -220,16 +244,37 @@ def _positive(text: str) -> float:
     return value
 
 
-def _add_account(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--account", default=DEFAULT_ACCOUNT, help="the account (default: %(default)s)"
-    )
+def _code(text: str) -> str:
+    """An outcome code as given on the command line: ``bill_001`` is ``BILL_001``."""
+    return text.strip().upper()
+
+
+def _account(text: str) -> str:
+    """An account the deployment knows; any other is refused, naming the known ones."""
+    known = known_accounts()
+    if text not in known:
+        raise argparse.ArgumentTypeError(unknown_account_message(text, known))
+    return text
+
+
+def _add_account(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_ACCOUNT) -> None:
+    """``--account``: validated here for every command; None as default means "every account"."""
+    shown = f"default: {default}" if default else "default: every account"
+    parser.add_argument("--account", type=_account, default=default, help=f"the account ({shown})")
+
+
+def _version() -> str:
+    try:
+        return version("msgworker")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place lists every command
     parser = argparse.ArgumentParser(
         prog="msgworker", description="Resilient WhatsApp message sending through the Gateway."
     )
+    parser.add_argument("--version", action="version", version=f"msgworker {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser(
@@ -277,21 +322,25 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"
     )
     listing = dlq.add_parser("list", help="parked jobs, oldest first")
-    listing.add_argument("--code")
+    listing.add_argument("--code", type=_code)
     listing.add_argument("--since", type=_iso_time, help="ISO 8601 time")
     listing.add_argument("--limit", type=int)
-    listing.add_argument("--json", action="store_true", help="JSON lines")
+    listing.add_argument("--json", action="store_true", help="JSON lines, complete")
+    listing.add_argument("--reveal", action="store_true", help="show numbers unmasked")
+    _add_account(listing, default=None)
     listing.set_defaults(handler=_operate("dlq_list"))
     show = dlq.add_parser("show", help="one dead letter")
     show.add_argument("id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="one JSON line, complete")
+    show.add_argument("--reveal", action="store_true", help="show the number unmasked")
     show.set_defaults(handler=_operate("dlq_show"))
     export = dlq.add_parser("export", help="dead letters as JSON lines")
-    export.add_argument("--code")
+    export.add_argument("--code", type=_code)
     export.add_argument("--since", type=_iso_time, help="ISO 8601 time")
+    _add_account(export, default=None)
     export.set_defaults(handler=_operate("dlq_export"))
     replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
-    replay.add_argument("--code")
+    replay.add_argument("--code", type=_code)
     replay.add_argument("--id", nargs="+")
     replay.add_argument("--all", action="store_true")
     replay.add_argument(
@@ -301,14 +350,26 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     )
     replay.add_argument("--dry-run", action="store_true")
     replay.add_argument("--json", action="store_true")
+    _add_account(replay, default=None)
     replay.set_defaults(handler=_operate("dlq_replay"))
-    purge = dlq.add_parser("purge", help="remove dead letters for good")
-    purge.add_argument("--code")
-    purge.add_argument("--id", nargs="+")
-    purge.add_argument("--yes", action="store_true")
+    purge = dlq.add_parser(
+        "purge", help="remove dead letters for good: those of --code, --id, --account, or --all"
+    )
+    which = purge.add_mutually_exclusive_group()
+    which.add_argument("--code", type=_code)
+    which.add_argument("--id", nargs="+")
+    which.add_argument("--all", action="store_true", help="every dead letter (of --account)")
+    purge.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    _add_account(purge, default=None)
     purge.set_defaults(handler=_operate("dlq_purge"))
 
-    sandbox = commands.add_parser("sandbox", help="run the local fake Gateway (SPEC §6)")
+    restore = dlq.add_parser(
+        "import", help="put exported dead letters back, each once (nothing is sent)"
+    )
+    restore.add_argument("file", help="a `dlq export` file (JSON lines), - for stdin")
+    restore.set_defaults(handler=_operate("dlq_import"))
+
+    sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8099)
     sandbox.add_argument("--rate-per-sec", type=int, default=80)
@@ -326,22 +387,17 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     return parser
 
 
-def _safe_url(url: str) -> str:
-    """A URL without its password, fit for an error line."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.split(":")[0]
-    return f"{scheme}{sep}{user + ':***' if user else ':***'}@{host}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "enqueue" and args.file is None and not args.to:
         print("msgworker enqueue: --to is required with --text or --template", file=sys.stderr)
         return EXIT_USAGE
     handler: Handler = args.handler
+    try:
+        get_settings()  # every command stops on a bad or unknown setting before doing anything
+    except ConfigError as exc:
+        print(f"msgworker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command != "worker":  # a worker configures its logging as Celery starts
         # Commands talk to people on stdout; their few log lines (alerts) go to stderr.
         configure_logging(level="WARNING")
@@ -351,11 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (redis.ConnectionError, Unavailable):
-        url = _safe_url(_runtime().settings.state_url)
+        url = mask_url(_runtime().settings.state_url)
         print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except Unreachable as exc:
-        print(f"msgworker: cannot reach the {exc}", file=sys.stderr)
+    except BrokerError:
+        url = mask_url(_runtime().settings.broker_url)
+        print(f"msgworker: cannot reach the broker at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130

@@ -99,6 +99,12 @@ class Keys:
         """Hash: DLQ records by code."""
         return f"{self.prefix}dlq:counts"
 
+    # Workers
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker commands by the last time each said it was alive."""
+        return f"{self.prefix}workers"
+
     # Alerts
     def incident(self, kind: str, account: str) -> str:
         """Hash: present while an incident of this kind is open (one alert per incident)."""

@@ -163,8 +163,13 @@ class StateCollector(Collector):
         yield enqueued
 
 
-def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
-    """Serve /metrics on ``port``: the pool's counters plus the shared-state gauges."""
+def serve_metrics(
+    port: int,
+    snapshot: Callable[[], Snapshot],
+    *,
+    host: str = "0.0.0.0",  # noqa: S104
+) -> CollectorRegistry:
+    """Serve /metrics on ``host:port``: the pool's counters plus the shared-state gauges."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -177,5 +182,5 @@ def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegis
 
     for reason in Rejected:
         BROKER_REJECTED.labels(reason=reason.value)
-    start_http_server(port, registry=registry)
+    start_http_server(port, addr=host, registry=registry)
     return registry

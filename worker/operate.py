@@ -13,14 +13,19 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from worker.accounts import known_accounts
 from worker.alerts import AlertKind
 from worker.console import Console, progress_bar
 from worker.deadletters import DeadLetter, ReplayReport, Selection
 from worker.drain import drain
+from worker.logs import mask_phone
+from worker.restore import Restore, is_job_id, parse_export
 from worker.runtime import Runtime
+from worker.settings import mask_url
 from worker.views import dead_letter_view, iso, job_view, status_view
 
 EXIT_OK = 0
@@ -54,18 +59,21 @@ def _duration(seconds: float | None) -> str:
 
 def status(args: argparse.Namespace, runtime: Runtime) -> int:
     snapshot = runtime.snapshot()
+    redis_url = mask_url(runtime.settings.state_url)
     if args.json:
-        emit(status_view(snapshot, args.account))
+        emit(status_view(snapshot, args.account, redis_url=redis_url))
         return EXIT_OK
     state = snapshot.accounts.get(args.account)
     out = Console()
     rows: list[tuple[str, str, str | None]] = [
+        ("redis", redis_url, None),
         ("queue", snapshot.queue, None),
         ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
         ("  scheduled", str(snapshot.scheduled), None),
         ("  held", str(state.held if state else 0), "yellow" if state and state.held else None),
         ("  in flight", str(snapshot.in_flight), None),
         ("  sending", f"{snapshot.sends_per_s:.1f}/s", None),
+        ("  workers alive", str(snapshot.workers), None if snapshot.workers else "yellow"),
         ("  backlog clears in", _duration(snapshot.drain_s) if snapshot.depth else "-", None),
         (f"account {args.account}", "", None),
     ]
@@ -95,9 +103,10 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def job(args: argparse.Namespace, runtime: Runtime) -> int:
-    found = runtime.jobs.get(args.id)
+    # Only a well-formed id is looked up: another string could name another kind of key.
+    found = runtime.jobs.get(args.id) if is_job_id(args.id) else None
     if found is None:
-        print(f"msgworker: no job {args.id} (records are kept 7 days)", file=sys.stderr)
+        print(f"msgworker: no job {args.id} (settled jobs are forgotten in time)", file=sys.stderr)
         return EXIT_FAILURE
     view = job_view(found)
     if args.json:
@@ -149,14 +158,35 @@ def _selection(args: argparse.Namespace) -> Selection:
     since = getattr(args, "since", None)
     return Selection(
         code=args.code,
-        ids=tuple(getattr(args, "id", None) or ()),
+        ids=tuple(i for i in getattr(args, "id", None) or () if is_job_id(i)),
         since=datetime.fromisoformat(since).timestamp() if since else None,
         limit=getattr(args, "limit", None),
     )
 
 
+def _select(args: argparse.Namespace, runtime: Runtime) -> Iterator[DeadLetter]:
+    """The dead letters the arguments name, of ``--account`` only when it was given."""
+    account = getattr(args, "account", None)
+    selection = _selection(args)
+    if getattr(args, "id", None) and not selection.ids:
+        return  # only ids that name no job: nothing (never "everything")
+    if account is None:
+        yield from runtime.dead_letters.select(selection)
+        return
+    limit = selection.limit
+    found = 0
+    unlimited = replace(selection, limit=None)
+    for record in runtime.dead_letters.select(unlimited):
+        if record.account != account:
+            continue
+        yield record
+        found += 1
+        if limit is not None and found >= limit:
+            return
+
+
 def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
-    records = list(runtime.dead_letters.select(_selection(args)))
+    records = list(_select(args, runtime))
     if args.json:
         for record in records:
             emit(dead_letter_view(record))
@@ -165,15 +195,13 @@ def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
     if not records:
         out.say("no dead letters")
         return EXIT_OK
-    rows = [_record_row(record) for record in records]
+    rows = [_record_row(record, reveal=args.reveal) for record in records]
     out.table(["parked at", "id", "code", "reason", "attempts", "to"], rows)
     out.say(f"{len(records)} dead letter(s)")
     return EXIT_OK
 
 
-def _record_row(record: DeadLetter) -> tuple[Any, ...]:
-    from worker.logs import mask_phone  # noqa: PLC0415 - only people's tables need it
-
+def _record_row(record: DeadLetter, *, reveal: bool) -> tuple[Any, ...]:
     to = str(record.message.get("to", ""))
     return (
         iso(record.parked_at),
@@ -181,21 +209,27 @@ def _record_row(record: DeadLetter) -> tuple[Any, ...]:
         record.code,
         record.reason,
         record.attempts,
-        mask_phone(to),
+        to if reveal else mask_phone(to),
     )
 
 
 def dlq_show(args: argparse.Namespace, runtime: Runtime) -> int:
-    record = runtime.dead_letters.get(args.id)
+    record = runtime.dead_letters.get(args.id) if is_job_id(args.id) else None
     if record is None:
         print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
         return EXIT_FAILURE
-    print(json.dumps(dead_letter_view(record), indent=None if args.json else 2, ensure_ascii=False))
+    view = dead_letter_view(record)
+    if args.json:  # for tools: complete
+        emit(view)
+        return EXIT_OK
+    if not args.reveal and isinstance(view.get("message"), dict) and "to" in view["message"]:
+        view["message"] = {**view["message"], "to": mask_phone(str(view["message"]["to"]))}
+    print(json.dumps(view, indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
 def dlq_export(args: argparse.Namespace, runtime: Runtime) -> int:
-    for record in runtime.dead_letters.select(_selection(args)):
+    for record in _select(args, runtime):
         emit(dead_letter_view(record))
     return EXIT_OK
 
@@ -219,7 +253,7 @@ def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
     if not (args.code or args.id or args.all):
         print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
         return EXIT_USAGE
-    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    ids = [record.id for record in _select(args, runtime)]
     # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
     limit = runtime.settings.rate_per_sec
     rate = min(args.rate or limit / 2, limit)
@@ -278,7 +312,13 @@ def _replay_summary(
 
 
 def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
-    ids = [record.id for record in runtime.dead_letters.select(_selection(args))]
+    if not (args.code or args.id or args.all or args.account):
+        print(
+            "msgworker: say what to purge: --code C, --id ID…, --account A or --all",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    ids = [record.id for record in _select(args, runtime)]
     if not args.yes:
         if not sys.stdin.isatty():
             print("msgworker: purging needs --yes when not on a terminal", file=sys.stderr)
@@ -288,4 +328,33 @@ def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
             print("nothing purged")
             return EXIT_OK
     print(f"purged {runtime.dead_letters.purge(ids)} dead letter(s)")
+    return EXIT_OK
+
+
+def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Every line checked first: one bad line and nothing is written."""
+    from worker.cli import read_json_lines  # noqa: PLC0415 - the CLI's one JSON-lines reader
+
+    try:
+        if args.file == "-":
+            lines, problems = read_json_lines(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
+                lines, problems = read_json_lines(stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(f"msgworker: cannot read {args.file}: {reason}, nothing imported", file=sys.stderr)
+        return EXIT_USAGE
+    records, bad = parse_export(lines, known_accounts())
+    problems = sorted(problems + bad, key=lambda text: int(text.split(":")[0].split()[1]))
+    if problems:
+        print(f"msgworker: {len(problems)} bad line(s), nothing imported:", file=sys.stderr)
+        for text in problems:
+            print(f"  {text}", file=sys.stderr)
+        return EXIT_USAGE
+    report = Restore(runtime.redis, runtime.keys).put_back(records)
+    print(
+        f"imported {report.imported} dead letter(s); skipped {report.already_there} already "
+        f"in the dead-letter queue, {report.not_parked} whose job is no longer parked"
+    )
     return EXIT_OK

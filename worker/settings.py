@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import (
     Field,
     HttpUrl,
@@ -20,6 +25,9 @@ from worker.errors import ConfigError
 
 ENV_PREFIX = "MSGWORKER_"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_ENV_FILE = ".env"
+ENV_FILE_VARIABLE = f"{ENV_PREFIX}ENV_FILE"
+MASK = "***"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -39,7 +47,7 @@ class LogLevel(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every knob of SPEC §5, with its default."""
+    """Every setting a deployment can make, with its default."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -67,6 +75,8 @@ class Settings(BaseSettings):
     # Producers and commands: connect and command timeout, so they fail fast when Redis is down.
     redis_timeout_s: Annotated[float, Field(gt=0, le=300)] = 2.0
     metrics_port: Port = 9808
+    # Every interface by default, so Prometheus in another pod can scrape; 127.0.0.1 keeps it local.
+    metrics_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104
     alert_webhook_url: HttpUrl | None = None
     alertmanager_url: HttpUrl | None = None
     visibility_timeout_s: PositiveInt = 3600
@@ -74,6 +84,7 @@ class Settings(BaseSettings):
     routing_file: Path | None = None
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: console on a TTY, JSON elsewhere
+    env_file: Path | None = Path(DEFAULT_ENV_FILE)  # the .env read (from the environment only)
 
     @field_validator("broker_url", "redis_url")
     @classmethod
@@ -81,6 +92,25 @@ class Settings(BaseSettings):
         if url is not None and "://" not in url:
             raise ValueError("is not a URL (like redis://localhost:6379/0)")
         return url
+
+    @field_validator("broker_url", "redis_url")
+    @classmethod
+    def _password_in_userinfo(cls, url: str | None) -> str | None:
+        """``redis://host/0?password=p`` as ``redis://:p@host/0``: the form every client reads
+        (kombu fails on a password in the query)."""
+        if url is None or not url.startswith(REDIS_SCHEMES[:2]):
+            return url
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        given = [value for name, value in query if name == "password"]
+        if not given:
+            return url
+        if len(given) > 1 or parts.password is not None:
+            raise ValueError("gives the password twice")
+        user, _, host = parts.netloc.rpartition("@")
+        userinfo = f"{user}:{quote(given[0], safe='')}@"
+        rest = urlencode([(name, value) for name, value in query if name != "password"])
+        return urlunsplit((parts.scheme, userinfo + host, parts.path, rest, parts.fragment))
 
     @field_validator("redis_url")
     @classmethod
@@ -102,12 +132,78 @@ class Settings(BaseSettings):
         return self.redis_url or self.broker_url
 
 
+def known_variables() -> frozenset[str]:
+    """Every ``MSGWORKER_*`` name a deployment may set (config/example.env documents each)."""
+    return frozenset(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)
+
+
+def unknown_variable(names: Iterable[str]) -> str | None:
+    """The one-line refusal for the first ``MSGWORKER_*`` name no setting has, else None."""
+    known = known_variables()
+    for name in sorted(names):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
+        (closest,) = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, 1, 0)
+        return f"unknown setting {name} (did you mean {ENV_PREFIX}{closest}?)"
+    return None
+
+
+def env_file_path(environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The .env to read: MSGWORKER_ENV_FILE, else .env in the working directory; and whether
+    it was named explicitly (then it must exist)."""
+    named = environ.get(ENV_FILE_VARIABLE) or ""
+    return Path(named or DEFAULT_ENV_FILE), bool(named)
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Read settings; a bad value raises ConfigError with one line naming the variable."""
+    """Read settings; a bad value or an unknown ``MSGWORKER_*`` name raises ConfigError with
+    one line naming the variable."""
+    if "_env_file" in overrides:
+        chosen = overrides["_env_file"]
+        env_file = Path(str(chosen)) if chosen is not None else None
+        explicit = env_file is not None
+    else:
+        env_file, explicit = env_file_path(os.environ)
+    names = set(os.environ)
+    if env_file is not None:
+        if env_file.is_file():
+            names |= set(dotenv_values(env_file))
+        elif explicit:
+            msg = f"{ENV_FILE_VARIABLE}: no such file {str(env_file)!r}"
+            raise ConfigError(f"invalid settings: {msg}")
+    refusal = unknown_variable(names)
+    if refusal is not None:
+        raise ConfigError(f"invalid settings: {refusal}")
+    values = {"env_file": env_file, **overrides, "_env_file": env_file}
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe_invalid_settings(exc)) from None
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to print or log: user, password and every query value replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # not a URL at all: show its scheme only
+        scheme = url.partition("://")[0] if "://" in url else ""
+        return f"{scheme}://{MASK}" if scheme else MASK
+    if not parts.scheme:
+        return MASK
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    if parts.username or parts.password is not None:
+        user = MASK if parts.username else ""
+        password = f":{MASK}" if parts.password is not None else ""
+        netloc = f"{user}{password}@{netloc}"
+    names = [quote(k, safe="") for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    query = "&".join(f"{name}={MASK}" for name in names)
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def describe_invalid_settings(exc: ValidationError) -> str:

@@ -1,4 +1,4 @@
-"""What the read commands show: the JSON shapes of SPEC §5, built from stored state."""
+"""What the read commands show: their JSON shapes, built from stored state."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from worker.jobs import Job
 from worker.state import AccountState, Snapshot
 
 
-def iso(at: float | None) -> str | None:
+def iso(at: float | None, *, timespec: str = "milliseconds") -> str | None:
     """Unix seconds → ISO 8601 UTC (``2026-11-26T22:48:55.975Z``)."""
     if at is None:
         return None
-    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec=timespec)
     return moment.replace("+00:00", "Z")
 
 
@@ -39,30 +39,51 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def status_view(snapshot: Snapshot, account: str) -> dict[str, Any]:
+def status_view(snapshot: Snapshot, account: str, *, redis_url: str) -> dict[str, Any]:
+    """The state of the queue and of every account; the top-level switches are ``account``'s."""
     state = snapshot.accounts.get(account) or AccountState(None, None, None, 0)
-    halt, breaker = state.halt, state.breaker
     return {
         "queue": {
             "name": snapshot.queue,
             "depth": snapshot.depth,
             "scheduled": snapshot.scheduled,
             "held": state.held,
+            "in_flight": snapshot.in_flight,
         },
-        "halted": None
-        if halt is None
-        else {"code": halt.code, "reason": halt.reason, "since": iso(halt.since)},
-        "billing_breaker": "closed" if breaker is None else "open",
+        "halted": _halt_view(state),
+        "billing_breaker": "closed" if state.breaker is None else "open",
         "cooldown_until": iso(state.cooldown_until),
         "dlq": {
             "total": sum(snapshot.dead_letters.values()),
             "by_code": dict(sorted(snapshot.dead_letters.items())),
         },
+        "send_rate_per_s": snapshot.sends_per_s,
+        "workers": snapshot.workers,
+        "accounts": {
+            name: {
+                "halted": _halt_view(each),
+                "billing_breaker": "closed" if each.breaker is None else "open",
+                "cooldown_until": iso(each.cooldown_until),
+                "depth": each.depth,
+                "held": each.held,
+                "dlq_total": each.dlq_total,
+            }
+            for name, each in sorted(snapshot.accounts.items())
+        },
+        "redis": redis_url,
     }
+
+
+def _halt_view(state: AccountState) -> dict[str, Any] | None:
+    halt = state.halt
+    if halt is None:
+        return None
+    return {"code": halt.code, "reason": halt.reason, "since": iso(halt.since)}
 
 
 def dead_letter_view(record: DeadLetter) -> dict[str, Any]:
     view = record.to_dict()
     for name in ("enqueued_at", "parked_at", "expires_at"):
-        view[name] = iso(view[name])
+        # Microseconds: an export imported again keeps the DLQ's order to the microsecond.
+        view[name] = iso(view[name], timespec="microseconds")
     return view

@@ -1,0 +1,28 @@
+-- Put exported dead letters back, each once: a record whose id the DLQ already holds, or whose
+-- job is pending or sent (no longer parked), is skipped. Nothing is scheduled or sent.
+-- ARGV: prefix, then (id, parked_at, code, record_json) for each record.
+-- Returns {imported, already_there, job_not_parked}.
+local prefix = ARGV[1]
+local index, counts = prefix .. 'dlq:index', prefix .. 'dlq:counts'
+local imported, already_there, not_parked = 0, 0, 0
+for i = 2, #ARGV, 4 do
+  local id, parked_at, code, record = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local job = prefix .. 'job:' .. id
+  local state = redis.call('HGET', job, 'state')
+  if redis.call('EXISTS', prefix .. 'dlq:record:' .. id) == 1 then
+    already_there = already_there + 1
+  elseif state and state ~= 'parked' then
+    not_parked = not_parked + 1
+  else
+    redis.call('SET', prefix .. 'dlq:record:' .. id, record)
+    redis.call('ZADD', index, parked_at, id)
+    redis.call('HINCRBY', counts, code, 1)
+    if state then
+      -- Parked again: the job's record lives as long as its dead letter.
+      redis.call('PERSIST', job)
+      redis.call('PERSIST', job .. ':history')
+    end
+    imported = imported + 1
+  end
+end
+return {imported, already_there, not_parked}
