@@ -55,8 +55,8 @@ def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
     for kind in ("halt", "breaker", "held"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
-            name = str(key).removeprefix(f"{keys.prefix}{kind}:")
-            if ":" not in name:  # breaker:<account>:probe is not an account
+            name = keys.account_of(kind, str(key))
+            if name is not None:  # breaker:<account>:probe is not an account
                 accounts.add(name)
     return accounts
 

@@ -4,13 +4,14 @@ local prefix = ARGV[1]
 local removed = 0
 for i = 2, #ARGV do
   local id = ARGV[i]
-  local raw = redis.call('GET', prefix .. 'dlq:record:' .. id)
-  redis.call('ZREM', prefix .. 'dlq:index', id)
+  local record_key = keys.dead_letter(prefix, id)
+  local raw = redis.call('GET', record_key)
+  redis.call('ZREM', keys.dead_letter_index(prefix), id)
   if raw then
     local code = cjson.decode(raw).code
-    redis.call('DEL', prefix .. 'dlq:record:' .. id)
-    if redis.call('HINCRBY', prefix .. 'dlq:counts', code, -1) <= 0 then
-      redis.call('HDEL', prefix .. 'dlq:counts', code)
+    redis.call('DEL', record_key)
+    if redis.call('HINCRBY', keys.dead_letter_counts(prefix), code, -1) <= 0 then
+      redis.call('HDEL', keys.dead_letter_counts(prefix), code)
     end
     removed = removed + 1
   end

@@ -6,7 +6,7 @@
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local offset, interval, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local event = ARGV[6]
-local index, counts = prefix .. 'dlq:index', prefix .. 'dlq:counts'
+local index, counts = keys.dead_letter_index(prefix), keys.dead_letter_counts(prefix)
 local replayed, already_sent, expired, missing = 0, 0, 0, 0
 
 local function present(value)
@@ -15,22 +15,22 @@ local function present(value)
 end
 
 local function forget(id, code)
-  redis.call('DEL', prefix .. 'dlq:record:' .. id)
+  redis.call('DEL', keys.dead_letter(prefix, id))
   redis.call('ZREM', index, id)
   if code and redis.call('HINCRBY', counts, code, -1) <= 0 then redis.call('HDEL', counts, code) end
 end
 
 for i = 7, #ARGV do
   local id = ARGV[i]
-  local raw = redis.call('GET', prefix .. 'dlq:record:' .. id)
+  local raw = redis.call('GET', keys.dead_letter(prefix, id))
   if not raw then
     redis.call('ZREM', index, id)
     missing = missing + 1
   else
     local record = cjson.decode(raw)
     local account, key = record.account, record.idempotency_key
-    local job = prefix .. 'job:' .. id
-    local wamid = redis.call('GET', prefix .. 'sent:' .. account .. ':' .. key)
+    local job, history = keys.job(prefix, id), keys.history(prefix, id)
+    local wamid = redis.call('GET', keys.ledger(prefix, account, key))
     local expires_at = tonumber(present(record.expires_at) or '')
     if wamid then
       if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'state', 'sent', 'wamid', wamid) end
@@ -51,14 +51,14 @@ for i = 7, #ARGV do
       redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
         'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
       redis.call('EXPIRE', job, ttl)
-      redis.call('ZADD', prefix .. 'due', due_at, id .. '|' .. gen)
-      redis.call('RPUSH', job .. ':history', event)
-      redis.call('EXPIRE', job .. ':history', ttl)
-      local breaker = prefix .. 'breaker:' .. account
+      redis.call('ZADD', keys.due(prefix), due_at, id .. '|' .. gen)
+      redis.call('RPUSH', history, event)
+      redis.call('EXPIRE', history, ttl)
+      local breaker = keys.breaker(prefix, account)
       if record.reason == 'billing' and redis.call('EXISTS', breaker) == 1 then
         -- The operator says the balance is back: probe at once, the others wait for it.
         redis.call('HSET', breaker, 'half_open', 1)
-        redis.call('DEL', breaker .. ':probe')
+        redis.call('DEL', keys.breaker_probe(prefix, account))
       end
       forget(id, record.code)
       replayed = replayed + 1
