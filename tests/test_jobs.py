@@ -20,7 +20,7 @@ BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 
 @pytest.fixture
 def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
+    return JobStore(redis_client, KEYS, retention_s=3600)
 
 
 def add(jobs, job_id="j1", *, key=None, due_in=0.0, expires_in=None):

@@ -17,7 +17,6 @@ from urllib.parse import unquote
 DEFAULT_ACCOUNT = "default"
 # How long a settled job (sent, or a purged dead letter) is kept, unless configured otherwise.
 DEFAULT_RETENTION_S = 7 * 24 * 3600
-JOB_TTL_S = DEFAULT_RETENTION_S
 
 _UNSAFE = re.compile(r"[%:{}]")
 

@@ -55,7 +55,7 @@ class Runtime:
 
     @cached_property
     def jobs(self) -> JobStore:
-        return JobStore(self.redis, self.keys)
+        return JobStore(self.redis, self.keys, retention_s=self.settings.retention_s)
 
     @cached_property
     def producer(self) -> Producer:
@@ -67,7 +67,12 @@ class Runtime:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.redis, self.keys)
+        return DeadLetters(
+            self.redis,
+            self.keys,
+            retention_s=self.settings.retention_s,
+            max_age_s=self.settings.dlq_retention_s,
+        )
 
     @cached_property
     def incidents(self) -> Incidents:

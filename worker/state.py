@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.deadletters import DeadLetters
+from worker.deadletters import dead_letter_counts
 from worker.keys import DEFAULT_ACCOUNT, Keys
 from worker.switches import Breaker, Halt, Switches
 
@@ -97,6 +97,6 @@ def take_snapshot(
         in_flight=max(0, int(leased) - in_broker),
         enqueued=int(enqueued or 0),
         sends_per_s=sum(int(n or 0) for n in sent) / RATE_WINDOW_S,
-        dead_letters=DeadLetters(client, keys).counts(),
+        dead_letters=dead_letter_counts(client, keys),
         accounts=accounts,
     )

@@ -3,7 +3,7 @@
 -- ARGV: prefix, id, gen, now, execution, mode, event_json,
 --       sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --       ('' for headers that were absent), then by mode:
---   sent        wamid
+--   sent        wamid, retention_s
 --   retry       delay_s, code, count ('reschedule'|'other'), cooldown_until ('' or s)
 --   park        code, reason, record_json, open_breaker ('0'|'1')
 --   hold        code, halt_json
@@ -37,12 +37,12 @@ end
 
 if mode == 'sent' then
   local began = tonumber(redis.call('HGET', job, 'updated_at') or '') or 0  -- set by begin
-  local ttl = redis.call('TTL', job)
-  redis.call('SET', keys.ledger(prefix, account, key), ARGV[14], 'EX', math.max(ttl, 60))
+  redis.call('SET', keys.ledger(prefix, account, key), ARGV[14])
   redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', 0,
     'updated_at', now)
   if f[1] == gen then release() end
   remember()
+  retain(prefix, id, account, key, math.max(1, math.floor(tonumber(ARGV[15]) * 1000)))
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
   local bucket = keys.sent_in_second(prefix, math.floor(now))
   redis.call('INCR', bucket)

@@ -1,6 +1,7 @@
--- Key names for the scripts, the twin of worker/keys.py (a test holds the two equal): included
--- at the top of every script that builds a key name. Variable parts are encoded as in Python:
--- '%', ':', '{' and '}' become %25, %3A, %7B and %7D, so parts never run into each other.
+-- Key names for the scripts, the twin of worker/keys.py (a test holds the two equal), and the
+-- lifetimes of a job's keys: included at the top of every script. Variable parts are encoded
+-- as in Python: '%', ':', '{' and '}' become %25, %3A, %7B and %7D, so parts never run into
+-- each other.
 local function key_part(part)
   return (string.gsub(tostring(part), '[%%:{}]', function(c)
     return string.format('%%%02X', string.byte(c))
@@ -44,3 +45,27 @@ function keys.incident(prefix, kind, account)
   return prefix .. 'incident:' .. key_part(kind) .. ':' .. key_part(account)
 end
 function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
+
+-- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
+-- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and
+-- ledger entry expire retention_ms from now.
+local function retain(prefix, id, account, key, retention_ms)
+  redis.call('PEXPIRE', keys.job(prefix, id), retention_ms)
+  redis.call('PEXPIRE', keys.history(prefix, id), retention_ms)
+  redis.call('PEXPIRE', keys.ledger(prefix, account, key), retention_ms)
+  local idem = keys.idempotency(prefix, account, key)
+  if redis.call('GET', idem) == id then redis.call('PEXPIRE', idem, retention_ms) end
+end
+
+-- A job goes back to pending (a replay, a resume): nothing of it may expire.
+local function keep(prefix, id, account, key)
+  redis.call('PERSIST', keys.job(prefix, id))
+  redis.call('PERSIST', keys.history(prefix, id))
+  local idem = keys.idempotency(prefix, account, key)
+  local first = redis.call('GET', idem)
+  if first == id then
+    redis.call('PERSIST', idem)
+  elseif not first then
+    redis.call('SET', idem, id)
+  end
+end

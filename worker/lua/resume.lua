@@ -11,6 +11,7 @@ while true do
   for _, id in ipairs(ids) do
     local job = keys.job(prefix, id)
     if redis.call('HGET', job, 'state') == 'held' then
+      keep(prefix, id, account, redis.call('HGET', job, 'key'))
       local gen = redis.call('HINCRBY', job, 'gen', 1)
       redis.call('HSET', job, 'state', 'queued', 'updated_at', now, 'due_at', now)
       redis.call('ZADD', keys.due(prefix), now, id .. '|' .. gen)
