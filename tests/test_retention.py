@@ -224,3 +224,25 @@ def test_a_sent_job_is_gone_after_the_retention(runtime, sandbox, worker):
         what="the settled keys to expire",
     )
     assert runtime.jobs.get(job_id) is None
+
+
+@pytest.mark.e2e
+def test_a_worker_removes_dead_letters_older_than_the_dlq_retention(
+    redis_url, runtime, sandbox, tmp_path
+):
+    """DLQ_RETENTION_S set: a dead letter goes with its job once older than it; counts agree."""
+    env = worker_env(redis_url, sandbox.url, retention_s=str(RETENTION_S), dlq_retention_s="1")
+    worker = start_worker(env, tmp_path / "dlq.log", concurrency=2)
+    try:
+        sandbox.script({"status": 400, "code": "GW_001"})
+        job_id = runtime.producer.enqueue(text("forgotten"))
+        wait_for(lambda: runtime.dead_letters.get(job_id), what="the dead letter")
+        wait_for(
+            lambda: runtime.dead_letters.get(job_id) is None and runtime.jobs.get(job_id) is None,
+            timeout_s=10,
+            what="the old dead letter removed",
+        )
+        assert runtime.dead_letters.counts() == {}
+        assert runtime.redis.zcard(runtime.keys.dead_letter_index) == 0
+    finally:
+        worker.stop()

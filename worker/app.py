@@ -17,7 +17,7 @@ from kombu.exceptions import ChannelError
 from worker.broker import transport_for
 from worker.logs import configure_logging
 from worker.metrics_dir import MULTIPROC_ENV
-from worker.runtime import current_runtime
+from worker.runtime import current_runtime, refuse_evicting_redis
 from worker.schedule import Pump
 from worker.settings import Settings, get_settings
 from worker.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
@@ -100,12 +100,14 @@ class PumpStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
+        refuse_evicting_redis(runtime.redis)
         queue = runtime.settings.queue
         pump = Pump(
             runtime.redis,
             runtime.keys,
             dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
             broker_depth(worker.app, queue),
+            chore=runtime.dead_letters.remove_old,
         )
         self._thread = threading.Thread(
             target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True

@@ -57,8 +57,10 @@ def _fresh_metrics_directory() -> None:
 def _worker(args: argparse.Namespace) -> int:
     _fresh_metrics_directory()
     from worker.app import get_app  # noqa: PLC0415 - after the metrics directory is set
+    from worker.runtime import refuse_evicting_redis  # noqa: PLC0415
 
     settings = _runtime().settings
+    refuse_evicting_redis(_runtime().redis, warn=False)  # warned once logging is set up
     extra = list(args.celery_args)
     if not any(a in {"-P", "--pool"} or a.startswith("--pool=") for a in extra):
         # Sends wait on the network: threads keep many in flight in one process.

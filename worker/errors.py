@@ -4,6 +4,7 @@
     ├── ConfigError                 bad settings or routing table; start-up stops
     ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
     ├── ClaimLost                   a delivery outlived its lease; another one owns the job now
+    ├── StoreFull                   Redis is full (maxmemory reached) and refused a write
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
         ├── GatewayRejected         the Gateway answered, with anything but a success
         └── GatewayUnreachable      no answer: the transport failed
@@ -52,6 +53,10 @@ class InvalidMessage(WorkerError, ValueError):
 
 class ClaimLost(WorkerError):
     """Raised when a delivery no longer holds its job (its lease ran out)."""
+
+
+class StoreFull(WorkerError):
+    """Raised when Redis refuses a write because it reached its maxmemory; nothing was written."""
 
 
 class GatewayError(WorkerError):

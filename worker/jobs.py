@@ -14,7 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 import redis
+from redis.exceptions import ResponseError
 
+from worker.errors import StoreFull
 from worker.keys import Keys
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.ratelimit import RateLimit, learn_arguments
@@ -156,7 +158,10 @@ class JobStore:
         self._finish = load_script(client, "finish", include=("ratelimit",))
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
-        """Write new jobs in one round trip; a known idempotency key returns its first job id."""
+        """Write new jobs in one round trip; a known idempotency key returns its first job id.
+
+        Raises StoreFull when Redis is out of memory (nothing written).
+        """
         argv: list[Any] = [self._keys.prefix, now]
         for job in jobs:
             state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
@@ -171,7 +176,14 @@ class JobStore:
                 state,
                 history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
             ]
-        ids: list[str] = self._enqueue(args=argv)
+        try:
+            ids: list[str] = self._enqueue(args=argv)
+        except ResponseError as exc:
+            # OutOfMemoryError, or a script error carrying Redis's OOM reply. Redis refuses only
+            # a script's first write, so nothing was written: the caller may retry.
+            if "OOM command not allowed" not in str(exc):
+                raise
+            raise StoreFull("Redis is full (maxmemory reached): nothing was enqueued") from None
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
     def get(self, job_id: str) -> Job | None:

@@ -15,9 +15,11 @@ from redis.retry import Retry
 from worker.alerts import Incidents, build_dispatcher
 from worker.deadletters import DeadLetters
 from worker.delivery import Delivery, Timing
+from worker.errors import ConfigError
 from worker.gateway import GatewayClient, PerThreadHTTP
 from worker.jobs import JobStore
 from worker.keys import Keys
+from worker.logs import get_logger
 from worker.producer import Producer
 from worker.ratelimit import RateLimit
 from worker.routing import Policy, load_routing_table
@@ -25,6 +27,8 @@ from worker.settings import Settings, get_settings
 from worker.settlement import Settlement
 from worker.state import Snapshot, take_snapshot
 from worker.switches import Switches
+
+log = get_logger(__name__)
 
 # How long before a claim is given up for dead: the slowest call, a short wait, a margin.
 LEASE_MARGIN_S = 5.0
@@ -43,6 +47,27 @@ def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> red
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+
+
+def eviction_policy(client: redis.Redis) -> str:
+    """Redis's ``maxmemory-policy`` (INFO works where CONFIG is disabled, as on managed Redis)."""
+    info: dict[str, object] = client.info("memory")
+    return str(info.get("maxmemory_policy", "noeviction"))
+
+
+def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
+    """Redis holds the only copy of every job: a policy that may evict any key is refused
+    (ConfigError); one that evicts keys with a TTL is allowed with a warning (only settled
+    records have one)."""
+    policy = eviction_policy(client)
+    if policy.startswith("allkeys-"):
+        msg = (
+            f"Redis maxmemory-policy is {policy}: it would evict pending jobs; "
+            "set it to noeviction (or volatile-*)"
+        )
+        raise ConfigError(msg)
+    if warn and policy.startswith("volatile-"):
+        log.warning("redis.evicts_settled_records", policy=policy, advice="noeviction")
 
 
 class Runtime:
