@@ -20,7 +20,7 @@ BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 
 @pytest.fixture
 def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
+    return JobStore(redis_client, KEYS, retention_s=3600)
 
 
 def add(jobs, job_id="j1", *, key=None, due_in=0.0, expires_in=None):
@@ -256,3 +256,23 @@ def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
     groups = [args[0] for _, args in sent]
     assert max(len(g) for g in groups) <= MAX_GROUP
     assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]
+
+
+def test_accounts_and_keys_with_colons_do_not_collide(jobs):
+    """Key ``b:c`` of account ``a`` and key ``c`` of account ``a:b``: two jobs, both kept."""
+    now = time.time()
+    first = NewJob(id="m1", account="a", key="b:c", message=BODY, due_at=now)
+    other = {**BODY, "to": "905329999999"}
+    second = NewJob(id="m2", account="a:b", key="c", message=other, due_at=now)
+    assert jobs.add([first], now=now) == ["m1"]
+    assert jobs.add([second], now=now) == ["m2"]
+    assert (jobs.get("m1").account, jobs.get("m1").key) == ("a", "b:c")
+    assert (jobs.get("m2").account, jobs.get("m2").message) == ("a:b", other)
+    assert begin(jobs, "m1") is Verdict.GO
+    assert begin(jobs, "m2") is Verdict.GO  # the other's claim is not this one's
+
+
+def test_a_job_id_with_a_history_suffix_is_just_unknown(jobs):
+    """``<id>:history`` names no job: no wrong-type error from reading a list as a hash."""
+    add(jobs)
+    assert jobs.get("j1:history") is None

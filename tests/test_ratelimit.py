@@ -23,7 +23,7 @@ SEC = SEC_WINDOW_MS / 1000
 
 @pytest.fixture
 def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
+    return JobStore(redis_client, KEYS, retention_s=3600)
 
 
 def claims(jobs, n, rate, *, now=NOW, first=0):

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from worker.broker import CONSUMER, transport_for
 from worker.logs import configure_logging, get_logger
 from worker.metrics_dir import MULTIPROC_ENV
-from worker.runtime import current_runtime
+from worker.runtime import current_runtime, refuse_evicting_redis
 from worker.schedule import Pump
 from worker.settings import Settings, get_settings
 from worker.state import HEARTBEAT_S, Heartbeat
@@ -109,12 +109,14 @@ class PumpStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
+        refuse_evicting_redis(runtime.redis)
         queue = runtime.settings.queue
         pump = Pump(
             runtime.redis,
             runtime.keys,
             dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
             broker_depth(worker.app, queue),
+            chore=runtime.dead_letters.remove_old,
         )
         self._thread = threading.Thread(
             target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True

@@ -70,8 +70,10 @@ def _option(args: Sequence[str], short: str, long: str) -> str | None:
 def _worker(args: argparse.Namespace) -> int:
     _fresh_metrics_directory()
     from worker.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
+    from worker.runtime import refuse_evicting_redis  # noqa: PLC0415
 
     settings = _runtime().settings
+    refuse_evicting_redis(_runtime().redis, warn=False)  # warned once logging is set up
     given = list(args.celery_args)
     # Celery's own options win; msgworker's defaults fill in only what was not given.
     defaults: list[str] = []

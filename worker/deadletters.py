@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from worker.jobs import history_event
-from worker.keys import JOB_TTL_S, Keys
+from worker.keys import Keys
 from worker.scripts import load_script
 
 REPLAY_CHUNK = 200
@@ -79,19 +79,38 @@ class Selection:
     limit: int | None = None
 
 
-class DeadLetters:
-    """Reads, replays and purges DLQ records."""
+def dead_letter_counts(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """DLQ records by code."""
+    raw: dict[str, str] = client.hgetall(keys.dead_letter_counts)  # type: ignore[assignment]
+    return {str(k): int(v) for k, v in raw.items() if int(v) > 0}
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+
+class DeadLetters:
+    """Reads, replays and purges DLQ records.
+
+    A dead letter waits for as long as it takes, unless ``max_age_s`` is set: then the older
+    ones are removed by ``remove_old`` (which the workers call now and then). A purged one's job
+    is settled and kept ``retention_s``.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        retention_s: float,
+        max_age_s: float | None = None,
+    ) -> None:
         self._redis = client
         self._keys = keys
+        self._retention_s = retention_s
+        self._max_age_s = max_age_s
         self._replay = load_script(client, "replay")
         self._purge = load_script(client, "purge")
 
     def counts(self) -> dict[str, int]:
         """Records by code."""
-        raw = self._redis.hgetall(self._keys.dead_letter_counts)
-        return {str(k): int(v) for k, v in raw.items() if int(v) > 0}
+        return dead_letter_counts(self._redis, self._keys)
 
     def get(self, job_id: str) -> DeadLetter | None:
         text = self._redis.get(self._keys.dead_letter(job_id))
@@ -131,17 +150,29 @@ class DeadLetters:
         for start in range(0, len(ids), REPLAY_CHUNK):
             chunk = ids[start : start + REPLAY_CHUNK]
             offset = offset_s + report.replayed / rate_per_s
-            replayed, sent, expired, missing = self._replay(
-                args=[self._keys.prefix, now, offset, 1 / rate_per_s, JOB_TTL_S, event, *chunk]
-            )
+            argv = [self._keys.prefix, now, offset, 1 / rate_per_s, self._retention_s, event]
+            replayed, sent, expired, missing = self._replay(args=[*argv, *chunk])
             report += ReplayReport(int(replayed), int(sent), int(expired), int(missing))
         return report
 
     def purge(self, ids: Sequence[str]) -> int:
         """Remove these records for good; returns how many were removed."""
+        return self._remove(ids, forget=False)
+
+    def remove_old(self, *, now: float | None = None, limit: int = REPLAY_CHUNK) -> int:
+        """Remove up to ``limit`` dead letters parked longer than ``max_age_s`` ago, with their
+        jobs (payload included); returns how many. Does nothing when there is no maximum age."""
+        if self._max_age_s is None:
+            return 0
+        now = time.time() if now is None else now
+        cutoff = now - self._max_age_s
+        old = self._redis.zrangebyscore(self._keys.dead_letter_index, "-inf", cutoff, 0, limit)
+        return self._remove([str(i) for i in old], forget=True)
+
+    def _remove(self, ids: Sequence[str], *, forget: bool) -> int:
         removed = 0
         for start in range(0, len(ids), REPLAY_CHUNK):
-            removed += int(
-                self._purge(args=[self._keys.prefix, *ids[start : start + REPLAY_CHUNK]])
-            )
+            chunk = ids[start : start + REPLAY_CHUNK]
+            argv = [self._keys.prefix, self._retention_s, "1" if forget else "0", *chunk]
+            removed += int(self._purge(args=argv))
         return removed

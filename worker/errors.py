@@ -5,6 +5,7 @@
     ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
     ├── Unavailable                 Redis could not be reached, or did not answer, in time
     ├── ClaimLost                   a delivery outlived its lease; another one owns the job now
+    ├── StoreFull                   Redis is full (maxmemory reached) and refused a write
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
         ├── GatewayRejected         the Gateway answered, with anything but a success
         └── GatewayUnreachable      no answer: the transport failed
@@ -61,6 +62,10 @@ class Unavailable(WorkerError):
 
 class ClaimLost(WorkerError):
     """Raised when a delivery no longer holds its job (its lease ran out)."""
+
+
+class StoreFull(WorkerError):
+    """Raised when Redis refuses a write because it reached its maxmemory; nothing was written."""
 
 
 class GatewayError(WorkerError):

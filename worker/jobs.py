@@ -14,8 +14,10 @@ from enum import StrEnum
 from typing import Any
 
 import redis
+from redis.exceptions import ResponseError
 
-from worker.keys import JOB_TTL_S, Keys
+from worker.errors import StoreFull
+from worker.keys import Keys
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.ratelimit import RateLimit, learn_arguments
 from worker.scripts import load_script
@@ -142,18 +144,25 @@ class Claim:
 
 
 class JobStore:
-    """Reads job records and applies every transition atomically."""
+    """Reads job records and applies every transition atomically.
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    A pending job's record never expires; once sent it is kept ``retention_s``, then goes.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: float) -> None:
         self._redis = client
         self._keys = keys
+        self._retention_s = retention_s
         self._enqueue = load_script(client, "enqueue")
         self._begin = load_script(client, "begin", include=("ratelimit",))
         self._finish = load_script(client, "finish", include=("ratelimit",))
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
-        """Write new jobs in one round trip; a known idempotency key returns its first job id."""
-        argv: list[Any] = [self._keys.prefix, now, JOB_TTL_S]
+        """Write new jobs in one round trip; a known idempotency key returns its first job id.
+
+        Raises StoreFull when Redis is out of memory (nothing written).
+        """
+        argv: list[Any] = [self._keys.prefix, now]
         for job in jobs:
             state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
             event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
@@ -167,11 +176,18 @@ class JobStore:
                 state,
                 history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
             ]
-        ids: list[str] = self._enqueue(args=argv)
+        try:
+            ids: list[str] = self._enqueue(args=argv)
+        except ResponseError as exc:
+            # OutOfMemoryError, or a script error carrying Redis's OOM reply. Redis refuses only
+            # a script's first write, so nothing was written: the caller may retry.
+            if "OOM command not allowed" not in str(exc):
+                raise
+            raise StoreFull("Redis is full (maxmemory reached): nothing was enqueued") from None
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
     def get(self, job_id: str) -> Job | None:
-        """The job with its history, or None when unknown or expired (records live 7 days)."""
+        """The job with its history; None when unknown, or sent longer ago than the retention."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(self._keys.job(job_id))
         pipe.lrange(self._keys.history(job_id), 0, -1)
@@ -200,6 +216,7 @@ class JobStore:
                 execution.holder,
                 probe_interval_s,
                 *rate.reserve_arguments(),
+                self._retention_s,
             ]
         )
         verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
@@ -244,7 +261,8 @@ class JobStore:
     ) -> bool:
         """Record the wamid and the ledger entry; returns whether a billing breaker closed."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        return self._apply(execution, now, "sent", event, wamid, headers=headers)[1]
+        sent = self._apply(execution, now, "sent", event, wamid, self._retention_s, headers=headers)
+        return sent[1]
 
     def retry(
         self,

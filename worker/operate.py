@@ -81,13 +81,19 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     if halt is None:
         rows.append(("  halted", "no", "green"))
     else:
-        since = f"since {iso(halt.since)} ({_ago(halt.since)})"
+        since = (
+            "since an unknown time"
+            if halt.since is None
+            else f"since {iso(halt.since)} ({_ago(halt.since)})"
+        )
         rows.append(("  halted", f"HALTED by {halt.code} {since}: {halt.reason}", "bold red"))
     breaker = state.breaker if state else None
     if breaker is None:
         rows.append(("  billing breaker", "closed", "green"))
     else:
-        opened = f"since {iso(breaker.since)} ({_ago(breaker.since)})"
+        opened = (
+            "" if breaker.since is None else f"since {iso(breaker.since)} ({_ago(breaker.since)})"
+        )
         half = ", a probe is going out" if breaker.half_open else ""
         rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
     cooldown = state.cooldown_until if state else None

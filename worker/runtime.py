@@ -16,9 +16,11 @@ from worker.accounts import known_accounts
 from worker.alerts import Incidents, build_dispatcher
 from worker.deadletters import DeadLetters
 from worker.delivery import Delivery, Timing
+from worker.errors import ConfigError
 from worker.gateway import GatewayClient, PerThreadHTTP
 from worker.jobs import JobStore
 from worker.keys import Keys
+from worker.logs import get_logger
 from worker.producer import Producer
 from worker.ratelimit import RateLimit
 from worker.routing import Policy, load_routing_table
@@ -26,6 +28,8 @@ from worker.settings import Settings, get_settings
 from worker.settlement import Settlement
 from worker.state import Snapshot, take_snapshot
 from worker.switches import Switches
+
+log = get_logger(__name__)
 
 # How long before a claim is given up for dead: the slowest call, a short wait, a margin.
 LEASE_MARGIN_S = 5.0
@@ -61,6 +65,27 @@ def connect_redis_fail_fast(url: str, *, timeout_s: float) -> redis.Redis:
     )
 
 
+def eviction_policy(client: redis.Redis) -> str:
+    """Redis's ``maxmemory-policy`` (INFO works where CONFIG is disabled, as on managed Redis)."""
+    info: dict[str, object] = client.info("memory")
+    return str(info.get("maxmemory_policy", "noeviction"))
+
+
+def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
+    """Redis holds the only copy of every job: a policy that may evict any key is refused
+    (ConfigError); one that evicts keys with a TTL is allowed with a warning (only settled
+    records have one)."""
+    policy = eviction_policy(client)
+    if policy.startswith("allkeys-"):
+        msg = (
+            f"Redis maxmemory-policy is {policy}: it would evict pending jobs; "
+            "set it to noeviction (or volatile-*)"
+        )
+        raise ConfigError(msg)
+    if warn and policy.startswith("volatile-"):
+        log.warning("redis.evicts_settled_records", policy=policy, advice="noeviction")
+
+
 class Runtime:
     """Lazily built components: a producer never opens an HTTP client, a worker does."""
 
@@ -71,7 +96,7 @@ class Runtime:
 
     @cached_property
     def jobs(self) -> JobStore:
-        return JobStore(self.redis, self.keys)
+        return JobStore(self.redis, self.keys, retention_s=self.settings.retention_s)
 
     @cached_property
     def producer_redis(self) -> redis.Redis:
@@ -83,7 +108,7 @@ class Runtime:
     @cached_property
     def producer(self) -> Producer:
         return Producer(
-            JobStore(self.producer_redis, self.keys),
+            JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
             accounts=known_accounts(),
             redis_timeout_s=self.settings.redis_timeout_s,
         )
@@ -94,7 +119,12 @@ class Runtime:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.redis, self.keys)
+        return DeadLetters(
+            self.redis,
+            self.keys,
+            retention_s=self.settings.retention_s,
+            max_age_s=self.settings.dlq_retention_s,
+        )
 
     @cached_property
     def incidents(self) -> Incidents:

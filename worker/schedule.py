@@ -49,6 +49,8 @@ class Pump:
         lease_s: float = DISPATCH_LEASE_S,
         idle_s: float = 0.05,
         depth_refresh_s: float = 1.0,
+        chore: Callable[[], object] | None = None,
+        chore_interval_s: float = 1.0,
     ) -> None:
         self._keys = keys
         self._dispatch = dispatch
@@ -63,6 +65,10 @@ class Pump:
         self._depth = 0
         self._depth_read_at = float("-inf")
         self._promote = load_script(client, "promote")
+        # Housekeeping done now and then beside the pumping (removing old dead letters).
+        self._chore = chore
+        self._chore_interval_s = chore_interval_s
+        self._chore_done_at = float("-inf")
 
     def pump_once(self, now: float | None = None) -> int:
         """Dispatch what is due and fits in the broker; returns how many were dispatched."""
@@ -78,12 +84,19 @@ class Pump:
             self._depth += len(members)
         return len(members)
 
+    def _housekeep(self) -> None:
+        now = time.monotonic()
+        if self._chore is not None and now - self._chore_done_at >= self._chore_interval_s:
+            self._chore_done_at = now
+            self._chore()
+
     def run(self, stop: threading.Event) -> None:
         """Pump until ``stop`` is set; a failing Redis or broker is logged and retried."""
         failures = 0
         while not stop.is_set():
             try:
                 moved = self.pump_once()
+                self._housekeep()
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the pump must outlive any outage
                 failures += 1

@@ -8,10 +8,13 @@ from typing import Any
 
 import redis
 
+# Included first in every script: the key-name builders, twins of ``worker.keys``.
+KEY_BUILDERS = "keys"
+
 
 def load_script(client: redis.Redis, name: str, *, include: Sequence[str] = ()) -> Any:
-    """``worker/lua/<name>.lua`` bound to ``client``, after the ``include``d files' functions."""
-    parts = [*include, name]
+    """``worker/lua/<name>.lua`` bound to ``client``, after the key builders and ``include``."""
+    parts = [KEY_BUILDERS, *include, name]
     lua = resources.files("worker").joinpath("lua")
     source = "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
     return client.register_script(source)

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: console on a TTY, JSON elsewhere
     env_file: Path | None = Path(DEFAULT_ENV_FILE)  # the .env read (from the environment only)
+    retention_s: PositiveFloat = 604800.0  # how long a settled job is kept
+    dlq_retention_s: PositiveFloat | None = None  # None: dead letters wait until handled
 
     @field_validator("broker_url", "redis_url")
     @classmethod

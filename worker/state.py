@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from worker.accounts import known_accounts as configured_accounts
-from worker.deadletters import DeadLetters
+from worker.deadletters import dead_letter_counts
 from worker.keys import DEFAULT_ACCOUNT, Keys
 from worker.switches import Breaker, Halt, Switches
 
@@ -65,8 +65,8 @@ def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
     for kind in ("halt", "breaker", "held"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
-            name = str(key).removeprefix(f"{keys.prefix}{kind}:")
-            if ":" not in name:  # breaker:<account>:probe is not an account
+            name = keys.account_of(kind, str(key))
+            if name is not None:  # breaker:<account>:probe is not an account
                 accounts.add(name)
     return accounts
 
@@ -89,7 +89,7 @@ def take_snapshot(
     pipe.zcount(keys.workers, now - ALIVE_S, "+inf")
     ready, scheduled, leased, enqueued, sent, workers = pipe.execute()
     in_broker = broker_depth()
-    dead_letters = DeadLetters(client, keys).counts()
+    dead_letters = dead_letter_counts(client, keys)
     names = sorted(known_accounts(client, keys))
     if len(names) == 1:  # the common case: every job and dead letter is this account's
         depths = {names[0]: int(ready) + in_broker}

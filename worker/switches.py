@@ -1,7 +1,13 @@
-"""The account-wide switches operators see and flip: halt, billing breaker, cooldown."""
+"""The account-wide switches operators see and flip: halt, billing breaker, cooldown.
+
+Every change of a switch is one atomic step (a script), so no reader ever meets half a switch.
+Readers still take any record as it comes: a switch whose fields are missing or unreadable
+(written by another version, or by hand) is on, since an unknown time.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -18,14 +24,23 @@ MANUAL_HALT_CODE = "MANUAL"
 class Halt:
     code: str
     reason: str
-    since: float
+    since: float | None  # None: unknown
 
 
 @dataclass(frozen=True)
 class Breaker:
-    since: float
+    since: float | None  # None: unknown
     code: str
     half_open: bool
+
+
+def _time(raw: dict[str, str], name: str) -> float | None:
+    """A Unix time field, None when absent or unreadable."""
+    try:
+        value = float(raw[name])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class Switches:
@@ -35,14 +50,12 @@ class Switches:
         self._redis = client
         self._keys = keys
         self._resume = load_script(client, "resume")
+        self._create = load_script(client, "incident_open")
 
     def halt(self, account: str, *, reason: str, code: str = MANUAL_HALT_CODE) -> bool:
         """Stop all sending of the account; False when it was already halted."""
-        key = self._keys.halt(account)
-        created = bool(self._redis.hsetnx(key, "since", time.time()))
-        if created:
-            self._redis.hset(key, mapping={"code": code, "reason": reason})
-        return created
+        fields = ["since", repr(time.time()), "code", code, "reason", reason]
+        return bool(self._create(keys=[self._keys.halt(account)], args=fields))
 
     def resume(self, account: str) -> int:
         """Lift the halt and release every held job; returns how many were released."""
@@ -55,15 +68,15 @@ class Switches:
         if not raw:
             return None
         return Halt(
-            code=raw.get("code", ""), reason=raw.get("reason", ""), since=float(raw["since"])
+            code=raw.get("code", ""), reason=raw.get("reason", ""), since=_time(raw, "since")
         )
 
     def breaker(self, account: str) -> Breaker | None:
         raw: dict[str, str] = self._redis.hgetall(self._keys.breaker(account))  # type: ignore[assignment]
-        if not raw or "since" not in raw:
+        if not raw:
             return None
         return Breaker(
-            since=float(raw["since"]),
+            since=_time(raw, "since"),
             code=raw.get("code", ""),
             half_open=raw.get("half_open") == "1",
         )

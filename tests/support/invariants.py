@@ -120,7 +120,7 @@ def _places(runtime: Runtime) -> tuple[set[str], set[str], dict[str, set[str]]]:
     leases = {str(m) for m in client.zrange(keys.leases, 0, -1)}
     held: dict[str, set[str]] = {}
     for key in client.scan_iter(match=f"{keys.prefix}held:*", count=1000):
-        account = str(key).removeprefix(f"{keys.prefix}held:")
+        account = keys.account_of("held", str(key)) or ""
         held[account] = {str(i) for i in client.lrange(key, 0, -1)}
     return due, leases, held
 

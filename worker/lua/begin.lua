@@ -1,7 +1,7 @@
 -- Decide whether this dispatch of a job may call the Gateway; if so claim it and reserve its
--- rate-limit slot, all in one round trip. (ratelimit.lua is included above this script.)
+-- rate-limit slot, all in one round trip. (keys.lua and ratelimit.lua are included above.)
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
---       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms
+--       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, retention_s
 -- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}:
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
@@ -23,9 +23,10 @@ local limits = {
   sec_window = tonumber(ARGV[10]), min_window = tonumber(ARGV[11]),
 }
 local max_wait_ms, now_ms = tonumber(ARGV[12]), math.floor(now * 1000)
-local job = prefix .. 'job:' .. id
+local retention_ms = math.max(1, math.floor(tonumber(ARGV[13]) * 1000))
+local job = keys.job(prefix, id)
 local member = id .. '|' .. gen
-local due, leases = prefix .. 'due', prefix .. 'leases'
+local due, leases = keys.due(prefix), keys.leases(prefix)
 local names = {'gen', 'state', 'account', 'key', 'calling', 'expires_at', 'message', 'attempts',
   'reschedules', 'enqueued_at'}
 local f = redis.call('HMGET', job, unpack(names))
@@ -35,8 +36,8 @@ if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == '
   redis.call('ZREM', leases, member)
   return {'stale', '', 0}
 end
-local claim = prefix .. 'claim:' .. account .. ':' .. key
-local history = job .. ':history'
+local claim = keys.claim(prefix, account, key)
+local history = keys.history(prefix, id)
 
 local function event(name, code, action, delay_s)
   redis.call('RPUSH', history, cjson.encode({at = now, event = name, code = code or cjson.null,
@@ -54,12 +55,13 @@ end
 
 if redis.call('EXISTS', claim) == 1 then return {'busy', '', 0} end
 
-local wamid = redis.call('GET', prefix .. 'sent:' .. account .. ':' .. key)
+local wamid = redis.call('GET', keys.ledger(prefix, account, key))
 if wamid then
   redis.call('HSET', job, 'state', 'sent', 'wamid', wamid, 'calling', 0, 'updated_at', now)
   redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
+  retain(prefix, id, account, key, retention_ms)
   return {'duplicate', wamid, 0}
 end
 
@@ -78,19 +80,19 @@ if f[6] ~= '' and tonumber(f[6]) <= now then
   return claimed('expired')
 end
 
-if redis.call('EXISTS', prefix .. 'halt:' .. account) == 1 then
+if redis.call('EXISTS', keys.halt(prefix, account)) == 1 then
   redis.call('HINCRBY', job, 'gen', 1)
   redis.call('HSET', job, 'state', 'held', 'updated_at', now)
   redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
-  redis.call('RPUSH', prefix .. 'held:' .. account, id)
+  redis.call('RPUSH', keys.held(prefix, account), id)
   event('held')
   return {'held', '', 0}
 end
 
 local probe = '0'
-local breaker = prefix .. 'breaker:' .. account
-local probe_key = breaker .. ':probe'
+local breaker = keys.breaker(prefix, account)
+local probe_key = keys.breaker_probe(prefix, account)
 if redis.call('EXISTS', breaker) == 1 then
   if redis.call('SET', probe_key, execution, 'NX', 'PX', probe_ms) then
     probe = '1'

@@ -1,31 +1,29 @@
 -- Write a batch of new jobs in one round trip: record, history, schedule.
 -- A job whose idempotency key was seen before is not written; its first job id is returned.
--- ARGV: prefix, now, job_ttl_s, then 8 values per job:
+-- Nothing written here expires: a pending job keeps its record however long it waits.
+-- ARGV: prefix, now, then 8 values per job:
 --   id, account, key, message_json, due_at, expires_at ('' for none), state, history_json
-local prefix, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local due = prefix .. 'due'
+local prefix, now = ARGV[1], ARGV[2]
+local due = keys.due(prefix)
 local ids = {}
 local added = 0
-for i = 4, #ARGV, 8 do
+for i = 3, #ARGV, 8 do
   local id, account, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local idem = prefix .. 'idem:' .. account .. ':' .. key
+  local idem = keys.idempotency(prefix, account, key)
   local first = redis.call('GET', idem)
   if first then
     ids[#ids + 1] = first
   else
-    local job = prefix .. 'job:' .. id
-    redis.call('SET', idem, id, 'EX', ttl)
-    redis.call('HSET', job,
+    redis.call('SET', idem, id)
+    redis.call('HSET', keys.job(prefix, id),
       'id', id, 'account', account, 'key', key, 'message', ARGV[i + 3],
       'state', ARGV[i + 6], 'gen', 1, 'attempts', 0, 'reschedules', 0, 'calling', 0,
       'enqueued_at', now, 'updated_at', now, 'due_at', ARGV[i + 4], 'expires_at', ARGV[i + 5])
-    redis.call('EXPIRE', job, ttl)
-    redis.call('RPUSH', job .. ':history', ARGV[i + 7])
-    redis.call('EXPIRE', job .. ':history', ttl)
+    redis.call('RPUSH', keys.history(prefix, id), ARGV[i + 7])
     redis.call('ZADD', due, ARGV[i + 4], id .. '|1')
     ids[#ids + 1] = id
     added = added + 1
   end
 end
-if added > 0 then redis.call('INCRBY', prefix .. 'stats:enqueued', added) end
+if added > 0 then redis.call('INCRBY', keys.enqueued_count(prefix), added) end
 return ids

@@ -1,9 +1,9 @@
 -- Record what became of one execution of a job, atomically, and learn from the answer's
--- X-RateLimit headers. (ratelimit.lua is included above this script.)
+-- X-RateLimit headers. (keys.lua and ratelimit.lua are included above.)
 -- ARGV: prefix, id, gen, now, execution, mode, event_json,
 --       sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --       ('' for headers that were absent), then by mode:
---   sent        wamid
+--   sent        wamid, retention_s
 --   retry       delay_s, code, count ('reschedule'|'other'), cooldown_until ('' or s)
 --   park        code, reason, record_json, open_breaker ('0'|'1')
 --   hold        code, halt_json
@@ -12,7 +12,7 @@
 -- second value says whether a billing breaker was open (now closed). For `park` with a breaker,
 -- the second value says whether this park opened it.
 local prefix, id, gen, now, execution, mode = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local job = prefix .. 'job:' .. id
+local job = keys.job(prefix, id)
 local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key')
 if not f[1] then return {0, 0} end
 local account, key = f[3], f[4]
@@ -20,40 +20,41 @@ local now_ms = math.floor(now * 1000)
 learn(prefix, account, now_ms, tonumber(ARGV[8]), 'sec', tonumber(ARGV[10]), tonumber(ARGV[11]))
 learn(prefix, account, now_ms, tonumber(ARGV[9]), 'min', tonumber(ARGV[12]), tonumber(ARGV[13]))
 local member = id .. '|' .. gen
-local due = prefix .. 'due'
-local claim = prefix .. 'claim:' .. account .. ':' .. key
+local due = keys.due(prefix)
+local claim = keys.claim(prefix, account, key)
 local settled = f[2] == 'sent' or f[2] == 'parked' or f[2] == 'held'
 local owns = f[1] == gen and not settled and redis.call('GET', claim) == execution
 
 local function release()
   if redis.call('GET', claim) == execution then redis.call('DEL', claim) end
   redis.call('ZREM', due, member)
-  redis.call('ZREM', prefix .. 'leases', member)
+  redis.call('ZREM', keys.leases(prefix), member)
 end
 
 local function remember()
-  redis.call('RPUSH', job .. ':history', ARGV[7])
+  redis.call('RPUSH', keys.history(prefix, id), ARGV[7])
 end
 
 if mode == 'sent' then
   local began = tonumber(redis.call('HGET', job, 'updated_at') or '') or 0  -- set by begin
-  local ttl = redis.call('TTL', job)
-  redis.call('SET', prefix .. 'sent:' .. account .. ':' .. key, ARGV[14], 'EX', math.max(ttl, 60))
+  redis.call('SET', keys.ledger(prefix, account, key), ARGV[14])
   redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', 0,
     'updated_at', now)
   if f[1] == gen then release() end
   remember()
+  retain(prefix, id, account, key, math.max(1, math.floor(tonumber(ARGV[15]) * 1000)))
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
-  local bucket = prefix .. 'stats:sent:' .. math.floor(now)
+  local bucket = keys.sent_in_second(prefix, math.floor(now))
   redis.call('INCR', bucket)
   redis.call('EXPIRE', bucket, 120)
-  local breaker = prefix .. 'breaker:' .. account
+  local breaker = keys.breaker(prefix, account)
+  local probe_key = keys.breaker_probe(prefix, account)
   local since = tonumber(redis.call('HGET', breaker, 'since') or '')
   local closed = 0
   -- Only a call made after the breaker opened (the probe) says the balance is back: a call
   -- made before, settled late, must not close it (and reopen it, alerting twice).
-  if not since or began >= since or redis.call('GET', breaker .. ':probe') == execution then
-    closed = redis.call('DEL', breaker, breaker .. ':probe')
+  if not since or began >= since or redis.call('GET', probe_key) == execution then
+    closed = redis.call('DEL', breaker, probe_key)
   end
   return {1, closed > 0 and 1 or 0}
 end
@@ -74,7 +75,7 @@ if mode == 'retry' then
   redis.call('HSET', job, 'state', state, 'calling', 0, 'updated_at', now, 'due_at', now + delay)
   redis.call('ZADD', due, now + delay, id .. '|' .. next_gen)
   if cooldown ~= '' then
-    local cooldown_key = prefix .. 'cooldown:' .. account
+    local cooldown_key = keys.cooldown(prefix, account)
     local current = tonumber(redis.call('GET', cooldown_key) or '0')
     local until_ms = math.floor(tonumber(cooldown) * 1000)
     if until_ms > current then
@@ -90,13 +91,13 @@ if mode == 'park' then
   release()
   redis.call('HSET', job, 'state', 'parked', 'calling', 0, 'last_code', code,
     'parked_reason', reason, 'updated_at', now)
-  redis.call('SET', prefix .. 'dlq:record:' .. id, record)
-  redis.call('ZADD', prefix .. 'dlq:index', now, id)
-  redis.call('HINCRBY', prefix .. 'dlq:counts', code, 1)
+  redis.call('SET', keys.dead_letter(prefix, id), record)
+  redis.call('ZADD', keys.dead_letter_index(prefix), now, id)
+  redis.call('HINCRBY', keys.dead_letter_counts(prefix), code, 1)
   remember()
   local opened = 0
   if open_breaker == '1' then
-    local breaker = prefix .. 'breaker:' .. account
+    local breaker = keys.breaker(prefix, account)
     opened = redis.call('HSETNX', breaker, 'since', now)
     if opened == 1 then redis.call('HSET', breaker, 'code', code) end
     -- A failed probe: the next one waits a whole probe interval; the half-open wait ends.
@@ -108,7 +109,7 @@ end
 if mode == 'hold' then
   local code, halt = ARGV[14], cjson.decode(ARGV[15])
   release()
-  local halt_key = prefix .. 'halt:' .. account
+  local halt_key = keys.halt(prefix, account)
   local opened = 0
   if redis.call('EXISTS', halt_key) == 0 then
     redis.call('HSET', halt_key, 'code', halt.code, 'reason', halt.reason, 'since', halt.since)
@@ -118,7 +119,7 @@ if mode == 'hold' then
   -- The call that met the halt does not count as an attempt.
   if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
   redis.call('HSET', job, 'state', 'held', 'calling', 0, 'last_code', code, 'updated_at', now)
-  redis.call('RPUSH', prefix .. 'held:' .. account, id)
+  redis.call('RPUSH', keys.held(prefix, account), id)
   remember()
   return {1, opened}
 end

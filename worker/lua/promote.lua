@@ -3,7 +3,7 @@
 -- score now + lease, so a dispatch that never gets settled comes back by itself.
 -- ARGV: prefix, now, limit, lease_s
 local prefix, now, limit, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local due, leases = prefix .. 'due', prefix .. 'leases'
+local due, leases = keys.due(prefix), keys.leases(prefix)
 local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
 if #members < limit then
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit - #members)
@@ -13,7 +13,7 @@ for _, member in ipairs(members) do
   redis.call('ZREM', due, member)
   redis.call('ZADD', leases, now + lease, member)
   local id = string.match(member, '^(.*)|')
-  local job = prefix .. 'job:' .. id
+  local job = keys.job(prefix, id)
   if redis.call('HGET', job, 'state') == 'scheduled' then
     redis.call('HSET', job, 'state', 'queued')
   end

@@ -1,12 +1,13 @@
 -- Put dead letters back on the schedule, paced, each in one atomic step: the job is scheduled
 -- and its record leaves the DLQ together, so an interrupted replay loses nothing and a re-run
--- continues where it stopped.
--- ARGV: prefix, now, start_offset_s, interval_s, job_ttl_s, event_json, id...
+-- continues where it stopped. A replayed job is pending again: nothing of it expires.
+-- ARGV: prefix, now, start_offset_s, interval_s, retention_s, event_json, id...
 -- Returns {replayed, already_sent, expired, missing}.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
-local offset, interval, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local offset, interval = tonumber(ARGV[3]), tonumber(ARGV[4])
+local retention_ms = math.max(1, math.floor(tonumber(ARGV[5]) * 1000))
 local event = ARGV[6]
-local index, counts = prefix .. 'dlq:index', prefix .. 'dlq:counts'
+local index, counts = keys.dead_letter_index(prefix), keys.dead_letter_counts(prefix)
 local replayed, already_sent, expired, missing = 0, 0, 0, 0
 
 local function present(value)
@@ -15,32 +16,33 @@ local function present(value)
 end
 
 local function forget(id, code)
-  redis.call('DEL', prefix .. 'dlq:record:' .. id)
+  redis.call('DEL', keys.dead_letter(prefix, id))
   redis.call('ZREM', index, id)
   if code and redis.call('HINCRBY', counts, code, -1) <= 0 then redis.call('HDEL', counts, code) end
 end
 
 for i = 7, #ARGV do
   local id = ARGV[i]
-  local raw = redis.call('GET', prefix .. 'dlq:record:' .. id)
+  local raw = redis.call('GET', keys.dead_letter(prefix, id))
   if not raw then
     redis.call('ZREM', index, id)
     missing = missing + 1
   else
     local record = cjson.decode(raw)
     local account, key = record.account, record.idempotency_key
-    local job = prefix .. 'job:' .. id
-    local wamid = redis.call('GET', prefix .. 'sent:' .. account .. ':' .. key)
+    local job, history = keys.job(prefix, id), keys.history(prefix, id)
+    local wamid = redis.call('GET', keys.ledger(prefix, account, key))
     local expires_at = tonumber(present(record.expires_at) or '')
     if wamid then
       if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'state', 'sent', 'wamid', wamid) end
+      retain(prefix, id, account, key, retention_ms)
       forget(id, record.code)
       already_sent = already_sent + 1
     elseif expires_at and expires_at <= now then
       expired = expired + 1
     else
       if redis.call('EXISTS', job) == 0 then
-        -- The record outlived the job (7 days): rebuild the job from what the DLQ kept.
+        -- The record outlived the job (an import, a record kept from before): rebuild the job.
         redis.call('HSET', job, 'id', id, 'account', account, 'key', key,
           'message', cjson.encode(record.message), 'gen', 0,
           'enqueued_at', present(record.enqueued_at) or now,
@@ -50,15 +52,14 @@ for i = 7, #ARGV do
       local gen = redis.call('HINCRBY', job, 'gen', 1)
       redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
         'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
-      redis.call('EXPIRE', job, ttl)
-      redis.call('ZADD', prefix .. 'due', due_at, id .. '|' .. gen)
-      redis.call('RPUSH', job .. ':history', event)
-      redis.call('EXPIRE', job .. ':history', ttl)
-      local breaker = prefix .. 'breaker:' .. account
+      redis.call('ZADD', keys.due(prefix), due_at, id .. '|' .. gen)
+      redis.call('RPUSH', history, event)
+      keep(prefix, id, account, key)
+      local breaker = keys.breaker(prefix, account)
       if record.reason == 'billing' and redis.call('EXISTS', breaker) == 1 then
         -- The operator says the balance is back: probe at once, the others wait for it.
         redis.call('HSET', breaker, 'half_open', 1)
-        redis.call('DEL', breaker .. ':probe')
+        redis.call('DEL', keys.breaker_probe(prefix, account))
       end
       forget(id, record.code)
       replayed = replayed + 1

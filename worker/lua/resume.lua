@@ -2,19 +2,20 @@
 -- ARGV: prefix, account, now, event_json
 -- Returns the number of jobs released.
 local prefix, account, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-redis.call('DEL', prefix .. 'halt:' .. account)
-local held = prefix .. 'held:' .. account
+redis.call('DEL', keys.halt(prefix, account))
+local held = keys.held(prefix, account)
 local released = 0
 while true do
   local ids = redis.call('LPOP', held, 500)
   if not ids then break end
   for _, id in ipairs(ids) do
-    local job = prefix .. 'job:' .. id
+    local job = keys.job(prefix, id)
     if redis.call('HGET', job, 'state') == 'held' then
+      keep(prefix, id, account, redis.call('HGET', job, 'key'))
       local gen = redis.call('HINCRBY', job, 'gen', 1)
       redis.call('HSET', job, 'state', 'queued', 'updated_at', now, 'due_at', now)
-      redis.call('ZADD', prefix .. 'due', now, id .. '|' .. gen)
-      redis.call('RPUSH', job .. ':history', ARGV[4])
+      redis.call('ZADD', keys.due(prefix), now, id .. '|' .. gen)
+      redis.call('RPUSH', keys.history(prefix, id), ARGV[4])
       released = released + 1
     end
   end
