@@ -45,6 +45,7 @@ function keys.incident(prefix, kind, account)
   return prefix .. 'incident:' .. key_part(kind) .. ':' .. key_part(account)
 end
 function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
+function keys.workers(prefix) return prefix .. 'workers' end
 
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
 -- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and
