@@ -47,6 +47,11 @@ RATE_LIMIT_WAIT = Counter(
     "msgworker_rate_limit_wait_seconds_total",
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
 )
+IGNORED = Counter(
+    "msgworker_gateway_values_ignored_total",
+    "Values in Gateway answers refused as out of range (a limit of 0, a wait of a year).",
+    ["value"],
+)
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
 
 REDIS_UP = "msgworker_redis_up"
@@ -79,6 +84,9 @@ class Meter:
 
     def waited(self, seconds: float) -> None:
         RATE_LIMIT_WAIT.inc(seconds)
+
+    def ignored(self, value: str) -> None:
+        IGNORED.labels(value=value).inc()
 
 
 def count_alert(kind: str) -> None:

@@ -126,7 +126,11 @@ class Runtime:
             backoff_base_s=s.backoff_base_s,
             backoff_cap_s=s.backoff_cap_s,
         )
-        rate = RateLimit(s.rate_per_sec, s.rate_per_min, max_wait_s=MAX_INLINE_WAIT_S)
+        rate = RateLimit.configured(
+            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            max_wait_s=MAX_INLINE_WAIT_S,
+        )
         from worker.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
         settlement = Settlement(self.jobs, self.incidents)
