@@ -32,6 +32,14 @@ LEASE_MARGIN_S = 5.0
 MAX_INLINE_WAIT_S = 1.0
 
 
+def claim_lease_s(call_deadline_s: float) -> float:
+    """How long a claim lasts: strictly longer than the longest call (its total deadline,
+    doubled for safety), the in-worker wait before it and a margin, so a live call never
+    outlives the claim that guards it.
+    """
+    return 2 * call_deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
+
+
 def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> redis.Redis:
     """A client that rides out a Redis restart: reconnects and retries with backoff."""
     return redis.Redis.from_url(
@@ -106,7 +114,8 @@ class Runtime:
     @cached_property
     def timing(self) -> Timing:
         return Timing(
-            lease_s=2 * self.settings.http_timeout_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S,
+            # A Gateway call lasts at most HTTP_TIMEOUT_S in total (see worker.gateway).
+            lease_s=claim_lease_s(self.settings.http_timeout_s),
             probe_interval_s=self.settings.billing_probe_interval_s,
         )
 
@@ -114,7 +123,7 @@ class Runtime:
     def delivery(self) -> Delivery:
         s = self.settings
         gateway = GatewayClient(
-            PerThreadHTTP(timeout_s=s.http_timeout_s),
+            PerThreadHTTP(timeout_s=s.http_timeout_s, deadline_s=s.http_timeout_s),
             base_url=str(s.api_base_url),
             api_key=s.api_key.get_secret_value(),
             sandbox=s.sandbox,
