@@ -114,7 +114,11 @@ class PumpStep(bootsteps.StartStopStep):
         if runtime.settings.metrics_port:
             from worker.metrics import serve_metrics  # noqa: PLC0415
 
-            serve_metrics(runtime.settings.metrics_port, lambda: runtime.snapshot(quick=True))
+            serve_metrics(
+                runtime.settings.metrics_port,
+                lambda: runtime.snapshot(quick=True),
+                runtime.metric_labels,
+            )
 
     def stop(self, _worker: Any) -> None:
         self._stop.set()

@@ -9,7 +9,8 @@ the same truth.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -56,6 +57,42 @@ ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
 
 REDIS_UP = "msgworker_redis_up"
 REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
+# Codes and groups become labels only when known (the Gateway's documented ones, ours, and the
+# routing table's); anything else an answer carries is counted under OTHER, so a Gateway
+# inventing codes cannot create series. The DLQ record keeps the real code.
+OTHER = "OTHER"
+KNOWN_CODES = frozenset(
+    {
+        "OK", "TIMEOUT", "CONNECTION", "WORKER_LOST", "EXPIRED",
+        "AUTH_001", "AUTH_002", "AUTH_003", "AUTH_004", "AUTH_005",
+        "WABA_001", "BILL_001", "BILL_002", "RATE_001", "GW_001",
+    }
+)  # fmt: skip
+KNOWN_GROUPS = frozenset(
+    {
+        "UNAUTHORIZED", "INTERNAL_ERROR", "PAYMENT_REQUIRED", "BAD_REQUEST",
+        "TOO_MANY_REQUESTS", "VALIDATION",
+    }
+)  # fmt: skip
+_HTTP_CODE = re.compile(r"^HTTP_[1-5][0-9][0-9]$")
+
+
+class Labels:
+    """Bounded label values for codes and groups."""
+
+    def __init__(self, codes: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+        self._codes = KNOWN_CODES | frozenset(codes)
+        self._groups = KNOWN_GROUPS | frozenset(groups)
+
+    def code(self, code: str) -> str:
+        return code if code in self._codes or _HTTP_CODE.match(code) else OTHER
+
+    def group(self, group: str | None) -> str:
+        if group is None:
+            return "none"
+        return group if group in self._groups else OTHER
+
+
 COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
 ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 
@@ -63,7 +100,8 @@ ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 class Meter:
     """What deliveries report; a seam so delivery logic never imports prometheus."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: Labels | None = None) -> None:
+        self._labels = labels or Labels()
         # Series that exist from the start, at 0, so rate() and alert rules see them.
         for outcome in sorted(COUNTED_RESULTS):
             JOBS.labels(outcome=outcome)
@@ -72,8 +110,8 @@ class Meter:
 
     def answered(self, outcome: Outcome, seconds: float) -> None:
         API_RESPONSES.labels(
-            code=outcome.code,
-            group=outcome.group or "none",
+            code=self._labels.code(outcome.code),
+            group=self._labels.group(outcome.group),
             status="none" if outcome.status is None else str(outcome.status),
         ).inc()
         SEND_DURATION.observe(seconds)
@@ -96,8 +134,9 @@ def count_alert(kind: str) -> None:
 class StateCollector(Collector):
     """Gauges of shared state, read from Redis when Prometheus scrapes."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot], labels: Labels | None = None) -> None:
         self._snapshot = snapshot
+        self._labels = labels or Labels()
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -109,8 +148,12 @@ class StateCollector(Collector):
             return
         yield GaugeMetricFamily(REDIS_UP, REDIS_UP_HELP, value=1)
         dlq = GaugeMetricFamily("msgworker_dlq_jobs", "Dead letters by code.", labels=["code"])
-        for code, count in sorted(state.dead_letters.items()):
-            dlq.add_metric([code], count)
+        by_label: dict[str, int] = {}
+        for code, count in state.dead_letters.items():
+            label = self._labels.code(code)
+            by_label[label] = by_label.get(label, 0) + count
+        for label, count in sorted(by_label.items()):
+            dlq.add_metric([label], count)
         yield dlq
         for name, help_text, value in (
             ("msgworker_queue_depth", "Jobs due now, not yet sent.", state.depth),
@@ -139,14 +182,16 @@ class StateCollector(Collector):
         yield enqueued
 
 
-def serve_metrics(port: int, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
+def serve_metrics(
+    port: int, snapshot: Callable[[], Snapshot], labels: Labels | None = None
+) -> CollectorRegistry:
     """Serve /metrics on ``port``: the pool's counters plus the shared-state gauges."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    registry.register(StateCollector(snapshot))
+    registry.register(StateCollector(snapshot, labels))
     Meter()  # the outcome and alert series exist from the first scrape
     start_http_server(port, registry=registry)
     return registry

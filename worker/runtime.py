@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -20,11 +21,14 @@ from worker.jobs import JobStore
 from worker.keys import Keys
 from worker.producer import Producer
 from worker.ratelimit import RateLimit
-from worker.routing import Policy, load_routing_table
+from worker.routing import Policy, RoutingTable, load_routing_table
 from worker.settings import Settings, get_settings
 from worker.settlement import Settlement
 from worker.state import Snapshot, take_snapshot
 from worker.switches import Switches
+
+if TYPE_CHECKING:
+    from worker.metrics import Labels
 
 # How long before a claim is given up for dead: the slowest call, a short wait, a margin.
 LEASE_MARGIN_S = 5.0
@@ -129,7 +133,7 @@ class Runtime:
             sandbox=s.sandbox,
         )
         policy = Policy(
-            table=load_routing_table(s.routing_file),
+            table=self.routing_table,
             max_attempts=s.max_attempts,
             max_reschedules=s.max_reschedules,
             backoff_base_s=s.backoff_base_s,
@@ -143,7 +147,19 @@ class Runtime:
         from worker.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
         settlement = Settlement(self.jobs, self.incidents)
-        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, Meter())
+        meter = Meter(self.metric_labels)
+        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def routing_table(self) -> RoutingTable:
+        return load_routing_table(self.settings.routing_file)
+
+    @property
+    def metric_labels(self) -> Labels:
+        """Codes and groups allowed as metric labels: the known ones and the routing table's."""
+        from worker.metrics import Labels  # noqa: PLC0415 - prometheus only in workers
+
+        return Labels(self.routing_table.codes, self.routing_table.groups)
 
 
 _runtime: tuple[int, Runtime] | None = None
