@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.hostile import HostileGateway, success
+from tests.support.hostile import error as error_answer
 from tests.support.hostile import http as http_answer
 from worker.errors import (
     GatewayAnswerLost,
@@ -279,3 +280,32 @@ def test_a_huge_body_is_read_no_further_than_the_cap(hostile):
 def test_the_claim_lease_outlasts_the_longest_call(deadline_s):
     """The lease covers the total deadline, the longest in-worker wait and a margin."""
     assert claim_lease_s(deadline_s) > deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
+
+
+def test_a_key_at_the_end_of_a_long_description_and_a_bearer_prefix_are_redacted(hostile):
+    """290 x's + the key, params {"k": "Bearer <first 20 chars>"}: no fragment survives."""
+    errors = {
+        "code": "VAL_1",
+        "description": "x" * 290 + API_KEY,
+        "params": {"k": f"Bearer {API_KEY[:20]}", "p": API_KEY[:9]},
+    }
+    hostile.play(error_answer(400, errors))
+    with make_http_client(timeout_s=2) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        with pytest.raises(GatewayRejected) as caught:
+            client.send(BODY)
+    stored = caught.value.description + json.dumps(caught.value.params)
+    assert not any(API_KEY[i : i + 8] in stored for i in range(len(API_KEY) - 7))
+    assert caught.value.params["k"] == "Bearer ***"
+
+
+@pytest.mark.parametrize("wamid", ["w" * 5_000_000, "wamid.<script>", "wamid\nx", ""])
+def test_a_success_with_an_id_too_long_or_odd_is_not_a_success(hostile, wamid):
+    """A 5 MB wamid or one with odd characters is no id: rejected (a 2xx without an id)."""
+    hostile.play(success(wamid))
+    with make_http_client(timeout_s=5) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        with pytest.raises(GatewayRejected) as caught:
+            client.send(BODY)
+    assert caught.value.code == "HTTP_200"
+    assert len(json.dumps(caught.value.params)) <= 1100

@@ -28,6 +28,10 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 DESCRIPTION_MAX = 300
+# Params are kept whole up to this much JSON, else replaced by a note of their size.
+PARAMS_MAX = 1024
+# A message id is short and plain; anything else is not an id (the answer is then malformed).
+_WAMID = re.compile(r"^[A-Za-z0-9._:=+/-]{1,256}$")
 # A wait longer than an hour is a garbled value, not advice to follow: ignored, never clamped.
 RETRY_AFTER_MAX_S = 3_600.0
 RETRY_AFTER = "retry_after"
@@ -121,7 +125,7 @@ def interpret(
 
     errors = _errors_object(document)
     params = errors.get("params")
-    params = params if isinstance(params, dict) else {}
+    params = _bounded_params(params if isinstance(params, dict) else {})
     # The body's retry_after wins over the header; a wait out of range is ignored and counted.
     stated = params.get("retry_after")
     retry_after_s = parse_duration_s(stated)
@@ -156,7 +160,12 @@ def _wamid(document: dict[str, Any]) -> str | None:
     messages = data.get("messages") if isinstance(data, dict) else None
     first = messages[0] if isinstance(messages, list) and messages else None
     wamid = first.get("id") if isinstance(first, dict) else None
-    return wamid if isinstance(wamid, str) and wamid else None
+    return wamid if isinstance(wamid, str) and _WAMID.match(wamid) else None
+
+
+def _bounded_params(params: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(params, default=str))
+    return params if size <= PARAMS_MAX else {"omitted": f"params of {size} characters"}
 
 
 def _errors_object(document: dict[str, Any] | None) -> dict[str, Any]:

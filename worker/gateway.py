@@ -27,7 +27,7 @@ from worker.errors import (
     GatewayRejected,
     GatewayUnreachable,
 )
-from worker.logs import REDACTED
+from worker.logs import redact
 from worker.outcome import CONNECTION, TIMEOUT, Sent
 
 MESSAGE_PATH = "/v1/wa/message"
@@ -288,23 +288,25 @@ class GatewayClient:
             raise translate_transport_error(exc) from exc
         except httpx.HTTPError as exc:  # e.g. a body that does not decode: answered, unreadable
             raise GatewayAnswerLost(code=CONNECTION, description=type(exc).__name__) from exc
+        # Redaction first, before anything is cut short: a key echoed at the end of a long
+        # description must not survive as a prefix.
+        if self._api_key:
+            text = content.decode("utf-8", "surrogateescape")
+            content = redact(text, [self._api_key]).encode("utf-8", "surrogateescape")
         answer = interpret(status, headers, content, now_s=time.time())
         if isinstance(answer, GatewayError):
             raise self._without_key(answer)
         return answer
 
     def _without_key(self, error: GatewayRejected) -> GatewayRejected:
-        """The error with the key removed, should the Gateway or a proxy echo it back."""
-        if not self._api_key or (
-            self._api_key not in error.description and self._api_key not in json.dumps(error.params)
-        ):
-            return error
-        params = json.loads(json.dumps(error.params).replace(self._api_key, REDACTED))
+        """The error with the key and its fragments removed, wherever a proxy put them."""
+        secrets = [self._api_key] if self._api_key else []
+        params = json.loads(redact(json.dumps(error.params), secrets))
         return GatewayRejected(
             code=error.code,
             group=error.group,
             status=error.status,
-            description=error.description.replace(self._api_key, REDACTED),
+            description=redact(error.description, secrets),
             params=params,
             retry_after_s=error.retry_after_s,
             rate_limit=error.rate_limit,
