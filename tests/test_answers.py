@@ -73,9 +73,49 @@ def test_retry_after_header_as_seconds_and_as_http_date():
     """The standard Retry-After header: delay-seconds or an HTTP date in the future."""
     assert parse_retry_after_header("7", now_s=NOW) == 7.0
     assert parse_retry_after_header("Tue, 14 Nov 2023 22:13:30 GMT", now_s=NOW) == 10.0
-    assert parse_retry_after_header("Tue, 14 Nov 2023 22:13:00 GMT", now_s=NOW) == 0.0
+    assert parse_retry_after_header("Tue, 14 Nov 2023 22:13:20 GMT", now_s=NOW) == 0.0
     assert parse_retry_after_header("whenever", now_s=NOW) is None
     assert parse_retry_after_header(None, now_s=NOW) is None
+
+
+@pytest.mark.parametrize(
+    "value", ["Fri, 31 Dec 9999 23:59:59 GMT", "Tue, 14 Nov 2023 22:13:00 GMT", "3601", "86400"]
+)
+def test_a_retry_after_header_outside_an_hour_is_ignored_and_named(value):
+    """A date years ahead, a date past, a wait over an hour: no wait taken, the value named."""
+    assert parse_retry_after_header(value, now_s=NOW) is None
+    body = b'{"errors":{"code":"RATE_001","group":"TOO_MANY_REQUESTS"}}'
+    answer = interpret(429, {"Retry-After": value}, body, now_s=NOW)
+    assert answer.retry_after_s is None
+    assert answer.rate_limit.ignored == ("retry_after",)
+
+
+def test_a_body_wait_out_of_range_falls_back_to_the_header():
+    """params.retry_after of a day is refused (and named); the header's 3 s is taken."""
+    body = b'{"errors":{"code":"RATE_001","params":{"retry_after":"86400s"}}}'
+    answer = interpret(429, {"Retry-After": "3"}, body, now_s=NOW)
+    assert answer.retry_after_s == 3.0
+    assert answer.rate_limit.ignored == ("retry_after",)
+
+
+@pytest.mark.parametrize(
+    ("headers", "ignored"),
+    [
+        ({"X-RateLimit-sec-Limit": "0"}, ("sec_limit",)),
+        ({"X-RateLimit-sec-Limit": "300000", "X-RateLimit-sec-Remaining": "0"}, ("sec_limit",)),
+        ({"X-RateLimit-min-Limit": "100000000"}, ("min_limit",)),
+        ({"X-RateLimit-sec-Limit": "80", "X-RateLimit-sec-Remaining": "81"}, ("sec_remaining",)),
+        ({"X-RateLimit-min-Remaining": "9" * 40}, ()),
+    ],
+)
+def test_rate_limits_out_of_range_are_ignored_and_named(headers, ignored):
+    """A limit of 0 or 300,000/s, more remaining than the limit: never adopted, each named."""
+    limits = read_rate_limit(headers)
+    assert limits.ignored == ignored
+    assert limits.sec_limit in {None, 80}
+    assert limits.min_limit is None
+    assert limits.sec_remaining in {None, 0}
+    assert limits.min_remaining is None
 
 
 def test_success_returns_wamid_and_rate_limit_headers():

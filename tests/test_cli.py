@@ -722,3 +722,14 @@ def test_job_for_people_lists_the_history_as_a_table(redis_url, runtime):
     lines = [line for line in out.splitlines() if line.startswith("20")]
     assert [line.split()[1] for line in lines] == ["enqueued", "parked"]
     assert "GW_001" in lines[1]
+
+
+def test_cooldown_clear_ends_a_cooldown_set_a_day_ahead(redis_url, runtime):
+    """A cooldown from a garbled wait (a day ahead) is cleared by `msgworker cooldown clear`."""
+    key = runtime.keys.cooldown("default")
+    runtime.redis.set(key, int((time.time() + 86_400) * 1000))
+    code, out, _ = run(redis_url, "cooldown", "clear")
+    assert (code, out.strip()) == (0, "account default: cooldown cleared")
+    assert runtime.switches.cooldown_until("default") is None
+    code, out, _ = run(redis_url, "cooldown", "clear")
+    assert (code, out.strip()) == (0, "account default: no cooldown")

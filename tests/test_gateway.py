@@ -3,12 +3,17 @@
 import json
 import socket
 import threading
+import time
+from dataclasses import replace
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.hostile import HostileGateway, success
+from tests.support.hostile import error as error_answer
+from tests.support.hostile import http as http_answer
 from worker.errors import (
     GatewayAnswerLost,
     GatewayError,
@@ -17,6 +22,7 @@ from worker.errors import (
 )
 from worker.gateway import TRANSPORT_ERRORS, GatewayClient, make_http_client
 from worker.outcome import Sent
+from worker.runtime import LEASE_MARGIN_S, MAX_INLINE_WAIT_S, claim_lease_s
 
 API_KEY = "sk_test_0123456789abcdef"
 BODY = {
@@ -230,3 +236,76 @@ def test_connection_refused_on_a_real_socket_is_not_ambiguous():
         with pytest.raises(GatewayNotReached) as caught:
             client.send(BODY)
     assert (caught.value.code, caught.value.ambiguous) == ("CONNECTION", False)
+
+
+@pytest.fixture
+def hostile():
+    server = HostileGateway()
+    yield server
+    server.stop()
+
+
+def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_total_deadline(hostile):
+    """Each byte well within the read timeout, the whole past the deadline: TIMEOUT, on time."""
+    hostile.play(replace(success("wamid.SLOW"), drip_s=0.1, chunk=1))
+    with make_http_client(timeout_s=0.5, deadline_s=1.0) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        started = time.monotonic()
+        with pytest.raises(GatewayAnswerLost) as caught:
+            client.send(BODY)
+    assert caught.value.code == "TIMEOUT"
+    assert 0.9 <= time.monotonic() - started < 1.5
+
+
+def test_the_deadline_is_per_call_on_a_reused_connection(hostile):
+    """Sequential calls on one client each get the whole deadline."""
+    hostile.default = http_answer(200, SUCCESS, silent_s=0.3)
+    with make_http_client(timeout_s=1.0, deadline_s=0.5) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        assert [client.send(BODY).wamid for _ in range(3)] == ["wamid.OK1"] * 3
+
+
+def test_a_huge_body_is_read_no_further_than_the_cap(hostile):
+    """A 50 MB answer: at most BODY_MAX bytes read; a 200 without a readable id is rejected."""
+    hostile.play(http_answer(200, b"{" + b" " * 50_000_000 + b"}"))
+    with make_http_client(timeout_s=5) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        with pytest.raises(GatewayRejected) as caught:
+            client.send(BODY)
+    assert caught.value.code == "HTTP_200"
+    assert caught.value.status == 200
+
+
+@pytest.mark.parametrize("deadline_s", [0.1, 2.0, 10.0, 120.0])
+def test_the_claim_lease_outlasts_the_longest_call(deadline_s):
+    """The lease covers the total deadline, the longest in-worker wait and a margin."""
+    assert claim_lease_s(deadline_s) > deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
+
+
+def test_a_key_at_the_end_of_a_long_description_and_a_bearer_prefix_are_redacted(hostile):
+    """290 x's + the key, params {"k": "Bearer <first 20 chars>"}: no fragment survives."""
+    errors = {
+        "code": "VAL_1",
+        "description": "x" * 290 + API_KEY,
+        "params": {"k": f"Bearer {API_KEY[:20]}", "p": API_KEY[:9]},
+    }
+    hostile.play(error_answer(400, errors))
+    with make_http_client(timeout_s=2) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        with pytest.raises(GatewayRejected) as caught:
+            client.send(BODY)
+    stored = caught.value.description + json.dumps(caught.value.params)
+    assert not any(API_KEY[i : i + 8] in stored for i in range(len(API_KEY) - 7))
+    assert caught.value.params["k"] == "Bearer ***"
+
+
+@pytest.mark.parametrize("wamid", ["w" * 5_000_000, "wamid.<script>", "wamid\nx", ""])
+def test_a_success_with_an_id_too_long_or_odd_is_not_a_success(hostile, wamid):
+    """A 5 MB wamid or one with odd characters is no id: rejected (a 2xx without an id)."""
+    hostile.play(success(wamid))
+    with make_http_client(timeout_s=5) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        with pytest.raises(GatewayRejected) as caught:
+            client.send(BODY)
+    assert caught.value.code == "HTTP_200"
+    assert len(json.dumps(caught.value.params)) <= 1100

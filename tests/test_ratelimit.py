@@ -113,3 +113,46 @@ def test_more_remaining_than_we_think_changes_nothing(jobs):
     times = slots(claims(jobs, 10, rate, first=1))
     assert times[0] == pytest.approx(NOW + SEC / 10, abs=0.002)
     assert times[9] == pytest.approx(NOW + SEC, abs=0.01)  # the 11th call: a window after the 1st
+
+
+def test_a_configured_limit_is_a_ceiling_over_a_higher_announcement(jobs):
+    """RATE_PER_SEC=5 set: the Gateway announcing 80 leaves the limiter at 5 calls a window."""
+    rate = RateLimit.configured(5, None, max_wait_s=3600)
+    claims(jobs, 1, rate, now=NOW - 10)
+    settle_with(jobs, rate.in_force(RateLimitHeaders(sec_limit=80)), now=NOW - 10)
+    times = slots(claims(jobs, 6, rate, first=1))
+    assert times[5] - times[0] == pytest.approx(SEC, abs=0.01)
+
+
+def test_a_lower_announcement_wins_over_a_configured_limit(jobs):
+    """RATE_PER_SEC=40 set, the Gateway announcing 5: five calls a window."""
+    rate = RateLimit.configured(40, None, max_wait_s=3600)
+    claims(jobs, 1, rate, now=NOW - 10)
+    settle_with(jobs, rate.in_force(RateLimitHeaders(sec_limit=5)), now=NOW - 10)
+    times = slots(claims(jobs, 6, rate, first=1))
+    assert times[5] - times[0] == pytest.approx(SEC, abs=0.01)
+
+
+def test_unset_limits_start_from_the_documented_ones():
+    """Nothing configured: 80/s and 4,800/min, followed up to the sane maximum."""
+    rate = RateLimit.configured(None, None)
+    assert (rate.per_sec, rate.per_min) == (80, 4800)
+    assert rate.in_force(RateLimitHeaders(sec_limit=200)).sec_limit == 200
+
+
+def test_a_stored_limit_of_zero_is_not_a_limit(jobs, redis_client):
+    """A limit of 0 left in Redis (by an older version) does not break or stop claiming."""
+    redis_client.hset(KEYS.limits("default"), mapping={"sec": 0, "min": -5})
+    found = claims(jobs, 2, RateLimit(per_sec=10, per_min=4800, max_wait_s=3600))
+    assert [c.verdict for c in found] == [Verdict.GO, Verdict.GO]
+
+
+def test_a_huge_fill_is_capped_and_quick(jobs, redis_client):
+    """Limit 300,000 / remaining 0 under a ceiling of 50: fifty entries, not 300,000 ZADDs."""
+    rate = RateLimit.configured(50, None)
+    claims(jobs, 1, rate)
+    settle_with(jobs, rate.in_force(RateLimitHeaders(sec_limit=300_000, sec_remaining=0)))
+    assert redis_client.zcard(KEYS.window("default", "sec")) == 50
+    redis_client.hset(KEYS.limits("default"), "min", 600_000)
+    settle_with(jobs, RateLimitHeaders(min_limit=600_000, min_remaining=0), job="j1", holder="h")
+    assert redis_client.zcard(KEYS.window("default", "min")) <= 2001

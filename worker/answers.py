@@ -11,11 +11,13 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from worker.errors import GatewayRejected
 from worker.outcome import RateLimitHeaders, Sent, http_code
+from worker.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 
 # Codes and groups become metric labels: only well-formed identifiers are kept, so a
 # misbehaving upstream cannot explode label cardinality or smuggle text into dashboards.
@@ -26,8 +28,13 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 DESCRIPTION_MAX = 300
-# A wait longer than a day is a garbled value, not advice to follow.
-RETRY_AFTER_MAX_S = 86_400.0
+# Params are kept whole up to this much JSON, else replaced by a note of their size.
+PARAMS_MAX = 1024
+# A message id is short and plain; anything else is not an id (the answer is then malformed).
+_WAMID = re.compile(r"^[A-Za-z0-9._:=+/-]{1,256}$")
+# A wait longer than an hour is a garbled value, not advice to follow: ignored, never clamped.
+RETRY_AFTER_MAX_S = 3_600.0
+RETRY_AFTER = "retry_after"
 
 
 def parse_duration_s(value: object) -> float | None:
@@ -57,34 +64,52 @@ def _unit_seconds(unit: str) -> float:
 
 
 def parse_retry_after_header(value: str | None, *, now_s: float) -> float | None:
-    """The standard ``Retry-After`` header: delay-seconds or an HTTP date."""
+    """The standard ``Retry-After`` header: delay-seconds or an HTTP date.
+
+    None when absent or unreadable, and when the wait it names is not within 0..an hour (a
+    date in the past or years ahead).
+    """
     if value is None:
         return None
-    if (seconds := parse_duration_s(value.strip())) is not None and value.strip().isdigit():
-        return seconds
+    if value.strip().isdigit():
+        return parse_duration_s(value.strip())
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return min(max(0.0, when.timestamp() - now_s), RETRY_AFTER_MAX_S)
+    seconds = when.timestamp() - now_s
+    return seconds if 0 <= seconds <= RETRY_AFTER_MAX_S else None
 
 
 def read_rate_limit(headers: Mapping[str, str]) -> RateLimitHeaders:
-    """The ``X-RateLimit-{sec,min}-{Limit,Remaining}`` headers, where present and numeric."""
+    """The ``X-RateLimit-{sec,min}-{Limit,Remaining}`` headers, where present and sane.
+
+    A limit must be within 1..the sane maximum of its window, a remaining count within 0..that
+    maximum and no more than the limit beside it. A value present but out of range is left out
+    and named in ``ignored``; one that is not a whole number is simply absent.
+    """
     lowered = {key.lower(): value for key, value in headers.items()}
+    ignored: list[str] = []
+    found: dict[str, int | None] = {}
+    for span, most in (("sec", SEC_LIMIT_MAX), ("min", MIN_LIMIT_MAX)):
+        limit = _whole(lowered.get(f"x-ratelimit-{span}-limit"))
+        remaining = _whole(lowered.get(f"x-ratelimit-{span}-remaining"))
+        if limit is not None and not 1 <= limit <= most:
+            ignored.append(f"{span}_limit")
+            limit = None
+        if remaining is not None and not 0 <= remaining <= (most if limit is None else limit):
+            ignored.append(f"{span}_remaining")
+            remaining = None
+        found[f"{span}_limit"], found[f"{span}_remaining"] = limit, remaining
+    return RateLimitHeaders(**found, ignored=tuple(ignored))
 
-    def number(name: str) -> int | None:
-        raw = lowered.get(name, "").strip()
-        return int(raw) if raw.isascii() and raw.isdigit() else None
 
-    return RateLimitHeaders(
-        sec_limit=number("x-ratelimit-sec-limit"),
-        sec_remaining=number("x-ratelimit-sec-remaining"),
-        min_limit=number("x-ratelimit-min-limit"),
-        min_remaining=number("x-ratelimit-min-remaining"),
-    )
+def _whole(raw: str | None) -> int | None:
+    text = (raw or "").strip()
+    # Twenty digits are already far past every bound: longer runs are not even converted.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 def interpret(
@@ -100,11 +125,17 @@ def interpret(
 
     errors = _errors_object(document)
     params = errors.get("params")
-    params = params if isinstance(params, dict) else {}
-    retry_after_s = parse_duration_s(params.get("retry_after"))
+    params = _bounded_params(params if isinstance(params, dict) else {})
+    # The body's retry_after wins over the header; a wait out of range is ignored and counted.
+    stated = params.get("retry_after")
+    retry_after_s = parse_duration_s(stated)
+    refused = stated is not None and retry_after_s is None
     if retry_after_s is None:
         header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         retry_after_s = parse_retry_after_header(header, now_s=now_s)
+        refused = refused or (header is not None and retry_after_s is None)
+    if refused:
+        rate_limit = replace(rate_limit, ignored=(*rate_limit.ignored, RETRY_AFTER))
     return GatewayRejected(
         code=_identifier(errors.get("code")) or http_code(status),
         group=_identifier(errors.get("group")),
@@ -129,7 +160,12 @@ def _wamid(document: dict[str, Any]) -> str | None:
     messages = data.get("messages") if isinstance(data, dict) else None
     first = messages[0] if isinstance(messages, list) and messages else None
     wamid = first.get("id") if isinstance(first, dict) else None
-    return wamid if isinstance(wamid, str) and wamid else None
+    return wamid if isinstance(wamid, str) and _WAMID.match(wamid) else None
+
+
+def _bounded_params(params: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(params, default=str))
+    return params if size <= PARAMS_MAX else {"omitted": f"params of {size} characters"}
 
 
 def _errors_object(document: dict[str, Any] | None) -> dict[str, Any]:

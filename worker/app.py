@@ -136,6 +136,7 @@ class PumpStep(bootsteps.StartStopStep):
             serve_metrics(
                 runtime.settings.metrics_port,
                 lambda: runtime.snapshot(quick=True),
+                labels=runtime.metric_labels,
                 host=runtime.settings.metrics_host,
             )
 

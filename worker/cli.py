@@ -320,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     _add_account(resume)
     resume.set_defaults(handler=_operate("resume"))
 
+    # `msgworker cooldown clear`: end a RATE_001 cooldown by hand.
+    cooldown = commands.add_parser("cooldown", help="the account's RATE_001 cooldown")
+    cooldown_commands = cooldown.add_subparsers(dest="cooldown_command", required=True)
+    cooldown_clear = cooldown_commands.add_parser("clear", help="end the cooldown now")
+    _add_account(cooldown_clear)
+    cooldown_clear.set_defaults(handler=_operate("cooldown_clear"))
+
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"
     )

@@ -1,7 +1,8 @@
 """deliver(): claim and reserve a slot → wait → send → decide → record. The task is a thin adapter.
 
 Two Redis round trips per send: ``begin`` (checks, claim, rate-limit slot) and one settlement
-(which also learns from the answer's rate-limit headers).
+(which also learns from the answer's rate-limit headers); a third, a fresh look at the halt,
+cooldown and billing breaker, only for a call that waited for its slot.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Meter(Protocol):
     def answered(self, outcome: Outcome, seconds: float) -> None: ...
     def finished(self, result: str) -> None: ...
     def waited(self, seconds: float) -> None: ...
+    def ignored(self, value: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,26 @@ class Delivery:
             return Result.WAITING
         if job is None:  # every other verdict claims the job and returns it
             return Result.DROPPED
-        return self._claimed(execution, job, verdict, claim.wait_s)
+        if verdict is Verdict.GO and claim.wait_s > 0:
+            return self._after_wait(execution, job, claim.wait_s)
+        return self._claimed(execution, job, verdict)
 
-    def _claimed(self, execution: Execution, job: Job, verdict: Verdict, wait_s: float) -> Result:
+    def _after_wait(self, execution: Execution, job: Job, wait_s: float) -> Result:
+        """Sleep until the slot, then look again: a halt, cooldown or breaker may have come."""
+        self._sleep(wait_s)
+        verdict = self._jobs.recheck(
+            execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
+        ).verdict
+        if verdict is Verdict.STALE:
+            return Result.DROPPED
+        if verdict is Verdict.HELD:
+            log.info("job.held", job_id=execution.job_id)
+            return Result.HALTED
+        if verdict is Verdict.DEFERRED:
+            return Result.WAITING
+        return self._claimed(execution, job, verdict)
+
+    def _claimed(self, execution: Execution, job: Job, verdict: Verdict) -> Result:
         """The job is ours: wait for the probe, park, or call the Gateway."""
         if verdict is Verdict.WAIT:
             self._jobs.retry(
@@ -145,7 +164,6 @@ class Delivery:
             # The last execution died during its call: the Gateway may have sent it.
             lost = Answer(Outcome(code=WORKER_LOST, ambiguous=True), RateLimitHeaders())
             return self._settle(execution, job, lost)
-        self._sleep(wait_s)
         return self._settle(execution, job, self._call(job), called=True)
 
     def _call(self, job: Job) -> Answer:
@@ -153,10 +171,13 @@ class Delivery:
         try:
             sent = self._gateway.send(job.message)
         except GatewayError as error:
-            answer = Answer(error.outcome, error.rate_limit, error=error)
+            answer = Answer(error.outcome, self._rate.in_force(error.rate_limit), error=error)
         else:
-            answer = Answer(sent.outcome, sent.rate_limit, wamid=sent.wamid)
+            answer = Answer(sent.outcome, self._rate.in_force(sent.rate_limit), wamid=sent.wamid)
         self._meter.answered(answer.outcome, time.perf_counter() - started)
+        for value in answer.headers.ignored:
+            log.warning("gateway.value_ignored", value=value, job_id=job.id)
+            self._meter.ignored(value)
         return answer
 
     def _settle(

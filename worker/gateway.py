@@ -1,4 +1,10 @@
-"""The Connexease Gateway client: the only code that speaks HTTP and catches ``httpx`` errors."""
+"""The Connexease Gateway client: the only code that speaks HTTP and catches ``httpx`` errors.
+
+Every call is bounded twice: each phase (connect, write, each read) by ``timeout_s``, and the
+whole call by a total deadline (``deadline_s``, by default the same), so a Gateway that drips
+its answer a byte a second cannot hold a call past the claim lease that guards it. The answer's
+body is read up to ``BODY_MAX`` bytes and no further.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,11 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+import httpcore
 import httpx
 
 from worker.answers import interpret
@@ -18,10 +27,12 @@ from worker.errors import (
     GatewayRejected,
     GatewayUnreachable,
 )
-from worker.logs import REDACTED
+from worker.logs import redact
 from worker.outcome import CONNECTION, TIMEOUT, Sent
 
 MESSAGE_PATH = "/v1/wa/message"
+# An answer is a few hundred bytes; past this much the rest is not read (nor kept in memory).
+BODY_MAX = 64 * 1024
 
 # Every httpx transport failure, mapped by whether the request can have reached the Gateway.
 # Looked up along the exception's MRO; a test fails when httpx grows a class not listed here.
@@ -47,31 +58,148 @@ TRANSPORT_ERRORS: dict[type[httpx.TransportError], tuple[type[GatewayUnreachable
 }
 
 
+class _Deadline(httpcore.NetworkBackend):
+    """httpcore's own socket backend, with every socket operation cut short at a deadline.
+
+    The deadline is armed per request and per thread; each connect, write and read then waits
+    at most until it, whatever its own timeout says.
+    """
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+        self._local = threading.local()
+
+    def arm(self, seconds: float) -> None:
+        self._local.at = time.monotonic() + seconds
+
+    def bound(self, timeout: float | None, error: type[Exception]) -> float | None:
+        at: float | None = getattr(self._local, "at", None)
+        if at is None:
+            return timeout
+        left = at - time.monotonic()
+        if left <= 0:
+            raise error("the call's total deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(
+            host,
+            port,
+            self.bound(timeout, httpcore.ConnectTimeout),
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+        return _DeadlineStream(stream, self)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_unix_socket(
+            path, self.bound(timeout, httpcore.ConnectTimeout), socket_options=socket_options
+        )
+        return _DeadlineStream(stream, self)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.bound(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.bound(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._stream.start_tls(
+            ssl_context, server_hostname, self._deadline.bound(timeout, httpcore.ConnectTimeout)
+        )
+        return _DeadlineStream(stream, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport on a pool whose sockets honour a total deadline per request."""
+
+    def __init__(
+        self, *, deadline_s: float, max_connections: int, ssl_context: ssl.SSLContext
+    ) -> None:
+        super().__init__(verify=ssl_context)
+        self._deadline_s = deadline_s
+        self._backend = _Deadline()
+        # httpx offers no way to hand its pool a network backend: the pool is built again with
+        # the same settings and ours.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=5.0,
+            network_backend=self._backend,
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._backend.arm(self._deadline_s)
+        return super().handle_request(request)
+
+
 def make_http_client(
-    *, timeout_s: float, max_connections: int = 10, ssl_context: ssl.SSLContext | None = None
+    *,
+    timeout_s: float,
+    deadline_s: float | None = None,
+    max_connections: int = 10,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.Client:
-    """A pooled client: keep-alive connections, every phase bounded."""
+    """A pooled client: keep-alive connections, every phase and the whole call bounded.
+
+    ``deadline_s`` bounds a request from its start to the last byte of its answer read
+    (default ``timeout_s``).
+    """
+    transport = _DeadlineTransport(
+        deadline_s=deadline_s or timeout_s,
+        max_connections=max_connections,
+        ssl_context=ssl_context or httpx.create_ssl_context(),
+    )
     return httpx.Client(
-        timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-        follow_redirects=False,
-        verify=ssl_context or True,
+        timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False
     )
 
 
 class Poster(Protocol):
-    """The one thing the Gateway client needs of HTTP."""
+    """The one thing the Gateway client needs of HTTP: ``httpx.Client.stream``."""
 
-    def post(
+    def stream(
         self,
+        method: str,
         url: str,
         *,
         json: Any,
         params: dict[str, str],
         headers: dict[str, str],
-    ) -> httpx.Response: ...
+    ) -> AbstractContextManager[httpx.Response]: ...
 
 
 class PerThreadHTTP:
@@ -82,8 +210,11 @@ class PerThreadHTTP:
     keeps that constant. One TLS context is built once and shared.
     """
 
-    def __init__(self, *, timeout_s: float, connections_per_thread: int = 2) -> None:
+    def __init__(
+        self, *, timeout_s: float, deadline_s: float | None = None, connections_per_thread: int = 2
+    ) -> None:
         self._timeout_s = timeout_s
+        self._deadline_s = deadline_s
         self._connections = connections_per_thread
         self._ssl_context = ssl.create_default_context()
         self._local = threading.local()
@@ -95,6 +226,7 @@ class PerThreadHTTP:
         if client is None:
             client = make_http_client(
                 timeout_s=self._timeout_s,
+                deadline_s=self._deadline_s,
                 max_connections=self._connections,
                 ssl_context=self._ssl_context,
             )
@@ -103,16 +235,26 @@ class PerThreadHTTP:
                 self._clients.append(client)
         return client
 
-    def post(
-        self, url: str, *, json: Any, params: dict[str, str], headers: dict[str, str]
-    ) -> httpx.Response:
-        return self._client().post(url, json=json, params=params, headers=headers)
+    def stream(
+        self, method: str, url: str, *, json: Any, params: dict[str, str], headers: dict[str, str]
+    ) -> AbstractContextManager[httpx.Response]:
+        return self._client().stream(method, url, json=json, params=params, headers=headers)
 
     def close(self) -> None:
         with self._lock:
             for client in self._clients:
                 client.close()
             self._clients.clear()
+
+
+def _read_at_most(chunks: Iterable[bytes], limit: int) -> bytes:
+    """The body's first ``limit`` bytes; the rest is never read (the connection is dropped)."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
 
 
 def translate_transport_error(exc: httpx.TransportError) -> GatewayUnreachable:
@@ -137,32 +279,34 @@ class GatewayClient:
     def send(self, body: dict[str, Any]) -> Sent:
         """POST the message; a success returns Sent, every failure raises a GatewayError."""
         try:
-            response = self._http.post(
-                self._url, json=body, params=self._params, headers=self._headers
-            )
+            with self._http.stream(
+                "POST", self._url, json=body, params=self._params, headers=self._headers
+            ) as response:
+                status, headers = response.status_code, response.headers
+                content = _read_at_most(response.iter_bytes(), BODY_MAX)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from exc
         except httpx.HTTPError as exc:  # e.g. a body that does not decode: answered, unreadable
             raise GatewayAnswerLost(code=CONNECTION, description=type(exc).__name__) from exc
-        answer = interpret(
-            response.status_code, response.headers, response.content, now_s=time.time()
-        )
+        # Redaction first, before anything is cut short: a key echoed at the end of a long
+        # description must not survive as a prefix.
+        if self._api_key:
+            text = content.decode("utf-8", "surrogateescape")
+            content = redact(text, [self._api_key]).encode("utf-8", "surrogateescape")
+        answer = interpret(status, headers, content, now_s=time.time())
         if isinstance(answer, GatewayError):
             raise self._without_key(answer)
         return answer
 
     def _without_key(self, error: GatewayRejected) -> GatewayRejected:
-        """The error with the key removed, should the Gateway or a proxy echo it back."""
-        if not self._api_key or (
-            self._api_key not in error.description and self._api_key not in json.dumps(error.params)
-        ):
-            return error
-        params = json.loads(json.dumps(error.params).replace(self._api_key, REDACTED))
+        """The error with the key and its fragments removed, wherever a proxy put them."""
+        secrets = [self._api_key] if self._api_key else []
+        params = json.loads(redact(json.dumps(error.params), secrets))
         return GatewayRejected(
             code=error.code,
             group=error.group,
             status=error.status,
-            description=error.description.replace(self._api_key, REDACTED),
+            description=redact(error.description, secrets),
             params=params,
             retry_after_s=error.retry_after_s,
             rate_limit=error.rate_limit,

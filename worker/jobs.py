@@ -156,6 +156,7 @@ class JobStore:
         self._enqueue = load_script(client, "enqueue")
         self._begin = load_script(client, "begin", include=("ratelimit",))
         self._finish = load_script(client, "finish", include=("ratelimit",))
+        self._recheck = load_script(client, "recheck")
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
         """Write new jobs in one round trip; a known idempotency key returns its first job id.
@@ -226,6 +227,41 @@ class JobStore:
             raw.update(id=execution.job_id, gen=str(execution.gen))
             job = Job.from_hash(raw, [])
         return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job)
+
+    def recheck(
+        self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
+    ) -> Claim:
+        """A fresh look at the switches after a wait for a slot (see recheck.lua).
+
+        One round trip; a halt holds the job, a cooldown puts it back on the schedule, an open
+        breaker leaves it claimed for parking (or makes this call its probe).
+        """
+        k, account = self._keys, job.account
+        reply = self._recheck(
+            keys=[
+                k.job(job.id),
+                k.history(job.id),
+                k.claim(account, job.key),
+                k.due,
+                k.leases,
+                k.halt(account),
+                k.held(account),
+                k.cooldown(account),
+                k.breaker(account),
+                k.breaker_probe(account),
+            ],
+            args=[
+                execution.job_id,
+                execution.gen,
+                now,
+                execution.holder,
+                history_event(now, "held"),
+                history_event(now, "wait", action="cooldown_wait"),
+                probe_interval_s,
+            ],
+        )
+        verdict, wait_ms = (_text(part) for part in reply)
+        return Claim(Verdict(verdict), "", int(wait_ms) / 1000, job)
 
     def _apply(
         self,

@@ -8,6 +8,7 @@ and phone numbers are masked (``90532*****67``).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,6 +21,43 @@ REDACTED = "***"
 PHONE_FIELDS = frozenset({"to", "phone", "wa_id", "input", "recipient"})
 # Secrets shorter than this are not searched for: they would match ordinary text.
 SECRET_MIN_LENGTH = 6
+
+
+# Any run of this many characters of a secret is hidden, wherever it appears: a prefix cut off
+# by a truncation or echoed in a "Bearer <first chars>" is still a leak.
+FRAGMENT_MIN_LENGTH = 8
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[^\s\"',;]+")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """The text with every secret, every fragment of one (8+ characters) and every
+    ``Bearer <token>`` replaced by ``***``. Run it before any truncation.
+    """
+    text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    spans: list[tuple[int, int]] = []
+    for secret in secrets:
+        n = min(FRAGMENT_MIN_LENGTH, len(secret))
+        if len(secret) < SECRET_MIN_LENGTH:
+            continue
+        for start in range(len(secret) - n + 1):
+            piece = secret[start : start + n]
+            at = text.find(piece)
+            while at != -1:
+                spans.append((at, at + n))
+                at = text.find(piece, at + 1)
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    parts, last = [], 0
+    for begin, end in merged:
+        parts += [text[last:begin], REDACTED]
+        last = end
+    return "".join([*parts, text[last:]])
 
 
 def mask_phone(value: str) -> str:

@@ -9,7 +9,8 @@ the same truth.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -48,6 +49,11 @@ RATE_LIMIT_WAIT = Counter(
     "msgworker_rate_limit_wait_seconds_total",
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
 )
+IGNORED = Counter(
+    "msgworker_gateway_values_ignored_total",
+    "Values in Gateway answers refused as out of range (a limit of 0, a wait of a year).",
+    ["value"],
+)
 ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
 BROKER_REJECTED = Counter(
     "msgworker_broker_messages_rejected_total",
@@ -59,6 +65,42 @@ BUILD_INFO = "msgworker_build_info"
 BUILD_INFO_HELP = "Always 1; the version label says which msgworker answers this scrape."
 REDIS_UP = "msgworker_redis_up"
 REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
+# Codes and groups become labels only when known (the Gateway's documented ones, ours, and the
+# routing table's); anything else an answer carries is counted under OTHER, so a Gateway
+# inventing codes cannot create series. The DLQ record keeps the real code.
+OTHER = "OTHER"
+KNOWN_CODES = frozenset(
+    {
+        "OK", "TIMEOUT", "CONNECTION", "WORKER_LOST", "EXPIRED",
+        "AUTH_001", "AUTH_002", "AUTH_003", "AUTH_004", "AUTH_005",
+        "WABA_001", "BILL_001", "BILL_002", "RATE_001", "GW_001",
+    }
+)  # fmt: skip
+KNOWN_GROUPS = frozenset(
+    {
+        "UNAUTHORIZED", "INTERNAL_ERROR", "PAYMENT_REQUIRED", "BAD_REQUEST",
+        "TOO_MANY_REQUESTS", "VALIDATION",
+    }
+)  # fmt: skip
+_HTTP_CODE = re.compile(r"^HTTP_[1-5][0-9][0-9]$")
+
+
+class Labels:
+    """Bounded label values for codes and groups."""
+
+    def __init__(self, codes: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+        self._codes = KNOWN_CODES | frozenset(codes)
+        self._groups = KNOWN_GROUPS | frozenset(groups)
+
+    def code(self, code: str) -> str:
+        return code if code in self._codes or _HTTP_CODE.match(code) else OTHER
+
+    def group(self, group: str | None) -> str:
+        if group is None:
+            return "none"
+        return group if group in self._groups else OTHER
+
+
 COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
 ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 
@@ -66,7 +108,8 @@ ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 class Meter:
     """What deliveries report; a seam so delivery logic never imports prometheus."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: Labels | None = None) -> None:
+        self._labels = labels or Labels()
         # Series that exist from the start, at 0, so rate() and alert rules see them.
         for outcome in sorted(COUNTED_RESULTS):
             JOBS.labels(outcome=outcome)
@@ -75,8 +118,8 @@ class Meter:
 
     def answered(self, outcome: Outcome, seconds: float) -> None:
         API_RESPONSES.labels(
-            code=outcome.code,
-            group=outcome.group or "none",
+            code=self._labels.code(outcome.code),
+            group=self._labels.group(outcome.group),
             status="none" if outcome.status is None else str(outcome.status),
         ).inc()
         SEND_DURATION.observe(seconds)
@@ -87,6 +130,9 @@ class Meter:
 
     def waited(self, seconds: float) -> None:
         RATE_LIMIT_WAIT.inc(seconds)
+
+    def ignored(self, value: str) -> None:
+        IGNORED.labels(value=value).inc()
 
 
 def count_alert(kind: str) -> None:
@@ -120,8 +166,9 @@ def count_broker_rejected(reason: str) -> None:
 class StateCollector(Collector):
     """Gauges of shared state, read from Redis when Prometheus scrapes."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot], labels: Labels | None = None) -> None:
         self._snapshot = snapshot
+        self._labels = labels or Labels()
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -133,8 +180,12 @@ class StateCollector(Collector):
             return
         yield GaugeMetricFamily(REDIS_UP, REDIS_UP_HELP, value=1)
         dlq = GaugeMetricFamily("msgworker_dlq_jobs", "Dead letters by code.", labels=["code"])
-        for code, count in sorted(state.dead_letters.items()):
-            dlq.add_metric([code], count)
+        by_label: dict[str, int] = {}
+        for code, count in state.dead_letters.items():
+            label = self._labels.code(code)
+            by_label[label] = by_label.get(label, 0) + count
+        for label, count in sorted(by_label.items()):
+            dlq.add_metric([label], count)
         yield dlq
         for name, help_text, value in (
             ("msgworker_queue_depth", "Jobs due now, not yet sent.", state.depth),
@@ -167,6 +218,7 @@ def serve_metrics(
     port: int,
     snapshot: Callable[[], Snapshot],
     *,
+    labels: Labels | None = None,
     host: str = "0.0.0.0",  # noqa: S104
 ) -> CollectorRegistry:
     """Serve /metrics on ``host:port``: the pool's counters plus the shared-state gauges."""
@@ -176,7 +228,7 @@ def serve_metrics(
     else:
         registry = REGISTRY
     registry.register(BuildInfoCollector())
-    registry.register(StateCollector(snapshot))
+    registry.register(StateCollector(snapshot, labels))
     Meter()  # the outcome and alert series exist from the first scrape
     from worker.broker import Rejected  # noqa: PLC0415 - the broker module imports this one
 

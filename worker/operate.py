@@ -160,6 +160,14 @@ def resume(args: argparse.Namespace, runtime: Runtime) -> int:
     return EXIT_OK
 
 
+def cooldown_clear(args: argparse.Namespace, runtime: Runtime) -> int:
+    """End a RATE_001 cooldown now (one set from a garbled wait, or waited out by hand)."""
+    cleared = runtime.switches.clear_cooldown(args.account)
+    runtime.close()
+    print(f"account {args.account}: " + ("cooldown cleared" if cleared else "no cooldown"))
+    return EXIT_OK
+
+
 def _selection(args: argparse.Namespace) -> Selection:
     since = getattr(args, "since", None)
     return Selection(

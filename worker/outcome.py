@@ -20,12 +20,17 @@ def http_code(status: int) -> str:
 
 @dataclass(frozen=True)
 class RateLimitHeaders:
-    """The ``X-RateLimit-*`` headers of one answer; None where a header was absent or garbled."""
+    """The ``X-RateLimit-*`` headers of one answer; None where a header was absent or garbled.
+
+    ``ignored`` names the values the answer carried but that were refused as out of range
+    (``sec_limit``, ``min_remaining``, ``retry_after``…): counted, never stored or clamped.
+    """
 
     sec_limit: int | None = None
     sec_remaining: int | None = None
     min_limit: int | None = None
     min_remaining: int | None = None
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

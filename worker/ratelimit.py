@@ -4,13 +4,18 @@ Every call of every worker reserves a slot in the account's two sliding windows 
 claiming its job (``begin.lua``): slots are handed out in time order where both windows and any
 RATE_001 cooldown allow them, so the account's limit is used fully, workers queue fairly, and
 nobody polls Redis while waiting. Each answer's ``X-RateLimit-*`` headers are learnt from as
-the job is settled (``finish.lua``): an announced limit is adopted, and a window the Gateway
-says is fuller than ours is filled to match.
+the job is settled (``finish.lua``): an announced limit is followed up to the ceiling, and a
+window the Gateway says is fuller than ours is filled to match (never past the limit in force).
+
+Limits: a configured ``RATE_PER_SEC`` / ``RATE_PER_MIN`` is a ceiling (the lower of it and the
+Gateway's announcement is used); unset, the limiter starts from the documented 80 / 4,800 and
+follows the announcements up to ``SEC_LIMIT_MAX`` / ``MIN_LIMIT_MAX``. An announced limit
+outside 1..max is garbage and never stored (see ``worker.answers``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from worker.outcome import RateLimitHeaders
 
@@ -18,15 +23,40 @@ from worker.outcome import RateLimitHeaders
 # longer than the Gateway's keep bunched arrivals under its limit.
 SEC_WINDOW_MS = 1020
 MIN_WINDOW_MS = 60_300
+# The Gateway's documented limits: where an unconfigured limiter starts.
+DEFAULT_PER_SEC = 80
+DEFAULT_PER_MIN = 4800
+# The sane range of a limit, configured or announced; beyond it a value is refused.
+SEC_LIMIT_MAX = 10_000
+MIN_LIMIT_MAX = 600_000
 
 
 @dataclass(frozen=True)
 class RateLimit:
-    """The configured limits (the Gateway's announced ones win) and the longest in-worker wait."""
+    """Where the limits start, their ceilings, and the longest in-worker wait.
 
-    per_sec: int
-    per_min: int
+    Built with ``per_sec``/``per_min`` only, the limiter starts there and follows what the
+    Gateway announces up to the sane maximum; ``configured`` makes those values ceilings.
+    """
+
+    per_sec: int = DEFAULT_PER_SEC
+    per_min: int = DEFAULT_PER_MIN
     max_wait_s: float = 1.0
+    sec_ceiling: int = SEC_LIMIT_MAX
+    min_ceiling: int = MIN_LIMIT_MAX
+
+    @classmethod
+    def configured(
+        cls, per_sec: int | None, per_min: int | None, *, max_wait_s: float = 1.0
+    ) -> RateLimit:
+        """A limiter from the settings: each limit set is a ceiling, each unset one follows."""
+        return cls(
+            per_sec=per_sec or DEFAULT_PER_SEC,
+            per_min=per_min or DEFAULT_PER_MIN,
+            max_wait_s=max_wait_s,
+            sec_ceiling=per_sec or SEC_LIMIT_MAX,
+            min_ceiling=per_min or MIN_LIMIT_MAX,
+        )
 
     def reserve_arguments(self) -> list[int]:
         """begin.lua's rate-limit arguments."""
@@ -36,7 +66,25 @@ class RateLimit:
             SEC_WINDOW_MS,
             MIN_WINDOW_MS,
             int(self.max_wait_s * 1000),
+            self.sec_ceiling,
+            self.min_ceiling,
         ]
+
+    def in_force(self, headers: RateLimitHeaders) -> RateLimitHeaders:
+        """The headers as this limiter learns from them: announced limits under the ceilings.
+
+        Stored this way, a window is never filled past the limit in force, and every answer
+        refreshes the stored limit (a raised ceiling takes effect at the next answer).
+        """
+        return replace(
+            headers,
+            sec_limit=_under(headers.sec_limit, self.sec_ceiling),
+            min_limit=_under(headers.min_limit, self.min_ceiling),
+        )
+
+
+def _under(limit: int | None, ceiling: int) -> int | None:
+    return None if limit is None else min(limit, ceiling)
 
 
 def learn_arguments(headers: RateLimitHeaders) -> list[int | str]:

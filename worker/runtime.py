@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -23,11 +24,14 @@ from worker.keys import Keys
 from worker.logs import get_logger
 from worker.producer import Producer
 from worker.ratelimit import RateLimit
-from worker.routing import Policy, load_routing_table
+from worker.routing import Policy, RoutingTable, load_routing_table
 from worker.settings import Settings, get_settings
 from worker.settlement import Settlement
 from worker.state import Snapshot, take_snapshot
 from worker.switches import Switches
+
+if TYPE_CHECKING:
+    from worker.metrics import Labels
 
 log = get_logger(__name__)
 
@@ -35,6 +39,14 @@ log = get_logger(__name__)
 LEASE_MARGIN_S = 5.0
 # A rate-limit wait up to this long is slept in the worker; longer ones go to the schedule.
 MAX_INLINE_WAIT_S = 1.0
+
+
+def claim_lease_s(call_deadline_s: float) -> float:
+    """How long a claim lasts: strictly longer than the longest call (its total deadline,
+    doubled for safety), the in-worker wait before it and a margin, so a live call never
+    outlives the claim that guards it.
+    """
+    return 2 * call_deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
 
 
 def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> redis.Redis:
@@ -165,7 +177,8 @@ class Runtime:
     @cached_property
     def timing(self) -> Timing:
         return Timing(
-            lease_s=2 * self.settings.http_timeout_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S,
+            # A Gateway call lasts at most HTTP_TIMEOUT_S in total (see worker.gateway).
+            lease_s=claim_lease_s(self.settings.http_timeout_s),
             probe_interval_s=self.settings.billing_probe_interval_s,
         )
 
@@ -173,23 +186,39 @@ class Runtime:
     def delivery(self) -> Delivery:
         s = self.settings
         gateway = GatewayClient(
-            PerThreadHTTP(timeout_s=s.http_timeout_s),
+            PerThreadHTTP(timeout_s=s.http_timeout_s, deadline_s=s.http_timeout_s),
             base_url=str(s.api_base_url),
             api_key=s.api_key.get_secret_value(),
             sandbox=s.sandbox,
         )
         policy = Policy(
-            table=load_routing_table(s.routing_file),
+            table=self.routing_table,
             max_attempts=s.max_attempts,
             max_reschedules=s.max_reschedules,
             backoff_base_s=s.backoff_base_s,
             backoff_cap_s=s.backoff_cap_s,
         )
-        rate = RateLimit(s.rate_per_sec, s.rate_per_min, max_wait_s=MAX_INLINE_WAIT_S)
+        rate = RateLimit.configured(
+            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            max_wait_s=MAX_INLINE_WAIT_S,
+        )
         from worker.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
         settlement = Settlement(self.jobs, self.incidents)
-        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, Meter())
+        meter = Meter(self.metric_labels)
+        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def routing_table(self) -> RoutingTable:
+        return load_routing_table(self.settings.routing_file)
+
+    @property
+    def metric_labels(self) -> Labels:
+        """Codes and groups allowed as metric labels: the known ones and the routing table's."""
+        from worker.metrics import Labels  # noqa: PLC0415 - prometheus only in workers
+
+        return Labels(self.routing_table.codes, self.routing_table.groups)
 
 
 _runtime: tuple[int, Runtime] | None = None

@@ -5,6 +5,7 @@
     GET  /sandbox/messages    ?since=<seq>&limit=<n> -> {"messages": [...], "next": <seq>}
                               (messages with seq > since; seq starts at 1, never restarts)
     GET  /sandbox/stats       requests, accepted, by_code, by_status, faults, balances, config
+    GET  /sandbox/requests    {"requests": [{"at", "code"}, ...]}: every request's arrival
     POST /sandbox/topup       {"amount", "key_label"?} -> {"balances": {...}}
     POST /sandbox/config      {knob: value, ..., "outage_s"?} -> {"config": {...}}
     POST /sandbox/keys        {"api_key", "balance"?, "no_billing"?, "waba_broken"?}
@@ -56,6 +57,7 @@ def build_app(config: SandboxConfig) -> web.Application:
             web.get("/sandbox/health", _admin(_health)),
             web.get("/sandbox/messages", _admin(_messages)),
             web.get("/sandbox/stats", _admin(_stats)),
+            web.get("/sandbox/requests", _admin(_requests)),
             web.post("/sandbox/topup", _admin(_topup)),
             web.post("/sandbox/config", _admin(_configure)),
             web.post("/sandbox/keys", _admin(_keys)),
@@ -134,6 +136,10 @@ async def _messages(request: web.Request) -> dict[str, Any]:
 
 async def _stats(request: web.Request) -> dict[str, Any]:
     return request.app[STATE].snapshot()
+
+
+async def _requests(request: web.Request) -> dict[str, Any]:
+    return {"requests": request.app[STATE].arrivals()}
 
 
 async def _topup(request: web.Request) -> dict[str, Any]:

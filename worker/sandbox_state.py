@@ -48,6 +48,8 @@ from worker.sandbox_replies import (
 MESSAGE_COST_MILLI = 1  # balances are integer thousandths: 0.001 per message, no float drift
 # A sandbox left running for days keeps the newest messages; sequence numbers never restart.
 MESSAGE_LOG_MAX = 1_000_000
+# Every request's arrival (time and answer code), newest kept: when calls came, not only which.
+ARRIVALS_MAX = 100_000
 
 _AUTH_001, _AUTH_002, _AUTH_003 = AUTH_001.reply(), AUTH_002.reply(), AUTH_003.reply()
 _WABA_001 = WABA_001.reply()
@@ -130,6 +132,7 @@ class SandboxState:
         self.stats = Stats()
         self._log: list[dict[str, Any]] = []
         self._log_base = 0  # sequence number of the message before _log[0]
+        self._arrivals: deque[dict[str, Any]] = deque(maxlen=ARRIVALS_MAX)
         self._wamid_prefix = "HBgS" + secrets.token_hex(6).upper()
         self._wamid_serial = 0
 
@@ -137,7 +140,9 @@ class SandboxState:
 
     def handle(self, authorization: str | None, body: bytes, idempotency_key: str | None) -> Reply:
         """Decide the answer to one ``POST /v1/wa/message`` and count it."""
+        arrived = self._wall()
         reply = self._decide(authorization, body, idempotency_key)
+        self._arrivals.append({"at": arrived, "code": reply.code})
         stats = self.stats
         stats.requests += 1
         stats.by_code[reply.code] += 1
@@ -289,6 +294,10 @@ class SandboxState:
         page = self._log[start : start + limit]
         return {"messages": page, "next": page[-1]["seq"] if page else since}
 
+    def arrivals(self) -> list[dict[str, Any]]:
+        """Every request received (the newest ARRIVALS_MAX): its arrival time and answer code."""
+        return list(self._arrivals)
+
     def balances(self) -> dict[str, float]:
         return {a.label: a.balance_milli / 1000 for a in self._accounts.values()}
 
@@ -383,6 +392,7 @@ class SandboxState:
         """Forget messages, stats, scripts, outage and rate windows; refill balances."""
         self._log_base += len(self._log)
         self._log.clear()
+        self._arrivals.clear()
         self.stats = Stats()
         self._script.clear()
         self._outage_until = -math.inf

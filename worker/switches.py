@@ -85,5 +85,9 @@ class Switches:
         value = self._redis.get(self._keys.cooldown(account))
         return int(value) / 1000 if value else None
 
+    def clear_cooldown(self, account: str) -> bool:
+        """End the account's RATE_001 cooldown now; False when there was none."""
+        return bool(self._redis.delete(self._keys.cooldown(account)))
+
     def held_count(self, account: str) -> int:
         return int(self._redis.llen(self._keys.held(account)))

@@ -45,6 +45,10 @@ class Sandbox:
     def stats(self) -> dict[str, Any]:
         return dict(self._http.get("/sandbox/stats").json())
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received: ``{"at", "code"}``, oldest first."""
+        return list(self._http.get("/sandbox/requests").json()["requests"])
+
     def messages(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         since = 0

@@ -1,7 +1,8 @@
 -- Decide whether this dispatch of a job may call the Gateway; if so claim it and reserve its
 -- rate-limit slot, all in one round trip. (keys.lua and ratelimit.lua are included above.)
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
---       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, retention_s
+--       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
+--       retention_s
 -- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}:
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
@@ -21,9 +22,10 @@ local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
 local limits = {
   sec = tonumber(ARGV[8]), min = tonumber(ARGV[9]),
   sec_window = tonumber(ARGV[10]), min_window = tonumber(ARGV[11]),
+  sec_ceiling = tonumber(ARGV[13]), min_ceiling = tonumber(ARGV[14]),
 }
 local max_wait_ms, now_ms = tonumber(ARGV[12]), math.floor(now * 1000)
-local retention_ms = math.max(1, math.floor(tonumber(ARGV[13]) * 1000))
+local retention_ms = math.max(1, math.floor(tonumber(ARGV[15]) * 1000))
 local job = keys.job(prefix, id)
 local member = id .. '|' .. gen
 local due, leases = keys.due(prefix), keys.leases(prefix)

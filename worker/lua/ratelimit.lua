@@ -3,16 +3,20 @@
 -- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
 -- allow it; so waiting workers line up instead of polling, and the limit is used fully.
 
--- The limits in force: what the Gateway announced, else what was configured.
-local function rate_limits(limits_key, sec_configured, min_configured)
+-- The limits in force: what the Gateway announced, else where the limiter starts; never above
+-- the ceilings (the configured limits). A stored value below 1 is not a limit: ignored.
+local function rate_limits(limits_key, limits)
   local learned = redis.call('HMGET', limits_key, 'sec', 'min')
-  return tonumber(learned[1]) or sec_configured, tonumber(learned[2]) or min_configured
+  local sec, min = tonumber(learned[1]), tonumber(learned[2])
+  if not sec or sec < 1 then sec = limits.sec end
+  if not min or min < 1 then min = limits.min end
+  return math.floor(math.min(sec, limits.sec_ceiling)), math.floor(math.min(min, limits.min_ceiling))
 end
 
 -- The earliest slot both windows and the cooldown allow; reserved when within max_wait_ms.
 -- Returns (reserved, wait_ms).
 local function reserve(prefix, account, now_ms, limits, max_wait_ms)
-  local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits.sec, limits.min)
+  local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits)
   local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
   local seq_key = keys.rate_sequence(prefix, account)
   redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
@@ -37,11 +41,15 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms)
   return true, wait
 end
 
--- Learn from one answer's X-RateLimit headers: adopt a limit the Gateway announces, and when it
--- says fewer calls are left in a window than the log shows, fill the log to match (another
--- client is using the key). Returns how many calls the log was short of.
+local FILL_MAX = 2000
+
+-- Learn from one answer's X-RateLimit headers (bounded, under the ceiling, by the worker):
+-- adopt a limit the Gateway announces, and when it says fewer calls are left in a window than
+-- the log shows, fill the log to match (another client is using the key), never past the limit.
+-- Returns how many calls the log was short of.
 local function learn(prefix, account, now_ms, window_ms, span, limit, remaining)
   local limits = keys.limits(prefix, account)
+  if limit and limit < 1 then limit = nil end
   if limit then
     redis.call('HSET', limits, span, limit)
     redis.call('EXPIRE', limits, 86400)
@@ -50,9 +58,22 @@ local function learn(prefix, account, now_ms, window_ms, span, limit, remaining)
   end
   if not (limit and remaining) then return 0 end
   local log = keys.window(prefix, account, span)
-  local missing = (limit - redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)) - remaining
-  for _ = 1, missing do
-    redis.call('ZADD', log, now_ms, 'seen:' .. redis.call('INCR', keys.rate_sequence(prefix, account)))
+  local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
+  -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers fill
+  -- the rest, and no single script blocks Redis for long.
+  local missing = math.min((limit - count) - math.max(remaining, 0), FILL_MAX)
+  if missing > 0 then
+    local last = redis.call('INCRBY', keys.rate_sequence(prefix, account), missing)
+    local entries = {}
+    for seq = last - missing + 1, last do
+      entries[#entries + 1] = now_ms
+      entries[#entries + 1] = 'seen:' .. seq
+      if #entries >= 1000 then
+        redis.call('ZADD', log, unpack(entries))
+        entries = {}
+      end
+    end
+    if #entries > 0 then redis.call('ZADD', log, unpack(entries)) end
   end
   if missing > 0 then redis.call('PEXPIRE', log, window_ms + 1000) end
   return math.max(missing, 0)

@@ -1,0 +1,137 @@
+"""A hostile Gateway stand-in: a real socket server that plays crafted answers.
+
+Each request is read whole (headers and Content-Length body) and recorded with its arrival
+time; then the next queued ``Play`` (else the default) is played: raw bytes, all at once or
+drip-fed, oversized, garbage, HTML, or silence. A play with ``accepts`` counts the message as
+sent by the Gateway (``accepted``), as a real Gateway would after a prompt, well-formed success.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+WAMID_OK = "wamid.HOSTILE{n:08d}"
+
+
+@dataclass(frozen=True)
+class Play:
+    """One answer: ``raw`` bytes, sent ``chunk`` bytes every ``drip_s`` (0: at once)."""
+
+    raw: bytes
+    drip_s: float = 0.0
+    chunk: int = 65536
+    accepts: bool = False
+    silent_s: float = 0.0  # wait this long before answering
+
+
+def http(
+    status: int,
+    body: bytes | str | dict[str, Any] = b"",
+    headers: dict[str, str] | None = None,
+    **play: Any,
+) -> Play:
+    """A well-framed HTTP/1.1 answer (Connection: close) with the given status and body."""
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return Play(head + body, **play)
+
+
+def success(wamid: str, headers: dict[str, str] | None = None) -> Play:
+    body = {"isSuccess": True, "data": {"messages": [{"id": wamid}]}}
+    return http(200, body, headers, accepts=True)
+
+
+def error(status: int, errors: dict[str, Any], headers: dict[str, str] | None = None) -> Play:
+    return http(status, {"isSuccess": False, "errors": errors}, headers)
+
+
+class HostileGateway:
+    """The server, in threads; ``url`` is its base URL."""
+
+    def __init__(self) -> None:
+        self.plays: deque[Play] = deque()
+        self.default: Play | None = None  # None: a prompt success
+        self.requests: list[tuple[float, bytes]] = []
+        self.accepted: list[bytes] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def play(self, *plays: Play) -> None:
+        self.plays.extend(plays)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        try:
+            body = _read_request(conn)
+            if body is None:
+                return
+            with self._lock:
+                self.requests.append((time.time(), body))
+                play = self.plays.popleft() if self.plays else self.default
+                if play is None:
+                    play = success(WAMID_OK.format(n=len(self.requests)))
+                if play.accepts:
+                    self.accepted.append(body)
+            if play.silent_s:
+                time.sleep(play.silent_s)
+            for start in range(0, len(play.raw), play.chunk):
+                conn.sendall(play.raw[start : start + play.chunk])
+                if play.drip_s and not self._stop.is_set():
+                    time.sleep(play.drip_s)
+        except OSError:
+            pass  # the client gave up (its deadline): that is the point of most plays
+        finally:
+            conn.close()
+
+
+def _read_request(conn: socket.socket) -> bytes | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return body

@@ -1,0 +1,143 @@
+"""After a wait for a rate-limit slot, a call looks at the halt, cooldown and breaker again.
+
+Two real workers whose calls queue for slots (a low rate, many threads) against the sandbox;
+the sandbox's log of received requests shows when calls arrived. Only calls already in flight
+when a switch was recorded may arrive after it: none later than 50 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
+from tests.support.processes import wait_for
+from worker.runtime import Runtime
+from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+# A call already in flight when the switch was recorded reaches the sandbox within this.
+IN_FLIGHT_S = 0.05
+
+
+def text(n: int) -> dict:
+    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
+
+
+@pytest.fixture
+def sandbox():
+    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
+        admin = Sandbox(running.url)
+        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
+        yield admin
+        admin.close()
+
+
+@pytest.fixture
+def runtime(redis_url, sandbox):
+    runtime = Runtime(
+        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
+    )
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def two_workers(redis_url, sandbox, tmp_path):
+    """Starts two workers with the given rate and threads each; stops them at the end."""
+    started = []
+
+    def start(*, rate_per_sec: int, concurrency: int) -> None:
+        env = worker_env(redis_url, sandbox.url, rate_per_sec=str(rate_per_sec))
+        for name in ("a", "b"):
+            log = tmp_path / f"{name}.log"
+            started.append(start_worker(env, log, concurrency=concurrency))
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+class Recorded:
+    """When a key was first written, as Redis announces it (keyspace notifications)."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        client.config_set("notify-keyspace-events", "KA")
+        self.at: float | None = None
+        self._pubsub = client.pubsub()
+        self._pubsub.subscribe(f"__keyspace@0__:{key}")
+        self._pubsub.get_message(timeout=1)  # the subscription's confirmation
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while self.at is None:
+            if self._pubsub.get_message(timeout=0.5):
+                self.at = time.time()
+
+    def wait(self) -> float:
+        at = wait_for(lambda: self.at, timeout_s=15, what="the switch")
+        self._pubsub.close()
+        return at
+
+
+def late_arrivals(sandbox: Sandbox, since: float, until: float = float("inf")) -> list[dict]:
+    return [r for r in sandbox.requests() if since + IN_FLIGHT_S < r["at"] < until]
+
+
+def test_no_call_begins_after_a_halt(runtime, sandbox, two_workers):
+    """AUTH_001 while calls wait for their slots: none of them reaches the Gateway after it."""
+    two_workers(rate_per_sec=20, concurrency=6)
+    runtime.producer.enqueue_many([text(i) for i in range(200)])
+    wait_for(lambda: sandbox.stats()["accepted"] >= 10, what="sending under way")
+    halt = Recorded(runtime.redis, runtime.keys.halt("default"))
+    sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
+    since = halt.wait()
+    # Every waiting call has woken up once its slot (at most ~0.6 s away) came.
+    wait_for(lambda: runtime.snapshot().in_flight == 0, what="waiting calls gone")
+    late = late_arrivals(sandbox, since)
+    assert late == [], [r["at"] - since for r in late]
+    assert runtime.dead_letters.counts() == {}
+
+
+def test_no_call_begins_during_a_new_cooldown(runtime, sandbox, two_workers):
+    """RATE_001 (retry after 2 s) while calls wait for slots: none arrives before it ends."""
+    two_workers(rate_per_sec=20, concurrency=6)
+    runtime.producer.enqueue_many([text(i) for i in range(200)])
+    wait_for(lambda: sandbox.stats()["accepted"] >= 10, what="sending under way")
+    sandbox.script(
+        {
+            "status": 429,
+            "code": "RATE_001",
+            "group": "TOO_MANY_REQUESTS",
+            "params": {"limit_type": "sec", "retry_after": "2s"},
+        }
+    )
+    recorded = Recorded(runtime.redis, runtime.keys.cooldown("default"))
+    until = wait_for(lambda: runtime.switches.cooldown_until("default"), what="the cooldown")
+    began = recorded.wait()
+    wait_for(lambda: sandbox.stats()["accepted"] >= 30, timeout_s=15, what="sending again")
+    assert late_arrivals(sandbox, began, until) == []
+
+
+def test_billing_incident_costs_only_the_calls_in_flight_and_one_probe(
+    runtime, sandbox, two_workers
+):
+    """Balance at 0 at 80/s: after the breaker opens, one probe reaches the Gateway, no more."""
+    sandbox.configure(balance=0.01)  # ten messages
+    two_workers(rate_per_sec=80, concurrency=10)
+    recorded = Recorded(runtime.redis, runtime.keys.breaker("default"))
+    ids = runtime.producer.enqueue_many([text(i) for i in range(300)])
+    since = recorded.wait()
+    wait_for(
+        lambda: runtime.dead_letters.counts().get("BILL_001", 0) + 10 >= len(ids),
+        timeout_s=30,
+        what="every job parked",
+    )
+    late = late_arrivals(sandbox, since)
+    assert len(late) <= 1, [r["at"] - since for r in late]  # the breaker's probe

@@ -1,0 +1,67 @@
+-- A fresh look at the account's switches after a delivery waited for its rate-limit slot:
+-- a halt, a cooldown or an open billing breaker that arrived during the wait stops the call.
+-- KEYS: job, history, claim, due, leases, halt, held, cooldown, breaker, breaker_probe
+-- ARGV: id, gen, now_s, execution, event_held_json, event_wait_json (its delay_s is filled in),
+--       probe_interval_s
+-- Returns {verdict, wait_ms}:
+--   go        nothing changed: call the Gateway
+--   stale     this execution no longer owns the job: do nothing
+--   held      the account was halted: the job moved to the hold list, no attempt used
+--   deferred  a cooldown began: the job went back on the schedule until it ends (wait_ms)
+--   breaker   the billing breaker opened and its probe is out: park without calling (the
+--             job stays claimed); when no probe is out, this call becomes the probe (go)
+--   wait      the breaker is half-open and its probe is out: try again shortly (job claimed)
+local job, history, claim, due, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local halt, held, cooldown, breaker, probe = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local id, gen, now, execution = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local member = id .. '|' .. gen
+local now_ms = math.floor(now * 1000)
+
+if redis.call('GET', claim) ~= execution or redis.call('HGET', job, 'gen') ~= gen then
+  return {'stale', 0}
+end
+
+-- The call begin counted will not be made.
+local function uncount()
+  if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
+  redis.call('HSET', job, 'calling', 0)
+end
+
+local function release()
+  redis.call('DEL', claim)
+  redis.call('ZREM', due, member)
+  redis.call('ZREM', leases, member)
+end
+
+if redis.call('EXISTS', halt) == 1 then
+  uncount()
+  release()
+  redis.call('HINCRBY', job, 'gen', 1)
+  redis.call('HSET', job, 'state', 'held', 'updated_at', now)
+  redis.call('RPUSH', held, id)
+  redis.call('RPUSH', history, ARGV[5])
+  return {'held', 0}
+end
+
+local until_ms = tonumber(redis.call('GET', cooldown) or '0')
+if until_ms > now_ms then
+  uncount()
+  release()
+  local next_gen = redis.call('HINCRBY', job, 'gen', 1)
+  local due_at = until_ms / 1000
+  redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
+  redis.call('ZADD', due, due_at, id .. '|' .. next_gen)
+  local event = cjson.decode(ARGV[6])
+  event.delay_s = (until_ms - now_ms) / 1000
+  redis.call('RPUSH', history, cjson.encode(event))
+  return {'deferred', until_ms - now_ms}
+end
+
+if redis.call('EXISTS', breaker) == 1 and redis.call('GET', probe) ~= execution then
+  local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
+  if redis.call('SET', probe, execution, 'NX', 'PX', probe_ms) then return {'go', 0} end
+  uncount()
+  if redis.call('HGET', breaker, 'half_open') == '1' then return {'wait', 0} end
+  return {'breaker', 0}
+end
+return {'go', 0}
