@@ -12,7 +12,7 @@ import structlog
 
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
-from worker.alerts import (
+from worker.observe.incidents import (
     Alert,
     AlertDispatcher,
     AlertKind,
@@ -23,7 +23,7 @@ from worker.alerts import (
     WebhookSink,
     build_dispatcher,
 )
-from worker.keys import Keys
+from worker.store.keys import Keys
 
 PASSWORD = "hunter2-webhook-secret"  # noqa: S105 - a fake secret the logs must not show
 

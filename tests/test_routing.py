@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from worker.errors import ConfigError
 from worker.outcome import Outcome
-from worker.routing import (
+from worker.send.routing import (
     Action,
     Attempt,
     ParkReason,

@@ -15,9 +15,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
-from worker.jobs import JobStore, NewJob
-from worker.keys import DEFAULT_ACCOUNT
 from worker.models import field_problems, message_body, parse_message
+from worker.store.jobs import JobStore, NewJob
+from worker.store.keys import DEFAULT_ACCOUNT
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 DAY_S = 86_400

@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.jobs import Job, JobState
 from worker.outcome import WORKER_LOST
-from worker.routing import ParkReason
-from worker.runtime import Runtime
+from worker.send.routing import ParkReason
+from worker.service.runtime import Runtime
+from worker.store.jobs import Job, JobState
 
 PARK_REASONS = frozenset(reason.value for reason in ParkReason)
 PENDING_STATES = frozenset({JobState.HELD, JobState.QUEUED, JobState.SCHEDULED})
