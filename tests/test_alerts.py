@@ -12,13 +12,10 @@ import structlog
 
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
-from worker.observe.incidents import (
-    Alert,
+from worker.observe.incidents import Alert, AlertKind, AlertStatus, Incidents
+from worker.observe.sinks import (
     AlertDispatcher,
-    AlertKind,
     AlertmanagerSink,
-    AlertStatus,
-    Incidents,
     LogSink,
     WebhookSink,
     build_dispatcher,

@@ -16,14 +16,8 @@ import pytest
 import yaml
 
 from worker.observe import metrics
-from worker.observe.incidents import (
-    RUNBOOK_URLS,
-    Alert,
-    AlertKind,
-    AlertStatus,
-    alertmanager_alert,
-    alertname,
-)
+from worker.observe.incidents import RUNBOOK_URLS, Alert, AlertKind, AlertStatus
+from worker.observe.sinks import alertmanager_alert, alertname
 from worker.observe.status import AccountState, Snapshot
 from worker.store.switches import Breaker, Halt
 

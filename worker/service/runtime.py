@@ -16,7 +16,8 @@ from redis.retry import Retry
 from worker.accounts import known_accounts
 from worker.errors import ConfigError
 from worker.logs import get_logger
-from worker.observe.incidents import Incidents, build_dispatcher
+from worker.observe.incidents import Incidents
+from worker.observe.sinks import build_dispatcher
 from worker.observe.status import Snapshot, take_snapshot
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
