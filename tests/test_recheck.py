@@ -99,7 +99,7 @@ def test_no_call_begins_after_a_halt(runtime, sandbox, two_workers):
     sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
     since = halt.wait()
     # Every waiting call has woken up once its slot (at most ~0.6 s away) came.
-    wait_for(lambda: runtime.snapshot().in_flight == 0, what="waiting calls gone")
+    wait_for(lambda: runtime.snapshot(lambda: 0).in_flight == 0, what="waiting calls gone")
     late = late_arrivals(sandbox, since)
     assert late == [], [r["at"] - since for r in late]
     assert runtime.dead_letters.counts() == {}

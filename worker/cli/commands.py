@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from worker.accounts import known_accounts
-from worker.cli.console import Console, progress_bar
+from worker.cli.console import Console, emit, progress_bar
 from worker.cli.drain import drain
+from worker.cli.enqueue import read_json_lines
+from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.cli.views import dead_letter_view, iso, job_view, status_view
 from worker.logs import mask_phone
 from worker.observe.incidents import AlertKind
@@ -27,15 +29,6 @@ from worker.service.runtime import Runtime
 from worker.settings import mask_url
 from worker.store.deadletters import DeadLetter, ReplayReport, Selection
 from worker.store.restore import Restore, is_job_id, parse_export
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def emit(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False))
 
 
 def _ago(at: float | None) -> str:
@@ -58,7 +51,9 @@ def _duration(seconds: float | None) -> str:
 
 
 def status(args: argparse.Namespace, runtime: Runtime) -> int:
-    snapshot = runtime.snapshot()
+    from worker.service.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
+
+    snapshot = runtime.snapshot(broker_depth(get_app(), runtime.settings.queue))
     redis_url = mask_url(runtime.settings.state_url)
     if args.json:
         emit(status_view(snapshot, args.account, redis_url=redis_url))
@@ -347,7 +342,6 @@ def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
 
 def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
     """Every line checked first: one bad line and nothing is written."""
-    from worker.cli.main import read_json_lines  # noqa: PLC0415 - the CLI's one JSON-lines reader
 
     try:
         if args.file == "-":

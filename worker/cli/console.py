@@ -6,6 +6,7 @@ terminal); scripts use ``--json`` and never read these lines.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -88,3 +89,8 @@ def progress_bar(total: int, description: str, *, enabled: bool) -> Iterator[Any
             bar.update(task, completed=done, rate=f"{speed:6.1f}/s" if speed else "")
 
         yield update
+
+
+def emit(value: Any) -> None:
+    """One JSON document on one line (``--json`` output, for scripts)."""
+    print(json.dumps(value, ensure_ascii=False))

@@ -1,41 +1,38 @@
 """The ``msgworker`` command: parses arguments and delegates; the work lives elsewhere.
 
-Exit codes: 0 ok, 1 failure, 2 usage or refused input, 69 Redis or broker unreachable,
-78 invalid settings.
+Exit codes: see ``worker.cli.exits``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TextIO
+from typing import Any
 
 import redis
 from kombu.exceptions import OperationalError as BrokerError
 
 from worker.accounts import known_accounts, unknown_account_message
-from worker.errors import ConfigError, InvalidMessage, Unavailable
+from worker.cli.enqueue import enqueue_command
+from worker.cli.exits import (
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
+from worker.errors import ConfigError, Unavailable
 from worker.logs import configure_logging
 from worker.settings import get_settings, mask_url
 from worker.store.keys import DEFAULT_ACCOUNT
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
-EXIT_CONFIG = 78  # sysexits EX_CONFIG
 # Sends wait ~300 ms on the Gateway; 100 threads keep ~300 calls/s in flight from one process.
 DEFAULT_THREADS = 100
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def emit(value: Any, out: TextIO = sys.stdout) -> None:
-    print(json.dumps(value, ensure_ascii=False), file=out)
 
 
 def _runtime() -> Any:
@@ -132,88 +129,6 @@ def _iso_time(text: str) -> str:
     return text
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"account": args.account}
-    for name in ("idempotency_key", "send_at", "expires_at", "ttl_s"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    return options
-
-
-def read_json_lines(stream: Iterable[str]) -> tuple[list[tuple[int, Any]], list[str]]:
-    """Parse a JSON-lines stream: (line number, item) for each good line, an error per bad one."""
-    items: list[tuple[int, Any]] = []
-    problems: list[str] = []
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append((number, json.loads(line)))
-        except ValueError as exc:
-            problems.append(f"line {number}: not JSON ({str(exc).split(':')[0]})")
-        except RecursionError:
-            problems.append(f"line {number}: nested too deeply")
-    return items, problems
-
-
-def _enqueue(args: argparse.Namespace) -> int:
-    producer = _runtime().producer
-    if args.file is not None:
-        return _enqueue_file(args, producer)
-    if args.text is not None:
-        message: dict[str, Any] = {"to": args.to, "type": "text", "text": {"body": args.text}}
-    else:
-        template = {"name": args.template, "language": {"code": args.lang}}
-        message = {"to": args.to, "type": "template", "template": template}
-    try:
-        print(producer.enqueue(message, **_options(args)))
-    except InvalidMessage as exc:
-        print(f"msgworker: refused, nothing enqueued: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
-
-
-def _enqueue_file(args: argparse.Namespace, producer: Any) -> int:
-    """All lines go in, or none: every bad line is reported with its number."""
-    try:
-        if args.file == "-":
-            items, problems = read_json_lines(sys.stdin)
-        else:
-            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
-                items, problems = read_json_lines(stream)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        print(f"msgworker: cannot read {args.file}: {reason}, nothing enqueued", file=sys.stderr)
-        return EXIT_USAGE
-    defaults = _options(args)
-    envelopes = [
-        {**defaults, **item}
-        if isinstance(item, dict) and "message" in item
-        else {**defaults, "message": item}
-        for _, item in items
-    ]
-    ids: list[str] = []
-    try:
-        # With unparsable lines nothing is written, but the parsed ones are still checked.
-        ids = producer.enqueue_many(envelopes) if not problems else []
-        if problems:
-            producer.validate_many(envelopes)
-    except InvalidMessage as exc:
-        for problem in exc.problems:
-            index, _, field = problem.field.partition("].")
-            line = items[int(index.lstrip("["))][0]
-            problems.append(f"line {line}: {field}: {problem.message}")
-    if problems:
-        problems.sort(key=lambda text: int(text.split(":")[0].removeprefix("line ")))
-        print(f"msgworker: {len(problems)} bad line(s), nothing enqueued:", file=sys.stderr)
-        for text in problems:
-            print(f"  {text}", file=sys.stderr)
-        return EXIT_USAGE
-    for job_id in ids:
-        print(job_id)
-    return EXIT_OK
-
-
 # ---------------------------------------------------------------- operating
 
 
@@ -299,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     enqueue.add_argument("--expires-at", type=_parse_time, help="ISO 8601 time with zone")
     enqueue.add_argument("--ttl", dest="ttl_s", type=_positive, help="seconds after send-at")
     _add_account(enqueue)
-    enqueue.set_defaults(handler=_enqueue)
+    enqueue.set_defaults(handler=enqueue_command)
 
     job = commands.add_parser("job", help="a job's state and history")
     job.add_argument("id")
@@ -424,4 +339,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"msgworker: cannot reach the broker at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

@@ -220,6 +220,7 @@ def serve_metrics(
     *,
     labels: Labels | None = None,
     host: str = "0.0.0.0",  # noqa: S104
+    rejected_reasons: Iterable[str] = (),
 ) -> CollectorRegistry:
     """Serve /metrics on ``host:port``: the pool's counters plus the shared-state gauges."""
     if os.environ.get(MULTIPROC_ENV):
@@ -230,9 +231,7 @@ def serve_metrics(
     registry.register(BuildInfoCollector())
     registry.register(StateCollector(snapshot, labels))
     Meter()  # the outcome and alert series exist from the first scrape
-    from worker.service.broker import Rejected  # noqa: PLC0415 - the broker module imports this one
-
-    for reason in Rejected:
-        BROKER_REJECTED.labels(reason=reason.value)
+    for reason in rejected_reasons:  # the broker's reasons for dropping a message, from zero
+        BROKER_REJECTED.labels(reason=reason)
     start_http_server(port, addr=host, registry=registry)
     return registry

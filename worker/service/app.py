@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from worker.logs import configure_logging, get_logger
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import HEARTBEAT_S, Heartbeat
-from worker.service.broker import CONSUMER, transport_for
+from worker.service.broker import CONSUMER, Rejected, transport_for
 from worker.service.runtime import current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
@@ -111,11 +111,12 @@ class PumpStep(bootsteps.StartStopStep):
         runtime = current_runtime()
         refuse_evicting_redis(runtime.redis)
         queue = runtime.settings.queue
+        depth = broker_depth(worker.app, queue)
         pump = Pump(
             runtime.redis,
             runtime.keys,
             dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
-            broker_depth(worker.app, queue),
+            depth,
             chore=runtime.dead_letters.remove_old,
         )
         self._thread = threading.Thread(
@@ -135,9 +136,10 @@ class PumpStep(bootsteps.StartStopStep):
 
             serve_metrics(
                 runtime.settings.metrics_port,
-                lambda: runtime.snapshot(quick=True),
+                lambda: runtime.snapshot(depth, quick=True),
                 labels=runtime.metric_labels,
                 host=runtime.settings.metrics_host,
+                rejected_reasons=[reason.value for reason in Rejected],
             )
 
     def stop(self, _worker: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -155,15 +156,14 @@ class Runtime:
         """For reads that must answer fast or fail (a scrape, a probe), never wait out an outage."""
         return connect_redis(self.settings.state_url, retries=0, timeout_s=1.0)
 
-    def snapshot(self, *, quick: bool = False) -> Snapshot:
-        """The shared state now (status, metrics); reads the broker's queue length too."""
-        from worker.service.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
-
+    def snapshot(self, broker_depth: Callable[[], int], *, quick: bool = False) -> Snapshot:
+        """The shared state now (status, metrics), with the broker queue's length from
+        ``broker_depth`` (``worker.service.app.broker_depth`` in a worker)."""
         return take_snapshot(
             self.quick_redis if quick else self.redis,
             self.keys,
             queue=self.settings.queue,
-            broker_depth=broker_depth(get_app(), self.settings.queue),
+            broker_depth=broker_depth,
             now=time.time(),
         )
 
