@@ -1,4 +1,4 @@
-"""Reading Gateway answers: every shape in SPEC §1 becomes a Sent or a GatewayRejected."""
+"""Reading Gateway answers: every documented answer shape becomes a Sent or a GatewayRejected."""
 
 import json
 

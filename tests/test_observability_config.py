@@ -33,7 +33,7 @@ RUNBOOK_PREFIX = "README.md#"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# What one worker's /metrics exports (SPEC §5), sample names as PromQL sees them.
+# What one worker's /metrics exports (as the README documents them), sample names as PromQL sees them.
 EXPORTED = frozenset(
     {
         "msgworker_api_responses_total",

@@ -98,11 +98,21 @@ class Demo:
         self.sandbox.post(path, json=body).raise_for_status()
 
     def run(self) -> None:
+        """The six scenes, one after the other."""
+        self.plain_sends()
+        self.rate_limited()
+        self.retried()
+        self.invalid_recipient()
+        self.balance_runs_out()
+        self.key_revoked()
+
+    def plain_sends(self) -> None:
         say("1. 20 messages, plain sends")
         ids = self.enqueue("welcome", 20)
         self.settle(ids, what="plain sends")
         say(f"   {dict(self.states(ids))}")
 
+    def rate_limited(self) -> None:
         say("2. The Gateway answers RATE_001 (retry_after '2s'): every worker waits 2 s")
         rate = {"status": 429, "code": "RATE_001", "group": "TOO_MANY_REQUESTS"}
         self.admin(
@@ -114,6 +124,7 @@ class Demo:
         self.settle(ids, what="the rate-limited batch")
         say(f"   all 10 sent after {time.monotonic() - started:.1f} s; no attempt used by the 429")
 
+    def retried(self) -> None:
         say("3. Two 502s with an HTML page, then success: backoff with full jitter")
         html = {
             "status": 502,
@@ -127,12 +138,14 @@ class Demo:
         delays = [e["delay_s"] for e in job.history if e.get("action") == "backoff"]
         say(f"   {job.state} after {job.attempts} attempts; backoff delays {delays}")
 
+    def invalid_recipient(self) -> None:
         say("4. GW_001 (invalid recipient): parked at once, no retry")
         self.admin("/sandbox/script", {"answers": [{"status": 400, "code": "GW_001"}]})
         (job_id,) = self.enqueue("typo", 1)
         self.settle([job_id], what="the invalid recipient")
         say(f"   {self.job(job_id).state} with {self.job(job_id).last_code}")
 
+    def balance_runs_out(self) -> None:
         say("5. The balance runs out (BILL_001): park, one alert, the breaker spares the Gateway")
         self.admin("/sandbox/config", {"balance": 0.0})
         before = self.sandbox.get("/sandbox/stats").json()["requests"]
@@ -151,6 +164,7 @@ class Demo:
         self.settle(ids, what="the replay", states=frozenset({JobState.SENT}))
         say(f"   replayed {report.replayed}: {dict(self.states(ids))}; breaker closed")
 
+    def key_revoked(self) -> None:
         say("6. The key is revoked (AUTH_001): every worker halts; jobs wait, none is lost")
         self.admin(
             "/sandbox/script",

@@ -13,13 +13,14 @@ import math
 import random
 import secrets
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from worker.errors import InvalidMessage
 from worker.models import parse_message
+from worker.sandbox.accounts import Account, Stats, to_milli
 from worker.sandbox.config import (
     KNOBS,
     SandboxConfig,
@@ -53,61 +54,6 @@ ARRIVALS_MAX = 100_000
 
 _AUTH_001, _AUTH_002, _AUTH_003 = AUTH_001.reply(), AUTH_002.reply(), AUTH_003.reply()
 _WABA_001 = WABA_001.reply()
-
-
-def _milli(amount: float) -> int:
-    return round(amount * 1000)
-
-
-class SlidingWindow:
-    """Times of the requests let through during the last ``span_s`` seconds."""
-
-    __slots__ = ("_hits", "span_s")
-
-    def __init__(self, span_s: float) -> None:
-        self.span_s = span_s
-        self._hits: deque[float] = deque()
-
-    def used(self, now: float) -> int:
-        hits, cutoff = self._hits, now - self.span_s
-        while hits and hits[0] <= cutoff:
-            hits.popleft()
-        return len(hits)
-
-    def wait_s(self, now: float, limit: int) -> float:
-        """Seconds until one more request fits under ``limit``; call right after `used`."""
-        excess = len(self._hits) - limit
-        return self._hits[excess] + self.span_s - now if excess >= 0 else 0.0
-
-    def add(self, now: float) -> None:
-        self._hits.append(now)
-
-    def clear(self) -> None:
-        self._hits.clear()
-
-
-@dataclass
-class Account:
-    """One API key as the sandbox knows it; only its label is ever shown."""
-
-    label: str
-    start_milli: int
-    balance_milli: int
-    no_billing: bool = False
-    waba_broken: bool = False
-    per_sec: SlidingWindow = field(default_factory=lambda: SlidingWindow(1.0))
-    per_min: SlidingWindow = field(default_factory=lambda: SlidingWindow(60.0))
-
-
-@dataclass
-class Stats:
-    """Counts of every gateway request since start or the last reset."""
-
-    requests: int = 0
-    accepted: int = 0
-    by_code: Counter[str] = field(default_factory=Counter)
-    by_status: Counter[str] = field(default_factory=Counter)
-    faults: Counter[str] = field(default_factory=Counter)
 
 
 class SandboxState:
@@ -340,7 +286,7 @@ class SandboxState:
         self.config = replace(self.config, **knobs)
         if "balance" in knobs:
             for account in self._accounts.values():
-                account.start_milli = account.balance_milli = _milli(knobs["balance"])
+                account.start_milli = account.balance_milli = to_milli(knobs["balance"])
         if "seed" in knobs:
             self._rng.seed(knobs["seed"])
         if outage_s is not None:
@@ -354,12 +300,12 @@ class SandboxState:
             raise SandboxInputError(unknown[0], "is not a key field")
         key = check_api_key(spec.get("api_key"))
         balance = spec.get("balance")
-        milli = None if balance is None else _milli(check_number("balance", balance, -math.inf))
+        milli = None if balance is None else to_milli(check_number("balance", balance, -math.inf))
         no_billing = check_flag("no_billing", spec.get("no_billing", False))
         waba_broken = check_flag("waba_broken", spec.get("waba_broken", False))
         account = self._accounts.get(key)
         if account is None:
-            start = _milli(self.config.balance) if milli is None else milli
+            start = to_milli(self.config.balance) if milli is None else milli
             account = Account(f"key{len(self._accounts) + 1}", start, start)
             self._accounts[key] = account
         elif milli is not None:
@@ -372,7 +318,7 @@ class SandboxState:
 
     def topup(self, amount: Any, key_label: Any = None) -> dict[str, float]:
         """Add ``amount`` to one key's balance, or to every key's."""
-        milli = _milli(check_number("amount", amount, -math.inf))
+        milli = to_milli(check_number("amount", amount, -math.inf))
         accounts = [a for a in self._accounts.values() if key_label in {None, a.label}]
         if not accounts:
             raise SandboxInputError("key_label", f"no key labelled {key_label!r}")

@@ -2,7 +2,7 @@
 
 Pure and total: whatever arrives (HTML from a proxy, an empty body, JSON of the wrong shape,
 unknown codes, garbled headers) becomes a `Sent` or a `GatewayRejected`; nothing else is
-raised. The only place that speaks HTTP is `worker.send.gateway`.
+raised. The HTTP call itself is made in `worker.send.gateway`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """deliver(): claim and reserve a slot → wait → send → decide → record. The task is a thin adapter.
 
-Two Redis round trips per send: ``begin`` (checks, claim, rate-limit slot) and one settlement
-(which also learns from the answer's rate-limit headers); a third, a fresh look at the halt,
-cooldown and billing breaker, only for a call that waited for its slot.
+Redis round trips per send: ``begin`` (checks, claim, rate-limit slot) and one settlement script
+(which also learns from the answer's rate-limit headers); after a success, one EXISTS to see
+whether a retries-exhausted incident can resolve; and, only for a call that waited for its slot,
+a fresh look at the halt, cooldown and billing breaker before the call.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The Connexease Gateway client: the only code that speaks HTTP and catches ``httpx`` errors.
+"""The Connexease Gateway client: the only code that calls the Gateway and catches its ``httpx``
+errors (the alert sinks in ``worker.observe.sinks`` make HTTP calls of their own).
 
 Every call is bounded twice: each phase (connect, write, each read) by ``timeout_s``, and the
 whole call by a total deadline (``deadline_s``, by default the same), so a Gateway that drips

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,10 +38,6 @@ class ParkReason(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     EXPIRED = "expired"
     AMBIGUOUS = "ambiguous"
-
-
-CONFIGURABLE_ACTIONS = (Action.RESCHEDULE, Action.BACKOFF, Action.PARK, Action.HALT)
-CONFIGURABLE_PARK_REASONS = (ParkReason.PERMANENT, ParkReason.BILLING, ParkReason.AMBIGUOUS)
 
 
 class Rule(BaseModel):
@@ -149,7 +145,6 @@ class Decision:
     action: Action
     delay_s: float = 0.0
     reason: ParkReason | None = None
-    rule: Rule | None = field(default=None, compare=False)
 
     @classmethod
     def park(cls, reason: ParkReason) -> Decision:
@@ -181,17 +176,17 @@ def decide(
     rule = policy.table.rule_for(outcome)
     action = Action(rule.action)
     if action is Action.PARK:
-        return Decision(action, reason=rule.park_reason, rule=rule)
+        return Decision(action, reason=rule.park_reason)
     if action is Action.HALT:
-        return Decision(action, rule=rule)
+        return Decision(action)
     if action is Action.RESCHEDULE:
         if attempt.reschedules >= policy.max_reschedules:
-            return Decision(Action.PARK, reason=ParkReason.RETRIES_EXHAUSTED, rule=rule)
+            return Decision(Action.PARK, reason=ParkReason.RETRIES_EXHAUSTED)
         delay = reschedule_delay_s(outcome.retry_after_s, rng=rng)
-        return Decision(action, delay_s=delay, rule=rule)
+        return Decision(action, delay_s=delay)
     if attempt.calls >= policy.max_attempts:
-        return Decision(Action.PARK, reason=ParkReason.RETRIES_EXHAUSTED, rule=rule)
+        return Decision(Action.PARK, reason=ParkReason.RETRIES_EXHAUSTED)
     delay = backoff_delay_s(
         attempt.calls - 1, base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s, rng=rng
     )
-    return Decision(action, delay_s=delay, rule=rule)
+    return Decision(action, delay_s=delay)

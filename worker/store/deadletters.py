@@ -19,7 +19,7 @@ REPLAY_CHUNK = 200
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """One DLQ record (SPEC §4). Times are Unix seconds."""
+    """One dead-letter record, kept until purged or aged out. Times are Unix seconds."""
 
     id: str
     idempotency_key: str
