@@ -17,11 +17,11 @@ import redis
 from tests.support.cluster import BIN
 from tests.support.processes import RedisServer, free_port
 from worker.errors import InvalidMessage, Unavailable
-from worker.jobs import JobStore
-from worker.keys import Keys
 from worker.producer import Producer
-from worker.runtime import Runtime, connect_redis_fail_fast
+from worker.service.runtime import Runtime, connect_redis_fail_fast
 from worker.settings import Settings
+from worker.store.jobs import JobStore
+from worker.store.keys import Keys
 
 TIMEOUT_S = 2.0
 MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
