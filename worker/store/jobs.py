@@ -14,13 +14,18 @@ from enum import StrEnum
 from typing import Any
 
 import redis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from worker.errors import StoreFull
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit, learn_arguments
 from worker.store.scripts import load_script
+
+
+def is_out_of_memory(exc: ResponseError) -> bool:
+    """Whether Redis refused a write because maxmemory is reached."""
+    return isinstance(exc, OutOfMemoryError) or "OOM command not allowed" in str(exc)
 
 
 class JobState(StrEnum):
@@ -180,9 +185,10 @@ class JobStore:
         try:
             ids: list[str] = self._enqueue(args=argv)
         except ResponseError as exc:
-            # OutOfMemoryError, or a script error carrying Redis's OOM reply. Redis refuses only
-            # a script's first write, so nothing was written: the caller may retry.
-            if "OOM command not allowed" not in str(exc):
+            # redis-py raises OutOfMemoryError for Redis's OOM reply (the prefix stripped); a
+            # script error can carry the reply whole. Redis refuses only a script's first write,
+            # so nothing was written: the caller may retry.
+            if not is_out_of_memory(exc):
                 raise
             raise StoreFull("Redis is full (maxmemory reached): nothing was enqueued") from None
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
