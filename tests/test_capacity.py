@@ -64,7 +64,7 @@ def test_a_worker_warns_about_a_redis_that_evicts_keys_with_a_ttl(private_redis,
     client.config_set("maxmemory-policy", "volatile-lru")
     worker = start_worker(worker_env(server.url, sandbox.url), tmp_path / "w.log", concurrency=1)
     try:
-        wait_for(lambda: "redis.evicts_settled_records" in worker.log(), what="the warning")
+        wait_for(lambda: "redis.evicts_keys_with_ttl" in worker.log(), what="the warning")
         assert "volatile-lru" in worker.log()
     finally:
         worker.stop()

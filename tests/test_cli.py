@@ -489,11 +489,13 @@ def test_dlq_import_with_a_bad_line_writes_nothing_and_numbers_every_bad_line(re
         json.dumps({**record, "account": "nobody"}),
         json.dumps({**record, "parked_at": "yesterday"}),
         json.dumps([1, 2]),
+        json.dumps({**record, "message": {**record["message"], "text": {"body": "x" * 5000}}}),
     ]
     code, out, err = run(redis_url, "dlq", "import", "-", stdin="\n".join(lines))
     assert (code, out) == (2, "")
-    assert "5 bad line(s), nothing imported" in err
-    for number, field in ((2, "not JSON"), (3, "id:"), (4, "account:"), (5, "parked_at:"), (6, "")):
+    assert "6 bad line(s), nothing imported" in err
+    bad = ((2, "not JSON"), (3, "id:"), (4, "account:"), (5, "parked_at:"), (6, ""))
+    for number, field in (*bad, (7, "message.text.body")):
         assert f"line {number}: {field}" in err
     assert dlq_state(runtime) == ({}, [], {})
 

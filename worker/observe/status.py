@@ -59,7 +59,7 @@ class Snapshot:
         return self.depth / self.sends_per_s if self.sends_per_s > 0 else None
 
 
-def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
+def accounts_to_report(client: redis.Redis, keys: Keys) -> set[str]:
     """The configured accounts and every account with a halt, breaker or hold list."""
     accounts = {DEFAULT_ACCOUNT, *configured_accounts()}
     for kind in ("halt", "breaker", "held"):
@@ -90,7 +90,7 @@ def take_snapshot(
     ready, scheduled, leased, enqueued, sent, workers = pipe.execute()
     in_broker = broker_depth()
     dead_letters = dead_letter_counts(client, keys)
-    names = sorted(known_accounts(client, keys))
+    names = sorted(accounts_to_report(client, keys))
     if len(names) == 1:  # the common case: every job and dead letter is this account's
         depths = {names[0]: int(ready) + in_broker}
         dlq_totals = {names[0]: sum(dead_letters.values())}

@@ -25,6 +25,7 @@ from worker.service.runtime import current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
 from worker.store.schedule import Pump
+from worker.store.upgrade import keep_pending_jobs
 
 # Jobs per broker message at most: a group is delivered one job after the other, so a larger
 # one would hold its last jobs back (each call can take HTTP_TIMEOUT_S).
@@ -110,6 +111,9 @@ class PumpStep(bootsteps.StartStopStep):
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
         refuse_evicting_redis(runtime.redis)
+        kept = keep_pending_jobs(runtime.redis, runtime.keys)
+        if kept:
+            log.info("records.pending_kept", jobs=kept)
         queue = runtime.settings.queue
         depth = broker_depth(worker.app, queue)
         pump = Pump(

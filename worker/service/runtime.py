@@ -87,8 +87,9 @@ def eviction_policy(client: redis.Redis) -> str:
 
 def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
     """Redis holds the only copy of every job: a policy that may evict any key is refused
-    (ConfigError); one that evicts keys with a TTL is allowed with a warning (only settled
-    records have one)."""
+    (ConfigError). One that evicts keys with a TTL is allowed with a warning: pending jobs have
+    none, but claims, cooldowns and rate windows do, and losing one early can re-send a job
+    whose answer was lost or let calls through too soon."""
     policy = eviction_policy(client)
     if policy.startswith("allkeys-"):
         msg = (
@@ -97,7 +98,7 @@ def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
         )
         raise ConfigError(msg)
     if warn and policy.startswith("volatile-"):
-        log.warning("redis.evicts_settled_records", policy=policy, advice="noeviction")
+        log.warning("redis.evicts_keys_with_ttl", policy=policy, advice="noeviction")
 
 
 class Runtime:

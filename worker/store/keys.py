@@ -132,6 +132,11 @@ class Keys:
         """Sorted set: worker commands by the last time each said it was alive."""
         return f"{self.prefix}workers"
 
+    @property
+    def pending_kept(self) -> str:
+        """String: present once the expiry older versions gave pending jobs has been removed."""
+        return f"{self.prefix}pending-kept"
+
     # Alerts
     def incident(self, kind: str, account: str) -> str:
         """Hash: present while an incident of this kind is open (one alert per incident)."""

@@ -18,6 +18,8 @@ from typing import Any
 
 import redis
 
+from worker.errors import InvalidMessage
+from worker.models import parse_message
 from worker.store.deadletters import DeadLetter
 from worker.store.keys import Keys
 from worker.store.scripts import load_script
@@ -86,6 +88,12 @@ def parse_record(item: Any, known_accounts: frozenset[str]) -> DeadLetter:
     for name, passes, problem in CHECKS:
         if not passes(item.get(name)):
             raise BadRecord(f"{name}: {problem}")
+    try:
+        # Replay sends this payload: it passes the checks every enqueued one passes.
+        parse_message(item["message"])
+    except InvalidMessage as exc:
+        problems = "; ".join(f"message.{p.field}: {p.message}" for p in exc.problems)
+        raise BadRecord(problems) from None
     if item["account"] not in known_accounts:
         raise BadRecord(f"account: unknown account {item['account']!r}")
     values = {name: value for name, value in item.items() if value is not None}

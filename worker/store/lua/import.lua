@@ -7,7 +7,8 @@ local index, counts = keys.dead_letter_index(prefix), keys.dead_letter_counts(pr
 local imported, already_there, not_parked = 0, 0, 0
 for i = 2, #ARGV, 4 do
   local id, parked_at, code, record = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local state = redis.call('HGET', keys.job(prefix, id), 'state')
+  local job = redis.call('HMGET', keys.job(prefix, id), 'state', 'account', 'key')
+  local state = job[1]
   if redis.call('EXISTS', keys.dead_letter(prefix, id)) == 1 then
     already_there = already_there + 1
   elseif state and state ~= 'parked' then
@@ -18,8 +19,7 @@ for i = 2, #ARGV, 4 do
     redis.call('HINCRBY', counts, code, 1)
     if state then
       -- Parked again: the job's record lives as long as its dead letter.
-      local fields = cjson.decode(record)
-      keep(prefix, id, fields.account, fields.idempotency_key)
+      keep(prefix, id, job[2], job[3])
     end
     imported = imported + 1
   end

@@ -46,6 +46,7 @@ function keys.incident(prefix, kind, account)
 end
 function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
 function keys.workers(prefix) return prefix .. 'workers' end
+function keys.pending_kept(prefix) return prefix .. 'pending-kept' end
 
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
 -- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and

@@ -29,6 +29,8 @@ end
 
 local function release()
   redis.call('DEL', claim)
+  -- A probe that will not be made: the next job may probe at once.
+  if redis.call('GET', probe) == execution then redis.call('DEL', probe) end
   redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
 end

@@ -1,0 +1,51 @@
+"""Records written by older versions, brought in line with today's lifetimes once per deployment.
+
+Versions before retention gave every job's record, history and idempotency entry a seven-day
+expiry at enqueue, pending or not. A worker starting on such data removes that expiry from every
+job not yet sent, so nothing pending can still age out; a marker key makes it a one-time pass.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from worker.store.jobs import JobState
+from worker.store.keys import Keys
+
+CHUNK = 1000
+
+
+def keep_pending_jobs(client: redis.Redis, keys: Keys, *, chunk: int = CHUNK) -> int:
+    """Remove the old expiry from every job not yet sent; returns how many were kept."""
+    if client.exists(keys.pending_kept):
+        return 0
+    kept = 0
+    batch: list[str] = []
+    for key in client.scan_iter(match=keys.job("*"), count=chunk):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if not name.endswith(":history"):
+            batch.append(name)
+        if len(batch) >= chunk:
+            kept += _keep(client, keys, batch)
+            batch = []
+    kept += _keep(client, keys, batch)
+    client.set(keys.pending_kept, "1")
+    return kept
+
+
+def _keep(client: redis.Redis, keys: Keys, job_keys: list[str]) -> int:
+    reads = client.pipeline(transaction=False)
+    for key in job_keys:
+        reads.hmget(key, "id", "state", "account", "key")
+    writes = client.pipeline(transaction=False)
+    kept = 0
+    for fields in reads.execute():
+        job_id, state, account, key = (f.decode() if isinstance(f, bytes) else f for f in fields)
+        if not (job_id and state and account and key) or state == JobState.SENT:
+            continue
+        writes.persist(keys.job(job_id))
+        writes.persist(keys.history(job_id))
+        writes.persist(keys.idempotency(account, key))
+        kept += 1
+    writes.execute()
+    return kept
