@@ -21,7 +21,7 @@ from worker.errors import (
     GatewayRejected,
 )
 from worker.outcome import Sent
-from worker.send.gateway import TRANSPORT_ERRORS, GatewayClient, make_http_client
+from worker.send.gateway import TRANSPORT_ERRORS, GatewayClient, env_proxy_for, make_http_client
 from worker.service.runtime import LEASE_MARGIN_S, MAX_INLINE_WAIT_S, claim_lease_s
 
 API_KEY = "sk_test_0123456789abcdef"
@@ -309,3 +309,26 @@ def test_a_success_with_an_id_too_long_or_odd_is_not_a_success(hostile, wamid):
             client.send(BODY)
     assert caught.value.code == "HTTP_200"
     assert len(json.dumps(caught.value.params)) <= 1100
+
+
+def test_calls_go_through_the_proxy_the_environment_names(hostile, monkeypatch):
+    """HTTP_PROXY set: the call reaches the Gateway through it, with the deadline still on."""
+    monkeypatch.setenv("HTTP_PROXY", hostile.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    base_url = "http://gateway.invalid"
+    proxy_url = env_proxy_for(base_url)
+    assert proxy_url == hostile.url
+    with make_http_client(timeout_s=2, proxy_url=proxy_url) as http:
+        client = GatewayClient(http, base_url=base_url, api_key=API_KEY)
+        sent = client.send({"to": "905321234567", "type": "text", "text": {"body": "hi"}})
+    assert sent.wamid.startswith("wamid.")
+    assert len(hostile.requests) == 1
+
+
+def test_no_proxy_exempts_the_gateway_host(monkeypatch):
+    """NO_PROXY naming the Gateway's host: no proxy for it, as httpx would decide."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "gw.example")
+    assert env_proxy_for("https://gw.example/") is None
+    assert env_proxy_for("https://other.example/") == "http://proxy.invalid:3128"

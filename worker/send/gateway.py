@@ -13,6 +13,7 @@ import json
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -147,24 +148,49 @@ class _DeadlineTransport(httpx.HTTPTransport):
     """httpx's transport on a pool whose sockets honour a total deadline per request."""
 
     def __init__(
-        self, *, deadline_s: float, max_connections: int, ssl_context: ssl.SSLContext
+        self,
+        *,
+        deadline_s: float,
+        max_connections: int,
+        ssl_context: ssl.SSLContext,
+        proxy_url: str | None = None,
     ) -> None:
         super().__init__(verify=ssl_context)
         self._deadline_s = deadline_s
         self._backend = _Deadline()
         # httpx offers no way to hand its pool a network backend: the pool is built again with
-        # the same settings and ours.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,
-            network_backend=self._backend,
-        )
+        # the same settings and ours (through the proxy the environment names, as httpx would).
+        pool = {
+            "ssl_context": ssl_context,
+            "max_connections": max_connections,
+            "max_keepalive_connections": max_connections,
+            "keepalive_expiry": 5.0,
+            "network_backend": self._backend,
+        }
+        if proxy_url is None:
+            self._pool = httpcore.ConnectionPool(**pool)  # type: ignore[arg-type]
+        else:
+            proxy = httpx.URL(proxy_url)
+            auth = (proxy.username, proxy.password) if proxy.username else None
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=str(proxy.copy_with(username=None, password=None)),
+                proxy_auth=auth,
+                **pool,  # type: ignore[arg-type]
+            )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self._backend.arm(self._deadline_s)
         return super().handle_request(request)
+
+
+def env_proxy_for(url: str) -> str | None:
+    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` name for ``url``, unless
+    ``NO_PROXY`` exempts its host: what httpx would use on its own."""
+    target = httpx.URL(url)
+    if urllib.request.proxy_bypass(target.host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(target.scheme) or proxies.get("all")
 
 
 def make_http_client(
@@ -173,6 +199,7 @@ def make_http_client(
     deadline_s: float | None = None,
     max_connections: int = 10,
     ssl_context: ssl.SSLContext | None = None,
+    proxy_url: str | None = None,
 ) -> httpx.Client:
     """A pooled client: keep-alive connections, every phase and the whole call bounded.
 
@@ -183,6 +210,7 @@ def make_http_client(
         deadline_s=deadline_s or timeout_s,
         max_connections=max_connections,
         ssl_context=ssl_context or httpx.create_ssl_context(),
+        proxy_url=proxy_url,
     )
     return httpx.Client(
         timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False
@@ -212,9 +240,15 @@ class PerThreadHTTP:
     """
 
     def __init__(
-        self, *, timeout_s: float, deadline_s: float | None = None, connections_per_thread: int = 2
+        self,
+        *,
+        timeout_s: float,
+        deadline_s: float | None = None,
+        connections_per_thread: int = 2,
+        proxy_url: str | None = None,
     ) -> None:
         self._timeout_s = timeout_s
+        self._proxy_url = proxy_url
         self._deadline_s = deadline_s
         self._connections = connections_per_thread
         self._ssl_context = ssl.create_default_context()
@@ -230,6 +264,7 @@ class PerThreadHTTP:
                 deadline_s=self._deadline_s,
                 max_connections=self._connections,
                 ssl_context=self._ssl_context,
+                proxy_url=self._proxy_url,
             )
             self._local.client = client
             with self._lock:

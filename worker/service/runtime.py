@@ -22,7 +22,7 @@ from worker.observe.sinks import build_dispatcher
 from worker.observe.status import Snapshot, take_snapshot
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
-from worker.send.gateway import GatewayClient, PerThreadHTTP
+from worker.send.gateway import GatewayClient, PerThreadHTTP, env_proxy_for
 from worker.send.routing import Policy, RoutingTable, load_routing_table
 from worker.send.settlement import Settlement
 from worker.settings import Settings, get_settings
@@ -188,7 +188,11 @@ class Runtime:
     def delivery(self) -> Delivery:
         s = self.settings
         gateway = GatewayClient(
-            PerThreadHTTP(timeout_s=s.http_timeout_s, deadline_s=s.http_timeout_s),
+            PerThreadHTTP(
+                timeout_s=s.http_timeout_s,
+                deadline_s=s.http_timeout_s,
+                proxy_url=env_proxy_for(str(s.api_base_url)),
+            ),
             base_url=str(s.api_base_url),
             api_key=s.api_key.get_secret_value(),
             sandbox=s.sandbox,
