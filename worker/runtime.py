@@ -101,10 +101,17 @@ def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
 class Runtime:
     """Lazily built components: a producer never opens an HTTP client, a worker does."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, fail_fast: bool = False) -> None:
+        """``fail_fast`` (commands, not workers): every Redis and broker call answers or fails
+        within REDIS_TIMEOUT_S, never riding out an outage."""
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
-        self.redis = connect_redis(settings.state_url)
+        self.fail_fast = fail_fast
+        self.redis = (
+            connect_redis_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+            if fail_fast
+            else connect_redis(settings.state_url)
+        )
 
     @cached_property
     def jobs(self) -> JobStore:
@@ -158,11 +165,12 @@ class Runtime:
         """The shared state now (status, metrics); reads the broker's queue length too."""
         from worker.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
 
+        timeout_s = self.settings.redis_timeout_s if self.fail_fast else None
         return take_snapshot(
             self.quick_redis if quick else self.redis,
             self.keys,
             queue=self.settings.queue,
-            broker_depth=broker_depth(get_app(), self.settings.queue),
+            broker_depth=broker_depth(get_app(), self.settings.queue, timeout_s=timeout_s),
             now=time.time(),
         )
 
@@ -224,9 +232,10 @@ class Runtime:
 _runtime: tuple[int, Runtime] | None = None
 
 
-def current_runtime() -> Runtime:
-    """This process's runtime, built on first use after any fork."""
+def current_runtime(*, fail_fast: bool = False) -> Runtime:
+    """This process's runtime, built on first use after any fork (``fail_fast`` as then asked:
+    commands ask for it, workers do not)."""
     global _runtime  # noqa: PLW0603 - one per process by design
     if _runtime is None or _runtime[0] != os.getpid():
-        _runtime = (os.getpid(), Runtime(get_settings()))
+        _runtime = (os.getpid(), Runtime(get_settings(), fail_fast=fail_fast))
     return _runtime[1]
