@@ -26,7 +26,8 @@ from worker.logs import mask_phone
 from worker.restore import Restore, is_job_id, parse_export
 from worker.runtime import Runtime
 from worker.settings import mask_url
-from worker.views import dead_letter_view, iso, job_view, status_view
+from worker.state import AccountState
+from worker.views import dead_letter_view, iso, job_view, limits_view, status_view
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -61,7 +62,7 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     snapshot = runtime.snapshot()
     redis_url = mask_url(runtime.settings.state_url)
     if args.json:
-        emit(status_view(snapshot, args.account, redis_url=redis_url))
+        emit(status_view(snapshot, args.account, redis_url=redis_url, rate=runtime.rate_limit))
         return EXIT_OK
     state = snapshot.accounts.get(args.account)
     out = Console()
@@ -96,6 +97,10 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
         )
         half = ", a probe is going out" if breaker.half_open else ""
         rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
+    limits = limits_view(state or AccountState(None, None, None, 0), runtime.rate_limit)
+    learned = [span for span in ("sec", "min") if limits["learned"][span]]
+    source = f"learned from the Gateway: {', '.join(learned)}" if learned else "not learned"
+    rows.append(("  rate limits", f"{limits['sec']}/s, {limits['min']}/min ({source})", None))
     cooldown = state.cooldown_until if state else None
     if cooldown and cooldown > time.time():
         rows.append(("  cooldown", f"until {iso(cooldown)} (RATE_001)", "yellow"))

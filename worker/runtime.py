@@ -206,16 +206,22 @@ class Runtime:
             backoff_base_s=s.backoff_base_s,
             backoff_cap_s=s.backoff_cap_s,
         )
-        rate = RateLimit.configured(
-            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
-            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
-            max_wait_s=MAX_INLINE_WAIT_S,
-        )
+        rate = self.rate_limit
         from worker.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
         settlement = Settlement(self.jobs, self.incidents)
         meter = Meter(self.metric_labels)
         return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def rate_limit(self) -> RateLimit:
+        """The limiter's start values and ceilings: a rate setting given is a ceiling."""
+        s = self.settings
+        return RateLimit.configured(
+            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            max_wait_s=MAX_INLINE_WAIT_S,
+        )
 
     @cached_property
     def routing_table(self) -> RoutingTable:
