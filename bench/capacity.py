@@ -17,10 +17,10 @@ from pathlib import Path
 
 import redis
 
-from worker.jobs import Execution, JobStore, NewJob
-from worker.keys import Keys
-from worker.localredis import LocalRedis
-from worker.ratelimit import RateLimit
+from worker.dev.localredis import LocalRedis
+from worker.store.jobs import Execution, JobStore, NewJob
+from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit
 
 BODY = {
     "to": "905321234567",

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from worker.localredis import LocalRedis, free_port  # noqa: E402
+from worker.dev.localredis import LocalRedis, free_port  # noqa: E402
 from worker.models import message_body, parse_message  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -42,7 +42,7 @@ HIGH_RATE_PER_SEC = 100_000
 HIGH_RATE_PER_MIN = 6_000_000
 
 SERVE = (
-    "import json, sys; from worker.sandbox import SandboxConfig, serve; "
+    "import json, sys; from worker.sandbox.server import SandboxConfig, serve; "
     "knobs = json.loads(sys.argv[2]); knobs['api_keys'] = tuple(knobs['api_keys']); "
     "serve(SandboxConfig(**knobs), '127.0.0.1', int(sys.argv[1]))"
 )
@@ -544,8 +544,8 @@ def stack(keep: bool = False, **sandbox_knobs: Any) -> Iterator[Stack]:
 
 
 def msgworker_runtime(redis_url: str, **settings: Any) -> Any:
-    """A `worker.runtime.Runtime` on this Redis (as a producer process builds it)."""
-    from worker.runtime import Runtime  # noqa: PLC0415
+    """A `worker.service.runtime.Runtime` on this Redis (as a producer process builds it)."""
+    from worker.service.runtime import Runtime  # noqa: PLC0415
     from worker.settings import get_settings  # noqa: PLC0415
 
     return Runtime(get_settings(broker_url=redis_url, **settings))

@@ -2,7 +2,7 @@
 
 Both write to the same private redis-server from this process:
 
-- msgworker: ``Producer.enqueue_many`` (through a ``worker.runtime.Runtime``) in batches of
+- msgworker: ``Producer.enqueue_many`` (through a ``worker.service.runtime.Runtime``) in batches of
   ``--batch`` (1,000): every message validated, then one round trip per batch.
 - plain Celery: ``send.apply_async(args=(body,))`` in a loop, as a Celery app enqueues one by
   one (the JSON body already built). For contrast it is also timed with one shared producer

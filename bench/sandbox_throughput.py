@@ -42,7 +42,7 @@ UNLIMITED = 10**9
 # of CPU each, seconds for 300 clients, all inside the measured window.
 _TLS = ssl.create_default_context()
 SERVE = (
-    "import sys; from worker.sandbox import SandboxConfig, serve; "
+    "import sys; from worker.sandbox.server import SandboxConfig, serve; "
     f"serve(SandboxConfig(rate_per_sec={UNLIMITED}, rate_per_min={UNLIMITED}, "
     f"balance={UNLIMITED}), '127.0.0.1', int(sys.argv[1]))"
 )

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support import chaos  # noqa: E402 - after the path is set
-from worker.localredis import LocalRedis  # noqa: E402
+from worker.dev.localredis import LocalRedis  # noqa: E402
 
 Run = Callable[[chaos.Stage, LocalRedis], chaos.Result]
 

@@ -20,7 +20,7 @@ shows bursts (80/s spread evenly would be 8); the gaps between accepted calls sh
 
     .venv/bin/python bench/utilisation.py [--seconds 60] [--warmup 5] [--variants limited,retry]
 
-Targets (SPEC: "the account's rate limit is used fully but never hammered"): goodput ≥ 95 %
+Targets (the account's rate limit is used fully but never hammered): goodput ≥ 95 %
 of the limit, 429 share ≤ 0.5 %.
 """
 

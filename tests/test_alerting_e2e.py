@@ -16,8 +16,8 @@ import yaml
 
 from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
 from worker.settings import Settings
 
 pytestmark = pytest.mark.alerting

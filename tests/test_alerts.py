@@ -12,18 +12,15 @@ import structlog
 
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
-from worker.alerts import (
-    Alert,
+from worker.observe.incidents import Alert, AlertKind, AlertStatus, Incidents
+from worker.observe.sinks import (
     AlertDispatcher,
-    AlertKind,
     AlertmanagerSink,
-    AlertStatus,
-    Incidents,
     LogSink,
     WebhookSink,
     build_dispatcher,
 )
-from worker.keys import Keys
+from worker.store.keys import Keys
 
 PASSWORD = "hunter2-webhook-secret"  # noqa: S105 - a fake secret the logs must not show
 

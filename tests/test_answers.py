@@ -1,4 +1,4 @@
-"""Reading Gateway answers: every shape in SPEC §1 becomes a Sent or a GatewayRejected."""
+"""Reading Gateway answers: every documented answer shape becomes a Sent or a GatewayRejected."""
 
 import json
 
@@ -6,9 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.answers import interpret, parse_duration_s, parse_retry_after_header, read_rate_limit
 from worker.errors import GatewayRejected
 from worker.outcome import Sent
+from worker.send.answers import (
+    interpret,
+    parse_duration_s,
+    parse_retry_after_header,
+    read_rate_limit,
+)
 
 NOW = 1_700_000_000.0
 

@@ -1,4 +1,4 @@
-"""worker/broker.py: Redis brokers get kombu's Redis transport with the detached-channel fault
+"""worker/service/broker.py: Redis brokers get kombu's Redis transport with the detached-channel fault
 closed; other brokers are left to kombu. The end-to-end proof (a worker outliving Redis
 restarts with sends in flight) is in tests/test_chaos.py."""
 
@@ -20,13 +20,13 @@ from kombu.transport import redis as kombu_redis
 
 from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
-from worker.app import create_app
-from worker.broker import TRANSPORT, Transport, transport_for
-from worker.jobs import JobState
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.app import create_app
+from worker.service.broker import TRANSPORT, Transport, transport_for
+from worker.service.runtime import Runtime
+from worker.service.tasks import TASK_NAME
 from worker.settings import Settings
-from worker.tasks import TASK_NAME
+from worker.store.jobs import JobState
 
 
 @pytest.mark.parametrize(

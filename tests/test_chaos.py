@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import chaos
 from tests.support.processes import wait_for
-from worker.localredis import LocalRedis
+from worker.dev.localredis import LocalRedis
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -70,7 +70,7 @@ def test_losing_redis_while_sends_are_in_flight_does_not_stop_the_worker(tmp_pat
 
     With kombu's own Redis transport the worker exits here, on AttributeError ('NoneType' object
     has no attribute 'hostname'): Celery 5.7.0 at the loss, when it closes the collected
-    connection; 5.6 and 5.7 when a late ack reaches the old channel (worker/broker.py).
+    connection; 5.6 and 5.7 when a late ack reaches the old channel (worker/service/broker.py).
     """
     server = LocalRedis(tmp_path, appendonly=True)
     server.start()

@@ -15,11 +15,11 @@ import pytest
 
 from tests.support.cluster import BIN, WorkerProcess, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
-from worker.deadletters import Selection
-from worker.jobs import Execution, JobState
-from worker.ratelimit import RateLimit
-from worker.runtime import Runtime
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.deadletters import Selection
+from worker.store.jobs import Execution, JobState
+from worker.store.ratelimit import RateLimit
 
 
 def run(broker, *args, stdin=None, cwd=None, **env_overrides):

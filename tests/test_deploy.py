@@ -46,7 +46,7 @@ OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operat
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 METRICS_PORT = 9808
 ALERTMANAGER_PORT = 9093
-# A send in flight lasts at most 2 x HTTP_TIMEOUT_S + 1 s (worker/runtime.py's lease budget);
+# A send in flight lasts at most 2 x HTTP_TIMEOUT_S + 1 s (worker/service/runtime.py's lease budget);
 # the grace period must add at least 10 s of margin to that.
 WORST_SEND_EXTRA_S = 11
 

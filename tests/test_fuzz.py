@@ -23,21 +23,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kombu import Connection, Exchange, Producer
 
-import worker.app
-import worker.runtime
+import worker.service.app
+import worker.service.runtime
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
-from worker.cli import main
-from worker.deadletters import DeadLetter
+from worker.cli.main import main
 from worker.errors import ConfigError, GatewayError, InvalidMessage
-from worker.gateway import GatewayClient, make_http_client
-from worker.jobs import JobState
 from worker.outcome import Sent
-from worker.routing import RoutingTable, default_routing_path, load_routing_table
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.send.gateway import GatewayClient, make_http_client
+from worker.send.routing import RoutingTable, default_routing_path, load_routing_table
+from worker.service.runtime import Runtime
+from worker.service.tasks import TASK_NAME
 from worker.settings import Settings, get_settings
-from worker.tasks import TASK_NAME
+from worker.store.deadletters import DeadLetter
+from worker.store.jobs import JobState
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
@@ -135,13 +135,13 @@ def cli_env(redis_server):
     for key in saved:
         del os.environ[key]
     os.environ["MSGWORKER_BROKER_URL"] = redis_server.url
-    worker.runtime._runtime = None
-    worker.app._app = None
+    worker.service.runtime._runtime = None
+    worker.service.app._app = None
     yield redis_server.url
     del os.environ["MSGWORKER_BROKER_URL"]
     os.environ.update(saved)
-    worker.runtime._runtime = None
-    worker.app._app = None
+    worker.service.runtime._runtime = None
+    worker.service.app._app = None
 
 
 def cli(args: list[str]) -> tuple[int, str, str]:
@@ -301,7 +301,7 @@ def test_jsonl_file_goes_in_whole_or_not_at_all_naming_exactly_the_bad_lines(
     bad_numbers = {n for n, (ok, _, _) in enumerate(lines, start=1) if not ok}
     path = tmp_path / f"in-{time.monotonic_ns()}.jsonl"
     path.write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    client = worker.runtime.current_runtime().redis
+    client = worker.service.runtime.current_runtime().redis
     before = client.dbsize()
     code, out, err = cli(["enqueue", "--file", str(path)])
     if bad_numbers:

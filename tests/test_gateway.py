@@ -20,9 +20,9 @@ from worker.errors import (
     GatewayNotReached,
     GatewayRejected,
 )
-from worker.gateway import TRANSPORT_ERRORS, GatewayClient, make_http_client
 from worker.outcome import Sent
-from worker.runtime import LEASE_MARGIN_S, MAX_INLINE_WAIT_S, claim_lease_s
+from worker.send.gateway import TRANSPORT_ERRORS, GatewayClient, make_http_client
+from worker.service.runtime import LEASE_MARGIN_S, MAX_INLINE_WAIT_S, claim_lease_s
 
 API_KEY = "sk_test_0123456789abcdef"
 BODY = {

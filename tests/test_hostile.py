@@ -32,11 +32,11 @@ from hypothesis import strategies as st
 from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.hostile import HostileGateway, Play, error, http, success
 from tests.support.processes import wait_for
-from worker.delivery import Result
-from worker.jobs import JobState
-from worker.keys import decode_part
-from worker.runtime import Runtime
+from worker.send.delivery import Result
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.jobs import JobState
+from worker.store.keys import decode_part
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "25"))
 HOSTILE = settings(

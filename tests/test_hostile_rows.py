@@ -21,10 +21,10 @@ from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, error, http, success
 from tests.support.processes import wait_for
 from tests.test_cli import run
-from worker.delivery import Result
-from worker.jobs import JobState
-from worker.runtime import Runtime, claim_lease_s
+from worker.send.delivery import Result
+from worker.service.runtime import Runtime, claim_lease_s
 from worker.settings import Settings
+from worker.store.jobs import JobState
 
 HTTP_TIMEOUT_S = 1.0
 IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")

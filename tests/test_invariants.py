@@ -8,10 +8,10 @@ import time
 import pytest
 
 from tests.support.invariants import check, ok_responses
-from worker.jobs import Execution
-from worker.ratelimit import RateLimit
-from worker.runtime import Runtime
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.jobs import Execution
+from worker.store.ratelimit import RateLimit
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from worker.app import MAX_GROUP, create_app, dispatcher
-from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
-from worker.keys import Keys
 from worker.outcome import Outcome
-from worker.ratelimit import RateLimit
-from worker.schedule import Pump, parse_member
+from worker.service.app import MAX_GROUP, create_app, dispatcher
 from worker.settings import Settings
+from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit
+from worker.store.schedule import Pump, parse_member
 
 KEYS = Keys("t:")
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}

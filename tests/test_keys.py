@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from worker.keys import Keys, decode_part, encode_part
+from worker.store.keys import Keys, decode_part, encode_part
 
 PARTS = ["default", "a:b", "b:c", "%3A", "x{tag}y", "100%", "ünï:cödé", "", "a|1", "j1:history"]
 
@@ -27,7 +27,7 @@ def builders() -> dict[str, int]:
 
 
 def lua_sources() -> dict[str, str]:
-    folder = resources.files("worker").joinpath("lua")
+    folder = resources.files("worker.store").joinpath("lua")
     return {
         entry.name: entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()

@@ -8,8 +8,8 @@ import pytest
 import structlog
 
 from worker.errors import GatewayError
-from worker.gateway import GatewayClient
 from worker.logs import configure_logging, get_logger, mask_phone
+from worker.send.gateway import GatewayClient
 
 API_KEY = "sk_live_9f8e7d6c5b4a"
 
@@ -97,12 +97,12 @@ def test_failing_authentication_never_logs_the_key(capsys):
 def test_json_events_carry_level_time_and_logger(capsys):
     """Each line is one JSON object with event, level, timestamp and logger name."""
     configure_logging(level="INFO", json=True)
-    get_logger("worker.delivery").info("message.sent", job_id="j1", to="905321234567")
-    get_logger("worker.delivery").debug("message.noise")
+    get_logger("worker.send.delivery").info("message.sent", job_id="j1", to="905321234567")
+    get_logger("worker.send.delivery").debug("message.noise")
     (event,) = lines(capsys.readouterr().err)
     assert event["event"] == "message.sent"
     assert event["level"] == "info"
-    assert event["logger"] == "worker.delivery"
+    assert event["logger"] == "worker.send.delivery"
     assert event["to"] == "90532*****67"
     assert event["timestamp"].endswith("Z")
 

@@ -6,9 +6,9 @@ import secrets
 
 from prometheus_client import REGISTRY
 
-from worker import metrics
+from worker.observe import metrics
+from worker.observe.status import Snapshot
 from worker.outcome import Outcome
-from worker.state import Snapshot
 
 
 def series(name: str) -> list[dict[str, str]]:

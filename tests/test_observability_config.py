@@ -15,17 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from worker import metrics
-from worker.alerts import (
-    RUNBOOK_URLS,
-    Alert,
-    AlertKind,
-    AlertStatus,
-    alertmanager_alert,
-    alertname,
-)
-from worker.state import AccountState, Snapshot
-from worker.switches import Breaker, Halt
+from worker.observe import metrics
+from worker.observe.incidents import RUNBOOK_URLS, Alert, AlertKind, AlertStatus
+from worker.observe.sinks import alertmanager_alert, alertname
+from worker.observe.status import AccountState, Snapshot
+from worker.store.switches import Breaker, Halt
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "msgworker.json"
@@ -39,7 +33,7 @@ RUNBOOK_PREFIX = "README.md#"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# What one worker's /metrics exports (SPEC §5), sample names as PromQL sees them.
+# What one worker's /metrics exports (as the README documents them), sample names as PromQL sees them.
 EXPORTED = frozenset(
     {
         "msgworker_api_responses_total",
@@ -395,7 +389,7 @@ def test_every_dashboard_expression_parses(dashboard, tmp_path):
 
 
 def test_expected_metrics_are_what_the_worker_exports():
-    """The documented metric list is exactly what worker.metrics produces."""
+    """The documented metric list is exactly what worker.observe.metrics produces."""
     exported = {name for name in exported_by_worker() if not name.endswith("_created")}
     assert exported == EXPORTED
 

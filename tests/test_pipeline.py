@@ -10,10 +10,10 @@ import pytest
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
 from worker.errors import InvalidMessage
-from worker.jobs import JobState
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ import redis
 from tests.support.cluster import BIN
 from tests.support.processes import RedisServer, free_port
 from worker.errors import InvalidMessage, Unavailable
-from worker.jobs import JobStore
-from worker.keys import Keys
 from worker.producer import Producer
-from worker.runtime import Runtime, connect_redis_fail_fast
+from worker.service.runtime import Runtime, connect_redis_fail_fast
 from worker.settings import Settings
+from worker.store.jobs import JobStore
+from worker.store.keys import Keys
 
 TIMEOUT_S = 2.0
 MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
@@ -330,7 +330,7 @@ def test_the_producer_takes_the_accounts_it_is_given(redis_url):
     """The known accounts are an argument: a producer built for two accepts both, not a third."""
     client = connect_redis_fail_fast(redis_url, timeout_s=TIMEOUT_S)
     producer = Producer(
-        JobStore(client, Keys("msgworker:"), retention_s=3600),
+        JobStore(client, Keys("msgworker:"), retention_s=60),
         accounts=frozenset({"default", "shop"}),
         redis_timeout_s=TIMEOUT_S,
     )

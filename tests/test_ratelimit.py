@@ -10,10 +10,10 @@ import itertools
 
 import pytest
 
-from worker.jobs import Execution, JobState, JobStore, NewJob, Verdict
-from worker.keys import Keys
 from worker.outcome import RateLimitHeaders
-from worker.ratelimit import MIN_WINDOW_MS, SEC_WINDOW_MS, RateLimit
+from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.store.keys import Keys
+from worker.store.ratelimit import MIN_WINDOW_MS, SEC_WINDOW_MS, RateLimit
 
 KEYS = Keys("rl:")
 NOW = 1_800_000_000.0

@@ -15,8 +15,8 @@ import redis
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
 from worker.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -99,7 +99,7 @@ def test_no_call_begins_after_a_halt(runtime, sandbox, two_workers):
     sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
     since = halt.wait()
     # Every waiting call has woken up once its slot (at most ~0.6 s away) came.
-    wait_for(lambda: runtime.snapshot().in_flight == 0, what="waiting calls gone")
+    wait_for(lambda: runtime.snapshot(lambda: 0).in_flight == 0, what="waiting calls gone")
     late = late_arrivals(sandbox, since)
     assert late == [], [r["at"] - since for r in late]
     assert runtime.dead_letters.counts() == {}

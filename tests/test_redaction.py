@@ -8,8 +8,8 @@ import pytest
 from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, http
 from worker.errors import GatewayError
-from worker.gateway import GatewayClient, make_http_client
 from worker.logs import REDACTED, Scrubber
+from worker.send.gateway import GatewayClient, make_http_client
 
 
 def escaped(text: str) -> str:

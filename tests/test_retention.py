@@ -9,13 +9,13 @@ import pytest
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
-from worker.deadletters import DeadLetters, Selection
-from worker.jobs import Execution, JobState, JobStore, NewJob
-from worker.keys import Keys
-from worker.ratelimit import RateLimit
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.deadletters import DeadLetters, Selection
+from worker.store.jobs import Execution, JobState, JobStore, NewJob
+from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit
 
 RETENTION_S = 2.0
 KEYS = Keys("r:")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from worker.errors import ConfigError
 from worker.outcome import Outcome
-from worker.routing import (
+from worker.send.routing import (
     Action,
     Attempt,
     ParkReason,
@@ -23,7 +23,7 @@ TABLE = load_routing_table()
 POLICY = Policy(table=TABLE, max_attempts=8, backoff_base_s=2.0, backoff_cap_s=300.0)
 FIRST = Attempt(calls=1)
 
-# SPEC §1's documented codes with their status, group and the action SPEC §2 gives them.
+# The Gateway's documented codes with their status, group and the action the shipped table gives them.
 DOCUMENTED = [
     ("AUTH_001", 401, "UNAUTHORIZED", Action.HALT, None),
     ("AUTH_002", 401, "UNAUTHORIZED", Action.HALT, None),
@@ -40,7 +40,7 @@ DOCUMENTED = [
 
 @pytest.mark.parametrize(("code", "status", "group", "action", "reason"), DOCUMENTED)
 def test_documented_code_takes_its_path(code, status, group, action, reason):
-    """Each documented code routes as SPEC §2 says."""
+    """Each documented code routes as the shipped routing table says."""
     decision = decide(Outcome(code=code, group=group, status=status), FIRST, POLICY)
     assert decision.action is action
     assert decision.reason == reason

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
 
 KEY = "sk_sandbox"
 MESSAGE = {

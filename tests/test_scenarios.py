@@ -12,11 +12,11 @@ import pytest
 from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
-from worker.jobs import JobState
-from worker.routing import default_routing_path
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.send.routing import default_routing_path
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
 
@@ -220,7 +220,7 @@ def test_delay_longer_than_the_visibility_timeout_is_sent_once(runtime, sandbox,
 
 
 def test_prefork_worker_via_celery_command_takes_every_path(runtime, sandbox, cluster):
-    """`celery -A worker.app worker` with the prefork pool: success, backoff, park, halt."""
+    """`celery -A worker.service.app worker` with the prefork pool: success, backoff, park, halt."""
     cluster(pool="prefork", concurrency=2, via_celery=True)
     sandbox.script({"status": 502, "raw_body": "<html/>"})
     retried = runtime.producer.enqueue(text("retried"))

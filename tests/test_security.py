@@ -16,11 +16,11 @@ from kombu import Connection, Exchange, Producer
 from security.audit import main as audit_main
 from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
-from worker.jobs import JobState
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
+from worker.service.tasks import TASK_NAME
 from worker.settings import Settings
-from worker.tasks import TASK_NAME
+from worker.store.jobs import JobState
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONES = ("905321234567", "447911123456", "15551234567")

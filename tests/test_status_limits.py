@@ -10,8 +10,8 @@ import pytest
 from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, success
 from tests.test_cli import run
-from worker.delivery import Result
-from worker.runtime import Runtime
+from worker.send.delivery import Result
+from worker.service.runtime import Runtime
 from worker.settings import Settings
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from tests.support.cluster import API_KEY, BIN, start_worker, worker_env
 from tests.support.processes import free_port
-from worker.keys import Keys
-from worker.sandbox import RunningSandbox, SandboxConfig
-from worker.switches import Switches
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.store.keys import Keys
+from worker.store.switches import Switches
 
 KEYS = Keys()
 

@@ -19,7 +19,7 @@ def enqueue(message: Any, **options: Any) -> str:
     ``account``. Raises ``worker.errors.InvalidMessage`` naming every bad field, and
     ``worker.errors.Unavailable`` when Redis does not answer within ``REDIS_TIMEOUT_S``.
     """
-    from worker.runtime import current_runtime  # noqa: PLC0415 - no settings read at import
+    from worker.service.runtime import current_runtime  # noqa: PLC0415 - no settings read at import
 
     return current_runtime().producer.enqueue(message, **options)
 
@@ -29,6 +29,6 @@ def enqueue_many(items: Iterable[Any]) -> list[str]:
 
     One invalid item enqueues nothing; the error names ``[index].field`` for every problem.
     """
-    from worker.runtime import current_runtime  # noqa: PLC0415
+    from worker.service.runtime import current_runtime  # noqa: PLC0415
 
     return current_runtime().producer.enqueue_many(items)

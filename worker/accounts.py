@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.keys import DEFAULT_ACCOUNT
+from worker.store.keys import DEFAULT_ACCOUNT
 
 
 def known_accounts() -> frozenset[str]:

@@ -14,7 +14,7 @@
                                         the message may have been sent (ambiguous)
 
 The class says what happened on the wire; what to do about it is the routing table's
-business (`worker.routing`), driven by the fields, never by the class.
+business (`worker.send.routing`), driven by the fields, never by the class.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
-from worker.jobs import JobStore, NewJob
-from worker.keys import DEFAULT_ACCOUNT
 from worker.models import field_problems, message_body, parse_message
+from worker.store.jobs import JobStore, NewJob
+from worker.store.keys import DEFAULT_ACCOUNT
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 DAY_S = 86_400
@@ -95,6 +95,20 @@ def build_job(
     if envelope is None or body is None:
         raise InvalidMessage(problems)
 
+    due_at, expires_at = _times(envelope, now=now, prefix=prefix)
+    job_id = uuid.uuid4().hex
+    return NewJob(
+        id=job_id,
+        account=envelope.account,
+        key=envelope.idempotency_key or job_id,
+        message=body,
+        due_at=due_at,
+        expires_at=expires_at,
+    )
+
+
+def _times(envelope: Envelope, *, now: float, prefix: str) -> tuple[float, float | None]:
+    """When the job is due and when it expires (None: never), each checked against its range."""
     due_at = envelope.send_at.timestamp() if envelope.send_at else now
     if abs(due_at - now) > SEND_AT_RANGE_S:
         raise InvalidMessage(
@@ -123,15 +137,7 @@ def build_job(
                 )
             ]
         )
-    job_id = uuid.uuid4().hex
-    return NewJob(
-        id=job_id,
-        account=envelope.account,
-        key=envelope.idempotency_key or job_id,
-        message=body,
-        due_at=due_at,
-        expires_at=expires_at,
-    )
+    return due_at, expires_at
 
 
 class Producer:

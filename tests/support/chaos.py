@@ -28,13 +28,13 @@ import redis
 from tests.support.cluster import API_KEY, BIN, Sandbox, WorkerProcess, start_worker, worker_env
 from tests.support.invariants import Report, check
 from tests.support.processes import free_port, wait_for
-from worker.app import broker_depth, create_app, dispatcher
-from worker.localredis import LocalRedis
-from worker.routing import default_routing_path
-from worker.runtime import Runtime
-from worker.sandbox import RunningSandbox, SandboxConfig
-from worker.schedule import DISPATCH_LEASE_S, Pump
+from worker.dev.localredis import LocalRedis
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.send.routing import default_routing_path
+from worker.service.app import broker_depth, create_app, dispatcher
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.schedule import DISPATCH_LEASE_S, Pump
 
 PHONE = "905321234567"
 UNLIMITED = {"rate_per_sec": 10_000, "rate_per_min": 600_000}  # the most a limiter believes
@@ -324,7 +324,7 @@ def redis_restart(
     """Redis (append-only) restarted mid-run, ``gap_s`` apart; workers and a producer carry on.
 
     A worker that exits would be replaced, as its deployment would (compose ``restart``,
-    Kubernetes), and ``worker_exits`` counts those; none should (worker/broker.py).
+    Kubernetes), and ``worker_exits`` counts those; none should (worker/service/broker.py).
     """
     stage.sandbox.configure(latency_ms=latency_ms)
     stage.start("r0")

@@ -67,7 +67,7 @@ class Sandbox:
 
 
 class WorkerProcess:
-    """One `msgworker worker` (or `celery -A worker.app worker`) command."""
+    """One `msgworker worker` (or `celery -A worker.service.app worker`) command."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
@@ -148,7 +148,15 @@ def start_worker(
     options = ["--pool", pool, "--concurrency", str(concurrency), *extra]
     if via_celery:
         queue = env.get("MSGWORKER_QUEUE", "messages")
-        args = [str(BIN / "celery"), "-A", "worker.app", "worker", "--queues", queue, *options]
+        args = [
+            str(BIN / "celery"),
+            "-A",
+            "worker.service.app",
+            "worker",
+            "--queues",
+            queue,
+            *options,
+        ]
     else:
         args = [str(BIN / "msgworker"), "worker", *options]
     worker = WorkerProcess(args, env, log_path)

@@ -5,14 +5,14 @@ leases and the hold lists from Redis, and the sandbox's log of accepted messages
 recognised by its text body, unique per job, or by its wamid), and places every job:
 
     sent        its record says sent and the Gateway accepted its wamid
-    parked      its record says parked, a DLQ record gives a reason SPEC §4 knows
+    parked      its record says parked, a DLQ record gives a known park reason
     pending     held or queued while its account is halted (the halt flag is set)
     lost        none of these: no record, sent without an accepted message, parked without a
                 DLQ record, pending with no halt or in no place (not scheduled, leased or held)
 
 and counts how many times the Gateway accepted it. A job accepted more than once is a
 duplicate: *ambiguous* when its history shows a call whose answer was lost (an ``ambiguous``
-event or code ``WORKER_LOST``; the default table retries those, at-least-once, SPEC §2), else
+event or code ``WORKER_LOST``; the default table retries those, at-least-once), else
 *real*, which is a bug. ``Report.assert_holds()`` asserts lost == 0 and real duplicates == 0;
 scenarios decide about ambiguous duplicates. Given the workers' /metrics expositions, the sum of
 ``msgworker_api_responses_total{code="OK"}`` must equal the sandbox's accepted count, less the
@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.jobs import Job, JobState
 from worker.outcome import WORKER_LOST
-from worker.routing import ParkReason
-from worker.runtime import Runtime
+from worker.send.routing import ParkReason
+from worker.service.runtime import Runtime
+from worker.store.jobs import Job, JobState
 
 PARK_REASONS = frozenset(reason.value for reason in ParkReason)
 PENDING_STATES = frozenset({JobState.HELD, JobState.QUEUED, JobState.SCHEDULED})

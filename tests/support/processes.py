@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from worker.localredis import LocalRedis as RedisServer
-from worker.localredis import free_port, redis_server_binary
+from worker.dev.localredis import LocalRedis as RedisServer
+from worker.dev.localredis import free_port, redis_server_binary
 
 __all__ = ["RedisServer", "free_port", "redis_server_binary", "wait_for"]
 

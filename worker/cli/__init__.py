@@ -1,0 +1,1 @@
+"""The ``msgworker`` command: parser and dispatch, the operator commands, their views and output."""

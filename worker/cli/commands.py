@@ -1,0 +1,377 @@
+"""The night shift's commands: status, job, halt, resume and the dead-letter queue.
+
+Each takes the parsed arguments and a runtime, prints for people (or ``--json`` for scripts)
+and returns the exit code; ``worker.cli.main`` parses and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from worker.accounts import known_accounts
+from worker.cli.console import Console, emit, progress_bar
+from worker.cli.drain import drain
+from worker.cli.enqueue import read_json_lines
+from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from worker.cli.views import dead_letter_view, iso, job_view, limits_view, status_view
+from worker.logs import mask_phone
+from worker.observe.incidents import AlertKind
+from worker.observe.status import AccountState
+from worker.service.runtime import Runtime
+from worker.settings import mask_url
+from worker.store.deadletters import DeadLetter, ReplayReport, Selection
+from worker.store.restore import Restore, is_job_id, parse_export
+
+
+def _ago(at: float | None) -> str:
+    if at is None:
+        return ""
+    seconds = max(0, int(time.time() - at))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never at the current rate (nothing is being sent)"
+    if seconds < 120:
+        return f"~{seconds:.0f} s"
+    return f"~{seconds / 60:.0f} min"
+
+
+def status(args: argparse.Namespace, runtime: Runtime) -> int:
+    from worker.service.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
+
+    # A command fails fast: a broker that does not answer within REDIS_TIMEOUT_S is exit 69.
+    depth = broker_depth(
+        get_app(), runtime.settings.queue, timeout_s=runtime.settings.redis_timeout_s
+    )
+    snapshot = runtime.snapshot(depth)
+    redis_url = mask_url(runtime.settings.state_url)
+    if args.json:
+        emit(status_view(snapshot, args.account, redis_url=redis_url, rate=runtime.rate_limit))
+        return EXIT_OK
+    state = snapshot.accounts.get(args.account)
+    out = Console()
+    rows: list[tuple[str, str, str | None]] = [
+        ("redis", redis_url, None),
+        ("queue", snapshot.queue, None),
+        ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
+        ("  scheduled", str(snapshot.scheduled), None),
+        ("  held", str(state.held if state else 0), "yellow" if state and state.held else None),
+        ("  in flight", str(snapshot.in_flight), None),
+        ("  sending", f"{snapshot.sends_per_s:.1f}/s", None),
+        ("  workers alive", str(snapshot.workers), None if snapshot.workers else "yellow"),
+        ("  backlog clears in", _duration(snapshot.drain_s) if snapshot.depth else "-", None),
+        (f"account {args.account}", "", None),
+    ]
+    halt = state.halt if state else None
+    if halt is None:
+        rows.append(("  halted", "no", "green"))
+    else:
+        since = (
+            "since an unknown time"
+            if halt.since is None
+            else f"since {iso(halt.since)} ({_ago(halt.since)})"
+        )
+        rows.append(("  halted", f"HALTED by {halt.code} {since}: {halt.reason}", "bold red"))
+    breaker = state.breaker if state else None
+    if breaker is None:
+        rows.append(("  billing breaker", "closed", "green"))
+    else:
+        opened = (
+            "" if breaker.since is None else f"since {iso(breaker.since)} ({_ago(breaker.since)})"
+        )
+        half = ", a probe is going out" if breaker.half_open else ""
+        rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
+    limits = limits_view(state or AccountState(None, None, None, 0), runtime.rate_limit)
+    learned = [span for span in ("sec", "min") if limits["learned"][span]]
+    source = f"learned from the Gateway: {', '.join(learned)}" if learned else "not learned"
+    rows.append(("  rate limits", f"{limits['sec']}/s, {limits['min']}/min ({source})", None))
+    cooldown = state.cooldown_until if state else None
+    if cooldown and cooldown > time.time():
+        rows.append(("  cooldown", f"until {iso(cooldown)} (RATE_001)", "yellow"))
+    else:
+        rows.append(("  cooldown", "none", None))
+    total = sum(snapshot.dead_letters.values())
+    by_code = ", ".join(f"{c} {n}" for c, n in sorted(snapshot.dead_letters.items()))
+    rows.append(("dead letters", f"{total}" + (f" ({by_code})" if by_code else ""), None))
+    out.pairs(rows)
+    return EXIT_OK
+
+
+def job(args: argparse.Namespace, runtime: Runtime) -> int:
+    # Only a well-formed id is looked up: another string could name another kind of key.
+    found = runtime.jobs.get(args.id) if is_job_id(args.id) else None
+    if found is None:
+        print(f"msgworker: no job {args.id} (settled jobs are forgotten in time)", file=sys.stderr)
+        return EXIT_FAILURE
+    view = job_view(found)
+    if args.json:
+        emit(view)
+        return EXIT_OK
+    out = Console()
+    out.pairs(
+        [
+            ("job", view["id"], None),
+            ("state", view["state"], "bold"),
+            ("account", view["account"], None),
+            ("attempts", str(view["attempts"]), None),
+            ("last code", view["last_code"] or "-", None),
+            ("wamid", view["wamid"] or "-", None),
+        ]
+    )
+    rows = [
+        (e["at"], e["event"], e["code"] or "", e["action"] or "", _delay(e["delay_s"]))
+        for e in view["history"]
+    ]
+    out.table(["at", "event", "code", "action", "delay"], rows, title="history")
+    return EXIT_OK
+
+
+def _delay(seconds: float | None) -> str:
+    return f"{seconds:g} s" if seconds else ""
+
+
+def halt(args: argparse.Namespace, runtime: Runtime) -> int:
+    created = runtime.switches.halt(args.account, reason=args.reason)
+    if created:
+        print(f"account {args.account} halted: nothing is sent until `msgworker resume`")
+    else:
+        print(f"account {args.account} was already halted")
+    return EXIT_OK
+
+
+def resume(args: argparse.Namespace, runtime: Runtime) -> int:
+    released = runtime.switches.resume(args.account)
+    runtime.incidents.resolve(
+        AlertKind.HALT, args.account, summary="Sending resumed by an operator"
+    )
+    runtime.close()
+    print(f"account {args.account} resumed; {released} held job(s) released")
+    return EXIT_OK
+
+
+def cooldown_clear(args: argparse.Namespace, runtime: Runtime) -> int:
+    """End a RATE_001 cooldown now (one set from a garbled wait, or waited out by hand)."""
+    cleared = runtime.switches.clear_cooldown(args.account)
+    runtime.close()
+    print(f"account {args.account}: " + ("cooldown cleared" if cleared else "no cooldown"))
+    return EXIT_OK
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    since = getattr(args, "since", None)
+    return Selection(
+        code=args.code,
+        ids=tuple(i for i in getattr(args, "id", None) or () if is_job_id(i)),
+        since=datetime.fromisoformat(since).timestamp() if since else None,
+        limit=getattr(args, "limit", None),
+    )
+
+
+def _select(args: argparse.Namespace, runtime: Runtime) -> Iterator[DeadLetter]:
+    """The dead letters the arguments name, of ``--account`` only when it was given."""
+    account = getattr(args, "account", None)
+    selection = _selection(args)
+    if getattr(args, "id", None) and not selection.ids:
+        return  # only ids that name no job: nothing (never "everything")
+    if account is None:
+        yield from runtime.dead_letters.select(selection)
+        return
+    limit = selection.limit
+    found = 0
+    unlimited = replace(selection, limit=None)
+    for record in runtime.dead_letters.select(unlimited):
+        if record.account != account:
+            continue
+        yield record
+        found += 1
+        if limit is not None and found >= limit:
+            return
+
+
+def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
+    records = list(_select(args, runtime))
+    if args.json:
+        for record in records:
+            emit(dead_letter_view(record))
+        return EXIT_OK
+    out = Console()
+    if not records:
+        out.say("no dead letters")
+        return EXIT_OK
+    rows = [_record_row(record, reveal=args.reveal) for record in records]
+    out.table(["parked at", "id", "code", "reason", "attempts", "to"], rows)
+    out.say(f"{len(records)} dead letter(s)")
+    return EXIT_OK
+
+
+def _record_row(record: DeadLetter, *, reveal: bool) -> tuple[Any, ...]:
+    to = str(record.message.get("to", ""))
+    return (
+        iso(record.parked_at),
+        record.id,
+        record.code,
+        record.reason,
+        record.attempts,
+        to if reveal else mask_phone(to),
+    )
+
+
+def dlq_show(args: argparse.Namespace, runtime: Runtime) -> int:
+    record = runtime.dead_letters.get(args.id) if is_job_id(args.id) else None
+    if record is None:
+        print(f"msgworker: no dead letter {args.id}", file=sys.stderr)
+        return EXIT_FAILURE
+    view = dead_letter_view(record)
+    if args.json:  # for tools: complete
+        emit(view)
+        return EXIT_OK
+    if not args.reveal and isinstance(view.get("message"), dict) and "to" in view["message"]:
+        view["message"] = {**view["message"], "to": mask_phone(str(view["message"]["to"]))}
+    print(json.dumps(view, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def dlq_export(args: argparse.Namespace, runtime: Runtime) -> int:
+    for record in _select(args, runtime):
+        emit(dead_letter_view(record))
+    return EXIT_OK
+
+
+@contextmanager
+def _stop_on_interrupt() -> Iterator[list[bool]]:
+    """Ctrl-C asks the drain to stop after the slice in hand, instead of killing it mid-way."""
+    asked = [False]
+
+    def ask(_signum: int, _frame: object) -> None:
+        asked[0] = True
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
+    if not (args.code or args.id or args.all):
+        print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
+        return EXIT_USAGE
+    ids = [record.id for record in _select(args, runtime)]
+    # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
+    limit = runtime.settings.rate_per_sec
+    rate = min(args.rate or limit / 2, limit)
+    if args.dry_run:
+        for job_id in ids:
+            print(job_id)
+        print(f"would replay {len(ids)} dead letter(s) at {rate:g}/s", file=sys.stderr)
+        return EXIT_OK
+    started = time.monotonic()
+    with (
+        _stop_on_interrupt() as asked,
+        progress_bar(len(ids), "replaying", enabled=sys.stderr.isatty() and not args.json) as show,
+    ):
+        report = drain(
+            runtime.dead_letters,
+            ids,
+            rate_per_s=rate,
+            on_progress=lambda r: show(r.replayed + r.already_sent + r.expired + r.missing),
+            should_stop=lambda: asked[0],
+        )
+    interrupted = asked[0] and _done(report) < len(ids)
+    _replay_summary(args, report, len(ids), rate, time.monotonic() - started, interrupted)
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+def _done(report: ReplayReport) -> int:
+    return report.replayed + report.already_sent + report.expired + report.missing
+
+
+def _replay_summary(
+    args: argparse.Namespace,
+    report: ReplayReport,
+    total: int,
+    rate: float,
+    took_s: float,
+    interrupted: bool,
+) -> None:
+    summary = {
+        "replayed": report.replayed,
+        "skipped_already_sent": report.already_sent,
+        "skipped_expired": report.expired,
+        "missing": report.missing,
+    }
+    if args.json:
+        emit({**summary, "remaining": total - _done(report)} if interrupted else summary)
+        return
+    head = "stopped" if interrupted else "done"
+    print(
+        f"{head}: replayed {report.replayed} at {rate:g}/s in {took_s:.1f} s; skipped "
+        f"{report.already_sent} already sent, {report.expired} expired"
+    )
+    if interrupted:
+        print(
+            f"{total - _done(report)} left in the dead-letter queue: run the same command to go on"
+        )
+
+
+def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
+    if not (args.code or args.id or args.all or args.account):
+        print(
+            "msgworker: say what to purge: --code C, --id ID…, --account A or --all",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    ids = [record.id for record in _select(args, runtime)]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("msgworker: purging needs --yes when not on a terminal", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"purge {len(ids)} dead letter(s) for good? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("nothing purged")
+            return EXIT_OK
+    print(f"purged {runtime.dead_letters.purge(ids)} dead letter(s)")
+    return EXIT_OK
+
+
+def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Every line checked first: one bad line and nothing is written."""
+
+    try:
+        if args.file == "-":
+            lines, problems = read_json_lines(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
+                lines, problems = read_json_lines(stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(f"msgworker: cannot read {args.file}: {reason}, nothing imported", file=sys.stderr)
+        return EXIT_USAGE
+    records, bad = parse_export(lines, known_accounts())
+    problems = sorted(problems + bad, key=lambda text: int(text.split(":")[0].split()[1]))
+    if problems:
+        print(f"msgworker: {len(problems)} bad line(s), nothing imported:", file=sys.stderr)
+        for text in problems:
+            print(f"  {text}", file=sys.stderr)
+        return EXIT_USAGE
+    report = Restore(runtime.redis, runtime.keys).put_back(records)
+    print(
+        f"imported {report.imported} dead letter(s); skipped {report.already_there} already "
+        f"in the dead-letter queue, {report.not_parked} whose job is no longer parked"
+    )
+    return EXIT_OK

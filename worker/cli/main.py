@@ -1,0 +1,345 @@
+"""The ``msgworker`` command: parses arguments and delegates; the work lives elsewhere.
+
+Exit codes: see ``worker.cli.exits``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import redis
+from kombu.exceptions import OperationalError as BrokerError
+
+from worker.accounts import known_accounts, unknown_account_message
+from worker.cli.enqueue import enqueue_command
+from worker.cli.exits import (
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
+from worker.errors import ConfigError, Unavailable
+from worker.logs import configure_logging
+from worker.settings import get_settings, mask_url
+from worker.store.keys import DEFAULT_ACCOUNT
+
+# Sends wait ~300 ms on the Gateway; 100 threads keep ~300 calls/s in flight from one process.
+DEFAULT_THREADS = 100
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _runtime(*, fail_fast: bool = True) -> Any:
+    """The process's runtime; commands fail fast (exit 69 within REDIS_TIMEOUT_S), a worker
+    rides out an outage."""
+    from worker.service.runtime import current_runtime  # noqa: PLC0415 - settings read on use
+
+    return current_runtime(fail_fast=fail_fast)
+
+
+# ---------------------------------------------------------------- worker, sandbox, demo
+
+
+def _fresh_metrics_directory() -> None:
+    """Prometheus multiprocess mode: a clean directory, set before prometheus_client loads."""
+    from worker.observe.metrics_dir import prepare_multiprocess_directory  # noqa: PLC0415
+
+    prepare_multiprocess_directory()
+
+
+def _option(args: Sequence[str], short: str, long: str) -> str | None:
+    """The value of a celery option as given (``-c 4``, ``-c4``, ``--concurrency=4``), else None."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg in {short, long}:
+            value = args[index + 1] if index + 1 < len(args) else ""
+        elif arg.startswith(f"{long}="):
+            value = arg.partition("=")[2]
+        elif arg.startswith(short) and not arg.startswith("--"):
+            value = arg[len(short) :]
+    return value
+
+
+def _worker(args: argparse.Namespace) -> int:
+    _fresh_metrics_directory()
+    from worker.service.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
+    from worker.service.runtime import refuse_evicting_redis  # noqa: PLC0415
+
+    runtime = _runtime(fail_fast=False)
+    settings = runtime.settings
+    refuse_evicting_redis(runtime.redis, warn=False)  # warned once logging is set up
+    given = list(args.celery_args)
+    # Celery's own options win; msgworker's defaults fill in only what was not given.
+    defaults: list[str] = []
+    pool = _option(given, "-P", "--pool")
+    if pool is None:
+        # Sends wait on the network: threads keep many in flight in one process.
+        pool = "threads"
+        defaults += ["--pool", pool]
+    if _option(given, "-c", "--concurrency") is None and pool == "threads":
+        defaults += ["--concurrency", str(DEFAULT_THREADS)]
+    if _option(given, "-Q", "--queues") is None:
+        defaults += ["--queues", settings.queue]
+    level = _option(given, "-l", "--loglevel")
+    if level:
+        prefer_log_level(level)
+    argv = ["worker", "--without-gossip", "--without-mingle", *defaults, *given]
+    get_app().worker_main(argv=argv)
+    return EXIT_OK
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from worker.sandbox.server import SandboxConfig, serve  # noqa: PLC0415 - aiohttp only when asked
+
+    config = SandboxConfig(
+        api_keys=tuple(args.api_key or ("sk_sandbox",)),
+        rate_per_sec=args.rate_per_sec,
+        rate_per_min=args.rate_per_min,
+        balance=args.balance,
+        fault_rate=args.fault_rate,
+        latency_ms=args.latency_ms,
+    )
+    print(f"sandbox gateway on http://{args.host}:{args.port}", file=sys.stderr)
+    serve(config, args.host, args.port)
+    return EXIT_OK
+
+
+def _demo(_args: argparse.Namespace) -> int:
+    from worker.dev.demo import run_demo  # noqa: PLC0415
+
+    return run_demo()
+
+
+# ---------------------------------------------------------------- producing
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def _iso_time(text: str) -> str:
+    """An ISO 8601 time, checked as it is parsed and kept as text (``--since``)."""
+    _parse_time(text)
+    return text
+
+
+# ---------------------------------------------------------------- operating
+
+
+def _operate(name: str) -> Handler:
+    """A handler that runs ``worker.cli.commands.<name>`` with this process's runtime."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from worker.cli import commands as operate  # noqa: PLC0415 - settings read on use
+
+        command: Callable[[argparse.Namespace, Any], int] = getattr(operate, name)
+        return command(args, _runtime())
+
+    return handler
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _code(text: str) -> str:
+    """An outcome code as given on the command line: ``bill_001`` is ``BILL_001``."""
+    return text.strip().upper()
+
+
+def _account(text: str) -> str:
+    """An account the deployment knows; any other is refused, naming the known ones."""
+    known = known_accounts()
+    if text not in known:
+        raise argparse.ArgumentTypeError(unknown_account_message(text, known))
+    return text
+
+
+def _add_account(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_ACCOUNT) -> None:
+    """``--account``: validated here for every command; None as default means "every account"."""
+    shown = f"default: {default}" if default else "default: every account"
+    parser.add_argument("--account", type=_account, default=default, help=f"the account ({shown})")
+
+
+def _version() -> str:
+    try:
+        return version("msgworker")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place lists every command
+    parser = argparse.ArgumentParser(
+        prog="msgworker", description="Resilient WhatsApp message sending through the Gateway."
+    )
+    parser.add_argument("--version", action="version", version=f"msgworker {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser(
+        "worker",
+        help="a worker on the queue (any celery worker option may follow)",
+        prefix_chars="\0",  # every option goes to celery worker untouched
+    )
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(handler=_worker)
+
+    enqueue = commands.add_parser("enqueue", help="enqueue messages; prints a job id per line")
+    what = enqueue.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="a text message (with --to)")
+    what.add_argument("--template", help="a template name (with --to and --lang)")
+    what.add_argument("--file", help="JSON lines (a payload or an envelope per line), - for stdin")
+    enqueue.add_argument("--to", help="recipient, country code first")
+    enqueue.add_argument("--lang", default="en", help="template language code (default: en)")
+    enqueue.add_argument("--idempotency-key")
+    enqueue.add_argument("--send-at", type=_parse_time, help="ISO 8601 time with zone")
+    enqueue.add_argument("--expires-at", type=_parse_time, help="ISO 8601 time with zone")
+    enqueue.add_argument("--ttl", dest="ttl_s", type=_positive, help="seconds after send-at")
+    _add_account(enqueue)
+    enqueue.set_defaults(handler=enqueue_command)
+
+    job = commands.add_parser("job", help="a job's state and history")
+    job.add_argument("id")
+    job.add_argument("--json", action="store_true")
+    job.set_defaults(handler=_operate("job"))
+
+    status = commands.add_parser("status", help="queue, halt, breaker, cooldown, dead letters")
+    status.add_argument("--json", action="store_true")
+    _add_account(status)
+    status.set_defaults(handler=_operate("status"))
+
+    halt = commands.add_parser("halt", help="stop all sending of the account")
+    halt.add_argument("--reason", required=True)
+    _add_account(halt)
+    halt.set_defaults(handler=_operate("halt"))
+
+    resume = commands.add_parser("resume", help="lift a halt; held jobs go out once")
+    _add_account(resume)
+    resume.set_defaults(handler=_operate("resume"))
+
+    # `msgworker cooldown clear`: end a RATE_001 cooldown by hand.
+    cooldown = commands.add_parser("cooldown", help="the account's RATE_001 cooldown")
+    cooldown_commands = cooldown.add_subparsers(dest="cooldown_command", required=True)
+    cooldown_clear = cooldown_commands.add_parser("clear", help="end the cooldown now")
+    _add_account(cooldown_clear)
+    cooldown_clear.set_defaults(handler=_operate("cooldown_clear"))
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        dest="dlq_command", required=True, metavar="DLQ_COMMAND"
+    )
+    listing = dlq.add_parser("list", help="parked jobs, oldest first")
+    listing.add_argument("--code", type=_code)
+    listing.add_argument("--since", type=_iso_time, help="ISO 8601 time")
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--json", action="store_true", help="JSON lines, complete")
+    listing.add_argument("--reveal", action="store_true", help="show numbers unmasked")
+    _add_account(listing, default=None)
+    listing.set_defaults(handler=_operate("dlq_list"))
+    show = dlq.add_parser("show", help="one dead letter")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="one JSON line, complete")
+    show.add_argument("--reveal", action="store_true", help="show the number unmasked")
+    show.set_defaults(handler=_operate("dlq_show"))
+    export = dlq.add_parser("export", help="dead letters as JSON lines")
+    export.add_argument("--code", type=_code)
+    export.add_argument("--since", type=_iso_time, help="ISO 8601 time")
+    _add_account(export, default=None)
+    export.set_defaults(handler=_operate("dlq_export"))
+    replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
+    replay.add_argument("--code", type=_code)
+    replay.add_argument("--id", nargs="+")
+    replay.add_argument("--all", action="store_true")
+    replay.add_argument(
+        "--rate",
+        type=_positive,
+        help="jobs per second (default RATE_PER_SEC/2, at most RATE_PER_SEC)",
+    )
+    replay.add_argument("--dry-run", action="store_true")
+    replay.add_argument("--json", action="store_true")
+    _add_account(replay, default=None)
+    replay.set_defaults(handler=_operate("dlq_replay"))
+    purge = dlq.add_parser(
+        "purge", help="remove dead letters for good: those of --code, --id, --account, or --all"
+    )
+    which = purge.add_mutually_exclusive_group()
+    which.add_argument("--code", type=_code)
+    which.add_argument("--id", nargs="+")
+    which.add_argument("--all", action="store_true", help="every dead letter (of --account)")
+    purge.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    _add_account(purge, default=None)
+    purge.set_defaults(handler=_operate("dlq_purge"))
+
+    restore = dlq.add_parser(
+        "import", help="put exported dead letters back, each once (nothing is sent)"
+    )
+    restore.add_argument("file", help="a `dlq export` file (JSON lines), - for stdin")
+    restore.set_defaults(handler=_operate("dlq_import"))
+
+    sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8099)
+    sandbox.add_argument("--rate-per-sec", type=int, default=80)
+    sandbox.add_argument("--rate-per-min", type=int, default=4800)
+    sandbox.add_argument("--balance", type=float, default=1000.0)
+    sandbox.add_argument("--fault-rate", type=_fraction, default=0.0)
+    sandbox.add_argument("--latency-ms", type=float, default=0.0)
+    sandbox.add_argument(
+        "--api-key", action="append", help="a key the sandbox accepts (repeatable; sk_sandbox)"
+    )
+    sandbox.set_defaults(handler=_sandbox)
+
+    demo = commands.add_parser("demo", help="show the product working on this machine")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "enqueue" and args.file is None and not args.to:
+        print("msgworker enqueue: --to is required with --text or --template", file=sys.stderr)
+        return EXIT_USAGE
+    handler: Handler = args.handler
+    try:
+        get_settings()  # every command stops on a bad or unknown setting before doing anything
+    except ConfigError as exc:
+        print(f"msgworker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command != "worker":  # a worker configures its logging as Celery starts
+        # Commands talk to people on stdout; their few log lines (alerts) go to stderr.
+        configure_logging(level="WARNING")
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"msgworker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (redis.ConnectionError, redis.TimeoutError, Unavailable):
+        url = mask_url(_runtime().settings.state_url)
+        print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except BrokerError:
+        url = mask_url(_runtime().settings.broker_url)
+        print(f"msgworker: cannot reach the broker at {url}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

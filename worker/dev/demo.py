@@ -1,0 +1,289 @@
+"""``msgworker demo``: the whole product working on this machine, then a summary.
+
+Uses the Redis at BROKER_URL when it answers (under a prefix and queue of its own, removed
+afterwards), else a private redis-server; starts the sandbox Gateway and a real worker; sends
+a mix that meets every kind of answer; prints what happened; stops what it started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from worker.dev.localredis import LocalRedis, free_port
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
+from worker.settings import Settings, get_settings
+from worker.store.jobs import SETTLED, Job, JobState
+
+DEMO_KEY = "sk_demo_7c1e0a9b3f"
+STEP_TIMEOUT_S = 60.0
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def wait_until(
+    condition: Callable[[], bool], *, what: str, timeout_s: float = STEP_TIMEOUT_S
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"demo: timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def redis_for_demo(settings: Settings, workdir: Path) -> Iterator[tuple[str, str]]:
+    """(URL, where from): the configured Redis if it answers, else a private one."""
+    try:
+        probe = redis.Redis.from_url(settings.state_url, socket_connect_timeout=0.5)
+        probe.ping()
+        probe.close()
+    except (redis.RedisError, OSError, ValueError):
+        server = LocalRedis(workdir)
+        server.start()
+        try:
+            yield server.url, f"a private redis-server on port {server.port}"
+        finally:
+            server.stop()
+        return
+    yield settings.state_url, "the Redis at BROKER_URL"
+
+
+def text(label: str, n: int) -> dict[str, Any]:
+    return {"to": "+90 532 123 45 67", "type": "text", "text": {"body": f"{label} #{n}"}}
+
+
+class Demo:
+    def __init__(self, runtime: Runtime, sandbox_url: str) -> None:
+        self.runtime = runtime
+        self.sandbox = httpx.Client(base_url=sandbox_url, timeout=10)
+        self.ids: list[str] = []
+
+    def enqueue(self, label: str, count: int) -> list[str]:
+        ids = self.runtime.producer.enqueue_many([text(label, n) for n in range(count)])
+        self.ids += ids
+        return ids
+
+    def job(self, job_id: str) -> Job:
+        found = self.runtime.jobs.get(job_id)
+        if found is None:
+            raise LookupError(f"demo: job {job_id} vanished")
+        return found
+
+    def states(self, ids: list[str]) -> Counter[str]:
+        return Counter(str(job.state) for i in ids if (job := self.runtime.jobs.get(i)))
+
+    def settle(self, ids: list[str], *, what: str, states: frozenset[JobState] = SETTLED) -> None:
+        wait_until(
+            lambda: all((j := self.runtime.jobs.get(i)) and j.state in states for i in ids),
+            what=what,
+        )
+
+    def admin(self, path: str, body: dict[str, Any]) -> None:
+        self.sandbox.post(path, json=body).raise_for_status()
+
+    def run(self) -> None:
+        """The six scenes, one after the other."""
+        self.plain_sends()
+        self.rate_limited()
+        self.retried()
+        self.invalid_recipient()
+        self.balance_runs_out()
+        self.key_revoked()
+
+    def plain_sends(self) -> None:
+        say("1. 20 messages, plain sends")
+        ids = self.enqueue("welcome", 20)
+        self.settle(ids, what="plain sends")
+        say(f"   {dict(self.states(ids))}")
+
+    def rate_limited(self) -> None:
+        say("2. The Gateway answers RATE_001 (retry_after '2s'): every worker waits 2 s")
+        rate = {"status": 429, "code": "RATE_001", "group": "TOO_MANY_REQUESTS"}
+        self.admin(
+            "/sandbox/script",
+            {"answers": [{**rate, "params": {"limit_type": "sec", "retry_after": "2s"}}]},
+        )
+        started = time.monotonic()
+        ids = self.enqueue("promo", 10)
+        self.settle(ids, what="the rate-limited batch")
+        say(f"   all 10 sent after {time.monotonic() - started:.1f} s; no attempt used by the 429")
+
+    def retried(self) -> None:
+        say("3. Two 502s with an HTML page, then success: backoff with full jitter")
+        html = {
+            "status": 502,
+            "raw_body": "<html>502 Bad Gateway</html>",
+            "content_type": "text/html",
+        }
+        self.admin("/sandbox/script", {"answers": [html, html]})
+        (job_id,) = self.enqueue("receipt", 1)
+        self.settle([job_id], what="the retried message")
+        job = self.job(job_id)
+        delays = [e["delay_s"] for e in job.history if e.get("action") == "backoff"]
+        say(f"   {job.state} after {job.attempts} attempts; backoff delays {delays}")
+
+    def invalid_recipient(self) -> None:
+        say("4. GW_001 (invalid recipient): parked at once, no retry")
+        self.admin("/sandbox/script", {"answers": [{"status": 400, "code": "GW_001"}]})
+        (job_id,) = self.enqueue("typo", 1)
+        self.settle([job_id], what="the invalid recipient")
+        say(f"   {self.job(job_id).state} with {self.job(job_id).last_code}")
+
+    def balance_runs_out(self) -> None:
+        say("5. The balance runs out (BILL_001): park, one alert, the breaker spares the Gateway")
+        self.admin("/sandbox/config", {"balance": 0.0})
+        before = self.sandbox.get("/sandbox/stats").json()["requests"]
+        ids = self.enqueue("invoice", 30)
+        self.settle(ids, what="the billing episode")
+        calls = self.sandbox.get("/sandbox/stats").json()["requests"] - before
+        breaker = self.runtime.switches.breaker("default")
+        say(
+            f"   {dict(self.states(ids))}; {calls} Gateway calls for 30 jobs; "
+            f"breaker {'open' if breaker else 'closed'}"
+        )
+        say("   top-up, then: msgworker dlq replay --code BILL_001")
+        self.admin("/sandbox/topup", {"amount": 100.0})
+        dead = [r.id for r in self.runtime.dead_letters.select(_billing())]
+        report = self.runtime.dead_letters.replay(dead, rate_per_s=40)
+        self.settle(ids, what="the replay", states=frozenset({JobState.SENT}))
+        say(f"   replayed {report.replayed}: {dict(self.states(ids))}; breaker closed")
+
+    def key_revoked(self) -> None:
+        say("6. The key is revoked (AUTH_001): every worker halts; jobs wait, none is lost")
+        self.admin(
+            "/sandbox/script",
+            {"answers": [{"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"}]},
+        )
+        ids = self.enqueue("reminder", 10)
+        wait_until(lambda: self.runtime.switches.halted("default") is not None, what="the halt")
+        self.settle(
+            ids,
+            what="the held jobs",
+            states=frozenset({JobState.HELD, JobState.QUEUED, JobState.SENT}),
+        )
+        time.sleep(0.5)
+        halt = self.runtime.switches.halted("default")
+        say(f"   halted ({halt.code if halt else '?'}): {dict(self.states(ids))}")
+        say("   credentials fixed, then: msgworker resume")
+        released = self.runtime.switches.resume("default")
+        self.settle(ids, what="the resumed jobs")
+        say(f"   {released} released: {dict(self.states(ids))}")
+
+    def summary(self, metrics_url: str) -> None:
+        jobs = [j for i in self.ids if (j := self.runtime.jobs.get(i))]
+        stats = self.sandbox.get("/sandbox/stats").json()
+        accepted = Counter(m["body"]["text"]["body"] for m in self._messages())
+        say()
+        say("Summary")
+        say(f"  jobs: {len(jobs)}   by state: {dict(Counter(str(j.state) for j in jobs))}")
+        say(f"  last codes seen: {dict(Counter(j.last_code or '-' for j in jobs))}")
+        say(f"  Gateway answers: {stats['by_code']}")
+        say(f"  dead letters: {self.runtime.dead_letters.counts()}")
+        twice = sum(1 for n in accepted.values() if n > 1)
+        say(f"  messages accepted by the Gateway: {sum(accepted.values())}, sent twice: {twice}")
+        say("  metrics (a few lines of /metrics):")
+        body = httpx.get(metrics_url, timeout=5).text
+        wanted = ("msgworker_api_responses_total{", "msgworker_jobs_total{", "msgworker_dlq_jobs{")
+        for line in body.splitlines():
+            if line.startswith(wanted):
+                say(f"    {line}")
+
+    def _messages(self) -> list[dict[str, Any]]:
+        return list(
+            self.sandbox.get("/sandbox/messages", params={"limit": 10000}).json()["messages"]
+        )
+
+
+def _billing() -> Any:
+    from worker.store.deadletters import Selection  # noqa: PLC0415
+
+    return Selection(code="BILL_001")
+
+
+def run_demo() -> int:
+    settings = get_settings()
+    run_id = uuid.uuid4().hex[:8]
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgworker-demo-")))
+        redis_url, where = stack.enter_context(redis_for_demo(settings, workdir))
+        sandbox = stack.enter_context(
+            RunningSandbox(SandboxConfig(api_keys=(DEMO_KEY,), latency_ms=20))
+        )
+        metrics_port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")},
+            "MSGWORKER_BROKER_URL": redis_url,
+            "MSGWORKER_REDIS_PREFIX": f"msgworker-demo-{run_id}:",
+            "MSGWORKER_QUEUE": f"msgworker-demo-{run_id}",
+            "MSGWORKER_API_BASE_URL": sandbox.url,
+            "MSGWORKER_API_KEY": DEMO_KEY,
+            "MSGWORKER_SANDBOX": "true",
+            "MSGWORKER_METRICS_PORT": str(metrics_port),
+            "MSGWORKER_BACKOFF_BASE_S": "0.5",
+            "MSGWORKER_LOG_FORMAT": "json",
+        }
+        say(f"msgworker demo: Redis is {where}; sandbox Gateway at {sandbox.url}")
+        log_path = workdir / "worker.log"
+        worker = _start_worker(env, log_path)
+        stack.callback(_stop_worker, worker)
+        runtime = Runtime(
+            Settings(
+                broker_url=redis_url,
+                redis_prefix=env["MSGWORKER_REDIS_PREFIX"],
+                queue=env["MSGWORKER_QUEUE"],
+                _env_file=None,
+            )
+        )
+        stack.callback(_clean_up, runtime)
+        wait_until(
+            lambda: " ready." in log_path.read_text(errors="replace"),
+            what="the worker",
+            timeout_s=30,
+        )
+        say(f"worker started (threads pool), metrics on http://127.0.0.1:{metrics_port}/metrics")
+        say()
+        demo = Demo(runtime, sandbox.url)
+        demo.run()
+        demo.summary(f"http://127.0.0.1:{metrics_port}/metrics")
+    say("\neverything the demo started is stopped")
+    return 0
+
+
+def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).with_name("msgworker")), "worker", "--concurrency", "8"]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def _clean_up(runtime: Runtime) -> None:
+    """Remove the demo's keys, so a shared Redis keeps nothing of it."""
+    for key in runtime.redis.scan_iter(match=f"{runtime.keys.prefix}*", count=1000):
+        runtime.redis.delete(key)
+    queue = runtime.settings.queue
+    runtime.redis.delete(queue, f"_kombu.binding.{queue}")
+    runtime.close()

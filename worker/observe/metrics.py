@@ -1,0 +1,237 @@
+"""Prometheus metrics, defined once; labels are bounded (codes, outcomes), never numbers or ids.
+
+Counters live in the process that counts (prometheus-client multiprocess mode sums the pool's
+processes, dead ones included). Gauges that describe shared state (DLQ, queue, halt, breaker)
+and the cluster-wide enqueue count are read from Redis at scrape time, so every worker reports
+the same truth.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from worker.observe.metrics_dir import MULTIPROC_ENV
+from worker.observe.status import AccountState, Snapshot
+from worker.outcome import Outcome
+
+API_RESPONSES = Counter(
+    "msgworker_api_responses_total",
+    "Gateway answers by code, group and HTTP status (transport failures: status none).",
+    ["code", "group", "status"],
+)
+JOBS = Counter(
+    "msgworker_jobs_total",
+    "What deliveries came to: sent, rescheduled, retried, parked, halted, duplicate.",
+    ["outcome"],
+)
+SEND_DURATION = Histogram(
+    "msgworker_send_duration_seconds",
+    "Time of one Gateway call, answer or failure.",
+    buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0),
+)
+RATE_LIMIT_WAIT = Counter(
+    "msgworker_rate_limit_wait_seconds_total",
+    "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
+)
+IGNORED = Counter(
+    "msgworker_gateway_values_ignored_total",
+    "Values in Gateway answers refused as out of range (a limit of 0, a wait of a year).",
+    ["value"],
+)
+ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
+BROKER_REJECTED = Counter(
+    "msgworker_broker_messages_rejected_total",
+    "Items on the broker queue dropped unread (not JSON, not a task message, refused), by reason.",
+    ["reason"],
+)
+
+BUILD_INFO = "msgworker_build_info"
+BUILD_INFO_HELP = "Always 1; the version label says which msgworker answers this scrape."
+REDIS_UP = "msgworker_redis_up"
+REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
+# Codes and groups become labels only when known (the Gateway's documented ones, ours, and the
+# routing table's); anything else an answer carries is counted under OTHER, so a Gateway
+# inventing codes cannot create series. The DLQ record keeps the real code.
+OTHER = "OTHER"
+KNOWN_CODES = frozenset(
+    {
+        "OK", "TIMEOUT", "CONNECTION", "WORKER_LOST", "EXPIRED",
+        "AUTH_001", "AUTH_002", "AUTH_003", "AUTH_004", "AUTH_005",
+        "WABA_001", "BILL_001", "BILL_002", "RATE_001", "GW_001",
+    }
+)  # fmt: skip
+KNOWN_GROUPS = frozenset(
+    {
+        "UNAUTHORIZED", "INTERNAL_ERROR", "PAYMENT_REQUIRED", "BAD_REQUEST",
+        "TOO_MANY_REQUESTS", "VALIDATION",
+    }
+)  # fmt: skip
+_HTTP_CODE = re.compile(r"^HTTP_[1-5][0-9][0-9]$")
+
+
+class Labels:
+    """Bounded label values for codes and groups."""
+
+    def __init__(self, codes: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+        self._codes = KNOWN_CODES | frozenset(codes)
+        self._groups = KNOWN_GROUPS | frozenset(groups)
+
+    def code(self, code: str) -> str:
+        return code if code in self._codes or _HTTP_CODE.match(code) else OTHER
+
+    def group(self, group: str | None) -> str:
+        if group is None:
+            return "none"
+        return group if group in self._groups else OTHER
+
+
+COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
+ALERT_KINDS = ("halt", "billing", "retries_exhausted")
+
+
+class Meter:
+    """What deliveries report; a seam so delivery logic never imports prometheus."""
+
+    def __init__(self, labels: Labels | None = None) -> None:
+        self._labels = labels or Labels()
+        # Series that exist from the start, at 0, so rate() and alert rules see them.
+        for outcome in sorted(COUNTED_RESULTS):
+            JOBS.labels(outcome=outcome)
+        for kind in ALERT_KINDS:
+            ALERTS.labels(kind=kind)
+
+    def answered(self, outcome: Outcome, seconds: float) -> None:
+        API_RESPONSES.labels(
+            code=self._labels.code(outcome.code),
+            group=self._labels.group(outcome.group),
+            status="none" if outcome.status is None else str(outcome.status),
+        ).inc()
+        SEND_DURATION.observe(seconds)
+
+    def finished(self, result: str) -> None:
+        if result in COUNTED_RESULTS:
+            JOBS.labels(outcome=result).inc()
+
+    def waited(self, seconds: float) -> None:
+        RATE_LIMIT_WAIT.inc(seconds)
+
+    def ignored(self, value: str) -> None:
+        IGNORED.labels(value=value).inc()
+
+
+def count_alert(kind: str) -> None:
+    ALERTS.labels(kind=kind).inc()
+
+
+def package_version() -> str:
+    try:
+        return version("msgworker")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+class BuildInfoCollector(Collector):
+    """``msgworker_build_info{version} 1``, in every scrape whatever Redis does: dashboards and
+    rules count workers by this series, so they need no scrape job name."""
+
+    def __init__(self, version: str | None = None) -> None:
+        self._version = package_version() if version is None else version
+
+    def collect(self) -> Iterator[Any]:
+        info = GaugeMetricFamily(BUILD_INFO, BUILD_INFO_HELP, labels=["version"])
+        info.add_metric([self._version], 1)
+        yield info
+
+
+def count_broker_rejected(reason: str) -> None:
+    BROKER_REJECTED.labels(reason=reason).inc()
+
+
+class StateCollector(Collector):
+    """Gauges of shared state, read from Redis when Prometheus scrapes."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], labels: Labels | None = None) -> None:
+        self._snapshot = snapshot
+        self._labels = labels or Labels()
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            state = self._snapshot()
+        except (RedisError, OSError):
+            # /metrics must answer during a Redis outage: the counters stay true, and this says
+            # the shared-state figures could not be read.
+            yield GaugeMetricFamily(REDIS_UP, REDIS_UP_HELP, value=0)
+            return
+        yield GaugeMetricFamily(REDIS_UP, REDIS_UP_HELP, value=1)
+        dlq = GaugeMetricFamily("msgworker_dlq_jobs", "Dead letters by code.", labels=["code"])
+        by_label: dict[str, int] = {}
+        for code, count in state.dead_letters.items():
+            label = self._labels.code(code)
+            by_label[label] = by_label.get(label, 0) + count
+        for label, count in sorted(by_label.items()):
+            dlq.add_metric([label], count)
+        yield dlq
+        for name, help_text, value in (
+            ("msgworker_queue_depth", "Jobs due now, not yet sent.", state.depth),
+            ("msgworker_scheduled_jobs", "Jobs waiting for a later time.", state.scheduled),
+            ("msgworker_in_flight_jobs", "Jobs being sent right now.", state.in_flight),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
+        per_account: tuple[tuple[str, str, Callable[[AccountState], float]], ...] = (
+            ("msgworker_held_jobs", "Jobs held behind a halt.", lambda a: a.held),
+            ("msgworker_halted", "1 while the account is halted.", lambda a: a.halt is not None),
+            (
+                "msgworker_billing_breaker_open",
+                "1 while the billing breaker is open.",
+                lambda a: a.breaker is not None,
+            ),
+        )
+        for name, help_text, read in per_account:
+            gauge = GaugeMetricFamily(name, help_text, labels=["account"])
+            for account, account_state in state.accounts.items():
+                gauge.add_metric([account], float(read(account_state)))
+            yield gauge
+        enqueued = CounterMetricFamily(
+            "msgworker_enqueued", "Jobs enqueued, cluster-wide (read from Redis)."
+        )
+        enqueued.add_metric([], state.enqueued)
+        yield enqueued
+
+
+def serve_metrics(
+    port: int,
+    snapshot: Callable[[], Snapshot],
+    *,
+    labels: Labels | None = None,
+    host: str = "0.0.0.0",  # noqa: S104
+    rejected_reasons: Iterable[str] = (),
+) -> CollectorRegistry:
+    """Serve /metrics on ``host:port``: the pool's counters plus the shared-state gauges."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    registry.register(BuildInfoCollector())
+    registry.register(StateCollector(snapshot, labels))
+    Meter()  # the outcome and alert series exist from the first scrape
+    for reason in rejected_reasons:  # the broker's reasons for dropping a message, from zero
+        BROKER_REJECTED.labels(reason=reason)
+    start_http_server(port, addr=host, registry=registry)
+    return registry

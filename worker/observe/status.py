@@ -1,0 +1,192 @@
+"""The shared state right now, as operators see it (``msgworker status``, the metric gauges)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from worker.accounts import known_accounts as configured_accounts
+from worker.store.deadletters import dead_letter_counts
+from worker.store.keys import DEFAULT_ACCOUNT, Keys
+from worker.store.switches import Breaker, Halt, Switches
+
+# The send rate shown is the mean of the last ten whole seconds.
+RATE_WINDOW_S = 10
+# A worker counts as alive while its last heartbeat is this recent; it beats three times as often.
+ALIVE_S = 30
+HEARTBEAT_S = ALIVE_S / 3
+# Records read per round trip when dead letters or due jobs are counted by account.
+SCAN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class AccountState:
+    halt: Halt | None
+    breaker: Breaker | None
+    cooldown_until: float | None
+    held: int
+    depth: int = 0  # due now, not yet sent (jobs of the account in the schedule)
+    dlq_total: int = 0
+    # The limits learned from the Gateway's headers (None: none announced, or none usable).
+    learned_sec: int | None = None
+    learned_min: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Figures read in one pass; ``depth`` is what is due now and not yet sent."""
+
+    queue: str
+    ready: int
+    in_broker: int
+    scheduled: int
+    in_flight: int
+    enqueued: int
+    sends_per_s: float
+    dead_letters: dict[str, int]
+    accounts: dict[str, AccountState]
+    workers: int = 0
+
+    @property
+    def depth(self) -> int:
+        return self.ready + self.in_broker
+
+    @property
+    def drain_s(self) -> float | None:
+        """Seconds the due backlog needs at the current send rate; None when nothing is sent."""
+        if self.depth == 0:
+            return 0.0
+        return self.depth / self.sends_per_s if self.sends_per_s > 0 else None
+
+
+def known_accounts(client: redis.Redis, keys: Keys) -> set[str]:
+    """The configured accounts and every account with a halt, breaker or hold list."""
+    accounts = {DEFAULT_ACCOUNT, *configured_accounts()}
+    for kind in ("halt", "breaker", "held"):
+        pattern = f"{keys.prefix}{kind}:*"
+        for key in client.scan_iter(match=pattern, count=500):
+            name = keys.account_of(kind, str(key))
+            if name is not None:  # breaker:<account>:probe is not an account
+                accounts.add(name)
+    return accounts
+
+
+def take_snapshot(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    queue: str,
+    broker_depth: Callable[[], int],
+    now: float,
+) -> Snapshot:
+    pipe = client.pipeline(transaction=False)
+    pipe.zcount(keys.due, "-inf", now)
+    pipe.zcount(keys.due, f"({now}", "+inf")
+    pipe.zcard(keys.leases)
+    pipe.get(keys.enqueued_count)
+    last_seconds = range(int(now) - RATE_WINDOW_S, int(now))
+    pipe.mget([keys.sent_in_second(second) for second in last_seconds])
+    pipe.zcount(keys.workers, now - ALIVE_S, "+inf")
+    ready, scheduled, leased, enqueued, sent, workers = pipe.execute()
+    in_broker = broker_depth()
+    dead_letters = dead_letter_counts(client, keys)
+    names = sorted(known_accounts(client, keys))
+    if len(names) == 1:  # the common case: every job and dead letter is this account's
+        depths = {names[0]: int(ready) + in_broker}
+        dlq_totals = {names[0]: sum(dead_letters.values())}
+    else:
+        depths = _due_by_account(client, keys, now)
+        dlq_totals = _dead_letters_by_account(client, keys)
+    switches = Switches(client, keys)
+    learned = {account: _learned_limits(client, keys, account) for account in names}
+    accounts = {
+        account: AccountState(
+            halt=switches.halted(account),
+            breaker=switches.breaker(account),
+            cooldown_until=switches.cooldown_until(account),
+            held=switches.held_count(account),
+            depth=depths.get(account, 0),
+            dlq_total=dlq_totals.get(account, 0),
+            learned_sec=learned[account][0],
+            learned_min=learned[account][1],
+        )
+        for account in names
+    }
+    return Snapshot(
+        queue=queue,
+        ready=int(ready),
+        in_broker=in_broker,
+        scheduled=int(scheduled),
+        # Leased jobs include those still waiting in the broker.
+        in_flight=max(0, int(leased) - in_broker),
+        enqueued=int(enqueued or 0),
+        sends_per_s=sum(int(n or 0) for n in sent) / RATE_WINDOW_S,
+        dead_letters=dead_letters,
+        accounts=accounts,
+        workers=int(workers),
+    )
+
+
+def _learned_limits(client: redis.Redis, keys: Keys, account: str) -> tuple[int | None, int | None]:
+    """The (sec, min) limits learned from the Gateway; a value that is not a limit is None."""
+
+    def limit(raw: object) -> int | None:
+        try:
+            value = int(str(raw))
+        except ValueError:
+            return None
+        return value if value >= 1 else None
+
+    sec, per_min = client.hmget(keys.limits(account), ["sec", "min"])
+    return limit(sec), limit(per_min)
+
+
+def _due_by_account(client: redis.Redis, keys: Keys, now: float) -> dict[str, int]:
+    """Jobs due now in the schedule, by account (several accounts only)."""
+    counts: dict[str, int] = {}
+    members = [str(m) for m in client.zrangebyscore(keys.due, "-inf", now)]
+    for start in range(0, len(members), SCAN_CHUNK):
+        pipe = client.pipeline(transaction=False)
+        for member in members[start : start + SCAN_CHUNK]:
+            pipe.hget(keys.job(member.split("|")[0]), "account")
+        for account in pipe.execute():
+            if account is not None:
+                counts[str(account)] = counts.get(str(account), 0) + 1
+    return counts
+
+
+def _dead_letters_by_account(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """Dead letters by account (several accounts only); a record that does not parse is skipped."""
+    counts: dict[str, int] = {}
+    ids = [str(i) for i in client.zrange(keys.dead_letter_index, 0, -1)]
+    for start in range(0, len(ids), SCAN_CHUNK):
+        chunk = ids[start : start + SCAN_CHUNK]
+        for raw in client.mget([keys.dead_letter(i) for i in chunk]):
+            try:
+                account = str(json.loads(str(raw))["account"]) if raw else None
+            except (ValueError, KeyError, TypeError):
+                account = None
+            if account is not None:
+                counts[account] = counts.get(account, 0) + 1
+    return counts
+
+
+class Heartbeat:
+    """A worker command's sign of life in Redis, counted by ``msgworker status``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, name: str) -> None:
+        self._redis = client
+        self._keys = keys
+        self.name = name
+
+    def beat(self, now: float) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(self._keys.workers, {self.name: now})
+        pipe.zremrangebyscore(self._keys.workers, "-inf", now - 100 * ALIVE_S)  # long gone
+        pipe.execute()
+
+    def stop(self) -> None:
+        self._redis.zrem(self._keys.workers, self.name)

@@ -1,0 +1,1 @@
+"""The fake Gateway for tests, demos and load runs; never imported by production code."""

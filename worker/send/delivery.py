@@ -1,0 +1,227 @@
+"""deliver(): claim and reserve a slot → wait → send → decide → record. The task is a thin adapter.
+
+Redis round trips per send: ``begin`` (checks, claim, rate-limit slot) and one settlement script
+(which also learns from the answer's rate-limit headers); after a success, one EXISTS to see
+whether a retries-exhausted incident can resolve; and, only for a call that waited for its slot,
+a fresh look at the halt, cooldown and billing breaker before the call.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from worker.errors import GatewayError
+from worker.logs import get_logger
+from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
+from worker.send.gateway import GatewayClient
+from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
+from worker.send.settlement import Settlement
+from worker.store.jobs import Execution, Job, JobStore, Verdict
+from worker.store.ratelimit import RateLimit
+
+log = get_logger(__name__)
+
+
+class Result(StrEnum):
+    """What one delivery did; also the ``outcome`` label of ``msgworker_jobs_total``."""
+
+    SENT = "sent"
+    RESCHEDULED = "rescheduled"
+    RETRIED = "retried"
+    PARKED = "parked"
+    HALTED = "halted"
+    DUPLICATE = "duplicate"
+    WAITING = "waiting"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long claims last, how often the billing breaker probes, how long a wait for a probe."""
+
+    lease_s: float
+    probe_interval_s: float = 30.0
+    breaker_wait_s: float = 1.0
+
+
+class Meter(Protocol):
+    """Where deliveries report what they saw (``worker.observe.metrics.Meter`` in a worker)."""
+
+    def answered(self, outcome: Outcome, seconds: float) -> None: ...
+    def finished(self, result: str) -> None: ...
+    def waited(self, seconds: float) -> None: ...
+    def ignored(self, value: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One Gateway call's outcome, with what the settlement needs of it."""
+
+    outcome: Outcome
+    headers: RateLimitHeaders
+    error: GatewayError | None = None
+    wamid: str | None = None
+
+
+class Delivery:
+    """Delivers one dispatched job; every decision is the routing table's."""
+
+    def __init__(  # noqa: PLR0913 - the components deliver() coordinates
+        self,
+        jobs: JobStore,
+        gateway: GatewayClient,
+        policy: Policy,
+        rate: RateLimit,
+        settlement: Settlement,
+        timing: Timing,
+        meter: Meter,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._jobs = jobs
+        self._gateway = gateway
+        self._policy = policy
+        self._rate = rate
+        self._settlement = settlement
+        self._timing = timing
+        self._meter = meter
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def deliver(self, job_id: str, gen: int) -> Result:
+        """Deliver one dispatch of a job; returns what became of it."""
+        result = self._deliver(Execution(job_id, gen, holder=uuid.uuid4().hex))
+        self._meter.finished(result)
+        return result
+
+    def _deliver(self, execution: Execution) -> Result:
+        claim = self._jobs.begin(
+            execution,
+            now=self._clock(),
+            lease_s=self._timing.lease_s,
+            probe_interval_s=self._timing.probe_interval_s,
+            rate=self._rate,
+        )
+        verdict, job = claim.verdict, claim.job
+        if claim.wait_s > 0:
+            self._meter.waited(claim.wait_s)
+        if verdict in {Verdict.STALE, Verdict.BUSY}:
+            log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
+            return Result.DROPPED
+        if verdict is Verdict.DUPLICATE:
+            log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
+            return Result.DUPLICATE
+        if verdict is Verdict.HELD:
+            log.info("job.held", job_id=execution.job_id)
+            return Result.HALTED
+        if verdict is Verdict.DEFERRED:
+            return Result.WAITING
+        if job is None:  # every other verdict claims the job and returns it
+            return Result.DROPPED
+        if verdict is Verdict.GO and claim.wait_s > 0:
+            return self._after_wait(execution, job, claim.wait_s)
+        return self._claimed(execution, job, verdict)
+
+    def _after_wait(self, execution: Execution, job: Job, wait_s: float) -> Result:
+        """Sleep until the slot, then look again: a halt, cooldown or breaker may have come."""
+        self._sleep(wait_s)
+        verdict = self._jobs.recheck(
+            execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
+        ).verdict
+        if verdict is Verdict.STALE:
+            return Result.DROPPED
+        if verdict is Verdict.HELD:
+            log.info("job.held", job_id=execution.job_id)
+            return Result.HALTED
+        if verdict is Verdict.DEFERRED:
+            return Result.WAITING
+        return self._claimed(execution, job, verdict)
+
+    def _claimed(self, execution: Execution, job: Job, verdict: Verdict) -> Result:
+        """The job is ours: wait for the probe, park, or call the Gateway."""
+        if verdict is Verdict.WAIT:
+            self._jobs.retry(
+                execution,
+                now=self._clock(),
+                delay_s=self._timing.breaker_wait_s,
+                action="breaker_wait",
+            )
+            return Result.WAITING
+        if verdict is Verdict.BREAKER:
+            answer = Answer(Outcome(code="BILL_001"), RateLimitHeaders())
+            return self._settle(execution, job, answer, Decision.park(ParkReason.BILLING))
+        if verdict is Verdict.EXPIRED:
+            return self._settle(execution, job, Answer(Outcome.expired(), RateLimitHeaders()))
+        if verdict is Verdict.LOST:
+            # The last execution died during its call: the Gateway may have sent it.
+            lost = Answer(Outcome(code=WORKER_LOST, ambiguous=True), RateLimitHeaders())
+            return self._settle(execution, job, lost)
+        return self._settle(execution, job, self._call(job), called=True)
+
+    def _call(self, job: Job) -> Answer:
+        started = time.perf_counter()
+        try:
+            sent = self._gateway.send(job.message)
+        except GatewayError as error:
+            answer = Answer(error.outcome, self._rate.in_force(error.rate_limit), error=error)
+        else:
+            answer = Answer(sent.outcome, self._rate.in_force(sent.rate_limit), wamid=sent.wamid)
+        self._meter.answered(answer.outcome, time.perf_counter() - started)
+        for value in answer.headers.ignored:
+            log.warning("gateway.value_ignored", value=value, job_id=job.id)
+            self._meter.ignored(value)
+        return answer
+
+    def _settle(
+        self,
+        execution: Execution,
+        job: Job,
+        answer: Answer,
+        decision: Decision | None = None,
+        *,
+        called: bool = False,
+    ) -> Result:
+        outcome = answer.outcome
+        calls = job.attempts + (1 if called else 0)
+        decision = decision or decide(
+            outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
+        )
+        now = self._clock()
+        action = decision.action
+        if action is Action.SENT:
+            self._settlement.sent(execution, job, answer.wamid or "", answer.headers, now=now)
+            return Result.SENT
+        if action in {Action.RESCHEDULE, Action.BACKOFF}:
+            rescheduled = action is Action.RESCHEDULE
+            self._jobs.retry(
+                execution,
+                now=now,
+                delay_s=decision.delay_s,
+                action=action,
+                outcome=outcome,
+                # Every worker of the account waits out a RATE_001, not just this job.
+                cooldown_until=now + (outcome.retry_after_s or decision.delay_s)
+                if rescheduled
+                else None,
+                headers=answer.headers,
+            )
+            event = "job.rescheduled" if rescheduled else "job.retried"
+            log.info(event, job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
+            return Result.RESCHEDULED if rescheduled else Result.RETRIED
+        if action is Action.HALT:
+            self._settlement.halted(execution, job, outcome, answer.error, answer.headers, now=now)
+            return Result.HALTED
+        reason = decision.reason or ParkReason.PERMANENT
+        self._settlement.parked(
+            execution, job, outcome, reason, calls, answer.error, answer.headers, now=now
+        )
+        return Result.PARKED

@@ -1,0 +1,223 @@
+"""The Celery app: ``celery -A worker.service.app worker`` and ``msgworker worker`` both use it.
+
+Built on first access (module ``__getattr__``), so importing this module reads no settings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import Any
+
+from celery import Celery, bootsteps, signals
+from kombu.exceptions import ChannelError
+from redis.exceptions import RedisError
+
+from worker.logs import configure_logging, get_logger
+from worker.observe.metrics_dir import MULTIPROC_ENV
+from worker.observe.status import HEARTBEAT_S, Heartbeat
+from worker.service.broker import CONSUMER, Rejected, transport_for
+from worker.service.runtime import current_runtime, refuse_evicting_redis
+from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
+from worker.settings import Settings, get_settings
+from worker.store.schedule import Pump
+
+# Jobs per broker message at most: a group is delivered one job after the other, so a larger
+# one would hold its last jobs back (each call can take HTTP_TIMEOUT_S).
+MAX_GROUP = 8
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("msgworker", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport=transport_for(settings.broker_url),
+        # Counts the broker messages Celery logs and drops as unusable.
+        worker_consumer=CONSUMER,
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        # Late acks with re-delivery when a worker is lost; the schedule is the safety net.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.queue,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    app.task(name=TASK_NAME, ignore_result=True)(deliver_job)
+    app.task(name=BATCH_TASK_NAME, ignore_result=True)(deliver_jobs)
+    app.steps["worker"].add(PumpStep)
+    return app
+
+
+def dispatcher(app: Celery, queue: str, *, consumers: int = 1) -> Any:
+    """Publishes ``(id, gen)`` dispatches, a few jobs per broker message.
+
+    Each broker message costs the worker as much CPU as a send; grouping up to MAX_GROUP jobs
+    spreads that cost. Groups stay small enough that every consumer gets work: a short queue
+    goes out one job per message.
+    """
+
+    def dispatch(batch: Sequence[tuple[str, int]]) -> None:
+        size = min(MAX_GROUP, max(1, math.ceil(len(batch) / max(1, consumers))))
+        with app.producer_or_acquire() as producer:
+            for start in range(0, len(batch), size):
+                group = [list(pair) for pair in batch[start : start + size]]
+                if len(group) == 1:
+                    app.send_task(TASK_NAME, args=group[0], queue=queue, producer=producer)
+                else:
+                    app.send_task(BATCH_TASK_NAME, args=(group,), queue=queue, producer=producer)
+
+    return dispatch
+
+
+def broker_depth(app: Celery, queue: str, *, timeout_s: float | None = None) -> Any:
+    """Messages waiting in the broker queue (works for Redis and AMQP brokers).
+
+    With ``timeout_s`` (commands), an unreachable or stalled broker raises within about that
+    long instead of being retried like the worker's connection.
+    """
+    options: dict[str, Any] = {}
+    if timeout_s is not None:
+        options = {
+            "connect_timeout": timeout_s,
+            "transport_options": {
+                **app.conf.broker_transport_options,
+                "socket_timeout": timeout_s,
+                "socket_connect_timeout": timeout_s,
+            },
+        }
+
+    def depth() -> int:
+        with app.connection_for_read(**options) as connection:
+            if timeout_s is not None:
+                connection.ensure_connection(max_retries=0)  # no retry: fail now
+            channel: Any = connection.default_channel
+            try:
+                declared = channel.queue_declare(queue=queue, passive=True)
+            except ChannelError:  # Redis has no empty lists: a missing queue holds nothing
+                return 0
+            return int(declared[1])
+
+    return depth
+
+
+class PumpStep(bootsteps.StartStopStep):
+    """In the worker's main process, beside the consumer: the schedule pump and /metrics."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, _worker: Any, **_: Any) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    def start(self, worker: Any) -> None:
+        runtime = current_runtime()
+        refuse_evicting_redis(runtime.redis)
+        queue = runtime.settings.queue
+        depth = broker_depth(worker.app, queue)
+        pump = Pump(
+            runtime.redis,
+            runtime.keys,
+            dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
+            depth,
+            chore=runtime.dead_letters.remove_old,
+        )
+        self._thread = threading.Thread(
+            target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True
+        )
+        self._thread.start()
+        self._heartbeat = Heartbeat(runtime.redis, runtime.keys, f"{worker.hostname}:{os.getpid()}")
+        self._beating = threading.Thread(
+            target=_keep_beating,
+            args=(self._heartbeat, self._stop),
+            name="msgworker-heartbeat",
+            daemon=True,
+        )
+        self._beating.start()
+        if runtime.settings.metrics_port:
+            from worker.observe.metrics import serve_metrics  # noqa: PLC0415
+
+            serve_metrics(
+                runtime.settings.metrics_port,
+                lambda: runtime.snapshot(depth, quick=True),
+                labels=runtime.metric_labels,
+                host=runtime.settings.metrics_host,
+                rejected_reasons=[reason.value for reason in Rejected],
+            )
+
+    def stop(self, _worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._heartbeat is not None:
+            with suppress(RedisError):
+                self._heartbeat.stop()
+
+
+def _keep_beating(heartbeat: Heartbeat, stop: threading.Event) -> None:
+    """Say this worker is alive every few seconds until it stops; Redis outages are ridden out."""
+    while True:
+        try:
+            heartbeat.beat(time.time())
+        except RedisError as exc:
+            log.warning("heartbeat.failed", error=type(exc).__name__)
+        if stop.wait(HEARTBEAT_S):
+            return
+
+
+# A level given on the worker's command line (-l/--loglevel) wins over LOG_LEVEL.
+_log_level: list[str] = []
+
+
+def prefer_log_level(level: str) -> None:
+    """Log at ``level`` (celery's -l value) rather than at LOG_LEVEL in this process."""
+    _log_level[:] = [level.upper().replace("FATAL", "CRITICAL")]
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Celery would install its own handlers; ours scrub secrets and mask numbers."""
+    settings = current_runtime().settings
+    configure_logging(
+        level=_log_level[0] if _log_level else settings.log_level,
+        json=None if settings.log_format is None else settings.log_format == "json",
+        secrets=[settings.api_key.get_secret_value()],
+    )
+
+
+@signals.worker_process_shutdown.connect
+def _mark_process_dead(pid: int | None = None, **_: Any) -> None:
+    """A pool process that exits leaves its counters; its live gauges must go."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess  # noqa: PLC0415
+
+        multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
+
+
+_app: Celery | None = None
+
+
+def get_app() -> Celery:
+    global _app  # noqa: PLW0603 - one app per process
+    if _app is None:
+        _app = create_app(get_settings())
+    return _app
+
+
+def __getattr__(name: str) -> Celery:
+    if name in {"app", "celery"}:
+        return get_app()
+    raise AttributeError(name)

@@ -1,0 +1,247 @@
+"""The components one process needs, built from settings once per process (never across a fork)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from worker.accounts import known_accounts
+from worker.errors import ConfigError
+from worker.logs import get_logger
+from worker.observe.incidents import Incidents
+from worker.observe.sinks import build_dispatcher
+from worker.observe.status import Snapshot, take_snapshot
+from worker.producer import Producer
+from worker.send.delivery import Delivery, Timing
+from worker.send.gateway import GatewayClient, PerThreadHTTP
+from worker.send.routing import Policy, RoutingTable, load_routing_table
+from worker.send.settlement import Settlement
+from worker.settings import Settings, get_settings
+from worker.store.deadletters import DeadLetters
+from worker.store.jobs import JobStore
+from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit
+from worker.store.switches import Switches
+
+if TYPE_CHECKING:
+    from worker.observe.metrics import Labels
+
+log = get_logger(__name__)
+
+# How long before a claim is given up for dead: the slowest call, a short wait, a margin.
+LEASE_MARGIN_S = 5.0
+# A rate-limit wait up to this long is slept in the worker; longer ones go to the schedule.
+MAX_INLINE_WAIT_S = 1.0
+
+
+def claim_lease_s(call_deadline_s: float) -> float:
+    """How long a claim lasts: strictly longer than the longest call (its total deadline,
+    doubled for safety), the in-worker wait before it and a margin, so a live call never
+    outlives the claim that guards it.
+    """
+    return 2 * call_deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
+
+
+def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> redis.Redis:
+    """A client that rides out a Redis restart: reconnects and retries with backoff."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=min(5.0, timeout_s),
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+def connect_redis_fail_fast(url: str, *, timeout_s: float) -> redis.Redis:
+    """A client for producers and commands: an answer, or an error within ``timeout_s``.
+
+    No retries: the connect and each reply wait at most ``timeout_s``, once. A pooled connection
+    Redis closed meanwhile (a restart) is replaced when it is taken from the pool, not retried.
+    """
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
+def eviction_policy(client: redis.Redis) -> str:
+    """Redis's ``maxmemory-policy`` (INFO works where CONFIG is disabled, as on managed Redis)."""
+    info: dict[str, object] = client.info("memory")
+    return str(info.get("maxmemory_policy", "noeviction"))
+
+
+def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
+    """Redis holds the only copy of every job: a policy that may evict any key is refused
+    (ConfigError); one that evicts keys with a TTL is allowed with a warning (only settled
+    records have one)."""
+    policy = eviction_policy(client)
+    if policy.startswith("allkeys-"):
+        msg = (
+            f"Redis maxmemory-policy is {policy}: it would evict pending jobs; "
+            "set it to noeviction (or volatile-*)"
+        )
+        raise ConfigError(msg)
+    if warn and policy.startswith("volatile-"):
+        log.warning("redis.evicts_settled_records", policy=policy, advice="noeviction")
+
+
+class Runtime:
+    """Lazily built components: a producer never opens an HTTP client, a worker does."""
+
+    def __init__(self, settings: Settings, *, fail_fast: bool = False) -> None:
+        """``fail_fast`` (commands, not workers): every Redis and broker call answers or fails
+        within REDIS_TIMEOUT_S, never riding out an outage."""
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+        self.fail_fast = fail_fast
+        self.redis = (
+            connect_redis_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+            if fail_fast
+            else connect_redis(settings.state_url)
+        )
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.redis, self.keys, retention_s=self.settings.retention_s)
+
+    @cached_property
+    def producer_redis(self) -> redis.Redis:
+        """Producers fail fast (a web request must not stall), unlike the worker's client."""
+        return connect_redis_fail_fast(
+            self.settings.state_url, timeout_s=self.settings.redis_timeout_s
+        )
+
+    @cached_property
+    def producer(self) -> Producer:
+        return Producer(
+            JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
+            accounts=known_accounts(),
+            redis_timeout_s=self.settings.redis_timeout_s,
+        )
+
+    @cached_property
+    def switches(self) -> Switches:
+        return Switches(self.redis, self.keys)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(
+            self.redis,
+            self.keys,
+            retention_s=self.settings.retention_s,
+            max_age_s=self.settings.dlq_retention_s,
+        )
+
+    @cached_property
+    def incidents(self) -> Incidents:
+        s = self.settings
+        dispatcher = build_dispatcher(
+            webhook_url=str(s.alert_webhook_url) if s.alert_webhook_url else None,
+            alertmanager_url=str(s.alertmanager_url) if s.alertmanager_url else None,
+        )
+        from worker.observe.metrics import count_alert  # noqa: PLC0415 - prometheus only in workers
+
+        return Incidents(self.redis, self.keys, dispatcher, on_fire=count_alert)
+
+    @cached_property
+    def quick_redis(self) -> redis.Redis:
+        """For reads that must answer fast or fail (a scrape, a probe), never wait out an outage."""
+        return connect_redis(self.settings.state_url, retries=0, timeout_s=1.0)
+
+    def snapshot(self, broker_depth: Callable[[], int], *, quick: bool = False) -> Snapshot:
+        """The shared state now (status, metrics), with the broker queue's length from
+        ``broker_depth`` (``worker.service.app.broker_depth`` in a worker)."""
+        return take_snapshot(
+            self.quick_redis if quick else self.redis,
+            self.keys,
+            queue=self.settings.queue,
+            broker_depth=broker_depth,
+            now=time.time(),
+        )
+
+    def close(self) -> None:
+        """Deliver pending alerts and close connections (for short-lived commands)."""
+        if "incidents" in self.__dict__:
+            self.incidents.close()
+        self.redis.close()
+        if "producer_redis" in self.__dict__:
+            self.producer_redis.close()
+
+    @cached_property
+    def timing(self) -> Timing:
+        return Timing(
+            # A Gateway call lasts at most HTTP_TIMEOUT_S in total (see worker.send.gateway).
+            lease_s=claim_lease_s(self.settings.http_timeout_s),
+            probe_interval_s=self.settings.billing_probe_interval_s,
+        )
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        s = self.settings
+        gateway = GatewayClient(
+            PerThreadHTTP(timeout_s=s.http_timeout_s, deadline_s=s.http_timeout_s),
+            base_url=str(s.api_base_url),
+            api_key=s.api_key.get_secret_value(),
+            sandbox=s.sandbox,
+        )
+        policy = Policy(
+            table=self.routing_table,
+            max_attempts=s.max_attempts,
+            max_reschedules=s.max_reschedules,
+            backoff_base_s=s.backoff_base_s,
+            backoff_cap_s=s.backoff_cap_s,
+        )
+        rate = self.rate_limit
+        from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
+
+        settlement = Settlement(self.jobs, self.incidents)
+        meter = Meter(self.metric_labels)
+        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def rate_limit(self) -> RateLimit:
+        """The limiter's start values and ceilings: a rate setting given is a ceiling."""
+        s = self.settings
+        return RateLimit.configured(
+            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            max_wait_s=MAX_INLINE_WAIT_S,
+        )
+
+    @cached_property
+    def routing_table(self) -> RoutingTable:
+        return load_routing_table(self.settings.routing_file)
+
+    @property
+    def metric_labels(self) -> Labels:
+        """Codes and groups allowed as metric labels: the known ones and the routing table's."""
+        from worker.observe.metrics import Labels  # noqa: PLC0415 - prometheus only in workers
+
+        return Labels(self.routing_table.codes, self.routing_table.groups)
+
+
+_runtime: tuple[int, Runtime] | None = None
+
+
+def current_runtime(*, fail_fast: bool = False) -> Runtime:
+    """This process's runtime, built on first use after any fork (``fail_fast`` as then asked:
+    commands ask for it, workers do not)."""
+    global _runtime  # noqa: PLW0603 - one per process by design
+    if _runtime is None or _runtime[0] != os.getpid():
+        _runtime = (os.getpid(), Runtime(get_settings(), fail_fast=fail_fast))
+    return _runtime[1]

@@ -1,0 +1,178 @@
+"""The dead-letter queue: parked jobs, their records, and the drain after a fix."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import redis
+
+from worker.store.jobs import history_event
+from worker.store.keys import Keys
+from worker.store.scripts import load_script
+
+REPLAY_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-letter record, kept until purged or aged out. Times are Unix seconds."""
+
+    id: str
+    idempotency_key: str
+    account: str
+    message: dict[str, Any]
+    code: str
+    group: str | None
+    status: int | None
+    description: str
+    params: dict[str, Any]
+    reason: str
+    attempts: int
+    enqueued_at: float
+    parked_at: float
+    expires_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, text: str) -> DeadLetter:
+        """Read a record of any version: unknown fields ignored, missing optional ones defaulted."""
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values.setdefault("group", None)
+        values.setdefault("status", None)
+        values.setdefault("description", "")
+        values.setdefault("params", {})
+        values.setdefault("attempts", 0)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    replayed: int = 0
+    already_sent: int = 0
+    expired: int = 0
+    missing: int = 0
+
+    def __add__(self, other: ReplayReport) -> ReplayReport:
+        return ReplayReport(
+            self.replayed + other.replayed,
+            self.already_sent + other.already_sent,
+            self.expired + other.expired,
+            self.missing + other.missing,
+        )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters an operator means: by code, by id, since a time; all when empty."""
+
+    code: str | None = None
+    ids: Sequence[str] = field(default_factory=tuple)
+    since: float | None = None
+    limit: int | None = None
+
+
+def dead_letter_counts(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """DLQ records by code."""
+    raw: dict[str, str] = client.hgetall(keys.dead_letter_counts)  # type: ignore[assignment]
+    return {str(k): int(v) for k, v in raw.items() if int(v) > 0}
+
+
+class DeadLetters:
+    """Reads, replays and purges DLQ records.
+
+    A dead letter waits for as long as it takes, unless ``max_age_s`` is set: then the older
+    ones are removed by ``remove_old`` (which the workers call now and then). A purged one's job
+    is settled and kept ``retention_s``.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        retention_s: float,
+        max_age_s: float | None = None,
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._retention_s = retention_s
+        self._max_age_s = max_age_s
+        self._replay = load_script(client, "replay")
+        self._purge = load_script(client, "purge")
+
+    def counts(self) -> dict[str, int]:
+        """Records by code."""
+        return dead_letter_counts(self._redis, self._keys)
+
+    def get(self, job_id: str) -> DeadLetter | None:
+        text = self._redis.get(self._keys.dead_letter(job_id))
+        return DeadLetter.from_json(str(text)) if text else None
+
+    def select(self, selection: Selection) -> Iterator[DeadLetter]:
+        """Matching records, oldest first."""
+        if selection.ids:
+            candidates: Iterator[str] = iter(selection.ids)
+        else:
+            low = selection.since if selection.since is not None else "-inf"
+            candidates = (
+                str(i) for i in self._redis.zrangebyscore(self._keys.dead_letter_index, low, "+inf")
+            )
+        found = 0
+        for job_id in candidates:
+            record = self.get(job_id)
+            if record is None or (selection.code and record.code != selection.code):
+                continue
+            yield record
+            found += 1
+            if selection.limit is not None and found >= selection.limit:
+                return
+
+    def replay(
+        self,
+        ids: Sequence[str],
+        *,
+        rate_per_s: float,
+        now: float | None = None,
+        offset_s: float = 0.0,
+    ) -> ReplayReport:
+        """Schedule these records' jobs again, ``rate_per_s`` apart, and drop them from the DLQ."""
+        now = time.time() if now is None else now
+        event = history_event(now, "replayed", action="replay")
+        report = ReplayReport()
+        for start in range(0, len(ids), REPLAY_CHUNK):
+            chunk = ids[start : start + REPLAY_CHUNK]
+            offset = offset_s + report.replayed / rate_per_s
+            argv = [self._keys.prefix, now, offset, 1 / rate_per_s, self._retention_s, event]
+            replayed, sent, expired, missing = self._replay(args=[*argv, *chunk])
+            report += ReplayReport(int(replayed), int(sent), int(expired), int(missing))
+        return report
+
+    def purge(self, ids: Sequence[str]) -> int:
+        """Remove these records for good; returns how many were removed."""
+        return self._remove(ids, forget=False)
+
+    def remove_old(self, *, now: float | None = None, limit: int = REPLAY_CHUNK) -> int:
+        """Remove up to ``limit`` dead letters parked longer than ``max_age_s`` ago, with their
+        jobs (payload included); returns how many. Does nothing when there is no maximum age."""
+        if self._max_age_s is None:
+            return 0
+        now = time.time() if now is None else now
+        cutoff = now - self._max_age_s
+        old = self._redis.zrangebyscore(self._keys.dead_letter_index, "-inf", cutoff, 0, limit)
+        return self._remove([str(i) for i in old], forget=True)
+
+    def _remove(self, ids: Sequence[str], *, forget: bool) -> int:
+        removed = 0
+        for start in range(0, len(ids), REPLAY_CHUNK):
+            chunk = ids[start : start + REPLAY_CHUNK]
+            argv = [self._keys.prefix, self._retention_s, "1" if forget else "0", *chunk]
+            removed += int(self._purge(args=argv))
+        return removed

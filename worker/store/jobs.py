@@ -1,0 +1,381 @@
+"""Job records in Redis and their transitions, each one atomic (Lua in ``worker/store/lua/``).
+
+A pending job is always in exactly one place: the schedule (``Keys.due``, a sorted set of
+``id|gen`` by the time it may go) or the account's hold list. Broker messages only dispatch
+``(id, gen)``; a dispatch whose ``gen`` is no longer the job's is stale and dropped, so
+duplicates from re-delivery or re-dispatch can never act twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError
+
+from worker.errors import StoreFull
+from worker.outcome import Outcome, RateLimitHeaders
+from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit, learn_arguments
+from worker.store.scripts import load_script
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    HELD = "held"
+    PARKED = "parked"
+
+
+SETTLED = frozenset({JobState.SENT, JobState.PARKED})
+
+
+class Verdict(StrEnum):
+    """What ``begin`` found; see ``worker/store/lua/begin.lua``."""
+
+    STALE = "stale"
+    BUSY = "busy"
+    DUPLICATE = "duplicate"
+    LOST = "lost"
+    EXPIRED = "expired"
+    HELD = "held"
+    DEFERRED = "deferred"
+    BREAKER = "breaker"
+    WAIT = "wait"
+    GO = "go"
+
+
+def history_event(
+    at: float,
+    event: str,
+    *,
+    code: str | None = None,
+    action: str | None = None,
+    delay_s: float | None = None,
+) -> str:
+    """One line of a job's history, as stored."""
+    return json.dumps(
+        {"at": at, "event": event, "code": code, "action": action, "delay_s": delay_s},
+        separators=(",", ":"),
+    )
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job ready to be written."""
+
+    id: str
+    account: str
+    key: str
+    message: dict[str, Any]
+    due_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job record as read back."""
+
+    id: str
+    account: str
+    key: str
+    message: dict[str, Any]
+    state: JobState
+    gen: int
+    attempts: int
+    reschedules: int
+    enqueued_at: float
+    updated_at: float
+    due_at: float | None = None
+    expires_at: float | None = None
+    last_code: str | None = None
+    wamid: str | None = None
+    parked_reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str], history: list[str]) -> Job:
+        def number(name: str) -> float | None:
+            value = raw.get(name, "")
+            return float(value) if value else None
+
+        return cls(
+            id=raw["id"],
+            account=raw["account"],
+            key=raw["key"],
+            message=json.loads(raw["message"]),
+            state=JobState(raw.get("state", JobState.SENDING)),
+            gen=int(raw.get("gen", 0)),
+            attempts=int(raw.get("attempts", 0)),
+            reschedules=int(raw.get("reschedules", 0)),
+            enqueued_at=float(raw["enqueued_at"]),
+            updated_at=float(raw.get("updated_at") or raw["enqueued_at"]),
+            due_at=number("due_at"),
+            expires_at=number("expires_at"),
+            last_code=raw.get("last_code") or None,
+            wamid=raw.get("wamid") or None,
+            parked_reason=raw.get("parked_reason") or None,
+            history=[json.loads(line) for line in history],
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One attempt to run a dispatched job: who holds it (``holder``) and for which ``gen``."""
+
+    job_id: str
+    gen: int
+    holder: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``begin`` found: the verdict, its detail, the wait before calling, and the job."""
+
+    verdict: Verdict
+    detail: str
+    wait_s: float
+    job: Job | None
+
+
+class JobStore:
+    """Reads job records and applies every transition atomically.
+
+    A pending job's record never expires; once sent it is kept ``retention_s``, then goes.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: float) -> None:
+        self._redis = client
+        self._keys = keys
+        self._retention_s = retention_s
+        self._enqueue = load_script(client, "enqueue")
+        self._begin = load_script(client, "begin", include=("ratelimit",))
+        self._finish = load_script(client, "finish", include=("ratelimit",))
+        self._recheck = load_script(client, "recheck")
+
+    def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
+        """Write new jobs in one round trip; a known idempotency key returns its first job id.
+
+        Raises StoreFull when Redis is out of memory (nothing written).
+        """
+        argv: list[Any] = [self._keys.prefix, now]
+        for job in jobs:
+            state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
+            event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
+            argv += [
+                job.id,
+                job.account,
+                job.key,
+                json.dumps(job.message, separators=(",", ":")),
+                job.due_at,
+                "" if job.expires_at is None else job.expires_at,
+                state,
+                history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
+            ]
+        try:
+            ids: list[str] = self._enqueue(args=argv)
+        except ResponseError as exc:
+            # OutOfMemoryError, or a script error carrying Redis's OOM reply. Redis refuses only
+            # a script's first write, so nothing was written: the caller may retry.
+            if "OOM command not allowed" not in str(exc):
+                raise
+            raise StoreFull("Redis is full (maxmemory reached): nothing was enqueued") from None
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with its history; None when unknown, or sent longer ago than the retention."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(self._keys.job(job_id))
+        pipe.lrange(self._keys.history(job_id), 0, -1)
+        raw, history = pipe.execute()
+        if not raw:
+            return None
+        return Job.from_hash(_decoded(raw), [_text(line) for line in history])
+
+    def begin(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        lease_s: float,
+        probe_interval_s: float,
+        rate: RateLimit,
+    ) -> Claim:
+        """Claim a dispatched job and reserve its call slot, or say why not (see begin.lua)."""
+        reply = self._begin(
+            args=[
+                self._keys.prefix,
+                execution.job_id,
+                execution.gen,
+                now,
+                lease_s,
+                execution.holder,
+                probe_interval_s,
+                *rate.reserve_arguments(),
+                self._retention_s,
+            ]
+        )
+        verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
+        job = None
+        if fields:
+            raw = dict(zip(fields[::2], fields[1::2], strict=True))
+            raw.update(id=execution.job_id, gen=str(execution.gen))
+            job = Job.from_hash(raw, [])
+        return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job)
+
+    def recheck(
+        self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
+    ) -> Claim:
+        """A fresh look at the switches after a wait for a slot (see recheck.lua).
+
+        One round trip; a halt holds the job, a cooldown puts it back on the schedule, an open
+        breaker leaves it claimed for parking (or makes this call its probe).
+        """
+        k, account = self._keys, job.account
+        reply = self._recheck(
+            keys=[
+                k.job(job.id),
+                k.history(job.id),
+                k.claim(account, job.key),
+                k.due,
+                k.leases,
+                k.halt(account),
+                k.held(account),
+                k.cooldown(account),
+                k.breaker(account),
+                k.breaker_probe(account),
+            ],
+            args=[
+                execution.job_id,
+                execution.gen,
+                now,
+                execution.holder,
+                history_event(now, "held"),
+                history_event(now, "wait", action="cooldown_wait"),
+                probe_interval_s,
+            ],
+        )
+        verdict, wait_ms = (_text(part) for part in reply)
+        return Claim(Verdict(verdict), "", int(wait_ms) / 1000, job)
+
+    def _apply(
+        self,
+        execution: Execution,
+        now: float,
+        mode: str,
+        event: str,
+        *extra: Any,
+        headers: RateLimitHeaders | None = None,
+    ) -> tuple[bool, bool]:
+        applied, flag = self._finish(
+            args=[
+                self._keys.prefix,
+                execution.job_id,
+                execution.gen,
+                now,
+                execution.holder,
+                mode,
+                event,
+                *learn_arguments(headers or RateLimitHeaders()),
+                *extra,
+            ]
+        )
+        return bool(applied), bool(flag)
+
+    def mark_sent(
+        self,
+        execution: Execution,
+        wamid: str,
+        *,
+        now: float,
+        headers: RateLimitHeaders | None = None,
+    ) -> bool:
+        """Record the wamid and the ledger entry; returns whether a billing breaker closed."""
+        event = history_event(now, "attempt", code="OK", action="sent")
+        sent = self._apply(execution, now, "sent", event, wamid, self._retention_s, headers=headers)
+        return sent[1]
+
+    def retry(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        delay_s: float,
+        action: str,
+        outcome: Outcome | None = None,
+        cooldown_until: float | None = None,
+        headers: RateLimitHeaders | None = None,
+    ) -> bool:
+        """Put the job back on the schedule after ``delay_s``; False if no longer ours.
+
+        ``outcome`` is the Gateway's answer that led here (none for a wait). A ``reschedule``
+        uses no attempt. The history says ``attempt`` after an answer, ``ambiguous`` when the
+        answer was lost after the request went out (the Gateway may have sent it), else ``wait``.
+        """
+        code = outcome.code if outcome else None
+        name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
+        event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
+        applied, _ = self._apply(
+            execution,
+            now,
+            "retry",
+            event,
+            delay_s,
+            code or "",
+            "reschedule" if action == "reschedule" else "other",
+            "" if cooldown_until is None else cooldown_until,
+            headers=headers,
+        )
+        return applied
+
+    def park(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        code: str,
+        reason: str,
+        record: dict[str, Any],
+        open_breaker: bool = False,
+        headers: RateLimitHeaders | None = None,
+    ) -> tuple[bool, bool]:
+        """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
+        event = history_event(now, "parked", code=code, action=f"park:{reason}")
+        return self._apply(
+            execution,
+            now,
+            "park",
+            event,
+            code,
+            reason,
+            json.dumps(record, separators=(",", ":")),
+            "1" if open_breaker else "0",
+            headers=headers,
+        )
+
+    def hold(
+        self,
+        execution: Execution,
+        *,
+        now: float,
+        code: str,
+        reason: str,
+        headers: RateLimitHeaders | None = None,
+    ) -> tuple[bool, bool]:
+        """Halt the account and hold the job; returns (applied, halt newly set)."""
+        event = history_event(now, "held", code=code, action="halt")
+        halt = json.dumps({"code": code, "reason": reason, "since": now})
+        return self._apply(execution, now, "hold", event, code, halt, headers=headers)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}

@@ -1,0 +1,150 @@
+"""Every Redis key msgworker uses, under one prefix, keyed by account where state is per account.
+
+Key names are built here and in ``lua/keys.lua`` (its twin for the scripts), and nowhere
+else. Every variable part (an account, an idempotency key, a job id) is encoded before it is
+joined, so parts can never run into each other: ``%``, ``:``, ``{`` and ``}`` become ``%25``,
+``%3A``, ``%7B`` and ``%7D``. Account ``a`` with key ``b:c`` and account ``a:b`` with key ``c``
+get different names, and no part can form a Redis Cluster hash tag. Parts made only of other
+characters (``default``, the job ids msgworker makes) are unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+DEFAULT_ACCOUNT = "default"
+# How long a settled job (sent, or a purged dead letter) is kept, unless configured otherwise.
+DEFAULT_RETENTION_S = 7 * 24 * 3600
+
+_UNSAFE = re.compile(r"[%:{}]")
+
+
+def encode_part(part: str) -> str:
+    """One variable part of a key name, with its separators and hash-tag braces escaped."""
+    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", part)
+
+
+def decode_part(encoded: str) -> str:
+    """The part ``encode_part`` made this from."""
+    return unquote(encoded)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names for one prefix (``msgworker:`` by default)."""
+
+    prefix: str = "msgworker:"
+
+    # Jobs and their schedule
+    def job(self, job_id: str) -> str:
+        """Hash: the job record (state, attempts, last code, wamid, timestamps, generation)."""
+        return f"{self.prefix}job:{encode_part(job_id)}"
+
+    def history(self, job_id: str) -> str:
+        """List: the job's events, oldest first (JSON)."""
+        return f"{self.prefix}job:{encode_part(job_id)}:history"
+
+    @property
+    def due(self) -> str:
+        """Sorted set: ``job_id|gen`` by the time it may be sent (now, later, after a wait)."""
+        return f"{self.prefix}due"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: ``job_id|gen`` dispatched or in flight, by when to dispatch it again."""
+        return f"{self.prefix}leases"
+
+    @property
+    def enqueued_count(self) -> str:
+        """String: jobs ever enqueued (a cluster-wide counter for metrics)."""
+        return f"{self.prefix}stats:enqueued"
+
+    def sent_in_second(self, second: int) -> str:
+        """String: messages sent during this Unix second (kept two minutes)."""
+        return f"{self.prefix}stats:sent:{second}"
+
+    def held(self, account: str) -> str:
+        """List: ``job_id`` of jobs held behind the account's halt, released by resume."""
+        return f"{self.prefix}held:{encode_part(account)}"
+
+    # Send-once
+    def idempotency(self, account: str, key: str) -> str:
+        """String: the job id first enqueued with this idempotency key."""
+        return f"{self.prefix}idem:{encode_part(account)}:{encode_part(key)}"
+
+    def ledger(self, account: str, key: str) -> str:
+        """String: the wamid this idempotency key was sent as; its presence means sent."""
+        return f"{self.prefix}sent:{encode_part(account)}:{encode_part(key)}"
+
+    def claim(self, account: str, key: str) -> str:
+        """String with a lease: the job execution currently sending this key."""
+        return f"{self.prefix}claim:{encode_part(account)}:{encode_part(key)}"
+
+    # Account switches
+    def halt(self, account: str) -> str:
+        """Hash: present while the account is halted (code, reason, since)."""
+        return f"{self.prefix}halt:{encode_part(account)}"
+
+    def breaker(self, account: str) -> str:
+        """Hash: present while the account's billing breaker is open (since, code, half_open)."""
+        return f"{self.prefix}breaker:{encode_part(account)}"
+
+    def breaker_probe(self, account: str) -> str:
+        """String with a lease: the job allowed through as the breaker's probe."""
+        return f"{self.prefix}breaker:{encode_part(account)}:probe"
+
+    def cooldown(self, account: str) -> str:
+        """String with a TTL: every worker of the account waits until the time it holds."""
+        return f"{self.prefix}cooldown:{encode_part(account)}"
+
+    def window(self, account: str, span: str) -> str:
+        """Sorted set: the requests of the sliding window ``sec`` or ``min``."""
+        return f"{self.prefix}rate:{encode_part(account)}:{encode_part(span)}"
+
+    def limits(self, account: str) -> str:
+        """Hash: the limits learned from the Gateway's headers (sec, min)."""
+        return f"{self.prefix}rate:{encode_part(account)}:limits"
+
+    def rate_sequence(self, account: str) -> str:
+        """String: a counter naming the rate-limit windows' entries."""
+        return f"{self.prefix}rate:{encode_part(account)}:seq"
+
+    # Dead letters
+    def dead_letter(self, job_id: str) -> str:
+        """String: one DLQ record (JSON)."""
+        return f"{self.prefix}dlq:record:{encode_part(job_id)}"
+
+    @property
+    def dead_letter_index(self) -> str:
+        """Sorted set: parked job ids by parked_at."""
+        return f"{self.prefix}dlq:index"
+
+    @property
+    def dead_letter_counts(self) -> str:
+        """Hash: DLQ records by code."""
+        return f"{self.prefix}dlq:counts"
+
+    # Workers
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker commands by the last time each said it was alive."""
+        return f"{self.prefix}workers"
+
+    # Alerts
+    def incident(self, kind: str, account: str) -> str:
+        """Hash: present while an incident of this kind is open (one alert per incident)."""
+        return f"{self.prefix}incident:{encode_part(kind)}:{encode_part(account)}"
+
+    def exhausted(self, account: str) -> str:
+        """Sorted set: recent retries_exhausted parks, for the rate alert."""
+        return f"{self.prefix}exhausted:{encode_part(account)}"
+
+    def account_of(self, kind: str, key: str) -> str | None:
+        """The account a per-account key (``halt``, ``breaker``, ``held``…) names, else None."""
+        head = f"{self.prefix}{kind}:"
+        if not key.startswith(head):
+            return None
+        rest = key[len(head) :]
+        return None if ":" in rest else decode_part(rest)

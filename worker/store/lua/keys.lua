@@ -1,0 +1,72 @@
+-- Key names for the scripts, the twin of worker/store/keys.py (a test holds the two equal), and the
+-- lifetimes of a job's keys: included at the top of every script. Variable parts are encoded
+-- as in Python: '%', ':', '{' and '}' become %25, %3A, %7B and %7D, so parts never run into
+-- each other.
+local function key_part(part)
+  return (string.gsub(tostring(part), '[%%:{}]', function(c)
+    return string.format('%%%02X', string.byte(c))
+  end))
+end
+
+local keys = {}
+function keys.job(prefix, id) return prefix .. 'job:' .. key_part(id) end
+function keys.history(prefix, id) return prefix .. 'job:' .. key_part(id) .. ':history' end
+function keys.due(prefix) return prefix .. 'due' end
+function keys.leases(prefix) return prefix .. 'leases' end
+function keys.enqueued_count(prefix) return prefix .. 'stats:enqueued' end
+function keys.sent_in_second(prefix, second) return prefix .. 'stats:sent:' .. second end
+function keys.held(prefix, account) return prefix .. 'held:' .. key_part(account) end
+function keys.idempotency(prefix, account, key)
+  return prefix .. 'idem:' .. key_part(account) .. ':' .. key_part(key)
+end
+function keys.ledger(prefix, account, key)
+  return prefix .. 'sent:' .. key_part(account) .. ':' .. key_part(key)
+end
+function keys.claim(prefix, account, key)
+  return prefix .. 'claim:' .. key_part(account) .. ':' .. key_part(key)
+end
+function keys.halt(prefix, account) return prefix .. 'halt:' .. key_part(account) end
+function keys.breaker(prefix, account) return prefix .. 'breaker:' .. key_part(account) end
+function keys.breaker_probe(prefix, account)
+  return prefix .. 'breaker:' .. key_part(account) .. ':probe'
+end
+function keys.cooldown(prefix, account) return prefix .. 'cooldown:' .. key_part(account) end
+function keys.window(prefix, account, span)
+  return prefix .. 'rate:' .. key_part(account) .. ':' .. key_part(span)
+end
+function keys.limits(prefix, account) return prefix .. 'rate:' .. key_part(account) .. ':limits' end
+function keys.rate_sequence(prefix, account)
+  return prefix .. 'rate:' .. key_part(account) .. ':seq'
+end
+function keys.dead_letter(prefix, id) return prefix .. 'dlq:record:' .. key_part(id) end
+function keys.dead_letter_index(prefix) return prefix .. 'dlq:index' end
+function keys.dead_letter_counts(prefix) return prefix .. 'dlq:counts' end
+function keys.incident(prefix, kind, account)
+  return prefix .. 'incident:' .. key_part(kind) .. ':' .. key_part(account)
+end
+function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
+function keys.workers(prefix) return prefix .. 'workers' end
+
+-- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
+-- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and
+-- ledger entry expire retention_ms from now.
+local function retain(prefix, id, account, key, retention_ms)
+  redis.call('PEXPIRE', keys.job(prefix, id), retention_ms)
+  redis.call('PEXPIRE', keys.history(prefix, id), retention_ms)
+  redis.call('PEXPIRE', keys.ledger(prefix, account, key), retention_ms)
+  local idem = keys.idempotency(prefix, account, key)
+  if redis.call('GET', idem) == id then redis.call('PEXPIRE', idem, retention_ms) end
+end
+
+-- A job goes back to pending (a replay, a resume): nothing of it may expire.
+local function keep(prefix, id, account, key)
+  redis.call('PERSIST', keys.job(prefix, id))
+  redis.call('PERSIST', keys.history(prefix, id))
+  local idem = keys.idempotency(prefix, account, key)
+  local first = redis.call('GET', idem)
+  if first == id then
+    redis.call('PERSIST', idem)
+  elseif not first then
+    redis.call('SET', idem, id)
+  end
+end

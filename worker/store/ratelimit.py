@@ -1,0 +1,100 @@
+"""The cluster-wide rate limiter's settings; its logic is Lua (``worker/store/lua/ratelimit.lua``).
+
+Every call of every worker reserves a slot in the account's two sliding windows as part of
+claiming its job (``begin.lua``): slots are handed out in time order where both windows and any
+RATE_001 cooldown allow them, so the account's limit is used fully, workers queue fairly, and
+nobody polls Redis while waiting. Each answer's ``X-RateLimit-*`` headers are learnt from as
+the job is settled (``finish.lua``): an announced limit is followed up to the ceiling, and a
+window the Gateway says is fuller than ours is filled to match (never past the limit in force).
+
+Limits: a configured ``RATE_PER_SEC`` / ``RATE_PER_MIN`` is a ceiling (the lower of it and the
+Gateway's announcement is used); unset, the limiter starts from the documented 80 / 4,800 and
+follows the announcements up to ``SEC_LIMIT_MAX`` / ``MIN_LIMIT_MAX``. An announced limit
+outside 1..max is garbage and never stored (see ``worker.send.answers``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from worker.outcome import RateLimitHeaders
+
+# The Gateway counts arrivals, which trail our reservations by a little jitter: windows a touch
+# longer than the Gateway's keep bunched arrivals under its limit.
+SEC_WINDOW_MS = 1020
+MIN_WINDOW_MS = 60_300
+# The Gateway's documented limits: where an unconfigured limiter starts.
+DEFAULT_PER_SEC = 80
+DEFAULT_PER_MIN = 4800
+# The sane range of a limit, configured or announced; beyond it a value is refused.
+SEC_LIMIT_MAX = 10_000
+MIN_LIMIT_MAX = 600_000
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Where the limits start, their ceilings, and the longest in-worker wait.
+
+    Built with ``per_sec``/``per_min`` only, the limiter starts there and follows what the
+    Gateway announces up to the sane maximum; ``configured`` makes those values ceilings.
+    """
+
+    per_sec: int = DEFAULT_PER_SEC
+    per_min: int = DEFAULT_PER_MIN
+    max_wait_s: float = 1.0
+    sec_ceiling: int = SEC_LIMIT_MAX
+    min_ceiling: int = MIN_LIMIT_MAX
+
+    @classmethod
+    def configured(
+        cls, per_sec: int | None, per_min: int | None, *, max_wait_s: float = 1.0
+    ) -> RateLimit:
+        """A limiter from the settings: each limit set is a ceiling, each unset one follows."""
+        return cls(
+            per_sec=per_sec or DEFAULT_PER_SEC,
+            per_min=per_min or DEFAULT_PER_MIN,
+            max_wait_s=max_wait_s,
+            sec_ceiling=per_sec or SEC_LIMIT_MAX,
+            min_ceiling=per_min or MIN_LIMIT_MAX,
+        )
+
+    def limits_in_force(self, learned_sec: int | None, learned_min: int | None) -> tuple[int, int]:
+        """The (sec, min) limits calls are paced by, as ``ratelimit.lua`` reckons them: what the
+        Gateway announced (a value below 1 is none), else the start values, under the ceilings."""
+        sec = learned_sec if learned_sec is not None and learned_sec >= 1 else self.per_sec
+        per_min = learned_min if learned_min is not None and learned_min >= 1 else self.per_min
+        return min(sec, self.sec_ceiling), min(per_min, self.min_ceiling)
+
+    def reserve_arguments(self) -> list[int]:
+        """begin.lua's rate-limit arguments."""
+        return [
+            self.per_sec,
+            self.per_min,
+            SEC_WINDOW_MS,
+            MIN_WINDOW_MS,
+            int(self.max_wait_s * 1000),
+            self.sec_ceiling,
+            self.min_ceiling,
+        ]
+
+    def in_force(self, headers: RateLimitHeaders) -> RateLimitHeaders:
+        """The headers as this limiter learns from them: announced limits under the ceilings.
+
+        Stored this way, a window is never filled past the limit in force, and every answer
+        refreshes the stored limit (a raised ceiling takes effect at the next answer).
+        """
+        return replace(
+            headers,
+            sec_limit=_under(headers.sec_limit, self.sec_ceiling),
+            min_limit=_under(headers.min_limit, self.min_ceiling),
+        )
+
+
+def _under(limit: int | None, ceiling: int) -> int | None:
+    return None if limit is None else min(limit, ceiling)
+
+
+def learn_arguments(headers: RateLimitHeaders) -> list[int | str]:
+    """finish.lua's arguments to learn from one answer's headers ('' where absent)."""
+    values = (headers.sec_limit, headers.sec_remaining, headers.min_limit, headers.min_remaining)
+    return [SEC_WINDOW_MS, MIN_WINDOW_MS, *("" if v is None else v for v in values)]
