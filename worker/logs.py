@@ -34,17 +34,20 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     ``Bearer <token>`` replaced by ``***``. Run it before any truncation.
     """
     text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    # Case is ignored: an upper-cased key (a proxy's error code) still gives the key away.
+    folded = _fold(text)
     spans: list[tuple[int, int]] = []
     for secret in secrets:
         n = min(FRAGMENT_MIN_LENGTH, len(secret))
         if len(secret) < SECRET_MIN_LENGTH:
             continue
-        for start in range(len(secret) - n + 1):
-            piece = secret[start : start + n]
-            at = text.find(piece)
+        folded_secret = _fold(secret)
+        for start in range(len(folded_secret) - n + 1):
+            piece = folded_secret[start : start + n]
+            at = folded.find(piece)
             while at != -1:
                 spans.append((at, at + n))
-                at = text.find(piece, at + 1)
+                at = folded.find(piece, at + 1)
     if not spans:
         return text
     merged: list[list[int]] = []
@@ -60,6 +63,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return "".join([*parts, text[last:]])
 
 
+def _fold(text: str) -> str:
+    """Lower case, one character for one, so positions in the result are positions in ``text``."""
+    return "".join(c if len(low := c.lower()) != 1 else low for c in text)
+
+
 def mask_phone(value: str) -> str:
     """``905321234567`` → ``90532*****67``: enough to tell numbers apart, not to dial them."""
     digits = value.lstrip("+")
@@ -70,7 +78,8 @@ def mask_phone(value: str) -> str:
 
 
 class Scrubber:
-    """A processor that hides secrets anywhere in an event and masks phone fields."""
+    """A processor that hides secrets (and fragments of them) anywhere in an event and masks
+    phone fields."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self._secrets = sorted(
@@ -95,11 +104,8 @@ class Scrubber:
         return value
 
     def hide_secrets(self, text: str) -> str:
-        """The text with every known secret replaced by ``***``."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        """The text with every known secret, and every fragment of one, replaced by ``***``."""
+        return redact(text, self._secrets) if self._secrets else text
 
 
 def _shared_processors(scrubber: Scrubber) -> list[Processor]:

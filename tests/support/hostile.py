@@ -64,6 +64,7 @@ class HostileGateway:
         self.default: Play | None = None  # None: a prompt success
         self.requests: list[tuple[float, bytes]] = []
         self.accepted: list[bytes] = []
+        self.answered: list[tuple[bytes, Play]] = []  # each request with the play it got
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -77,6 +78,15 @@ class HostileGateway:
 
     def play(self, *plays: Play) -> None:
         self.plays.extend(plays)
+
+    def reset(self) -> None:
+        """Forget the plays queued and the requests seen (between examples)."""
+        with self._lock:
+            self.plays.clear()
+            self.default = None
+            self.requests.clear()
+            self.accepted.clear()
+            self.answered.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,6 +114,7 @@ class HostileGateway:
                     play = success(WAMID_OK.format(n=len(self.requests)))
                 if play.accepts:
                     self.accepted.append(body)
+                self.answered.append((body, play))
             if play.silent_s:
                 time.sleep(play.silent_s)
             for start in range(0, len(play.raw), play.chunk):

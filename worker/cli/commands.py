@@ -22,9 +22,10 @@ from worker.cli.console import Console, emit, progress_bar
 from worker.cli.drain import drain
 from worker.cli.enqueue import read_json_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from worker.cli.views import dead_letter_view, iso, job_view, status_view
+from worker.cli.views import dead_letter_view, iso, job_view, limits_view, status_view
 from worker.logs import mask_phone
 from worker.observe.incidents import AlertKind
+from worker.observe.status import AccountState
 from worker.service.runtime import Runtime
 from worker.settings import mask_url
 from worker.store.deadletters import DeadLetter, ReplayReport, Selection
@@ -53,10 +54,14 @@ def _duration(seconds: float | None) -> str:
 def status(args: argparse.Namespace, runtime: Runtime) -> int:
     from worker.service.app import broker_depth, get_app  # noqa: PLC0415 - Celery only when asked
 
-    snapshot = runtime.snapshot(broker_depth(get_app(), runtime.settings.queue))
+    # A command fails fast: a broker that does not answer within REDIS_TIMEOUT_S is exit 69.
+    depth = broker_depth(
+        get_app(), runtime.settings.queue, timeout_s=runtime.settings.redis_timeout_s
+    )
+    snapshot = runtime.snapshot(depth)
     redis_url = mask_url(runtime.settings.state_url)
     if args.json:
-        emit(status_view(snapshot, args.account, redis_url=redis_url))
+        emit(status_view(snapshot, args.account, redis_url=redis_url, rate=runtime.rate_limit))
         return EXIT_OK
     state = snapshot.accounts.get(args.account)
     out = Console()
@@ -91,6 +96,10 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
         )
         half = ", a probe is going out" if breaker.half_open else ""
         rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
+    limits = limits_view(state or AccountState(None, None, None, 0), runtime.rate_limit)
+    learned = [span for span in ("sec", "min") if limits["learned"][span]]
+    source = f"learned from the Gateway: {', '.join(learned)}" if learned else "not learned"
+    rows.append(("  rate limits", f"{limits['sec']}/s, {limits['min']}/min ({source})", None))
     cooldown = state.cooldown_until if state else None
     if cooldown and cooldown > time.time():
         rows.append(("  cooldown", f"until {iso(cooldown)} (RATE_001)", "yellow"))

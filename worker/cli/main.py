@@ -35,10 +35,12 @@ DEFAULT_THREADS = 100
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _runtime() -> Any:
+def _runtime(*, fail_fast: bool = True) -> Any:
+    """The process's runtime; commands fail fast (exit 69 within REDIS_TIMEOUT_S), a worker
+    rides out an outage."""
     from worker.service.runtime import current_runtime  # noqa: PLC0415 - settings read on use
 
-    return current_runtime()
+    return current_runtime(fail_fast=fail_fast)
 
 
 # ---------------------------------------------------------------- worker, sandbox, demo
@@ -69,8 +71,9 @@ def _worker(args: argparse.Namespace) -> int:
     from worker.service.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
     from worker.service.runtime import refuse_evicting_redis  # noqa: PLC0415
 
-    settings = _runtime().settings
-    refuse_evicting_redis(_runtime().redis, warn=False)  # warned once logging is set up
+    runtime = _runtime(fail_fast=False)
+    settings = runtime.settings
+    refuse_evicting_redis(runtime.redis, warn=False)  # warned once logging is set up
     given = list(args.celery_args)
     # Celery's own options win; msgworker's defaults fill in only what was not given.
     defaults: list[str] = []
@@ -330,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (redis.ConnectionError, Unavailable):
+    except (redis.ConnectionError, redis.TimeoutError, Unavailable):
         url = mask_url(_runtime().settings.state_url)
         print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE

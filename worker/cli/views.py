@@ -8,6 +8,7 @@ from typing import Any
 from worker.observe.status import AccountState, Snapshot
 from worker.store.deadletters import DeadLetter
 from worker.store.jobs import Job
+from worker.store.ratelimit import RateLimit
 
 
 def iso(at: float | None, *, timespec: str = "milliseconds") -> str | None:
@@ -39,8 +40,14 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def status_view(snapshot: Snapshot, account: str, *, redis_url: str) -> dict[str, Any]:
-    """The state of the queue and of every account; the top-level switches are ``account``'s."""
+def status_view(
+    snapshot: Snapshot, account: str, *, redis_url: str, rate: RateLimit
+) -> dict[str, Any]:
+    """The state of the queue and of every account; the top-level switches are ``account``'s.
+
+    Each account's ``limits`` are the ones calls are paced by (``rate``'s ceilings applied) and
+    whether each was learned from the Gateway's headers.
+    """
     state = snapshot.accounts.get(account) or AccountState(None, None, None, 0)
     return {
         "queue": {
@@ -67,10 +74,20 @@ def status_view(snapshot: Snapshot, account: str, *, redis_url: str) -> dict[str
                 "depth": each.depth,
                 "held": each.held,
                 "dlq_total": each.dlq_total,
+                "limits": limits_view(each, rate),
             }
             for name, each in sorted(snapshot.accounts.items())
         },
         "redis": redis_url,
+    }
+
+
+def limits_view(state: AccountState, rate: RateLimit) -> dict[str, Any]:
+    sec, per_min = rate.limits_in_force(state.learned_sec, state.learned_min)
+    return {
+        "sec": sec,
+        "min": per_min,
+        "learned": {"sec": state.learned_sec is not None, "min": state.learned_min is not None},
     }
 
 

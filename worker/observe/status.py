@@ -30,6 +30,9 @@ class AccountState:
     held: int
     depth: int = 0  # due now, not yet sent (jobs of the account in the schedule)
     dlq_total: int = 0
+    # The limits learned from the Gateway's headers (None: none announced, or none usable).
+    learned_sec: int | None = None
+    learned_min: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def take_snapshot(
         depths = _due_by_account(client, keys, now)
         dlq_totals = _dead_letters_by_account(client, keys)
     switches = Switches(client, keys)
+    learned = {account: _learned_limits(client, keys, account) for account in names}
     accounts = {
         account: AccountState(
             halt=switches.halted(account),
@@ -106,6 +110,8 @@ def take_snapshot(
             held=switches.held_count(account),
             depth=depths.get(account, 0),
             dlq_total=dlq_totals.get(account, 0),
+            learned_sec=learned[account][0],
+            learned_min=learned[account][1],
         )
         for account in names
     }
@@ -122,6 +128,20 @@ def take_snapshot(
         accounts=accounts,
         workers=int(workers),
     )
+
+
+def _learned_limits(client: redis.Redis, keys: Keys, account: str) -> tuple[int | None, int | None]:
+    """The (sec, min) limits learned from the Gateway; a value that is not a limit is None."""
+
+    def limit(raw: object) -> int | None:
+        try:
+            value = int(str(raw))
+        except ValueError:
+            return None
+        return value if value >= 1 else None
+
+    sec, per_min = client.hmget(keys.limits(account), ["sec", "min"])
+    return limit(sec), limit(per_min)
 
 
 def _due_by_account(client: redis.Redis, keys: Keys, now: float) -> dict[str, int]:

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Protocol
 
 import httpcore
@@ -28,8 +29,8 @@ from worker.errors import (
     GatewayRejected,
     GatewayUnreachable,
 )
-from worker.logs import redact
-from worker.outcome import CONNECTION, TIMEOUT, Sent
+from worker.logs import REDACTED, redact
+from worker.outcome import CONNECTION, TIMEOUT, Sent, http_code
 from worker.send.answers import interpret
 
 MESSAGE_PATH = "/v1/wa/message"
@@ -332,15 +333,24 @@ class GatewayClient:
         answer = interpret(status, headers, content, now_s=time.time())
         if isinstance(answer, GatewayError):
             raise self._without_key(answer)
+        # Looked at again once decoded: JSON escapes (\u0073k_...) hide a key from the bytes.
+        if self._api_key and redact(answer.wamid, [self._api_key]) != answer.wamid:
+            return replace(answer, wamid=REDACTED)
         return answer
 
     def _without_key(self, error: GatewayRejected) -> GatewayRejected:
-        """The error with the key and its fragments removed, wherever a proxy put them."""
+        """The error with the key and its fragments removed, wherever a proxy put them (JSON
+        escapes decoded); a code or group holding one is not a code: the HTTP status names it."""
         secrets = [self._api_key] if self._api_key else []
-        params = json.loads(redact(json.dumps(error.params), secrets))
+        params = json.loads(redact(json.dumps(error.params, ensure_ascii=False), secrets))
+
+        def clean(identifier: str | None) -> str | None:
+            leaks = identifier is not None and redact(identifier, secrets) != identifier
+            return None if leaks else identifier
+
         return GatewayRejected(
-            code=error.code,
-            group=error.group,
+            code=clean(error.code) or http_code(error.status or 0),
+            group=clean(error.group),
             status=error.status,
             description=redact(error.description, secrets),
             params=params,

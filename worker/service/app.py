@@ -83,11 +83,27 @@ def dispatcher(app: Celery, queue: str, *, consumers: int = 1) -> Any:
     return dispatch
 
 
-def broker_depth(app: Celery, queue: str) -> Any:
-    """Messages waiting in the broker queue (works for Redis and AMQP brokers)."""
+def broker_depth(app: Celery, queue: str, *, timeout_s: float | None = None) -> Any:
+    """Messages waiting in the broker queue (works for Redis and AMQP brokers).
+
+    With ``timeout_s`` (commands), an unreachable or stalled broker raises within about that
+    long instead of being retried like the worker's connection.
+    """
+    options: dict[str, Any] = {}
+    if timeout_s is not None:
+        options = {
+            "connect_timeout": timeout_s,
+            "transport_options": {
+                **app.conf.broker_transport_options,
+                "socket_timeout": timeout_s,
+                "socket_connect_timeout": timeout_s,
+            },
+        }
 
     def depth() -> int:
-        with app.connection_for_read() as connection:
+        with app.connection_for_read(**options) as connection:
+            if timeout_s is not None:
+                connection.ensure_connection(max_retries=0)  # no retry: fail now
             channel: Any = connection.default_channel
             try:
                 declared = channel.queue_declare(queue=queue, passive=True)

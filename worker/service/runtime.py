@@ -104,10 +104,17 @@ def refuse_evicting_redis(client: redis.Redis, *, warn: bool = True) -> None:
 class Runtime:
     """Lazily built components: a producer never opens an HTTP client, a worker does."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, fail_fast: bool = False) -> None:
+        """``fail_fast`` (commands, not workers): every Redis and broker call answers or fails
+        within REDIS_TIMEOUT_S, never riding out an outage."""
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
-        self.redis = connect_redis(settings.state_url)
+        self.fail_fast = fail_fast
+        self.redis = (
+            connect_redis_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+            if fail_fast
+            else connect_redis(settings.state_url)
+        )
 
     @cached_property
     def jobs(self) -> JobStore:
@@ -204,16 +211,22 @@ class Runtime:
             backoff_base_s=s.backoff_base_s,
             backoff_cap_s=s.backoff_cap_s,
         )
-        rate = RateLimit.configured(
-            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
-            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
-            max_wait_s=MAX_INLINE_WAIT_S,
-        )
+        rate = self.rate_limit
         from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
         settlement = Settlement(self.jobs, self.incidents)
         meter = Meter(self.metric_labels)
         return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def rate_limit(self) -> RateLimit:
+        """The limiter's start values and ceilings: a rate setting given is a ceiling."""
+        s = self.settings
+        return RateLimit.configured(
+            s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            max_wait_s=MAX_INLINE_WAIT_S,
+        )
 
     @cached_property
     def routing_table(self) -> RoutingTable:
@@ -230,9 +243,10 @@ class Runtime:
 _runtime: tuple[int, Runtime] | None = None
 
 
-def current_runtime() -> Runtime:
-    """This process's runtime, built on first use after any fork."""
+def current_runtime(*, fail_fast: bool = False) -> Runtime:
+    """This process's runtime, built on first use after any fork (``fail_fast`` as then asked:
+    commands ask for it, workers do not)."""
     global _runtime  # noqa: PLW0603 - one per process by design
     if _runtime is None or _runtime[0] != os.getpid():
-        _runtime = (os.getpid(), Runtime(get_settings()))
+        _runtime = (os.getpid(), Runtime(get_settings(), fail_fast=fail_fast))
     return _runtime[1]

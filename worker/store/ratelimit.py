@@ -58,6 +58,13 @@ class RateLimit:
             min_ceiling=per_min or MIN_LIMIT_MAX,
         )
 
+    def limits_in_force(self, learned_sec: int | None, learned_min: int | None) -> tuple[int, int]:
+        """The (sec, min) limits calls are paced by, as ``ratelimit.lua`` reckons them: what the
+        Gateway announced (a value below 1 is none), else the start values, under the ceilings."""
+        sec = learned_sec if learned_sec is not None and learned_sec >= 1 else self.per_sec
+        per_min = learned_min if learned_min is not None and learned_min >= 1 else self.per_min
+        return min(sec, self.sec_ceiling), min(per_min, self.min_ceiling)
+
     def reserve_arguments(self) -> list[int]:
         """begin.lua's rate-limit arguments."""
         return [

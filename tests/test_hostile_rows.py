@@ -1,0 +1,149 @@
+"""Rows of the hostile-input report not reproduced elsewhere, end to end: the production
+delivery path against a hostile Gateway on a real socket, real Redis, the real CLI.
+
+Row 2: a drip-fed answer never outlives the claim, so no second call starts while the first is
+in flight. Row 7: a key at the end of a long description and a Bearer prefix never reach a
+dead letter, nor what `dlq show`, `dlq export` and `job` print. Row 9: a code the Gateway
+invents is kept in the dead letter only as a bounded identifier without any piece of the key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from tests.support.cluster import API_KEY
+from tests.support.hostile import HostileGateway, error, http, success
+from tests.support.processes import wait_for
+from tests.test_cli import run
+from worker.send.delivery import Result
+from worker.service.runtime import Runtime, claim_lease_s
+from worker.settings import Settings
+from worker.store.jobs import JobState
+
+HTTP_TIMEOUT_S = 1.0
+IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+KEY_PIECES = {API_KEY[i : i + 8].lower() for i in range(len(API_KEY) - 7)}
+
+
+def leaks(text: str) -> list[str]:
+    lowered = text.lower()
+    return [piece for piece in KEY_PIECES if piece in lowered]
+
+
+def escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" if i % 4 == 3 else c for i, c in enumerate(text))
+
+
+@pytest.fixture
+def gateway():
+    server = HostileGateway()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def runtime(redis_url, gateway):
+    runtime = Runtime(
+        Settings(
+            broker_url=redis_url,
+            api_base_url=gateway.url,
+            api_key=API_KEY,
+            http_timeout_s=HTTP_TIMEOUT_S,
+            _env_file=None,
+        )
+    )
+    yield runtime
+    runtime.close()
+
+
+def enqueue(runtime: Runtime, body: str = "row") -> str:
+    return runtime.producer.enqueue({"to": "905321234567", "type": "text", "text": {"body": body}})
+
+
+def deliver(runtime: Runtime, job_id: str) -> Result:
+    job = runtime.jobs.get(job_id)
+    assert job is not None
+    return runtime.delivery.deliver(job.id, job.gen)
+
+
+def test_row_2_a_drip_fed_answer_ends_at_the_deadline_and_no_second_call_starts(runtime, gateway):
+    """A 200 fed a byte at a time for longer than the deadline: the call ends at HTTP_TIMEOUT_S,
+    well inside the claim; a second dispatch meanwhile is dropped without calling."""
+    gateway.play(replace(success("wamid.SLOW"), drip_s=0.05, chunk=1, accepts=False))
+    job_id = enqueue(runtime)
+    job = runtime.jobs.get(job_id)
+    results: list[Result] = []
+    started = time.monotonic()
+    first = threading.Thread(target=lambda: results.append(deliver(runtime, job_id)))
+    first.start()
+    wait_for(lambda: gateway.requests, what="the first call")
+    second = [runtime.delivery.deliver(job.id, job.gen) for _ in range(3)]
+    first.join(10)
+    took = time.monotonic() - started
+    assert second == [Result.DROPPED] * 3
+    assert len(gateway.requests) == 1
+    assert took < HTTP_TIMEOUT_S + 1.0 < claim_lease_s(HTTP_TIMEOUT_S)
+    assert results == [Result.RETRIED]  # an answer lost: retried, as the routing table says
+    history = runtime.jobs.get(job_id).history
+    assert "WORKER_LOST" not in json.dumps(history)
+
+
+def test_row_7_no_piece_of_the_key_reaches_a_dead_letter_or_the_cli(runtime, gateway, redis_url):
+    """A 400 whose description is 290 x and the key, params a Bearer prefix: the dead letter and
+    `dlq show`, `dlq show --json`, `dlq export`, `job --json` hold no 8 characters of the key."""
+    errors = {
+        "code": "GW_001",
+        "description": "x" * 290 + API_KEY,
+        "params": {"k": f"Bearer {API_KEY[:20]}", "upper": API_KEY.upper()},
+    }
+    gateway.play(error(400, errors))
+    job_id = enqueue(runtime)
+    assert deliver(runtime, job_id) is Result.PARKED
+    record = runtime.dead_letters.get(job_id)
+    assert record is not None
+    assert not leaks(json.dumps(record.to_dict()))
+    for args in (
+        ("dlq", "show", job_id),
+        ("dlq", "show", job_id, "--json"),
+        ("dlq", "export"),
+        ("dlq", "list", "--json"),
+        ("job", job_id, "--json"),
+    ):
+        code, out, err = run(redis_url, *args)
+        assert code == 0, err
+        assert not leaks(out + err), args
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Z" + "Q7" * 15,  # invented, a well-formed identifier: kept (the label is bounded)
+        "z" * 60,  # too long
+        "<img src=x onerror=alert(1)>",
+        "RATE\n001",
+        API_KEY.upper(),
+        escaped(API_KEY),
+        escaped(API_KEY.upper()),
+    ],
+)
+def test_row_9_an_invented_code_is_a_bounded_identifier_without_the_key(runtime, gateway, code):
+    """Whatever code the Gateway invents, the dead letter's code (and group) is an identifier of
+    at most 40 characters holding no piece of the key; else the HTTP status names it."""
+    body = '{"errors": {"code": "' + code.replace("\n", "\\n") + '", "group": "' + code + '"}}'
+    gateway.play(http(400, body.replace("\n", "\\n")))
+    job_id = enqueue(runtime)
+    assert deliver(runtime, job_id) is Result.PARKED
+    record = runtime.dead_letters.get(job_id)
+    assert record is not None
+    assert IDENTIFIER.match(record.code), record.code
+    assert not leaks(record.code)
+    assert record.group is None or (IDENTIFIER.match(record.group) and not leaks(record.group))
+    job = runtime.jobs.get(job_id)
+    assert job.state is JobState.PARKED
+    assert job.last_code == record.code
