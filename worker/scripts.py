@@ -12,9 +12,13 @@ import redis
 KEY_BUILDERS = "keys"
 
 
-def load_script(client: redis.Redis, name: str, *, include: Sequence[str] = ()) -> Any:
-    """``worker/lua/<name>.lua`` bound to ``client``, after the key builders and ``include``."""
+def script_source(name: str, *, include: Sequence[str] = ()) -> str:
+    """``worker/lua/<name>.lua`` after the key builders and ``include``."""
     parts = [KEY_BUILDERS, *include, name]
     lua = resources.files("worker").joinpath("lua")
-    source = "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
-    return client.register_script(source)
+    return "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
+
+
+def load_script(client: redis.Redis, name: str, *, include: Sequence[str] = ()) -> Any:
+    """``worker/lua/<name>.lua`` bound to ``client``, after the key builders and ``include``."""
+    return client.register_script(script_source(name, include=include))

@@ -26,6 +26,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "last_code": job.last_code,
         "wamid": job.wamid,
+        "priority": job.priority,
         "history": [
             {
                 "at": iso(event.get("at")),
