@@ -10,13 +10,15 @@ import redis
 
 # Included first in every script: the key-name builders, twins of ``worker.keys``.
 KEY_BUILDERS = "keys"
+# Found when this module is imported: the msgworker alias may load this package where another
+# package holds the name ``worker`` later on.
+LUA = resources.files(__package__ or "worker").joinpath("lua")
 
 
 def script_source(name: str, *, include: Sequence[str] = ()) -> str:
     """``worker/lua/<name>.lua`` after the key builders and ``include``."""
     parts = [KEY_BUILDERS, *include, name]
-    lua = resources.files("worker").joinpath("lua")
-    return "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
+    return "\n".join(LUA.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 def load_script(client: redis.Redis, name: str, *, include: Sequence[str] = ()) -> Any:
