@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# msgworker image: `msgworker worker` by default; `sandbox --host 0.0.0.0` runs the fake Gateway.
+# msgworker image: `msgworker worker` by default; `serve` runs the HTTP API (port 8080);
+# `sandbox --host 0.0.0.0` runs the fake Gateway. The lock holds the worker and serve extras.
 #   docker build -t msgworker:0.1.0 .
 #   docker run --rm -e MSGWORKER_BROKER_URL=redis://redis:6379/0 -e MSGWORKER_API_KEY=... msgworker:0.1.0
 #
@@ -27,7 +28,7 @@ COPY config ./config
 COPY worker ./worker
 
 # Every dependency ships binary wheels for CPython 3.11 (linux amd64/arm64), so no compiler
-# is needed even here; the wheel carries config/routing.toml as worker/routing.toml.
+# is needed even here; the wheel carries config/routing.toml as worker/send/routing.toml.
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && /opt/msgworker/bin/pip install --no-cache-dir --no-deps /wheels/*.whl
 
@@ -52,8 +53,9 @@ COPY config ./config
 # Nothing in the image is writable by it; prometheus multiprocess files go to /tmp.
 USER 10001:10001
 
-# Prometheus metrics of `msgworker worker` (MSGWORKER_METRICS_PORT).
-EXPOSE 9808
+# Prometheus metrics of `msgworker worker` (MSGWORKER_METRICS_PORT); the HTTP API of
+# `msgworker serve` (MSGWORKER_SERVE_PORT), whose own /metrics is on that port.
+EXPOSE 9808 8080
 # Celery's warm shutdown: stop taking jobs, finish the sends in flight, then exit.
 STOPSIGNAL SIGTERM
 

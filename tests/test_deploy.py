@@ -45,6 +45,7 @@ ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
 OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operator"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 METRICS_PORT = 9808
+SERVE_PORT = 8080
 ALERTMANAGER_PORT = 9093
 # A send in flight lasts at most 2 x HTTP_TIMEOUT_S + 1 s (worker/service/runtime.py's lease budget);
 # the grace period must add at least 10 s of margin to that.
@@ -160,7 +161,7 @@ def test_final_stage_runs_msgworker_as_a_numeric_user():
     assert re.fullmatch(r"[1-9]\d*(:\d+)?", only(final, "USER"))
     assert json.loads(only(final, "ENTRYPOINT")) == ["msgworker"]
     assert json.loads(only(final, "CMD")) == ["worker"]
-    assert only(final, "EXPOSE") == str(METRICS_PORT)
+    assert only(final, "EXPOSE") == f"{METRICS_PORT} {SERVE_PORT}"
     assert only(final, "STOPSIGNAL") == "SIGTERM"
     copied = [rest.split() for kw, rest in final if kw == "COPY" and not rest.startswith("--")]
     assert ["config", "./config"] in copied
@@ -231,11 +232,12 @@ def test_dockerignore_keeps_local_state_out_but_not_the_sources():
 
 
 def test_procfile_runs_the_worker_and_the_sandbox():
-    """The Procfile has a worker and a sandbox on $PORT (8099 by default), all interfaces."""
+    """The Procfile has a worker, a sandbox and the HTTP API on $PORT, all interfaces."""
     lines = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
     assert lines == [
         "worker: msgworker worker",
         "sandbox: msgworker sandbox --host 0.0.0.0 --port ${PORT:-8099}",
+        "web: msgworker serve --host 0.0.0.0 --port ${PORT:-8080}",
     ]
 
 
@@ -422,7 +424,8 @@ def test_configmap_holds_every_non_secret_setting(monkeypatch):
     environment), and the worker accepts the values."""
     data = manifest("configmap.yaml")["data"]
     every = {f"MSGWORKER_{name.upper()}" for name in Settings.model_fields}
-    assert set(data) == every - {"MSGWORKER_API_KEY", "MSGWORKER_ENV_FILE"}
+    secrets = {"MSGWORKER_API_KEY", "MSGWORKER_INGEST_TOKENS"}
+    assert set(data) == every - secrets - {"MSGWORKER_ENV_FILE"}
     assert all(isinstance(value, str) for value in data.values())
     settings = settings_from(data, monkeypatch)
     assert settings.metrics_port == METRICS_PORT

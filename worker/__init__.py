@@ -1,34 +1,59 @@
 """msgworker: resilient WhatsApp message sending through the Connexease Gateway.
 
-``from worker import enqueue, enqueue_many`` is the producer API; settings come from the
-environment (``MSGWORKER_*``) on first use.
+The producer API, for apps::
+
+    from worker import TextMessage, Text, enqueue, enqueue_async
+
+    job_id = enqueue(TextMessage(to="+905321234567", text=Text(body="Hi")))
+    job_id = await enqueue_async({"to": "905321234567", "type": "text", "text": {"body": "Hi"}})
+
+Settings come from the environment (``MSGWORKER_*``) on first use. Importing this package never
+imports Celery: a producer needs only Redis. An app whose own package is called ``worker``
+imports the same API as ``msgworker``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from worker.api import enqueue, enqueue_async, enqueue_many, enqueue_many_async
+from worker.errors import InvalidMessage, StoreFull, Unavailable, WorkerError
+from worker.models import (
+    AudioMessage,
+    DocumentMessage,
+    ImageMessage,
+    Interactive,
+    InteractiveMessage,
+    Language,
+    Media,
+    Message,
+    Template,
+    TemplateMessage,
+    Text,
+    TextMessage,
+)
+from worker.producer import Payload, Priority, PriorityName
 
-__all__ = ["enqueue", "enqueue_many"]
-
-
-def enqueue(message: Any, **options: Any) -> str:
-    """Enqueue one message; returns its job id (the first job's id for a known idempotency key).
-
-    Options: ``idempotency_key``, ``send_at`` (aware datetime), ``expires_at`` or ``ttl_s``,
-    ``account``. Raises ``worker.errors.InvalidMessage`` naming every bad field, and
-    ``worker.errors.Unavailable`` when Redis does not answer within ``REDIS_TIMEOUT_S``.
-    """
-    from worker.service.runtime import current_runtime  # noqa: PLC0415 - no settings read at import
-
-    return current_runtime().producer.enqueue(message, **options)
-
-
-def enqueue_many(items: Iterable[Any]) -> list[str]:
-    """Enqueue many in one round trip: a payload or ``{"message": payload, **options}`` each.
-
-    One invalid item enqueues nothing; the error names ``[index].field`` for every problem.
-    """
-    from worker.service.runtime import current_runtime  # noqa: PLC0415
-
-    return current_runtime().producer.enqueue_many(items)
+__all__ = [
+    "AudioMessage",
+    "DocumentMessage",
+    "ImageMessage",
+    "Interactive",
+    "InteractiveMessage",
+    "InvalidMessage",
+    "Language",
+    "Media",
+    "Message",
+    "Payload",
+    "Priority",
+    "PriorityName",
+    "StoreFull",
+    "Template",
+    "TemplateMessage",
+    "Text",
+    "TextMessage",
+    "Unavailable",
+    "WorkerError",
+    "enqueue",
+    "enqueue_async",
+    "enqueue_many",
+    "enqueue_many_async",
+]

@@ -1,4 +1,9 @@
-"""The Cloud API message payloads msgworker sends, validated before anything is written."""
+"""The Cloud API message payloads msgworker sends, validated before anything is written.
+
+The message classes are public and typed: ``TextMessage(to="+905321234567",
+text=Text(body="Hi"))`` builds a payload an editor and mypy check; a plain dict with the same
+JSON shape is validated by the same models.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,21 @@ from pydantic import (
 
 from worker.bounds import body_size_problem, shape_problems
 from worker.errors import FieldProblem, InvalidMessage
+
+__all__ = [
+    "AudioMessage",
+    "DocumentMessage",
+    "ImageMessage",
+    "Interactive",
+    "InteractiveMessage",
+    "Language",
+    "Media",
+    "Message",
+    "Template",
+    "TemplateMessage",
+    "Text",
+    "TextMessage",
+]
 
 # The Cloud API's own limits.
 TEXT_BODY_MAX = 4096
@@ -148,32 +168,32 @@ class _Base(_Strict):
 
 
 class TextMessage(_Base):
-    type: Literal["text"]
+    type: Literal["text"] = "text"
     text: Text
 
 
 class ImageMessage(_Base):
-    type: Literal["image"]
+    type: Literal["image"] = "image"
     image: Media
 
 
 class AudioMessage(_Base):
-    type: Literal["audio"]
+    type: Literal["audio"] = "audio"
     audio: Media
 
 
 class DocumentMessage(_Base):
-    type: Literal["document"]
+    type: Literal["document"] = "document"
     document: Media
 
 
 class TemplateMessage(_Base):
-    type: Literal["template"]
+    type: Literal["template"] = "template"
     template: Template
 
 
 class InteractiveMessage(_Base):
-    type: Literal["interactive"]
+    type: Literal["interactive"] = "interactive"
     interactive: Interactive
 
 

@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -15,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
-from worker.models import field_problems, message_body, parse_message
+from worker.models import Message, field_problems, message_body, parse_message
 from worker.store.jobs import JobStore, NewJob
 from worker.store.keys import DEFAULT_ACCOUNT
 
@@ -27,8 +28,21 @@ TTL_MAX_S = 30 * DAY_S
 SEND_AT_RANGE_S = 366 * DAY_S
 
 
+class Priority(StrEnum):
+    """Within an account, due ``high`` jobs go before ``normal`` ones, and those before ``bulk``."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    BULK = "bulk"
+
+
+PriorityName: TypeAlias = Literal["high", "normal", "bulk"]
+# What a producer hands over: a message model (TextMessage, ...) or its JSON shape as a dict.
+Payload: TypeAlias = Message | Mapping[str, Any]
+
+
 class Envelope(BaseModel):
-    """The options around a message: idempotency key, timing, account."""
+    """The options around a message: idempotency key, timing, account, priority."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +51,7 @@ class Envelope(BaseModel):
     expires_at: datetime | None = None
     ttl_s: Annotated[float, Field(gt=0, le=TTL_MAX_S, allow_inf_nan=False)] | None = None
     account: Name = DEFAULT_ACCOUNT
+    priority: Priority = Priority.NORMAL
 
     @model_validator(mode="after")
     def _one_expiry(self) -> Envelope:
@@ -60,6 +75,13 @@ class Request:
     message: Any
     options: Mapping[str, Any]
 
+    @property
+    def payload(self) -> Any:
+        """The message's JSON shape (a message model is dumped, a dict is as given)."""
+        if isinstance(self.message, BaseModel):
+            return self.message.model_dump(mode="json", exclude_none=True)
+        return self.message
+
     @classmethod
     def from_item(cls, item: Any) -> Request:
         """A bare message payload, or an envelope ``{"message": payload, **options}``."""
@@ -67,6 +89,25 @@ class Request:
             options = {k: v for k, v in item.items() if k != "message"}
             return cls(item["message"], options)
         return cls(item, {})
+
+
+def given_options(**options: object) -> dict[str, object]:
+    """The keyword options a caller set (None means "not given")."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """One job's enqueue result: its id, and whether its idempotency key was already known
+    (then ``id`` is the first job's, and nothing new was written)."""
+
+    id: str
+    duplicate: bool
+
+
+def enqueued(jobs: list[NewJob], ids: list[str]) -> list[Enqueued]:
+    """Pair written jobs with the ids Redis returned: another id means a known key."""
+    return [Enqueued(i, i != job.id) for job, i in zip(jobs, ids, strict=True)]
 
 
 def build_job(
@@ -88,7 +129,7 @@ def build_job(
         )
         envelope = None
     try:
-        body = message_body(parse_message(request.message))
+        body = message_body(parse_message(request.payload))
     except InvalidMessage as exc:
         problems += [FieldProblem(prefix + "message." + p.field, p.message) for p in exc.problems]
         body = None
@@ -104,6 +145,7 @@ def build_job(
         message=body,
         due_at=due_at,
         expires_at=expires_at,
+        priority=envelope.priority.value,
     )
 
 
@@ -148,13 +190,31 @@ class Producer:
         self._accounts = accounts
         self._redis_timeout_s = redis_timeout_s
 
-    def enqueue(self, message: Any, **options: Any) -> str:
+    def enqueue(
+        self,
+        message: Payload,
+        *,
+        idempotency_key: str | None = None,
+        send_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        ttl_s: float | None = None,
+        account: str | None = None,
+        priority: Priority | PriorityName | None = None,
+    ) -> str:
         """Enqueue one message; returns its job id (the first job's id for a known key)."""
+        options = given_options(
+            idempotency_key=idempotency_key,
+            send_at=send_at,
+            expires_at=expires_at,
+            ttl_s=ttl_s,
+            account=account,
+            priority=priority,
+        )
         now = time.time()
         job = build_job(Request(message, options), now=now, accounts=self._accounts)
         return self._add([job], now=now)[0]
 
-    def enqueue_many(self, items: Iterable[Any]) -> list[str]:
+    def enqueue_many(self, items: Iterable[Payload]) -> list[str]:
         """Validate all, then write all in one round trip; one bad item enqueues nothing.
 
         Each item is a bare message payload or an envelope ``{"message": payload, **options}``;
@@ -178,15 +238,20 @@ class Producer:
     def validate_many(self, items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
         """The jobs these items would make; InvalidMessage lists every problem of every item."""
         now = time.time() if now is None else now
-        jobs: list[NewJob] = []
-        problems: list[FieldProblem] = []
-        for index, item in enumerate(items):
-            try:
-                request = Request.from_item(item)
-                prefix = f"[{index}]."
-                jobs.append(build_job(request, now=now, accounts=self._accounts, prefix=prefix))
-            except InvalidMessage as exc:
-                problems += exc.problems
-        if problems:
-            raise InvalidMessage(problems)
-        return jobs
+        return validate_many(items, now=now, accounts=self._accounts)
+
+
+def validate_many(items: Iterable[Any], *, now: float, accounts: frozenset[str]) -> list[NewJob]:
+    """The jobs these items would make; InvalidMessage lists every problem of every item,
+    each named ``[index].field``."""
+    jobs: list[NewJob] = []
+    problems: list[FieldProblem] = []
+    for index, item in enumerate(items):
+        try:
+            request = Request.from_item(item)
+            jobs.append(build_job(request, now=now, accounts=accounts, prefix=f"[{index}]."))
+        except InvalidMessage as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidMessage(problems)
+    return jobs

@@ -32,6 +32,9 @@ MASK = "***"
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
+# A bearer token shorter than this is guessable; longer than this is a pasting mistake.
+TOKEN_MIN = 16
+TOKEN_MAX = 512
 
 
 class LogFormat(StrEnum):
@@ -87,6 +90,21 @@ class Settings(BaseSettings):
     env_file: Path | None = Path(DEFAULT_ENV_FILE)  # the .env read (from the environment only)
     retention_s: PositiveFloat = 604800.0  # how long a settled job is kept
     dlq_retention_s: PositiveFloat | None = None  # None: dead letters wait until handled
+    serve_port: Port = 8080  # msgworker serve: the HTTP front door
+    serve_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - as metrics_host
+    # Bearer tokens of the HTTP ingest API, comma-separated (several, to rotate); empty: off.
+    ingest_tokens: SecretStr = SecretStr("")
+
+    @field_validator("ingest_tokens")
+    @classmethod
+    def _tokens_are_strong(cls, tokens: SecretStr) -> SecretStr:
+        for token in split_tokens(tokens):
+            if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
+                msg = f"each token must have {TOKEN_MIN} to {TOKEN_MAX} characters"
+                raise ValueError(msg)
+            if not token.isascii() or not token.isprintable() or " " in token:
+                raise ValueError("each token must be printable ASCII without spaces")
+        return tokens
 
     @field_validator("broker_url", "redis_url")
     @classmethod
@@ -132,6 +150,12 @@ class Settings(BaseSettings):
     def state_url(self) -> str:
         """Where coordination state lives: REDIS_URL, else the (Redis) broker."""
         return self.redis_url or self.broker_url
+
+
+def split_tokens(tokens: SecretStr) -> tuple[str, ...]:
+    """The tokens of a comma-separated secret, surrounding spaces and empty entries dropped."""
+    parts = (part.strip() for part in tokens.get_secret_value().split(","))
+    return tuple(part for part in parts if part)
 
 
 def known_variables() -> frozenset[str]:

@@ -110,6 +110,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from worker.http.app import serve  # noqa: PLC0415 - the serve extra, only when asked
+
+    serve(host=args.host, port=args.port, workers=args.workers)
+    return EXIT_OK
+
+
 def _demo(_args: argparse.Namespace) -> int:
     from worker.dev.demo import run_demo  # noqa: PLC0415
 
@@ -308,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
         "--api-key", action="append", help="a key the sandbox accepts (repeatable; sk_sandbox)"
     )
     sandbox.set_defaults(handler=_sandbox)
+
+    serve = commands.add_parser("serve", help="the HTTP API: ingest, health, metrics")
+    serve.add_argument("--host", help="address to listen on (default: SERVE_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: SERVE_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="processes (they share only Redis)")
+    serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", help="show the product working on this machine")
     demo.set_defaults(handler=_demo)

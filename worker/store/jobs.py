@@ -80,6 +80,30 @@ class NewJob:
     message: dict[str, Any]
     due_at: float
     expires_at: float | None = None
+    priority: str = "normal"
+
+
+def enqueue_arguments(jobs: list[NewJob], *, prefix: str, now: float) -> list[Any]:
+    """ARGV of ``enqueue.lua`` for these jobs (shared by the blocking and the asyncio store)."""
+    argv: list[Any] = [prefix, now]
+    for job in jobs:
+        state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
+        event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
+        argv += [
+            job.id,
+            job.account,
+            job.key,
+            json.dumps(job.message, separators=(",", ":")),
+            job.due_at,
+            "" if job.expires_at is None else job.expires_at,
+            state,
+            history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
+            job.priority,
+        ]
+    return argv
+
+
+STORE_FULL = "Redis is full (maxmemory reached): nothing was enqueued"
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,7 @@ class Job:
     wamid: str | None = None
     parked_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    priority: str = "normal"
 
     @classmethod
     def from_hash(cls, raw: dict[str, str], history: list[str]) -> Job:
@@ -126,6 +151,7 @@ class Job:
             wamid=raw.get("wamid") or None,
             parked_reason=raw.get("parked_reason") or None,
             history=[json.loads(line) for line in history],
+            priority=raw.get("priority") or "normal",
         )
 
 
@@ -168,20 +194,7 @@ class JobStore:
 
         Raises StoreFull when Redis is out of memory (nothing written).
         """
-        argv: list[Any] = [self._keys.prefix, now]
-        for job in jobs:
-            state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
-            event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
-            argv += [
-                job.id,
-                job.account,
-                job.key,
-                json.dumps(job.message, separators=(",", ":")),
-                job.due_at,
-                "" if job.expires_at is None else job.expires_at,
-                state,
-                history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
-            ]
+        argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now)
         try:
             ids: list[str] = self._enqueue(args=argv)
         except ResponseError as exc:
@@ -190,7 +203,7 @@ class JobStore:
             # so nothing was written: the caller may retry.
             if not is_out_of_memory(exc):
                 raise
-            raise StoreFull("Redis is full (maxmemory reached): nothing was enqueued") from None
+            raise StoreFull(STORE_FULL) from None
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
     def get(self, job_id: str) -> Job | None:

@@ -1,13 +1,14 @@
 -- Write a batch of new jobs in one round trip: record, history, schedule.
 -- A job whose idempotency key was seen before is not written; its first job id is returned.
 -- Nothing written here expires: a pending job keeps its record however long it waits.
--- ARGV: prefix, now, then 8 values per job:
---   id, account, key, message_json, due_at, expires_at ('' for none), state, history_json
+-- ARGV: prefix, now, then 9 values per job:
+--   id, account, key, message_json, due_at, expires_at ('' for none), state, history_json,
+--   priority (high|normal|bulk)
 local prefix, now = ARGV[1], ARGV[2]
 local due = keys.due(prefix)
 local ids = {}
 local added = 0
-for i = 3, #ARGV, 8 do
+for i = 3, #ARGV, 9 do
   local id, account, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local idem = keys.idempotency(prefix, account, key)
   local first = redis.call('GET', idem)
@@ -18,7 +19,8 @@ for i = 3, #ARGV, 8 do
     redis.call('HSET', keys.job(prefix, id),
       'id', id, 'account', account, 'key', key, 'message', ARGV[i + 3],
       'state', ARGV[i + 6], 'gen', 1, 'attempts', 0, 'reschedules', 0, 'calling', 0,
-      'enqueued_at', now, 'updated_at', now, 'due_at', ARGV[i + 4], 'expires_at', ARGV[i + 5])
+      'enqueued_at', now, 'updated_at', now, 'due_at', ARGV[i + 4], 'expires_at', ARGV[i + 5],
+      'priority', ARGV[i + 8])
     redis.call('RPUSH', keys.history(prefix, id), ARGV[i + 7])
     redis.call('ZADD', due, ARGV[i + 4], id .. '|1')
     ids[#ids + 1] = id

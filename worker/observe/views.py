@@ -1,4 +1,5 @@
-"""What the read commands show: their JSON shapes, built from stored state."""
+"""The JSON shapes of jobs, dead letters and the status, built from stored state: what the
+CLI prints and the HTTP service answers."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "last_code": job.last_code,
         "wamid": job.wamid,
+        "priority": job.priority,
         "history": [
             {
                 "at": iso(event.get("at")),

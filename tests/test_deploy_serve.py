@@ -1,0 +1,62 @@
+"""Deployment of msgworker serve: the Kubernetes Deployment and Service, compose and the image."""
+
+from __future__ import annotations
+
+from tests.test_deploy import K8S, compose_model, manifest, run, stages, tool
+
+SERVE_MANIFESTS = ("serve-deployment.yaml", "serve-service.yaml")
+SERVE_PORT = 8080
+
+
+def serve_container():
+    [container] = manifest("serve-deployment.yaml")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_serve_manifests_pass_strict_kubernetes_validation():
+    """kubernetes-validate --strict validates the Deployment and the Service."""
+    files = [K8S / name for name in SERVE_MANIFESTS]
+    done = run(tool("kubernetes-validate"), "--strict", *files)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARN" not in done.stdout
+    assert done.stdout.count(" passed for resource ") == len(files)
+
+
+def test_serve_probes_liveness_on_healthz_and_readiness_on_readyz():
+    """Alive whatever Redis does, ready only while Redis answers; the port is named http."""
+    container = serve_container()
+    assert container["args"] == ["serve"]
+    assert container["ports"] == [{"name": "http", "containerPort": SERVE_PORT, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_serve_takes_its_tokens_from_an_optional_secret_only():
+    """The tokens come from a Secret (ingest stays off until it exists), never the ConfigMap."""
+    [token] = serve_container()["env"]
+    assert token["name"] == "MSGWORKER_INGEST_TOKENS"
+    assert token["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert "MSGWORKER_INGEST_TOKENS" not in manifest("configmap.yaml")["data"]
+
+
+def test_serve_service_selects_the_serve_pods_only():
+    service = manifest("serve-service.yaml")
+    pod_labels = manifest("serve-deployment.yaml")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "serve"
+    worker = manifest("deployment.yaml")["spec"]["template"]["metadata"]["labels"]
+    assert not service["spec"]["selector"].items() <= worker.items()
+
+
+def test_compose_runs_serve_with_redis_and_its_own_healthcheck():
+    serve = compose_model()["services"]["serve"]
+    assert serve["command"] == ["serve"]
+    assert serve["environment"]["MSGWORKER_BROKER_URL"] == "redis://redis:6379/0"
+    assert "/healthz" in " ".join(serve["healthcheck"]["test"])
+    assert any(p["target"] == SERVE_PORT for p in serve["ports"])
+
+
+def test_image_exposes_the_serve_port():
+    exposed = " ".join(rest for kw, rest in stages()[-1] if kw == "EXPOSE").split()
+    assert str(SERVE_PORT) in exposed

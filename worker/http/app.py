@@ -1,0 +1,127 @@
+"""The HTTP service's composition root: settings in, an ASGI app out; ``serve`` runs it.
+
+Each part is a router. Health, readiness and metrics are always there; ingest is mounted only
+when ``INGEST_TOKENS`` is set (else its paths answer 404). The Redis client is made here and
+connects on first use, so the service starts (and says so on /readyz) while Redis is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from worker.accounts import known_accounts
+from worker.http import health, ingest, metrics
+from worker.http.auth import BearerTokens
+from worker.http.problems import install_handlers
+from worker.http.schemas import BatchRequest, SingleRequest
+from worker.logs import configure_logging, get_logger
+from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
+from worker.settings import Settings, get_settings, mask_url, split_tokens
+from worker.store.keys import Keys
+
+log = get_logger(__name__)
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service for these settings; nothing is connected until a request needs Redis."""
+    client = connect_async_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+    producer = AsyncProducer(
+        AsyncJobStore(client, Keys(settings.redis_prefix)),
+        accounts=known_accounts(),
+        redis_timeout_s=settings.redis_timeout_s,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    app = FastAPI(
+        title="msgworker",
+        summary="Enqueue WhatsApp messages for delivery through the Connexease Gateway.",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.producer = producer
+    app.state.metrics = metrics.HttpMetrics()
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    tokens = split_tokens(settings.ingest_tokens)
+    if tokens:
+        app.include_router(ingest.build_router(BearerTokens(tokens)))
+    app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the request bodies' schemas from the producer's own models."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        _, defs = models_json_schema([(BatchRequest, "validation")], ref_template=REF_TEMPLATE)
+        single = TypeAdapter(SingleRequest).json_schema(ref_template=REF_TEMPLATE)
+        schemas.update(defs.get("$defs", {}))
+        schemas.update(single.pop("$defs", {}))
+        schemas["SingleRequest"] = single
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("msgworker")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory: settings from the environment, logging configured, secrets scrubbed."""
+    settings = get_settings()
+    secrets = [*split_tokens(settings.ingest_tokens), settings.api_key.get_secret_value()]
+    configure_logging(
+        level=settings.log_level.value,
+        json=None if settings.log_format is None else settings.log_format.value == "json",
+        secrets=[secret for secret in secrets if secret],
+    )
+    log.info(
+        "http.starting",
+        redis=mask_url(settings.state_url),
+        ingest=bool(split_tokens(settings.ingest_tokens)),
+    )
+    return create_app(settings)
+
+
+def serve(*, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    """Run the service under uvicorn until SIGTERM or SIGINT (several worker processes share
+    nothing but Redis)."""
+    import uvicorn  # noqa: PLC0415 - the serve extra, only here
+
+    settings = get_settings()
+    uvicorn.run(
+        "worker.http.app:app_from_environment",
+        factory=True,
+        host=host or settings.serve_host,
+        port=settings.serve_port if port is None else port,
+        workers=workers,
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,218 @@
+"""The ingest API: enqueue one message or a batch, look a job up; Bearer tokens required.
+
+Validation is the producer's own (``build_job``): the same models, the same errors, the same
+enqueue script. A refused request writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from worker.observe.views import job_view
+from worker.errors import FieldProblem, InvalidMessage, StoreFull, Unavailable
+from worker.http import problems
+from worker.http.auth import BearerTokens
+from worker.http.body import BATCH_MAX_BYTES, SINGLE_MAX_BYTES, read_json
+from worker.http.schemas import (
+    BATCH_MAX,
+    Accepted,
+    BatchAccepted,
+    BatchErrors,
+    Duplicate,
+    Errors,
+    JobView,
+    Problem,
+)
+from worker.producer import Request as EnqueueRequest
+from worker.producer import build_job
+from worker.producer_async import AsyncProducer
+from worker.store.jobs import NewJob
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Job ids msgworker makes are 32 hex digits; anything much longer names no job.
+JOB_ID_MAX = 256
+
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "No valid Bearer token"}}
+UNAVAILABLE: Responses = {
+    503: {
+        "model": Problem,
+        "description": "Redis did not answer within REDIS_TIMEOUT_S (or is full); see Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    }
+}
+NOT_JSON: Responses = {400: {"model": Errors, "description": 'The body is not JSON (field "body")'}}
+
+
+def _body(ref: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{ref}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _producer(request: Request) -> AsyncProducer:
+    producer: AsyncProducer = request.app.state.producer
+    return producer
+
+
+async def _submit(request: Request, jobs: list[NewJob], *, now: float) -> list[Any]:
+    try:
+        return await _producer(request).submit(jobs, now=now)
+    except StoreFull:
+        raise problems.StoreFull from None
+    except Unavailable:
+        raise problems.RedisUnavailable from None
+
+
+def _errors(found: list[FieldProblem]) -> list[dict[str, Any]]:
+    return [{"field": p.field, "error": p.message} for p in found]
+
+
+def _with_header_key(request: Request, item: Any) -> tuple[Any, list[FieldProblem]]:
+    """The envelope with the Idempotency-Key header as its key (a different key is refused)."""
+    header = request.headers.get(IDEMPOTENCY_HEADER)
+    if header is None:
+        return item, []
+    envelope = dict(item) if isinstance(item, Mapping) and "message" in item else {"message": item}
+    given = envelope.get("idempotency_key")
+    if given is not None and given != header:
+        return item, [FieldProblem("idempotency_key", f"differs from the {IDEMPOTENCY_HEADER}")]
+    envelope["idempotency_key"] = header
+    return envelope, []
+
+
+async def post_message(request: Request) -> JSONResponse:
+    data = await read_json(request, limit=SINGLE_MAX_BYTES)
+    metrics = request.app.state.metrics
+    item, found = _with_header_key(request, data)
+    now = time.time()
+    try:
+        job = build_job(
+            EnqueueRequest.from_item(item), now=now, accounts=_producer(request).accounts
+        )
+    except InvalidMessage as exc:
+        found += exc.problems
+    if found:
+        metrics.messages.labels("invalid").inc()
+        return problems.invalid(_errors(found))
+    (result,) = await _submit(request, [job], now=now)
+    if result.duplicate:
+        metrics.messages.labels("duplicate").inc()
+        return JSONResponse({"id": result.id, "duplicate": True}, 200)
+    metrics.messages.labels("accepted").inc()
+    return JSONResponse({"id": result.id}, 202)
+
+
+async def post_batch(request: Request) -> JSONResponse:
+    data = await read_json(request, limit=BATCH_MAX_BYTES)
+    items = data.get("messages") if isinstance(data, dict) else None
+    shape = _batch_shape_error(data, items)
+    if shape is not None:
+        return problems.invalid([{"index": None, "field": shape[0], "error": shape[1]}])
+    assert isinstance(items, list)  # noqa: S101 - checked by _batch_shape_error
+    now = time.time()
+    accounts = _producer(request).accounts
+    jobs: list[NewJob] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            jobs.append(build_job(EnqueueRequest.from_item(item), now=now, accounts=accounts))
+        except InvalidMessage as exc:
+            errors += [{"index": index, "field": p.field, "error": p.message} for p in exc.problems]
+    metrics = request.app.state.metrics
+    if errors:
+        metrics.messages.labels("invalid").inc(len(items))
+        return problems.invalid(errors)
+    results = await _submit(request, jobs, now=now)
+    duplicates = sum(1 for result in results if result.duplicate)
+    metrics.messages.labels("accepted").inc(len(results) - duplicates)
+    metrics.messages.labels("duplicate").inc(duplicates)
+    return JSONResponse({"ids": [result.id for result in results]}, 202)
+
+
+async def get_job(request: Request, job_id: str) -> JSONResponse:
+    if not job_id or len(job_id) > JOB_ID_MAX:
+        raise problems.NotFound
+    try:
+        job = await _producer(request).get(job_id)
+    except Unavailable:
+        raise problems.RedisUnavailable from None
+    if job is None:
+        raise problems.NotFound
+    return JSONResponse(job_view(job))
+
+
+def build_router(tokens: BearerTokens) -> APIRouter:
+    router = APIRouter(tags=["ingest"], dependencies=[Depends(tokens)])
+    router.post(
+        "/v1/messages",
+        status_code=202,
+        summary="Enqueue one message",
+        description=(
+            "The body is an envelope {message, idempotency_key?, send_at?, expires_at?, ttl_s?,"
+            " account?, priority?} or a bare message payload, at most 1 MiB. The "
+            f"{IDEMPOTENCY_HEADER} header sets the idempotency key: a key seen before answers "
+            "200 with the first job's id and enqueues nothing. The body's Content-Type is not "
+            "checked; it must be one JSON document."
+        ),
+        openapi_extra=_body("SingleRequest"),
+        responses={
+            202: {"model": Accepted, "description": "Enqueued"},
+            200: {"model": Duplicate, "description": "The idempotency key is known"},
+            **NOT_JSON,
+            **UNAUTHORIZED,
+            413: {"model": Problem, "description": "The body exceeds 1 MiB"},
+            422: {"model": Errors, "description": "Every bad field; nothing enqueued"},
+            **UNAVAILABLE,
+        },
+    )(post_message)
+    router.post(
+        "/v1/messages/batch",
+        status_code=202,
+        summary="Enqueue up to 1,000 messages in one round trip",
+        description=(
+            '{"messages": [envelope or bare payload, ...]}, at most 1,000 items and 16 MiB. '
+            "Any invalid item enqueues nothing: the 422 lists every bad index and field "
+            "(field relative to the envelope, e.g. message.to; index null for the batch "
+            "itself). Idempotency keys go in each envelope."
+        ),
+        openapi_extra=_body("BatchRequest"),
+        responses={
+            202: {"model": BatchAccepted, "description": "All enqueued"},
+            **NOT_JSON,
+            **UNAUTHORIZED,
+            413: {"model": Problem, "description": "The body exceeds 16 MiB"},
+            422: {"model": BatchErrors, "description": "Every bad item; nothing enqueued"},
+            **UNAVAILABLE,
+        },
+    )(post_batch)
+    router.get(
+        "/v1/jobs/{job_id}",
+        summary="A job's state and history, as msgworker job --json shows it",
+        responses={
+            200: {"model": JobView, "description": "The job"},
+            **UNAUTHORIZED,
+            404: {"model": Problem, "description": "No job has this id"},
+            **UNAVAILABLE,
+        },
+    )(get_job)
+    return router
+
+
+def _batch_shape_error(data: Any, items: Any) -> tuple[str, str] | None:
+    """What is wrong with the batch itself (not its items), if anything."""
+    if not isinstance(data, dict):
+        return "body", 'must be an object {"messages": [...]}'
+    extra = sorted(set(data) - {"messages"})
+    if extra:
+        return extra[0], "is not a known field"
+    if not isinstance(items, list):
+        return "messages", "must be a list of messages"
+    if not 1 <= len(items) <= BATCH_MAX:
+        return "messages", f"must have 1 to {BATCH_MAX} items"
+    return None

@@ -1,0 +1,91 @@
+"""The service's own ``/metrics``: requests by route, method and status, on its own registry.
+
+Labels stay bounded: ``route`` is the matched route's template (``/v1/jobs/{job_id}``) or
+``unmatched``, ``method`` one of a fixed set, ``status`` an HTTP status code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+class HttpMetrics:
+    """The service's metrics; one registry per app, so apps never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "msgworker_http_requests_total",
+            "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "msgworker_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.messages = Counter(
+            "msgworker_http_messages_total",
+            "Messages received by the ingest API, by result",
+            ["result"],  # accepted | duplicate | invalid
+            registry=self.registry,
+        )
+
+
+class CountRequests:
+    """ASGI middleware: counts every answered request, whatever answered it."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            route: Any = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(
+                path, method if method in METHODS else "other", str(status)
+            ).inc()
+            self.metrics.duration.labels(path).observe(time.perf_counter() - started)
+
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,115 @@
+"""The request and answer models of the HTTP API; the OpenAPI document is generated from them.
+
+The request models are the producer's own (``worker.models`` and ``Envelope``): what the API
+documents is exactly what the producer validates, never a second description of it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.models import Message
+from worker.producer import Envelope
+
+BATCH_MAX = 1000
+
+
+class MessageEnvelope(Envelope):
+    """A message with its options (all optional): the shape of one JSON line of ``enqueue
+    --file``. ``idempotency_key``: the same key twice enqueues once. ``send_at``: when to send
+    (ISO 8601 with a time zone). ``expires_at`` or ``ttl_s``: when it is no longer worth sending.
+    ``account``: a configured Gateway account. ``priority``: high, normal or bulk."""
+
+    message: Message
+
+
+SingleRequest = Annotated[
+    MessageEnvelope | Message,
+    Field(description="An envelope {message, options...} or a bare message payload."),
+]
+
+
+class BatchRequest(BaseModel):
+    """Up to 1,000 envelopes or bare payloads; one invalid item enqueues nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: Annotated[list[MessageEnvelope | Message], Field(min_length=1, max_length=BATCH_MAX)]
+
+
+class Accepted(BaseModel):
+    """202: the message is enqueued under this job id."""
+
+    id: str
+
+
+class Duplicate(BaseModel):
+    """200: a job with this idempotency key exists; its id, nothing new was enqueued."""
+
+    id: str
+    duplicate: Literal[True] = True
+
+
+class BatchAccepted(BaseModel):
+    """202: every message is enqueued; the job ids in the order given (a known key's first id)."""
+
+    ids: list[str]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The dotted path of the bad field, e.g. message.to")
+    error: str
+
+
+class Errors(BaseModel):
+    """422 (or 400 for a body that is not JSON, with field "body"): nothing was enqueued."""
+
+    errors: list[FieldError]
+
+
+class BatchFieldError(BaseModel):
+    index: int | None = Field(description="The item's position in messages; null: the batch")
+    field: str = Field(description="Relative to the envelope, e.g. message.to")
+    error: str
+
+
+class BatchErrors(BaseModel):
+    """422: every bad item and field; nothing was enqueued."""
+
+    errors: list[BatchFieldError]
+
+
+class Problem(BaseModel):
+    """401, 404, 413, 503: what went wrong, in one line."""
+
+    error: str
+
+
+class HistoryEvent(BaseModel):
+    at: str | None
+    event: str | None
+    code: str | None
+    action: str | None
+    delay_s: float | None
+
+
+class Delivery(BaseModel):
+    status: Literal["sent", "delivered", "read", "failed"]
+    at: str
+    error: Any = None
+
+
+class JobView(BaseModel):
+    """A job, as ``msgworker job --json`` prints it."""
+
+    id: str
+    state: Literal["queued", "scheduled", "sending", "sent", "held", "parked"]
+    account: str
+    attempts: int
+    last_code: str | None
+    wamid: str | None
+    priority: Literal["high", "normal", "bulk"]
+    delivery: Delivery | None = None
+    history: list[HistoryEvent]

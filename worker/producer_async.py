@@ -1,0 +1,156 @@
+"""The producer for asyncio apps: the same validation and the same enqueue script, awaited.
+
+Nothing blocks the event loop: the jobs are validated in memory, then written in one round trip
+on ``redis.asyncio``. Redis down or hung raises ``Unavailable`` within ``REDIS_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from worker.errors import StoreFull, Unavailable
+from worker.producer import (
+    Enqueued,
+    Payload,
+    Priority,
+    PriorityName,
+    Request,
+    build_job,
+    enqueued,
+    given_options,
+    validate_many,
+)
+from worker.store.jobs import STORE_FULL, Job, NewJob, enqueue_arguments, is_out_of_memory
+from worker.store.keys import Keys
+from worker.store.scripts import script_source
+
+# A connection failing at the socket level, or a reply that never came.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
+def connect_async_fail_fast(url: str, *, timeout_s: float) -> redis.asyncio.Redis:
+    """An asyncio client that answers or fails within ``timeout_s``: no retries, no backoff."""
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+    return client
+
+
+class AsyncJobStore:
+    """The two job operations a producer needs (write new jobs, read one), on redis.asyncio."""
+
+    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._enqueue = client.register_script(script_source("enqueue"))
+
+    async def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
+        """Write new jobs in one round trip; a known idempotency key returns its first job id."""
+        argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now)
+        try:
+            ids: list[Any] = await self._enqueue(args=argv)
+        except ResponseError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise StoreFull(STORE_FULL) from None
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job with its history; None when no job has this id."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._keys.job(job_id))
+            pipe.lrange(self._keys.history(job_id), 0, -1)
+            raw, history = await pipe.execute()
+        if not raw:
+            return None
+        return Job.from_hash(dict(raw), list(history))
+
+    async def ping(self) -> bool:
+        """Whether Redis answers."""
+        return bool(await self._redis.ping())
+
+
+class AsyncProducer:
+    """Validates like the blocking producer, writes with one awaited script call."""
+
+    def __init__(
+        self, jobs: AsyncJobStore, *, accounts: frozenset[str], redis_timeout_s: float
+    ) -> None:
+        self.jobs = jobs
+        self.accounts = accounts
+        self.redis_timeout_s = redis_timeout_s
+
+    async def enqueue(
+        self,
+        message: Payload,
+        *,
+        idempotency_key: str | None = None,
+        send_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        ttl_s: float | None = None,
+        account: str | None = None,
+        priority: Priority | PriorityName | None = None,
+    ) -> str:
+        """Enqueue one message; returns its job id (the first job's id for a known key)."""
+        options = given_options(
+            idempotency_key=idempotency_key,
+            send_at=send_at,
+            expires_at=expires_at,
+            ttl_s=ttl_s,
+            account=account,
+            priority=priority,
+        )
+        now = time.time()
+        job = build_job(Request(message, options), now=now, accounts=self.accounts)
+        (result,) = await self.submit([job], now=now)
+        return result.id
+
+    async def enqueue_many(self, items: Iterable[Payload]) -> list[str]:
+        """Validate all, then write all in one round trip; one bad item enqueues nothing."""
+        now = time.time()
+        jobs = validate_many(items, now=now, accounts=self.accounts)
+        return [result.id for result in await self.submit(jobs, now=now)] if jobs else []
+
+    async def submit(self, jobs: list[NewJob], *, now: float) -> list[Enqueued]:
+        """Write validated jobs; Redis down or hung raises Unavailable within the timeout.
+
+        After a timeout the jobs may have been written: enqueueing them again with the same
+        idempotency keys is safe.
+        """
+        try:
+            async with asyncio.timeout(self.redis_timeout_s):
+                ids = await self.jobs.add(jobs, now=now)
+        except REDIS_DOWN as exc:
+            raise Unavailable(timeout_s=self.redis_timeout_s) from exc
+        return enqueued(jobs, ids)
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None; Unavailable when Redis does not answer in time."""
+        try:
+            async with asyncio.timeout(self.redis_timeout_s):
+                return await self.jobs.get(job_id)
+        except REDIS_DOWN as exc:
+            raise Unavailable(timeout_s=self.redis_timeout_s) from exc
+
+    async def ready(self) -> bool:
+        """Whether Redis answers within the timeout."""
+        try:
+            async with asyncio.timeout(self.redis_timeout_s):
+                return await self.jobs.ping()
+        except REDIS_DOWN:
+            return False
