@@ -22,10 +22,10 @@ from worker.cli.console import Console, emit, progress_bar
 from worker.cli.drain import drain
 from worker.cli.enqueue import read_json_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from worker.observe.views import dead_letter_view, iso, job_view, limits_view, status_view
 from worker.logs import mask_phone
 from worker.observe.incidents import AlertKind
 from worker.observe.status import AccountState
+from worker.observe.views import dead_letter_view, iso, job_view, limits_view, status_view
 from worker.service.runtime import Runtime
 from worker.settings import mask_url
 from worker.store.deadletters import DeadLetter, ReplayReport, Selection

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from worker.observe.views import job_view
 from worker.errors import FieldProblem, InvalidMessage, StoreFull, Unavailable
 from worker.http import problems
 from worker.http.auth import BearerTokens
@@ -29,6 +28,7 @@ from worker.http.schemas import (
     JobView,
     Problem,
 )
+from worker.observe.views import job_view
 from worker.producer import Request as EnqueueRequest
 from worker.producer import build_job
 from worker.producer_async import AsyncProducer
