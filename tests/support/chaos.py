@@ -460,7 +460,10 @@ def halt_and_billing(
     stage.sandbox.configure(latency_ms=20)
     stage.start("h0", metrics=True)
     stage.start("h1", metrics=True)
-    ids = enqueue(stage, jobs)
+    # The run comes in two halves: the halt in the first, the billing episode in the second, so
+    # the balance runs out with jobs still to send however fast the first half went.
+    first_half = jobs // 2
+    ids = enqueue(stage, first_half)
     sandbox, runtime = stage.sandbox, stage.runtime
     wait_for(lambda: sandbox.stats()["accepted"] >= jobs // 5, timeout_s=60, what="a fifth sent")
     sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
@@ -473,9 +476,10 @@ def halt_and_billing(
     held_report = check(ids, runtime, sandbox.messages())
     code, _, err = stage.msgworker("resume")
     assert code == 0, err
-    wait_for(lambda: sandbox.stats()["accepted"] >= jobs // 2, timeout_s=60, what="half sent")
+    wait_for(lambda: sandbox.stats()["accepted"] >= first_half, timeout_s=60, what="half sent")
     # The balance runs out after `billing_budget` more messages.
     sandbox.configure(balance=billing_budget / 1000)
+    ids += enqueue(stage, jobs - first_half, start=first_half)
     wait_for(lambda: runtime.switches.breaker("default"), timeout_s=60, what="the breaker")
     stage.wait_idle(settle_timeout_s, "every job sent or parked as BILL_001")
     parked = runtime.dead_letters.counts()
