@@ -1,5 +1,5 @@
 """Chaos scenarios against real processes, sized by their caller: CI runs them small
-(tests/test_chaos.py), the soak runs them long and big (bench/soak.py).
+(tests/system/test_chaos.py), the soak runs them long and big (bench/soak.py).
 
 Each scenario drives a `Stage` (a Redis, the sandbox Gateway, `msgworker worker` processes it
 starts, kills and restarts) and returns a `Result`: the invariant report of

@@ -22,7 +22,7 @@ from worker.service.tasks import TASK_NAME
 from worker.settings import Settings
 from worker.store.jobs import JobState
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PHONES = ("905321234567", "447911123456", "15551234567")
 _LABEL_VALUE = re.compile(r'="([^"]*)"')
 
@@ -171,7 +171,7 @@ def test_the_api_key_is_in_no_log_metric_record_or_command_output(
 
 def test_locked_dependencies_have_no_known_vulnerabilities(capsys):
     """The audit of requirements.lock against the advisory mirror passes: every locked package
-    is covered and no locked version is affected (tests/test_audit.py shows it can fail)."""
+    is covered and no locked version is affected (tests/security/test_audit.py shows it can fail)."""
     assert audit_main([]) == 0
     assert "no known vulnerability" in capsys.readouterr().out
 

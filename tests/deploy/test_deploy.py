@@ -4,7 +4,7 @@ Each validator runs as a subprocess from the virtualenv (the dev extras install 
 docker-compose (config only: no Docker engine is needed), kubernetes-validate and yamllint.
 KEDA's ScaledObject has no schema in kubernetes-validate, so it is checked against one written
 here from KEDA's documented fields; the Prometheus Operator's ServiceMonitor and PrometheusRule
-neither, so they are checked against the Operator's own CRD schemas, vendored in tests/schemas/.
+neither, so they are checked against the Operator's own CRD schemas, vendored in tests/deploy/schemas/.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import yaml
 
 from worker.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -41,7 +41,7 @@ SERVICE_MONITOR = K8S / "servicemonitor.yaml"
 PROMETHEUS_RULE = K8S / "prometheusrule.yaml"
 RULE_GENERATOR = K8S / "prometheusrule.py"
 ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
-# The Prometheus Operator's CRDs, vendored unchanged (tests/schemas/prometheus-operator/README.md).
+# The Prometheus Operator's CRDs, vendored unchanged (tests/deploy/schemas/prometheus-operator/README.md).
 OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operator"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 METRICS_PORT = 9808

@@ -22,7 +22,7 @@ from security.audit import (
     records_for,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def advisory(*ranges, versions=(), package="celery"):

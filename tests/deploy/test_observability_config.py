@@ -21,7 +21,7 @@ from worker.observe.sinks import alertmanager_alert, alertname
 from worker.observe.status import AccountState, Snapshot
 from worker.store.switches import Breaker, Halt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "msgworker.json"
 GENERATOR = ROOT / "deploy" / "grafana" / "dashboard.py"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
