@@ -9,28 +9,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.cluster import API_KEY, BIN, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
-from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.sandbox.server import SandboxConfig
 from worker.send.routing import default_routing_path
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
 
 
-def text(n: int | str) -> dict:
-    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
-
-
 @pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        yield admin
-        admin.close()
+def sandbox(sandbox):
+    """The shared sandbox at its own, realistic rate limits: the scenarios meet them."""
+    defaults = SandboxConfig()
+    sandbox.configure(rate_per_sec=defaults.rate_per_sec, rate_per_min=defaults.rate_per_min)
+    return sandbox
 
 
 @pytest.fixture
@@ -56,15 +51,6 @@ def cluster(redis_url, sandbox, tmp_path):
         worker.stop()
     for worker in started:
         assert API_KEY not in worker.log()
-
-
-@pytest.fixture
-def runtime(redis_url, sandbox):
-    runtime = Runtime(
-        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
-    )
-    yield runtime
-    runtime.close()
 
 
 def msgworker(redis_url, *args, env_overrides=None):

@@ -14,12 +14,10 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from security.audit import main as audit_main
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.cluster import API_KEY, BIN, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
-from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.service.runtime import Runtime
 from worker.service.tasks import TASK_NAME
-from worker.settings import Settings
 from worker.store.jobs import JobState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,26 +25,11 @@ PHONES = ("905321234567", "447911123456", "15551234567")
 _LABEL_VALUE = re.compile(r'="([^"]*)"')
 
 
-def text(n, to=PHONES[0]):
-    return {"to": to, "type": "text", "text": {"body": f"security {n}"}}
-
-
 @pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        admin.configure(rate_per_sec=10_000, rate_per_min=1_000_000)
-        yield admin
-        admin.close()
-
-
-@pytest.fixture
-def runtime(redis_url, sandbox):
-    runtime = Runtime(
-        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
-    )
-    yield runtime
-    runtime.close()
+def sandbox(sandbox):
+    """The shared sandbox, with rate limits no test here comes near."""
+    sandbox.configure(rate_per_sec=10_000, rate_per_min=1_000_000)
+    return sandbox
 
 
 class Explode:
@@ -59,6 +42,7 @@ class Explode:
         return (os.mkdir, (str(self.marker),))
 
 
+@pytest.mark.processes
 def test_a_pickled_task_message_is_refused_and_the_worker_lives(
     redis_url, runtime, sandbox, tmp_path
 ):
@@ -87,6 +71,7 @@ def test_a_pickled_task_message_is_refused_and_the_worker_lives(
         worker.stop()
 
 
+@pytest.mark.processes
 def test_the_api_key_is_in_no_log_metric_record_or_command_output(
     redis_url, runtime, sandbox, tmp_path
 ):
@@ -176,6 +161,7 @@ def test_locked_dependencies_have_no_known_vulnerabilities(capsys):
     assert "no known vulnerability" in capsys.readouterr().out
 
 
+@pytest.mark.processes
 def test_ruff_keeps_its_security_rules_on():
     """pyproject selects ALL (S included) and ignores no S rule outside tests; ruff S passes."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
