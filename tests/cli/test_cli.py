@@ -13,7 +13,7 @@ from importlib.metadata import version
 import httpx
 import pytest
 
-from tests.support.cluster import BIN, WorkerProcess, start_worker, worker_env
+from tests.support.cluster import BIN, WorkerProcess, run_msgworker, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
 from worker.store.deadletters import Selection
@@ -29,16 +29,7 @@ def run(broker, *args, stdin=None, cwd=None, **env_overrides):
     if broker is not None:
         env["MSGWORKER_BROKER_URL"] = broker
     env.update({f"MSGWORKER_{k.upper()}": v for k, v in env_overrides.items()})
-    done = subprocess.run(  # noqa: S603
-        [str(BIN / "msgworker"), *args],
-        env=env,
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_msgworker(env, *args, stdin=stdin, cwd=cwd)
     return done.returncode, done.stdout, done.stderr
 
 

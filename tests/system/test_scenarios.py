@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.cluster import API_KEY, BIN, start_worker, worker_env
+from tests.support.cluster import API_KEY, run_msgworker, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
@@ -56,14 +55,7 @@ def cluster(redis_url, sandbox, tmp_path):
 def msgworker(redis_url, *args, env_overrides=None):
     """Run the real console script; returns (exit code, stdout, stderr)."""
     env = worker_env(redis_url, "http://127.0.0.1:9", **(env_overrides or {}))
-    done = subprocess.run(  # noqa: S603
-        [str(BIN / "msgworker"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_msgworker(env, *args)
     return done.returncode, done.stdout, done.stderr
 
 

@@ -14,7 +14,7 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from security.audit import main as audit_main
-from tests.support.cluster import API_KEY, BIN, start_worker, worker_env
+from tests.support.cluster import API_KEY, BIN, run_msgworker, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
 from worker.service.tasks import TASK_NAME
@@ -127,14 +127,7 @@ def test_the_api_key_is_in_no_log_metric_record_or_command_output(
             ["status", "--json"],
             ["job", held, "--json"],
         ):
-            done = subprocess.run(  # noqa: S603 - our console script
-                [str(BIN / "msgworker"), *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            done = run_msgworker(env, *args)
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout + done.stderr)
     finally:
