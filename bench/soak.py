@@ -1,4 +1,4 @@
-"""Soak: the chaos scenarios of tests/test_chaos.py, longer and bigger, with their figures.
+"""Soak: the chaos scenarios of tests/system/test_chaos.py, longer and bigger, with their figures.
 
     .venv/bin/python bench/soak.py --minutes 10 [--kill-jobs 5000] [--fuzz-examples 2000]
 
@@ -116,7 +116,7 @@ def fuzz(examples: int) -> dict[str, object]:
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/test_fuzz.py",
+            "tests/system/test_fuzz.py",
             "--hypothesis-show-statistics",
         ],
         cwd=ROOT,

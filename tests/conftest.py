@@ -1,11 +1,59 @@
-"""Fixtures that start real servers on free ports; nothing already running is used."""
+"""Shared fixtures, and the tiers: every test is ``unit``, ``redis`` or ``processes``.
+
+The fixtures start real servers on free ports; nothing already running is used. A test's tier
+comes from the fixtures it requests and its markers (tests/support/tiers.py says how), and a
+test that starts more than its tier allows fails.
+"""
 
 from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from tests.support.cluster import API_KEY, Sandbox, WorkerProcess, start_worker
 from tests.support.processes import RedisServer
+from tests.support.tiers import SpawnWatch, overstep, tier_of
+from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.service.runtime import Runtime
+from worker.settings import Settings
+
+TIER = pytest.StashKey[str]()
+_watch = SpawnWatch()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, before ``-m`` selects (so ``-m unit`` works)."""
+    for item in items:
+        tier = tier_of({mark.name for mark in item.iter_markers()}, item.fixturenames)
+        item.stash[TIER] = tier
+        item.add_marker(tier)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    _watch.start()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    result = yield
+    started = overstep(item.stash[TIER], _watch.stop())
+    if started:
+        pytest.fail(
+            f"this test is in the {item.stash[TIER]} tier but started {', '.join(started)}: "
+            "request the fixture that starts it (`workers`) or mark the test "
+            "`@pytest.mark.processes` (tests/support/tiers.py)",
+            pytrace=False,
+        )
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +80,55 @@ def redis_client(redis_url):
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop, freeze or reconfigure."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.pid is not None:
+        os.kill(server.pid, signal.SIGCONT)  # a test may leave it frozen
+    server.stop()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """The fake Gateway on a thread of this process, generous rate limits; its admin API."""
+    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
+        admin = Sandbox(running.url)
+        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
+        yield admin
+        admin.close()
+
+
+@pytest.fixture
+def settings(redis_url, request) -> Settings:
+    """Settings for the private Redis; pointed at the sandbox when the test uses it."""
+    gateway: dict[str, Any] = {}
+    if "sandbox" in request.fixturenames:
+        gateway = {"api_base_url": request.getfixturevalue("sandbox").url, "sandbox": True}
+    return Settings(broker_url=redis_url, _env_file=None, **gateway)
+
+
+@pytest.fixture
+def runtime(settings) -> Iterator[Runtime]:
+    """The producer and operator side (job store, switches, dead letters) on ``settings``."""
+    runtime = Runtime(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def workers() -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts real `msgworker worker` processes (``start_worker``'s arguments); stops them all."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], log_path: Path, **options: Any) -> WorkerProcess:
+        started.append(start_worker(env, log_path, **options))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -4,12 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.messages import text
 from worker.errors import InvalidMessage
 from worker.models import TEXT_BODY_MAX, message_body, parse_message
-
-
-def text(to="905321234567", body="hello"):
-    return {"to": to, "type": "text", "text": {"body": body}}
 
 
 @pytest.mark.parametrize(
@@ -117,7 +114,7 @@ def test_every_cloud_api_type_is_accepted(payload):
 
 def test_message_body_is_the_normalised_json_to_post():
     """The body to send has the digits-only number and no unset optional fields."""
-    body = message_body(parse_message(text(to="+90 532 123 45 67")))
+    body = message_body(parse_message(text(to="+90 532 123 45 67", body="hello")))
     assert body == {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import redis
 
 from tests.support.cluster import BIN
-from tests.support.processes import RedisServer, free_port
+from tests.support.processes import free_port
 from worker.errors import InvalidMessage, Unavailable
 from worker.producer import Producer
 from worker.service.runtime import Runtime, connect_redis_fail_fast
@@ -29,17 +28,6 @@ MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
 
 def _runtime(url: str) -> Runtime:
     return Runtime(Settings(broker_url=url, redis_timeout_s=TIMEOUT_S, _env_file=None))
-
-
-@pytest.fixture
-def own_redis(tmp_path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to stop or freeze."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    if server.pid is not None:
-        os.kill(server.pid, signal.SIGCONT)
-    server.stop()
 
 
 def _refused_within_the_timeout(runtime: Runtime) -> float:
@@ -105,6 +93,7 @@ def _enqueue_command(url: str, to: str) -> tuple[int, float, str]:
     return done.returncode, time.monotonic() - started, done.stderr
 
 
+@pytest.mark.processes
 def test_the_enqueue_command_exits_69_within_the_timeout_when_redis_hangs(own_redis):
     """`msgworker enqueue` against a frozen Redis: exit 69 and one line, as fast as the API."""
     # The same command refused before it reaches Redis: the start-up time of the command.
@@ -275,6 +264,7 @@ def test_the_largest_payloads_within_every_limit_are_accepted(redis_url):
         runtime.close()
 
 
+@pytest.mark.processes
 def test_the_enqueue_command_refuses_a_line_nested_too_deeply(redis_url, tmp_path):
     """`enqueue --file`: a line nested 100, 5,000 or 100,000 deep is a bad line, not a traceback."""
     lines = [
@@ -342,6 +332,7 @@ def test_the_producer_takes_the_accounts_it_is_given(redis_url):
         client.close()
 
 
+@pytest.mark.processes
 def test_the_enqueue_command_refuses_an_unknown_account(redis_url):
     """`msgworker enqueue --account typo`: exit 2 naming the known accounts, nothing written."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}

@@ -5,8 +5,8 @@
 
 Built with Grafana's own grafana-foundation-sdk (a dev dependency), whose builders follow
 Grafana's dashboard schema. The JSON is committed for Grafana's provisioning and for people who
-import it by hand; tests/test_observability_config.py fails when it differs from this script's
-output, so edit this file, never the JSON.
+import it by hand; tests/deploy/test_observability_config.py fails when it differs from this
+script's output, so edit this file, never the JSON.
 
 Variables: the data source, the scrape job (any name: compose's "msgworker", a ServiceMonitor's
 "msgworker-metrics"; found through msgworker_build_info, which every worker exports) and the

@@ -5,8 +5,8 @@
 
 Its spec.groups are deploy/prometheus/alerts.yml's groups, copied as text (comments and folded
 annotations kept) under a PrometheusRule header, so compose's Prometheus and the Operator's
-evaluate the same rules. tests/test_deploy.py fails when the committed YAML differs from this
-script's output, so edit alerts.yml (and run this), never the YAML.
+evaluate the same rules. tests/deploy/test_deploy.py fails when the committed YAML differs from
+this script's output, so edit alerts.yml (and run this), never the YAML.
 """
 
 from __future__ import annotations

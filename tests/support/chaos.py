@@ -1,5 +1,5 @@
 """Chaos scenarios against real processes, sized by their caller: CI runs them small
-(tests/test_chaos.py), the soak runs them long and big (bench/soak.py).
+(tests/system/test_chaos.py), the soak runs them long and big (bench/soak.py).
 
 Each scenario drives a `Stage` (a Redis, the sandbox Gateway, `msgworker worker` processes it
 starts, kills and restarts) and returns a `Result`: the invariant report of
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,14 @@ from typing import Any
 import httpx
 import redis
 
-from tests.support.cluster import API_KEY, BIN, Sandbox, WorkerProcess, start_worker, worker_env
+from tests.support.cluster import (
+    API_KEY,
+    Sandbox,
+    WorkerProcess,
+    run_msgworker,
+    start_worker,
+    worker_env,
+)
 from tests.support.invariants import Report, check
 from tests.support.processes import free_port, wait_for
 from worker.dev.localredis import LocalRedis
@@ -115,14 +121,7 @@ class Stage:
     def msgworker(self, *args: str, **env: str) -> tuple[int, str, str]:
         """The real console script; returns (exit code, stdout, stderr)."""
         environment = worker_env(self.redis_url, self.sandbox.url, **env)
-        done = subprocess.run(  # noqa: S603 - our console script
-            [str(BIN / "msgworker"), *args],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_msgworker(environment, *args, timeout_s=120)
         return done.returncode, done.stdout, done.stderr
 
     def stop(self) -> None:

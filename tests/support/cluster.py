@@ -114,6 +114,26 @@ class WorkerProcess:
         self._log.close()
 
 
+def run_msgworker(
+    env: dict[str, str],
+    *args: str,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """The real `msgworker` console script with this environment; any exit code is returned."""
+    return subprocess.run(  # noqa: S603 - our own console script
+        [str(BIN / "msgworker"), *args],
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def worker_env(redis_url: str, sandbox_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")}
     env.update(

@@ -21,7 +21,7 @@ from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.send.gateway import GatewayClient
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
-from worker.send.settlement import Settlement
+from worker.send.settlement import Answer, Settlement
 from worker.store.jobs import Execution, Job, JobStore, Verdict
 from worker.store.ratelimit import RateLimit
 
@@ -41,6 +41,16 @@ class Result(StrEnum):
     DROPPED = "dropped"
 
 
+# What a delivery did, by the action the settlement recorded.
+RESULTS = {
+    Action.SENT: Result.SENT,
+    Action.RESCHEDULE: Result.RESCHEDULED,
+    Action.BACKOFF: Result.RETRIED,
+    Action.HALT: Result.HALTED,
+    Action.PARK: Result.PARKED,
+}
+
+
 @dataclass(frozen=True)
 class Timing:
     """How long claims last, how often the billing breaker probes, how long a wait for a probe."""
@@ -57,16 +67,6 @@ class Meter(Protocol):
     def finished(self, result: str) -> None: ...
     def waited(self, seconds: float) -> None: ...
     def ignored(self, value: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One Gateway call's outcome, with what the settlement needs of it."""
-
-    outcome: Outcome
-    headers: RateLimitHeaders
-    error: GatewayError | None = None
-    wamid: str | None = None
 
 
 class Delivery:
@@ -149,11 +149,8 @@ class Delivery:
     def _claimed(self, execution: Execution, job: Job, verdict: Verdict) -> Result:
         """The job is ours: wait for the probe, park, or call the Gateway."""
         if verdict is Verdict.WAIT:
-            self._jobs.retry(
-                execution,
-                now=self._clock(),
-                delay_s=self._timing.breaker_wait_s,
-                action="breaker_wait",
+            self._settlement.breaker_wait(
+                execution, delay_s=self._timing.breaker_wait_s, now=self._clock()
             )
             return Result.WAITING
         if verdict is Verdict.BREAKER:
@@ -195,33 +192,5 @@ class Delivery:
         decision = decision or decide(
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
         )
-        now = self._clock()
-        action = decision.action
-        if action is Action.SENT:
-            self._settlement.sent(execution, job, answer.wamid or "", answer.headers, now=now)
-            return Result.SENT
-        if action in {Action.RESCHEDULE, Action.BACKOFF}:
-            rescheduled = action is Action.RESCHEDULE
-            self._jobs.retry(
-                execution,
-                now=now,
-                delay_s=decision.delay_s,
-                action=action,
-                outcome=outcome,
-                # Every worker of the account waits out a RATE_001, not just this job.
-                cooldown_until=now + (outcome.retry_after_s or decision.delay_s)
-                if rescheduled
-                else None,
-                headers=answer.headers,
-            )
-            event = "job.rescheduled" if rescheduled else "job.retried"
-            log.info(event, job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
-            return Result.RESCHEDULED if rescheduled else Result.RETRIED
-        if action is Action.HALT:
-            self._settlement.halted(execution, job, outcome, answer.error, answer.headers, now=now)
-            return Result.HALTED
-        reason = decision.reason or ParkReason.PERMANENT
-        self._settlement.parked(
-            execution, job, outcome, reason, calls, answer.error, answer.headers, now=now
-        )
-        return Result.PARKED
+        self._settlement.record(execution, job, answer, decision, calls=calls, now=self._clock())
+        return RESULTS[decision.action]

@@ -1,35 +1,67 @@
-"""What follows a decision: the record written, and the one alert an incident deserves."""
+"""What follows a decision: the record written, and the one alert an incident deserves.
+
+Every outcome of a claimed job is recorded here, from the answer and the decision: sent,
+rescheduled (a RATE_001 and the account's cooldown), retried (a backoff), halted and parked,
+and the short wait for the billing breaker's probe. Each is one script on the job store.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from worker.errors import GatewayError
 from worker.logs import get_logger
 from worker.observe.incidents import AlertKind, Incidents
 from worker.outcome import Outcome, RateLimitHeaders
-from worker.send.routing import ParkReason
+from worker.send.routing import Action, Decision, ParkReason
 from worker.store.deadletters import DeadLetter
 from worker.store.jobs import Execution, Job, JobStore
 
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One Gateway call's outcome, with what the settlement needs of it."""
+
+    outcome: Outcome
+    headers: RateLimitHeaders
+    error: GatewayError | None = None
+    wamid: str | None = None
+
+
 class Settlement:
-    """Records sent, parked and held jobs; opens and resolves incidents."""
+    """Records what became of a claimed job; opens and resolves incidents."""
 
     def __init__(self, jobs: JobStore, incidents: Incidents) -> None:
         self._jobs = jobs
         self._incidents = incidents
 
-    def sent(
+    def record(
         self,
         execution: Execution,
         job: Job,
-        wamid: str,
-        headers: RateLimitHeaders,
+        answer: Answer,
+        decision: Decision,
         *,
+        calls: int,
         now: float,
     ) -> None:
-        breaker_closed = self._jobs.mark_sent(execution, wamid, now=now, headers=headers)
+        """Record the decision taken on ``answer``; ``calls`` counts this attempt's call."""
+        action = decision.action
+        if action is Action.SENT:
+            self.sent(execution, job, answer, now=now)
+        elif action in {Action.RESCHEDULE, Action.BACKOFF}:
+            self.retried(execution, job, answer, decision, now=now)
+        elif action is Action.HALT:
+            self.halted(execution, job, answer, now=now)
+        else:
+            reason = decision.reason or ParkReason.PERMANENT
+            self.parked(execution, job, answer, reason=reason, calls=calls, now=now)
+
+    def sent(self, execution: Execution, job: Job, answer: Answer, *, now: float) -> None:
+        wamid = answer.wamid or ""
+        breaker_closed = self._jobs.mark_sent(execution, wamid, now=now, headers=answer.headers)
         log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
         self._incidents.resolve_quiet_exhausted(job.account, now=now)
         if breaker_closed:
@@ -40,19 +72,36 @@ class Settlement:
                 summary="Gateway accepts messages again (balance back)",
             )
 
-    def halted(
-        self,
-        execution: Execution,
-        job: Job,
-        outcome: Outcome,
-        error: GatewayError | None,
-        headers: RateLimitHeaders,
-        *,
-        now: float,
+    def retried(
+        self, execution: Execution, job: Job, answer: Answer, decision: Decision, *, now: float
     ) -> None:
+        """Back on the schedule after the decision's delay: a reschedule or a backoff."""
+        outcome = answer.outcome
+        rescheduled = decision.action is Action.RESCHEDULE
+        self._jobs.retry(
+            execution,
+            now=now,
+            delay_s=decision.delay_s,
+            action=decision.action,
+            outcome=outcome,
+            # Every worker of the account waits out a RATE_001, not just this job.
+            cooldown_until=now + (outcome.retry_after_s or decision.delay_s)
+            if rescheduled
+            else None,
+            headers=answer.headers,
+        )
+        event = "job.rescheduled" if rescheduled else "job.retried"
+        log.info(event, job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
+
+    def breaker_wait(self, execution: Execution, *, delay_s: float, now: float) -> None:
+        """Another worker holds the billing breaker's probe: look again after ``delay_s``."""
+        self._jobs.retry(execution, now=now, delay_s=delay_s, action="breaker_wait")
+
+    def halted(self, execution: Execution, job: Job, answer: Answer, *, now: float) -> None:
+        outcome, error = answer.outcome, answer.error
         description = error.description if error else ""
         _, halt_set = self._jobs.hold(
-            execution, now=now, code=outcome.code, reason=description, headers=headers
+            execution, now=now, code=outcome.code, reason=description, headers=answer.headers
         )
         log.warning("job.held", job_id=job.id, code=outcome.code, account=job.account)
         if halt_set:
@@ -70,14 +119,14 @@ class Settlement:
         self,
         execution: Execution,
         job: Job,
-        outcome: Outcome,
+        answer: Answer,
+        *,
         reason: ParkReason,
         calls: int,
-        error: GatewayError | None,
-        headers: RateLimitHeaders,
-        *,
         now: float,
     ) -> None:
+        """Write the dead letter (``calls`` Gateway calls made), opening the breaker for billing."""
+        outcome, error = answer.outcome, answer.error
         record = DeadLetter(
             id=job.id,
             idempotency_key=job.key,
@@ -102,7 +151,7 @@ class Settlement:
             reason=reason,
             record=record.to_dict(),
             open_breaker=billing,
-            headers=headers,
+            headers=answer.headers,
         )
         if not applied:
             return

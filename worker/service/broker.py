@@ -15,7 +15,7 @@ Here the detached channel raises redis's ConnectionError instead, which Celery a
 the ack is reported as impossible and the message stays unacked, so kombu gives it back after
 the visibility timeout and the job's generation check drops it then (the send was settled in
 Redis); the restore is skipped the same way. Regression test:
-tests/test_chaos.py::test_losing_redis_while_sends_are_in_flight_does_not_stop_the_worker.
+tests/system/test_chaos.py::test_losing_redis_while_sends_are_in_flight_does_not_stop_the_worker.
 
 And a worker must outlive any bytes on its queue. kombu parses each item it pops as JSON and
 builds a message from the object's fields, and any failure there stops the worker ("Unrecoverable
@@ -23,7 +23,7 @@ error"), so one bad item would stop one worker after the other. Here an item tha
 not a message envelope kombu can read, or too large is logged, counted and dropped before kombu
 sees it; what kombu can read but Celery refuses (another serializer, no task, a body that does
 not decode) is counted by ``RejectingConsumer``, after Celery's own log line and reject.
-Regression test: tests/test_broker.py, the worker that drops any bytes on its queue.
+Regression test: tests/service/test_broker.py, the worker that drops any bytes on its queue.
 """
 
 from __future__ import annotations

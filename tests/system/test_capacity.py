@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
-from tests.support.processes import RedisServer, wait_for
+from tests.support.cluster import BIN, start_worker, worker_env
+from tests.support.processes import wait_for
 from worker.errors import StoreFull
-from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.jobs import JobState
@@ -21,23 +20,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def private_redis(tmp_path):
+def private_redis(own_redis):
     """A redis-server of this test's own, since these tests change its memory settings."""
-    server = RedisServer(tmp_path)
-    server.start()
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    yield server, client
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    yield own_redis, client
     client.close()
-    server.stop()
-
-
-@pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
-        yield admin
-        admin.close()
 
 
 def test_a_worker_refuses_a_redis_that_may_evict_any_key(private_redis, tmp_path):

@@ -22,7 +22,7 @@ from security.audit import (
     records_for,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def advisory(*ranges, versions=(), package="celery"):
@@ -193,6 +193,7 @@ def run_audit(*args):
     )
 
 
+@pytest.mark.processes
 def test_refreshed_mirror_fails_a_vulnerable_lock_and_passes_a_fixed_one(advisory_tree, tmp_path):
     """End to end through the command: refresh from the tree, then audit two locks."""
     mirror = tmp_path / "advisories.json"
@@ -219,6 +220,7 @@ def test_refreshed_mirror_fails_a_vulnerable_lock_and_passes_a_fixed_one(advisor
     assert "VULNERABLE" not in done.stdout
 
 
+@pytest.mark.processes
 def test_a_broken_lock_or_mirror_is_a_one_line_error(tmp_path):
     broken = tmp_path / "broken.lock"
     broken.write_text("celery>=5\n")

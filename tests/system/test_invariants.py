@@ -8,21 +8,9 @@ import time
 import pytest
 
 from tests.support.invariants import check, ok_responses
-from worker.service.runtime import Runtime
-from worker.settings import Settings
+from tests.support.messages import text
 from worker.store.jobs import Execution
 from worker.store.ratelimit import RateLimit
-
-
-@pytest.fixture
-def runtime(redis_url):
-    runtime = Runtime(Settings(broker_url=redis_url, _env_file=None))
-    yield runtime
-    runtime.close()
-
-
-def text(n):
-    return {"to": "905321234567", "type": "text", "text": {"body": f"job {n}"}}
 
 
 def accepted(n, wamid):

@@ -459,6 +459,7 @@ def test_no_thread_until_first_notify(dispatch):
     assert "alerts-recorder" in {t.name for t in threading.enumerate()}
 
 
+@pytest.mark.processes
 def test_forked_child_delivers_with_its_own_thread(dispatch, tmp_path):
     """A child forked after the parent used the dispatcher still delivers its alerts."""
     seen = tmp_path / "seen"

@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from tests.support.cluster import API_KEY, BIN, start_worker, worker_env
+from tests.support.cluster import API_KEY, run_msgworker, start_worker, worker_env
 from tests.support.processes import free_port
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.store.keys import Keys
@@ -72,15 +72,7 @@ def test_a_partial_halt_reads_as_halted_since_an_unknown_time(redis_client, fiel
 
 
 def msgworker(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = worker_env(redis_url, "http://127.0.0.1:9")
-    return subprocess.run(  # noqa: S603
-        [str(BIN / "msgworker"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_msgworker(worker_env(redis_url, "http://127.0.0.1:9"), *args)
 
 
 @pytest.mark.e2e

@@ -22,7 +22,7 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.alerting
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 # A ServiceMonitor's job name, not compose's: nothing may depend on the job being "msgworker".

@@ -7,11 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
+from tests.support.cluster import Sandbox, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import wait_for
-from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 from worker.store.deadletters import DeadLetters, Selection
 from worker.store.jobs import Execution, JobState, JobStore, NewJob
 from worker.store.keys import Keys
@@ -21,10 +19,6 @@ RETENTION_S = 2.0
 KEYS = Keys("r:")
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 RATE = RateLimit(per_sec=1000, per_min=100_000)
-
-
-def text(n: int | str) -> dict:
-    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
 
 
 def job_keys(keys: Keys, job_id: str, account: str = "default", key: str | None = None):
@@ -127,34 +121,15 @@ def test_dead_letters_older_than_the_dlq_retention_go_with_their_jobs(jobs, redi
 
 
 @pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
-        yield admin
-        admin.close()
+def settings(settings, sandbox):
+    """The shared settings, with the short retention."""
+    return settings.model_copy(update={"retention_s": RETENTION_S})
 
 
 @pytest.fixture
-def runtime(redis_url, sandbox):
-    settings = Settings(
-        broker_url=redis_url,
-        api_base_url=sandbox.url,
-        sandbox=True,
-        retention_s=RETENTION_S,
-        _env_file=None,
-    )
-    runtime = Runtime(settings)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def worker(redis_url, sandbox, tmp_path):
+def worker(redis_url, sandbox, tmp_path, workers):
     env = worker_env(redis_url, sandbox.url, retention_s=str(RETENTION_S))
-    process = start_worker(env, tmp_path / "worker.log", concurrency=4)
-    yield process
-    process.stop()
+    return workers(env, tmp_path / "worker.log", concurrency=4)
 
 
 def sent_once(sandbox: Sandbox, body: str) -> bool:

@@ -13,13 +13,15 @@ from importlib.metadata import version
 import httpx
 import pytest
 
-from tests.support.cluster import BIN, WorkerProcess, start_worker, worker_env
+from tests.support.cluster import BIN, WorkerProcess, run_msgworker, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 from worker.store.deadletters import Selection
 from worker.store.jobs import Execution, JobState
 from worker.store.ratelimit import RateLimit
+
+# The CLI is tested as people run it: the msgworker console script, a process of its own.
+pytestmark = pytest.mark.processes
 
 
 def run(broker, *args, stdin=None, cwd=None, **env_overrides):
@@ -27,28 +29,8 @@ def run(broker, *args, stdin=None, cwd=None, **env_overrides):
     if broker is not None:
         env["MSGWORKER_BROKER_URL"] = broker
     env.update({f"MSGWORKER_{k.upper()}": v for k, v in env_overrides.items()})
-    done = subprocess.run(  # noqa: S603
-        [str(BIN / "msgworker"), *args],
-        env=env,
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_msgworker(env, *args, stdin=stdin, cwd=cwd)
     return done.returncode, done.stdout, done.stderr
-
-
-@pytest.fixture
-def runtime(redis_url):
-    runtime = Runtime(Settings(broker_url=redis_url, _env_file=None))
-    yield runtime
-    runtime.close()
-
-
-def text(n, to="905321234567"):
-    return {"to": to, "type": "text", "text": {"body": f"message {n}"}}
 
 
 def park(runtime, job_id, *, code="BILL_001", reason="billing"):
@@ -254,6 +236,7 @@ def test_codes_are_case_insensitive_and_unknown_accounts_are_refused(redis_url, 
     assert runtime.switches.halted("default") is None
 
 
+@pytest.mark.processes
 def test_version_prints_the_version():
     """`msgworker --version` prints the installed version and exits 0."""
     code, out, _ = run(None, "--version")
@@ -503,6 +486,7 @@ def test_dlq_import_with_a_bad_line_writes_nothing_and_numbers_every_bad_line(re
     assert dlq_state(runtime) == ({}, [], {})
 
 
+@pytest.mark.processes
 def test_unreachable_redis_is_exit_69_naming_the_url_without_password():
     """Redis down: exit 69 and one line with the URL, the password masked."""
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"

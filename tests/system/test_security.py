@@ -14,39 +14,22 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from security.audit import main as audit_main
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.cluster import API_KEY, BIN, run_msgworker, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
-from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.service.runtime import Runtime
 from worker.service.tasks import TASK_NAME
-from worker.settings import Settings
 from worker.store.jobs import JobState
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PHONES = ("905321234567", "447911123456", "15551234567")
 _LABEL_VALUE = re.compile(r'="([^"]*)"')
 
 
-def text(n, to=PHONES[0]):
-    return {"to": to, "type": "text", "text": {"body": f"security {n}"}}
-
-
 @pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        admin.configure(rate_per_sec=10_000, rate_per_min=1_000_000)
-        yield admin
-        admin.close()
-
-
-@pytest.fixture
-def runtime(redis_url, sandbox):
-    runtime = Runtime(
-        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
-    )
-    yield runtime
-    runtime.close()
+def sandbox(sandbox):
+    """The shared sandbox, with rate limits no test here comes near."""
+    sandbox.configure(rate_per_sec=10_000, rate_per_min=1_000_000)
+    return sandbox
 
 
 class Explode:
@@ -59,6 +42,7 @@ class Explode:
         return (os.mkdir, (str(self.marker),))
 
 
+@pytest.mark.processes
 def test_a_pickled_task_message_is_refused_and_the_worker_lives(
     redis_url, runtime, sandbox, tmp_path
 ):
@@ -87,6 +71,7 @@ def test_a_pickled_task_message_is_refused_and_the_worker_lives(
         worker.stop()
 
 
+@pytest.mark.processes
 def test_the_api_key_is_in_no_log_metric_record_or_command_output(
     redis_url, runtime, sandbox, tmp_path
 ):
@@ -142,14 +127,7 @@ def test_the_api_key_is_in_no_log_metric_record_or_command_output(
             ["status", "--json"],
             ["job", held, "--json"],
         ):
-            done = subprocess.run(  # noqa: S603 - our console script
-                [str(BIN / "msgworker"), *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            done = run_msgworker(env, *args)
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout + done.stderr)
     finally:
@@ -171,11 +149,12 @@ def test_the_api_key_is_in_no_log_metric_record_or_command_output(
 
 def test_locked_dependencies_have_no_known_vulnerabilities(capsys):
     """The audit of requirements.lock against the advisory mirror passes: every locked package
-    is covered and no locked version is affected (tests/test_audit.py shows it can fail)."""
+    is covered and no locked version is affected (tests/security/test_audit.py shows it can fail)."""
     assert audit_main([]) == 0
     assert "no known vulnerability" in capsys.readouterr().out
 
 
+@pytest.mark.processes
 def test_ruff_keeps_its_security_rules_on():
     """pyproject selects ALL (S included) and ignores no S rule outside tests; ruff S passes."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]

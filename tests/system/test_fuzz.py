@@ -705,6 +705,7 @@ def garbage_messages(broker_url: str, queue: str) -> int:
         return sent + 4
 
 
+@pytest.mark.processes
 def test_a_worker_survives_garbage_on_its_queue_and_keeps_delivering(redis_url, tmp_path):
     """Garbage (id, gen) pairs and malformed messages on the queue: the worker lives and sends."""
     with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:

@@ -13,38 +13,14 @@ import time
 import pytest
 import redis
 
-from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
+from tests.support.cluster import Sandbox, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import wait_for
-from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
 # A call already in flight when the switch was recorded reaches the sandbox within this.
 IN_FLIGHT_S = 0.05
-
-
-def text(n: int) -> dict:
-    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
-
-
-@pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
-        yield admin
-        admin.close()
-
-
-@pytest.fixture
-def runtime(redis_url, sandbox):
-    runtime = Runtime(
-        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
-    )
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture

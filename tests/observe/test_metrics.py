@@ -10,11 +10,9 @@ import textwrap
 import httpx
 import pytest
 
-from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
+from tests.support.cluster import API_KEY, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import RedisServer, free_port, wait_for
-from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
@@ -35,26 +33,6 @@ def sample(text: str, name: str, **labels: str) -> float:
     )
     matches = [float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE)]
     return sum(matches)
-
-
-@pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        admin.configure(rate_per_sec=1000, rate_per_min=100_000)
-        yield admin
-        admin.close()
-
-
-@pytest.fixture
-def runtime(redis_url, sandbox):
-    runtime = Runtime(Settings(broker_url=redis_url, api_base_url=sandbox.url, _env_file=None))
-    yield runtime
-    runtime.close()
-
-
-def text(n: int) -> dict:
-    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
 
 
 def test_ok_counter_is_exact_under_prefork_with_recycled_children(

@@ -8,18 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import wait_for
 from worker.errors import InvalidMessage
 from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
-
-
-def text(n: int | str, to: str = "905321234567") -> dict:
-    return {"to": to, "type": "text", "text": {"body": f"message {n}"}}
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +35,11 @@ def worker(redis_server, sandbox, tmp_path_factory):
 
 
 @pytest.fixture
-def runtime(redis_url, sandbox, worker):
-    """The producer/operator side, on a flushed Redis and a reset sandbox."""
+def runtime(runtime, sandbox, worker):
+    """The shared runtime, with the module's worker running and the sandbox reset."""
     sandbox.reset()
     sandbox.configure(rate_per_sec=1000, rate_per_min=100_000, latency_ms=0, fault_rate=0)
-    runtime = Runtime(
-        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
-    )
-    yield runtime
-    runtime.close()
+    return runtime
 
 
 def settled(runtime, job_id, states=(JobState.SENT, JobState.PARKED), timeout_s=15):

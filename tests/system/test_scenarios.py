@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.cluster import API_KEY, run_msgworker, start_worker, worker_env
+from tests.support.messages import text
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
-from worker.sandbox.server import RunningSandbox, SandboxConfig
+from worker.sandbox.server import SandboxConfig
 from worker.send.routing import default_routing_path
-from worker.service.runtime import Runtime
-from worker.settings import Settings
 from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
 
 
-def text(n: int | str) -> dict:
-    return {"to": "905321234567", "type": "text", "text": {"body": f"message {n}"}}
-
-
 @pytest.fixture
-def sandbox():
-    with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as running:
-        admin = Sandbox(running.url)
-        yield admin
-        admin.close()
+def sandbox(sandbox):
+    """The shared sandbox at its own, realistic rate limits: the scenarios meet them."""
+    defaults = SandboxConfig()
+    sandbox.configure(rate_per_sec=defaults.rate_per_sec, rate_per_min=defaults.rate_per_min)
+    return sandbox
 
 
 @pytest.fixture
@@ -58,26 +52,10 @@ def cluster(redis_url, sandbox, tmp_path):
         assert API_KEY not in worker.log()
 
 
-@pytest.fixture
-def runtime(redis_url, sandbox):
-    runtime = Runtime(
-        Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
-    )
-    yield runtime
-    runtime.close()
-
-
 def msgworker(redis_url, *args, env_overrides=None):
     """Run the real console script; returns (exit code, stdout, stderr)."""
     env = worker_env(redis_url, "http://127.0.0.1:9", **(env_overrides or {}))
-    done = subprocess.run(  # noqa: S603
-        [str(BIN / "msgworker"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_msgworker(env, *args)
     return done.returncode, done.stdout, done.stderr
 
 

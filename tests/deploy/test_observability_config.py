@@ -21,7 +21,7 @@ from worker.observe.sinks import alertmanager_alert, alertname
 from worker.observe.status import AccountState, Snapshot
 from worker.store.switches import Breaker, Halt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "msgworker.json"
 GENERATOR = ROOT / "deploy" / "grafana" / "dashboard.py"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -224,6 +224,7 @@ def test_committed_dashboard_is_the_generators_output():
     assert DASHBOARD.read_text(encoding="utf-8") == load_generator().render()
 
 
+@pytest.mark.processes
 def test_generator_check_refuses_a_hand_edited_dashboard(tmp_path):
     """`dashboard.py --check` exits 0 on the committed JSON and 1 on a hand-edited copy."""
     generator = load_generator()
@@ -375,6 +376,7 @@ def test_time_to_drain_guards_against_division_by_zero(dashboard):
                 assert "clamp_min" in expr or re.search(r"\)\s*>\s*0\)", expr), expr
 
 
+@pytest.mark.processes
 def test_every_dashboard_expression_parses(dashboard, tmp_path):
     """promtool accepts every dashboard query as a recording rule."""
     rules = [
@@ -541,6 +543,7 @@ def test_every_alert_is_unit_tested_firing_and_silent():
     assert silent == ALERT_NAMES
 
 
+@pytest.mark.processes
 def test_alert_rules_pass_promtool_check(tmp_path):
     """promtool check rules accepts alerts.yml."""
     result = run_promtool("check", "rules", ALERTS, cwd=tmp_path)
@@ -548,6 +551,7 @@ def test_alert_rules_pass_promtool_check(tmp_path):
     assert f"{len(ALERT_NAMES)} rules found" in result.stdout
 
 
+@pytest.mark.processes
 def test_alert_rule_unit_tests_pass(tmp_path):
     """promtool test rules passes alerts_test.yml, run from another directory."""
     result = run_promtool("test", "rules", ALERTS_TEST, cwd=tmp_path)

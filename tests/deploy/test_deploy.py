@@ -4,7 +4,7 @@ Each validator runs as a subprocess from the virtualenv (the dev extras install 
 docker-compose (config only: no Docker engine is needed), kubernetes-validate and yamllint.
 KEDA's ScaledObject has no schema in kubernetes-validate, so it is checked against one written
 here from KEDA's documented fields; the Prometheus Operator's ServiceMonitor and PrometheusRule
-neither, so they are checked against the Operator's own CRD schemas, vendored in tests/schemas/.
+neither, so they are checked against the Operator's own CRD schemas, vendored in tests/deploy/schemas/.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import yaml
 
 from worker.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -41,7 +41,7 @@ SERVICE_MONITOR = K8S / "servicemonitor.yaml"
 PROMETHEUS_RULE = K8S / "prometheusrule.yaml"
 RULE_GENERATOR = K8S / "prometheusrule.py"
 ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
-# The Prometheus Operator's CRDs, vendored unchanged (tests/schemas/prometheus-operator/README.md).
+# The Prometheus Operator's CRDs, vendored unchanged (tests/deploy/schemas/prometheus-operator/README.md).
 OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operator"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 METRICS_PORT = 9808
@@ -115,6 +115,7 @@ def healthcheck_command() -> list[str]:
     return json.loads(match.group(2))
 
 
+@pytest.mark.processes
 def test_hadolint_reports_nothing():
     """hadolint finds no issue of any level (style included) in the Dockerfile."""
     home = {"HOME": str(ROOT / ".no-such-home"), "XDG_CONFIG_HOME": str(ROOT / ".no-such-home")}
@@ -208,6 +209,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.processes
 def test_healthcheck_passes_when_metrics_answer_and_fails_otherwise(metrics_server):
     """The HEALTHCHECK one-liner exits 0 against a live /metrics and non-zero with nothing listening."""
     code = healthcheck_command()[2]
@@ -260,6 +262,7 @@ def settings_from(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
     return Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+@pytest.mark.processes
 def test_compose_file_is_valid():
     """docker-compose config -q accepts deploy/compose.yaml (schema, interpolation, paths)."""
     done = run(tool("docker-compose"), "-f", COMPOSE, "config", "-q")
@@ -267,6 +270,7 @@ def test_compose_file_is_valid():
     assert done.stderr == ""
 
 
+@pytest.mark.processes
 def test_compose_worker_uses_redis_and_a_key_the_sandbox_accepts(monkeypatch):
     """The compose worker's broker is the redis service and its key is one the sandbox accepts."""
     services = compose_model()["services"]
@@ -290,6 +294,7 @@ def test_compose_worker_uses_redis_and_a_key_the_sandbox_accepts(monkeypatch):
     assert settings.metrics_port == METRICS_PORT
 
 
+@pytest.mark.processes
 def test_compose_monitoring_is_wired_to_the_worker():
     """Prometheus scrapes worker:9808 with alerts.yml beside its config; Grafana loads the dashboard."""
     services = compose_model()["services"]
@@ -322,6 +327,7 @@ def test_compose_monitoring_is_wired_to_the_worker():
     }
 
 
+@pytest.mark.processes
 def test_compose_alerts_reach_alertmanager(monkeypatch):
     """Alertmanager runs with the repository's config; Prometheus and the worker both send to it."""
     services = compose_model()["services"]
@@ -354,6 +360,7 @@ def amtool() -> str:
     return found
 
 
+@pytest.mark.processes
 def test_alertmanager_config_passes_amtool():
     """amtool check-config accepts alertmanager.yml, with its receivers and inhibit rules."""
     done = run(amtool(), "check-config", ALERTMANAGER_CONFIG)
@@ -372,6 +379,7 @@ def test_alertmanager_config_passes_amtool():
         (("alertname=SomethingElse",), "msgworker-oncall"),
     ],
 )
+@pytest.mark.processes
 def test_alertmanager_routes_critical_to_the_pager_and_warnings_to_tickets(labels, receiver):
     """amtool config routes test: critical (and unknown) alerts page, warnings go to tickets."""
     done = run(
@@ -381,6 +389,7 @@ def test_alertmanager_routes_critical_to_the_pager_and_warnings_to_tickets(label
     assert done.stdout.split() == [receiver]
 
 
+@pytest.mark.processes
 def test_prometheus_config_passes_promtool():
     """promtool check config accepts prometheus.yml and the alerts.yml it loads."""
     promtool = shutil.which("promtool")
@@ -394,6 +403,7 @@ def test_prometheus_config_passes_promtool():
 # ---------------------------------------------------------------- Kubernetes
 
 
+@pytest.mark.processes
 def test_core_manifests_pass_strict_kubernetes_validation():
     """kubernetes-validate --strict validates every core manifest against a real schema."""
     files = [K8S / name for name in CORE_MANIFESTS]
@@ -411,6 +421,7 @@ def test_core_manifests_pass_strict_kubernetes_validation():
         (PROMETHEUS_RULE, "PrometheusRule"),
     ],
 )
+@pytest.mark.processes
 def test_kubernetes_validate_has_no_schema_for_custom_resources(path, kind):
     """kubernetes-validate only warns about the custom resources (no CRD schema): checked below."""
     done = run(tool("kubernetes-validate"), "--strict", path)
@@ -803,6 +814,7 @@ def test_prometheus_rule_holds_exactly_the_alert_rules():
     assert load_yaml(PROMETHEUS_RULE)["spec"]["groups"] == load_yaml(ALERT_RULES)["groups"]
 
 
+@pytest.mark.processes
 def test_prometheus_rule_is_the_generators_output(tmp_path):
     """prometheusrule.yaml is what prometheusrule.py writes; --check fails on a stale copy."""
     clean = run(sys.executable, RULE_GENERATOR, "--check")
@@ -846,6 +858,7 @@ def test_disruption_budget_covers_the_workers_and_allows_drains():
 # ---------------------------------------------------------------- YAML style
 
 
+@pytest.mark.processes
 def test_yaml_lints_clean_in_strict_mode():
     """yamllint -s (warnings fail) passes on everything under deploy/ and on its own config."""
     config = ROOT / ".yamllint.yaml"

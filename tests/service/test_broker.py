@@ -1,6 +1,6 @@
 """worker/service/broker.py: Redis brokers get kombu's Redis transport with the detached-channel fault
 closed; other brokers are left to kombu. The end-to-end proof (a worker outliving Redis
-restarts with sends in flight) is in tests/test_chaos.py."""
+restarts with sends in flight) is in tests/system/test_chaos.py."""
 
 from __future__ import annotations
 

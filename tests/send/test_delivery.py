@@ -1,0 +1,217 @@
+"""Delivery drives one dispatch: claim, call, decide, record. Built here by hand with its clock,
+sleep and random source injected, on a real private Redis, with the Gateway faked at the network
+edge (httpx.MockTransport): each test is one answer and what it leaves in Redis."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.support.messages import text
+from worker.send.delivery import Delivery, Result
+from worker.send.gateway import GatewayClient
+from worker.send.routing import Policy, backoff_delay_s
+from worker.send.settlement import Settlement
+from worker.store.jobs import JobState
+from worker.store.ratelimit import RateLimit
+
+API_KEY = "sk_delivery_test"
+SEED = 7
+
+
+class Clock:
+    """Time that moves only when the delivery sleeps."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class Meter:
+    """Records what a delivery reports."""
+
+    def __init__(self) -> None:
+        self.results: list[str] = []
+        self.codes: list[str] = []
+
+    def answered(self, outcome, _seconds: float) -> None:
+        self.codes.append(outcome.code)
+
+    def finished(self, result: str) -> None:
+        self.results.append(result)
+
+    def waited(self, _seconds: float) -> None:
+        pass
+
+    def ignored(self, _value: str) -> None:
+        pass
+
+
+def gateway_answering(
+    respond: Callable[[httpx.Request], httpx.Response], calls: list
+) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content))
+        return respond(request)
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def error(status: int, code: str, **params) -> Callable[[httpx.Request], httpx.Response]:
+    body = {"isSuccess": False, "errors": {"code": code, "description": code, "params": params}}
+    return lambda _request: httpx.Response(status, json=body)
+
+
+def success(wamid: str) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda _request: httpx.Response(
+        200, json={"isSuccess": True, "data": {"messages": [{"id": wamid}]}}
+    )
+
+
+@pytest.fixture
+def clock():
+    return Clock(1_900_000_000.0)
+
+
+@pytest.fixture
+def deliver(runtime, clock):
+    """``deliver(respond)``: a Delivery whose Gateway answers with ``respond``; it returns
+    (delivery, the request bodies the Gateway saw, the meter)."""
+    clients: list[httpx.Client] = []
+
+    def build(respond):
+        calls: list = []
+        http = gateway_answering(respond, calls)
+        clients.append(http)
+        meter = Meter()
+        delivery = Delivery(
+            runtime.jobs,
+            GatewayClient(http, base_url="http://gateway.test", api_key=API_KEY),
+            Policy(
+                table=runtime.routing_table, max_attempts=4, backoff_base_s=2.0, backoff_cap_s=60.0
+            ),
+            RateLimit(per_sec=1000, per_min=100_000),
+            Settlement(runtime.jobs, runtime.incidents),
+            runtime.timing,
+            meter,
+            clock=clock,
+            sleep=clock.sleep,
+            rng=random.Random(SEED),
+        )
+        return delivery, calls, meter
+
+    yield build
+    for http in clients:
+        http.close()
+
+
+def enqueue(runtime, n=1, **options) -> tuple[str, int]:
+    job_id = runtime.producer.enqueue(text(n), **options)
+    return job_id, runtime.jobs.get(job_id).gen
+
+
+def test_a_success_is_recorded_as_sent_with_its_wamid(runtime, deliver):
+    """200 with a message id: sent, the wamid on the job and in the ledger, one call made."""
+    delivery, calls, meter = deliver(success("wamid.ok"))
+    job_id, gen = enqueue(runtime)
+    assert delivery.deliver(job_id, gen) is Result.SENT
+    job = runtime.jobs.get(job_id)
+    assert (job.state, job.wamid) == (JobState.SENT, "wamid.ok")
+    assert runtime.redis.get(runtime.keys.ledger(job.account, job.key)) == "wamid.ok"
+    assert len(calls) == 1
+    assert meter.results == ["sent"]
+
+
+def test_rate_001_reschedules_the_job_and_cools_the_account_down(runtime, deliver, clock):
+    """RATE_001 with retry_after 30: back on the schedule ~30 s on, no attempt used, the account
+    cooling down for 30 s for every worker."""
+    delivery, _, _ = deliver(error(429, "RATE_001", retry_after=30))
+    job_id, gen = enqueue(runtime)
+    assert delivery.deliver(job_id, gen) is Result.RESCHEDULED
+    job = runtime.jobs.get(job_id)
+    assert job.state is JobState.SCHEDULED
+    assert (job.reschedules, job.attempts) == (1, 0)
+    assert clock.now + 30 <= job.due_at <= clock.now + 33
+    assert runtime.switches.cooldown_until(job.account) == pytest.approx(clock.now + 30)
+
+
+def test_bill_001_parks_the_job_and_opens_the_billing_breaker(runtime, deliver):
+    """BILL_001: a dead letter with the billing reason, and the account's breaker open."""
+    delivery, _, _ = deliver(error(402, "BILL_001"))
+    job_id, gen = enqueue(runtime)
+    assert delivery.deliver(job_id, gen) is Result.PARKED
+    assert runtime.jobs.get(job_id).state is JobState.PARKED
+    letter = runtime.dead_letters.get(job_id)
+    assert (letter.code, letter.reason, letter.attempts) == ("BILL_001", "billing", 1)
+    assert runtime.switches.breaker(letter.account) is not None
+
+
+def test_auth_001_halts_the_account_and_holds_the_job(runtime, deliver):
+    """AUTH_001: the account halted with the code, the job held with its attempt not counted."""
+    delivery, _, _ = deliver(error(401, "AUTH_001"))
+    job_id, gen = enqueue(runtime)
+    assert delivery.deliver(job_id, gen) is Result.HALTED
+    job = runtime.jobs.get(job_id)
+    assert job.state is JobState.HELD
+    assert runtime.switches.halted(job.account).code == "AUTH_001"
+    assert runtime.dead_letters.get(job_id) is None
+
+
+def test_a_5xx_backs_off_by_the_jittered_delay_the_random_source_gives(runtime, deliver, clock):
+    """503: retried after full-jitter backoff for the first retry, drawn from the injected rng."""
+    delivery, _, meter = deliver(lambda _request: httpx.Response(503, text="busy"))
+    job_id, gen = enqueue(runtime)
+    assert delivery.deliver(job_id, gen) is Result.RETRIED
+    job = runtime.jobs.get(job_id)
+    expected = backoff_delay_s(0, base_s=2.0, cap_s=60.0, rng=random.Random(SEED))
+    assert job.attempts == 1
+    assert job.due_at == pytest.approx(clock.now + expected)
+    assert meter.results == ["retried"]
+
+
+def test_a_timeout_after_the_request_left_is_ambiguous_and_backs_off(runtime, deliver):
+    """The answer lost after the request was written: the shipped table retries (at least once)."""
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    delivery, calls, meter = deliver(lost)
+    job_id, gen = enqueue(runtime)
+    assert delivery.deliver(job_id, gen) is Result.RETRIED
+    assert len(calls) == 1
+    assert runtime.jobs.get(job_id).state is JobState.SCHEDULED
+    assert runtime.dead_letters.get(job_id) is None
+    assert meter.results == ["retried"]
+
+
+def test_an_expired_job_is_parked_without_calling(runtime, deliver, clock):
+    """Past its expiry when claimed: parked as expired, and the Gateway never called."""
+    delivery, calls, _ = deliver(success("wamid.never"))
+    job_id, gen = enqueue(runtime, ttl_s=60)
+    clock.now = runtime.jobs.get(job_id).expires_at + 1
+    assert delivery.deliver(job_id, gen) is Result.PARKED
+    assert runtime.dead_letters.get(job_id).reason == "expired"
+    assert calls == []
+
+
+def test_a_key_already_sent_is_a_duplicate_and_never_called_again(runtime, deliver):
+    """The ledger already holds the key (another execution sent it): sent with that wamid, no call."""
+    delivery, calls, _ = deliver(success("wamid.second"))
+    job_id, gen = enqueue(runtime)
+    job = runtime.jobs.get(job_id)
+    runtime.redis.set(runtime.keys.ledger(job.account, job.key), "wamid.first")
+    assert delivery.deliver(job_id, gen) is Result.DUPLICATE
+    assert calls == []
+    job = runtime.jobs.get(job_id)
+    assert (job.state, job.wamid) == (JobState.SENT, "wamid.first")

@@ -1,0 +1,12 @@
+"""Messages to enqueue in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PHONE = "905321234567"
+
+
+def text(n: int | str = 0, to: str = PHONE, *, body: str | None = None) -> dict[str, Any]:
+    """A text message to ``to``; its body is ``message {n}`` unless given."""
+    return {"to": to, "type": "text", "text": {"body": f"message {n}" if body is None else body}}
