@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from tests.cli.test_cli import run
 from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, success
-from tests.test_cli import run
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings

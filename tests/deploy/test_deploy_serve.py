@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_deploy import K8S, compose_model, manifest, run, stages, tool
+from tests.deploy.test_deploy import K8S, compose_model, manifest, run, stages, tool
 
 SERVE_MANIFESTS = ("serve-deployment.yaml", "serve-service.yaml")
 SERVE_PORT = 8080

@@ -17,10 +17,10 @@ from dataclasses import replace
 
 import pytest
 
+from tests.cli.test_cli import run
 from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, error, http, success
 from tests.support.processes import wait_for
-from tests.test_cli import run
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime, claim_lease_s
 from worker.settings import Settings

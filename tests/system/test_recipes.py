@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.serve import TOKEN, Service
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
