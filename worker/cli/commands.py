@@ -21,9 +21,9 @@ from worker.cli.console import Console, emit, progress_bar
 from worker.cli.enqueue import read_json_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.logs import mask_phone
-from worker.observe.incidents import AlertKind
 from worker.observe.status import AccountState
 from worker.observe.views import dead_letter_view, iso, job_view, limits_view, status_view
+from worker.service.operations import halt_account, resume_account
 from worker.service.runtime import Runtime
 from worker.settings import mask_url
 from worker.store.deadletters import DeadLetter, ReplayReport, Selection
@@ -145,7 +145,7 @@ def _delay(seconds: float | None) -> str:
 
 
 def halt(args: argparse.Namespace, runtime: Runtime) -> int:
-    created = runtime.switches.halt(args.account, reason=args.reason)
+    created = halt_account(runtime, args.account, reason=args.reason)
     if created:
         print(f"account {args.account} halted: nothing is sent until `msgworker resume`")
     else:
@@ -154,10 +154,7 @@ def halt(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def resume(args: argparse.Namespace, runtime: Runtime) -> int:
-    released = runtime.switches.resume(args.account)
-    runtime.incidents.resolve(
-        AlertKind.HALT, args.account, summary="Sending resumed by an operator"
-    )
+    released = resume_account(runtime, args.account)
     runtime.close()
     print(f"account {args.account} resumed; {released} held job(s) released")
     return EXIT_OK
