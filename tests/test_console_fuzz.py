@@ -104,10 +104,9 @@ def test_a_refused_post_is_never_a_500_and_changes_nothing(
     path = action.format(account=quote(account, safe=""))
     sender = http if logged_in else forged
     before = state(client)
-    if raw is None:
-        answer = sender.post(path, data=dict(form))
-    else:
-        answer = sender.post(path, content=raw)
+    body = urlencode(form) if raw is None else raw
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = sender.post(path, content=body, headers=headers)
     assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
     assert state(client) == before
 

@@ -220,3 +220,18 @@ def test_login_page_answers_with_redis_down(tmp_path):
             assert "set-cookie" not in answer.headers
     finally:
         server.stop()
+
+
+def test_a_new_password_ends_every_session(redis_url, tmp_path, runtime):
+    """Sessions are bound to the password: after a change (and restart) old cookies open nothing."""
+    first = Service(tmp_path, broker_url=redis_url, console_password=PASSWORD).start()
+    with httpx.Client(base_url=first.url) as http:
+        login(http)
+        cookie = http.cookies.get("msgworker_console")
+    first.stop()
+    second = Service(tmp_path, broker_url=redis_url, console_password=PASSWORD + "-new").start()
+    try:
+        with httpx.Client(base_url=second.url, cookies={"msgworker_console": cookie}) as http:
+            assert http.get("/console").status_code == 303
+    finally:
+        second.stop()

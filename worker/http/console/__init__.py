@@ -61,10 +61,11 @@ def build_router(settings: Settings) -> APIRouter:
     from worker.http.console import actions, pages  # noqa: PLC0415 - they import Console
 
     runtime = Runtime(settings, fail_fast=True)
+    password = Password(settings.console_password.get_secret_value())
     console = Console(
         runtime=runtime,
-        password=Password(settings.console_password.get_secret_value()),
-        sessions=Sessions(runtime.redis, runtime.keys),
+        password=password,
+        sessions=Sessions(runtime.redis, runtime.keys, password),
         brake=LoginBrake(runtime.redis, runtime.keys),
         replays=Replays(runtime.redis, runtime.keys, runtime.dead_letters),
     )

@@ -1,7 +1,8 @@
 """Who may use the console: the password, the session cookie, the CSRF token, the login brake.
 
 A session is a random id (256 bits) in an HttpOnly, SameSite=Strict cookie; Redis keeps, under
-the SHA-256 of that id and for ``SESSION_TTL_S``, the session's CSRF token. Kept server-side
+the SHA-256 of the password's digest and that id, for ``SESSION_TTL_S``, the session's CSRF
+token (so a new password ends every session). Kept server-side
 rather than signed into the cookie so that logging out ends the session everywhere at once,
 several serve processes share it through Redis alone, and no key derived from the password
 needs to exist: Redis never holds the password or a cookie's value.
@@ -42,6 +43,10 @@ class Password:
     def matches(self, given: str) -> bool:
         return hmac.compare_digest(_digest(given), self._digest)
 
+    @property
+    def fingerprint(self) -> bytes:
+        return self._digest
+
 
 @dataclass(frozen=True)
 class Session:
@@ -55,12 +60,15 @@ class Session:
 class Sessions:
     """Console sessions in Redis, each with its own CSRF token and a fixed lifetime."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, password: Password) -> None:
         self._redis = client
         self._keys = keys
+        # Sessions are found under the password's digest too: a new password ends them all.
+        self._scope = password.fingerprint
 
     def _key(self, session_id: str) -> str:
-        return self._keys.console_session(hashlib.sha256(session_id.encode()).hexdigest())
+        digest = hashlib.sha256(self._scope + session_id.encode()).hexdigest()
+        return self._keys.console_session(digest)
 
     def create(self) -> Session:
         session = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32))
