@@ -35,6 +35,7 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 # A bearer token shorter than this is guessable; longer than this is a pasting mistake.
 TOKEN_MIN = 16
 TOKEN_MAX = 512
+CONSOLE_PASSWORD_MIN = 12  # the console's password: long enough that guessing is hopeless
 
 
 class LogFormat(StrEnum):
@@ -94,6 +95,8 @@ class Settings(BaseSettings):
     serve_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - as metrics_host
     # Bearer tokens of the HTTP ingest API, comma-separated (several, to rotate); empty: off.
     ingest_tokens: SecretStr = SecretStr("")
+    # The web console's password (/console); empty: the console is off (404).
+    console_password: SecretStr = SecretStr("")
 
     @field_validator("ingest_tokens")
     @classmethod
@@ -105,6 +108,15 @@ class Settings(BaseSettings):
             if not token.isascii() or not token.isprintable() or " " in token:
                 raise ValueError("each token must be printable ASCII without spaces")
         return tokens
+
+    @field_validator("console_password")
+    @classmethod
+    def _password_is_strong(cls, password: SecretStr) -> SecretStr:
+        value = password.get_secret_value()
+        if value and not CONSOLE_PASSWORD_MIN <= len(value) <= TOKEN_MAX:
+            msg = f"must have {CONSOLE_PASSWORD_MIN} to {TOKEN_MAX} characters"
+            raise ValueError(msg)
+        return password
 
     @field_validator("broker_url", "redis_url")
     @classmethod

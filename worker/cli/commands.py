@@ -13,22 +13,21 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from worker.accounts import known_accounts
 from worker.cli.console import Console, emit, progress_bar
-from worker.cli.drain import drain
 from worker.cli.enqueue import read_json_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.logs import mask_phone
-from worker.observe.incidents import AlertKind
 from worker.observe.status import AccountState
 from worker.observe.views import dead_letter_view, iso, job_view, limits_view, status_view
+from worker.service.operations import halt_account, resume_account
 from worker.service.runtime import Runtime
 from worker.settings import mask_url
 from worker.store.deadletters import DeadLetter, ReplayReport, Selection
+from worker.store.drain import drain, replay_rate
 from worker.store.restore import Restore, is_job_id, parse_export
 
 
@@ -146,7 +145,7 @@ def _delay(seconds: float | None) -> str:
 
 
 def halt(args: argparse.Namespace, runtime: Runtime) -> int:
-    created = runtime.switches.halt(args.account, reason=args.reason)
+    created = halt_account(runtime, args.account, reason=args.reason)
     if created:
         print(f"account {args.account} halted: nothing is sent until `msgworker resume`")
     else:
@@ -155,10 +154,7 @@ def halt(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def resume(args: argparse.Namespace, runtime: Runtime) -> int:
-    released = runtime.switches.resume(args.account)
-    runtime.incidents.resolve(
-        AlertKind.HALT, args.account, summary="Sending resumed by an operator"
-    )
+    released = resume_account(runtime, args.account)
     runtime.close()
     print(f"account {args.account} resumed; {released} held job(s) released")
     return EXIT_OK
@@ -175,6 +171,7 @@ def cooldown_clear(args: argparse.Namespace, runtime: Runtime) -> int:
 def _selection(args: argparse.Namespace) -> Selection:
     since = getattr(args, "since", None)
     return Selection(
+        account=getattr(args, "account", None),
         code=args.code,
         ids=tuple(i for i in getattr(args, "id", None) or () if is_job_id(i)),
         since=datetime.fromisoformat(since).timestamp() if since else None,
@@ -184,23 +181,10 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 def _select(args: argparse.Namespace, runtime: Runtime) -> Iterator[DeadLetter]:
     """The dead letters the arguments name, of ``--account`` only when it was given."""
-    account = getattr(args, "account", None)
     selection = _selection(args)
     if getattr(args, "id", None) and not selection.ids:
         return  # only ids that name no job: nothing (never "everything")
-    if account is None:
-        yield from runtime.dead_letters.select(selection)
-        return
-    limit = selection.limit
-    found = 0
-    unlimited = replace(selection, limit=None)
-    for record in runtime.dead_letters.select(unlimited):
-        if record.account != account:
-            continue
-        yield record
-        found += 1
-        if limit is not None and found >= limit:
-            return
+    yield from runtime.dead_letters.select(selection)
 
 
 def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -273,8 +257,7 @@ def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
         return EXIT_USAGE
     ids = [record.id for record in _select(args, runtime)]
     # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
-    limit = runtime.settings.rate_per_sec
-    rate = min(args.rate or limit / 2, limit)
+    rate = replay_rate(args.rate, runtime.settings.rate_per_sec)
     if args.dry_run:
         for job_id in ids:
             print(job_id)

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from worker.accounts import known_accounts
-from worker.http import health, ingest, metrics
+from worker.http import console, health, ingest, metrics
 from worker.http.auth import BearerTokens
 from worker.http.problems import install_handlers
 from worker.http.schemas import BatchRequest, SingleRequest
@@ -60,6 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
     tokens = split_tokens(settings.ingest_tokens)
     if tokens:
         app.include_router(ingest.build_router(BearerTokens(tokens)))
+    if settings.console_password.get_secret_value():
+        app.include_router(console.build_router(settings))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -93,7 +95,11 @@ def _version() -> str:
 def app_from_environment() -> FastAPI:
     """The uvicorn factory: settings from the environment, logging configured, secrets scrubbed."""
     settings = get_settings()
-    secrets = [*split_tokens(settings.ingest_tokens), settings.api_key.get_secret_value()]
+    secrets = [
+        *split_tokens(settings.ingest_tokens),
+        settings.api_key.get_secret_value(),
+        settings.console_password.get_secret_value(),
+    ]
     configure_logging(
         level=settings.log_level.value,
         json=None if settings.log_format is None else settings.log_format.value == "json",

@@ -71,8 +71,10 @@ class ReplayReport:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which dead letters an operator means: by code, by id, since a time; all when empty."""
+    """Which dead letters an operator means: by account, code, id, since a time; all when
+    empty. ``limit`` counts matching records."""
 
+    account: str | None = None
     code: str | None = None
     ids: Sequence[str] = field(default_factory=tuple)
     since: float | None = None
@@ -83,6 +85,12 @@ def dead_letter_counts(client: redis.Redis, keys: Keys) -> dict[str, int]:
     """DLQ records by code."""
     raw: dict[str, str] = client.hgetall(keys.dead_letter_counts)  # type: ignore[assignment]
     return {str(k): int(v) for k, v in raw.items() if int(v) > 0}
+
+
+def _matches(record: DeadLetter, selection: Selection) -> bool:
+    if selection.code and record.code != selection.code:
+        return False
+    return not (selection.account and record.account != selection.account)
 
 
 class DeadLetters:
@@ -117,23 +125,26 @@ class DeadLetters:
         return DeadLetter.from_json(str(text)) if text else None
 
     def select(self, selection: Selection) -> Iterator[DeadLetter]:
-        """Matching records, oldest first."""
+        """Matching records, oldest first (read a chunk per round trip)."""
         if selection.ids:
-            candidates: Iterator[str] = iter(selection.ids)
+            candidates: list[str] = list(selection.ids)
         else:
             low = selection.since if selection.since is not None else "-inf"
-            candidates = (
+            candidates = [
                 str(i) for i in self._redis.zrangebyscore(self._keys.dead_letter_index, low, "+inf")
-            )
+            ]
         found = 0
-        for job_id in candidates:
-            record = self.get(job_id)
-            if record is None or (selection.code and record.code != selection.code):
-                continue
-            yield record
-            found += 1
-            if selection.limit is not None and found >= selection.limit:
-                return
+        for start in range(0, len(candidates), REPLAY_CHUNK):
+            chunk = candidates[start : start + REPLAY_CHUNK]
+            texts = self._redis.mget([self._keys.dead_letter(i) for i in chunk])
+            for text in texts:
+                record = DeadLetter.from_json(str(text)) if text else None
+                if record is None or not _matches(record, selection):
+                    continue
+                yield record
+                found += 1
+                if selection.limit is not None and found >= selection.limit:
+                    return
 
     def replay(
         self,

@@ -146,6 +146,19 @@ class Keys:
         """Sorted set: recent retries_exhausted parks, for the rate alert."""
         return f"{self.prefix}exhausted:{encode_part(account)}"
 
+    # The web console (settled things only: each of these has a TTL)
+    def console_session(self, digest: str) -> str:
+        """Hash: a console session (its CSRF token), under the SHA-256 of the cookie's value."""
+        return f"{self.prefix}console:session:{encode_part(digest)}"
+
+    def console_login_failures(self, client: str) -> str:
+        """Counter: recent failed console logins from one client address."""
+        return f"{self.prefix}console:login-failures:{encode_part(client)}"
+
+    def console_replay(self, run_id: str) -> str:
+        """Hash: the progress of one replay started from the console."""
+        return f"{self.prefix}console:replay:{encode_part(run_id)}"
+
     def account_of(self, kind: str, key: str) -> str | None:
         """The account a per-account key (``halt``, ``breaker``, ``held``…) names, else None."""
         head = f"{self.prefix}{kind}:"

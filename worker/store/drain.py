@@ -2,7 +2,8 @@
 
 Each slice moves up to ``rate * slice`` records back to the schedule (one atomic step per record:
 scheduled and out of the DLQ together), spread over the slice at the rate. Stopping leaves the
-rest in the DLQ, so running the same command again continues where it stopped.
+rest in the DLQ, so running the same replay again continues where it stopped. The CLI's
+``dlq replay`` and the web console's replay both go through here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from collections.abc import Callable, Sequence
 from worker.store.deadletters import DeadLetters, ReplayReport
 
 SLICE_S = 0.5
+
+
+def replay_rate(requested: float | None, ceiling: float) -> float:
+    """The pace of a replay: as asked, else half the account's limit; never above the limit,
+    since replays share it with live traffic."""
+    return min(requested or ceiling / 2, ceiling)
 
 
 def drain(

@@ -1,0 +1,237 @@
+"""The web console's rules over HTTP, against a real uvicorn and a real Redis: off without a
+password, login, the session cookie, CSRF on every change, the login brake, masking."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.console import PASSWORD, login, park
+from tests.support.processes import wait_for
+from tests.support.serve import Service
+from worker.service.runtime import Runtime
+from worker.settings import Settings
+from worker.store.jobs import JobState
+
+API_KEY = "sk_console_secret_9a8b7c6d"
+PHONE = "905321234567"
+MESSAGE = {"to": PHONE, "type": "text", "text": {"body": "hello"}}
+
+
+@pytest.fixture
+def runtime(redis_url):
+    runtime = Runtime(Settings(broker_url=redis_url, _env_file=None))
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def service(redis_url, tmp_path):
+    server = Service(
+        tmp_path, broker_url=redis_url, console_password=PASSWORD, api_key=API_KEY
+    ).start()
+    yield server
+    server.stop()
+    assert PASSWORD not in server.log.read_text()
+    assert API_KEY not in server.log.read_text()
+
+
+@pytest.fixture
+def http(service):
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        yield client
+
+
+def test_the_console_is_off_without_a_password(redis_url, tmp_path):
+    """No CONSOLE_PASSWORD: every console path answers 404; health still answers."""
+    server = Service(tmp_path, broker_url=redis_url).start()
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.get("/console").status_code == 404
+            assert http.get("/console/login").status_code == 404
+            assert http.post("/console/login", data={"password": "x"}).status_code == 404
+            assert http.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_pages_without_a_session_go_to_login_and_changes_are_refused(http, runtime):
+    """Without a session: every page redirects to the login page; every POST is 403."""
+    for path in ("/console", "/console/dead-letters", "/console/jobs", "/console/dead-letters/x"):
+        answer = http.get(path)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/console/login"
+    answer = http.post("/console/accounts/default/halt", data={"reason": "x", "csrf": "x"})
+    assert answer.status_code == 403
+    assert runtime.switches.halted("default") is None
+
+
+def test_a_wrong_password_is_401_without_a_cookie(http):
+    """Wrong password: the login page again with 401, and no cookie set."""
+    answer = http.post("/console/login", data={"password": "not-the-password"})
+    assert answer.status_code == 401
+    assert "set-cookie" not in answer.headers
+    assert "Wrong password" in answer.text
+    assert http.get("/console").status_code == 303
+
+
+def test_the_session_cookie_is_httponly_strict_and_scoped(http):
+    """The right password sets an HttpOnly, SameSite=Strict cookie for /console only."""
+    answer = http.post("/console/login", data={"password": PASSWORD})
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/console" in cookie
+    assert PASSWORD not in answer.headers["set-cookie"]
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(http, runtime):
+    """Logged in, a halt without (or with a wrong) CSRF token is 403 and halts nothing."""
+    csrf = login(http)
+    for data in ({"reason": "test"}, {"reason": "test", "csrf": csrf[:-1] + "x"}):
+        answer = http.post("/console/accounts/default/halt", data=data)
+        assert answer.status_code == 403
+        assert "CSRF" in answer.text
+        assert runtime.switches.halted("default") is None
+    answer = http.post("/console/accounts/default/halt", data={"reason": "test", "csrf": csrf})
+    assert answer.status_code == 303
+    assert runtime.switches.halted("default").reason == "test"
+
+
+def test_halt_and_resume_from_the_console(http, runtime):
+    """Halt holds the account's jobs; resume releases them (the CLI's own operations)."""
+    csrf = login(http)
+    http.post("/console/accounts/default/halt", data={"reason": "billing dispute", "csrf": csrf})
+    assert "billing dispute" in http.get("/console").text
+    answer = http.post("/console/accounts/default/resume", data={"csrf": csrf})
+    assert answer.status_code == 303
+    assert runtime.switches.halted("default") is None
+    assert http.post("/console/accounts/nobody/resume", data={"csrf": csrf}).status_code == 404
+
+
+def test_logout_ends_the_session_everywhere(http, service):
+    """After logout the old cookie opens nothing, even replayed by another client."""
+    csrf = login(http)
+    cookie = http.cookies.get("msgworker_console")
+    assert http.post("/console/logout", data={"csrf": csrf}).status_code == 303
+    with httpx.Client(base_url=service.url, cookies={"msgworker_console": cookie}) as other:
+        assert other.get("/console").status_code == 303
+
+
+def test_repeated_wrong_passwords_are_braked(http):
+    """Ten wrong passwords from one address: further attempts are 429, even the right one."""
+    for _ in range(10):
+        assert http.post("/console/login", data={"password": "guess-guess"}).status_code == 401
+    assert http.post("/console/login", data={"password": PASSWORD}).status_code == 429
+
+
+def test_pages_forbid_framing_caching_and_foreign_resources(http):
+    """Every console answer carries a strict CSP, no framing, no caching, no referrer."""
+    login(http)
+    for path in ("/console", "/console/login", "/console/dead-letters"):
+        headers = http.get(path).headers
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["cache-control"] == "no-store"
+
+
+def test_a_dead_letter_shows_the_phone_masked_and_never_the_key(http, runtime):
+    """The list and the record mask the phone; the API key and idempotency key never show."""
+    job_id = runtime.producer.enqueue(MESSAGE, idempotency_key="order-77-secret")
+    park(runtime, job_id)
+    login(http)
+    listing = http.get("/console/dead-letters", params={"code": "BILL_001"}).text
+    record = http.get(f"/console/dead-letters/{job_id}").text
+    for html in (listing, record):
+        assert job_id in html
+        assert "90532*****67" in html
+        assert PHONE not in html
+        assert API_KEY not in html
+    assert "order-77-secret" not in record
+
+
+def test_replay_from_the_console_moves_the_code_back_to_the_schedule(http, runtime):
+    """Replaying a code runs in the service, shows its progress and empties that code."""
+    ids = [runtime.producer.enqueue(MESSAGE) for _ in range(5)]
+    for job_id in ids:
+        park(runtime, job_id)
+    csrf = login(http)
+    data = {"csrf": csrf, "scope": "code", "code": "BILL_001", "account": "", "rate": "50"}
+    answer = http.post("/console/dead-letters/replay", data=data)
+    assert answer.status_code == 303
+    progress_url = answer.headers["location"]
+
+    def done() -> bool:
+        return 'id="state" class="ok">done<' in http.get(progress_url).text
+
+    wait_for(done, timeout_s=20, what="the replay to finish")
+    assert 'id="replayed">5<' in http.get(progress_url).text
+    assert runtime.dead_letters.counts() == {}
+    assert {runtime.jobs.get(i).state for i in ids} <= {JobState.QUEUED, JobState.SCHEDULED}
+
+
+def test_purge_asks_for_confirmation_first(http, runtime):
+    """Purge without confirmation shows what would go and removes nothing; confirmed, it goes."""
+    ids = [runtime.producer.enqueue(MESSAGE) for _ in range(2)]
+    for job_id in ids:
+        park(runtime, job_id)
+    csrf = login(http)
+    data = {"csrf": csrf, "scope": "ids", "id": ids}
+    asked = http.post("/console/dead-letters/purge", data=data)
+    assert asked.status_code == 200
+    assert "2 dead letter(s) will be removed" in asked.text
+    assert runtime.dead_letters.counts() == {"BILL_001": 2}
+    done = http.post("/console/dead-letters/purge", data={**data, "confirmed": "yes"})
+    assert done.status_code == 303
+    assert runtime.dead_letters.counts() == {}
+
+
+def test_job_lookup_shows_state_and_history(http, runtime):
+    """A job's page shows its state and history; an unknown id is a 404 page."""
+    job_id = runtime.producer.enqueue(MESSAGE)
+    login(http)
+    page = http.get("/console/jobs", params={"id": job_id})
+    assert page.status_code == 200
+    assert 'id="job-state">queued<' in page.text
+    assert "enqueued" in page.text
+    assert http.get("/console/jobs", params={"id": "0" * 32}).status_code == 404
+    assert http.get("/console/jobs", params={"id": "../../etc"}).status_code == 404
+
+
+def test_login_page_answers_with_redis_down(tmp_path):
+    """Redis unreachable: the login page answers; a page with a session to check is a 503 page,
+    a login attempt too (no cookie is set)."""
+    server = Service(
+        tmp_path,
+        broker_url="redis://127.0.0.1:9/0",
+        console_password=PASSWORD,
+        redis_timeout_s="0.5",
+    ).start()
+    try:
+        with httpx.Client(base_url=server.url, cookies={"msgworker_console": "x" * 43}) as http:
+            assert http.get("/console/login").status_code == 200
+            answer = http.get("/console")
+            assert answer.status_code == 503
+            assert "Redis does not answer" in answer.text
+            answer = http.post("/console/login", data={"password": PASSWORD})
+            assert answer.status_code == 503
+            assert "set-cookie" not in answer.headers
+    finally:
+        server.stop()
+
+
+def test_a_new_password_ends_every_session(redis_url, tmp_path, runtime):
+    """Sessions are bound to the password: after a change (and restart) old cookies open nothing."""
+    first = Service(tmp_path, broker_url=redis_url, console_password=PASSWORD).start()
+    with httpx.Client(base_url=first.url) as http:
+        login(http)
+        cookie = http.cookies.get("msgworker_console")
+    first.stop()
+    second = Service(tmp_path, broker_url=redis_url, console_password=PASSWORD + "-new").start()
+    try:
+        with httpx.Client(base_url=second.url, cookies={"msgworker_console": cookie}) as http:
+            assert http.get("/console").status_code == 303
+    finally:
+        second.stop()

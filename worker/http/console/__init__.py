@@ -1,0 +1,75 @@
+"""The web console at /console: what the night shift needs without a terminal.
+
+Overview per account, the dead-letter queue (filter, page, open, replay, purge), job lookup,
+halt and resume. Pages are rendered on the server; the only state a browser holds is the
+session cookie. Replay, purge, halt and resume are the CLI's own operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from worker.http.console.auth import COOKIE, LoginBrake, Password, Session, Sessions
+from worker.http.console.render import ConsoleRoute, NeedsLogin, Refused, first
+from worker.http.console.replays import Replays
+from worker.observe.status import accounts_to_report
+from worker.service.runtime import Runtime
+from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class Console:
+    """The console's components, built once per serve process."""
+
+    runtime: Runtime
+    password: Password
+    sessions: Sessions
+    brake: LoginBrake
+    replays: Replays
+
+    def session(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE))
+
+    def require(self, request: Request) -> Session:
+        """The session of a page's request; without one the browser goes to the login page."""
+        session = self.session(request)
+        if session is None:
+            raise NeedsLogin
+        return session
+
+    def authorise(self, request: Request, form: dict[str, list[str]]) -> Session:
+        """The session of a state change, which must carry the session's CSRF token."""
+        session = self.session(request)
+        if session is None:
+            raise Refused(403, "Log in first: nothing was changed.")
+        if not session.csrf_matches(first(form, "csrf")):
+            raise Refused(403, "The form's CSRF token is missing or stale: nothing was changed.")
+        return session
+
+    def account(self, name: str) -> str:
+        """An account the deployment knows (or one with a halt, breaker or held jobs)."""
+        if name not in accounts_to_report(self.runtime.redis, self.runtime.keys):
+            raise Refused(404, "No such account.")
+        return name
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """The console's routes (only mounted when CONSOLE_PASSWORD is set)."""
+    from worker.http.console import actions, pages  # noqa: PLC0415 - they import Console
+
+    runtime = Runtime(settings, fail_fast=True)
+    password = Password(settings.console_password.get_secret_value())
+    console = Console(
+        runtime=runtime,
+        password=password,
+        sessions=Sessions(runtime.redis, runtime.keys, password),
+        brake=LoginBrake(runtime.redis, runtime.keys),
+        replays=Replays(runtime.redis, runtime.keys, runtime.dead_letters),
+    )
+    router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+    pages.add_pages(router, console)
+    actions.add_actions(router, console)
+    return router

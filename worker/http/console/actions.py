@@ -1,0 +1,169 @@
+"""The console's state changes (POST): login, logout, replay, purge, halt, resume.
+
+Each one but the login checks the session and its CSRF token before anything else; a refused
+request changes nothing. Replay, purge, halt and resume are the CLI's own operations.
+"""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from worker.http.console import Console
+from worker.http.console.auth import COOKIE, COOKIE_PATH, SESSION_TTL_S
+from worker.http.console.render import Refused, first, page, read_form
+from worker.logs import get_logger
+from worker.service.operations import halt_account, resume_account
+from worker.store.deadletters import Selection
+from worker.store.drain import replay_rate
+from worker.store.restore import is_job_id
+
+log = get_logger(__name__)
+REASON_MAX = 500
+# Purging a whole code is confirmed on a page that lists this many of the records first.
+PREVIEW = 20
+
+
+def add_actions(router: APIRouter, console: Console) -> None:
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await read_form(request)
+        address = request.client.host if request.client else "unknown"
+        password = first(form, "password") or ""
+        https = request.url.scheme == "https"
+        return await run_in_threadpool(_login, console, address, password, https=https)
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = await read_form(request)
+        session = await run_in_threadpool(console.authorise, request, form)
+        await run_in_threadpool(console.sessions.end, session.id)
+        response = RedirectResponse("/console/login", 303)
+        response.delete_cookie(COOKIE, path=COOKIE_PATH)
+        return response
+
+    @router.post("/dead-letters/replay")
+    async def replay(request: Request) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_replay, console, request, form)
+
+    @router.post("/dead-letters/purge")
+    async def purge(request: Request) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_purge, console, request, form)
+
+    @router.post("/accounts/{account}/halt")
+    async def halt(request: Request, account: str) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_halt, console, request, form, account)
+
+    @router.post("/accounts/{account}/resume")
+    async def resume(request: Request, account: str) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_resume, console, request, form, account)
+
+
+def _login(console: Console, address: str, password: str, *, https: bool) -> Response:
+    if console.brake.blocked(address):
+        raise Refused(429, "Too many wrong passwords from this address: wait a few minutes.")
+    if not console.password.matches(password):
+        console.brake.failed(address)
+        log.warning("console.login_refused", client=address)
+        return page("login.html", 401, error="Wrong password.")
+    session = console.sessions.create()
+    log.info("console.login", client=address)
+    response = RedirectResponse("/console", 303)
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        max_age=SESSION_TTL_S,
+        path=COOKIE_PATH,
+        secure=https,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _selection(form: dict[str, list[str]]) -> Selection:
+    """The dead letters a form names: ticked ids, or a whole code (of an account or all)."""
+    if first(form, "scope") == "code":
+        code = first(form, "code") or ""
+        if not code:
+            raise Refused(400, "Say which code.")
+        return Selection(account=first(form, "account") or None, code=code)
+    ids = tuple(i for i in form.get("id", []) if is_job_id(i))
+    if not ids:
+        raise Refused(400, "Tick at least one dead letter.")
+    return Selection(ids=ids[:1000])
+
+
+def _describe(selection: Selection) -> str:
+    if selection.ids:
+        return f"{len(selection.ids)} selected dead letter(s)"
+    where = f" of account {selection.account}" if selection.account else ""
+    return f"every {selection.code} dead letter{where}"
+
+
+def _rate(console: Console, form: dict[str, list[str]]) -> float:
+    text = (first(form, "rate") or "").strip()
+    try:
+        asked = float(text) if text else None
+    except ValueError:
+        raise Refused(400, "The rate is not a number.") from None
+    if asked is not None and not (math.isfinite(asked) and asked > 0):
+        raise Refused(400, "The rate must be a positive number of messages per second.")
+    return replay_rate(asked, console.runtime.settings.rate_per_sec)
+
+
+def _replay(console: Console, request: Request, form: dict[str, list[str]]) -> Response:
+    console.authorise(request, form)
+    selection = _selection(form)
+    rate = _rate(console, form)
+    ids = [record.id for record in console.runtime.dead_letters.select(selection)]
+    run_id = console.replays.start(ids, rate_per_s=rate, what=_describe(selection))
+    return RedirectResponse(f"/console/replays/{run_id}", 303)
+
+
+def _purge(console: Console, request: Request, form: dict[str, list[str]]) -> Response:
+    session = console.authorise(request, form)
+    selection = _selection(form)
+    records = list(console.runtime.dead_letters.select(selection))
+    if first(form, "confirmed") != "yes":
+        return page(
+            "purge.html",
+            csrf=session.csrf,
+            selection=selection,
+            what=_describe(selection),
+            count=len(records),
+            preview=records[:PREVIEW],
+            nav="dead-letters",
+        )
+    purged = console.runtime.dead_letters.purge([record.id for record in records])
+    log.info("console.purged", count=purged, what=_describe(selection))
+    done = urlencode({"done": f"Purged {purged} dead letter(s)."})
+    return RedirectResponse(f"/console/dead-letters?{done}", 303)
+
+
+def _halt(console: Console, request: Request, form: dict[str, list[str]], name: str) -> Response:
+    console.authorise(request, form)
+    account = console.account(name)
+    reason = " ".join((first(form, "reason") or "").split())[:REASON_MAX]
+    if not reason:
+        raise Refused(400, "Say why the account is halted: the reason shows to everyone.")
+    halt_account(console.runtime, account, reason=reason)
+    log.info("console.halted", account=account)
+    return RedirectResponse("/console", 303)
+
+
+def _resume(console: Console, request: Request, form: dict[str, list[str]], name: str) -> Response:
+    console.authorise(request, form)
+    account = console.account(name)
+    released = resume_account(console.runtime, account)
+    log.info("console.resumed", account=account, released=released)
+    return RedirectResponse("/console", 303)

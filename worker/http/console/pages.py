@@ -1,0 +1,136 @@
+"""The console's pages (GET): overview, dead letters, one dead letter, a replay, a job, login."""
+
+from __future__ import annotations
+
+import time
+from itertools import islice
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from worker.http.console import Console
+from worker.http.console.render import HERE, Refused, page
+from worker.logs import mask_phone
+from worker.observe.status import accounts_to_report
+from worker.observe.views import dead_letter_view, job_view
+from worker.store.deadletters import Selection
+from worker.store.drain import replay_rate
+from worker.store.restore import is_job_id
+
+PAGE_SIZE = 50
+STYLESHEET = (HERE / "static" / "console.css").read_text(encoding="utf-8")
+
+
+def add_pages(router: APIRouter, console: Console) -> None:
+    @router.get("/static/console.css")
+    def stylesheet() -> Response:
+        return Response(STYLESHEET, media_type="text/css")
+
+    @router.get("/login")
+    def login_form() -> Response:
+        # Answers without Redis: the page is static.
+        return page("login.html", error=None)
+
+    @router.get("")
+    def overview(request: Request) -> HTMLResponse:
+        session = console.require(request)
+        snapshot = console.runtime.snapshot(lambda: 0)
+        return page(
+            "overview.html", csrf=session.csrf, snapshot=snapshot, now=time.time(), nav="overview"
+        )
+
+    _add_dead_letter_pages(router, console)
+    _add_job_and_account_pages(router, console)
+
+
+def _add_dead_letter_pages(router: APIRouter, console: Console) -> None:
+    @router.get("/dead-letters")
+    def dead_letters(
+        request: Request, account: str = "", code: str = "", page_no: int = 1, done: str = ""
+    ) -> HTMLResponse:
+        session = console.require(request)
+        return _dead_letters_page(console, session.csrf, account, code, max(1, page_no), done)
+
+    @router.get("/dead-letters/{job_id}")
+    def dead_letter(request: Request, job_id: str) -> HTMLResponse:
+        session = console.require(request)
+        record = console.runtime.dead_letters.get(job_id) if is_job_id(job_id) else None
+        if record is None:
+            raise Refused(404, "No such dead letter (replayed or purged since?).")
+        view = dead_letter_view(record)
+        view.pop("idempotency_key", None)
+        message = dict(view.get("message") or {})
+        if "to" in message:
+            message["to"] = mask_phone(str(message["to"]))
+        return page(
+            "dead_letter.html",
+            csrf=session.csrf,
+            record=view,
+            message=message,
+            default_rate=_default_rate(console),
+            nav="dead-letters",
+        )
+
+    @router.get("/replays/{run_id}")
+    def replay(request: Request, run_id: str) -> HTMLResponse:
+        session = console.require(request)
+        progress = console.replays.get(run_id)
+        if progress is None:
+            raise Refused(404, "No such replay (their progress is kept a day).")
+        return page("replay.html", csrf=session.csrf, progress=progress, nav="dead-letters")
+
+
+def _add_job_and_account_pages(router: APIRouter, console: Console) -> None:
+    @router.get("/jobs")
+    def job(request: Request, id: str = "") -> HTMLResponse:  # noqa: A002 - the form's name
+        session = console.require(request)
+        found = console.runtime.jobs.get(id) if is_job_id(id) else None
+        if id and found is None:
+            raise Refused(404, "No such job (settled jobs are forgotten in time).")
+        view = job_view(found) if found is not None else None
+        return page("job.html", csrf=session.csrf, job=view, asked=id, nav="jobs")
+
+    @router.get("/accounts/{account}/halt")
+    def halt_form(request: Request, account: str) -> HTMLResponse:
+        session = console.require(request)
+        return page(
+            "halt.html", csrf=session.csrf, account=console.account(account), nav="overview"
+        )
+
+    @router.get("/logout")
+    def logout_page() -> RedirectResponse:
+        return RedirectResponse("/console", 303)
+
+
+def _default_rate(console: Console) -> float:
+    return replay_rate(None, console.runtime.settings.rate_per_sec)
+
+
+def _dead_letters_page(
+    console: Console, csrf: str, account: str, code: str, page_no: int, done: str
+) -> HTMLResponse:
+    selection = Selection(account=account or None, code=code or None)
+    start = (page_no - 1) * PAGE_SIZE
+    found = list(
+        islice(console.runtime.dead_letters.select(selection), start, start + PAGE_SIZE + 1)
+    )
+    counts = console.runtime.dead_letters.counts()
+    accounts = sorted(accounts_to_report(console.runtime.redis, console.runtime.keys))
+    context: dict[str, Any] = {
+        "csrf": csrf,
+        "records": found[:PAGE_SIZE],
+        "more": len(found) > PAGE_SIZE,
+        "page_no": page_no,
+        "account": account,
+        "code": code,
+        "codes": sorted(counts.items()),
+        "accounts": accounts,
+        "total": sum(counts.values()),
+        "default_rate": _default_rate(console),
+        "max_rate": console.runtime.settings.rate_per_sec,
+        "done": done[:200],
+        "nav": "dead-letters",
+    }
+    return page("dead_letters.html", **context)

@@ -1,0 +1,122 @@
+"""The console's pages: Jinja2 templates (autoescaped), its refusals and its response headers.
+
+Every console route goes through ``ConsoleRoute``: a refusal raised anywhere becomes its page,
+Redis not answering becomes a 503 page, and every answer carries headers that forbid framing,
+caching, referrers and any script or resource from elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import redis
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from worker.logs import get_logger, mask_phone
+from worker.observe.views import iso
+
+log = get_logger(__name__)
+HERE = Path(__file__).resolve().parent
+LOGIN_PATH = "/console/login"
+FORM_MAX_BYTES = 64 * 1024
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _ago(at: float | None) -> str:
+    if at is None:
+        return "an unknown time"
+    seconds = max(0, int(time.time() - at))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    return f"{seconds // 60} min ago" if seconds < 7200 else f"{seconds // 3600} h ago"
+
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    auto_reload=False,
+)
+templates.filters["iso"] = lambda at: iso(at, timespec="seconds") or "-"
+templates.filters["ago"] = _ago
+templates.filters["mask_phone"] = lambda value: mask_phone(str(value))
+
+
+def page(name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**context), http_status)
+
+
+class Refused(Exception):
+    """Raised to answer with an error page (nothing was changed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class NeedsLogin(Exception):
+    """Raised by a page asked for without a session: the browser goes to the login page."""
+
+
+async def read_form(request: Request) -> dict[str, list[str]]:
+    """An urlencoded form body (bounded); anything else is refused."""
+    body = await request.body()
+    if len(body) > FORM_MAX_BYTES:
+        raise Refused(413, "The form is too large.")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(400, "The form is not UTF-8.") from None
+    return parse_qs(text, keep_blank_values=True, max_num_fields=1000)
+
+
+def first(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
+class ConsoleRoute(APIRoute):
+    """A route whose refusals, login redirects and Redis outages are pages, with the console's
+    security headers on every answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except NeedsLogin:
+                response = RedirectResponse(LOGIN_PATH, 303)
+            except Refused as refused:
+                response = page(
+                    "error.html", refused.status, status=refused.status, message=refused.message
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("console.redis_unavailable", error=type(exc).__name__)
+                response = page(
+                    "error.html",
+                    503,
+                    status=503,
+                    message="Redis does not answer; this page will work again once it does.",
+                )
+                response.headers["Retry-After"] = "5"
+            response.headers.update(HEADERS)
+            return response
+
+        return guarded

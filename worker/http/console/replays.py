@@ -1,0 +1,145 @@
+"""Replays started from the console: paced in a thread of the serve process, progress in Redis.
+
+The replay is the CLI's (``worker.store.drain``): a slice at a time at the chosen rate, each
+record scheduled and out of the DLQ in one step, jobs already sent skipped. A replay cut short
+(the process stopped) leaves the rest in the DLQ, so starting it again goes on where it was.
+Progress is kept a day under its own key, so any serve process can show it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from worker.logs import get_logger
+from worker.store.deadletters import DeadLetters, ReplayReport
+from worker.store.drain import drain
+from worker.store.keys import Keys
+
+log = get_logger(__name__)
+PROGRESS_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one replay stands; ``state`` is running, done or failed."""
+
+    run_id: str
+    what: str
+    total: int
+    rate: float
+    state: str
+    replayed: int
+    already_sent: int
+    expired: int
+    missing: int
+    started: float
+    updated: float
+
+    @property
+    def done(self) -> int:
+        return self.replayed + self.already_sent + self.expired + self.missing
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total == 0 else round(100 * self.done / self.total)
+
+
+class Replays:
+    """Starts replays in background threads and reads their progress."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, dead_letters: DeadLetters) -> None:
+        self._redis = client
+        self._keys = keys
+        self._dead_letters = dead_letters
+
+    def start(self, ids: Sequence[str], *, rate_per_s: float, what: str) -> str:
+        run_id = secrets.token_hex(8)
+        now = time.time()
+        fields: dict[str, str | int | float] = {
+            "what": what,
+            "total": len(ids),
+            "rate": rate_per_s,
+            "started": now,
+        }
+        self._write(run_id, ReplayReport(), "running", extra=fields)
+        thread = threading.Thread(
+            target=self._run,
+            args=(run_id, list(ids), rate_per_s),
+            name=f"console-replay-{run_id}",
+            daemon=True,
+        )
+        thread.start()
+        log.info("console.replay_started", run=run_id, what=what, total=len(ids), rate=rate_per_s)
+        return run_id
+
+    def _run(self, run_id: str, ids: list[str], rate_per_s: float) -> None:
+        try:
+            report = drain(
+                self._dead_letters,
+                ids,
+                rate_per_s=rate_per_s,
+                on_progress=lambda r: self._write(run_id, r, "running"),
+            )
+        except redis.RedisError as exc:
+            log.exception("console.replay_failed", run=run_id, error=type(exc).__name__)
+            self._mark_failed(run_id)
+            return
+        self._write(run_id, report, "done")
+        log.info("console.replay_done", run=run_id, replayed=report.replayed)
+
+    def _mark_failed(self, run_id: str) -> None:
+        try:
+            self._redis.hset(self._keys.console_replay(run_id), "state", "failed")
+        except redis.RedisError:
+            log.warning("console.replay_progress_lost", run=run_id)
+
+    def _write(
+        self,
+        run_id: str,
+        report: ReplayReport,
+        state: str,
+        extra: dict[str, str | int | float] | None = None,
+    ) -> None:
+        key = self._keys.console_replay(run_id)
+        mapping: dict[str, str | int | float] = {
+            **(extra or {}),
+            "state": state,
+            "replayed": report.replayed,
+            "already_sent": report.already_sent,
+            "expired": report.expired,
+            "missing": report.missing,
+            "updated": time.time(),
+        }
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # str keys are valid keys
+        pipe.expire(key, PROGRESS_TTL_S)
+        pipe.execute()
+
+    def get(self, run_id: str) -> Progress | None:
+        if not (len(run_id) == 16 and all(c in "0123456789abcdef" for c in run_id)):
+            return None
+        raw: dict[str, str] = self._redis.hgetall(self._keys.console_replay(run_id))  # type: ignore[assignment]
+        if not raw:
+            return None
+        try:
+            return Progress(
+                run_id=run_id,
+                what=raw.get("what", ""),
+                total=int(raw["total"]),
+                rate=float(raw["rate"]),
+                state=raw.get("state", "running"),
+                replayed=int(raw.get("replayed", 0)),
+                already_sent=int(raw.get("already_sent", 0)),
+                expired=int(raw.get("expired", 0)),
+                missing=int(raw.get("missing", 0)),
+                started=float(raw["started"]),
+                updated=float(raw.get("updated", raw["started"])),
+            )
+        except (KeyError, ValueError):
+            return None
