@@ -109,6 +109,7 @@ def test_enqueue_async_writes_like_enqueue_and_knows_duplicates(redis_url, redis
     assert len([k for k in redis_client.keys("msgworker:job:*") if not k.endswith(":history")]) == 3
 
 
+@pytest.mark.processes
 def test_enqueue_async_raises_unavailable_within_the_timeout(tmp_path):
     """Nobody listening, or a frozen Redis: Unavailable in under REDIS_TIMEOUT_S + 1 s."""
     server = RedisServer(tmp_path)
@@ -135,6 +136,7 @@ def test_enqueue_async_raises_unavailable_within_the_timeout(tmp_path):
         server.stop()
 
 
+@pytest.mark.processes
 def test_the_public_functions_work_in_a_fresh_process_without_celery(redis_url, tmp_path):
     """import worker / msgworker, enqueue and enqueue_async: Celery and kombu are never imported."""
     code = """
@@ -152,6 +154,7 @@ print(len({a, *b, c, *d}), heavy)
     assert _python(code, cwd=tmp_path, env=_env(redis_url)).split() == ["4", "[]"]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("imported_first", [True, False])
 def test_an_app_with_its_own_worker_package_uses_msgworker(
     redis_url, redis_client, tmp_path, imported_first
@@ -181,6 +184,7 @@ print(asyncio.run(enqueue_async({"to": "905321234567", "type": "text", "text": {
         assert redis_client.hget(f"msgworker:job:{job_id}", "state") == "queued"
 
 
+@pytest.mark.processes
 def test_the_sample_app_type_checks_with_mypy_strict():
     """A user's app with the public models and functions passes mypy --strict (py.typed ships)."""
     done = subprocess.run(  # noqa: S603
@@ -194,6 +198,7 @@ def test_the_sample_app_type_checks_with_mypy_strict():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.processes
 def test_mypy_catches_a_wrong_option_in_an_app(tmp_path):
     """The options are typed: a misspelt keyword or a wrong type fails the app's type check."""
     app = tmp_path / "bad.py"

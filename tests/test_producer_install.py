@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 ROOT = Path(__file__).resolve().parent.parent
 # What pip and setuptools bring to every virtualenv, not counted as the producer's.
 VENV_TOOLING = ("pip", "setuptools", "_distutils_hack", "pkg_resources")

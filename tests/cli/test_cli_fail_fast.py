@@ -14,6 +14,8 @@ import pytest
 from tests.support.cluster import BIN
 from tests.support.processes import RedisServer, free_port
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 TIMEOUT_S = 0.5
 SLACK_S = 1.5  # start-up of the command and the machine's load
 JOB_ID = "0123456789abcdef0123456789abcdef"

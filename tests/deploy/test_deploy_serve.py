@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.deploy.test_deploy import K8S, compose_model, manifest, run, stages, tool
 
 SERVE_MANIFESTS = ("serve-deployment.yaml", "serve-service.yaml")
@@ -13,6 +15,7 @@ def serve_container():
     return container
 
 
+@pytest.mark.processes
 def test_serve_manifests_pass_strict_kubernetes_validation():
     """kubernetes-validate --strict validates the Deployment and the Service."""
     files = [K8S / name for name in SERVE_MANIFESTS]
@@ -49,6 +52,7 @@ def test_serve_service_selects_the_serve_pods_only():
     assert not service["spec"]["selector"].items() <= worker.items()
 
 
+@pytest.mark.processes
 def test_compose_runs_serve_with_redis_and_its_own_healthcheck():
     serve = compose_model()["services"]["serve"]
     assert serve["command"] == ["serve"]

@@ -16,6 +16,8 @@ from tests.support.processes import RedisServer, free_port, wait_for
 from tests.support.serve import BIN, OTHER_TOKEN, TOKEN, Service
 from worker.http.schemas import JobView
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TIMEOUT_S = 1.0

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from tests.support.processes import RedisServer
 from tests.support.serve import TOKEN, Service
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
 REFUSALS = {400, 401, 404, 405, 413, 422}
 ACCEPTED = {200, 202}

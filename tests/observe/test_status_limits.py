@@ -14,6 +14,8 @@ from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 
 @pytest.fixture
 def gateway():

@@ -378,6 +378,7 @@ def test_the_hostile_answers_themselves_would_leak_without_redaction(gateway):
     assert not fragments(escaped(API_KEY)) & KEY_FRAGMENTS
 
 
+@pytest.mark.processes
 def test_a_real_worker_outlives_the_worst_answers(redis_url, gateway, tmp_path):
     """`msgworker worker` against the worst answers of issue 18 keeps delivering: every job in
     one place, nothing sent twice, Redis never blocked, no key fragment stored."""

@@ -26,6 +26,8 @@ from worker.service.runtime import Runtime, claim_lease_s
 from worker.settings import Settings
 from worker.store.jobs import JobState
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 HTTP_TIMEOUT_S = 1.0
 IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 KEY_PIECES = {API_KEY[i : i + 8].lower() for i in range(len(API_KEY) - 7)}

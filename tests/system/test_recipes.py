@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.serve import TOKEN, Service
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

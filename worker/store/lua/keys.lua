@@ -47,6 +47,15 @@ end
 function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
 function keys.workers(prefix) return prefix .. 'workers' end
 function keys.pending_kept(prefix) return prefix .. 'pending-kept' end
+function keys.console_session(prefix, digest)
+  return prefix .. 'console:session:' .. key_part(digest)
+end
+function keys.console_login_failures(prefix, client)
+  return prefix .. 'console:login-failures:' .. key_part(client)
+end
+function keys.console_replay(prefix, run_id)
+  return prefix .. 'console:replay:' .. key_part(run_id)
+end
 
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
 -- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and

@@ -13,6 +13,8 @@ from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.jobs import JobState
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 API_KEY = "sk_console_secret_9a8b7c6d"
 PHONE = "905321234567"
 MESSAGE = {"to": PHONE, "type": "text", "text": {"body": "hello"}}

@@ -18,6 +18,8 @@ from tests.support.serve import Service
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
 MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
 ACTIONS = [
     "/console/logout",
