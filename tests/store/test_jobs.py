@@ -7,12 +7,9 @@ import time
 import pytest
 
 from worker.outcome import Outcome
-from worker.service.app import MAX_GROUP, create_app, dispatcher
-from worker.settings import Settings
 from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
-from worker.store.schedule import Pump, parse_member
 
 KEYS = Keys("t:")
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
@@ -159,63 +156,6 @@ def test_expired_job_is_reported_before_any_call(jobs):
     assert begin(jobs, now=time.time() + 1) is Verdict.EXPIRED
 
 
-def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis_client):
-    """Due jobs are dispatched once; an unsettled dispatch is dispatched again after its lease."""
-    add(jobs, "now")
-    add(jobs, "later", due_in=60)
-    dispatched = []
-    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10, depth_refresh_s=0)
-    now = time.time()
-    assert pump.pump_once(now) == 1
-    assert dispatched == [("now", 1)]
-    assert pump.pump_once(now + 1) == 0  # leased, not dispatched again
-    assert pump.pump_once(now + 11) == 1  # the lease ran out with nobody settling it
-    assert dispatched == [("now", 1), ("now", 1)]
-
-
-def test_pump_keeps_the_broker_shallow(jobs, redis_client):
-    """With the broker at its depth limit nothing is dispatched; with room, only what fits."""
-    for n in range(10):
-        add(jobs, f"j{n}")
-    dispatched = []
-    depth = {"now": 1000}
-    pump = Pump(
-        redis_client,
-        KEYS,
-        dispatched.extend,
-        lambda: depth["now"],
-        max_depth=1000,
-        depth_refresh_s=0,
-    )
-    assert pump.pump_once() == 0
-    depth["now"] = 996
-    assert pump.pump_once() == 4
-
-
-def test_parse_member():
-    """Schedule members are id|gen; ids may contain the separator."""
-    assert parse_member("a|b|7") == ("a|b", 7)
-
-
-def test_pump_asks_the_broker_its_depth_once_a_second_and_counts_its_dispatches(jobs, redis_client):
-    """Between depth reads the pump counts what it dispatched, so it never overfills the broker."""
-    for n in range(10):
-        add(jobs, f"j{n}")
-    asked = []
-    dispatched = []
-
-    def depth():
-        asked.append(1)
-        return 0
-
-    pump = Pump(redis_client, KEYS, dispatched.extend, depth, max_depth=4, depth_refresh_s=1.0)
-    now = time.time()
-    assert pump.pump_once(now) == 4
-    assert pump.pump_once(now + 0.1) == 0  # its own four fill the broker as far as it knows
-    assert pump.pump_once(now + 1.1) == 4  # a fresh read: the broker was drained meanwhile
-    assert len(asked) == 2
-
-
 def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, redis_client):
     """A call made before BILL_001 opened the breaker and settled after it leaves it open (one
     alert per incident); the probe's success closes it."""
@@ -238,24 +178,6 @@ def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, red
     assert begin(jobs, "probe", holder="p") is Verdict.GO
     assert jobs.mark_sent(Execution("probe", 1, "p"), "wamid.probe", now=time.time()) is True
     assert not redis_client.exists(KEYS.breaker("default"))
-
-
-def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
-    """A long queue goes out a few jobs per broker message; a short one, one job per message."""
-    app = create_app(
-        Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
-    )
-    sent = []
-    app.send_task = lambda name, args, **_: sent.append((name, args))
-    dispatch = dispatcher(app, "q", consumers=4)
-    dispatch([(f"j{i}", 1) for i in range(4)])
-    assert [name for name, _ in sent] == ["msgworker.deliver"] * 4
-    sent.clear()
-    dispatch([(f"j{i}", 1) for i in range(100)])
-    assert {name for name, _ in sent} == {"msgworker.deliver_many"}
-    groups = [args[0] for _, args in sent]
-    assert max(len(g) for g in groups) <= MAX_GROUP
-    assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]
 
 
 def test_accounts_and_keys_with_colons_do_not_collide(jobs):
