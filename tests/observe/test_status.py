@@ -7,24 +7,17 @@ import json
 
 import pytest
 
+from tests.support.jobs import KEYS, add_job
 from worker.observe.status import ALIVE_S, RATE_WINDOW_S, Heartbeat, Snapshot, take_snapshot
-from worker.store.jobs import JobStore, NewJob
-from worker.store.keys import Keys
+from worker.store.jobs import JobStore
 from worker.store.schedule import Pump
 
-KEYS = Keys("t:")
-BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 NOW = 1_900_000_000.0
 
 
 @pytest.fixture
 def jobs(redis_client):
     return JobStore(redis_client, KEYS, retention_s=3600)
-
-
-def add(jobs, job_id, *, due_in=0.0, account="default"):
-    new = NewJob(id=job_id, account=account, key=job_id, message=BODY, due_at=NOW + due_in)
-    jobs.add([new], now=NOW)
 
 
 def snapshot(redis_client, in_broker=0) -> Snapshot:
@@ -42,8 +35,8 @@ def park(redis_client, job_id, account, code="MSG_002"):
 def test_jobs_are_counted_where_they_wait(jobs, redis_client):
     """Due now, due later, dispatched and still in the broker, dispatched and being sent."""
     for n in range(4):
-        add(jobs, f"due{n}")
-    add(jobs, "later", due_in=60)
+        add_job(jobs, f"due{n}", now=NOW)
+    add_job(jobs, "later", now=NOW, due_in=60)
     Pump(redis_client, KEYS, lambda _: None, lambda: 0, batch=2).pump_once(NOW)
     snap = snapshot(redis_client, in_broker=1)
     assert (snap.ready, snap.scheduled, snap.in_broker, snap.in_flight) == (2, 1, 1, 1)
@@ -91,9 +84,9 @@ def test_switches_are_shown_per_account_and_a_probe_is_not_an_account(redis_clie
 
 def test_with_several_accounts_depth_and_dead_letters_are_counted_per_account(jobs, redis_client):
     """Due jobs and dead letters split by account; a dead letter that does not parse is skipped."""
-    add(jobs, "d1")
-    add(jobs, "a1", account="acme")
-    add(jobs, "a2", account="acme")
+    add_job(jobs, "d1", now=NOW)
+    add_job(jobs, "a1", now=NOW, account="acme")
+    add_job(jobs, "a2", now=NOW, account="acme")
     redis_client.hset(KEYS.halt("acme"), mapping={"since": NOW, "code": "X", "reason": "x"})
     park(redis_client, "p1", "acme")
     redis_client.set(KEYS.dead_letter("broken"), "{not json")

@@ -8,26 +8,17 @@ import time
 
 import pytest
 
+from tests.support.jobs import KEYS, add_job
 from tests.support.processes import wait_for
-from worker.store.jobs import JobState, JobStore, NewJob
-from worker.store.keys import Keys
+from worker.store.jobs import JobState, JobStore
 from worker.store.schedule import Pump, parse_member
 
-KEYS = Keys("t:")
-BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 NOW = 1_900_000_000.0
 
 
 @pytest.fixture
 def jobs(redis_client):
     return JobStore(redis_client, KEYS, retention_s=3600)
-
-
-def add(jobs, job_id="j1", *, due_in=0.0, now=None):
-    """Write one job due ``due_in`` seconds after ``now`` (the real time unless given)."""
-    now = time.time() if now is None else now
-    new = NewJob(id=job_id, account="default", key=job_id, message=BODY, due_at=now + due_in)
-    return jobs.add([new], now=now)[0]
 
 
 def pump_for(redis_client, dispatched, **options):
@@ -37,7 +28,7 @@ def pump_for(redis_client, dispatched, **options):
 def test_due_jobs_are_dispatched_in_the_order_they_fell_due(jobs, redis_client):
     """Written in any order, jobs leave the schedule earliest due first."""
     for job_id, due_in in [("second", -20), ("third", -10), ("first", -30)]:
-        add(jobs, job_id, due_in=due_in, now=NOW)
+        add_job(jobs, job_id, due_in=due_in, now=NOW)
     dispatched = []
     assert pump_for(redis_client, dispatched).pump_once(NOW) == 3
     assert [job_id for job_id, _ in dispatched] == ["first", "second", "third"]
@@ -45,7 +36,7 @@ def test_due_jobs_are_dispatched_in_the_order_they_fell_due(jobs, redis_client):
 
 def test_a_future_job_waits_in_the_schedule_until_its_time(jobs, redis_client):
     """A job due in a minute is not dispatched before then; at its time it goes, as queued."""
-    add(jobs, "later", due_in=60, now=NOW)
+    add_job(jobs, "later", due_in=60, now=NOW)
     dispatched = []
     pump = pump_for(redis_client, dispatched)
     assert pump.pump_once(NOW + 59) == 0
@@ -57,7 +48,7 @@ def test_a_future_job_waits_in_the_schedule_until_its_time(jobs, redis_client):
 
 def test_a_dispatched_job_holds_a_lease_instead_of_its_schedule_entry(jobs, redis_client):
     """Dispatched: out of the schedule, in the leases until now + the lease."""
-    add(jobs, "j1", now=NOW)
+    add_job(jobs, "j1", now=NOW)
     pump_for(redis_client, [], lease_s=10).pump_once(NOW)
     assert redis_client.zscore(KEYS.due, "j1|1") is None
     assert redis_client.zscore(KEYS.leases, "j1|1") == NOW + 10
@@ -66,7 +57,7 @@ def test_a_dispatched_job_holds_a_lease_instead_of_its_schedule_entry(jobs, redi
 def test_one_round_takes_at_most_a_batch(jobs, redis_client):
     """Ten due jobs and a batch of four: four per round, the rest on the next rounds."""
     for n in range(10):
-        add(jobs, f"j{n}", due_in=n - 10, now=NOW)
+        add_job(jobs, f"j{n}", due_in=n - 10, now=NOW)
     dispatched = []
     pump = pump_for(redis_client, dispatched, batch=4)
     assert [pump.pump_once(NOW) for _ in range(4)] == [4, 4, 2, 0]
@@ -75,11 +66,11 @@ def test_one_round_takes_at_most_a_batch(jobs, redis_client):
 
 def test_due_jobs_go_before_stranded_leases(jobs, redis_client):
     """With room for one, a due job is dispatched before a dispatch whose lease ran out."""
-    add(jobs, "stranded", now=NOW)
+    add_job(jobs, "stranded", now=NOW)
     dispatched = []
     pump = pump_for(redis_client, dispatched, batch=1, lease_s=10)
     pump.pump_once(NOW)
-    add(jobs, "fresh", now=NOW + 20)
+    add_job(jobs, "fresh", now=NOW + 20)
     assert pump.pump_once(NOW + 20) == 1
     assert pump.pump_once(NOW + 20) == 1
     assert [job_id for job_id, _ in dispatched] == ["stranded", "fresh", "stranded"]
@@ -88,7 +79,7 @@ def test_due_jobs_go_before_stranded_leases(jobs, redis_client):
 def test_the_loop_outlives_a_failing_dispatch_and_runs_its_chore(jobs, redis_client):
     """``run``: a dispatch that fails once is retried (the job comes back when its lease ends),
     the chore runs beside the pumping, and the loop ends when told to stop."""
-    add(jobs, "j1")
+    add_job(jobs, "j1")
     dispatched, chores = [], []
 
     def dispatch(batch):
@@ -122,8 +113,8 @@ def test_the_loop_outlives_a_failing_dispatch_and_runs_its_chore(jobs, redis_cli
 
 def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis_client):
     """Due jobs are dispatched once; an unsettled dispatch is dispatched again after its lease."""
-    add(jobs, "now")
-    add(jobs, "later", due_in=60)
+    add_job(jobs, "now")
+    add_job(jobs, "later", due_in=60)
     dispatched = []
     pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10, depth_refresh_s=0)
     now = time.time()
@@ -137,7 +128,7 @@ def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis
 def test_pump_keeps_the_broker_shallow(jobs, redis_client):
     """With the broker at its depth limit nothing is dispatched; with room, only what fits."""
     for n in range(10):
-        add(jobs, f"j{n}")
+        add_job(jobs, f"j{n}")
     dispatched = []
     depth = {"now": 1000}
     pump = Pump(
@@ -161,7 +152,7 @@ def test_parse_member():
 def test_pump_asks_the_broker_its_depth_once_a_second_and_counts_its_dispatches(jobs, redis_client):
     """Between depth reads the pump counts what it dispatched, so it never overfills the broker."""
     for n in range(10):
-        add(jobs, f"j{n}")
+        add_job(jobs, f"j{n}")
     asked = []
     dispatched = []
 
