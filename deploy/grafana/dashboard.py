@@ -32,6 +32,9 @@ from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path: deploy/ importable
+from generated import write_or_check
+
 OUTPUT = Path(__file__).with_name("msgworker.json")
 
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -536,15 +539,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if argv == ["--check"]:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            sys.stderr.write(f"{OUTPUT} is not what {__file__} generates: run it\n")
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(OUTPUT, render(), argv, generator=__file__)
 
 
 if __name__ == "__main__":

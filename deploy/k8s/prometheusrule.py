@@ -14,6 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path: deploy/ importable
+from generated import write_or_check
+
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parent / "prometheus" / "alerts.yml"
 OUTPUT = HERE / "prometheusrule.yaml"
@@ -46,15 +49,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if argv == ["--check"]:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            sys.stderr.write(f"{OUTPUT} is not what {__file__} generates: run it\n")
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(OUTPUT, render(), argv, generator=__file__)
 
 
 if __name__ == "__main__":

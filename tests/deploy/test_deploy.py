@@ -823,6 +823,7 @@ def test_prometheus_rule_is_the_generators_output(tmp_path):
     (tmp_path / "prometheus").mkdir()
     generator.parent.mkdir()
     shutil.copy(RULE_GENERATOR, generator)
+    shutil.copy(DEPLOY / "generated.py", tmp_path)
     shutil.copy(PROMETHEUS_RULE, generator.parent)
     edited = ALERT_RULES.read_text(encoding="utf-8").replace("for: 1m", "for: 2m", 1)
     (tmp_path / "prometheus" / "alerts.yml").write_text(edited, encoding="utf-8")

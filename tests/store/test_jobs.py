@@ -6,34 +6,17 @@ import time
 
 import pytest
 
+from tests.support.jobs import KEYS, add_job
 from worker.outcome import Outcome
-from worker.service.app import MAX_GROUP, create_app, dispatcher
-from worker.settings import Settings
 from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
-from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
-from worker.store.schedule import Pump, parse_member
 
-KEYS = Keys("t:")
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 
 
 @pytest.fixture
 def jobs(redis_client):
     return JobStore(redis_client, KEYS, retention_s=3600)
-
-
-def add(jobs, job_id="j1", *, key=None, due_in=0.0, expires_in=None):
-    now = time.time()
-    new = NewJob(
-        id=job_id,
-        account="default",
-        key=key or job_id,
-        message=BODY,
-        due_at=now + due_in,
-        expires_at=None if expires_in is None else now + expires_in,
-    )
-    return jobs.add([new], now=now)[0]
 
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)
@@ -51,7 +34,7 @@ def begin(jobs, job_id="j1", gen=1, holder="a", **kwargs):
 
 def test_second_dispatch_of_a_claimed_job_is_busy_and_a_settled_one_is_stale(jobs):
     """Two dispatches of one generation: one claims, the other is busy; after sending, stale."""
-    add(jobs)
+    add_job(jobs)
     assert begin(jobs, holder="a") is Verdict.GO
     assert begin(jobs, holder="b") is Verdict.BUSY
     jobs.mark_sent(Execution("j1", 1, "a"), "wamid.1", now=time.time())
@@ -61,7 +44,7 @@ def test_second_dispatch_of_a_claimed_job_is_busy_and_a_settled_one_is_stale(job
 
 def test_dispatch_of_an_old_generation_is_stale(jobs):
     """After a retry the job has a new generation; the old dispatch can do nothing."""
-    add(jobs)
+    add_job(jobs)
     assert begin(jobs, holder="a") is Verdict.GO
     assert jobs.retry(
         Execution("j1", 1, "a"),
@@ -76,7 +59,7 @@ def test_dispatch_of_an_old_generation_is_stale(jobs):
 
 def test_finish_by_an_execution_that_lost_its_claim_writes_nothing(jobs, redis_client):
     """A slow execution whose lease ran out cannot reschedule or park the job any more."""
-    add(jobs)
+    add_job(jobs)
     assert begin(jobs, holder="slow") is Verdict.GO
     redis_client.delete(KEYS.claim("default", "j1"))  # the lease ran out
     assert begin(jobs, holder="rescuer") is Verdict.LOST  # it had started its call
@@ -92,7 +75,7 @@ def test_finish_by_an_execution_that_lost_its_claim_writes_nothing(jobs, redis_c
 
 def test_sent_is_recorded_even_by_an_execution_that_lost_its_claim(jobs, redis_client):
     """A success is a fact: it is recorded whoever holds the job, and the key is marked sent."""
-    add(jobs)
+    add_job(jobs)
     begin(jobs, holder="slow")
     redis_client.delete(KEYS.claim("default", "j1"))
     begin(jobs, holder="rescuer")
@@ -110,11 +93,11 @@ def test_sent_is_recorded_even_by_an_execution_that_lost_its_claim(jobs, redis_c
 
 def test_a_key_already_sent_is_a_duplicate_without_a_call(jobs, redis_client):
     """A second job with a sent key is marked sent with the first wamid, no claim taken."""
-    add(jobs, "first", key="k")
+    add_job(jobs, "first", key="k")
     begin(jobs, "first", holder="a")
     jobs.mark_sent(Execution("first", 1, "a"), "wamid.k", now=time.time())
     redis_client.delete(KEYS.idempotency("default", "k"))  # as if the enqueue record expired
-    add(jobs, "second", key="k")
+    add_job(jobs, "second", key="k")
     claim = jobs.begin(
         Execution("second", 1, "b"), now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE
     )
@@ -124,7 +107,7 @@ def test_a_key_already_sent_is_a_duplicate_without_a_call(jobs, redis_client):
 
 def test_a_crash_during_the_call_is_reported_as_lost(jobs, redis_client):
     """A job left 'calling' with no live claim was cut off mid-call: the verdict says so."""
-    add(jobs)
+    add_job(jobs)
     assert begin(jobs, holder="dead") is Verdict.GO
     assert redis_client.hget(KEYS.job("j1"), "calling") == "1"
     redis_client.delete(KEYS.claim("default", "j1"))  # the worker died; its lease ran out
@@ -133,7 +116,7 @@ def test_a_crash_during_the_call_is_reported_as_lost(jobs, redis_client):
 
 def test_halted_account_moves_the_job_to_the_hold_list(jobs, redis_client):
     """With the halt flag set, a dispatch holds the job instead of sending it."""
-    add(jobs)
+    add_job(jobs)
     redis_client.hset(KEYS.halt("default"), mapping={"code": "AUTH_001", "reason": "", "since": 1})
     assert begin(jobs) is Verdict.HELD
     assert redis_client.lrange(KEYS.held("default"), 0, -1) == ["j1"]
@@ -142,7 +125,7 @@ def test_halted_account_moves_the_job_to_the_hold_list(jobs, redis_client):
 
 def test_hold_after_a_halting_answer_does_not_count_the_attempt(jobs, redis_client):
     """The call that met AUTH_001 is given back: attempts stay as they were."""
-    add(jobs)
+    add_job(jobs)
     begin(jobs, holder="a")
     assert jobs.get("j1").attempts == 1  # the call was counted when its slot was reserved
     applied, halt_set = jobs.hold(
@@ -155,72 +138,15 @@ def test_hold_after_a_halting_answer_does_not_count_the_attempt(jobs, redis_clie
 
 def test_expired_job_is_reported_before_any_call(jobs):
     """Past expires_at, the verdict is expired."""
-    add(jobs, expires_in=0.01)
+    add_job(jobs, expires_in=0.01)
     assert begin(jobs, now=time.time() + 1) is Verdict.EXPIRED
-
-
-def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis_client):
-    """Due jobs are dispatched once; an unsettled dispatch is dispatched again after its lease."""
-    add(jobs, "now")
-    add(jobs, "later", due_in=60)
-    dispatched = []
-    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10, depth_refresh_s=0)
-    now = time.time()
-    assert pump.pump_once(now) == 1
-    assert dispatched == [("now", 1)]
-    assert pump.pump_once(now + 1) == 0  # leased, not dispatched again
-    assert pump.pump_once(now + 11) == 1  # the lease ran out with nobody settling it
-    assert dispatched == [("now", 1), ("now", 1)]
-
-
-def test_pump_keeps_the_broker_shallow(jobs, redis_client):
-    """With the broker at its depth limit nothing is dispatched; with room, only what fits."""
-    for n in range(10):
-        add(jobs, f"j{n}")
-    dispatched = []
-    depth = {"now": 1000}
-    pump = Pump(
-        redis_client,
-        KEYS,
-        dispatched.extend,
-        lambda: depth["now"],
-        max_depth=1000,
-        depth_refresh_s=0,
-    )
-    assert pump.pump_once() == 0
-    depth["now"] = 996
-    assert pump.pump_once() == 4
-
-
-def test_parse_member():
-    """Schedule members are id|gen; ids may contain the separator."""
-    assert parse_member("a|b|7") == ("a|b", 7)
-
-
-def test_pump_asks_the_broker_its_depth_once_a_second_and_counts_its_dispatches(jobs, redis_client):
-    """Between depth reads the pump counts what it dispatched, so it never overfills the broker."""
-    for n in range(10):
-        add(jobs, f"j{n}")
-    asked = []
-    dispatched = []
-
-    def depth():
-        asked.append(1)
-        return 0
-
-    pump = Pump(redis_client, KEYS, dispatched.extend, depth, max_depth=4, depth_refresh_s=1.0)
-    now = time.time()
-    assert pump.pump_once(now) == 4
-    assert pump.pump_once(now + 0.1) == 0  # its own four fill the broker as far as it knows
-    assert pump.pump_once(now + 1.1) == 4  # a fresh read: the broker was drained meanwhile
-    assert len(asked) == 2
 
 
 def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, redis_client):
     """A call made before BILL_001 opened the breaker and settled after it leaves it open (one
     alert per incident); the probe's success closes it."""
-    add(jobs, "early")
-    add(jobs, "billed")
+    add_job(jobs, "early")
+    add_job(jobs, "billed")
     assert begin(jobs, "early", holder="e") is Verdict.GO
     assert begin(jobs, "billed", holder="b") is Verdict.GO
     _, opened = jobs.park(
@@ -234,28 +160,10 @@ def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, red
     assert opened
     assert jobs.mark_sent(Execution("early", 1, "e"), "wamid.early", now=time.time()) is False
     assert redis_client.exists(KEYS.breaker("default"))
-    add(jobs, "probe")
+    add_job(jobs, "probe")
     assert begin(jobs, "probe", holder="p") is Verdict.GO
     assert jobs.mark_sent(Execution("probe", 1, "p"), "wamid.probe", now=time.time()) is True
     assert not redis_client.exists(KEYS.breaker("default"))
-
-
-def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
-    """A long queue goes out a few jobs per broker message; a short one, one job per message."""
-    app = create_app(
-        Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
-    )
-    sent = []
-    app.send_task = lambda name, args, **_: sent.append((name, args))
-    dispatch = dispatcher(app, "q", consumers=4)
-    dispatch([(f"j{i}", 1) for i in range(4)])
-    assert [name for name, _ in sent] == ["msgworker.deliver"] * 4
-    sent.clear()
-    dispatch([(f"j{i}", 1) for i in range(100)])
-    assert {name for name, _ in sent} == {"msgworker.deliver_many"}
-    groups = [args[0] for _, args in sent]
-    assert max(len(g) for g in groups) <= MAX_GROUP
-    assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]
 
 
 def test_accounts_and_keys_with_colons_do_not_collide(jobs):
@@ -274,5 +182,5 @@ def test_accounts_and_keys_with_colons_do_not_collide(jobs):
 
 def test_a_job_id_with_a_history_suffix_is_just_unknown(jobs):
     """``<id>:history`` names no job: no wrong-type error from reading a list as a hash."""
-    add(jobs)
+    add_job(jobs)
     assert jobs.get("j1:history") is None

@@ -47,3 +47,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *_args):
         """Quiet: the test output is not the place for access logs."""
+
+
+class Recorder:
+    """An alert sink that keeps what it is given."""
+
+    name = "recorder"
+
+    def __init__(self):
+        self.alerts = []
+
+    def deliver(self, alert):
+        self.alerts.append(alert)

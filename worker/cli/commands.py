@@ -18,7 +18,7 @@ from typing import Any
 
 from worker.accounts import known_accounts
 from worker.cli.console import Console, emit, progress_bar
-from worker.cli.enqueue import read_json_lines
+from worker.cli.enqueue import read_json_file, refuse_bad_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.logs import mask_phone
 from worker.observe.status import AccountState
@@ -335,23 +335,13 @@ def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:
 def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
     """Every line checked first: one bad line and nothing is written."""
 
-    try:
-        if args.file == "-":
-            lines, problems = read_json_lines(sys.stdin)
-        else:
-            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
-                lines, problems = read_json_lines(stream)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        print(f"msgworker: cannot read {args.file}: {reason}, nothing imported", file=sys.stderr)
+    read = read_json_file(args.file, refused="nothing imported")
+    if read is None:
         return EXIT_USAGE
+    lines, problems = read
     records, bad = parse_export(lines, known_accounts())
-    problems = sorted(problems + bad, key=lambda text: int(text.split(":")[0].split()[1]))
-    if problems:
-        print(f"msgworker: {len(problems)} bad line(s), nothing imported:", file=sys.stderr)
-        for text in problems:
-            print(f"  {text}", file=sys.stderr)
-        return EXIT_USAGE
+    if problems or bad:
+        return refuse_bad_lines(problems + bad, refused="nothing imported")
     report = Restore(runtime.redis, runtime.keys).put_back(records)
     print(
         f"imported {report.imported} dead letter(s); skipped {report.already_there} already "

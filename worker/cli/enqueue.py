@@ -36,6 +36,29 @@ def read_json_lines(stream: Iterable[str]) -> tuple[list[tuple[int, Any]], list[
     return items, problems
 
 
+def read_json_file(path: str, *, refused: str) -> tuple[list[tuple[int, Any]], list[str]] | None:
+    """The JSON lines of ``path`` (``-``: stdin), as ``read_json_lines``; None when the file
+    cannot be read, after saying why and ``refused`` (what was not done)."""
+    try:
+        if path == "-":
+            return read_json_lines(sys.stdin)
+        with open(path, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
+            return read_json_lines(stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(f"msgworker: cannot read {path}: {reason}, {refused}", file=sys.stderr)
+        return None
+
+
+def refuse_bad_lines(problems: list[str], *, refused: str) -> int:
+    """Report every bad line, by line number, and what was not done; the usage exit code."""
+    problems = sorted(problems, key=lambda text: int(text.split(":")[0].removeprefix("line ")))
+    print(f"msgworker: {len(problems)} bad line(s), {refused}:", file=sys.stderr)
+    for text in problems:
+        print(f"  {text}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def enqueue_command(args: argparse.Namespace) -> int:
     """``msgworker enqueue``: one message from the options, or every line of a JSON-lines file."""
     from worker.service.runtime import current_runtime  # noqa: PLC0415 - settings read on use
@@ -58,16 +81,10 @@ def enqueue_command(args: argparse.Namespace) -> int:
 
 def _enqueue_file(args: argparse.Namespace, producer: Any) -> int:
     """All lines go in, or none: every bad line is reported with its number."""
-    try:
-        if args.file == "-":
-            items, problems = read_json_lines(sys.stdin)
-        else:
-            with open(args.file, encoding="utf-8") as stream:  # noqa: PTH123 - a path or "-"
-                items, problems = read_json_lines(stream)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        print(f"msgworker: cannot read {args.file}: {reason}, nothing enqueued", file=sys.stderr)
+    read = read_json_file(args.file, refused="nothing enqueued")
+    if read is None:
         return EXIT_USAGE
+    items, problems = read
     defaults = _options(args)
     envelopes = [
         {**defaults, **item}
@@ -87,11 +104,7 @@ def _enqueue_file(args: argparse.Namespace, producer: Any) -> int:
             line = items[int(index.lstrip("["))][0]
             problems.append(f"line {line}: {field}: {problem.message}")
     if problems:
-        problems.sort(key=lambda text: int(text.split(":")[0].removeprefix("line ")))
-        print(f"msgworker: {len(problems)} bad line(s), nothing enqueued:", file=sys.stderr)
-        for text in problems:
-            print(f"  {text}", file=sys.stderr)
-        return EXIT_USAGE
+        return refuse_bad_lines(problems, refused="nothing enqueued")
     for job_id in ids:
         print(job_id)
     return EXIT_OK
