@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     serve_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - as metrics_host
     # Bearer tokens of the HTTP ingest API, comma-separated (several, to rotate); empty: off.
     ingest_tokens: SecretStr = SecretStr("")
+    # The Bearer secret the Gateway's status webhooks carry; empty: the webhook endpoint is off.
+    webhook_secret: SecretStr = SecretStr("")
 
     @field_validator("ingest_tokens")
     @classmethod
@@ -105,6 +107,16 @@ class Settings(BaseSettings):
             if not token.isascii() or not token.isprintable() or " " in token:
                 raise ValueError("each token must be printable ASCII without spaces")
         return tokens
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_is_strong(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
+        if value and not TOKEN_MIN <= len(value) <= TOKEN_MAX:
+            raise ValueError(f"must have {TOKEN_MIN} to {TOKEN_MAX} characters")
+        if value and (not value.isascii() or not value.isprintable() or " " in value):
+            raise ValueError("must be printable ASCII without spaces")
+        return secret
 
     @field_validator("broker_url", "redis_url")
     @classmethod
