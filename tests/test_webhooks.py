@@ -109,7 +109,9 @@ def test_shuffled_duplicated_and_late_statuses_end_the_same(http, jobs, redis_cl
     wamids = [f"wamid.s{i}" for i in range(40)]
     for i, wamid in enumerate(wamids):
         send(jobs, f"s{i}", wamid)
-    events = [status(w, k, T0 + n) for w in wamids for n, k in enumerate(["sent", "delivered", "read"])]
+    events = [
+        status(w, k, T0 + n) for w in wamids for n, k in enumerate(["sent", "delivered", "read"])
+    ]
     events = events * 3
     random.Random(7).shuffle(events)
     for start in range(0, len(events), 17):
