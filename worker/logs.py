@@ -18,7 +18,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "***"
 # Fields that carry a recipient's number, wherever they appear in an event (payloads included).
-PHONE_FIELDS = frozenset({"to", "phone", "wa_id", "input", "recipient"})
+PHONE_FIELDS = frozenset({"to", "phone", "wa_id", "input", "recipient", "recipient_id"})
 # Secrets shorter than this are not searched for: they would match ordinary text.
 SECRET_MIN_LENGTH = 6
 

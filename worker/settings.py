@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     ingest_tokens: SecretStr = SecretStr("")
     # The web console's password (/console); empty: the console is off (404).
     console_password: SecretStr = SecretStr("")
+    # The Bearer secret the Gateway's status webhooks carry; empty: the webhook endpoint is off.
+    webhook_secret: SecretStr = SecretStr("")
 
     @field_validator("ingest_tokens")
     @classmethod
@@ -117,6 +119,16 @@ class Settings(BaseSettings):
             msg = f"must have {CONSOLE_PASSWORD_MIN} to {TOKEN_MAX} characters"
             raise ValueError(msg)
         return password
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_is_strong(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
+        if value and not TOKEN_MIN <= len(value) <= TOKEN_MAX:
+            raise ValueError(f"must have {TOKEN_MIN} to {TOKEN_MAX} characters")
+        if value and (not value.isascii() or not value.isprintable() or " " in value):
+            raise ValueError("must be printable ASCII without spaces")
+        return secret
 
     @field_validator("broker_url", "redis_url")
     @classmethod

@@ -511,6 +511,75 @@ def alerts_and_waits() -> list[timeseries.Panel]:
     return [raised, waits]
 
 
+def delivery_shares() -> list[timeseries.Panel]:
+    """What WhatsApp did with what the Gateway accepted (from its webhooks, counted by serve)."""
+    accepted = f'sum(rate(msgworker_jobs_total{{{J},outcome="sent"}}[$__rate_interval]))'
+    statuses = "msgworker_delivery_statuses_total"
+    shares = series_panel(
+        17,
+        "Delivered and read share",
+        "Of the messages the Gateway accepted (sent), the share WhatsApp reported delivered and "
+        "read (status webhooks through msgworker serve). A delivered share falling while sends "
+        "go on means accepted is not delivered: see 'Delivery failures by code'.",
+        place(8, 12, 0, 46),
+        "percentunit",
+    )
+    for ref, status in (("A", "delivered"), ("B", "read")):
+        count = f'sum(rate({statuses}{{{J},status="{status}"}}[$__rate_interval]))'
+        shares = shares.with_target(query(f"{count} / {accepted}", status, ref))
+    failures = stacked(
+        series_panel(
+            18,
+            "Delivery failures by code",
+            "Failed deliveries per second by WhatsApp error code (WA_131026 undeliverable, "
+            "WA_131047 re-engagement window, WA_131049 marketing limit; OTHER for the rest). "
+            "Parked as undelivered by default: `msgworker dlq replay --code WA_<code>`.",
+            place(8, 12, 12, 46),
+            "reqps",
+        )
+    ).with_target(
+        query(
+            f"sum by (code) (rate(msgworker_delivery_failures_total{{{J}}}[$__rate_interval]))",
+            "{{code}}",
+            "A",
+        )
+    )
+    return [shares, failures]
+
+
+def delivery_latency() -> list[timeseries.Panel]:
+    bucket = f"msgworker_delivery_seconds_bucket{{{J}}}[$__rate_interval]"
+    latency = series_panel(
+        19,
+        "Acceptance to delivery",
+        "Seconds from the Gateway accepting a message to WhatsApp reporting it delivered (p50, "
+        "p99). Minutes here usually mean recipients offline, not a problem of ours.",
+        place(8, 12, 0, 54),
+        "s",
+    )
+    for ref, quantile in (("A", "0.5"), ("B", "0.99")):
+        expr = f"histogram_quantile({quantile}, sum by (le) (rate({bucket})))"
+        latency = latency.with_target(query(expr, f"p{quantile[2:]}", ref))
+    hooks = stacked(
+        series_panel(
+            20,
+            "Webhook requests by result",
+            "POST /webhooks/gateway by result: ok, unmatched (no job has the wamid yet: kept 60 s "
+            "in case the send is recorded late), unauthorized (wrong secret), bad_request, "
+            "too_large, unavailable (Redis did not answer: the Gateway sends it again).",
+            place(8, 12, 12, 54),
+            "reqps",
+        )
+    ).with_target(
+        query(
+            f"sum by (result) (rate(msgworker_webhook_requests_total{{{J}}}[$__rate_interval]))",
+            "{{result}}",
+            "A",
+        )
+    )
+    return [latency, hooks]
+
+
 def build() -> dict[str, object]:
     board = (
         dashboard.Dashboard("msgworker")
@@ -528,7 +597,8 @@ def build() -> dict[str, object]:
         .refresh("30s")
         .variables(variables())
     )
-    for panel in [*top_row(), *traffic(), *backlog(), *alerts_and_waits()]:
+    panels = [*top_row(), *traffic(), *backlog(), *alerts_and_waits()]
+    for panel in [*panels, *delivery_shares(), *delivery_latency()]:
         board = board.with_panel(panel)
     encoded: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return encoded

@@ -73,7 +73,8 @@ def test_enqueue_text_prints_the_job_id_and_job_shows_the_spec_shape(redis_url):
     assert code == 0
     view = json.loads(out)
     assert set(view) == {
-        "id", "state", "account", "attempts", "last_code", "wamid", "priority", "history"
+        "id", "state", "account", "attempts", "last_code", "wamid", "priority", "delivery",
+        "history",
     }  # fmt: skip
     assert (view["id"], view["state"], view["account"], view["attempts"]) == (
         job_id,

@@ -435,7 +435,12 @@ def test_configmap_holds_every_non_secret_setting(monkeypatch):
     environment), and the worker accepts the values."""
     data = manifest("configmap.yaml")["data"]
     every = {f"MSGWORKER_{name.upper()}" for name in Settings.model_fields}
-    secrets = {"MSGWORKER_API_KEY", "MSGWORKER_INGEST_TOKENS", "MSGWORKER_CONSOLE_PASSWORD"}
+    secrets = {
+        "MSGWORKER_API_KEY",
+        "MSGWORKER_INGEST_TOKENS",
+        "MSGWORKER_CONSOLE_PASSWORD",
+        "MSGWORKER_WEBHOOK_SECRET",
+    }
     assert set(data) == every - secrets - {"MSGWORKER_ENV_FILE"}
     assert all(isinstance(value, str) for value in data.values())
     settings = settings_from(data, monkeypatch)

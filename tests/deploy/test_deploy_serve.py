@@ -36,11 +36,13 @@ def test_serve_probes_liveness_on_healthz_and_readiness_on_readyz():
 
 
 def test_serve_takes_its_tokens_from_an_optional_secret_only():
-    """The tokens come from a Secret (ingest stays off until it exists), never the ConfigMap."""
-    [token] = serve_container()["env"]
-    assert token["name"] == "MSGWORKER_INGEST_TOKENS"
-    assert token["valueFrom"]["secretKeyRef"]["optional"] is True
-    assert "MSGWORKER_INGEST_TOKENS" not in manifest("configmap.yaml")["data"]
+    """The tokens and the webhook secret come from Secrets (each part off until its Secret
+    exists), never the ConfigMap."""
+    token, webhook = serve_container()["env"]
+    for entry, name in ((token, "MSGWORKER_INGEST_TOKENS"), (webhook, "MSGWORKER_WEBHOOK_SECRET")):
+        assert entry["name"] == name
+        assert entry["valueFrom"]["secretKeyRef"]["optional"] is True
+        assert name not in manifest("configmap.yaml")["data"]
 
 
 def test_serve_service_selects_the_serve_pods_only():

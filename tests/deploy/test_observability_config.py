@@ -55,8 +55,19 @@ EXPORTED = frozenset(
         "msgworker_build_info",
     }
 )
+# What `msgworker serve` exports about delivery statuses (from the Gateway's webhooks).
+SERVED = frozenset(
+    {
+        "msgworker_delivery_statuses_total",
+        "msgworker_delivery_failures_total",
+        "msgworker_webhook_requests_total",
+        "msgworker_delivery_seconds_bucket",
+        "msgworker_delivery_seconds_sum",
+        "msgworker_delivery_seconds_count",
+    }
+)
 # Prometheus' own scrape-health series.
-ALLOWED = EXPORTED | {"up"}
+ALLOWED = EXPORTED | SERVED | {"up"}
 
 ALERT_NAMES = frozenset(
     {
@@ -68,6 +79,7 @@ ALERT_NAMES = frozenset(
         "MsgworkerQueueNotDraining",
         "MsgworkerNoWorkerScraped",
         "MsgworkerRedisUnreachable",
+        "MsgworkerDeliveryFailuresHigh",
     }
 )
 

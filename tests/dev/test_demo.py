@@ -29,6 +29,9 @@ def test_demo_runs_every_path_with_a_private_redis_and_sends_nothing_twice():
     assert "breaker open" in out
     assert "halted (AUTH_001)" in out
     assert "sent twice: 0" in out
+    assert "3 jobs delivered, then read" in out
+    assert "undelivered" in out  # parked, shown by `dlq list`
+    assert "WA_131026" in out
     assert "dead letters: {'GW_001': 1}" in out
     assert 'msgworker_api_responses_total{code="RATE_001"' in out
     assert "everything the demo started is stopped" in out

@@ -111,6 +111,15 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     return EXIT_OK
 
 
+def _delivery(delivery: dict[str, Any] | None) -> str:
+    """``read at 2026-…``; a failure with its code and title."""
+    if delivery is None:
+        return "-"
+    error = delivery["error"] or {}
+    why = f" ({error.get('code')} {error.get('title', '')})".rstrip() if error else ""
+    return f"{delivery['status']} at {delivery['at']}{why}"
+
+
 def job(args: argparse.Namespace, runtime: Runtime) -> int:
     # Only a well-formed id is looked up: another string could name another kind of key.
     found = runtime.jobs.get(args.id) if is_job_id(args.id) else None
@@ -130,6 +139,7 @@ def job(args: argparse.Namespace, runtime: Runtime) -> int:
             ("attempts", str(view["attempts"]), None),
             ("last code", view["last_code"] or "-", None),
             ("wamid", view["wamid"] or "-", None),
+            ("delivery", _delivery(view["delivery"]), None),
         ]
     )
     rows = [

@@ -104,6 +104,12 @@ def _sandbox(args: argparse.Namespace) -> int:
         balance=args.balance,
         fault_rate=args.fault_rate,
         latency_ms=args.latency_ms,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret or "",
+        webhook_sent_s=args.webhook_delays[0],
+        webhook_delivered_s=args.webhook_delays[1],
+        webhook_read_s=args.webhook_delays[2],
+        failing_recipients=tuple(args.failing_recipient or ()),
     )
     print(f"sandbox gateway on http://{args.host}:{args.port}", file=sys.stderr)
     serve(config, args.host, args.port)
@@ -162,6 +168,17 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
+
+
+def _delays(text: str) -> tuple[float, float, float]:
+    parts = text.split(",")
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0 <= v < 86400 for v in values):
+        raise argparse.ArgumentTypeError("must be three seconds: SENT,DELIVERED,READ")
+    return values
 
 
 def _positive(text: str) -> float:
@@ -313,6 +330,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     sandbox.add_argument("--latency-ms", type=float, default=0.0)
     sandbox.add_argument(
         "--api-key", action="append", help="a key the sandbox accepts (repeatable; sk_sandbox)"
+    )
+    sandbox.add_argument("--webhook-url", help="post status webhooks for accepted messages here")
+    sandbox.add_argument("--webhook-secret", help="the Bearer secret those webhooks carry")
+    sandbox.add_argument(
+        "--webhook-delays",
+        type=_delays,
+        default=(0.0, 0.05, 0.1),
+        metavar="SENT,DELIVERED,READ",
+        help="seconds after acceptance of each status (default 0,0.05,0.1)",
+    )
+    sandbox.add_argument(
+        "--failing-recipient", action="append", help="a number that gets failed 131026 (repeatable)"
     )
     sandbox.set_defaults(handler=_sandbox)
 

@@ -29,6 +29,8 @@ from worker.settings import Settings, get_settings
 from worker.store.jobs import SETTLED, Job, JobState
 
 DEMO_KEY = "sk_demo_7c1e0a9b3f"
+DEMO_WEBHOOK_SECRET = "whsec_demo_5d2f8a1c9e"  # noqa: S105 - the demo's own, on 127.0.0.1
+UNREACHABLE = "905329999999"  # the sandbox answers its messages' delivery with failed 131026
 STEP_TIMEOUT_S = 60.0
 
 
@@ -69,8 +71,9 @@ def text(label: str, n: int) -> dict[str, Any]:
 
 
 class Demo:
-    def __init__(self, runtime: Runtime, sandbox_url: str) -> None:
+    def __init__(self, runtime: Runtime, sandbox_url: str, env: dict[str, str]) -> None:
         self.runtime = runtime
+        self.env = env
         self.sandbox = httpx.Client(base_url=sandbox_url, timeout=10)
         self.ids: list[str] = []
 
@@ -98,8 +101,9 @@ class Demo:
         self.sandbox.post(path, json=body).raise_for_status()
 
     def run(self) -> None:
-        """The six scenes, one after the other."""
+        """The seven scenes, one after the other."""
         self.plain_sends()
+        self.delivery()
         self.rate_limited()
         self.retried()
         self.invalid_recipient()
@@ -111,6 +115,40 @@ class Demo:
         ids = self.enqueue("welcome", 20)
         self.settle(ids, what="plain sends")
         say(f"   {dict(self.states(ids))}")
+
+    def delivery(self) -> None:
+        say("1b. delivery status: the sandbox posts WhatsApp's webhooks to msgworker serve")
+        ids = self.enqueue("delivery", 3)
+        message = {"to": UNREACHABLE, "type": "text", "text": {"body": "to nowhere"}}
+        lost = self.runtime.producer.enqueue(message)
+        self.ids.append(lost)
+        wait_until(
+            lambda: (
+                all((j := self.job(i)).delivery and j.delivery.status == "read" for i in ids)
+                and self.job(lost).state is JobState.PARKED
+            ),
+            what="delivery statuses",
+            timeout_s=30,
+        )
+        say(f"   {len(ids)} jobs delivered, then read (payload dropped once read)")
+        parked = self.job(lost)
+        say(f"   {UNREACHABLE[:5]}*****{UNREACHABLE[-2:]}: {parked.state} {parked.last_code}")
+        listed = subprocess.run(  # noqa: S603 - our own command
+            [
+                str(Path(sys.executable).with_name("msgworker")),
+                "dlq",
+                "list",
+                "--code",
+                "WA_131026",
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for line in listed.stdout.splitlines():
+            say(f"   dlq list | {line}")
+        self.runtime.dead_letters.purge([lost])  # the later scenes count their own dead letters
 
     def rate_limited(self) -> None:
         say("2. The Gateway answers RATE_001 (retry_after '2s'): every worker waits 2 s")
@@ -222,9 +260,8 @@ def run_demo() -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgworker-demo-")))
         redis_url, where = stack.enter_context(redis_for_demo(settings, workdir))
-        sandbox = stack.enter_context(
-            RunningSandbox(SandboxConfig(api_keys=(DEMO_KEY,), latency_ms=20))
-        )
+        serve_port = free_port()
+        sandbox = stack.enter_context(RunningSandbox(_sandbox_config(serve_port)))
         metrics_port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")},
@@ -237,11 +274,15 @@ def run_demo() -> int:
             "MSGWORKER_METRICS_PORT": str(metrics_port),
             "MSGWORKER_BACKOFF_BASE_S": "0.5",
             "MSGWORKER_LOG_FORMAT": "json",
+            "MSGWORKER_SERVE_PORT": str(serve_port),
+            "MSGWORKER_SERVE_HOST": "127.0.0.1",
+            "MSGWORKER_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
         }
         say(f"msgworker demo: Redis is {where}; sandbox Gateway at {sandbox.url}")
         log_path = workdir / "worker.log"
         worker = _start_worker(env, log_path)
         stack.callback(_stop_worker, worker)
+        stack.callback(_stop_worker, _start_serve(env, workdir / "serve.log"))
         runtime = Runtime(
             Settings(
                 broker_url=redis_url,
@@ -256,13 +297,40 @@ def run_demo() -> int:
             what="the worker",
             timeout_s=30,
         )
+        wait_until(lambda: _answers(f"http://127.0.0.1:{serve_port}/healthz"), what="serve")
         say(f"worker started (threads pool), metrics on http://127.0.0.1:{metrics_port}/metrics")
+        say(f"msgworker serve on http://127.0.0.1:{serve_port} (webhooks on)")
         say()
-        demo = Demo(runtime, sandbox.url)
+        demo = Demo(runtime, sandbox.url, env)
         demo.run()
         demo.summary(f"http://127.0.0.1:{metrics_port}/metrics")
     say("\neverything the demo started is stopped")
     return 0
+
+
+def _sandbox_config(serve_port: int) -> SandboxConfig:
+    return SandboxConfig(
+        api_keys=(DEMO_KEY,),
+        latency_ms=20,
+        webhook_url=f"http://127.0.0.1:{serve_port}/webhooks/gateway",
+        webhook_secret=DEMO_WEBHOOK_SECRET,
+        webhook_delivered_s=0.3,
+        webhook_read_s=0.8,
+        failing_recipients=(UNREACHABLE,),
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _start_serve(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).with_name("msgworker")), "serve"]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
 
 
 def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

@@ -8,7 +8,10 @@
     problems.py the error answers (401, 404, 413, 422, 503) and their shapes
     schemas.py  the request and answer models the OpenAPI document is generated from
     ingest.py   POST /v1/messages, POST /v1/messages/batch, GET /v1/jobs/{id}
+    webhooks.py POST /webhooks/gateway: the Gateway's delivery statuses, applied to jobs
+    webhook_payload.py  those webhooks' bodies, read strictly and boundedly
 
-A part with a secret (ingest: ``INGEST_TOKENS``) is mounted only when its secret is set, and
-answers 404 otherwise. The service starts with Redis down; ``/readyz`` says when it answers.
+A part with a secret (ingest: ``INGEST_TOKENS``, webhooks: ``WEBHOOK_SECRET``) is mounted only
+when its secret is set, and answers 404 otherwise. The service starts with Redis down;
+``/readyz`` says when it answers.
 """

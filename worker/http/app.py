@@ -1,7 +1,8 @@
 """The HTTP service's composition root: settings in, an ASGI app out; ``serve`` runs it.
 
 Each part is a router. Health, readiness and metrics are always there; ingest is mounted only
-when ``INGEST_TOKENS`` is set (else its paths answer 404). The Redis client is made here and
+when ``INGEST_TOKENS`` is set, the Gateway's webhooks only when ``WEBHOOK_SECRET`` is (else their
+paths answer 404). The Redis client is made here and
 connects on first use, so the service starts (and says so on /readyz) while Redis is down.
 """
 
@@ -17,13 +18,15 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from worker.accounts import known_accounts
-from worker.http import console, health, ingest, metrics
+from worker.http import console, health, ingest, metrics, webhooks
 from worker.http.auth import BearerTokens
 from worker.http.problems import install_handlers
 from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
+from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_tokens
+from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
 
 log = get_logger(__name__)
@@ -62,6 +65,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(ingest.build_router(BearerTokens(tokens)))
     if settings.console_password.get_secret_value():
         app.include_router(console.build_router(settings))
+    if secret := settings.webhook_secret.get_secret_value():
+        delivery = load_routing_table(settings.routing_file).delivery
+        store = DeliveryStore(client, Keys(settings.redis_prefix))
+        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, known_accounts())
+        app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -99,6 +107,7 @@ def app_from_environment() -> FastAPI:
         *split_tokens(settings.ingest_tokens),
         settings.api_key.get_secret_value(),
         settings.console_password.get_secret_value(),
+        settings.webhook_secret.get_secret_value(),
     ]
     configure_logging(
         level=settings.log_level.value,
@@ -109,6 +118,7 @@ def app_from_environment() -> FastAPI:
         "http.starting",
         redis=mask_url(settings.state_url),
         ingest=bool(split_tokens(settings.ingest_tokens)),
+        webhooks=bool(settings.webhook_secret.get_secret_value()),
     )
     return create_app(settings)
 

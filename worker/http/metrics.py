@@ -48,6 +48,30 @@ class HttpMetrics:
             ["result"],  # accepted | duplicate | invalid
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "msgworker_webhook_requests_total",
+            "Gateway webhook requests, by result",
+            ["result"],  # ok | unmatched | unauthorized | bad_request | too_large | unavailable
+            registry=self.registry,
+        )
+        self.delivery_statuses = Counter(
+            "msgworker_delivery_statuses_total",
+            "Delivery statuses applied to jobs (repeats and stale ones not counted)",
+            ["account", "status"],
+            registry=self.registry,
+        )
+        self.delivery_failures = Counter(
+            "msgworker_delivery_failures_total",
+            "Failed deliveries, by account and WhatsApp error code (WA_<code>, else OTHER)",
+            ["account", "code"],
+            registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "msgworker_delivery_seconds",
+            "Time from the Gateway accepting a message to WhatsApp delivering it",
+            registry=self.registry,
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400),
+        )
 
 
 class CountRequests:

@@ -8,6 +8,7 @@ from typing import Any
 
 from worker.observe.status import AccountState, Snapshot
 from worker.store.deadletters import DeadLetter
+from worker.store.delivery import Delivery
 from worker.store.jobs import Job
 from worker.store.ratelimit import RateLimit
 
@@ -29,6 +30,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "last_code": job.last_code,
         "wamid": job.wamid,
         "priority": job.priority,
+        "delivery": delivery_view(job.delivery),
         "history": [
             {
                 "at": iso(event.get("at")),
@@ -40,6 +42,13 @@ def job_view(job: Job) -> dict[str, Any]:
             for event in job.history
         ],
     }
+
+
+def delivery_view(delivery: Delivery | None) -> dict[str, Any] | None:
+    """What WhatsApp did with a sent job: ``{"status", "at", "error"}`` (error when failed)."""
+    if delivery is None:
+        return None
+    return {"status": delivery.status.value, "at": iso(delivery.at), "error": delivery.error}
 
 
 def status_view(

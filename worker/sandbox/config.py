@@ -62,6 +62,29 @@ def _seed(name: str, value: Any) -> int | None:
     return value
 
 
+def _webhook_url(name: str, value: Any) -> str | None:
+    if value is not None and (
+        not isinstance(value, str) or not value.startswith(("http://", "https://"))
+    ):
+        raise SandboxInputError(name, "must be an http(s) URL or null")
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or any(ch.isspace() for ch in value):
+        raise SandboxInputError(name, "must be a string without spaces")
+    return value
+
+
+def _recipients(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise SandboxInputError(name, "must be a list of phone numbers")
+    digits = tuple(str(item).lstrip("+") for item in value)
+    if not all(item.isdigit() for item in digits):
+        raise SandboxInputError(name, "must be a list of phone numbers")
+    return digits
+
+
 KNOBS: dict[str, Callable[[str, Any], Any]] = {
     "rate_per_sec": _positive_int,
     "rate_per_min": _positive_int,
@@ -72,6 +95,12 @@ KNOBS: dict[str, Callable[[str, Any], Any]] = {
     "seed": _seed,
     "fault_kinds": _fault_kinds,
     "retry_after_format": _retry_after_format,
+    "webhook_url": _webhook_url,
+    "webhook_secret": _text,
+    "webhook_sent_s": check_number,
+    "webhook_delivered_s": check_number,
+    "webhook_read_s": check_number,
+    "failing_recipients": _recipients,
 }
 
 
@@ -89,6 +118,14 @@ class SandboxConfig:
     seed: int | None = None
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     retry_after_format: str = "seconds"
+    # Status webhooks for accepted messages, posted to webhook_url (none without it) this many
+    # seconds after acceptance; recipients on failing_recipients get failed (131026) instead.
+    webhook_url: str | None = None
+    webhook_secret: str = ""
+    webhook_sent_s: float = 0.0
+    webhook_delivered_s: float = 0.05
+    webhook_read_s: float = 0.1
+    failing_recipients: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for knob in fields(self):

@@ -25,6 +25,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     drop: bool = False
+    accepted: tuple[str, str] | None = None  # (wamid, wa_id) of an accepted message
 
 
 def json_bytes(data: Any) -> bytes:
@@ -111,7 +112,9 @@ def success_reply(wamid: str, to: Any, headers: Mapping[str, str], delay_s: floa
         "messages": [{"id": wamid}],
     }
     body = json_bytes({"isSuccess": True, "data": data})
-    return Reply(code=OK, status=200, body=body, headers=headers, delay_s=delay_s)
+    return Reply(
+        code=OK, status=200, body=body, headers=headers, delay_s=delay_s, accepted=(wamid, wa_id)
+    )
 
 
 @dataclass(frozen=True)

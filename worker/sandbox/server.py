@@ -6,6 +6,7 @@
                               (messages with seq > since; seq starts at 1, never restarts)
     GET  /sandbox/stats       requests, accepted, by_code, by_status, faults, balances, config
     GET  /sandbox/requests    {"requests": [{"at", "code"}, ...]}: every request's arrival
+    GET  /sandbox/webhooks    status webhooks posted, refused, given up (with webhook_url set)
     POST /sandbox/topup       {"amount", "key_label"?} -> {"balances": {...}}
     POST /sandbox/config      {knob: value, ..., "outage_s"?} -> {"config": {...}}
     POST /sandbox/keys        {"api_key", "balance"?, "no_billing"?, "waba_broken"?}
@@ -30,6 +31,7 @@ from aiohttp import hdrs, web
 
 from worker.sandbox.config import SandboxConfig, SandboxInputError
 from worker.sandbox.state import SandboxState
+from worker.sandbox.webhooks import StatusPoster
 
 __all__ = ["RunningSandbox", "SandboxConfig", "build_app", "serve"]
 
@@ -43,6 +45,7 @@ BACKLOG = 2048
 SHUTDOWN_TIMEOUT_S = 0.5
 
 STATE = web.AppKey("sandbox_state", SandboxState)
+POSTER = web.AppKey("sandbox_poster", StatusPoster)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -51,6 +54,16 @@ def build_app(config: SandboxConfig) -> web.Application:
     """The sandbox as an aiohttp application, with its own fresh state."""
     app = web.Application()
     app[STATE] = SandboxState(config)
+    poster = app[POSTER] = StatusPoster()
+
+    async def open_poster(_: web.Application) -> None:
+        await poster.open()
+
+    async def close_poster(_: web.Application) -> None:
+        await poster.close()
+
+    app.on_startup.append(open_poster)
+    app.on_cleanup.append(close_poster)
     app.add_routes(
         [
             web.post("/v1/wa/message", _send),
@@ -58,6 +71,7 @@ def build_app(config: SandboxConfig) -> web.Application:
             web.get("/sandbox/messages", _admin(_messages)),
             web.get("/sandbox/stats", _admin(_stats)),
             web.get("/sandbox/requests", _admin(_requests)),
+            web.get("/sandbox/webhooks", _admin(_webhooks)),
             web.post("/sandbox/topup", _admin(_topup)),
             web.post("/sandbox/config", _admin(_configure)),
             web.post("/sandbox/keys", _admin(_keys)),
@@ -74,6 +88,8 @@ async def _send(request: web.Request) -> web.StreamResponse:
     reply = request.app[STATE].handle(
         headers.get(hdrs.AUTHORIZATION), body, headers.get("X-Idempotency-Key")
     )
+    if reply.accepted is not None:
+        request.app[POSTER].accepted(request.app[STATE].config, *reply.accepted)
     if reply.delay_s > 0:
         await asyncio.sleep(reply.delay_s)
     if reply.drop and request.transport is not None:
@@ -140,6 +156,10 @@ async def _stats(request: web.Request) -> dict[str, Any]:
 
 async def _requests(request: web.Request) -> dict[str, Any]:
     return {"requests": request.app[STATE].arrivals()}
+
+
+async def _webhooks(request: web.Request) -> dict[str, Any]:
+    return dict(request.app[POSTER].counts)
 
 
 async def _topup(request: web.Request) -> dict[str, Any]:

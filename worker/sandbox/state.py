@@ -265,6 +265,8 @@ class SandboxState:
         knobs = asdict(self.config)
         del knobs["api_keys"]
         knobs["fault_kinds"] = list(self.config.fault_kinds)
+        knobs["failing_recipients"] = list(self.config.failing_recipients)
+        knobs["webhook_secret"] = "***" if self.config.webhook_secret else ""
         knobs["outage_remaining_s"] = round(max(self._outage_until - self._clock(), 0.0), 3)
         knobs["keys"] = {
             a.label: {"no_billing": a.no_billing, "waba_broken": a.waba_broken}

@@ -38,6 +38,7 @@ class ParkReason(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     EXPIRED = "expired"
     AMBIGUOUS = "ambiguous"
+    UNDELIVERED = "undelivered"
 
 
 class Rule(BaseModel):
@@ -59,6 +60,34 @@ class Rule(BaseModel):
         return ParkReason(self.reason or ParkReason.PERMANENT)
 
 
+class DeliveryRule(BaseModel):
+    """What a failed delivery with one WhatsApp error code leads to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["park", "drop"] = "park"
+
+
+WhatsAppCode = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]
+
+
+class DeliveryRouting(BaseModel):
+    """The ``[delivery]`` part: failed deliveries by WhatsApp error code, else the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    codes: dict[WhatsAppCode, DeliveryRule] = Field(default_factory=dict)
+    default: DeliveryRule = DeliveryRule()
+
+    def rule_for(self, code: int | None) -> DeliveryRule:
+        return self.codes.get(str(code), self.default) if code is not None else self.default
+
+
+def undelivered_code(code: int | None) -> str:
+    """The dead-letter code of an undelivered job: ``WA_131026``, ``WA_UNKNOWN`` without one."""
+    return "WA_UNKNOWN" if code is None else f"WA_{code}"
+
+
 StatusKey = Annotated[str, Field(pattern=r"^([1-5][0-9][0-9]|[1-5]xx)$")]
 
 
@@ -74,6 +103,7 @@ class RoutingTable(BaseModel):
         default_factory=dict
     )
     default: Rule
+    delivery: DeliveryRouting = DeliveryRouting()
 
     def rule_for(self, outcome: Outcome) -> Rule:
         """Resolution order: code → group → status → status class → transport → default."""

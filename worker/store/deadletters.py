@@ -35,6 +35,7 @@ class DeadLetter:
     enqueued_at: float
     parked_at: float
     expires_at: float | None = None
+    wamid: str | None = None  # undelivered: the wamid it was sent as (a replay sends it again)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

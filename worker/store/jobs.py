@@ -18,6 +18,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from worker.errors import StoreFull
 from worker.outcome import Outcome, RateLimitHeaders
+from worker.store.delivery import Delivery
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit, learn_arguments
 from worker.store.scripts import load_script
@@ -127,6 +128,7 @@ class Job:
     parked_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     priority: str = "normal"
+    delivery: Delivery | None = None  # what WhatsApp did with it once sent (webhooks)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str], history: list[str]) -> Job:
@@ -138,7 +140,7 @@ class Job:
             id=raw["id"],
             account=raw["account"],
             key=raw["key"],
-            message=json.loads(raw["message"]),
+            message=json.loads(raw.get("message") or "{}"),  # none once read or undelivered
             state=JobState(raw.get("state", JobState.SENDING)),
             gen=int(raw.get("gen", 0)),
             attempts=int(raw.get("attempts", 0)),
@@ -152,6 +154,7 @@ class Job:
             parked_reason=raw.get("parked_reason") or None,
             history=[json.loads(line) for line in history],
             priority=raw.get("priority") or "normal",
+            delivery=Delivery.from_hash(raw),
         )
 
 
@@ -186,7 +189,7 @@ class JobStore:
         self._retention_s = retention_s
         self._enqueue = load_script(client, "enqueue")
         self._begin = load_script(client, "begin", include=("ratelimit",))
-        self._finish = load_script(client, "finish", include=("ratelimit",))
+        self._finish = load_script(client, "finish", include=("ratelimit", "delivery"))
         self._recheck = load_script(client, "recheck")
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
@@ -250,11 +253,9 @@ class JobStore:
     def recheck(
         self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
     ) -> Claim:
-        """A fresh look at the switches after a wait for a slot (see recheck.lua).
-
-        One round trip; a halt holds the job, a cooldown puts it back on the schedule, an open
-        breaker leaves it claimed for parking (or makes this call its probe).
-        """
+        """A fresh look at the switches after a wait for a slot, in one round trip: a halt holds
+        the job, a cooldown puts it back on the schedule, an open breaker leaves it claimed for
+        parking (or makes this call its probe). See recheck.lua."""
         k, account = self._keys, job.account
         reply = self._recheck(
             keys=[
@@ -331,7 +332,6 @@ class JobStore:
         headers: RateLimitHeaders | None = None,
     ) -> bool:
         """Put the job back on the schedule after ``delay_s``; False if no longer ours.
-
         ``outcome`` is the Gateway's answer that led here (none for a wait). A ``reschedule``
         uses no attempt. The history says ``attempt`` after an answer, ``ambiguous`` when the
         answer was lost after the request went out (the Gateway may have sent it), else ``wait``.

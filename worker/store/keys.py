@@ -82,6 +82,15 @@ class Keys:
         """String with a lease: the job execution currently sending this key."""
         return f"{self.prefix}claim:{encode_part(account)}:{encode_part(key)}"
 
+    # Delivery status
+    def wamid(self, wamid: str) -> str:
+        """String: the job id a wamid was sent as (kept as long as the job's record)."""
+        return f"{self.prefix}wamid:{encode_part(wamid)}"
+
+    def early_statuses(self, wamid: str) -> str:
+        """List: statuses that came for a wamid before its send was recorded (kept 60 s)."""
+        return f"{self.prefix}wamid:{encode_part(wamid)}:early"
+
     # Account switches
     def halt(self, account: str) -> str:
         """Hash: present while the account is halted (code, reason, since)."""

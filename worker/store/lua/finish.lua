@@ -1,5 +1,5 @@
 -- Record what became of one execution of a job, atomically, and learn from the answer's
--- X-RateLimit headers. (keys.lua and ratelimit.lua are included above.)
+-- X-RateLimit headers. (keys.lua, ratelimit.lua and delivery.lua are included above.)
 -- ARGV: prefix, id, gen, now, execution, mode, event_json,
 --       sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --       ('' for headers that were absent), then by mode:
@@ -8,7 +8,8 @@
 --   park        code, reason, record_json, open_breaker ('0'|'1')
 --   hold        code, halt_json
 -- Returns 1 when recorded; 0 when this execution no longer owned the job (nothing written).
--- For `sent` also: the wamid is recorded whoever owns the job (the message went out), and the
+-- For `sent` also: the wamid is recorded whoever owns the job (the message went out), indexed
+-- to the job for the delivery statuses (statuses that came first are applied now), and the
 -- second value says whether a billing breaker was open (now closed). For `park` with a breaker,
 -- the second value says whether this park opened it.
 local prefix, id, gen, now, execution, mode = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -42,7 +43,16 @@ if mode == 'sent' then
     'updated_at', now)
   if f[1] == gen then release() end
   remember()
-  retain(prefix, id, account, key, math.max(1, math.floor(tonumber(ARGV[15]) * 1000)))
+  local retention_ms = math.max(1, math.floor(tonumber(ARGV[15]) * 1000))
+  retain(prefix, id, account, key, retention_ms)
+  redis.call('HSET', job, 'sent_at', now)
+  redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error')
+  redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms)
+  local early = keys.early_statuses(prefix, ARGV[14])
+  for _, raw in ipairs(redis.call('LRANGE', early, 0, -1)) do
+    apply_delivery(prefix, id, cjson.decode(raw), now)
+  end
+  redis.call('DEL', early)
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
   local bucket = keys.sent_in_second(prefix, math.floor(now))
   redis.call('INCR', bucket)

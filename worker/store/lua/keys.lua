@@ -25,6 +25,10 @@ end
 function keys.claim(prefix, account, key)
   return prefix .. 'claim:' .. key_part(account) .. ':' .. key_part(key)
 end
+function keys.wamid(prefix, wamid) return prefix .. 'wamid:' .. key_part(wamid) end
+function keys.early_statuses(prefix, wamid)
+  return prefix .. 'wamid:' .. key_part(wamid) .. ':early'
+end
 function keys.halt(prefix, account) return prefix .. 'halt:' .. key_part(account) end
 function keys.breaker(prefix, account) return prefix .. 'breaker:' .. key_part(account) end
 function keys.breaker_probe(prefix, account)

@@ -31,7 +31,12 @@ for i = 7, #ARGV do
     local record = cjson.decode(raw)
     local account, key = record.account, record.idempotency_key
     local job, history = keys.job(prefix, id), keys.history(prefix, id)
-    local wamid = redis.call('GET', keys.ledger(prefix, account, key))
+    local ledger = keys.ledger(prefix, account, key)
+    if record.reason == 'undelivered' and redis.call('GET', ledger) == present(record.wamid) then
+      -- Sent, but WhatsApp could not deliver it: the ledger lets exactly this job through again.
+      redis.call('DEL', ledger)
+    end
+    local wamid = redis.call('GET', ledger)
     local expires_at = tonumber(present(record.expires_at) or '')
     if wamid then
       if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'state', 'sent', 'wamid', wamid) end
@@ -47,6 +52,9 @@ for i = 7, #ARGV do
           'message', cjson.encode(record.message), 'gen', 0,
           'enqueued_at', present(record.enqueued_at) or now,
           'expires_at', present(record.expires_at) or '')
+      end
+      if redis.call('HEXISTS', job, 'message') == 0 then
+        redis.call('HSET', job, 'message', cjson.encode(record.message))
       end
       local due_at = now + offset + replayed * interval
       local gen = redis.call('HINCRBY', job, 'gen', 1)

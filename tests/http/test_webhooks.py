@@ -1,0 +1,245 @@
+"""POST /webhooks/gateway on a real uvicorn and a real Redis: delivery statuses on their jobs."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import httpx
+import pytest
+
+from tests.support.serve import Service
+from worker.store.deadletters import DeadLetters
+from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit
+
+pytestmark = pytest.mark.processes  # msgworker serve answers every test here
+
+SECRET = "whsec_test_0123456789abcdef"  # noqa: S105 - a test secret
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+KEYS = Keys()
+PHONE = "905321234567"
+BODY = {"to": PHONE, "type": "text", "text": {"body": "hi"}}
+RATE = RateLimit(per_sec=10_000, per_min=1_000_000)
+T0 = 1_760_000_000
+
+
+@pytest.fixture(scope="module")
+def service(redis_server, tmp_path_factory):
+    server = Service(
+        tmp_path_factory.mktemp("serve"), broker_url=redis_server.url, webhook_secret=SECRET
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(service, redis_url):
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def jobs(redis_client):
+    return JobStore(redis_client, KEYS, retention_s=3600)
+
+
+def send(jobs, job_id, wamid, *, gen=1):
+    """Enqueue (first time), claim and record the send of one job as ``wamid``."""
+    now = time.time()
+    if gen == 1:
+        jobs.add([NewJob(job_id, "default", job_id, BODY, now)], now=now)
+    claim = jobs.begin(
+        Execution(job_id, gen, "h"), now=now, lease_s=5, probe_interval_s=5, rate=RATE
+    )
+    assert claim.verdict is Verdict.GO, claim
+    jobs.mark_sent(Execution(job_id, gen, "h"), wamid, now=now)
+
+
+def status(wamid, kind, at=T0, *, code=None):
+    item = {"id": wamid, "status": kind, "timestamp": str(at), "recipient_id": PHONE}
+    if code is not None:
+        item["errors"] = [
+            {
+                "code": code,
+                "title": "Message undeliverable",
+                "message": "Message undeliverable",
+                "error_data": {"details": "Message failed to send."},
+            }
+        ]
+    return item
+
+
+def webhook(*statuses):
+    value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"}}
+    change = {"field": "messages", "value": {**value, "statuses": list(statuses)}}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "w", "changes": [change]}]}
+
+
+def post(http, body, headers=AUTH):
+    return http.post("/webhooks/gateway", json=body, headers=headers)
+
+
+def snapshot(redis_client):
+    """Every key and its value, to prove a request changed nothing."""
+    return {key: redis_client.dump(key) for key in sorted(redis_client.keys("*"))}
+
+
+def test_delivered_then_read_shows_on_the_job_and_drops_the_payload(http, jobs):
+    """delivered then read: the delivery, history events, and a record without its payload."""
+    send(jobs, "j1", "wamid.1")
+    assert post(http, webhook(status("wamid.1", "sent", T0))).status_code == 200
+    assert jobs.get("j1").delivery.status == "sent"
+    assert post(http, webhook(status("wamid.1", "delivered", T0 + 2))).status_code == 200
+    job = jobs.get("j1")
+    assert (job.delivery.status, job.delivery.at, job.delivery.error) == ("delivered", T0 + 2, None)
+    assert job.message == BODY
+    assert post(http, webhook(status("wamid.1", "read", T0 + 5))).status_code == 200
+    job = jobs.get("j1")
+    assert job.delivery.status == "read"
+    assert job.message == {}  # metadata only once read
+    assert [e["event"] for e in job.history][-2:] == ["delivered", "read"]
+    view = http.get("/metrics").text
+    assert 'msgworker_delivery_statuses_total{account="default",status="read"} 1.0' in view
+    assert 'msgworker_webhook_requests_total{result="ok"} 3.0' in view.replace(".0\n", ".0\n")
+
+
+def test_shuffled_duplicated_and_late_statuses_end_the_same(http, jobs, redis_client):
+    """Any order, any repeats: each job ends on its furthest status, history once each."""
+    wamids = [f"wamid.s{i}" for i in range(40)]
+    for i, wamid in enumerate(wamids):
+        send(jobs, f"s{i}", wamid)
+    events = [
+        status(w, k, T0 + n) for w in wamids for n, k in enumerate(["sent", "delivered", "read"])
+    ]
+    events = events * 3
+    random.Random(7).shuffle(events)
+    for start in range(0, len(events), 17):
+        assert post(http, webhook(*events[start : start + 17])).status_code == 200
+    for i in range(40):
+        job = jobs.get(f"s{i}")
+        assert (job.delivery.status, job.delivery.at) == ("read", T0 + 2)
+        names = [e["event"] for e in job.history]
+        assert names.count("read") == 1
+        assert names.count("delivered") <= 1  # a read that came first makes delivered stale
+
+
+def test_a_status_before_the_send_is_recorded_is_applied_when_it_is(http, jobs):
+    """Webhooks race the API answer: the early status waits, and finish applies it."""
+    response = post(http, webhook(status("wamid.early", "delivered", T0)))
+    assert response.status_code == 200
+    assert 'msgworker_webhook_requests_total{result="unmatched"}' in http.get("/metrics").text
+    send(jobs, "e1", "wamid.early")
+    assert jobs.get("e1").delivery.status == "delivered"
+
+
+def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
+    http, jobs, redis_client, service
+):
+    """failed 131026: parked WA_131026 with the payload; replay lets exactly it through again."""
+    send(jobs, "f1", "wamid.f1")
+    assert post(http, webhook(status("wamid.f1", "failed", T0, code=131026))).status_code == 200
+    job = jobs.get("f1")
+    assert job.state is JobState.PARKED
+    assert (job.last_code, job.parked_reason) == ("WA_131026", "undelivered")
+    assert job.delivery.status == "failed"
+    assert job.delivery.error["code"] == 131026
+    assert job.message == {}  # the payload moved into the dead letter
+    dlq = DeadLetters(redis_client, KEYS, retention_s=3600)
+    record = dlq.get("f1")
+    assert (record.code, record.reason, record.message) == ("WA_131026", "undelivered", BODY)
+    # Late statuses after the failure change nothing.
+    assert post(http, webhook(status("wamid.f1", "read", T0 + 9))).status_code == 200
+    assert jobs.get("f1").delivery.status == "failed"
+    report = dlq.replay(["f1"], rate_per_s=1000)
+    assert report.replayed == 1
+    assert jobs.get("f1").message == BODY
+    send(jobs, "f1", "wamid.f1b", gen=2)  # begin says GO: the ledger let it through
+    job = jobs.get("f1")
+    assert (job.state, job.wamid, job.delivery) == (JobState.SENT, "wamid.f1b", None)
+    # ...exactly once more: a second dispatch finds it sent.
+    verdict = jobs.begin(
+        Execution("f1", 2, "x"), now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE
+    ).verdict
+    assert verdict is Verdict.STALE
+    metrics = http.get("/metrics").text
+    assert 'msgworker_delivery_failures_total{account="default",code="WA_131026"}' in metrics
+    log = service.log.read_text()
+    assert PHONE not in log
+    assert "90532*****67" in log
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong_secret_0123456789"}, {"Authorization": SECRET}],
+)
+def test_a_wrong_or_missing_secret_is_401_and_changes_nothing(http, jobs, redis_client, headers):
+    """No valid Bearer secret: 401, and Redis is exactly as before."""
+    send(jobs, "a1", "wamid.a1")
+    before = snapshot(redis_client)
+    assert post(http, webhook(status("wamid.a1", "read")), headers=headers).status_code == 401
+    assert snapshot(redis_client) == before
+
+
+def test_the_endpoint_is_off_without_a_secret(redis_url, tmp_path):
+    """Without WEBHOOK_SECRET the path is 404."""
+    server = Service(tmp_path, broker_url=redis_url).start()
+    try:
+        answer = httpx.post(f"{server.url}/webhooks/gateway", json=webhook(), headers=AUTH)
+        assert answer.status_code == 404
+    finally:
+        server.stop()
+
+
+GARBAGE = [
+    b"",
+    b"not json",
+    b"\xff\xfe",
+    b"[1,2,3]",
+    b'"string"',
+    b"NaN",
+    b"[" * 100_000,
+    json.dumps({"entry": "x"}).encode(),
+    json.dumps({"entry": [{"changes": [{"value": []}]}]}).encode(),
+    json.dumps(webhook({"id": "wamid.g", "status": "read", "timestamp": 5})).encode(),
+    json.dumps(webhook({"id": "", "status": "read", "timestamp": str(T0)})).encode(),
+    json.dumps(webhook({"id": "w x", "status": "read", "timestamp": str(T0)})).encode(),
+    json.dumps(webhook({**status("wamid.g", "failed"), "errors": [{"code": "131026"}]})).encode(),
+    json.dumps(webhook({**status("wamid.g", "failed"), "errors": [{"code": True}]})).encode(),
+    json.dumps(webhook({**status("wamid.g", "read"), "recipient_id": "abc"})).encode(),
+]
+
+
+def test_garbage_is_400_or_413_never_500_and_changes_nothing(http, jobs, redis_client):
+    """Hand-picked and random bodies: 400 or 413, nothing written."""
+    send(jobs, "g1", "wamid.g")
+    before = snapshot(redis_client)
+    rng = random.Random(11)
+    bodies = [*GARBAGE, b"x" * (1024 * 1024 + 1)]
+    bodies += [rng.randbytes(rng.randint(1, 300)) for _ in range(150)]
+    for body in bodies:
+        answer = http.post("/webhooks/gateway", content=body, headers=AUTH)
+        assert answer.status_code in (400, 413), (body[:80], answer.status_code)
+    assert snapshot(redis_client) == before
+
+
+def test_other_events_are_acknowledged_and_ignored(http, jobs, redis_client):
+    """Inbound messages, unknown status kinds, empty bodies: 200 and no change."""
+    send(jobs, "o1", "wamid.o1")
+    before = snapshot(redis_client)
+    inbound = {"entry": [{"changes": [{"value": {"messages": [{"from": PHONE, "id": "x"}]}}]}]}
+    for body in (inbound, {}, webhook({"id": "wamid.o1", "status": "deleted"})):
+        assert post(http, body).status_code == 200
+    assert snapshot(redis_client) == before
+
+
+def test_the_secret_is_in_no_log_and_no_metric(http, jobs, service):
+    """Requests with the secret, right and wrong: neither the log nor /metrics shows it."""
+    send(jobs, "x1", "wamid.x1")
+    post(http, webhook(status("wamid.x1", "delivered")))
+    post(http, webhook(), headers={"Authorization": f"Bearer {SECRET}x"})
+    http.post("/webhooks/gateway", content=b"{", headers=AUTH)
+    assert SECRET not in http.get("/metrics").text
+    assert SECRET[:12] not in service.log.read_text()

@@ -1,0 +1,136 @@
+"""``POST /webhooks/gateway``: the Gateway's delivery-status webhooks, applied to their jobs.
+
+The Bearer secret is compared in constant time (401 otherwise); the body is at most 1 MiB (413)
+and one JSON document (400), read strictly (400 for a malformed status). Every request that
+passes is answered 200, a wamid no job knows included (counted ``unmatched``; its statuses are
+kept a while in case the send's answer is recorded later). The statuses of one request are
+applied in one Redis round trip; Redis not answering is a 503, so the Gateway sends it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from fastapi import APIRouter
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from worker.http import problems
+from worker.http.auth import BearerTokens
+from worker.http.body import MIB, read_json
+from worker.http.metrics import HttpMetrics
+from worker.http.schemas import Problem
+from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
+from worker.logs import get_logger
+from worker.producer_async import REDIS_DOWN
+from worker.send.routing import DeliveryRouting, undelivered_code
+from worker.store.delivery import Applied, DeliveryStatus, DeliveryStore, Result
+
+log = get_logger(__name__)
+WEBHOOK_MAX_BYTES = MIB
+OTHER = "OTHER"
+# WhatsApp error codes that become metric labels (the documented delivery failures); any other
+# code is counted as OTHER, so a payload cannot create series. The dead letter keeps the code.
+KNOWN_WHATSAPP_CODES = frozenset(
+    {
+        368, 131000, 131005, 131008, 131009, 131016, 131021, 131026, 131031, 131042, 131045,
+        131047, 131048, 131049, 131050, 131051, 131052, 131053, 130429, 130472, 132000,
+        132001, 132005, 132007, 132012, 132015, 132016, 133010,
+    }
+)  # fmt: skip
+
+
+class Webhooks:
+    """The endpoint's collaborators: the secret, the store, the routing and the metrics."""
+
+    def __init__(
+        self,
+        secret: str,
+        store: DeliveryStore,
+        routing: DeliveryRouting,
+        metrics: HttpMetrics,
+        accounts: Iterable[str],
+    ) -> None:
+        self.auth = BearerTokens((secret,))
+        self.store = store
+        self.routing = routing
+        self.metrics = metrics
+        self.accounts = frozenset(accounts)
+        self.codes = KNOWN_WHATSAPP_CODES | {int(code) for code in routing.codes}
+
+    async def handle(self, request: Request) -> JSONResponse:
+        try:
+            self.auth(request)
+            body = await read_json(request, limit=WEBHOOK_MAX_BYTES)
+            statuses = read_statuses(body, self.routing)
+        except problems.Unauthorized as exc:
+            log.warning("webhook.unauthorized")
+            return self._answer("unauthorized", exc.response())
+        except problems.BodyTooLarge as exc:
+            return self._answer("too_large", exc.response())
+        except problems.NotJSON as exc:
+            return self._answer("bad_request", exc.response())
+        except BadWebhook as exc:
+            log.warning("webhook.malformed", field=exc.field)
+            errors = [{"field": exc.field, "error": str(exc).partition(": ")[2]}]
+            return self._answer("bad_request", JSONResponse({"errors": errors}, 400))
+        try:
+            results = await self.store.apply([s.update for s in statuses], now=time.time())
+        except (RedisError, *REDIS_DOWN):
+            log.warning("webhook.redis_unavailable", statuses=len(statuses))
+            return self._answer("unavailable", problems.RedisUnavailable().response())
+        unmatched = self._count(statuses, results)
+        return self._answer("unmatched" if unmatched else "ok", JSONResponse({"status": "ok"}))
+
+    def _answer(self, result: str, response: JSONResponse) -> JSONResponse:
+        self.metrics.webhooks.labels(result).inc()
+        return response
+
+    def _count(self, statuses: list[ReadStatus], results: list[Result]) -> int:
+        """Metrics and logs of what each status came to; returns how many were unmatched."""
+        unmatched = 0
+        for read, result in zip(statuses, results, strict=True):
+            update = read.update
+            if result.applied is Applied.UNMATCHED:
+                unmatched += 1
+                continue
+            if result.applied is not Applied.APPLIED:
+                continue
+            account = result.account if result.account in self.accounts else OTHER
+            self.metrics.delivery_statuses.labels(account, update.status.value).inc()
+            if result.delivered_after_s is not None:
+                self.metrics.delivery_seconds.observe(result.delivered_after_s)
+            if update.status is DeliveryStatus.FAILED:
+                code = read.error_code
+                label = undelivered_code(code) if code in self.codes else OTHER
+                self.metrics.delivery_failures.labels(account, label).inc()
+                log.warning(
+                    "delivery.failed",
+                    wamid=update.wamid,
+                    account=result.account,
+                    code=update.code,
+                    action=update.action,
+                    recipient_id=read.recipient,
+                )
+        return unmatched
+
+
+def build_router(webhooks: Webhooks) -> APIRouter:
+    """The webhook route, bound to its collaborators."""
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post(
+        "/webhooks/gateway",
+        summary="Delivery statuses from the Gateway (Meta's WhatsApp Cloud API webhook shape)",
+        responses={
+            401: {"model": Problem, "description": "No valid Bearer secret"},
+            413: {"model": Problem, "description": "The body exceeds 1 MiB"},
+            400: {"description": "Not JSON, or a malformed status"},
+        },
+    )
+    async def gateway(request: Request) -> JSONResponse:
+        return await webhooks.handle(request)
+
+    return router

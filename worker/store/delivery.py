@@ -1,0 +1,115 @@
+"""Delivery statuses: what WhatsApp did with a sent message, as the Gateway's webhooks report it.
+
+A job sent as a wamid is indexed by it (``finish.lua``); ``DeliveryStore.apply`` records a
+webhook's statuses on their jobs in one round trip (``statuses.lua``, with ``delivery.lua``). A
+status for a wamid no job knows yet is kept ``EARLY_KEEP_S`` and applied when the send is
+recorded. The delivery only moves forward: sent < delivered < read; failed is final.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis.asyncio
+
+from worker.store.keys import Keys
+from worker.store.scripts import script_source
+
+# Statuses that come before their send is recorded wait this long, at most this many a wamid.
+EARLY_KEEP_S = 60
+EARLY_MAX = 8
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class DeliveryAction(StrEnum):
+    """What a failed delivery leads to (the routing table's delivery part decides)."""
+
+    PARK = "park"  # a dead letter with reason undelivered: the payload moves into it
+    DROP = "drop"  # recorded as failed; the payload is dropped
+
+
+class Applied(StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"  # a repeat, or older than what the job already has
+    UNMATCHED = "unmatched"  # no job has this wamid (yet): kept a while
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A job's delivery as recorded: the latest status, when it happened, the error if failed."""
+
+    status: DeliveryStatus
+    at: float
+    error: dict[str, Any] | None = None
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Delivery | None:
+        status = raw.get("delivery_status")
+        if not status:
+            return None
+        error = raw.get("delivery_error")
+        return cls(
+            DeliveryStatus(status), float(raw["delivery_at"]), json.loads(error) if error else None
+        )
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One status of a webhook, validated and bounded; ``code``/``action`` for failed only."""
+
+    wamid: str
+    status: DeliveryStatus
+    at: float
+    error: dict[str, Any] | None = None
+    code: str = ""
+    action: DeliveryAction | None = None
+    description: str = ""
+
+    def to_json(self) -> str:
+        value = {
+            "wamid": self.wamid,
+            "status": self.status.value,
+            "at": self.at,
+            "error": self.error,
+            "code": self.code,
+            "action": self.action.value if self.action else "",
+            "description": self.description,
+        }
+        return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one status: applied or not, the job's account, acceptance → delivered."""
+
+    applied: Applied
+    account: str
+    delivered_after_s: float | None
+
+
+class DeliveryStore:
+    """Applies webhook statuses to jobs, one round trip for a whole request (redis.asyncio)."""
+
+    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+        self._keys = keys
+        self._apply = client.register_script(script_source("statuses", include=("delivery",)))
+
+    async def apply(self, updates: list[StatusUpdate], *, now: float) -> list[Result]:
+        if not updates:
+            return []
+        argv: list[Any] = [self._keys.prefix, now, EARLY_KEEP_S * 1000, EARLY_MAX]
+        reply = await self._apply(args=argv + [u.to_json() for u in updates])
+        parts = [p.decode() if isinstance(p, bytes) else str(p) for p in reply]
+        return [
+            Result(Applied(parts[i]), parts[i + 1], float(parts[i + 2]) if parts[i + 2] else None)
+            for i in range(0, len(parts), 3)
+        ]

@@ -1,0 +1,68 @@
+-- Delivery statuses the Gateway reports by webhook, applied to the job sent as that wamid.
+-- Included by statuses.lua (a webhook's statuses, in one round trip) and finish.lua (statuses
+-- that came before the send was recorded). A status is a JSON object:
+--   {wamid, status ('sent'|'delivered'|'read'|'failed'), at (Unix s), error (object or null),
+--    code ('WA_<code>' for failed), action ('park'|'drop' for failed), description}
+-- The delivery only moves forward (sent < delivered < read; failed is final, and a read message
+-- cannot fail), so repeats and late or shuffled statuses change nothing.
+local DELIVERY_RANK = {sent = 1, delivered = 2, read = 3, failed = 4}
+local DELIVERY_EVENT = {delivered = 'delivered', read = 'read', failed = 'delivery_failed'}
+
+local function delivery_moves(current, new)
+  if current == 4 then return false end
+  if new == 4 then return current < 3 end
+  return new > current
+end
+
+-- The dead letter of an undelivered job: the payload moves from the job into it, verbatim.
+local function park_undelivered(prefix, id, job, f, s, now)
+  local record = cjson.encode({
+    id = id, idempotency_key = f[3], account = f[2], code = s.code, group = cjson.null,
+    status = cjson.null, description = s.description or '', params = {wamid = s.wamid},
+    reason = 'undelivered', attempts = tonumber(f[8]) or 0,
+    enqueued_at = tonumber(f[9]) or now, parked_at = now,
+    expires_at = tonumber(f[10] or '') or cjson.null, wamid = s.wamid,
+  })
+  record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
+  redis.call('SET', keys.dead_letter(prefix, id), record)
+  redis.call('ZADD', keys.dead_letter_index(prefix), now, id)
+  redis.call('HINCRBY', keys.dead_letter_counts(prefix), s.code, 1)
+  redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', 'undelivered',
+    'updated_at', now)
+  keep(prefix, id, f[2], f[3])
+end
+
+-- Returns {result ('applied'|'stale'), account, seconds from acceptance to delivered or ''}.
+local function apply_delivery(prefix, id, s, now)
+  local job = keys.job(prefix, id)
+  local f = redis.call('HMGET', job, 'state', 'account', 'key', 'wamid', 'delivery_status',
+    'sent_at', 'message', 'attempts', 'enqueued_at', 'expires_at')
+  if f[1] ~= 'sent' or f[4] ~= s.wamid then return {'stale', f[2] or '', ''} end
+  local current = DELIVERY_RANK[f[5] or ''] or 0
+  local new = DELIVERY_RANK[s.status]
+  if not new or not delivery_moves(current, new) then return {'stale', f[2], ''} end
+  local at = tonumber(s.at)
+  local error_json = ''
+  if new == 4 and s.error and s.error ~= cjson.null then error_json = cjson.encode(s.error) end
+  redis.call('HSET', job, 'delivery_status', s.status, 'delivery_at', at,
+    'delivery_error', error_json)
+  local event = DELIVERY_EVENT[s.status]
+  if event then
+    local action = cjson.null
+    if new == 4 then action = s.action == 'park' and 'park:undelivered' or s.action end
+    redis.call('RPUSH', keys.history(prefix, id), cjson.encode({at = at, event = event,
+      code = new == 4 and s.code or cjson.null, action = action, delay_s = cjson.null}))
+  end
+  local latency = ''
+  local sent_at = tonumber(f[6] or '')
+  if current < 2 and (new == 2 or new == 3) and sent_at then
+    latency = tostring(math.max(0, at - sent_at))
+  end
+  if new == 3 then
+    redis.call('HDEL', job, 'message')  -- read: the record keeps metadata only
+  elseif new == 4 then
+    if s.action == 'park' then park_undelivered(prefix, id, job, f, s, now) end
+    redis.call('HDEL', job, 'message')
+  end
+  return {'applied', f[2], latency}
+end
