@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from worker.accounts import known_accounts
 from worker.cli.console import Console, emit, progress_bar
 from worker.cli.drain import drain
 from worker.cli.enqueue import read_json_lines
@@ -362,7 +361,7 @@ def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         print(f"msgworker: cannot read {args.file}: {reason}, nothing imported", file=sys.stderr)
         return EXIT_USAGE
-    records, bad = parse_export(lines, known_accounts())
+    records, bad = parse_export(lines, runtime.known_accounts)
     problems = sorted(problems + bad, key=lambda text: int(text.split(":")[0].split()[1]))
     if problems:
         print(f"msgworker: {len(problems)} bad line(s), nothing imported:", file=sys.stderr)

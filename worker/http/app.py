@@ -35,7 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     client = connect_async_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
     producer = AsyncProducer(
         AsyncJobStore(client, Keys(settings.redis_prefix)),
-        accounts=known_accounts(),
+        accounts=known_accounts(settings.accounts_file),
         redis_timeout_s=settings.redis_timeout_s,
     )
 

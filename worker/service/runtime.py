@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from worker.accounts import known_accounts
+from worker.accounts import Account, Defaults, load_accounts
 from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.observe.incidents import Incidents
@@ -131,9 +131,25 @@ class Runtime:
     def producer(self) -> Producer:
         return Producer(
             JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
-            accounts=known_accounts(),
+            accounts=self.known_accounts,
             redis_timeout_s=self.settings.redis_timeout_s,
         )
+
+    @cached_property
+    def accounts(self) -> dict[str, Account]:
+        """The configured accounts (ConfigError for a bad accounts file)."""
+        s = self.settings
+        defaults = Defaults(
+            api_key=s.api_key.get_secret_value(),
+            rate_per_sec=s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            rate_per_min=s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            sandbox=s.sandbox,
+        )
+        return load_accounts(s.accounts_file, defaults)
+
+    @property
+    def known_accounts(self) -> frozenset[str]:
+        return frozenset(self.accounts)
 
     @cached_property
     def switches(self) -> Switches:
@@ -172,6 +188,7 @@ class Runtime:
             self.keys,
             queue=self.settings.queue,
             broker_depth=broker_depth,
+            accounts=self.known_accounts,
             now=time.time(),
         )
 
