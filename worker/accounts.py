@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,26 @@ class Account:
                 return ""
             return raw.decode("utf-8", "replace").strip()
         return self.key_value
+
+
+class FreshKey:
+    """An account's key for the sending path: read again once the copy is ``max_age_s`` old, so a
+    rotated key is used within that long without a file read per call."""
+
+    def __init__(
+        self, account: Account, *, max_age_s: float = 1.0, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._account = account
+        self._max_age_s = max_age_s
+        self._clock = clock or time.monotonic
+        self._key = ""
+        self._read_at = float("-inf")
+
+    def __call__(self) -> str:
+        now = self._clock()
+        if now - self._read_at >= self._max_age_s:
+            self._key, self._read_at = self._account.api_key(), now
+        return self._key
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from worker.accounts import Account, Defaults, load_accounts
+from worker.accounts import Account, Defaults, FreshKey, load_accounts
 from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.observe.incidents import Incidents
@@ -211,16 +211,6 @@ class Runtime:
     @cached_property
     def delivery(self) -> Delivery:
         s = self.settings
-        gateway = GatewayClient(
-            PerThreadHTTP(
-                timeout_s=s.http_timeout_s,
-                deadline_s=s.http_timeout_s,
-                proxy_url=env_proxy_for(str(s.api_base_url)),
-            ),
-            base_url=str(s.api_base_url),
-            api_key=s.api_key.get_secret_value(),
-            sandbox=s.sandbox,
-        )
         policy = Policy(
             table=self.routing_table,
             max_attempts=s.max_attempts,
@@ -233,17 +223,39 @@ class Runtime:
 
         settlement = Settlement(self.jobs, self.incidents)
         meter = Meter(self.metric_labels)
-        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+        return Delivery(self.jobs, self.gateways, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def gateways(self) -> dict[str, GatewayClient]:
+        """A Gateway client per account, with its key as it is now, on the process's connections."""
+        s = self.settings
+        http = PerThreadHTTP(
+            timeout_s=s.http_timeout_s,
+            deadline_s=s.http_timeout_s,
+            proxy_url=env_proxy_for(str(s.api_base_url)),
+        )
+        return {
+            name: GatewayClient(
+                http,
+                base_url=str(s.api_base_url),
+                api_key=FreshKey(account),
+                sandbox=account.sandbox,
+            )
+            for name, account in self.accounts.items()
+        }
 
     @cached_property
     def rate_limit(self) -> RateLimit:
-        """The limiter's start values and ceilings: a rate setting given is a ceiling."""
+        """The limiter's start values and ceilings (a rate setting given is a ceiling), with the
+        accounts' own."""
         s = self.settings
-        return RateLimit.configured(
+        rate = RateLimit.configured(
             s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
             s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
             max_wait_s=MAX_INLINE_WAIT_S,
         )
+        own = {n: (a.rate_per_sec, a.rate_per_min) for n, a in self.accounts.items()}
+        return rate.with_accounts(own)
 
     @cached_property
     def routing_table(self) -> RoutingTable:
