@@ -32,6 +32,8 @@ from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 WEIGHT_MAX = 1000
+# The sending path re-reads a key at most this often (so a rotated key is in use this soon).
+KEY_MAX_AGE_S = 1.0
 # A key file is a few dozen bytes; past this much it is not a key.
 KEY_FILE_MAX = 4096
 FIELDS = ("api_key_env", "api_key_file", "rate_per_sec", "rate_per_min", "sandbox", "weight")
@@ -69,7 +71,11 @@ class FreshKey:
     rotated key is used within that long without a file read per call."""
 
     def __init__(
-        self, account: Account, *, max_age_s: float = 1.0, clock: Callable[[], float] | None = None
+        self,
+        account: Account,
+        *,
+        max_age_s: float = KEY_MAX_AGE_S,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._account = account
         self._max_age_s = max_age_s

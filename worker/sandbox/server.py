@@ -72,7 +72,10 @@ async def _send(request: web.Request) -> web.StreamResponse:
     body = await request.read()  # read first: a dropped request must have been fully sent
     headers = request.headers
     reply = request.app[STATE].handle(
-        headers.get(hdrs.AUTHORIZATION), body, headers.get("X-Idempotency-Key")
+        headers.get(hdrs.AUTHORIZATION),
+        body,
+        headers.get("X-Idempotency-Key"),
+        fake=request.query.get("is_fake") == "true",
     )
     if reply.delay_s > 0:
         await asyncio.sleep(reply.delay_s)

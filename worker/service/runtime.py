@@ -14,16 +14,25 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from worker.accounts import Account, Defaults, FreshKey, load_accounts
+from worker.accounts import KEY_MAX_AGE_S, Account, Defaults, FreshKey, load_accounts
 from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.observe.incidents import Incidents
 from worker.observe.sinks import build_dispatcher
 from worker.observe.status import Snapshot, take_snapshot
+from worker.outcome import Outcome
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
 from worker.send.gateway import GatewayClient, PerThreadHTTP, env_proxy_for
-from worker.send.routing import Policy, RoutingTable, load_routing_table
+from worker.send.healing import HaltHealer
+from worker.send.routing import (
+    Action,
+    Attempt,
+    Policy,
+    RoutingTable,
+    decide,
+    load_routing_table,
+)
 from worker.send.settlement import Settlement
 from worker.settings import Settings, get_settings
 from worker.store.deadletters import DeadLetters
@@ -210,14 +219,7 @@ class Runtime:
 
     @cached_property
     def delivery(self) -> Delivery:
-        s = self.settings
-        policy = Policy(
-            table=self.routing_table,
-            max_attempts=s.max_attempts,
-            max_reschedules=s.max_reschedules,
-            backoff_base_s=s.backoff_base_s,
-            backoff_cap_s=s.backoff_cap_s,
-        )
+        policy = self.policy
         rate = self.rate_limit
         from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
@@ -226,23 +228,57 @@ class Runtime:
         return Delivery(self.jobs, self.gateways, policy, rate, settlement, self.timing, meter)
 
     @cached_property
-    def gateways(self) -> dict[str, GatewayClient]:
-        """A Gateway client per account, with its key as it is now, on the process's connections."""
+    def policy(self) -> Policy:
         s = self.settings
-        http = PerThreadHTTP(
+        return Policy(
+            table=self.routing_table,
+            max_attempts=s.max_attempts,
+            max_reschedules=s.max_reschedules,
+            backoff_base_s=s.backoff_base_s,
+            backoff_cap_s=s.backoff_cap_s,
+        )
+
+    @cached_property
+    def http(self) -> PerThreadHTTP:
+        """The process's connections to the Gateway, shared by every account's client."""
+        s = self.settings
+        return PerThreadHTTP(
             timeout_s=s.http_timeout_s,
             deadline_s=s.http_timeout_s,
             proxy_url=env_proxy_for(str(s.api_base_url)),
         )
+
+    @cached_property
+    def gateways(self) -> dict[str, GatewayClient]:
+        """A Gateway client per account, with its key as it is now (``FreshKey``)."""
+        base_url = str(self.settings.api_base_url)
         return {
             name: GatewayClient(
-                http,
-                base_url=str(s.api_base_url),
-                api_key=FreshKey(account),
-                sandbox=account.sandbox,
+                self.http, base_url=base_url, api_key=FreshKey(account), sandbox=account.sandbox
             )
             for name, account in self.accounts.items()
         }
+
+    @cached_property
+    def healer(self) -> HaltHealer:
+        """Probes the halts the Gateway caused, each call with the key read afresh."""
+        base_url = str(self.settings.api_base_url)
+        policy = self.policy
+
+        def is_halting(outcome: Outcome) -> bool:
+            return decide(outcome, Attempt(calls=1), policy).action is Action.HALT
+
+        return HaltHealer(
+            self.switches,
+            self.incidents,
+            self.accounts,
+            lambda account: GatewayClient(
+                self.http, base_url=base_url, api_key=account.api_key, sandbox=account.sandbox
+            ),
+            is_halting,
+            interval_s=self.settings.halt_probe_interval_s,
+            key_settle_s=KEY_MAX_AGE_S,
+        )
 
     @cached_property
     def rate_limit(self) -> RateLimit:
