@@ -193,3 +193,18 @@ def test_the_example_accounts_file_is_valid():
     """config/accounts.example.toml, as shipped, loads."""
     example = Path(__file__).parents[1] / "config" / "accounts.example.toml"
     assert list(load_accounts(example, DEFAULTS)) == ["default", "otp", "marketing"]
+
+
+def test_the_kubernetes_accounts_example_is_valid_and_names_mounted_key_files():
+    """deploy/k8s/accounts.yaml: its accounts.toml loads, each key file under a mounted Secret."""
+    import yaml  # noqa: PLC0415 - only this test reads YAML
+
+    path = Path(__file__).parents[1] / "deploy" / "k8s" / "accounts.yaml"
+    documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
+    secrets = {d["metadata"]["name"] for d in documents if d["kind"] == "Secret"}
+    accounts = parse_accounts(config_map["data"]["accounts.toml"], DEFAULTS, source=SOURCE)
+    assert set(accounts) == {"otp", "marketing"}
+    for name, account in accounts.items():
+        assert account.key_file == Path(f"/var/run/secrets/msgworker/{name}/api-key")
+        assert f"msgworker-key-{name}" in secrets

@@ -204,11 +204,13 @@ def prefer_log_level(level: str) -> None:
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     """Celery would install its own handlers; ours scrub secrets and mask numbers."""
-    settings = current_runtime().settings
+    runtime = current_runtime()
+    settings = runtime.settings
+    keys = [account.api_key() for account in runtime.accounts.values()]
     configure_logging(
         level=_log_level[0] if _log_level else settings.log_level,
         json=None if settings.log_format is None else settings.log_format == "json",
-        secrets=[settings.api_key.get_secret_value()],
+        secrets=[settings.api_key.get_secret_value(), *(key for key in keys if key)],
     )
 
 
