@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.serve import TOKEN, Service
 from worker.accounts import Account, Defaults, known_accounts, load_accounts, parse_accounts
 from worker.errors import ConfigError, InvalidMessage
 from worker.service.runtime import Runtime
@@ -208,3 +210,29 @@ def test_the_kubernetes_accounts_example_is_valid_and_names_mounted_key_files():
     for name, account in accounts.items():
         assert account.key_file == Path(f"/var/run/secrets/msgworker/{name}/api-key")
         assert f"msgworker-key-{name}" in secrets
+
+
+def test_http_ingest_refuses_an_account_the_file_does_not_name(redis_url, tmp_path):
+    """POST /v1/messages for an unlisted account is refused naming the known ones; a listed
+    one is accepted."""
+    service = Service(
+        tmp_path,
+        broker_url=redis_url,
+        ingest_tokens=TOKEN,
+        accounts_file=str(_accounts_file(tmp_path)),
+    ).start()
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        message = {"to": "905320000001", "type": "text", "text": {"body": "hi"}}
+        with httpx.Client(base_url=service.url, timeout=10) as http:
+            ok = http.post(
+                "/v1/messages", json={"message": message, "account": "otp"}, headers=auth
+            )
+            assert ok.status_code == 202, ok.text
+            refused = http.post(
+                "/v1/messages", json={"message": message, "account": "x"}, headers=auth
+            )
+        assert refused.status_code == 422
+        assert "unknown account 'x' (known: otp, promo)" in refused.text
+    finally:
+        service.stop()
