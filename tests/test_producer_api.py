@@ -165,14 +165,14 @@ def test_an_app_with_its_own_worker_package_uses_msgworker(
     package.mkdir()
     (package / "__init__.py").write_text('OWNER = "app"\n')
     (package / "tasks.py").write_text('def run():\n    return "app task"\n')
-    prelude = "import worker, worker.service.tasks\n" if imported_first else ""
+    prelude = "import worker, worker.tasks\n" if imported_first else ""
     code = (
         prelude
         + """
 import asyncio
 from msgworker import enqueue, enqueue_async, TextMessage, Text
-import worker, worker.service.tasks
-assert worker.OWNER == "app" and worker.service.tasks.run() == "app task"
+import worker, worker.tasks
+assert worker.OWNER == "app" and worker.tasks.run() == "app task"
 print(enqueue(TextMessage(to="905321234567", text=Text(body="hi"))))
 print(asyncio.run(enqueue_async({"to": "905321234567", "type": "text", "text": {"body": "x"}})))
 """

@@ -12,7 +12,6 @@ import weakref
 from collections.abc import Iterable
 from datetime import datetime
 
-from worker.accounts import known_accounts
 from worker.producer import Payload, Priority, PriorityName
 from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
 from worker.service.runtime import current_runtime
@@ -100,7 +99,7 @@ def _async_producer() -> AsyncProducer:
         client = connect_async_fail_fast(runtime.settings.state_url, timeout_s=timeout_s)
         producer = AsyncProducer(
             AsyncJobStore(client, runtime.keys),
-            accounts=known_accounts(),
+            accounts=runtime.known_accounts,
             redis_timeout_s=timeout_s,
         )
         _async_producers[loop] = producer

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     alertmanager_url: HttpUrl | None = None
     visibility_timeout_s: PositiveInt = 3600
     billing_probe_interval_s: PositiveFloat = 30.0
+    # A TOML file naming several Gateway accounts and where each key is; None: API_KEY only.
+    accounts_file: Path | None = None
+    # How often a halt the Gateway caused checks whether the account's key works again.
+    halt_probe_interval_s: PositiveFloat = 60.0
     routing_file: Path | None = None
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: console on a TTY, JSON elsewhere

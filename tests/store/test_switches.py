@@ -32,7 +32,7 @@ def test_halt_and_resume_racing_never_leave_half_a_halt(redis_client):
     def watch() -> None:
         while not stop.is_set():
             raw = redis_client.hgetall(KEYS.halt("default"))
-            if raw and set(raw) != {"since", "code", "reason"}:
+            if raw and set(raw) != {"since", "code", "reason", "by"}:
                 partial.append(raw)
 
     watcher = threading.Thread(target=watch)

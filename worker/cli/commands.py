@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from worker.accounts import known_accounts
 from worker.cli.console import Console, emit, progress_bar
 from worker.cli.enqueue import read_json_file, refuse_bad_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -349,7 +348,7 @@ def dlq_import(args: argparse.Namespace, runtime: Runtime) -> int:
     if read is None:
         return EXIT_USAGE
     lines, problems = read
-    records, bad = parse_export(lines, known_accounts())
+    records, bad = parse_export(lines, runtime.known_accounts)
     if problems or bad:
         return refuse_bad_lines(problems + bad, refused="nothing imported")
     report = Restore(runtime.redis, runtime.keys).put_back(records)

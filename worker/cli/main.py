@@ -195,7 +195,10 @@ def _code(text: str) -> str:
 
 def _account(text: str) -> str:
     """An account the deployment knows; any other is refused, naming the known ones."""
-    known = known_accounts()
+    try:
+        known = known_accounts(get_settings().accounts_file)
+    except ConfigError:  # main() reports a bad setting or accounts file, exit 78
+        return text
     if text not in known:
         raise argparse.ArgumentTypeError(unknown_account_message(text, known))
     return text
@@ -204,7 +207,9 @@ def _account(text: str) -> str:
 def _add_account(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_ACCOUNT) -> None:
     """``--account``: validated here for every command; None as default means "every account"."""
     shown = f"default: {default}" if default else "default: every account"
-    parser.add_argument("--account", type=_account, default=default, help=f"the account ({shown})")
+    # The default is not checked here: jobs that name no account are the producer's to refuse.
+    parser.add_argument("--account", type=_account, help=f"the account ({shown})")
+    parser.set_defaults(account_default=default)
 
 
 def _version() -> str:
@@ -358,12 +363,15 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "account", None) is None and hasattr(args, "account_default"):
+        args.account = args.account_default
     if args.command == "enqueue" and args.file is None and not args.to:
         print("msgworker enqueue: --to is required with --text or --template", file=sys.stderr)
         return EXIT_USAGE
     handler: Handler = args.handler
     try:
-        get_settings()  # every command stops on a bad or unknown setting before doing anything
+        # Every command stops on a bad or unknown setting or accounts file before doing anything.
+        known_accounts(get_settings().accounts_file)
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -36,9 +36,10 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 def create_app(settings: Settings) -> FastAPI:
     """The service for these settings; nothing is connected until a request needs Redis."""
     client = connect_async_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+    accounts = known_accounts(settings.accounts_file)
     producer = AsyncProducer(
         AsyncJobStore(client, Keys(settings.redis_prefix)),
-        accounts=known_accounts(),
+        accounts=accounts,
         redis_timeout_s=settings.redis_timeout_s,
     )
 
@@ -68,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
         store = DeliveryStore(client, Keys(settings.redis_prefix))
-        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, known_accounts())
+        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, accounts)
         app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
 
-from worker.accounts import known_accounts as configured_accounts
 from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import DEFAULT_ACCOUNT, Keys
 from worker.store.switches import Breaker, Halt, Switches
@@ -62,9 +61,9 @@ class Snapshot:
         return self.depth / self.sends_per_s if self.sends_per_s > 0 else None
 
 
-def accounts_to_report(client: redis.Redis, keys: Keys) -> set[str]:
+def accounts_to_report(client: redis.Redis, keys: Keys, configured: Iterable[str]) -> set[str]:
     """The configured accounts and every account with a halt, breaker or hold list."""
-    accounts = {DEFAULT_ACCOUNT, *configured_accounts()}
+    accounts = set(configured)
     for kind in ("halt", "breaker", "held"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
@@ -81,6 +80,7 @@ def take_snapshot(
     queue: str,
     broker_depth: Callable[[], int],
     now: float,
+    accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
 ) -> Snapshot:
     pipe = client.pipeline(transaction=False)
     pipe.zcount(keys.due, "-inf", now)
@@ -93,7 +93,7 @@ def take_snapshot(
     ready, scheduled, leased, enqueued, sent, workers = pipe.execute()
     in_broker = broker_depth()
     dead_letters = dead_letter_counts(client, keys)
-    names = sorted(accounts_to_report(client, keys))
+    names = sorted(accounts_to_report(client, keys, accounts))
     if len(names) == 1:  # the common case: every job and dead letter is this account's
         depths = {names[0]: int(ready) + in_broker}
         dlq_totals = {names[0]: sum(dead_letters.values())}

@@ -86,7 +86,10 @@ async def _send(request: web.Request) -> web.StreamResponse:
     body = await request.read()  # read first: a dropped request must have been fully sent
     headers = request.headers
     reply = request.app[STATE].handle(
-        headers.get(hdrs.AUTHORIZATION), body, headers.get("X-Idempotency-Key")
+        headers.get(hdrs.AUTHORIZATION),
+        body,
+        headers.get("X-Idempotency-Key"),
+        fake=request.query.get("is_fake") == "true",
     )
     if reply.accepted is not None:
         request.app[POSTER].accepted(request.app[STATE].config, *reply.accepted)

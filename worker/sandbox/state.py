@@ -81,12 +81,22 @@ class SandboxState:
         self._arrivals: deque[dict[str, Any]] = deque(maxlen=ARRIVALS_MAX)
         self._wamid_prefix = "HBgS" + secrets.token_hex(6).upper()
         self._wamid_serial = 0
+        self._fake = False  # the request being handled asked is_fake=true
 
     # --- the gateway -------------------------------------------------------------------------
 
-    def handle(self, authorization: str | None, body: bytes, idempotency_key: str | None) -> Reply:
-        """Decide the answer to one ``POST /v1/wa/message`` and count it."""
+    def handle(
+        self,
+        authorization: str | None,
+        body: bytes,
+        idempotency_key: str | None,
+        *,
+        fake: bool = False,
+    ) -> Reply:
+        """Decide the answer to one ``POST /v1/wa/message`` and count it; ``fake`` (is_fake=true)
+        is kept on the accepted message's record."""
         arrived = self._wall()
+        self._fake = fake
         reply = self._decide(authorization, body, idempotency_key)
         self._arrivals.append({"at": arrived, "code": reply.code})
         stats = self.stats
@@ -223,6 +233,7 @@ class SandboxState:
                 "body": payload,
                 "at": self._wall(),
                 "idempotency_key": idempotency_key,
+                "fake": self._fake,
             }
         )
         if len(log) > MESSAGE_LOG_MAX:

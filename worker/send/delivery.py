@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -26,6 +26,9 @@ from worker.store.jobs import Execution, Job, JobStore, Verdict
 from worker.store.ratelimit import RateLimit
 
 log = get_logger(__name__)
+
+# The code a job of an account the deployment no longer knows is held with.
+ACCOUNT_UNKNOWN = "ACCOUNT_UNKNOWN"
 
 
 class Result(StrEnum):
@@ -75,7 +78,7 @@ class Delivery:
     def __init__(  # noqa: PLR0913 - the components deliver() coordinates
         self,
         jobs: JobStore,
-        gateway: GatewayClient,
+        gateways: Mapping[str, GatewayClient],
         policy: Policy,
         rate: RateLimit,
         settlement: Settlement,
@@ -87,7 +90,7 @@ class Delivery:
         rng: random.Random | None = None,
     ) -> None:
         self._jobs = jobs
-        self._gateway = gateway
+        self._gateways = gateways
         self._policy = policy
         self._rate = rate
         self._settlement = settlement
@@ -162,16 +165,21 @@ class Delivery:
             # The last execution died during its call: the Gateway may have sent it.
             lost = Answer(Outcome(code=WORKER_LOST, ambiguous=True), RateLimitHeaders())
             return self._settle(execution, job, lost)
-        return self._settle(execution, job, self._call(job), called=True)
+        gateway = self._gateways.get(job.account)
+        if gateway is None:  # no longer configured: its jobs wait behind a halt until it is again
+            unknown = Answer(Outcome(code=ACCOUNT_UNKNOWN), RateLimitHeaders())
+            return self._settle(execution, job, unknown, Decision(Action.HALT))
+        return self._settle(execution, job, self._call(job, gateway), called=True)
 
-    def _call(self, job: Job) -> Answer:
+    def _call(self, job: Job, gateway: GatewayClient) -> Answer:
         started = time.perf_counter()
+        rate = self._rate.for_account(job.account)
         try:
-            sent = self._gateway.send(job.message)
+            sent = gateway.send(job.message)
         except GatewayError as error:
-            answer = Answer(error.outcome, self._rate.in_force(error.rate_limit), error=error)
+            answer = Answer(error.outcome, rate.in_force(error.rate_limit), error=error)
         else:
-            answer = Answer(sent.outcome, self._rate.in_force(sent.rate_limit), wamid=sent.wamid)
+            answer = Answer(sent.outcome, rate.in_force(sent.rate_limit), wamid=sent.wamid)
         self._meter.answered(answer.outcome, time.perf_counter() - started)
         for value in answer.headers.ignored:
             log.warning("gateway.value_ignored", value=value, job_id=job.id)

@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
@@ -306,18 +306,32 @@ def translate_transport_error(exc: httpx.TransportError) -> GatewayUnreachable:
 class GatewayClient:
     """Sends one message and returns its wamid, or raises a GatewayError. Nothing else escapes."""
 
-    def __init__(self, http: Poster, *, base_url: str, api_key: str, sandbox: bool = False) -> None:
+    def __init__(
+        self,
+        http: Poster,
+        *,
+        base_url: str,
+        api_key: str | Callable[[], str],
+        sandbox: bool = False,
+    ) -> None:
+        """``api_key`` is the key, or a function giving the key as it is now (a rotated key)."""
         self._http = http
         self._url = base_url.rstrip("/") + MESSAGE_PATH
-        self._params = {"is_fake": "true"} if sandbox else {}
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._api_key = api_key
+        self._sandbox = sandbox
+        self._key = api_key if callable(api_key) else (lambda: api_key)
 
-    def send(self, body: dict[str, Any]) -> Sent:
-        """POST the message; a success returns Sent, every failure raises a GatewayError."""
+    def send(self, body: dict[str, Any], *, fake: bool = False) -> Sent:
+        """POST the message; a success returns Sent, every failure raises a GatewayError.
+
+        ``fake`` adds ``is_fake=true`` (the Gateway checks the key, the limit and the balance and
+        delivers nothing) whatever the account's sandbox setting.
+        """
+        key = self._key()
+        params = {"is_fake": "true"} if fake or self._sandbox else {}
+        auth = {"Authorization": f"Bearer {key}"}
         try:
             with self._http.stream(
-                "POST", self._url, json=body, params=self._params, headers=self._headers
+                "POST", self._url, json=body, params=params, headers=auth
             ) as response:
                 status, headers = response.status_code, response.headers
                 content = _read_at_most(response.iter_bytes(), BODY_MAX)
@@ -327,33 +341,34 @@ class GatewayClient:
             raise GatewayAnswerLost(code=CONNECTION, description=type(exc).__name__) from exc
         # Redaction first, before anything is cut short: a key echoed at the end of a long
         # description must not survive as a prefix.
-        if self._api_key:
+        if key:
             text = content.decode("utf-8", "surrogateescape")
-            content = redact(text, [self._api_key]).encode("utf-8", "surrogateescape")
+            content = redact(text, [key]).encode("utf-8", "surrogateescape")
         answer = interpret(status, headers, content, now_s=time.time())
         if isinstance(answer, GatewayError):
-            raise self._without_key(answer)
+            raise _without_key(answer, key)
         # Looked at again once decoded: JSON escapes (\u0073k_...) hide a key from the bytes.
-        if self._api_key and redact(answer.wamid, [self._api_key]) != answer.wamid:
+        if key and redact(answer.wamid, [key]) != answer.wamid:
             return replace(answer, wamid=REDACTED)
         return answer
 
-    def _without_key(self, error: GatewayRejected) -> GatewayRejected:
-        """The error with the key and its fragments removed, wherever a proxy put them (JSON
-        escapes decoded); a code or group holding one is not a code: the HTTP status names it."""
-        secrets = [self._api_key] if self._api_key else []
-        params = json.loads(redact(json.dumps(error.params, ensure_ascii=False), secrets))
 
-        def clean(identifier: str | None) -> str | None:
-            leaks = identifier is not None and redact(identifier, secrets) != identifier
-            return None if leaks else identifier
+def _without_key(error: GatewayRejected, key: str) -> GatewayRejected:
+    """The error with the key and its fragments removed, wherever a proxy put them (JSON
+    escapes decoded); a code or group holding one is not a code: the HTTP status names it."""
+    secrets = [key] if key else []
+    params = json.loads(redact(json.dumps(error.params, ensure_ascii=False), secrets))
 
-        return GatewayRejected(
-            code=clean(error.code) or http_code(error.status or 0),
-            group=clean(error.group),
-            status=error.status,
-            description=redact(error.description, secrets),
-            params=params,
-            retry_after_s=error.retry_after_s,
-            rate_limit=error.rate_limit,
-        )
+    def clean(identifier: str | None) -> str | None:
+        leaks = identifier is not None and redact(identifier, secrets) != identifier
+        return None if leaks else identifier
+
+    return GatewayRejected(
+        code=clean(error.code) or http_code(error.status or 0),
+        group=clean(error.group),
+        status=error.status,
+        description=redact(error.description, secrets),
+        params=params,
+        retry_after_s=error.retry_after_s,
+        rate_limit=error.rate_limit,
+    )

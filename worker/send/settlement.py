@@ -109,8 +109,8 @@ class Settlement:
             self._incidents.open(
                 AlertKind.HALT,
                 job.account,
-                summary=f"Sending halted: the Gateway answered {outcome.code}; fix the credentials "
-                "then run `msgworker resume`",
+                summary=f"Sending halted: the Gateway answered {outcome.code}; fix the key: "
+                "the account resumes by itself once a probe succeeds (or `msgworker resume`)",
                 code=outcome.code,
                 details={"description": description},
             )

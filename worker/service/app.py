@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from worker.logs import configure_logging, get_logger
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import HEARTBEAT_S, Heartbeat
+from worker.send.healing import keep_healing
 from worker.service.broker import CONSUMER, Rejected, transport_for
 from worker.service.runtime import current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
@@ -143,6 +144,15 @@ class PumpStep(bootsteps.StartStopStep):
             target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True
         )
         self._thread.start()
+        interval_s = runtime.settings.halt_probe_interval_s
+        self._healing = threading.Thread(
+            target=keep_healing,
+            args=(runtime.healer, self._stop),
+            kwargs={"tick_s": min(1.0, interval_s / 4)},
+            name="msgworker-halt-probe",
+            daemon=True,
+        )
+        self._healing.start()
         self._heartbeat = Heartbeat(runtime.redis, runtime.keys, f"{worker.hostname}:{os.getpid()}")
         self._beating = threading.Thread(
             target=_keep_beating,
@@ -194,11 +204,13 @@ def prefer_log_level(level: str) -> None:
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     """Celery would install its own handlers; ours scrub secrets and mask numbers."""
-    settings = current_runtime().settings
+    runtime = current_runtime()
+    settings = runtime.settings
+    keys = [account.api_key() for account in runtime.accounts.values()]
     configure_logging(
         level=_log_level[0] if _log_level else settings.log_level,
         json=None if settings.log_format is None else settings.log_format == "json",
-        secrets=[settings.api_key.get_secret_value()],
+        secrets=[settings.api_key.get_secret_value(), *(key for key in keys if key)],
     )
 
 

@@ -14,16 +14,25 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from worker.accounts import known_accounts
+from worker.accounts import KEY_MAX_AGE_S, Account, Defaults, FreshKey, load_accounts
 from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.observe.incidents import Incidents
 from worker.observe.sinks import build_dispatcher
 from worker.observe.status import Snapshot, take_snapshot
+from worker.outcome import Outcome
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
 from worker.send.gateway import GatewayClient, PerThreadHTTP, env_proxy_for
-from worker.send.routing import Policy, RoutingTable, load_routing_table
+from worker.send.healing import HaltHealer
+from worker.send.routing import (
+    Action,
+    Attempt,
+    Policy,
+    RoutingTable,
+    decide,
+    load_routing_table,
+)
 from worker.send.settlement import Settlement
 from worker.settings import Settings, get_settings
 from worker.store.deadletters import DeadLetters
@@ -131,9 +140,25 @@ class Runtime:
     def producer(self) -> Producer:
         return Producer(
             JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
-            accounts=known_accounts(),
+            accounts=self.known_accounts,
             redis_timeout_s=self.settings.redis_timeout_s,
         )
+
+    @cached_property
+    def accounts(self) -> dict[str, Account]:
+        """The configured accounts (ConfigError for a bad accounts file)."""
+        s = self.settings
+        defaults = Defaults(
+            api_key=s.api_key.get_secret_value(),
+            rate_per_sec=s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
+            rate_per_min=s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
+            sandbox=s.sandbox,
+        )
+        return load_accounts(s.accounts_file, defaults)
+
+    @property
+    def known_accounts(self) -> frozenset[str]:
+        return frozenset(self.accounts)
 
     @cached_property
     def switches(self) -> Switches:
@@ -172,6 +197,7 @@ class Runtime:
             self.keys,
             queue=self.settings.queue,
             broker_depth=broker_depth,
+            accounts=self.known_accounts,
             now=time.time(),
         )
 
@@ -193,40 +219,79 @@ class Runtime:
 
     @cached_property
     def delivery(self) -> Delivery:
+        policy = self.policy
+        rate = self.rate_limit
+        from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
+
+        settlement = Settlement(self.jobs, self.incidents)
+        meter = Meter(self.metric_labels)
+        return Delivery(self.jobs, self.gateways, policy, rate, settlement, self.timing, meter)
+
+    @cached_property
+    def policy(self) -> Policy:
         s = self.settings
-        gateway = GatewayClient(
-            PerThreadHTTP(
-                timeout_s=s.http_timeout_s,
-                deadline_s=s.http_timeout_s,
-                proxy_url=env_proxy_for(str(s.api_base_url)),
-            ),
-            base_url=str(s.api_base_url),
-            api_key=s.api_key.get_secret_value(),
-            sandbox=s.sandbox,
-        )
-        policy = Policy(
+        return Policy(
             table=self.routing_table,
             max_attempts=s.max_attempts,
             max_reschedules=s.max_reschedules,
             backoff_base_s=s.backoff_base_s,
             backoff_cap_s=s.backoff_cap_s,
         )
-        rate = self.rate_limit
-        from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
-        settlement = Settlement(self.jobs, self.incidents)
-        meter = Meter(self.metric_labels)
-        return Delivery(self.jobs, gateway, policy, rate, settlement, self.timing, meter)
+    @cached_property
+    def http(self) -> PerThreadHTTP:
+        """The process's connections to the Gateway, shared by every account's client."""
+        s = self.settings
+        return PerThreadHTTP(
+            timeout_s=s.http_timeout_s,
+            deadline_s=s.http_timeout_s,
+            proxy_url=env_proxy_for(str(s.api_base_url)),
+        )
+
+    @cached_property
+    def gateways(self) -> dict[str, GatewayClient]:
+        """A Gateway client per account, with its key as it is now (``FreshKey``)."""
+        base_url = str(self.settings.api_base_url)
+        return {
+            name: GatewayClient(
+                self.http, base_url=base_url, api_key=FreshKey(account), sandbox=account.sandbox
+            )
+            for name, account in self.accounts.items()
+        }
+
+    @cached_property
+    def healer(self) -> HaltHealer:
+        """Probes the halts the Gateway caused, each call with the key read afresh."""
+        base_url = str(self.settings.api_base_url)
+        policy = self.policy
+
+        def is_halting(outcome: Outcome) -> bool:
+            return decide(outcome, Attempt(calls=1), policy).action is Action.HALT
+
+        return HaltHealer(
+            self.switches,
+            self.incidents,
+            self.accounts,
+            lambda account: GatewayClient(
+                self.http, base_url=base_url, api_key=account.api_key, sandbox=account.sandbox
+            ),
+            is_halting,
+            interval_s=self.settings.halt_probe_interval_s,
+            key_settle_s=KEY_MAX_AGE_S,
+        )
 
     @cached_property
     def rate_limit(self) -> RateLimit:
-        """The limiter's start values and ceilings: a rate setting given is a ceiling."""
+        """The limiter's start values and ceilings (a rate setting given is a ceiling), with the
+        accounts' own."""
         s = self.settings
-        return RateLimit.configured(
+        rate = RateLimit.configured(
             s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
             s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
             max_wait_s=MAX_INLINE_WAIT_S,
         )
+        own = {n: (a.rate_per_sec, a.rate_per_min) for n, a in self.accounts.items()}
+        return rate.with_accounts(own)
 
     @cached_property
     def routing_table(self) -> RoutingTable:

@@ -1,9 +1,8 @@
 """Job records in Redis and their transitions, each one atomic (Lua in ``worker/store/lua/``).
 
-A pending job is always in exactly one place: the schedule (``Keys.due``, a sorted set of
-``id|gen`` by the time it may go) or the account's hold list. Broker messages only dispatch
-``(id, gen)``; a dispatch whose ``gen`` is no longer the job's is stale and dropped, so
-duplicates from re-delivery or re-dispatch can never act twice.
+A pending job is always in exactly one place: the schedule (``Keys.due``, ``id|gen`` by the
+time it may go) or the account's hold list. Broker messages only dispatch ``(id, gen)``; one whose
+``gen`` is no longer the job's is stale and dropped, so re-deliveries can never act twice.
 """
 
 from __future__ import annotations
@@ -240,6 +239,7 @@ class JobStore:
                 probe_interval_s,
                 *rate.reserve_arguments(),
                 self._retention_s,
+                *rate.account_arguments(),
             ]
         )
         verdict, detail, wait_ms, *fields = (_text(part) for part in reply)

@@ -93,8 +93,12 @@ class Keys:
 
     # Account switches
     def halt(self, account: str) -> str:
-        """Hash: present while the account is halted (code, reason, since)."""
+        """Hash: present while the account is halted (code, reason, since, by)."""
         return f"{self.prefix}halt:{encode_part(account)}"
+
+    def halt_probe(self, account: str) -> str:
+        """String with a lease: a probe of the account's halt is due no sooner than it ends."""
+        return f"{self.prefix}halt:{encode_part(account)}:probe"
 
     def breaker(self, account: str) -> str:
         """Hash: present while the account's billing breaker is open (since, code, half_open)."""

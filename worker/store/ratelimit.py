@@ -15,7 +15,9 @@ outside 1..max is garbage and never stored (see ``worker.send.answers``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from worker.outcome import RateLimitHeaders
 
@@ -44,6 +46,8 @@ class RateLimit:
     max_wait_s: float = 1.0
     sec_ceiling: int = SEC_LIMIT_MAX
     min_ceiling: int = MIN_LIMIT_MAX
+    # Accounts with limits of their own (an accounts file); every other account uses these.
+    accounts: Mapping[str, RateLimit] = field(default_factory=dict, compare=False)
 
     @classmethod
     def configured(
@@ -57,6 +61,29 @@ class RateLimit:
             sec_ceiling=per_sec or SEC_LIMIT_MAX,
             min_ceiling=per_min or MIN_LIMIT_MAX,
         )
+
+    def with_accounts(self, limits: Mapping[str, tuple[int | None, int | None]]) -> RateLimit:
+        """This limiter, with each account's (per_sec, per_min) ceilings where they differ."""
+        own = {
+            name: RateLimit.configured(sec, per_min, max_wait_s=self.max_wait_s)
+            for name, (sec, per_min) in limits.items()
+        }
+        mine = self.limit_arguments()
+        return replace(self, accounts={n: r for n, r in own.items() if r.limit_arguments() != mine})
+
+    def for_account(self, account: str) -> RateLimit:
+        """The limits of one account."""
+        return self.accounts.get(account, self)
+
+    def limit_arguments(self) -> list[int]:
+        """The limits begin.lua takes for an account of its own: sec, min and their ceilings."""
+        return [self.per_sec, self.per_min, self.sec_ceiling, self.min_ceiling]
+
+    def account_arguments(self) -> list[str]:
+        """begin.lua's last argument: the accounts with limits of their own, when there are."""
+        if not self.accounts:
+            return []
+        return [json.dumps({name: rate.limit_arguments() for name, rate in self.accounts.items()})]
 
     def limits_in_force(self, learned_sec: int | None, learned_min: int | None) -> tuple[int, int]:
         """The (sec, min) limits calls are paced by, as ``ratelimit.lua`` reckons them: what the

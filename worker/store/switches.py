@@ -7,9 +7,12 @@ Readers still take any record as it comes: a switch whose fields are missing or 
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -18,6 +21,8 @@ from worker.store.keys import Keys
 from worker.store.scripts import load_script
 
 MANUAL_HALT_CODE = "MANUAL"
+# Who halted an account (the halt's ``by``): an operator's halt ends only with ``resume``.
+OPERATOR = "operator"
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,12 @@ class Halt:
     code: str
     reason: str
     since: float | None  # None: unknown
+    by: str = ""  # OPERATOR, or empty: the Gateway's answer (records of older versions say none)
+
+    @property
+    def by_operator(self) -> bool:
+        """An operator's halt; one of an older version without ``by`` is by its MANUAL code."""
+        return self.by == OPERATOR or (not self.by and self.code == MANUAL_HALT_CODE)
 
 
 @dataclass(frozen=True)
@@ -50,25 +61,53 @@ class Switches:
         self._redis = client
         self._keys = keys
         self._resume = load_script(client, "resume")
-        self._create = load_script(client, "incident_open")
+        self._halt = load_script(client, "halt")
 
     def halt(self, account: str, *, reason: str, code: str = MANUAL_HALT_CODE) -> bool:
-        """Stop all sending of the account; False when it was already halted."""
-        fields = ["since", repr(time.time()), "code", code, "reason", reason]
-        return bool(self._create(keys=[self._keys.halt(account)], args=fields))
+        """Stop all sending of the account until ``resume``; False when it was already halted
+        (a halt the Gateway caused becomes the operator's: it no longer ends by itself)."""
+        fields = ["since", repr(time.time()), "code", code, "reason", reason, "by", OPERATOR]
+        return bool(self._halt(keys=[self._keys.halt(account)], args=fields))
 
     def resume(self, account: str) -> int:
         """Lift the halt and release every held job; returns how many were released."""
         now = time.time()
         event = history_event(now, "released", action="resume")
-        return int(self._resume(args=[self._keys.prefix, account, now, event]))
+        return int(self._resume(args=[self._keys.prefix, account, now, event, "0"]))
+
+    def auto_resume(self, account: str) -> int | None:
+        """``resume`` once a probe found the key working: only a halt the Gateway caused is lifted
+        (None for an operator's), and the released jobs' history says ``auto_resumed``."""
+        now = time.time()
+        event = history_event(now, "auto_resumed", action="auto_resume")
+        released = int(self._resume(args=[self._keys.prefix, account, now, event, "1"]))
+        return None if released < 0 else released
+
+    def probe_due(self, account: str, interval_s: float) -> bool:
+        """Take the account's halt-probe lease for ``interval_s``: one probe per interval across
+        every worker; False while another's lease runs."""
+        key = self._keys.halt_probe(account)
+        return bool(self._redis.set(key, "1", nx=True, px=max(1, int(interval_s * 1000))))
+
+    def held_message(self, account: str, *, look_at: int = 10) -> dict[str, Any] | None:
+        """The payload of one of the account's held jobs (the first readable), else None."""
+        for job_id in self._redis.lrange(self._keys.held(account), 0, look_at - 1):
+            raw = self._redis.hget(self._keys.job(str(job_id)), "message")
+            with suppress(TypeError, ValueError):
+                message = json.loads(raw)  # type: ignore[arg-type]
+                if isinstance(message, dict):
+                    return message
+        return None
 
     def halted(self, account: str) -> Halt | None:
         raw: dict[str, str] = self._redis.hgetall(self._keys.halt(account))  # type: ignore[assignment]
         if not raw:
             return None
         return Halt(
-            code=raw.get("code", ""), reason=raw.get("reason", ""), since=_time(raw, "since")
+            code=raw.get("code", ""),
+            reason=raw.get("reason", ""),
+            since=_time(raw, "since"),
+            by=raw.get("by", ""),
         )
 
     def breaker(self, account: str) -> Breaker | None:

@@ -51,7 +51,9 @@ class Console:
 
     def account(self, name: str) -> str:
         """An account the deployment knows (or one with a halt, breaker or held jobs)."""
-        if name not in accounts_to_report(self.runtime.redis, self.runtime.keys):
+        if name not in accounts_to_report(
+            self.runtime.redis, self.runtime.keys, self.runtime.known_accounts
+        ):
             raise Refused(404, "No such account.")
         return name
 

@@ -117,7 +117,11 @@ def _dead_letters_page(
         islice(console.runtime.dead_letters.select(selection), start, start + PAGE_SIZE + 1)
     )
     counts = console.runtime.dead_letters.counts()
-    accounts = sorted(accounts_to_report(console.runtime.redis, console.runtime.keys))
+    accounts = sorted(
+        accounts_to_report(
+            console.runtime.redis, console.runtime.keys, console.runtime.known_accounts
+        )
+    )
     context: dict[str, Any] = {
         "csrf": csrf,
         "records": found[:PAGE_SIZE],

@@ -2,7 +2,7 @@
 -- rate-limit slot, all in one round trip. (keys.lua and ratelimit.lua are included above.)
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
 --       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
---       retention_s
+--       retention_s[, own_limits_json: {account: [sec, min, sec_ceiling, min_ceiling]}]
 -- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}:
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
@@ -107,6 +107,12 @@ if redis.call('EXISTS', breaker) == 1 then
   end
 end
 
+if ARGV[16] and ARGV[16] ~= '' then
+  local own = cjson.decode(ARGV[16])[account]
+  if own then
+    limits.sec, limits.min, limits.sec_ceiling, limits.min_ceiling = own[1], own[2], own[3], own[4]
+  end
+end
 local reserved, wait_ms = reserve(prefix, account, now_ms, limits, max_wait_ms)
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.

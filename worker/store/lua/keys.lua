@@ -31,6 +31,9 @@ function keys.early_statuses(prefix, wamid)
 end
 function keys.halt(prefix, account) return prefix .. 'halt:' .. key_part(account) end
 function keys.breaker(prefix, account) return prefix .. 'breaker:' .. key_part(account) end
+function keys.halt_probe(prefix, account)
+  return prefix .. 'halt:' .. key_part(account) .. ':probe'
+end
 function keys.breaker_probe(prefix, account)
   return prefix .. 'breaker:' .. key_part(account) .. ':probe'
 end

@@ -1,8 +1,13 @@
 -- Lift an account's halt and put every held job back on the schedule, due now.
--- ARGV: prefix, account, now, event_json
--- Returns the number of jobs released.
+-- ARGV: prefix, account, now, event_json[, '1': only a halt the Gateway caused]
+-- Returns the number of jobs released; -1 when the halt is an operator's and ARGV[5] is '1'.
 local prefix, account, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-redis.call('DEL', keys.halt(prefix, account))
+local halt = keys.halt(prefix, account)
+if ARGV[5] == '1' then
+  local by, code = unpack(redis.call('HMGET', halt, 'by', 'code'))
+  if by == 'operator' or (not by and code == 'MANUAL') then return -1 end
+end
+redis.call('DEL', halt, keys.halt_probe(prefix, account))
 local held = keys.held(prefix, account)
 local released = 0
 while true do
