@@ -121,6 +121,7 @@ def test_a_missing_file_is_refused_naming_it(tmp_path):
         load_accounts(tmp_path / "nope.toml", DEFAULTS)
 
 
+@pytest.mark.processes
 def test_a_bad_accounts_file_stops_every_command_with_exit_78(tmp_path):
     """The CLI validates the accounts file first: exit 78 and one line naming account and field."""
     accounts = tmp_path / "accounts.toml"
@@ -163,6 +164,7 @@ def test_enqueue_refuses_an_account_the_file_does_not_name(redis_url, tmp_path):
     runtime.close()
 
 
+@pytest.mark.processes
 def test_the_cli_refuses_an_account_the_file_does_not_name(redis_url, tmp_path):
     """`--account` and `enqueue --file` check against the accounts file: exit 2 naming them."""
     env = {
@@ -212,6 +214,7 @@ def test_the_kubernetes_accounts_example_is_valid_and_names_mounted_key_files():
         assert f"msgworker-key-{name}" in secrets
 
 
+@pytest.mark.processes
 def test_http_ingest_refuses_an_account_the_file_does_not_name(redis_url, tmp_path):
     """POST /v1/messages for an unlisted account is refused naming the known ones; a listed
     one is accepted."""

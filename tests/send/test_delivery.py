@@ -97,7 +97,7 @@ def deliver(runtime, clock):
         meter = Meter()
         delivery = Delivery(
             runtime.jobs,
-            GatewayClient(http, base_url="http://gateway.test", api_key=API_KEY),
+            {"default": GatewayClient(http, base_url="http://gateway.test", api_key=API_KEY)},
             Policy(
                 table=runtime.routing_table, max_attempts=4, backoff_base_s=2.0, backoff_cap_s=60.0
             ),

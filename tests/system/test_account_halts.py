@@ -17,6 +17,8 @@ from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.jobs import JobState
 
+pytestmark = pytest.mark.processes  # a real worker and the sandbox in every test
+
 KEY_A = "sk_account_a_4d3c2b1a0f"
 KEY_B = "sk_account_b_9e8d7c6b5a"
 PROBE_S = 2.0
