@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
 from tests.support.cluster import (
     API_KEY,
@@ -35,6 +34,7 @@ from tests.support.cluster import (
 from tests.support.invariants import Report, check
 from tests.support.processes import free_port, wait_for
 from worker.dev.localredis import LocalRedis
+from worker.errors import Unavailable
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.send.routing import default_routing_path
 from worker.service.app import broker_depth, create_app, dispatcher
@@ -300,7 +300,7 @@ class Producer(threading.Thread):
                 ]
                 try:
                     self.ids += self.stage.runtime.producer.enqueue_many(items)
-                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                except Unavailable as exc:  # Redis away: a restart, or loading its file
                     self.errors[type(exc).__name__] += 1
                     time.sleep(0.2)
                     continue

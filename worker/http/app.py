@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # A path that names nothing is a 404, never a redirect to a guess (/v1/jobs/x/).
+        redirect_slashes=False,
     )
     app.state.producer = producer
     app.state.metrics = metrics.HttpMetrics()
