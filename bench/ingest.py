@@ -165,13 +165,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, url: str, redis_server: LocalRedis) -> int:
     seconds, conns, batch = args.seconds, args.connections, args.batch
-    asyncio.run(_load(url, 1, conns, "POST", "/v1/messages", PAYLOAD))  # warm up
-    health, health_lat = asyncio.run(_load(url, seconds, conns, "GET", "/healthz", None))
-    single, single_lat = asyncio.run(_load(url, seconds, conns, "POST", "/v1/messages", PAYLOAD))
+
+    def load(
+        seconds: float, connections: int, method: str, path: str, body: Any
+    ) -> tuple[int, list[float]]:
+        if args.client == "wrk":
+            return _wrk(url, seconds, connections, method, path, body)
+        return asyncio.run(_load(url, seconds, connections, method, path, body))
+
+    load(1, conns, "POST", "/v1/messages", PAYLOAD)  # warm up
+    health, health_lat = load(seconds, conns, "GET", "/healthz", None)
+    single, single_lat = load(seconds, conns, "POST", "/v1/messages", PAYLOAD)
     body = {"messages": [PAYLOAD] * batch}
-    batches, batch_lat = asyncio.run(
-        _load(url, seconds, max(2, conns // 4), "POST", "/v1/messages/batch", body)
-    )
+    batches, batch_lat = load(seconds, max(2, conns // 4), "POST", "/v1/messages/batch", body)
     blocking = _python_blocking(redis_server.url, batch, seconds)
     nonblocking = asyncio.run(_python_async(redis_server.url, batch, seconds))
 
