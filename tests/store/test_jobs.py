@@ -184,3 +184,25 @@ def test_a_job_id_with_a_history_suffix_is_just_unknown(jobs):
     """``<id>:history`` names no job: no wrong-type error from reading a list as a hash."""
     add_job(jobs)
     assert jobs.get("j1:history") is None
+
+
+def test_a_call_deferred_by_a_new_cooldown_gives_its_rate_limit_slot_back(jobs, redis_client):
+    """A slot reserved ahead, then a cooldown: the recheck defers the job and removes its slot
+    from both windows, so the calls after the cooldown do not wait for a call never made."""
+    slow = RateLimit(per_sec=1, per_min=100, max_wait_s=2.0)
+    now = time.time()
+    for job_id in ("j1", "j2"):
+        add_job(jobs, job_id, now=now)
+    first = jobs.begin(Execution("j1", 1, "a"), now=now, lease_s=5, probe_interval_s=5, rate=slow)
+    second = jobs.begin(Execution("j2", 1, "b"), now=now, lease_s=5, probe_interval_s=5, rate=slow)
+    assert (first.wait_s, second.verdict) == (0, Verdict.GO)
+    assert second.wait_s > 0.9  # its slot is a second ahead
+    windows = [KEYS.window("default", "sec"), KEYS.window("default", "min")]
+    assert [redis_client.zcard(w) for w in windows] == [2, 2]
+
+    redis_client.set(KEYS.cooldown("default"), int((now + 5) * 1000))
+    assert second.job is not None
+    again = jobs.recheck(Execution("j2", 1, "b"), second.job, now=now + 1, probe_interval_s=5)
+
+    assert again.verdict is Verdict.DEFERRED
+    assert [redis_client.zcard(w) for w in windows] == [1, 1]

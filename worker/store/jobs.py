@@ -177,10 +177,8 @@ class Claim:
 
 
 class JobStore:
-    """Reads job records and applies every transition atomically.
-
-    A pending job's record never expires; once sent it is kept ``retention_s``, then goes.
-    """
+    """Reads job records and applies every transition atomically; a pending job's record never
+    expires, a sent one is kept ``retention_s``."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: float) -> None:
         self._redis = client
@@ -253,9 +251,8 @@ class JobStore:
     def recheck(
         self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
     ) -> Claim:
-        """A fresh look at the switches after a wait for a slot, in one round trip: a halt holds
-        the job, a cooldown puts it back on the schedule, an open breaker leaves it claimed for
-        parking (or makes this call its probe). See recheck.lua."""
+        """A fresh look at the switches after a wait for a slot, in one round trip (recheck.lua):
+        a halt holds the job, a cooldown reschedules it, an open breaker parks it or probes."""
         k, account = self._keys, job.account
         reply = self._recheck(
             keys=[
@@ -269,6 +266,8 @@ class JobStore:
                 k.cooldown(account),
                 k.breaker(account),
                 k.breaker_probe(account),
+                k.window(account, "sec"),
+                k.window(account, "min"),
             ],
             args=[
                 execution.job_id,

@@ -113,7 +113,7 @@ if ARGV[16] and ARGV[16] ~= '' then
     limits.sec, limits.min, limits.sec_ceiling, limits.min_ceiling = own[1], own[2], own[3], own[4]
   end
 end
-local reserved, wait_ms = reserve(prefix, account, now_ms, limits, max_wait_ms)
+local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits, max_wait_ms)
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.
   if probe == '1' then redis.call('DEL', probe_key) end
@@ -127,6 +127,7 @@ if not reserved then
 end
 redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
-redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now)
+-- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
+redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now, 'slot', slot)
 redis.call('HINCRBY', job, 'attempts', 1)
 return claimed('go', probe, wait_ms)

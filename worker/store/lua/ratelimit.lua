@@ -38,7 +38,7 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms)
   redis.call('PEXPIRE', sec, limits.sec_window + wait + 1000)
   redis.call('PEXPIRE', min, limits.min_window + wait + 1000)
   redis.call('PEXPIRE', seq_key, limits.min_window + wait + 1000)
-  return true, wait
+  return true, wait, seq
 end
 
 local FILL_MAX = 2000

@@ -1,6 +1,7 @@
 -- A fresh look at the account's switches after a delivery waited for its rate-limit slot:
 -- a halt, a cooldown or an open billing breaker that arrived during the wait stops the call.
--- KEYS: job, history, claim, due, leases, halt, held, cooldown, breaker, breaker_probe
+-- KEYS: job, history, claim, due, leases, halt, held, cooldown, breaker, breaker_probe,
+--       sec_window, min_window
 -- ARGV: id, gen, now_s, execution, event_held_json, event_wait_json (its delay_s is filled in),
 --       probe_interval_s
 -- Returns {verdict, wait_ms}:
@@ -13,6 +14,7 @@
 --   wait      the breaker is half-open and its probe is out: try again shortly (job claimed)
 local job, history, claim, due, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local halt, held, cooldown, breaker, probe = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local sec_window, min_window = KEYS[11], KEYS[12]
 local id, gen, now, execution = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local member = id .. '|' .. gen
 local now_ms = math.floor(now * 1000)
@@ -21,10 +23,17 @@ if redis.call('GET', claim) ~= execution or redis.call('HGET', job, 'gen') ~= ge
   return {'stale', 0}
 end
 
--- The call begin counted will not be made.
+-- The call begin counted will not be made: its attempt and its rate-limit slot are given back
+-- (a slot left in the windows would keep the next calls waiting for a call that never came).
 local function uncount()
   if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
   redis.call('HSET', job, 'calling', 0)
+  local slot = redis.call('HGET', job, 'slot')
+  if slot then
+    redis.call('ZREM', sec_window, slot)
+    redis.call('ZREM', min_window, slot)
+    redis.call('HDEL', job, 'slot')
+  end
 end
 
 local function release()
