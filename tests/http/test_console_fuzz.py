@@ -12,7 +12,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.console import PASSWORD, login, park
+from tests.support.console import PASSWORD, login
+from tests.support.jobs import park
 from tests.support.processes import RedisServer
 from tests.support.serve import Service
 from worker.service.runtime import Runtime

@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.console import PASSWORD, login, park
+from tests.support.console import PASSWORD, login
+from tests.support.jobs import park
 from tests.support.processes import wait_for
 from tests.support.serve import Service
 from worker.service.runtime import Runtime

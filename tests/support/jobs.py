@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from tests.support.messages import text
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import Execution, JobStore, NewJob
 from worker.store.keys import Keys
+from worker.store.ratelimit import RateLimit
 
 KEYS = Keys("t:")
 
@@ -32,3 +34,42 @@ def add_job(
         expires_at=None if expires_in is None else now + expires_in,
     )
     return jobs.add([new], now=now)[0]
+
+
+def park(
+    runtime: Any,
+    job_id: str,
+    *,
+    code: str = "BILL_001",
+    reason: str = "billing",
+    **extra_fields: Any,
+) -> None:
+    """Park a queued job the way a worker does (claim, then settle with a dead letter); extra
+    fields go into the record as they are (a newer version's fields, say)."""
+    job = runtime.jobs.get(job_id)
+    execution = Execution(job_id, job.gen, holder="test-park")
+    claim = runtime.jobs.begin(
+        execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
+    )
+    assert claim.verdict == "go"
+    record = {
+        "id": job_id,
+        "idempotency_key": job.key,
+        "account": job.account,
+        "message": job.message,
+        "code": code,
+        "group": None,
+        "status": 402,
+        "description": "",
+        "params": {},
+        "reason": reason,
+        "attempts": 1,
+        "enqueued_at": job.enqueued_at,
+        "parked_at": time.time(),
+        "expires_at": job.expires_at,
+        **extra_fields,
+    }
+    applied, _ = runtime.jobs.park(
+        execution, now=time.time(), code=code, reason=reason, record=record
+    )
+    assert applied
