@@ -551,6 +551,17 @@ def msgworker_runtime(redis_url: str, **settings: Any) -> Any:
     return Runtime(get_settings(broker_url=redis_url, **settings))
 
 
+def scheduled_jobs(runtime: Any, *, after: float | None = None) -> int:
+    """Jobs waiting in msgworker's schedule (every account's lanes); only those due after
+    ``after`` when given."""
+    from worker.store.schedule import count_scheduled, scheduled_by_account  # noqa: PLC0415
+
+    if after is None:
+        return count_scheduled(runtime.redis, runtime.keys)
+    counts = scheduled_by_account(runtime.redis, runtime.keys, after)
+    return sum(later for _, later in counts.values())
+
+
 def enqueue_msgworker(
     runtime: Any, count: int, *, batch: int = 1000, options: dict[str, Any] | None = None
 ) -> list[str]:

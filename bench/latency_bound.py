@@ -39,6 +39,7 @@ from common import (
     plain_queue_depth,
     print_rows,
     running,
+    scheduled_jobs,
     stack,
     start_msgworker,
     start_plain,
@@ -64,7 +65,7 @@ def run_msgworker(made: Stack, args: argparse.Namespace, options: list[str]) -> 
     )
     with running([start_msgworker("latency-mw", env, made.logs, options)]) as workers:
         result = measure_cpu(made, workers, WARMUP_S, args.seconds)
-        left = runtime.redis.zcard(runtime.keys.due)
+        left = scheduled_jobs(runtime)
     runtime.close()
     if not left:
         print("  warning: msgworker's backlog ran out inside the window; raise --max-rate")

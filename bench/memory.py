@@ -40,6 +40,7 @@ from common import (
     plain_queue_depth,
     print_rows,
     running,
+    scheduled_jobs,
     stack,
     start_msgworker,
     start_plain,
@@ -88,7 +89,7 @@ def run_scheduled(made: Stack, args: argparse.Namespace) -> tuple[float, float]:
         enqueue_msgworker(runtime, args.jobs, options={"send_at": send_at})
         took = time.monotonic() - started
         after = settled_rss_mb(worker, args.settle)
-        waiting = runtime.redis.zcard(runtime.keys.due)
+        waiting = scheduled_jobs(runtime)
     runtime.close()
     print(
         f"msgworker, {args.jobs:,} scheduled {DELAY_S} s ahead (enqueued in {took:.1f} s): "
@@ -103,10 +104,9 @@ def run_rescheduled(made: Stack, args: argparse.Namespace) -> tuple[float, float
     made.sandbox.post("/sandbox/script", {"answers": [RATE_001] * 200})
     runtime = msgworker_runtime(made.redis_url)
     env = msgworker_env(made.redis_url, made.sandbox.url)
-    due, keys = runtime.redis, runtime.keys
 
     def back_later(count: int) -> bool:
-        return int(due.zcount(keys.due, time.time() + DELAY_S / 2, "+inf")) >= count
+        return scheduled_jobs(runtime, after=time.time() + DELAY_S / 2) >= count
 
     with running([start_msgworker("memory-mw-resched", env, made.logs)]) as (worker,):
         # A first lot warms every thread and pool up, so "before" is the working worker.
@@ -120,7 +120,7 @@ def run_rescheduled(made: Stack, args: argparse.Namespace) -> tuple[float, float
         wait_until(lambda: back_later(total), timeout_s=args.timeout, what="every job back")
         took = time.monotonic() - started
         after = settled_rss_mb(worker, args.settle)
-        later = int(due.zcount(keys.due, time.time() + DELAY_S / 2, "+inf")) - warm
+        later = scheduled_jobs(runtime, after=time.time() + DELAY_S / 2) - warm
     runtime.close()
     calls = made.sandbox.stats()["requests"]
     print(

@@ -46,6 +46,7 @@ from common import (
     print_table,
     profile,
     running,
+    scheduled_jobs,
     stack,
     start_msgworker,
     start_plain,
@@ -109,7 +110,7 @@ def run_msgworker(made: Stack, args: argparse.Namespace, observe: Observe) -> Me
     env = msgworker_env(made.redis_url, made.sandbox.url, **settings)
     with running([start_msgworker("overhead-mw", env, made.logs, _pool(args))]) as workers:
         result = observe(made, workers[0])
-        left = runtime.redis.zcard(runtime.keys.due)
+        left = scheduled_jobs(runtime)
     runtime.close()
     if not left:
         print("  warning: msgworker's backlog ran out inside the window; raise --max-rate")

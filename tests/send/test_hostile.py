@@ -36,7 +36,7 @@ from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.jobs import JobState
-from worker.store.keys import decode_part
+from worker.store.keys import decode_part, lane_of
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "25"))
 HOSTILE = settings(
@@ -269,7 +269,7 @@ def place(runtime: Runtime, job_id: str) -> str:
     member = f"{job.id}|{job.gen}"
     ledger = client.get(keys.ledger(job.account, job.key))
     dead = runtime.dead_letters.get(job.id)
-    scheduled = client.zscore(keys.due, member) is not None
+    scheduled = client.zscore(keys.due(job.account, lane_of(job.priority)), member) is not None
     held = job.id in client.lrange(keys.held(job.account), 0, -1)
     places = {
         "sent": job.state is JobState.SENT and ledger == job.wamid and bool(job.wamid),

@@ -13,6 +13,7 @@ from worker.send.routing import Action, Decision, ParkReason
 from worker.send.settlement import Answer, Settlement
 from worker.store.jobs import Execution, Job, JobState, Verdict
 from worker.store.ratelimit import RateLimit
+from worker.store.schedule import count_scheduled
 
 NOW = 1_900_000_000.0
 HOLDER = "execution-1"
@@ -71,7 +72,11 @@ def test_sent_records_the_wamid_and_the_ledger(runtime, settlement):
     stored = runtime.jobs.get(job.id)
     assert (stored.state, stored.wamid) == (JobState.SENT, "wamid.1")
     assert runtime.redis.get(runtime.keys.ledger(job.account, job.key)) == "wamid.1"
-    assert runtime.redis.zcard(runtime.keys.due) == runtime.redis.zcard(runtime.keys.leases) == 0
+    assert (
+        count_scheduled(runtime.redis, runtime.keys)
+        == runtime.redis.zcard(runtime.keys.leases)
+        == 0
+    )
 
 
 def test_rescheduled_waits_its_delay_and_cools_the_account_down(runtime, settlement):
@@ -169,13 +174,16 @@ def test_an_execution_that_lost_the_job_records_nothing(runtime, settlement, ale
     or alert comes from the one that lost it."""
     execution, job = claimed(runtime)
     before = runtime.jobs.get(job.id)
-    schedule = runtime.redis.zrange(runtime.keys.due, 0, -1, withscores=True)
+    schedule = runtime.redis.zrange(runtime.keys.due(job.account, "normal"), 0, -1, withscores=True)
     answer, decision = STALE_CASES[case]
     stale = Execution(execution.job_id, execution.gen, holder="someone-else")
     settlement.record(stale, job, answer, decision, calls=1, now=NOW)
     after = runtime.jobs.get(job.id)
     assert (after.state, after.gen, after.attempts) == (before.state, before.gen, before.attempts)
-    assert runtime.redis.zrange(runtime.keys.due, 0, -1, withscores=True) == schedule
+    assert (
+        runtime.redis.zrange(runtime.keys.due(job.account, "normal"), 0, -1, withscores=True)
+        == schedule
+    )
     assert runtime.switches.cooldown_until(job.account) is None
     assert runtime.switches.halted(job.account) is None
     assert runtime.switches.breaker(job.account) is None

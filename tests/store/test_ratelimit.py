@@ -70,7 +70,7 @@ def test_a_long_wait_goes_to_the_schedule_and_reserves_nothing(jobs, redis_clien
     assert again.wait_s == deferred.wait_s  # the deferred ask took no slot
     job = jobs.get("j1")
     assert (job.state, job.attempts, job.gen) == (JobState.SCHEDULED, 0, 2)
-    assert redis_client.zscore(KEYS.due, "j1|2") == pytest.approx(NOW + SEC)
+    assert redis_client.zscore(KEYS.due("default", "normal"), "j1|2") == pytest.approx(NOW + SEC)
     assert not redis_client.exists(KEYS.claim("default", "j1"))
     assert job.history[-1]["action"] == "rate_wait"
 

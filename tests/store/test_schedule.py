@@ -50,7 +50,7 @@ def test_a_dispatched_job_holds_a_lease_instead_of_its_schedule_entry(jobs, redi
     """Dispatched: out of the schedule, in the leases until now + the lease."""
     add_job(jobs, "j1", now=NOW)
     pump_for(redis_client, [], lease_s=10).pump_once(NOW)
-    assert redis_client.zscore(KEYS.due, "j1|1") is None
+    assert redis_client.zscore(KEYS.due("default", "normal"), "j1|1") is None
     assert redis_client.zscore(KEYS.leases, "j1|1") == NOW + 10
 
 

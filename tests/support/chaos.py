@@ -40,7 +40,7 @@ from worker.send.routing import default_routing_path
 from worker.service.app import broker_depth, create_app, dispatcher
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.schedule import DISPATCH_LEASE_S, Pump
+from worker.store.schedule import DISPATCH_LEASE_S, Pump, count_scheduled
 
 PHONE = "905321234567"
 UNLIMITED = {"rate_per_sec": 10_000, "rate_per_min": 600_000}  # the most a limiter believes
@@ -113,7 +113,7 @@ class Stage:
     def idle(self) -> bool:
         """Nothing scheduled, leased or in flight: every job is sent, parked or held."""
         client, keys = self.runtime.redis, self.runtime.keys
-        return client.zcard(keys.due) + client.zcard(keys.leases) == 0
+        return count_scheduled(client, keys) + client.zcard(keys.leases) == 0
 
     def wait_idle(self, timeout_s: float, what: str = "every job settled") -> None:
         wait_for(self.idle, timeout_s=timeout_s, interval_s=0.2, what=what)
@@ -360,7 +360,7 @@ def stalled(stage: Stage) -> bool:
     client, keys = stage.runtime.redis, stage.runtime.keys
     claims = next(iter(client.scan_iter(match=f"{keys.prefix}claim:*", count=1000)), None)
     return (
-        client.zcard(keys.due) == 0
+        count_scheduled(client, keys) == 0
         and client.llen(stage.runtime.settings.queue) == 0
         and claims is None
     )
@@ -579,7 +579,7 @@ def scheduled_many(
     status = json.loads(out)
     wait_for(
         lambda: (
-            stage.runtime.redis.zcard(stage.runtime.keys.due) == jobs
+            count_scheduled(stage.runtime.redis, stage.runtime.keys) == jobs
             and stage.runtime.redis.zcard(stage.runtime.keys.leases) == 0
         ),
         timeout_s=30,

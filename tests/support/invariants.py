@@ -31,6 +31,8 @@ from worker.outcome import WORKER_LOST
 from worker.send.routing import ParkReason
 from worker.service.runtime import Runtime
 from worker.store.jobs import Job, JobState
+from worker.store.keys import lane_of
+from worker.store.schedule import lane_keys
 
 PARK_REASONS = frozenset(reason.value for reason in ParkReason)
 PENDING_STATES = frozenset({JobState.HELD, JobState.QUEUED, JobState.SCHEDULED})
@@ -113,10 +115,11 @@ def ok_responses(expositions: Iterable[str]) -> float:
     return total
 
 
-def _places(runtime: Runtime) -> tuple[set[str], set[str], dict[str, set[str]]]:
-    """Members of the schedule and the leases (``id|gen``), and job ids by hold list."""
+def _places(runtime: Runtime) -> tuple[dict[str, str], set[str], dict[str, set[str]]]:
+    """The lane of each member of the schedule (``id|gen``), the leases' members, and job ids
+    by hold list."""
     client, keys = runtime.redis, runtime.keys
-    due = {str(m) for m in client.zrange(keys.due, 0, -1)}
+    due = {str(m): key for key in lane_keys(client, keys) for m in client.zrange(key, 0, -1)}
     leases = {str(m) for m in client.zrange(keys.leases, 0, -1)}
     held: dict[str, set[str]] = {}
     for key in client.scan_iter(match=f"{keys.prefix}held:*", count=1000):
@@ -153,7 +156,9 @@ def check(  # noqa: C901, PLR0912, PLR0915 - one pass that places every job
         accepted_wamids.setdefault(job_id, set()).add(str(message.get("wamid")))
 
     due, leases, held = _places(runtime)
-    scheduled_ids = {member.rpartition("|")[0] for member in due | leases}
+    scheduled_ids = {member.rpartition("|")[0] for member in due.keys() | leases}
+    lanes = {member.rpartition("|")[0]: lane for member, lane in due.items()}
+    keys = runtime.keys
     for job_id, job in jobs.items():
         times = accepted[job_id]
         if job is None:
@@ -189,6 +194,8 @@ def check(  # noqa: C901, PLR0912, PLR0915 - one pass that places every job
                 report.lost[job_id] = "held but in no hold list"
             elif job.state is not JobState.HELD and job_id not in scheduled_ids:
                 report.lost[job_id] = f"{job.state} but neither scheduled nor leased"
+            elif lanes.get(job_id) not in {None, keys.due(job.account, lane_of(job.priority))}:
+                report.lost[job_id] = f"scheduled in {lanes[job_id]}, not its {job.priority} lane"
             else:
                 report.pending.append(job_id)
         else:

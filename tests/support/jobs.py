@@ -22,6 +22,7 @@ def add_job(
     due_in: float = 0.0,
     expires_in: float | None = None,
     now: float | None = None,
+    priority: str = "normal",
 ) -> str:
     """Write one job due ``due_in`` s after ``now`` (the real time unless given); its id back."""
     now = time.time() if now is None else now
@@ -32,6 +33,7 @@ def add_job(
         message=text(job_id),
         due_at=now + due_in,
         expires_at=None if expires_in is None else now + expires_in,
+        priority=priority,
     )
     return jobs.add([new], now=now)[0]
 

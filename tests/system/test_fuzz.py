@@ -469,7 +469,7 @@ def test_dlq_commands_read_and_replay_records_with_unknown_fields(cli_env, runti
         "v": 9,
     }
     runtime.redis.hset(runtime.keys.job(job_id), mapping={"state": "parked"})
-    runtime.redis.zrem(runtime.keys.due, f"{job_id}|1")
+    runtime.redis.zrem(runtime.keys.due("default", "normal"), f"{job_id}|1")
     runtime.redis.set(runtime.keys.dead_letter(job_id), json.dumps(record))
     runtime.redis.zadd(runtime.keys.dead_letter_index, {job_id: 2.0})
     runtime.redis.hincrby(runtime.keys.dead_letter_counts, "BILL_001", 1)

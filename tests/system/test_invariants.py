@@ -36,7 +36,7 @@ def test_a_job_sent_once_passes_and_one_in_no_place_is_lost(runtime):
     """Sent with its wamid accepted: sent; a queued job nobody schedules: lost, named."""
     first, second = runtime.producer.enqueue_many([text(1), text(2)])
     sent(runtime, first, "wamid.1")
-    runtime.redis.delete(runtime.keys.due)  # the second job is now in no place
+    runtime.redis.delete(runtime.keys.due("default", "normal"))  # the second job: in no place
     report = check([first, second], runtime, [accepted(1, "wamid.1")])
     assert report.sent == [first]
     assert list(report.lost) == [second]
@@ -72,7 +72,7 @@ def test_parked_needs_a_dead_letter_and_held_needs_a_halt(runtime):
     parked, held = runtime.producer.enqueue_many([text(1), text(2)])
     runtime.redis.hset(runtime.keys.job(parked), "state", "parked")
     runtime.redis.hset(runtime.keys.job(held), "state", "held")
-    runtime.redis.zrem(runtime.keys.due, f"{parked}|1", f"{held}|1")
+    runtime.redis.zrem(runtime.keys.due("default", "normal"), f"{parked}|1", f"{held}|1")
     runtime.redis.rpush(runtime.keys.held("default"), held)
     report = check([parked, held], runtime, [])
     assert set(report.lost) == {parked, held}

@@ -10,6 +10,7 @@ import redis
 
 from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import DEFAULT_ACCOUNT, Keys
+from worker.store.schedule import scheduled_by_account
 from worker.store.switches import Breaker, Halt, Switches
 
 # The send rate shown is the mean of the last ten whole seconds.
@@ -17,7 +18,7 @@ RATE_WINDOW_S = 10
 # A worker counts as alive while its last heartbeat is this recent; it beats three times as often.
 ALIVE_S = 30
 HEARTBEAT_S = ALIVE_S / 3
-# Records read per round trip when dead letters or due jobs are counted by account.
+# Records read per round trip when dead letters are counted by account.
 SCAN_CHUNK = 500
 
 
@@ -82,23 +83,24 @@ def take_snapshot(
     now: float,
     accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
 ) -> Snapshot:
+    scheduled_jobs = scheduled_by_account(client, keys, now)
+    ready = sum(due_now for due_now, _ in scheduled_jobs.values())
+    scheduled = sum(later for _, later in scheduled_jobs.values())
     pipe = client.pipeline(transaction=False)
-    pipe.zcount(keys.due, "-inf", now)
-    pipe.zcount(keys.due, f"({now}", "+inf")
     pipe.zcard(keys.leases)
     pipe.get(keys.enqueued_count)
     last_seconds = range(int(now) - RATE_WINDOW_S, int(now))
     pipe.mget([keys.sent_in_second(second) for second in last_seconds])
     pipe.zcount(keys.workers, now - ALIVE_S, "+inf")
-    ready, scheduled, leased, enqueued, sent, workers = pipe.execute()
+    leased, enqueued, sent, workers = pipe.execute()
     in_broker = broker_depth()
     dead_letters = dead_letter_counts(client, keys)
     names = sorted(accounts_to_report(client, keys, accounts))
     if len(names) == 1:  # the common case: every job and dead letter is this account's
-        depths = {names[0]: int(ready) + in_broker}
+        depths = {names[0]: ready + in_broker}
         dlq_totals = {names[0]: sum(dead_letters.values())}
     else:
-        depths = _due_by_account(client, keys, now)
+        depths = {account: due_now for account, (due_now, _) in scheduled_jobs.items()}
         dlq_totals = _dead_letters_by_account(client, keys)
     switches = Switches(client, keys)
     learned = {account: _learned_limits(client, keys, account) for account in names}
@@ -117,9 +119,9 @@ def take_snapshot(
     }
     return Snapshot(
         queue=queue,
-        ready=int(ready),
+        ready=ready,
         in_broker=in_broker,
-        scheduled=int(scheduled),
+        scheduled=scheduled,
         # Leased jobs include those still waiting in the broker.
         in_flight=max(0, int(leased) - in_broker),
         enqueued=int(enqueued or 0),
@@ -142,20 +144,6 @@ def _learned_limits(client: redis.Redis, keys: Keys, account: str) -> tuple[int 
 
     sec, per_min = client.hmget(keys.limits(account), ["sec", "min"])
     return limit(sec), limit(per_min)
-
-
-def _due_by_account(client: redis.Redis, keys: Keys, now: float) -> dict[str, int]:
-    """Jobs due now in the schedule, by account (several accounts only)."""
-    counts: dict[str, int] = {}
-    members = [str(m) for m in client.zrangebyscore(keys.due, "-inf", now)]
-    for start in range(0, len(members), SCAN_CHUNK):
-        pipe = client.pipeline(transaction=False)
-        for member in members[start : start + SCAN_CHUNK]:
-            pipe.hget(keys.job(member.split("|")[0]), "account")
-        for account in pipe.execute():
-            if account is not None:
-                counts[str(account)] = counts.get(str(account), 0) + 1
-    return counts
 
 
 def _dead_letters_by_account(client: redis.Redis, keys: Keys) -> dict[str, int]:

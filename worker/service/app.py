@@ -26,7 +26,7 @@ from worker.service.runtime import current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
 from worker.store.schedule import Pump
-from worker.store.upgrade import keep_pending_jobs
+from worker.store.upgrade import keep_pending_jobs, split_legacy_schedule
 
 # Jobs per broker message at most: a group is delivered one job after the other, so a larger
 # one would hold its last jobs back (each call can take HTTP_TIMEOUT_S).
@@ -131,14 +131,25 @@ class PumpStep(bootsteps.StartStopStep):
         kept = keep_pending_jobs(runtime.redis, runtime.keys)
         if kept:
             log.info("records.pending_kept", jobs=kept)
+        moved = split_legacy_schedule(runtime.redis, runtime.keys)
+        if moved:
+            log.info("schedule.split_into_lanes", jobs=moved)
         queue = runtime.settings.queue
         depth = broker_depth(worker.app, queue)
+
+        def chores() -> None:
+            runtime.dead_letters.remove_old()
+            # A worker of an older version may still schedule the old way (a rolling upgrade).
+            split_legacy_schedule(runtime.redis, runtime.keys)
+
         pump = Pump(
             runtime.redis,
             runtime.keys,
             dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
             depth,
-            chore=runtime.dead_letters.remove_old,
+            rate=runtime.rate_limit,
+            weights={name: account.weight for name, account in runtime.accounts.items()},
+            chore=chores,
         )
         self._thread = threading.Thread(
             target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True

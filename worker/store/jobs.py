@@ -1,8 +1,8 @@
 """Job records in Redis and their transitions, each one atomic (Lua in ``worker/store/lua/``).
 
-A pending job is always in exactly one place: the schedule (``Keys.due``, ``id|gen`` by the
-time it may go) or the account's hold list. Broker messages only dispatch ``(id, gen)``; one whose
-``gen`` is no longer the job's is stale and dropped, so re-deliveries can never act twice.
+A pending job is always in exactly one place: the schedule (its account's lane, ``Keys.due``,
+``id|gen`` by when it may go), the leases (dispatched, being sent) or the account's hold list.
+Broker messages only dispatch ``(id, gen)``; a stale ``gen`` is dropped: no re-delivery acts twice.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from worker.errors import StoreFull
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.delivery import Delivery
-from worker.store.keys import Keys
+from worker.store.keys import Keys, lane_of
 from worker.store.ratelimit import RateLimit, learn_arguments
 from worker.store.scripts import load_script
 
@@ -259,7 +259,7 @@ class JobStore:
                 k.job(job.id),
                 k.history(job.id),
                 k.claim(account, job.key),
-                k.due,
+                k.due(account, lane_of(job.priority)),
                 k.leases,
                 k.halt(account),
                 k.held(account),
@@ -277,6 +277,7 @@ class JobStore:
                 history_event(now, "held"),
                 history_event(now, "wait", action="cooldown_wait"),
                 probe_interval_s,
+                *(k.prefix, account, job.priority),  # where a cooldown puts it back
             ],
         )
         verdict, wait_ms = (_text(part) for part in reply)

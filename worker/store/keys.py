@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 DEFAULT_ACCOUNT = "default"
+# An account's schedule lanes, in the order due jobs leave them (a job's ``priority``).
+LANES = ("high", "normal", "bulk")
 # How long a settled job (sent, or a purged dead letter) is kept, unless configured otherwise.
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 
@@ -24,6 +26,12 @@ _UNSAFE = re.compile(r"[%:{}]")
 def encode_part(part: str) -> str:
     """One variable part of a key name, with its separators and hash-tag braces escaped."""
     return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", part)
+
+
+def lane_of(priority: str | None) -> str:
+    """The lane a job of this priority waits in (``lane_of`` in keys.lua): normal unless high or
+    bulk."""
+    return priority if priority in {"high", "bulk"} else "normal"
 
 
 def decode_part(encoded: str) -> str:
@@ -46,10 +54,25 @@ class Keys:
         """List: the job's events, oldest first (JSON)."""
         return f"{self.prefix}job:{encode_part(job_id)}:history"
 
+    def due(self, account: str, lane: str) -> str:
+        """Sorted set: the account's ``job_id|gen`` of one lane (``LANES``) by the time each may
+        be sent (now, later, after a wait)."""
+        return f"{self.prefix}due:{encode_part(account)}:{encode_part(lane)}"
+
     @property
-    def due(self) -> str:
-        """Sorted set: ``job_id|gen`` by the time it may be sent (now, later, after a wait)."""
+    def scheduled_accounts(self) -> str:
+        """Set: the accounts whose lanes may hold jobs (the pump drops those found empty)."""
+        return f"{self.prefix}due-accounts"
+
+    @property
+    def legacy_due(self) -> str:
+        """Sorted set: the one schedule of versions before lanes, emptied into them at start."""
         return f"{self.prefix}due"
+
+    def dispatched(self, account: str) -> str:
+        """Sorted set: ``job_id|gen`` dispatched and not yet begun, by when to stop counting it
+        against the account's rate-limit budget."""
+        return f"{self.prefix}dispatched:{encode_part(account)}"
 
     @property
     def leases(self) -> str:

@@ -1,21 +1,28 @@
 """Durable delays: jobs wait in Redis (``Keys.due``), never in a worker's memory or the broker.
 
-The pump moves due jobs to the broker a batch at a time and keeps the broker shallow, so the
-broker's visibility timeout never meets a delayed job. A dispatched job holds a lease
-(``Keys.leases``) until a worker settles it; a dispatch that gets lost comes back by itself.
+Each account has a schedule lane per priority (high, normal, bulk). The pump dispatches, per
+account, only what its rate limiter can take within a short horizon (``LOOKAHEAD_S``), high lane
+first: an account's backlog waits in its lanes, not in the broker or in worker threads sleeping
+for its slots, so another account's jobs and a ``high`` job are never queued behind it. When the
+broker has less room than the accounts may send, they share it by weight (``shares.py``).
+
+A dispatched job holds a lease (``Keys.leases``) until a worker settles it; a dispatch that gets
+lost comes back by itself.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import redis
 
 from worker.logs import get_logger
-from worker.store.keys import Keys
+from worker.store.keys import LANES, Keys
+from worker.store.ratelimit import RateLimit
 from worker.store.scripts import load_script
+from worker.store.shares import share_room
 
 log = get_logger(__name__)
 
@@ -26,6 +33,14 @@ Dispatch = Callable[[Sequence[tuple[str, int]]], None]
 # seconds; a dispatch stranded by a killed worker (taken from the broker, never started) comes
 # back after this long. A second dispatch of a live job is harmless: it is dropped as stale/busy.
 DISPATCH_LEASE_S = 30.0
+# How far ahead the pump fills an account's rate-limit slots: what a job enqueued now may wait
+# behind its account's backlog (or a high one behind bulk ones). Long enough to cover the
+# pump's round (IDLE_S) and the trip through the broker, so no slot goes unused.
+LOOKAHEAD_S = 0.25
+# A dispatch not begun within this long stops counting against its account's budget (lost with
+# a killed worker; its lease brings the job back later).
+DISPATCH_COUNT_S = 5.0
+IDLE_S = 0.05
 
 
 def parse_member(member: str) -> tuple[str, int]:
@@ -34,8 +49,46 @@ def parse_member(member: str) -> tuple[str, int]:
     return job_id, int(gen)
 
 
+def scheduled_accounts(client: redis.Redis, keys: Keys) -> list[str]:
+    """The accounts whose lanes may hold jobs, sorted."""
+    return sorted(str(a) for a in client.smembers(keys.scheduled_accounts))
+
+
+def lane_keys(client: redis.Redis, keys: Keys) -> list[str]:
+    """Every lane of the schedule that may hold jobs."""
+    return [keys.due(a, lane) for a in scheduled_accounts(client, keys) for lane in LANES]
+
+
+def count_scheduled(client: redis.Redis, keys: Keys) -> int:
+    """Jobs in the schedule, due or not, over every account's lanes."""
+    pipe = client.pipeline(transaction=False)
+    for key in lane_keys(client, keys):
+        pipe.zcard(key)
+    return sum(int(n) for n in pipe.execute())
+
+
+def scheduled_by_account(client: redis.Redis, keys: Keys, now: float) -> dict[str, tuple[int, int]]:
+    """(due by ``now``, due later) jobs in the schedule, by account, over its lanes."""
+    accounts = scheduled_accounts(client, keys)
+    pipe = client.pipeline(transaction=False)
+    for account in accounts:
+        for lane in LANES:
+            pipe.zcount(keys.due(account, lane), "-inf", now)
+            pipe.zcount(keys.due(account, lane), f"({now}", "+inf")
+    counts = [int(n) for n in pipe.execute()]
+    width = 2 * len(LANES)
+    return {
+        account: (
+            sum(counts[i * width : (i + 1) * width : 2]),
+            sum(counts[i * width + 1 : (i + 1) * width : 2]),
+        )
+        for i, account in enumerate(accounts)
+    }
+
+
 class Pump:
-    """Promotes due jobs to the broker, at most ``max_depth`` waiting there at a time."""
+    """Promotes due jobs to the broker, at most ``max_depth`` waiting there at a time, and per
+    account at most what its limiter can take within ``lookahead_s``."""
 
     def __init__(  # noqa: PLR0913 - knobs with sensible defaults
         self,
@@ -44,10 +97,13 @@ class Pump:
         dispatch: Dispatch,
         broker_depth: Callable[[], int],
         *,
+        rate: RateLimit | None = None,
+        weights: Mapping[str, int] | None = None,
         max_depth: int = 1000,
         batch: int = 500,
         lease_s: float = DISPATCH_LEASE_S,
-        idle_s: float = 0.05,
+        lookahead_s: float = LOOKAHEAD_S,
+        idle_s: float = IDLE_S,
         depth_refresh_s: float = 1.0,
         chore: Callable[[], object] | None = None,
         chore_interval_s: float = 1.0,
@@ -55,16 +111,23 @@ class Pump:
         self._keys = keys
         self._dispatch = dispatch
         self._broker_depth = broker_depth
+        rate = rate or RateLimit()
+        # The limits every plan and promote passes: begin.lua's, then the accounts' own.
+        self._limits = [*rate.reserve_arguments(), *(rate.account_arguments() or [""])]
+        self._weights = dict(weights or {})
+        self._turn = 0
         self._max_depth = max_depth
         self._batch = batch
         self._lease_s = lease_s
+        self._lookahead_s = lookahead_s
         self._idle_s = idle_s
         # Asking the broker its queue length costs more than a dispatch: ask once a second and
         # count what was dispatched since.
         self._depth_refresh_s = depth_refresh_s
         self._depth = 0
         self._depth_read_at = float("-inf")
-        self._promote = load_script(client, "promote")
+        self._plan = load_script(client, "plan", include=("ratelimit",))
+        self._promote = load_script(client, "promote", include=("ratelimit",))
         # Housekeeping done now and then beside the pumping (removing old dead letters).
         self._chore = chore
         self._chore_interval_s = chore_interval_s
@@ -78,7 +141,14 @@ class Pump:
         room = min(self._batch, self._max_depth - self._depth)
         if room <= 0:
             return 0
-        members = self._promote(args=[self._keys.prefix, now, room, self._lease_s])
+        head = [self._keys.prefix, now, self._lookahead_s, *self._limits]
+        plan = self._plan(args=head)
+        wanted = {str(a): int(n) for a, n in zip(plan[::2], plan[1::2], strict=True)}
+        quotas = share_room(wanted, self._weights, room, turn=self._turn)
+        self._turn += 1
+        shares = [part for account, n in quotas.items() if n > 0 for part in (account, n)]
+        tail = [self._lease_s, DISPATCH_COUNT_S, room, *shares]
+        members = self._promote(args=[*head, *tail])
         if members:
             self._dispatch([parse_member(str(m)) for m in members])
             self._depth += len(members)

@@ -1,8 +1,12 @@
-"""Records written by older versions, brought in line with today's lifetimes once per deployment.
+"""Records written by older versions, brought in line with today's once per deployment.
 
 Versions before retention gave every job's record, history and idempotency entry a seven-day
 expiry at enqueue, pending or not. A worker starting on such data removes that expiry from every
 job not yet sent, so nothing pending can still age out; a marker key makes it a one-time pass.
+
+Versions before lanes kept one schedule for every account (``Keys.legacy_due``). A worker moves
+its entries into the accounts' lanes when it starts, and its pump keeps doing so while a worker
+of an older version may still be adding to it (a rolling upgrade).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import redis
 
 from worker.store.jobs import JobState
 from worker.store.keys import Keys
+from worker.store.scripts import load_script
 
 CHUNK = 1000
 
@@ -49,3 +54,18 @@ def _keep(client: redis.Redis, keys: Keys, job_keys: list[str]) -> int:
         kept += 1
     writes.execute()
     return kept
+
+
+def split_legacy_schedule(client: redis.Redis, keys: Keys, *, chunk: int = CHUNK) -> int:
+    """Move the one schedule of older versions into the accounts' lanes; returns how many moved.
+
+    A chunk at a time, each atomically (``split_schedule.lua``): a job is never in both or neither.
+    """
+    if not client.exists(keys.legacy_due):
+        return 0
+    split = load_script(client, "split_schedule")
+    total, left = 0, 1
+    while left:
+        moved, left = split(args=[keys.prefix, chunk])
+        total += int(moved)
+    return total

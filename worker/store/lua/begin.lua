@@ -28,11 +28,14 @@ local max_wait_ms, now_ms = tonumber(ARGV[12]), math.floor(now * 1000)
 local retention_ms = math.max(1, math.floor(tonumber(ARGV[15]) * 1000))
 local job = keys.job(prefix, id)
 local member = id .. '|' .. gen
-local due, leases = keys.due(prefix), keys.leases(prefix)
+local leases = keys.leases(prefix)
 local names = {'gen', 'state', 'account', 'key', 'calling', 'expires_at', 'message', 'attempts',
-  'reschedules', 'enqueued_at'}
+  'reschedules', 'enqueued_at', 'priority'}
 local f = redis.call('HMGET', job, unpack(names))
 local state, account, key = f[2], f[3], f[4]
+-- Begun: no longer counted against the account's budget for dispatches (promote.lua).
+if account then redis.call('ZREM', keys.dispatched(prefix, account), member) end
+local due = keys.due(prefix, account, lane_of(f[11]))
 if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == 'held' then
   -- Nothing may come of this dispatch: make sure it is not dispatched again.
   redis.call('ZREM', leases, member)
@@ -121,7 +124,7 @@ if not reserved then
   local due_at = now + wait_ms / 1000
   redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
   redis.call('ZREM', leases, member)
-  redis.call('ZADD', due, due_at, id .. '|' .. next_gen)
+  schedule(prefix, account, f[11], due_at, id .. '|' .. next_gen)
   event('wait', nil, 'rate_wait', wait_ms / 1000)
   return {'deferred', '', wait_ms}
 end

@@ -5,7 +5,6 @@
 --   id, account, key, message_json, due_at, expires_at ('' for none), state, history_json,
 --   priority (high|normal|bulk)
 local prefix, now = ARGV[1], ARGV[2]
-local due = keys.due(prefix)
 local ids = {}
 local added = 0
 for i = 3, #ARGV, 9 do
@@ -22,7 +21,7 @@ for i = 3, #ARGV, 9 do
       'enqueued_at', now, 'updated_at', now, 'due_at', ARGV[i + 4], 'expires_at', ARGV[i + 5],
       'priority', ARGV[i + 8])
     redis.call('RPUSH', keys.history(prefix, id), ARGV[i + 7])
-    redis.call('ZADD', due, ARGV[i + 4], id .. '|1')
+    schedule(prefix, account, ARGV[i + 8], ARGV[i + 4], id .. '|1')
     ids[#ids + 1] = id
     added = added + 1
   end

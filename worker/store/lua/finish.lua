@@ -14,14 +14,14 @@
 -- the second value says whether this park opened it.
 local prefix, id, gen, now, execution, mode = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local job = keys.job(prefix, id)
-local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key')
+local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'priority')
 if not f[1] then return {0, 0} end
 local account, key = f[3], f[4]
 local now_ms = math.floor(now * 1000)
 learn(prefix, account, now_ms, tonumber(ARGV[8]), 'sec', tonumber(ARGV[10]), tonumber(ARGV[11]))
 learn(prefix, account, now_ms, tonumber(ARGV[9]), 'min', tonumber(ARGV[12]), tonumber(ARGV[13]))
 local member = id .. '|' .. gen
-local due = keys.due(prefix)
+local due = keys.due(prefix, account, lane_of(f[5]))
 local claim = keys.claim(prefix, account, key)
 local settled = f[2] == 'sent' or f[2] == 'parked' or f[2] == 'held'
 local owns = f[1] == gen and not settled and redis.call('GET', claim) == execution
@@ -83,7 +83,7 @@ if mode == 'retry' then
     if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
   end
   redis.call('HSET', job, 'state', state, 'calling', 0, 'updated_at', now, 'due_at', now + delay)
-  redis.call('ZADD', due, now + delay, id .. '|' .. next_gen)
+  schedule(prefix, account, f[5], now + delay, id .. '|' .. next_gen)
   if cooldown ~= '' then
     local cooldown_key = keys.cooldown(prefix, account)
     local current = tonumber(redis.call('GET', cooldown_key) or '0')

@@ -11,7 +11,12 @@ end
 local keys = {}
 function keys.job(prefix, id) return prefix .. 'job:' .. key_part(id) end
 function keys.history(prefix, id) return prefix .. 'job:' .. key_part(id) .. ':history' end
-function keys.due(prefix) return prefix .. 'due' end
+function keys.due(prefix, account, lane)
+  return prefix .. 'due:' .. key_part(account) .. ':' .. key_part(lane)
+end
+function keys.scheduled_accounts(prefix) return prefix .. 'due-accounts' end
+function keys.legacy_due(prefix) return prefix .. 'due' end
+function keys.dispatched(prefix, account) return prefix .. 'dispatched:' .. key_part(account) end
 function keys.leases(prefix) return prefix .. 'leases' end
 function keys.enqueued_count(prefix) return prefix .. 'stats:enqueued' end
 function keys.sent_in_second(prefix, second) return prefix .. 'stats:sent:' .. second end
@@ -62,6 +67,19 @@ function keys.console_login_failures(prefix, client)
 end
 function keys.console_replay(prefix, run_id)
   return prefix .. 'console:replay:' .. key_part(run_id)
+end
+
+-- The schedule: an account's due jobs wait in one lane per priority (high, normal, bulk; a job
+-- without one is normal), and the account is named in the set the pump goes through.
+local LANES = {'high', 'normal', 'bulk'}
+local function lane_of(priority)
+  if priority == 'high' or priority == 'bulk' then return priority end
+  return 'normal'
+end
+
+local function schedule(prefix, account, priority, at, member)
+  redis.call('ZADD', keys.due(prefix, account, lane_of(priority)), at, member)
+  redis.call('SADD', keys.scheduled_accounts(prefix), account)
 end
 
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled

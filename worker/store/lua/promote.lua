@@ -1,21 +1,47 @@
--- Take up to `limit` jobs for dispatch: due ones from the schedule, then dispatches whose lease
--- ran out (a lost broker message, a worker that died). Each taken job moves to the leases with
--- score now + lease, so a dispatch that never gets settled comes back by itself.
--- ARGV: prefix, now, limit, lease_s
-local prefix, now, limit, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local due, leases = keys.due(prefix), keys.leases(prefix)
-local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
-if #members < limit then
-  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit - #members)
-  for _, member in ipairs(expired) do members[#members + 1] = member end
-end
-for _, member in ipairs(members) do
-  redis.call('ZREM', due, member)
+-- Take jobs for dispatch: for each account its share (quota) of what is due, never more than its
+-- limiter can take within the horizon as this script runs (another worker's pump may have just
+-- dispatched), high lane first, then normal, then bulk, each in the order they fell due; then,
+-- with room left, dispatches whose lease ran out (a lost broker message, a worker that died).
+-- Each taken job moves to the leases with score now + lease, so a dispatch that never gets
+-- settled comes back by itself, and is counted as dispatched for its account until it begins.
+-- ARGV: prefix, now_s, horizon_s, the limits (8, see limits_from in ratelimit.lua), lease_s,
+--       count_s (how long a dispatch not begun counts), room, then account, quota, ...
+local prefix, now = ARGV[1], tonumber(ARGV[2])
+local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
+local limits_of = limits_from(ARGV, 4)
+local lease, count_s, room = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local leases = keys.leases(prefix)
+local taken = {}
+
+local function take(member, account)
   redis.call('ZADD', leases, now + lease, member)
-  local id = string.match(member, '^(.*)|')
-  local job = keys.job(prefix, id)
+  if account then redis.call('ZADD', keys.dispatched(prefix, account), now + count_s, member) end
+  local job = keys.job(prefix, string.match(member, '^(.*)|'))
   if redis.call('HGET', job, 'state') == 'scheduled' then
     redis.call('HSET', job, 'state', 'queued')
   end
+  taken[#taken + 1] = member
 end
-return members
+
+for i = 15, #ARGV, 2 do
+  local account = ARGV[i]
+  local left = math.min(tonumber(ARGV[i + 1]), room - #taken,
+    budget(prefix, account, now_ms, limits_of(account), horizon_ms))
+  for _, lane in ipairs(LANES) do
+    if left <= 0 then break end
+    local due = keys.due(prefix, account, lane)
+    local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, left)
+    for _, member in ipairs(members) do
+      redis.call('ZREM', due, member)
+      take(member, account)
+    end
+    left = left - #members
+  end
+end
+if #taken < room then
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, room - #taken)
+  for _, member in ipairs(expired) do
+    take(member, redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account'))
+  end
+end
+return taken

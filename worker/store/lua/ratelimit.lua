@@ -1,4 +1,5 @@
--- The account's rate limiter, included at the top of begin.lua and finish.lua.
+-- The account's rate limiter, included at the top of begin.lua, finish.lua and the pump's
+-- scripts (plan.lua, promote.lua).
 -- Two sliding windows (sec, min) per account are logs of call slots (sorted sets by time, in
 -- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
 -- allow it; so waiting workers line up instead of polling, and the limit is used fully.
@@ -13,14 +14,10 @@ local function rate_limits(limits_key, limits)
   return math.floor(math.min(sec, limits.sec_ceiling)), math.floor(math.min(min, limits.min_ceiling))
 end
 
--- The earliest slot both windows and the cooldown allow; reserved when within max_wait_ms.
--- Returns (reserved, wait_ms).
-local function reserve(prefix, account, now_ms, limits, max_wait_ms)
+-- The earliest slot (ms) both windows and the cooldown allow, and the limits in force.
+local function earliest_slot(prefix, account, now_ms, limits)
   local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits)
   local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
-  local seq_key = keys.rate_sequence(prefix, account)
-  redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
-  redis.call('ZREMRANGEBYSCORE', min, '-inf', now_ms - limits.min_window)
   local slot = math.max(now_ms, tonumber(redis.call('GET', keys.cooldown(prefix, account)) or '0'))
   -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
   -- Gateway spread out, so the jitter of their arrival cannot tip a window over its limit.
@@ -30,6 +27,16 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms)
     local kth = redis.call('ZRANGE', w[1], -w[2], -w[2], 'WITHSCORES')
     if kth[2] then slot = math.max(slot, tonumber(kth[2]) + w[3]) end
   end
+  return slot, sec_limit, min_limit
+end
+
+-- The earliest slot; reserved when within max_wait_ms. Returns (reserved, wait_ms[, entry]).
+local function reserve(prefix, account, now_ms, limits, max_wait_ms)
+  local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
+  local seq_key = keys.rate_sequence(prefix, account)
+  redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
+  redis.call('ZREMRANGEBYSCORE', min, '-inf', now_ms - limits.min_window)
+  local slot = earliest_slot(prefix, account, now_ms, limits)
   local wait = math.ceil(slot - now_ms)
   if wait > max_wait_ms then return false, wait end
   local seq = redis.call('INCR', seq_key)
@@ -39,6 +46,39 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms)
   redis.call('PEXPIRE', min, limits.min_window + wait + 1000)
   redis.call('PEXPIRE', seq_key, limits.min_window + wait + 1000)
   return true, wait, seq
+end
+
+-- The limits of the pump's scripts, from ARGV[first..first+7]: the seven of begin.lua (sec,
+-- min, sec_window, min_window, max_wait, sec_ceiling, min_ceiling) and the JSON of the accounts
+-- with limits of their own ('' for none). Returns a function: account -> its limits.
+local function limits_from(argv, first)
+  local defaults = {
+    sec = tonumber(argv[first]), min = tonumber(argv[first + 1]),
+    sec_window = tonumber(argv[first + 2]), min_window = tonumber(argv[first + 3]),
+    sec_ceiling = tonumber(argv[first + 5]), min_ceiling = tonumber(argv[first + 6]),
+  }
+  local own = argv[first + 7] ~= '' and cjson.decode(argv[first + 7]) or {}
+  return function(account)
+    local mine = own[account]
+    if not mine then return defaults end
+    return {sec = mine[1], min = mine[2], sec_ceiling = mine[3], min_ceiling = mine[4],
+      sec_window = defaults.sec_window, min_window = defaults.min_window}
+  end
+end
+
+-- How many more dispatches of the account its limiter can take within horizon_ms: the slots
+-- from the earliest free one to the horizon, evenly spaced as reserve hands them out, less the
+-- dispatches not yet begun (each will take one), never past what the minute window has left.
+-- A dispatch not begun by its entry's score (s) stops counting: it was lost on the way.
+local function budget(prefix, account, now_ms, limits, horizon_ms)
+  local slot, sec_limit, min_limit = earliest_slot(prefix, account, now_ms, limits)
+  local dispatched = keys.dispatched(prefix, account)
+  redis.call('ZREMRANGEBYSCORE', dispatched, '-inf', now_ms / 1000)
+  local waiting = redis.call('ZCARD', dispatched)
+  local free = math.floor((now_ms + horizon_ms - slot) * sec_limit / limits.sec_window) + 1
+  local in_minute = redis.call('ZCOUNT', keys.window(prefix, account, 'min'),
+    now_ms - limits.min_window, '+inf')
+  return math.max(0, math.min(free, min_limit - in_minute) - waiting)
 end
 
 local FILL_MAX = 2000

@@ -3,7 +3,7 @@
 -- KEYS: job, history, claim, due, leases, halt, held, cooldown, breaker, breaker_probe,
 --       sec_window, min_window
 -- ARGV: id, gen, now_s, execution, event_held_json, event_wait_json (its delay_s is filled in),
---       probe_interval_s
+--       probe_interval_s, prefix, account, priority (due is the lane of that account and priority)
 -- Returns {verdict, wait_ms}:
 --   go        nothing changed: call the Gateway
 --   stale     this execution no longer owns the job: do nothing
@@ -61,7 +61,7 @@ if until_ms > now_ms then
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local due_at = until_ms / 1000
   redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
-  redis.call('ZADD', due, due_at, id .. '|' .. next_gen)
+  schedule(ARGV[8], ARGV[9], ARGV[10], due_at, id .. '|' .. next_gen)
   local event = cjson.decode(ARGV[6])
   event.delay_s = (until_ms - now_ms) / 1000
   redis.call('RPUSH', history, cjson.encode(event))

@@ -60,7 +60,7 @@ for i = 7, #ARGV do
       local gen = redis.call('HINCRBY', job, 'gen', 1)
       redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
         'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
-      redis.call('ZADD', keys.due(prefix), due_at, id .. '|' .. gen)
+      schedule(prefix, account, redis.call('HGET', job, 'priority'), due_at, id .. '|' .. gen)
       redis.call('RPUSH', history, event)
       keep(prefix, id, account, key)
       local breaker = keys.breaker(prefix, account)

@@ -15,11 +15,12 @@ while true do
   if not ids then break end
   for _, id in ipairs(ids) do
     local job = keys.job(prefix, id)
-    if redis.call('HGET', job, 'state') == 'held' then
-      keep(prefix, id, account, redis.call('HGET', job, 'key'))
+    local state, key, priority = unpack(redis.call('HMGET', job, 'state', 'key', 'priority'))
+    if state == 'held' then
+      keep(prefix, id, account, key)
       local gen = redis.call('HINCRBY', job, 'gen', 1)
       redis.call('HSET', job, 'state', 'queued', 'updated_at', now, 'due_at', now)
-      redis.call('ZADD', keys.due(prefix), now, id .. '|' .. gen)
+      schedule(prefix, account, priority, now, id .. '|' .. gen)
       redis.call('RPUSH', keys.history(prefix, id), ARGV[4])
       released = released + 1
     end

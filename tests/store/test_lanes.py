@@ -1,0 +1,148 @@
+"""The schedule's lanes on a real Redis: per account and priority, the pump dispatching only what
+an account's limiter can take soon, high lane first, accounts sharing short room by weight, and
+the one schedule of older versions moved into the lanes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.jobs import KEYS, add_job
+from worker.observe.status import take_snapshot
+from worker.store.jobs import Execution, JobState, JobStore
+from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
+from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled
+from worker.store.upgrade import split_legacy_schedule
+
+NOW = 1_900_000_000.0
+# 8/s over a 0.25 s lookahead: the limiter can take 2 calls (one now, one 127.5 ms later).
+RATE = RateLimit.configured(8, None)
+SOON = int(0.25 * 8 / (SEC_WINDOW_MS / 1000)) + 1
+
+
+@pytest.fixture
+def jobs(redis_client):
+    return JobStore(redis_client, KEYS, retention_s=3600)
+
+
+def pump_for(redis_client, dispatched, **options):
+    options.setdefault("rate", RATE)
+    return Pump(redis_client, KEYS, dispatched.extend, lambda: 0, depth_refresh_s=0, **options)
+
+
+def begin(jobs, job_id, now):
+    return jobs.begin(
+        Execution(job_id, 1, f"h-{job_id}"), now=now, lease_s=60, probe_interval_s=30, rate=RATE
+    )
+
+
+def test_a_job_waits_in_its_account_and_priority_lane(jobs, redis_client):
+    add_job(jobs, "otp", account="a", priority="high", now=NOW)
+    add_job(jobs, "promo", account="b", priority="bulk", now=NOW)
+    add_job(jobs, "plain", account="b", now=NOW)
+    assert redis_client.zrange(KEYS.due("a", "high"), 0, -1) == ["otp|1"]
+    assert redis_client.zrange(KEYS.due("b", "bulk"), 0, -1) == ["promo|1"]
+    assert redis_client.zrange(KEYS.due("b", "normal"), 0, -1) == ["plain|1"]
+    assert redis_client.smembers(KEYS.scheduled_accounts) == {"a", "b"}
+
+
+def test_high_goes_before_normal_and_normal_before_bulk(jobs, redis_client):
+    """Written bulk first, an hour earlier: with room for two, the high and the normal go."""
+    add_job(jobs, "bulk", priority="bulk", due_in=-3600, now=NOW)
+    add_job(jobs, "normal", due_in=-10, now=NOW)
+    add_job(jobs, "high", priority="high", now=NOW)
+    dispatched = []
+    assert pump_for(redis_client, dispatched, max_depth=2).pump_once(NOW) == 2
+    assert [job_id for job_id, _ in dispatched] == ["high", "normal"]
+
+
+def test_an_account_gets_no_more_dispatches_than_its_limiter_takes_soon(jobs, redis_client):
+    """Fifty due at 8/s: a few dispatched; more only once those began and their slots passed."""
+    for n in range(50):
+        add_job(jobs, f"j{n:02}", now=NOW)
+    dispatched = []
+    pump = pump_for(redis_client, dispatched)
+    assert pump.pump_once(NOW) == SOON
+    assert pump.pump_once(NOW) == 0  # dispatched, not yet begun: they count
+    for job_id, _ in dispatched:
+        assert begin(jobs, job_id, NOW).verdict.value == "go"
+    assert pump.pump_once(NOW) == 0  # their slots fill the lookahead
+    assert pump.pump_once(NOW + 0.5) > 0  # those slots passed
+    assert count_scheduled(redis_client, KEYS) == 50 - len(dispatched)
+
+
+def test_one_accounts_backlog_leaves_room_for_another(jobs, redis_client):
+    """a has 200 due, b one: a round dispatches b's with a's few."""
+    for n in range(200):
+        add_job(jobs, f"a{n:03}", account="a", due_in=-60, now=NOW)
+    add_job(jobs, "b", account="b", now=NOW)
+    dispatched = []
+    assert pump_for(redis_client, dispatched).pump_once(NOW) == SOON + 1
+    assert ("b", 1) in dispatched
+
+
+def test_short_room_is_shared_by_weight(jobs, redis_client):
+    """Room for 4 and a high limit: weight 3 gets 3, weight 1 gets 1."""
+    for n in range(10):
+        add_job(jobs, f"a{n}", account="a", now=NOW)
+        add_job(jobs, f"b{n}", account="b", now=NOW)
+    dispatched = []
+    pump = pump_for(
+        redis_client, dispatched, rate=RateLimit(), weights={"a": 3, "b": 1}, max_depth=4
+    )
+    assert pump.pump_once(NOW) == 4
+    assert sorted(job_id[0] for job_id, _ in dispatched) == ["a", "a", "a", "b"]
+
+
+def test_a_dispatch_never_begun_stops_counting_after_a_while(jobs, redis_client):
+    """A dispatch lost on its way holds its account's budget only DISPATCH_COUNT_S."""
+    for n in range(10):
+        add_job(jobs, f"j{n}", now=NOW)
+    pump = pump_for(redis_client, [])
+    assert pump.pump_once(NOW) == SOON
+    assert pump.pump_once(NOW + DISPATCH_COUNT_S / 2) == 0
+    assert pump.pump_once(NOW + DISPATCH_COUNT_S + 0.01) == SOON
+
+
+def test_an_account_cooling_down_gets_nothing_dispatched(jobs, redis_client):
+    """A RATE_001 cooldown past the lookahead: its jobs wait in the schedule, not in workers."""
+    add_job(jobs, "j1", now=NOW)
+    redis_client.set(KEYS.cooldown("default"), int((NOW + 5) * 1000))
+    pump = pump_for(redis_client, [])
+    assert pump.pump_once(NOW) == 0
+    assert pump.pump_once(NOW + 5) == 1
+
+
+def test_an_account_with_empty_lanes_leaves_the_set(jobs, redis_client):
+    add_job(jobs, "j1", now=NOW)
+    pump = pump_for(redis_client, [])
+    pump.pump_once(NOW)
+    assert redis_client.smembers(KEYS.scheduled_accounts) == {"default"}
+    pump.pump_once(NOW)
+    assert redis_client.smembers(KEYS.scheduled_accounts) == set()
+
+
+def test_the_old_single_schedule_is_moved_into_the_lanes(jobs, redis_client):
+    """Entries of the schedule of versions before lanes go to their job's lane, at their time;
+    one naming no job is dropped; the jobs then go out as any other."""
+    add_job(jobs, "otp", account="a", priority="high", due_in=-5, now=NOW)
+    add_job(jobs, "later", account="b", due_in=60, now=NOW)
+    for job_id, lane in [("otp", KEYS.due("a", "high")), ("later", KEYS.due("b", "normal"))]:
+        score = redis_client.zscore(lane, f"{job_id}|1")
+        redis_client.zrem(lane, f"{job_id}|1")
+        redis_client.zadd(KEYS.legacy_due, {f"{job_id}|1": score})
+    redis_client.zadd(KEYS.legacy_due, {"ghost|1": NOW})
+    redis_client.delete(KEYS.scheduled_accounts)
+    assert split_legacy_schedule(redis_client, KEYS, chunk=1) == 2
+    assert not redis_client.exists(KEYS.legacy_due)
+    assert redis_client.zscore(KEYS.due("a", "high"), "otp|1") == NOW - 5
+    assert redis_client.zscore(KEYS.due("b", "normal"), "later|1") == NOW + 60
+    snapshot = take_snapshot(
+        redis_client, KEYS, queue="q", broker_depth=lambda: 0, now=NOW, accounts=("a", "b")
+    )
+    assert (snapshot.ready, snapshot.scheduled) == (1, 1)
+    assert snapshot.accounts["a"].depth == 1
+    dispatched = []
+    assert pump_for(redis_client, dispatched).pump_once(NOW) == 1
+    assert dispatched == [("otp", 1)]
+    assert jobs.get("otp").state is JobState.QUEUED
+    assert split_legacy_schedule(redis_client, KEYS) == 0
