@@ -136,6 +136,23 @@ def print_rows(rows: Sequence[Row]) -> None:
             print(f"  {r.benchmark}: {r.note}")
 
 
+def print_acceptance(rows: Sequence[Row], baseline: str) -> None:
+    """Acceptance figures (seconds or %) with PASS or MISS; ``baseline`` heads the plain column."""
+    print_table(
+        ("figure", "measured", baseline, "target", ""),
+        [
+            (
+                r.benchmark,
+                f"{r.msgworker:.3f}" if r.unit == "s" else number(r.msgworker, r.unit),
+                number(r.plain, r.unit) if r.unit != "s" or r.plain is None else f"{r.plain:.3f}",
+                r.target,
+                "PASS" if r.met else "MISS",
+            )
+            for r in rows
+        ],
+    )
+
+
 def write_json(path: str | None, rows: Sequence[Row]) -> None:
     if path:
         Path(path).write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
@@ -218,15 +235,19 @@ class Sandbox:
 
     def accepted_times(self) -> list[float]:
         """Wall-clock time of every accepted message since the last reset, oldest first."""
-        times: list[float] = []
+        return [m["at"] for m in self.accepted()]
+
+    def accepted(self) -> list[dict[str, Any]]:
+        """Every accepted message since the last reset (at, key_label, body…), oldest first."""
+        messages: list[dict[str, Any]] = []
         since = 0
         while True:
             page = self._http.get(
                 "/sandbox/messages", params={"since": since, "limit": 10000}
             ).json()
-            times += [m["at"] for m in page["messages"]]
+            messages += page["messages"]
             if not page["messages"]:
-                return times
+                return messages
             since = page["next"]
 
     def close(self) -> None:
@@ -620,6 +641,83 @@ def wait_until(
 
 def mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank; 0 for none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] if ordered else 0.0
+
+
+def trickle(send: Callable[[int], object], every_s: float, seconds: float) -> dict[int, float]:
+    """Call ``send(n)`` every ``every_s`` for ``seconds`` on a steady clock (no drift); returns
+    the wall-clock time of each call by ``n``."""
+    started = time.monotonic()
+    times: dict[int, float] = {}
+    n = 0
+    while n * every_s < seconds:
+        time.sleep(max(0.0, started + n * every_s - time.monotonic()))
+        times[n] = time.time()
+        send(n)
+        n += 1
+    return times
+
+
+def text_payload(body: str) -> dict[str, Any]:
+    """PAYLOAD with its own text, to find the message among the sandbox's accepted ones."""
+    return {**PAYLOAD, "text": {"body": body}}
+
+
+@dataclass(frozen=True)
+class Trickled:
+    """A trickle of jobs sent beside whatever else the workers had to do, as the sandbox saw it."""
+
+    latencies: list[float]  # enqueue call to the Gateway accepting it, seconds, per trickled job
+    missing: int  # trickled jobs the Gateway never accepted within the wait
+    window: Window  # every call the sandbox answered while the trickle ran
+    accepted_by_key: dict[str, int]  # accepted within that window, by the sandbox's key label
+
+    def per_s(self, key_label: str) -> float:
+        return self.accepted_by_key.get(key_label, 0) / self.window.seconds
+
+
+def run_trickle(
+    made: Stack,
+    runtime: Any,
+    *,
+    seconds: float,
+    every_s: float,
+    envelope: Callable[[str], dict[str, Any]],
+    wait_s: float = 60.0,
+) -> Trickled:
+    """Enqueue ``envelope(text)`` every ``every_s`` for ``seconds`` (each with its own text) with
+    the workers running, then wait for the trickled jobs to be accepted; ``Trickled`` says how
+    long each took and what the Gateway saw meanwhile."""
+    before, started = made.sandbox.stats(), time.time()
+    enqueued = trickle(
+        lambda n: runtime.producer.enqueue_many([envelope(f"trickle-{n}")]), every_s, seconds
+    )
+    after, ended = made.sandbox.stats(), time.time()
+    accepted: dict[int, float] = {}
+
+    def all_accepted() -> bool:
+        for message in made.sandbox.accepted():
+            body = str(((message.get("body") or {}).get("text") or {}).get("body", ""))
+            if body.startswith("trickle-"):
+                accepted[int(body.removeprefix("trickle-"))] = message["at"]
+        return len(accepted) >= len(enqueued)
+
+    wait_until(all_accepted, timeout_s=wait_s, interval_s=1.0, what="every trickled job sent")
+    by_key: dict[str, int] = {}
+    for message in made.sandbox.accepted():
+        if started <= message["at"] < ended:
+            by_key[message["key_label"]] = by_key.get(message["key_label"], 0) + 1
+    return Trickled(
+        latencies=[accepted[n] - at for n, at in enqueued.items() if n in accepted],
+        missing=len(enqueued) - len(accepted),
+        window=window_between(before, after, ended - started),
+        accepted_by_key=by_key,
+    )
 
 
 # ---------------------------------------------------------------- CPU accounting and profiles
