@@ -65,12 +65,12 @@ PARTS = (
     ("Celery task execution (trace + body)", "fast_trace_task"),
     ("  the Gateway POST (msgworker)", "GatewayClient.send"),
     ("  the Gateway POST (plain)", "post"),
-    ("  claim + rate-limit slot (begin.lua)", "JobStore.begin"),
-    ("  settle as sent (finish.lua, log)", "Settlement.sent"),
+    ("  claim a group's first job (begin.lua)", "JobStore.open"),
+    ("  settle as sent, claim the next (finish.lua)", "Settlement.sent"),
     ("  metrics", "Meter.answered"),
     ("msgworker schedule pump", "Pump.run"),
     ("  publish dispatches (send_task)", "dispatcher.<locals>.dispatch"),
-    ("logging, any caller (3 JSON lines a send)", "Logger._log"),
+    ("logging, any caller (no line a send at INFO)", "Logger._log"),
     ("  of which structlog formatting", "ProcessorFormatter.format"),
 )
 
