@@ -18,7 +18,8 @@ from pathlib import Path
 import redis
 
 from worker.dev.localredis import LocalRedis
-from worker.store.jobs import Execution, JobStore, NewJob
+from worker.store.claims import Execution
+from worker.store.jobs import JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 

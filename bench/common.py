@@ -32,14 +32,17 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, 
 
 from worker.dev.localredis import LocalRedis, free_port  # noqa: E402
 from worker.models import message_body, parse_message  # noqa: E402
+from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX  # noqa: E402
 
 BIN = Path(sys.executable).parent
 API_KEY = "sk_bench_0123456789abcdef"
 # What callers hand to msgworker, and the Gateway body both systems POST for it.
 PAYLOAD: dict[str, Any] = {"to": "+90 532 123 45 67", "type": "text", "text": {"body": "bench"}}
 BODY: dict[str, Any] = message_body(parse_message(PAYLOAD))
-HIGH_RATE_PER_SEC = 100_000
-HIGH_RATE_PER_MIN = 6_000_000
+# Limits far above what the machine can send, and no higher than the worker believes a Gateway
+# (higher ones it ignores, with a warning per answer: a cost no real deployment pays).
+HIGH_RATE_PER_SEC = SEC_LIMIT_MAX
+HIGH_RATE_PER_MIN = MIN_LIMIT_MAX
 
 SERVE = (
     "import json, sys; from worker.sandbox.server import SandboxConfig, serve; "
@@ -731,23 +734,58 @@ def machine_jiffies() -> tuple[int, int]:
     return total - idle, total
 
 
+# Commands only Celery's Redis transport sends as requests of their own: its consume (BRPOP),
+# publish (LPUSH) and the MULTI of each pipeline it sends (unacked bookkeeping, ack). msgworker's
+# own are scripts and single commands, and a MULTI only off the hot path (an incident resolving).
+BROKER_COMMANDS = ("brpop", "lpush", "multi")
+
+
+def redis_counters(client: redis.Redis) -> dict[str, int]:
+    """Redis's own counts of the work clients gave it, everyone's (INFO stats, commandstats).
+
+    ``round trips``: requests read from clients (a script call or a pipeline is one), of which
+    ``broker``: Celery's (see BROKER_COMMANDS) and ``state``: the rest, msgworker's own;
+    ``scripts``: EVALSHA/EVAL calls; ``commands``: every command run, those inside scripts
+    included. The benchmark's own sampling adds a handful, nothing per send.
+    """
+    stats = client.info("stats")
+    commands = client.info("commandstats")
+
+    def calls(*names: str) -> int:
+        return sum(int(commands.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names)
+
+    round_trips = int(stats["total_reads_processed"])
+    broker = calls(*BROKER_COMMANDS)
+    return {
+        "round trips": round_trips,
+        "broker": broker,
+        "state": round_trips - broker,
+        "scripts": calls("evalsha", "eval"),
+        "commands": int(stats["total_commands_processed"]),
+    }
+
+
 @dataclass(frozen=True)
 class Sample:
-    """The sandbox's counters and the CPU seconds each party has used, at one moment."""
+    """The sandbox's counters, the CPU seconds each party has used and Redis's counters, at one
+    moment."""
 
     at: float
     stats: dict[str, Any]
     cpu: dict[str, float]
     machine: tuple[int, int] = (0, 0)
+    redis: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Measured:
-    """Between two samples: what the sandbox saw, and CPU microseconds per accepted send."""
+    """Between two samples: what the sandbox saw, CPU microseconds and Redis requests per
+    accepted send."""
 
     window: Window
     cpu_us_per_send: dict[str, float]
     machine_busy: float = 0.0  # share of all cores busy (anyone's processes)
+    redis_per_send: dict[str, float] = field(default_factory=dict)
 
     def line(self, name: str) -> str:
         rate = self.window.accepted_per_s
@@ -755,7 +793,11 @@ class Measured:
 
     def cpu_text(self) -> str:
         parts = [f"{name} {us:,.0f}" for name, us in self.cpu_us_per_send.items()]
-        return f"CPU us/send: {', '.join(parts)}; machine {self.machine_busy:.0%} busy"
+        text = f"CPU us/send: {', '.join(parts)}; machine {self.machine_busy:.0%} busy"
+        if self.redis_per_send:
+            counts = [f"{name} {n:.2f}" for name, n in self.redis_per_send.items()]
+            text += f"; Redis per send: {', '.join(counts)}"
+        return text
 
 
 def take_sample(made: Stack, workers: Sequence[Worker]) -> Sample:
@@ -764,16 +806,52 @@ def take_sample(made: Stack, workers: Sequence[Worker]) -> Sample:
         "redis": cpu_seconds(made.redis_pid),
         "sandbox": cpu_seconds(made.sandbox.pid),
     }
-    return Sample(time.monotonic(), made.sandbox.stats(), cpu, machine_jiffies())
+    counters = redis_counters(made.redis)
+    return Sample(time.monotonic(), made.sandbox.stats(), cpu, machine_jiffies(), counters)
 
 
 def between(before: Sample, after: Sample) -> Measured:
     window = window_between(before.stats, after.stats, after.at - before.at)
     sends = max(window.accepted, 1)
     per_send = {name: (after.cpu[name] - before.cpu[name]) / sends * 1e6 for name in before.cpu}
+    redis_per_send = {name: (after.redis[name] - n) / sends for name, n in before.redis.items()}
     busy = after.machine[0] - before.machine[0]
     total = after.machine[1] - before.machine[1]
-    return Measured(window, per_send, busy / total if total else 0.0)
+    return Measured(window, per_send, busy / total if total else 0.0, redis_per_send)
+
+
+# What one send may cost msgworker: (row, unit, the figure, its ceiling).
+COST_TARGETS: tuple[tuple[str, str, Callable[[Measured], float], float], ...] = (
+    # msgworker's own: a begin per group of 8 dispatches, a settlement per send.
+    ("Redis round trips per send, state", "", lambda m: m.redis_per_send["state"], 2 / 8 + 1),
+    ("Redis round trips per send, all", "", lambda m: m.redis_per_send["round trips"], 2),
+    ("Redis CPU per send", "us", lambda m: m.cpu_us_per_send["redis"], 100),
+    ("worker CPU per send", "us", lambda m: m.cpu_us_per_send["workers"], 1300),
+)
+
+
+def cost_rows(ours: Sequence[Measured], theirs: Sequence[Measured], *, command: str) -> list[Row]:
+    """What a send costs each side, averaged over the rounds: Redis requests, Redis CPU, worker
+    CPU (the targets are msgworker's)."""
+
+    def average(measured: Sequence[Measured], read: Callable[[Measured], float]) -> float:
+        return mean([read(m) for m in measured])
+
+    rows = []
+    for benchmark, unit, read, limit in COST_TARGETS:
+        mine, base = average(ours, read), average(theirs, read)
+        rows.append(
+            Row(
+                benchmark=benchmark,
+                unit=unit,
+                msgworker=mine,
+                plain=base,
+                target=f"<= {limit:g}",
+                met=mine <= limit,
+                command=command,
+            )
+        )
+    return rows
 
 
 def measure_cpu(

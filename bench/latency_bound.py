@@ -1,7 +1,7 @@
 """Latency-bound throughput: sends/s of ONE worker command, with its defaults, on a slow Gateway.
 
 Every answer takes 300 ms (sandbox ``latency_ms=300``) and the limits are far out of reach
-(100,000/s), so sends/s is the number of calls a worker keeps in flight ÷ 0.3 s, until the
+(10,000/s), so sends/s is the number of calls a worker keeps in flight ÷ 0.3 s, until the
 CPU runs out:
 
 - msgworker: ``msgworker worker`` with its defaults (it picks the pool and its size); the

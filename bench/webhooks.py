@@ -37,7 +37,8 @@ if str(ROOT) not in sys.path:
 
 from tests.support.serve import Service  # noqa: E402
 from worker.dev.localredis import LocalRedis  # noqa: E402
-from worker.store.jobs import Execution, JobStore, NewJob  # noqa: E402
+from worker.store.claims import Execution  # noqa: E402
+from worker.store.jobs import JobStore, NewJob  # noqa: E402
 from worker.store.keys import Keys  # noqa: E402
 
 SECRET = "whsec_bench_0123456789abcdef"  # noqa: S105 - a bench secret

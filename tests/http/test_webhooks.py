@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from tests.support.serve import Service
+from worker.store.claims import Execution, Verdict
 from worker.store.deadletters import DeadLetters
-from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 

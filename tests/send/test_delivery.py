@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support.messages import text
-from worker.send.delivery import Delivery, Result
+from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
 from worker.send.gateway import GatewayClient
 from worker.send.routing import Policy, backoff_delay_s
 from worker.send.settlement import Settlement
@@ -215,3 +215,46 @@ def test_a_key_already_sent_is_a_duplicate_and_never_called_again(runtime, deliv
     assert calls == []
     job = runtime.jobs.get(job_id)
     assert (job.state, job.wamid) == (JobState.SENT, "wamid.first")
+
+
+def script_calls(runtime) -> int:
+    """Script calls Redis ran (a first call of a script Redis did not know yet fails, then runs)."""
+    stats = runtime.redis.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
+
+
+def test_a_group_is_sent_with_one_script_call_per_job_plus_one(runtime, deliver, clock):
+    """A broker message's four jobs: each sent once; the first begun on its own, each next one by
+    the settlement of the send before it, in the same round trip (a call that waited for its
+    slot more than a few milliseconds takes one more, its fresh look at the switches)."""
+    delivery, calls, meter = deliver(success("wamid.group"))
+    group = [enqueue(runtime, n) for n in range(4)]
+    before = script_calls(runtime)
+    assert delivery.deliver_many(group) == [Result.SENT] * 4
+    rechecks = [wait for wait in clock.slept if wait > UNCHECKED_WAIT_S]
+    assert script_calls(runtime) - before == 5 + len(rechecks)
+    assert [runtime.jobs.get(job_id).state for job_id, _ in group] == [JobState.SENT] * 4
+    assert len(calls) == 4
+    assert meter.results == ["sent"] * 4
+
+
+def test_a_group_goes_on_after_a_job_that_was_not_sent(runtime, deliver):
+    """A stale dispatch and a parked job in the middle of a group: the jobs after them are begun
+    on their own, and sent."""
+    answers = iter([success("wamid.a"), error(400, "GW_001"), success("wamid.c")])
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        return next(answers)(request)
+
+    delivery, calls, _ = deliver(respond)
+    first, parked, last = (enqueue(runtime, n) for n in range(3))
+    stale = (first[0], first[1] + 5)
+    assert delivery.deliver_many([first, stale, parked, last]) == [
+        Result.SENT,
+        Result.DROPPED,
+        Result.PARKED,
+        Result.SENT,
+    ]
+    assert runtime.jobs.get(last[0]).wamid == "wamid.c"
+    assert runtime.dead_letters.get(parked[0]).code == "GW_001"
+    assert len(calls) == 3

@@ -11,7 +11,8 @@ from worker.observe.incidents import Alert, AlertKind, AlertStatus, Incidents
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.send.routing import Action, Decision, ParkReason
 from worker.send.settlement import Answer, Settlement
-from worker.store.jobs import Execution, Job, JobState, Verdict
+from worker.store.claims import Execution, Verdict
+from worker.store.jobs import Job, JobState
 from worker.store.ratelimit import RateLimit
 from worker.store.schedule import count_scheduled
 

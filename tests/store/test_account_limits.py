@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from worker.store.jobs import Execution, JobStore, NewJob, Verdict
+from worker.store.claims import Execution, Verdict
+from worker.store.jobs import JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
 

@@ -8,7 +8,8 @@ import pytest
 
 from tests.support.jobs import KEYS, add_job
 from worker.outcome import Outcome
-from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.store.claims import Execution, Verdict
+from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.ratelimit import RateLimit
 
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
@@ -158,11 +159,13 @@ def test_a_success_that_began_before_the_breaker_opened_leaves_it_open(jobs, red
         open_breaker=True,
     )
     assert opened
-    assert jobs.mark_sent(Execution("early", 1, "e"), "wamid.early", now=time.time()) is False
+    sent = jobs.mark_sent(Execution("early", 1, "e"), "wamid.early", now=time.time())
+    assert sent.breaker_closed is False
     assert redis_client.exists(KEYS.breaker("default"))
     add_job(jobs, "probe")
     assert begin(jobs, "probe", holder="p") is Verdict.GO
-    assert jobs.mark_sent(Execution("probe", 1, "p"), "wamid.probe", now=time.time()) is True
+    sent = jobs.mark_sent(Execution("probe", 1, "p"), "wamid.probe", now=time.time())
+    assert sent.breaker_closed is True
     assert not redis_client.exists(KEYS.breaker("default"))
 
 

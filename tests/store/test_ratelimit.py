@@ -11,7 +11,8 @@ import itertools
 import pytest
 
 from worker.outcome import RateLimitHeaders
-from worker.store.jobs import Execution, JobState, JobStore, NewJob, Verdict
+from worker.store.claims import Execution, Verdict
+from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import MIN_WINDOW_MS, SEC_WINDOW_MS, RateLimit
 

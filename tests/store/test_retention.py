@@ -10,8 +10,9 @@ import pytest
 from tests.support.cluster import Sandbox, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import wait_for
+from worker.store.claims import Execution
 from worker.store.deadletters import DeadLetters, Selection
-from worker.store.jobs import Execution, JobState, JobStore, NewJob
+from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 

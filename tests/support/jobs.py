@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from tests.support.messages import text
-from worker.store.jobs import Execution, JobStore, NewJob
+from worker.store.claims import Execution
+from worker.store.jobs import JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.invariants import check, ok_responses
 from tests.support.messages import text
-from worker.store.jobs import Execution
+from worker.store.claims import Execution
 from worker.store.ratelimit import RateLimit
 
 

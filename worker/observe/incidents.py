@@ -171,8 +171,8 @@ class Incidents:
             )
 
     def resolve_quiet_exhausted(self, account: str, *, now: float, window_s: float = 300.0) -> None:
-        """Resolve the retries_exhausted incident once its window holds no park; cheap when none
-        is open (one EXISTS), so it can run after every successful send."""
+        """Resolve the retries_exhausted incident once its window holds no park (a successful
+        send that found it open asks; the settlement's own script says whether it is)."""
         if not self.is_open(AlertKind.RETRIES_EXHAUSTED, account):
             return
         recent = self._redis.zcount(self._keys.exhausted(account), f"({now - window_s!r}", "+inf")

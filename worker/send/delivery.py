@@ -1,9 +1,11 @@
 """deliver(): claim and reserve a slot → wait → send → decide → record. The task is a thin adapter.
 
-Redis round trips per send: ``begin`` (checks, claim, rate-limit slot) and one settlement script
-(which also learns from the answer's rate-limit headers); after a success, one EXISTS to see
-whether a retries-exhausted incident can resolve; and, only for a call that waited for its slot,
-a fresh look at the halt, cooldown and billing breaker before the call.
+Redis round trips per send: one settlement script (which also learns from the answer's
+rate-limit headers and says whether a retries-exhausted incident is open) and, for the first
+job of a broker message's group, ``begin`` (checks, claim, rate-limit slot): each next job of
+the group is begun by the settlement of a send before it, in the same round trip. Only a call
+that waited for its slot takes one more, a fresh look at the halt, cooldown and billing breaker
+before the call.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -22,10 +24,16 @@ from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.send.gateway import GatewayClient
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
-from worker.store.jobs import Execution, Job, JobStore, Verdict
+from worker.store.claims import Claim, Execution, Opening, Verdict
+from worker.store.jobs import Job, JobStore
 from worker.store.ratelimit import RateLimit
 
 log = get_logger(__name__)
+
+# A wait for a slot this short is not looked after: its call goes out as soon as one begun
+# without a wait would (a millisecond or two; slots are handed out in whole milliseconds), and
+# is one already in flight for whatever switch came meanwhile.
+UNCHECKED_WAIT_S = 0.005
 
 # The code a job of an account the deployment no longer knows is held with.
 ACCOUNT_UNKNOWN = "ACCOUNT_UNKNOWN"
@@ -61,6 +69,14 @@ class Timing:
     lease_s: float
     probe_interval_s: float = 30.0
     breaker_wait_s: float = 1.0
+
+
+@dataclass
+class _Next:
+    """The group's next dispatch, and its claim once a settlement began it."""
+
+    opening: Opening | None
+    claim: Claim | None = None
 
 
 class Meter(Protocol):
@@ -102,18 +118,34 @@ class Delivery:
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
-        result = self._deliver(Execution(job_id, gen, holder=uuid.uuid4().hex))
-        self._meter.finished(result)
-        return result
+        return self.deliver_many([(job_id, gen)])[0]
 
-    def _deliver(self, execution: Execution) -> Result:
-        claim = self._jobs.begin(
-            execution,
-            now=self._clock(),
-            lease_s=self._timing.lease_s,
-            probe_interval_s=self._timing.probe_interval_s,
-            rate=self._rate,
-        )
+    def deliver_many(self, dispatches: Sequence[tuple[str, int]]) -> list[Result]:
+        """Deliver a group of dispatches (one broker message) one after the other.
+
+        Each job is claimed just before its call and settled right after it, so a crash
+        mid-group leaves only the job in hand claimed (the rest come back with their leases);
+        a send's settlement also begins the next job, saving that job a round trip.
+        """
+        openings = [self._opening(job_id, gen) for job_id, gen in dispatches]
+        results: list[Result] = []
+        claim: Claim | None = None
+        for index, opening in enumerate(openings):
+            if claim is None:
+                claim = self._jobs.open(opening, now=self._clock())
+            after = _Next(openings[index + 1] if index + 1 < len(openings) else None)
+            result = self._deliver(opening.execution, claim, after)
+            self._meter.finished(result)
+            results.append(result)
+            claim = after.claim
+        return results
+
+    def _opening(self, job_id: str, gen: int) -> Opening:
+        execution = Execution(job_id, gen, holder=uuid.uuid4().hex)
+        timing = self._timing
+        return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate)
+
+    def _deliver(self, execution: Execution, claim: Claim, after: _Next) -> Result:
         verdict, job = claim.verdict, claim.job
         if claim.wait_s > 0:
             self._meter.waited(claim.wait_s)
@@ -131,12 +163,16 @@ class Delivery:
         if job is None:  # every other verdict claims the job and returns it
             return Result.DROPPED
         if verdict is Verdict.GO and claim.wait_s > 0:
-            return self._after_wait(execution, job, claim.wait_s)
-        return self._claimed(execution, job, verdict)
+            return self._after_wait(execution, job, claim.wait_s, after)
+        return self._claimed(execution, job, verdict, after)
 
-    def _after_wait(self, execution: Execution, job: Job, wait_s: float) -> Result:
-        """Sleep until the slot, then look again: a halt, cooldown or breaker may have come."""
+    def _after_wait(self, execution: Execution, job: Job, wait_s: float, after: _Next) -> Result:
+        """Sleep until the slot, then look again: a halt, cooldown or breaker may have come.
+
+        A call that waited no longer than ``UNCHECKED_WAIT_S`` goes as one already in flight."""
         self._sleep(wait_s)
+        if wait_s <= UNCHECKED_WAIT_S:
+            return self._claimed(execution, job, Verdict.GO, after)
         verdict = self._jobs.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
         ).verdict
@@ -147,9 +183,9 @@ class Delivery:
             return Result.HALTED
         if verdict is Verdict.DEFERRED:
             return Result.WAITING
-        return self._claimed(execution, job, verdict)
+        return self._claimed(execution, job, verdict, after)
 
-    def _claimed(self, execution: Execution, job: Job, verdict: Verdict) -> Result:
+    def _claimed(self, execution: Execution, job: Job, verdict: Verdict, after: _Next) -> Result:
         """The job is ours: wait for the probe, park, or call the Gateway."""
         if verdict is Verdict.WAIT:
             self._settlement.breaker_wait(
@@ -169,7 +205,8 @@ class Delivery:
         if gateway is None:  # no longer configured: its jobs wait behind a halt until it is again
             unknown = Answer(Outcome(code=ACCOUNT_UNKNOWN), RateLimitHeaders())
             return self._settle(execution, job, unknown, Decision(Action.HALT))
-        return self._settle(execution, job, self._call(job, gateway), called=True)
+        answer = self._call(job, gateway)
+        return self._settle(execution, job, answer, called=True, after=after)
 
     def _call(self, job: Job, gateway: GatewayClient) -> Answer:
         started = time.perf_counter()
@@ -194,11 +231,18 @@ class Delivery:
         decision: Decision | None = None,
         *,
         called: bool = False,
+        after: _Next | None = None,
     ) -> Result:
         outcome = answer.outcome
         calls = job.attempts + (1 if called else 0)
         decision = decision or decide(
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
         )
-        self._settlement.record(execution, job, answer, decision, calls=calls, now=self._clock())
+        now = self._clock()
+        then = after.opening if after else None
+        begun = self._settlement.record(
+            execution, job, answer, decision, calls=calls, now=now, then=then
+        )
+        if after:
+            after.claim = begun
         return RESULTS[decision.action]

@@ -14,8 +14,9 @@ from worker.logs import get_logger
 from worker.observe.incidents import AlertKind, Incidents
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.send.routing import Action, Decision, ParkReason
+from worker.store.claims import Claim, Execution, Opening
 from worker.store.deadletters import DeadLetter
-from worker.store.jobs import Execution, Job, JobStore
+from worker.store.jobs import Job, JobStore
 
 log = get_logger(__name__)
 
@@ -46,31 +47,47 @@ class Settlement:
         *,
         calls: int,
         now: float,
-    ) -> None:
-        """Record the decision taken on ``answer``; ``calls`` counts this attempt's call."""
+        then: Opening | None = None,
+    ) -> Claim | None:
+        """Record the decision taken on ``answer``; ``calls`` counts this attempt's call.
+
+        ``then`` is the group's next dispatch: after a send it is begun in the same round trip,
+        and its claim returned (None when it was not begun: begin it on its own).
+        """
         action = decision.action
         if action is Action.SENT:
-            self.sent(execution, job, answer, now=now)
-        elif action in {Action.RESCHEDULE, Action.BACKOFF}:
+            return self.sent(execution, job, answer, now=now, then=then)
+        if action in {Action.RESCHEDULE, Action.BACKOFF}:
             self.retried(execution, job, answer, decision, now=now)
         elif action is Action.HALT:
             self.halted(execution, job, answer, now=now)
         else:
             reason = decision.reason or ParkReason.PERMANENT
             self.parked(execution, job, answer, reason=reason, calls=calls, now=now)
+        return None
 
-    def sent(self, execution: Execution, job: Job, answer: Answer, *, now: float) -> None:
+    def sent(
+        self,
+        execution: Execution,
+        job: Job,
+        answer: Answer,
+        *,
+        now: float,
+        then: Opening | None = None,
+    ) -> Claim | None:
         wamid = answer.wamid or ""
-        breaker_closed = self._jobs.mark_sent(execution, wamid, now=now, headers=answer.headers)
+        record = self._jobs.mark_sent(execution, wamid, now=now, headers=answer.headers, then=then)
         log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
-        self._incidents.resolve_quiet_exhausted(job.account, now=now)
-        if breaker_closed:
+        if record.exhausted_open:
+            self._incidents.resolve_quiet_exhausted(job.account, now=now)
+        if record.breaker_closed:
             log.warning("billing.breaker_closed", account=job.account)
             self._incidents.resolve(
                 AlertKind.BILLING,
                 job.account,
                 summary="Gateway accepts messages again (balance back)",
             )
+        return record.next
 
     def retried(
         self, execution: Execution, job: Job, answer: Answer, decision: Decision, *, now: float

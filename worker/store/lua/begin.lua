@@ -1,5 +1,8 @@
 -- Decide whether this dispatch of a job may call the Gateway; if so claim it and reserve its
 -- rate-limit slot, all in one round trip. (keys.lua and ratelimit.lua are included above.)
+-- A function, begin(ARGV), run by begin_job.lua for one dispatch and by finish.lua for the next
+-- dispatch of a group once the one before it is settled; its body reads its arguments as ARGV,
+-- as the script it is.
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
 --       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
 --       retention_s[, own_limits_json: {account: [sec, min, sec_ceiling, min_ceiling]}]
@@ -16,6 +19,7 @@
 --   wait       billing breaker half-open, a probe is out: try again shortly (job claimed)
 --   go         call the Gateway after wait_ms (detail '1' when this call is the breaker's
 --              probe); the call is counted, the job marked calling
+local function begin(ARGV)
 local prefix, id, gen, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, execution = math.floor(tonumber(ARGV[5]) * 1000), ARGV[6]
 local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
@@ -131,6 +135,7 @@ end
 redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 -- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
-redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now, 'slot', slot)
-redis.call('HINCRBY', job, 'attempts', 1)
+redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now, 'slot', slot,
+  'attempts', (tonumber(f[8]) or 0) + 1)
 return claimed('go', probe, wait_ms)
+end

@@ -1,33 +1,35 @@
 -- Record what became of one execution of a job, atomically, and learn from the answer's
--- X-RateLimit headers. (keys.lua, ratelimit.lua and delivery.lua are included above.)
+-- X-RateLimit headers. (keys.lua, ratelimit.lua, delivery.lua and begin.lua are included above.)
 -- ARGV: prefix, id, gen, now, execution, mode, event_json,
 --       sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --       ('' for headers that were absent), then by mode:
---   sent        wamid, retention_s
+--   sent        wamid, retention_s[, begin.lua's ARGV for the group's next dispatch]
 --   retry       delay_s, code, count ('reschedule'|'other'), cooldown_until ('' or s)
 --   park        code, reason, record_json, open_breaker ('0'|'1')
 --   hold        code, halt_json
 -- Returns 1 when recorded; 0 when this execution no longer owned the job (nothing written).
 -- For `sent` also: the wamid is recorded whoever owns the job (the message went out), indexed
 -- to the job for the delivery statuses (statuses that came first are applied now), and the
--- second value says whether a billing breaker was open (now closed). For `park` with a breaker,
+-- second value says whether a billing breaker was open (now closed), the third whether the
+-- account has a retries_exhausted incident open (it may resolve now); then, when asked, the
+-- next dispatch's begin reply (begin.lua's), in the same round trip. For `park` with a breaker,
 -- the second value says whether this park opened it.
 local prefix, id, gen, now, execution, mode = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local job = keys.job(prefix, id)
-local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'priority')
+local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'updated_at',
+  'delivery_status', 'priority')
 if not f[1] then return {0, 0} end
 local account, key = f[3], f[4]
 local now_ms = math.floor(now * 1000)
 learn(prefix, account, now_ms, tonumber(ARGV[8]), 'sec', tonumber(ARGV[10]), tonumber(ARGV[11]))
 learn(prefix, account, now_ms, tonumber(ARGV[9]), 'min', tonumber(ARGV[12]), tonumber(ARGV[13]))
 local member = id .. '|' .. gen
-local due = keys.due(prefix, account, lane_of(f[5]))
+local due = keys.due(prefix, account, lane_of(f[7]))
 local claim = keys.claim(prefix, account, key)
 local settled = f[2] == 'sent' or f[2] == 'parked' or f[2] == 'held'
-local owns = f[1] == gen and not settled and redis.call('GET', claim) == execution
 
-local function release()
-  if redis.call('GET', claim) == execution then redis.call('DEL', claim) end
+local function release(holder)
+  if holder == execution then redis.call('DEL', claim) end
   redis.call('ZREM', due, member)
   redis.call('ZREM', keys.leases(prefix), member)
 end
@@ -37,26 +39,25 @@ local function remember()
 end
 
 if mode == 'sent' then
-  local began = tonumber(redis.call('HGET', job, 'updated_at') or '') or 0  -- set by begin
+  local began = tonumber(f[5] or '') or 0  -- set by begin
   redis.call('SET', keys.ledger(prefix, account, key), ARGV[14])
   redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', 0,
-    'updated_at', now)
-  if f[1] == gen then release() end
+    'updated_at', now, 'sent_at', now)
+  if f[1] == gen then release(redis.call('GET', claim)) end
   remember()
   local retention_ms = math.max(1, math.floor(tonumber(ARGV[15]) * 1000))
   retain(prefix, id, account, key, retention_ms)
-  redis.call('HSET', job, 'sent_at', now)
-  redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error')
+  if f[6] then redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error') end
   redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms)
   local early = keys.early_statuses(prefix, ARGV[14])
-  for _, raw in ipairs(redis.call('LRANGE', early, 0, -1)) do
+  local statuses = redis.call('LRANGE', early, 0, -1)
+  for _, raw in ipairs(statuses) do
     apply_delivery(prefix, id, cjson.decode(raw), now)
   end
-  redis.call('DEL', early)
+  if #statuses > 0 then redis.call('DEL', early) end
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
   local bucket = keys.sent_in_second(prefix, math.floor(now))
-  redis.call('INCR', bucket)
-  redis.call('EXPIRE', bucket, 120)
+  if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, 120) end
   local breaker = keys.breaker(prefix, account)
   local probe_key = keys.breaker_probe(prefix, account)
   local since = tonumber(redis.call('HGET', breaker, 'since') or '')
@@ -66,14 +67,21 @@ if mode == 'sent' then
   if not since or began >= since or redis.call('GET', probe_key) == execution then
     closed = redis.call('DEL', breaker, probe_key)
   end
-  return {1, closed > 0 and 1 or 0}
+  local exhausted = keys.incident(prefix, 'retries_exhausted', account)
+  local reply = {1, closed > 0 and 1 or 0, redis.call('EXISTS', exhausted)}
+  if ARGV[16] then
+    for _, part in ipairs(begin({unpack(ARGV, 16)})) do reply[#reply + 1] = part end
+  end
+  return reply
 end
 
+local holder = redis.call('GET', claim)
+local owns = f[1] == gen and not settled and holder == execution
 if not owns then return {0, 0} end
 
 if mode == 'retry' then
   local delay, code, count, cooldown = tonumber(ARGV[14]), ARGV[15], ARGV[16], ARGV[17]
-  release()
+  release(holder)
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local state = delay > 0 and 'scheduled' or 'queued'
   if code ~= '' then redis.call('HSET', job, 'last_code', code) end
@@ -83,7 +91,7 @@ if mode == 'retry' then
     if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
   end
   redis.call('HSET', job, 'state', state, 'calling', 0, 'updated_at', now, 'due_at', now + delay)
-  schedule(prefix, account, f[5], now + delay, id .. '|' .. next_gen)
+  schedule(prefix, account, f[7], now + delay, id .. '|' .. next_gen)
   if cooldown ~= '' then
     local cooldown_key = keys.cooldown(prefix, account)
     local current = tonumber(redis.call('GET', cooldown_key) or '0')
@@ -98,7 +106,7 @@ end
 
 if mode == 'park' then
   local code, reason, record, open_breaker = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
-  release()
+  release(holder)
   redis.call('HSET', job, 'state', 'parked', 'calling', 0, 'last_code', code,
     'parked_reason', reason, 'updated_at', now)
   redis.call('SET', keys.dead_letter(prefix, id), record)
@@ -118,7 +126,7 @@ end
 
 if mode == 'hold' then
   local code, halt = ARGV[14], cjson.decode(ARGV[15])
-  release()
+  release(holder)
   local halt_key = keys.halt(prefix, account)
   local opened = 0
   if redis.call('EXISTS', halt_key) == 0 then

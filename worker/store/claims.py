@@ -1,0 +1,79 @@
+"""Claiming a dispatched job: who runs it (``Execution``), what ``begin.lua`` found (``Claim``)
+and the arguments it takes for one dispatch (``Opening``).
+
+A group of dispatches (one broker message) is claimed one job at a time, each just before its
+call: the first by ``begin``, each next one in the same round trip as the settlement of the one
+before it (``finish.lua`` runs ``begin.lua`` for it), so a group costs one round trip per job
+plus one, and every rate-limit slot is reserved right before the call that uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.store.jobs import Job
+    from worker.store.ratelimit import RateLimit
+
+
+class Verdict(StrEnum):
+    """What ``begin`` found; see ``worker/store/lua/begin.lua``."""
+
+    STALE = "stale"
+    BUSY = "busy"
+    DUPLICATE = "duplicate"
+    LOST = "lost"
+    EXPIRED = "expired"
+    HELD = "held"
+    DEFERRED = "deferred"
+    BREAKER = "breaker"
+    WAIT = "wait"
+    GO = "go"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One attempt to run a dispatched job: who holds it (``holder``) and for which ``gen``."""
+
+    job_id: str
+    gen: int
+    holder: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``begin`` found: the verdict, its detail, the wait before calling, and the job."""
+
+    verdict: Verdict
+    detail: str
+    wait_s: float
+    job: Job | None
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Everything ``begin`` needs for one dispatch but the time: its execution, how long the
+    claim lasts, how often the billing breaker probes, the account limits."""
+
+    execution: Execution
+    lease_s: float
+    probe_interval_s: float
+    rate: RateLimit
+
+    def arguments(self, *, prefix: str, now: float, retention_s: float) -> list[Any]:
+        """ARGV of ``begin.lua``."""
+        execution = self.execution
+        return [
+            prefix,
+            execution.job_id,
+            execution.gen,
+            now,
+            self.lease_s,
+            execution.holder,
+            self.probe_interval_s,
+            *self.rate.reserve_arguments(),
+            retention_s,
+            *self.rate.account_arguments(),
+        ]
