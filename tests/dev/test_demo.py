@@ -33,5 +33,5 @@ def test_demo_runs_every_path_with_a_private_redis_and_sends_nothing_twice():
     assert "undelivered" in out  # parked, shown by `dlq list`
     assert "WA_131026" in out
     assert "dead letters: {'GW_001': 1}" in out
-    assert 'msgworker_api_responses_total{code="RATE_001"' in out
+    assert 'msgworker_api_responses_total{account="default",code="RATE_001"' in out
     assert "everything the demo started is stopped" in out

@@ -22,7 +22,7 @@ from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.send.gateway import GatewayClient
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
-from worker.store.jobs import Execution, Job, JobStore, Verdict
+from worker.store.jobs import Claim, Execution, Job, JobStore, Verdict
 from worker.store.ratelimit import RateLimit
 
 log = get_logger(__name__)
@@ -66,9 +66,9 @@ class Timing:
 class Meter(Protocol):
     """Where deliveries report what they saw (``worker.observe.metrics.Meter`` in a worker)."""
 
-    def answered(self, outcome: Outcome, seconds: float) -> None: ...
-    def finished(self, result: str) -> None: ...
-    def waited(self, seconds: float) -> None: ...
+    def answered(self, account: str, outcome: Outcome, seconds: float) -> None: ...
+    def finished(self, account: str, result: str) -> None: ...
+    def waited(self, account: str, seconds: float) -> None: ...
     def ignored(self, value: str) -> None: ...
 
 
@@ -102,11 +102,7 @@ class Delivery:
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
-        result = self._deliver(Execution(job_id, gen, holder=uuid.uuid4().hex))
-        self._meter.finished(result)
-        return result
-
-    def _deliver(self, execution: Execution) -> Result:
+        execution = Execution(job_id, gen, holder=uuid.uuid4().hex)
         claim = self._jobs.begin(
             execution,
             now=self._clock(),
@@ -114,9 +110,15 @@ class Delivery:
             probe_interval_s=self._timing.probe_interval_s,
             rate=self._rate,
         )
+        result = self._deliver(execution, claim)
+        if claim.job is not None:  # stale and busy dispatches read no job and count nothing
+            self._meter.finished(claim.job.account, result)
+        return result
+
+    def _deliver(self, execution: Execution, claim: Claim) -> Result:
         verdict, job = claim.verdict, claim.job
-        if claim.wait_s > 0:
-            self._meter.waited(claim.wait_s)
+        if claim.wait_s > 0 and job is not None:
+            self._meter.waited(job.account, claim.wait_s)
         if verdict in {Verdict.STALE, Verdict.BUSY}:
             log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
             return Result.DROPPED
@@ -128,7 +130,7 @@ class Delivery:
             return Result.HALTED
         if verdict is Verdict.DEFERRED:
             return Result.WAITING
-        if job is None:  # every other verdict claims the job and returns it
+        if job is None:  # every other verdict returns the job (stale and busy are dropped above)
             return Result.DROPPED
         if verdict is Verdict.GO and claim.wait_s > 0:
             return self._after_wait(execution, job, claim.wait_s)
@@ -180,7 +182,7 @@ class Delivery:
             answer = Answer(error.outcome, rate.in_force(error.rate_limit), error=error)
         else:
             answer = Answer(sent.outcome, rate.in_force(sent.rate_limit), wamid=sent.wamid)
-        self._meter.answered(answer.outcome, time.perf_counter() - started)
+        self._meter.answered(job.account, answer.outcome, time.perf_counter() - started)
         for value in answer.headers.ignored:
             log.warning("gateway.value_ignored", value=value, job_id=job.id)
             self._meter.ignored(value)
