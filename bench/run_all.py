@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import accounts
 import drain
 import enqueue
 import latency_bound
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[Callable[[list[str]], list[Row]], list[str]]] = {
     "enqueue": (enqueue.main, ["--jobs", "5000", "--rounds", "1"]),
     "memory": (memory.main, ["--jobs", "20000", "--rescheduled", "3000", "--settle", "4"]),
     "drain": (drain.main, ["--jobs", "4000"]),
+    "accounts": (accounts.main, ["--jobs", "200"]),
 }
 
 

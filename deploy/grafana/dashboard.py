@@ -10,7 +10,10 @@ script's output, so edit this file, never the JSON.
 
 Variables: the data source, the scrape job (any name: compose's "msgworker", a ServiceMonitor's
 "msgworker-metrics"; found through msgworker_build_info, which every worker exports) and the
-account (the per-account gauges). "All" matches everything, series without the label included.
+account (every series with an `account` label: sends, Gateway answers, rate-limit waits, alerts,
+halts, breakers, held jobs, delivery statuses). "All" matches everything, series without the label
+included. The queue, schedule and dead letters are the deployment's, not an account's: the time to
+drain compares the whole queue with every account's sends.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ JA = f'{J}, account=~"$account"'
 SENT_RATE_5M = f'sum(rate(msgworker_jobs_total{{{J}, outcome="sent"}}[5m]))'
 DEPTH = f"max(msgworker_queue_depth{{{J}}})"
 DRAIN = f"({DEPTH} / ({SENT_RATE_5M} > 0)) or ({DEPTH} == 0)"
-ANSWERS_RATE = f"sum(rate(msgworker_api_responses_total{{{J}}}[$__rate_interval]))"
+ANSWERS_RATE = f"sum(rate(msgworker_api_responses_total{{{JA}}}[$__rate_interval]))"
+RATE_LIMITED = (
+    f'rate(msgworker_api_responses_total{{{JA}, code="RATE_001"}}[$__rate_interval]) '
+    f'or rate(msgworker_api_responses_total{{{JA}, status="429"}}[$__rate_interval])'
+)
 
 
 def query(expr: str, legend: str, ref: str, *, instant: bool = False) -> prometheus.Dataquery:
@@ -273,7 +280,7 @@ def traffic() -> list[timeseries.Panel]:
         )
         .with_target(
             query(
-                f"sum by (outcome) (rate(msgworker_jobs_total{{{J}}}[$__rate_interval]))",
+                f"sum by (outcome) (rate(msgworker_jobs_total{{{JA}}}[$__rate_interval]))",
                 "{{outcome}}",
                 "A",
             )
@@ -307,7 +314,7 @@ def traffic() -> list[timeseries.Panel]:
         )
         .with_target(
             query(
-                f"sum by (code) (rate(msgworker_api_responses_total{{{J}}}[$__rate_interval]))",
+                f"sum by (code) (rate(msgworker_api_responses_total{{{JA}}}[$__rate_interval]))",
                 "{{code}}",
                 "A",
             )
@@ -329,9 +336,7 @@ def traffic() -> list[timeseries.Panel]:
         0.02,
     ).with_target(
         query(
-            f'(sum(rate(msgworker_api_responses_total{{{J}, code="RATE_001"}}[$__rate_interval]) '
-            f'or rate(msgworker_api_responses_total{{{J}, status="429"}}[$__rate_interval])) '
-            f"or vector(0)) / ({ANSWERS_RATE} > 0)",
+            f"(sum({RATE_LIMITED}) or vector(0)) / ({ANSWERS_RATE} > 0)",
             "429 share",
             "A",
         )
@@ -351,7 +356,7 @@ def traffic() -> list[timeseries.Panel]:
         0.1,
     ).with_target(
         query(
-            f'(sum(rate(msgworker_api_responses_total{{{J}, status=~"5..|none"}}'
+            f'(sum(rate(msgworker_api_responses_total{{{JA}, status=~"5..|none"}}'
             f"[$__rate_interval])) or vector(0)) / ({ANSWERS_RATE} > 0)",
             "5xx + transport share",
             "A",
@@ -486,7 +491,7 @@ def alerts_and_waits() -> list[timeseries.Panel]:
         .decimals(0)
         .with_target(
             query(
-                f"sum by (kind) (increase(msgworker_alerts_total{{{J}}}[$__rate_interval]))",
+                f"sum by (kind) (increase(msgworker_alerts_total{{{JA}}}[$__rate_interval]))",
                 "{{kind}}",
                 "A",
             )
@@ -503,8 +508,9 @@ def alerts_and_waits() -> list[timeseries.Panel]:
         "short",
     ).with_target(
         query(
-            f"sum(rate(msgworker_rate_limit_wait_seconds_total{{{J}}}[$__rate_interval]))",
-            "waiting (s/s)",
+            f"sum by (account) "
+            f"(rate(msgworker_rate_limit_wait_seconds_total{{{JA}}}[$__rate_interval]))",
+            "{{account}}",
             "A",
         )
     )
@@ -513,7 +519,7 @@ def alerts_and_waits() -> list[timeseries.Panel]:
 
 def delivery_shares() -> list[timeseries.Panel]:
     """What WhatsApp did with what the Gateway accepted (from its webhooks, counted by serve)."""
-    accepted = f'sum(rate(msgworker_jobs_total{{{J},outcome="sent"}}[$__rate_interval]))'
+    accepted = f'sum(rate(msgworker_jobs_total{{{JA},outcome="sent"}}[$__rate_interval]))'
     statuses = "msgworker_delivery_statuses_total"
     shares = series_panel(
         17,
@@ -525,7 +531,7 @@ def delivery_shares() -> list[timeseries.Panel]:
         "percentunit",
     )
     for ref, status in (("A", "delivered"), ("B", "read")):
-        count = f'sum(rate({statuses}{{{J},status="{status}"}}[$__rate_interval]))'
+        count = f'sum(rate({statuses}{{{JA},status="{status}"}}[$__rate_interval]))'
         shares = shares.with_target(query(f"{count} / {accepted}", status, ref))
     failures = stacked(
         series_panel(
@@ -539,7 +545,7 @@ def delivery_shares() -> list[timeseries.Panel]:
         )
     ).with_target(
         query(
-            f"sum by (code) (rate(msgworker_delivery_failures_total{{{J}}}[$__rate_interval]))",
+            f"sum by (code) (rate(msgworker_delivery_failures_total{{{JA}}}[$__rate_interval]))",
             "{{code}}",
             "A",
         )
@@ -580,6 +586,51 @@ def delivery_latency() -> list[timeseries.Panel]:
     return [latency, hooks]
 
 
+def per_account() -> list[timeseries.Panel]:
+    """Each account on its own line: one brand's trouble shows as its line, not as a dent in a
+    sum (the alerts MsgworkerHalted and MsgworkerRateLimited429High fire per account too)."""
+    sends = series_panel(
+        21,
+        "Sends per account",
+        "Messages the Gateway accepted per second, one line per account. An account at its "
+        "limit stays flat at it (see 'Rate-limit wait'); a line at 0 while others send: is the "
+        "account halted, its breaker open, or has it nothing due? `msgworker status` shows "
+        "each account's halt, breaker, held jobs and limits.",
+        place(8, 12, 0, 62),
+        "ops",
+    ).with_target(
+        query(
+            f'sum by (account) (rate(msgworker_jobs_total{{{JA}, outcome="sent"}}'
+            f"[$__rate_interval]))",
+            "{{account}}",
+            "A",
+        )
+    )
+    all_answers = (
+        f"sum by (account) (rate(msgworker_api_responses_total{{{JA}}}[$__rate_interval]))"
+    )
+    rate_limited = red_line(
+        series_panel(
+            22,
+            "429 share per account",
+            "Share of each account's Gateway answers that were 429 / RATE_001. Every account has "
+            "its own key and limits: above 2% (red line) for one account, another client shares "
+            "its key or its limit was lowered; set its rate_per_sec / rate_per_min in the "
+            "accounts file. Alert: MsgworkerRateLimited429High (per account).",
+            place(8, 12, 12, 62),
+            "percentunit",
+        ),
+        0.02,
+    ).with_target(
+        query(
+            f"(sum by (account) ({RATE_LIMITED}) or 0 * {all_answers}) / ({all_answers} > 0)",
+            "{{account}}",
+            "A",
+        )
+    )
+    return [sends, rate_limited]
+
+
 def build() -> dict[str, object]:
     board = (
         dashboard.Dashboard("msgworker")
@@ -598,7 +649,7 @@ def build() -> dict[str, object]:
         .variables(variables())
     )
     panels = [*top_row(), *traffic(), *backlog(), *alerts_and_waits()]
-    for panel in [*panels, *delivery_shares(), *delivery_latency()]:
+    for panel in [*panels, *delivery_shares(), *delivery_latency(), *per_account()]:
         board = board.with_panel(panel)
     encoded: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return encoded

@@ -162,7 +162,11 @@ def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url
     assert run(redis_url, "halt", "--reason", "rotating keys")[0] == 0
     view = json.loads(run(redis_url, "status", "--json")[1])
     halted = view["halted"]
-    assert (halted["code"], halted["reason"]) == ("MANUAL", "rotating keys")
+    assert (halted["code"], halted["reason"], halted["by"]) == (
+        "MANUAL",
+        "rotating keys",
+        "operator",
+    )
     assert halted["since"].endswith("Z")
     assert view["accounts"]["default"]["halted"] == halted
     code, out, _ = run(redis_url, "resume")
@@ -600,7 +604,7 @@ def test_status_for_people_shows_every_figure_with_colour_only_on_a_terminal(red
         "dead letters",
     ):
         assert label in out
-    assert "HALTED by MANUAL" in out
+    assert "HALTED by the operator (MANUAL), until `msgworker resume`" in " ".join(out.split())
     assert "rotating keys" in out
     assert "\x1b[" not in out  # no colour into a pipe
     code, shown = run_on_a_terminal(redis_url, "status")

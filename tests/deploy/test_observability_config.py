@@ -165,39 +165,59 @@ def panel_titled(dashboard: dict[str, Any], *keywords: str) -> dict[str, Any]:
     return found[0]
 
 
+# The worker's own counters and histograms, and a snapshot that makes every shared-state gauge.
+COUNTED = (
+    metrics.API_RESPONSES,
+    metrics.JOBS,
+    metrics.SEND_DURATION,
+    metrics.RATE_LIMIT_WAIT,
+    metrics.ALERTS,
+)
+SNAPSHOT = Snapshot(
+    queue="messages",
+    ready=1,
+    in_broker=2,
+    scheduled=3,
+    in_flight=4,
+    enqueued=5,
+    sends_per_s=8.0,
+    dead_letters={"GW_001": 6},
+    accounts={
+        "default": AccountState(
+            halt=Halt(code="AUTH_001", reason="test", since=0.0),
+            breaker=Breaker(since=0.0, code="BILL_001", half_open=False),
+            cooldown_until=None,
+            held=7,
+        )
+    },
+)
+# What `msgworker serve` counts by account.
+SERVED_BY_ACCOUNT = frozenset(
+    {"msgworker_delivery_statuses_total", "msgworker_delivery_failures_total"}
+)
+
+
 def exported_by_worker() -> set[str]:
     """Sample names the worker's metrics produce, counters and histograms expanded."""
     names = set()
-    for metric in (
-        metrics.API_RESPONSES,
-        metrics.JOBS,
-        metrics.SEND_DURATION,
-        metrics.RATE_LIMIT_WAIT,
-        metrics.ALERTS,
-    ):
+    for metric in COUNTED:
         names |= {metric._name + suffix for suffix in SUFFIXES[metric._type]}
-    snapshot = Snapshot(
-        queue="messages",
-        ready=1,
-        in_broker=2,
-        scheduled=3,
-        in_flight=4,
-        enqueued=5,
-        sends_per_s=8.0,
-        dead_letters={"GW_001": 6},
-        accounts={
-            "default": AccountState(
-                halt=Halt(code="AUTH_001", reason="test", since=0.0),
-                breaker=Breaker(since=0.0, code="BILL_001", half_open=False),
-                cooldown_until=None,
-                held=7,
-            )
-        },
-    )
-    for family in metrics.StateCollector(lambda: snapshot).collect():
+    for family in metrics.StateCollector(lambda: SNAPSHOT).collect():
         names |= {sample.name for sample in family.samples}
     for family in metrics.BuildInfoCollector().collect():
         names |= {sample.name for sample in family.samples}
+    return names
+
+
+def labelled_by_account() -> set[str]:
+    """Sample names exported with an ``account`` label, by the worker and by serve."""
+    names = set(SERVED_BY_ACCOUNT)
+    for metric in COUNTED:
+        if "account" in metric._labelnames:
+            names |= {metric._name + suffix for suffix in SUFFIXES[metric._type]}
+    for family in metrics.StateCollector(lambda: SNAPSHOT).collect():
+        if any("account" in sample.labels for sample in family.samples):
+            names |= {sample.name for sample in family.samples}
     return names
 
 
@@ -277,11 +297,28 @@ def test_every_query_follows_the_job_variable_and_names_no_job(dashboard):
 
 
 def test_per_account_series_follow_the_account_variable(dashboard):
-    """The per-account gauges (halted, breaker, held) are filtered by $account."""
+    """Every series with an account label is filtered by $account, but for the time to drain,
+    which compares the deployment's whole queue with every account's sends."""
+    per_account = labelled_by_account()
+    assert {"msgworker_jobs_total", "msgworker_api_responses_total"} <= per_account
     for expr in dashboard_exprs(dashboard):
-        for name in ("msgworker_halted", "msgworker_billing_breaker_open", "msgworker_held_jobs"):
-            for matchers in re.findall(rf"{name}(\{{[^}}]*\}})", expr):
-                assert 'account=~"$account"' in matchers, expr
+        if "msgworker_queue_depth" in expr:
+            continue
+        for name, matchers in re.findall(r"(msgworker_\w+)(\{[^}]*\})?", expr):
+            if name in per_account:
+                assert 'account=~"$account"' in matchers, (name, expr)
+
+
+def test_the_operator_sees_each_account_on_its_own_line(dashboard):
+    """Sends and the 429 share each have a panel by account."""
+    by_account = [
+        panel["title"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "sum by (account)" in target["expr"] and target["legendFormat"] == "{{account}}"
+    ]
+    assert "Sends per account" in by_account
+    assert "429 share per account" in by_account
 
 
 def test_dashboard_schema_is_recent(dashboard):

@@ -3,6 +3,8 @@ password, login, the session cookie, CSRF on every change, the login brake, mask
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -106,7 +108,10 @@ def test_halt_and_resume_from_the_console(http, runtime):
     """Halt holds the account's jobs; resume releases them (the CLI's own operations)."""
     csrf = login(http)
     http.post("/console/accounts/default/halt", data={"reason": "billing dispute", "csrf": csrf})
-    assert "billing dispute" in http.get("/console").text
+    overview = http.get("/console").text
+    assert "billing dispute" in overview
+    assert "by the operator, until resumed" in overview
+    assert "80/s, 4800/min" in overview  # the limits its calls are paced by
     answer = http.post("/console/accounts/default/resume", data={"csrf": csrf})
     assert answer.status_code == 303
     assert runtime.switches.halted("default") is None
@@ -238,3 +243,15 @@ def test_a_new_password_ends_every_session(redis_url, tmp_path, runtime):
             assert http.get("/console").status_code == 303
     finally:
         second.stop()
+
+
+def test_a_halt_the_gateway_caused_says_it_resumes_by_itself(http, runtime):
+    """A halt recorded from an AUTH_001 answer (no operator) is shown as the Gateway's."""
+    login(http)
+    runtime.redis.hset(
+        runtime.keys.halt("default"),
+        mapping={"since": repr(time.time()), "code": "AUTH_001", "reason": "Invalid API key"},
+    )
+    overview = http.get("/console").text
+    assert "HALTED AUTH_001" in overview
+    assert "by the Gateway, resumes by itself once a probe passes" in overview

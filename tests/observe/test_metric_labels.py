@@ -1,4 +1,4 @@
-"""Codes and groups from the Gateway become metric labels only when known: a bounded set."""
+"""Codes, groups and accounts become metric labels only when known: a bounded set."""
 
 from __future__ import annotations
 
@@ -21,13 +21,45 @@ def test_thirty_invented_codes_make_no_new_series():
     before = len(series("msgworker_api_responses_total"))
     for _ in range(30):
         code = "Z" + secrets.token_hex(4).upper()
-        meter.answered(Outcome(code=code, group="G" + code, status=400), 0.01)
-    meter.answered(Outcome(code="MY_CODE", group="VALIDATION", status=400), 0.01)
+        meter.answered("default", Outcome(code=code, group="G" + code, status=400), 0.01)
+    meter.answered("default", Outcome(code="MY_CODE", group="VALIDATION", status=400), 0.01)
     found = series("msgworker_api_responses_total")
     assert len(found) - before <= 2
-    assert {"code": "OTHER", "group": "OTHER", "status": "400"} in found
+    other = {"account": "default", "code": "OTHER", "group": "OTHER", "status": "400"}
+    assert other in found
     assert not any(s["code"].startswith("Z") for s in found)
-    assert {"code": "MY_CODE", "group": "VALIDATION", "status": "400"} in found
+    assert {**other, "code": "MY_CODE", "group": "VALIDATION"} in found
+
+
+def test_accounts_are_labels_only_when_configured():
+    """Counts of a configured account carry its name; any other account's share one label,
+    whatever it is called, so a job naming a stray account cannot create series."""
+    meter = metrics.Meter(metrics.Labels(accounts={"brand_a", "brand_b"}))
+    for account in ("brand_a", "brand_b", "typo", "gone" + secrets.token_hex(4)):
+        meter.answered(account, Outcome(code="OK", status=200), 0.01)
+        meter.finished(account, "sent")
+        meter.waited(account, 0.5)
+        meter.alerted("halt", account)
+    for name in (
+        "msgworker_api_responses_total",
+        "msgworker_jobs_total",
+        "msgworker_rate_limit_wait_seconds_total",
+        "msgworker_alerts_total",
+    ):
+        accounts = {s["account"] for s in series(name)}
+        assert {"brand_a", "brand_b", metrics.UNKNOWN_ACCOUNT} <= accounts, name
+        assert "typo" not in accounts, name
+        assert not any(a.startswith("gone") for a in accounts), name
+
+
+def test_every_configured_account_has_its_series_from_the_start():
+    """Before any send, each configured account's outcome and alert series exist at 0, so rate()
+    and the alert rules see them."""
+    metrics.Meter(metrics.Labels(accounts={"fresh_a", "fresh_b"}))
+    for account in ("fresh_a", "fresh_b"):
+        sent = {"account": account, "outcome": "sent"}
+        assert sent in series("msgworker_jobs_total")
+        assert {"account": account, "kind": "halt"} in series("msgworker_alerts_total")
 
 
 def test_dead_letters_of_unknown_codes_are_one_gauge_series():

@@ -6,6 +6,9 @@ import re
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +16,9 @@ import pytest
 from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import RedisServer, free_port, wait_for
+from worker.observe.metrics import UNKNOWN_ACCOUNT
+from worker.service.runtime import Runtime
+from worker.settings import Settings
 from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
@@ -25,14 +31,17 @@ def tool(name: str) -> str:
     return found
 
 
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$", re.MULTILINE)
+
+
 def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in an exposition, 0 when absent."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = (
-        "^" + re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)$"
-    )
-    matches = [float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE)]
-    return sum(matches)
+    """The sum of the samples of ``name`` whose labels include ``labels``; 0 when none."""
+    total = 0.0
+    for match in _SAMPLE.finditer(text):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if match.group(1) == name and labels.items() <= found.items():
+            total += float(match.group(3))
+    return total
 
 
 def test_ok_counter_is_exact_under_prefork_with_recycled_children(
@@ -57,7 +66,7 @@ def test_ok_counter_is_exact_under_prefork_with_recycled_children(
     accepted = sandbox.stats()["accepted"]
     ok = sample(exposition, "msgworker_api_responses_total", code="OK", group="none", status="200")
     assert ok == 200 == accepted
-    assert sample(exposition, "msgworker_jobs_total", outcome="sent") == 200
+    assert sample(exposition, "msgworker_jobs_total", account="default", outcome="sent") == 200
     assert sample(exposition, "msgworker_send_duration_seconds_count") == 200
     assert sample(exposition, "msgworker_enqueued_total") == 200
     assert sample(exposition, "msgworker_queue_depth") == 0
@@ -74,16 +83,10 @@ def test_ok_counter_is_exact_under_prefork_with_recycled_children(
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_prometheus_scrapes_a_worker_and_reads_rate_limits_and_sends_back(
-    redis_url, sandbox, runtime, tmp_path
-):
-    """A real Prometheus scraping a real worker reports the RATE_001 and OK counts the sandbox saw."""
-    port = free_port()
-    worker = start_worker(
-        worker_env(redis_url, sandbox.url, metrics_port=str(port)),
-        tmp_path / "w.log",
-        concurrency=4,
-    )
+@contextmanager
+def prometheus_scraping(port: int, tmp_path: Path) -> Iterator[Callable[[str], dict[str, float]]]:
+    """A real Prometheus scraping ``127.0.0.1:port`` every second; yields ``query(expr)``: the
+    instant vector's values by the ``account`` label ('' when the series has none)."""
     prometheus_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -111,37 +114,107 @@ def test_prometheus_scrapes_a_worker_and_reads_rate_limits_and_sends_back(
     )
     api = f"http://127.0.0.1:{prometheus_port}/api/v1/query"
 
-    def query(expr: str) -> float | None:
+    def query(expr: str) -> dict[str, float]:
         try:
             result = httpx.get(api, params={"query": expr}, timeout=5).json()["data"]["result"]
         except (httpx.HTTPError, KeyError, ValueError):
-            return None
-        return float(result[0]["value"][1]) if result else None
+            return {}
+        return {r["metric"].get("account", ""): float(r["value"][1]) for r in result}
 
     try:
-        rate_limited = {
-            "status": 429,
-            "code": "RATE_001",
-            "group": "TOO_MANY_REQUESTS",
-            "params": {"limit_type": "sec", "retry_after": "1s"},
-        }
-        sandbox.script(rate_limited, rate_limited, rate_limited)
-        ids = runtime.producer.enqueue_many([text(i) for i in range(30)])
-        wait_for(
-            lambda: all(runtime.jobs.get(i).state is JobState.SENT for i in ids),
-            timeout_s=60,
-            what="30 sends",
-        )
-        rate_expr = 'sum(msgworker_api_responses_total{code="RATE_001"})'
-        ok_expr = 'sum(msgworker_api_responses_total{code="OK"})'
-        wait_for(lambda: query(ok_expr) == 30, timeout_s=30, what="Prometheus to see 30 OK")
-        assert query(rate_expr) == 3 == sandbox.stats()["by_code"]["RATE_001"]
-        assert query(ok_expr) == sandbox.stats()["accepted"]
-        assert query('up{job="msgworker"}') == 1
+        yield query
     finally:
         prometheus.terminate()
         prometheus.wait(timeout=20)
         prometheus_log.close()
+
+
+def test_prometheus_scrapes_a_worker_and_reads_rate_limits_and_sends_back(
+    redis_url, sandbox, runtime, tmp_path
+):
+    """A real Prometheus scraping a real worker reports the RATE_001 and OK counts the sandbox saw."""
+    port = free_port()
+    worker = start_worker(
+        worker_env(redis_url, sandbox.url, metrics_port=str(port)),
+        tmp_path / "w.log",
+        concurrency=4,
+    )
+    try:
+        with prometheus_scraping(port, tmp_path) as query:
+            rate_limited = {
+                "status": 429,
+                "code": "RATE_001",
+                "group": "TOO_MANY_REQUESTS",
+                "params": {"limit_type": "sec", "retry_after": "1s"},
+            }
+            sandbox.script(rate_limited, rate_limited, rate_limited)
+            ids = runtime.producer.enqueue_many([text(i) for i in range(30)])
+            wait_for(
+                lambda: all(runtime.jobs.get(i).state is JobState.SENT for i in ids),
+                timeout_s=60,
+                what="30 sends",
+            )
+            rate_expr = 'sum(msgworker_api_responses_total{code="RATE_001"})'
+            ok_expr = 'sum(msgworker_api_responses_total{code="OK"})'
+            wait_for(lambda: query(ok_expr) == {"": 30}, timeout_s=30, what="Prometheus: 30 OK")
+            assert query(rate_expr) == {"": 3} == {"": sandbox.stats()["by_code"]["RATE_001"]}
+            assert query(ok_expr) == {"": sandbox.stats()["accepted"]}
+            assert query('up{job="msgworker"}') == {"": 1}
+    finally:
+        worker.stop()
+
+
+def test_prometheus_tells_the_accounts_apart(redis_url, sandbox, tmp_path):
+    """Two accounts on one worker, one with a key the Gateway refuses: Prometheus sees each
+    account's sends, answers, halt and alert under its own label, and the sums by code across
+    them; an account the deployment does not know never becomes a label."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[accounts.good]\napi_key_env = "GOOD_KEY"\n[accounts.revoked]\napi_key_env = "BAD_KEY"\n'
+    )
+    port = free_port()
+    env = worker_env(
+        redis_url,
+        sandbox.url,
+        metrics_port=str(port),
+        accounts_file=str(accounts),
+        halt_probe_interval_s="3600",  # no probe: every Gateway call counted is a delivery's
+    )
+    env |= {"GOOD_KEY": API_KEY, "BAD_KEY": "sk_revoked_0000000000"}
+    worker = start_worker(env, tmp_path / "w.log", concurrency=4)
+    settings = Settings(broker_url=redis_url, accounts_file=accounts, _env_file=None)
+    runtime = Runtime(settings)
+    try:
+        with prometheus_scraping(port, tmp_path) as query:
+            good = runtime.producer.enqueue_many(
+                [{"message": text(i), "account": "good"} for i in range(20)]
+            )
+            runtime.producer.enqueue_many(
+                [{"message": text(i), "account": "revoked"} for i in range(5)]
+            )
+            wait_for(
+                lambda: all(runtime.jobs.get(i).state is JobState.SENT for i in good),
+                timeout_s=60,
+                what="the good account's 20 sends",
+            )
+            wait_for(lambda: runtime.switches.halted("revoked"), what="the revoked account halted")
+            sent = 'sum by (account) (msgworker_jobs_total{outcome="sent"})'
+            wait_for(lambda: query(sent).get("good") == 20, timeout_s=30, what="Prometheus: 20")
+            assert query(sent) == {"good": 20, "revoked": 0}
+            answers = "sum by (account, code) (msgworker_api_responses_total)"
+            wait_for(lambda: "revoked" in query(answers), timeout_s=30, what="the AUTH_001 answer")
+            every_answer = 'sum(msgworker_api_responses_total{code=~"OK|AUTH_001"})'
+            assert query(every_answer) == {"": sandbox.stats()["requests"]}
+            auth = 'sum by (account) (msgworker_api_responses_total{code="AUTH_001"})'
+            assert set(query(auth)) == {"revoked"}
+            halted = "max by (account) (msgworker_halted)"
+            wait_for(lambda: query(halted) == {"good": 0, "revoked": 1}, what="the halt gauge")
+            alerts = 'sum by (account) (msgworker_alerts_total{kind="halt"})'
+            assert query(alerts) == {"good": 0, "revoked": 1}
+            labelled = {"good", "revoked", UNKNOWN_ACCOUNT}
+            assert set(query("sum by (account) (msgworker_jobs_total)")) <= labelled
+    finally:
+        runtime.close()
         worker.stop()
 
 

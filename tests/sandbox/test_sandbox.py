@@ -170,6 +170,33 @@ def test_sec_window_exceeded_is_rate_001(connect):
     assert response.headers["X-RateLimit-min-Remaining"] == str(4800 - 5)
 
 
+def test_each_key_has_its_own_limits_balance_and_counts(connect):
+    """Two keys: one at 3/s of its own with 0.003 left, one at the sandbox's 5/s with plenty.
+    Each is limited and billed on its own; stats count each key's answers by its label."""
+    client = connect(api_keys=(KEY,), rate_per_sec=5)
+    added = client.post(
+        "/sandbox/keys", json={"api_key": "sk_small", "rate_per_sec": 3, "balance": 0.003}
+    )
+    assert added.json() == {"key_label": "key2"}
+    small = [send(client, key="sk_small") for _ in range(4)]
+    assert [r.status_code for r in small] == [200, 200, 200, 429]
+    assert small[0].headers["X-RateLimit-sec-Limit"] == "3"
+    big = [send(client) for _ in range(5)]
+    assert [r.status_code for r in big] == [200] * 5
+    assert big[0].headers["X-RateLimit-sec-Limit"] == "5"
+    time.sleep(1.05)  # the small key's second window: its balance, not its limit, stops it
+    assert error(send(client, key="sk_small"))["code"] == "BILL_001"
+    view = stats(client)
+    assert view["balances"] == {"key1": pytest.approx(999.995), "key2": 0.0}
+    assert view["by_key"] == {
+        "key1": {"OK": 5},
+        "key2": {"OK": 3, "RATE_001": 1, "BILL_001": 1},
+    }
+    assert view["config"]["keys"]["key2"]["rate_per_sec"] == 3
+    client.post("/sandbox/keys", json={"api_key": "sk_small", "rate_per_sec": None})
+    assert stats(client)["config"]["keys"]["key2"]["rate_per_sec"] is None
+
+
 def test_min_window_exceeded_is_rate_001(connect):
     """Past rate_per_min, RATE_001 names the min window and asks to wait up to a minute."""
     client = connect(rate_per_min=3)

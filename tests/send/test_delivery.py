@@ -44,15 +44,18 @@ class Meter:
     def __init__(self) -> None:
         self.results: list[str] = []
         self.codes: list[str] = []
+        self.accounts: set[str] = set()
 
-    def answered(self, outcome, _seconds: float) -> None:
+    def answered(self, account: str, outcome, _seconds: float) -> None:
+        self.accounts.add(account)
         self.codes.append(outcome.code)
 
-    def finished(self, result: str) -> None:
+    def finished(self, account: str, result: str) -> None:
+        self.accounts.add(account)
         self.results.append(result)
 
-    def waited(self, _seconds: float) -> None:
-        pass
+    def waited(self, account: str, _seconds: float) -> None:
+        self.accounts.add(account)
 
     def ignored(self, _value: str) -> None:
         pass
@@ -258,3 +261,25 @@ def test_a_group_goes_on_after_a_job_that_was_not_sent(runtime, deliver):
     assert runtime.jobs.get(last[0]).wamid == "wamid.c"
     assert runtime.dead_letters.get(parked[0]).code == "GW_001"
     assert len(calls) == 3
+
+
+def test_a_job_held_by_a_halt_is_counted_under_its_account(runtime, deliver):
+    """A dispatch of a halted account's job: halted, counted for that account, no call made."""
+    delivery, calls, meter = deliver(success("wamid.never"))
+    job_id, gen = enqueue(runtime)
+    runtime.switches.halt("default", reason="test")
+    assert delivery.deliver(job_id, gen) is Result.HALTED
+    assert calls == []
+    assert (meter.results, meter.accounts) == (["halted"], {"default"})
+
+
+def test_a_duplicate_dispatch_is_counted_under_its_account(runtime, deliver):
+    """A second job with a sent key: duplicate, counted for its account, no second call."""
+    delivery, calls, meter = deliver(success("wamid.once"))
+    first, gen = enqueue(runtime, idempotency_key="k1")
+    assert delivery.deliver(first, gen) is Result.SENT
+    job = runtime.jobs.get(first)
+    runtime.redis.hset(runtime.keys.job(first), mapping={"state": "queued", "wamid": ""})
+    assert delivery.deliver(first, job.gen) is Result.DUPLICATE
+    assert len(calls) == 1
+    assert (meter.results, meter.accounts) == (["sent", "duplicate"], {"default"})

@@ -88,6 +88,7 @@ def test_status_and_metrics_survive_a_partial_halt(redis_url, redis_client, tmp_
         "code": "MANUAL",
         "reason": "by hand",
         "since": None,
+        "by": "operator",  # an older version's record: its MANUAL code says so
     }
     port = free_port()
     with RunningSandbox(SandboxConfig(api_keys=(API_KEY,))) as sandbox:

@@ -59,23 +59,43 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     snapshot = runtime.snapshot(depth)
     redis_url = mask_url(runtime.settings.state_url)
     if args.json:
-        emit(status_view(snapshot, args.account, redis_url=redis_url, rate=runtime.rate_limit))
+        # The top-level switches are the account asked for, else the first configured one.
+        account = args.account or next(iter(runtime.accounts))
+        emit(status_view(snapshot, account, redis_url=redis_url, rate=runtime.rate_limit))
         return EXIT_OK
-    state = snapshot.accounts.get(args.account)
+    shown = [args.account] if args.account else sorted(snapshot.accounts)
+    states = {
+        name: snapshot.accounts.get(name) or AccountState(None, None, None, 0) for name in shown
+    }
+    held = sum(state.held for state in states.values())
     out = Console()
     rows: list[tuple[str, str, str | None]] = [
         ("redis", redis_url, None),
         ("queue", snapshot.queue, None),
         ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
         ("  scheduled", str(snapshot.scheduled), None),
-        ("  held", str(state.held if state else 0), "yellow" if state and state.held else None),
+        ("  held", str(held), "yellow" if held else None),
         ("  in flight", str(snapshot.in_flight), None),
         ("  sending", f"{snapshot.sends_per_s:.1f}/s", None),
         ("  workers alive", str(snapshot.workers), None if snapshot.workers else "yellow"),
         ("  backlog clears in", _duration(snapshot.drain_s) if snapshot.depth else "-", None),
-        (f"account {args.account}", "", None),
     ]
-    halt = state.halt if state else None
+    for name, state in states.items():
+        rows += _account_rows(name, state, runtime, several=len(snapshot.accounts) > 1)
+    total = sum(snapshot.dead_letters.values())
+    by_code = ", ".join(f"{c} {n}" for c, n in sorted(snapshot.dead_letters.items()))
+    rows.append(("dead letters", f"{total}" + (f" ({by_code})" if by_code else ""), None))
+    out.pairs(rows)
+    return EXIT_OK
+
+
+def _account_rows(
+    name: str, state: AccountState, runtime: Runtime, *, several: bool
+) -> list[tuple[str, str, str | None]]:
+    """One account's switches, held jobs and limits (its due jobs and dead letters when the
+    deployment has several accounts: with one, the queue's figures are its own)."""
+    rows: list[tuple[str, str, str | None]] = [(f"account {name}", "", None)]
+    halt = state.halt
     if halt is None:
         rows.append(("  halted", "no", "green"))
     else:
@@ -84,8 +104,13 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
             if halt.since is None
             else f"since {iso(halt.since)} ({_ago(halt.since)})"
         )
-        rows.append(("  halted", f"HALTED by {halt.code} {since}: {halt.reason}", "bold red"))
-    breaker = state.breaker if state else None
+        if halt.by_operator:
+            who = f"by the operator ({halt.code}), until `msgworker resume`"
+        else:
+            every = runtime.settings.halt_probe_interval_s
+            who = f"by the Gateway ({halt.code}), probed every {every:g} s: resumes by itself"
+        rows.append(("  halted", f"HALTED {who}, {since}: {halt.reason}", "bold red"))
+    breaker = state.breaker
     if breaker is None:
         rows.append(("  billing breaker", "closed", "green"))
     else:
@@ -94,20 +119,20 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
         )
         half = ", a probe is going out" if breaker.half_open else ""
         rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
-    limits = limits_view(state or AccountState(None, None, None, 0), runtime.rate_limit)
+    rows.append(("  held", str(state.held), "yellow" if state.held else None))
+    if several:
+        rows.append(("  due now", str(state.depth), None))
+        rows.append(("  dead letters", str(state.dlq_total), None))
+    limits = limits_view(state, runtime.rate_limit.for_account(name))
     learned = [span for span in ("sec", "min") if limits["learned"][span]]
     source = f"learned from the Gateway: {', '.join(learned)}" if learned else "not learned"
     rows.append(("  rate limits", f"{limits['sec']}/s, {limits['min']}/min ({source})", None))
-    cooldown = state.cooldown_until if state else None
+    cooldown = state.cooldown_until
     if cooldown and cooldown > time.time():
         rows.append(("  cooldown", f"until {iso(cooldown)} (RATE_001)", "yellow"))
     else:
         rows.append(("  cooldown", "none", None))
-    total = sum(snapshot.dead_letters.values())
-    by_code = ", ".join(f"{c} {n}" for c, n in sorted(snapshot.dead_letters.items()))
-    rows.append(("dead letters", f"{total}" + (f" ({by_code})" if by_code else ""), None))
-    out.pairs(rows)
-    return EXIT_OK
+    return rows
 
 
 def _delivery(delivery: dict[str, Any] | None) -> str:

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
 
     status = commands.add_parser("status", help="queue, halt, breaker, cooldown, dead letters")
     status.add_argument("--json", action="store_true")
-    _add_account(status)
+    _add_account(status, default=None)
     status.set_defaults(handler=_operate("status"))
 
     halt = commands.add_parser("halt", help="stop all sending of the account")

@@ -2,7 +2,9 @@
 
 Uses the Redis at BROKER_URL when it answers (under a prefix and queue of its own, removed
 afterwards), else a private redis-server; starts the sandbox Gateway and a real worker; sends
-a mix that meets every kind of answer; prints what happened; stops what it started.
+a mix that meets every kind of answer, then two more accounts with keys of their own, one
+halted by the Gateway and healing itself while the other keeps sending; prints what happened;
+stops what it started.
 """
 
 from __future__ import annotations
@@ -14,56 +16,39 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
-from worker.dev.localredis import LocalRedis, free_port
+from worker.dev.localredis import free_port
+from worker.dev.stage import (
+    answers,
+    clean_up,
+    redis_for_demo,
+    say,
+    start_serve,
+    start_worker,
+    stop_worker,
+    wait_until,
+)
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings, get_settings
 from worker.store.jobs import SETTLED, Job, JobState
 
 DEMO_KEY = "sk_demo_7c1e0a9b3f"
+# Two more accounts, each with its own key and limits: brand_a's key is in a file (revoked at
+# first), brand_b's in a variable.
+BRAND_A_KEY = "sk_demo_brand_a_2b7d"
+BRAND_A_REVOKED = "sk_demo_brand_a_revoked"
+BRAND_B_KEY = "sk_demo_brand_b_9f4e"
+BRAND_RATE_PER_SEC = 20
+HALT_PROBE_INTERVAL_S = 3
 DEMO_WEBHOOK_SECRET = "whsec_demo_5d2f8a1c9e"  # noqa: S105 - the demo's own, on 127.0.0.1
 UNREACHABLE = "905329999999"  # the sandbox answers its messages' delivery with failed 131026
-STEP_TIMEOUT_S = 60.0
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def wait_until(
-    condition: Callable[[], bool], *, what: str, timeout_s: float = STEP_TIMEOUT_S
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"demo: timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@contextmanager
-def redis_for_demo(settings: Settings, workdir: Path) -> Iterator[tuple[str, str]]:
-    """(URL, where from): the configured Redis if it answers, else a private one."""
-    try:
-        probe = redis.Redis.from_url(settings.state_url, socket_connect_timeout=0.5)
-        probe.ping()
-        probe.close()
-    except (redis.RedisError, OSError, ValueError):
-        server = LocalRedis(workdir)
-        server.start()
-        try:
-            yield server.url, f"a private redis-server on port {server.port}"
-        finally:
-            server.stop()
-        return
-    yield settings.state_url, "the Redis at BROKER_URL"
 
 
 def text(label: str, n: int) -> dict[str, Any]:
@@ -71,14 +56,21 @@ def text(label: str, n: int) -> dict[str, Any]:
 
 
 class Demo:
-    def __init__(self, runtime: Runtime, sandbox_url: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, runtime: Runtime, sandbox_url: str, env: dict[str, str], brands: Brands
+    ) -> None:
         self.runtime = runtime
         self.env = env
+        self.brands = brands
         self.sandbox = httpx.Client(base_url=sandbox_url, timeout=10)
         self.ids: list[str] = []
 
-    def enqueue(self, label: str, count: int) -> list[str]:
-        ids = self.runtime.producer.enqueue_many([text(label, n) for n in range(count)])
+    def enqueue(self, label: str, count: int, account: str | None = None) -> list[str]:
+        messages = [text(label, n) for n in range(count)]
+        items = (
+            messages if account is None else [{"message": m, "account": account} for m in messages]
+        )
+        ids = self.runtime.producer.enqueue_many(items)
         self.ids += ids
         return ids
 
@@ -101,7 +93,7 @@ class Demo:
         self.sandbox.post(path, json=body).raise_for_status()
 
     def run(self) -> None:
-        """The seven scenes, one after the other."""
+        """The eight scenes, one after the other."""
         self.plain_sends()
         self.delivery()
         self.rate_limited()
@@ -109,6 +101,7 @@ class Demo:
         self.invalid_recipient()
         self.balance_runs_out()
         self.key_revoked()
+        self.two_accounts()
 
     def plain_sends(self) -> None:
         say("1. 20 messages, plain sends")
@@ -223,10 +216,48 @@ class Demo:
         self.settle(ids, what="the resumed jobs")
         say(f"   {released} released: {dict(self.states(ids))}")
 
+    def two_accounts(self) -> None:
+        say(
+            f"7. Two brands, each with its own key and {BRAND_RATE_PER_SEC}/s: brand_a's key is "
+            "revoked (AUTH_001), brand_b's works"
+        )
+        switches = self.runtime.switches
+        held = self.enqueue("brand_a order", 10, account="brand_a")
+        sending = self.enqueue("brand_b offer", 40, account="brand_b")
+        wait_until(lambda: switches.halted("brand_a") is not None, what="brand_a's halt")
+        self.settle(sending, what="brand_b's sends", states=frozenset({JobState.SENT}))
+        halt = switches.halted("brand_a")
+        who = "the operator" if halt is None or halt.by_operator else "the Gateway"
+        say(
+            f"   brand_a halted by {who} ({halt.code if halt else '?'}), "
+            f"{switches.held_count('brand_a')} held; brand_b sent {len(sending)} meanwhile, "
+            f"{switches.held_count('brand_b')} held"
+        )
+        self.brands.key_file.write_text(BRAND_A_KEY + "\n")
+        rotated = time.monotonic()
+        say(
+            f"   brand_a's key file rewritten (no restart, no resume): probed every "
+            f"{HALT_PROBE_INTERVAL_S} s with is_fake=true"
+        )
+        wait_until(lambda: switches.halted("brand_a") is None, what="brand_a healing itself")
+        healed_s = time.monotonic() - rotated
+        self.settle(held, what="brand_a's held jobs", states=frozenset({JobState.SENT}))
+        say(f"   brand_a resumed by itself {healed_s:.1f} s later: {dict(self.states(held))}")
+        stats = self.sandbox.get("/sandbox/stats").json()["by_key"]
+        for account, label in self.brands.key_labels.items():
+            say(f"   the Gateway's answers to {account}'s key: {stats.get(label, {})}")
+
     def summary(self, metrics_url: str) -> None:
         jobs = [j for i in self.ids if (j := self.runtime.jobs.get(i))]
         stats = self.sandbox.get("/sandbox/stats").json()
-        accepted = Counter(m["body"]["text"]["body"] for m in self._messages())
+        # A probe (is_fake=true) carries a held job's payload but is never delivered; the brands
+        # send for real (sandbox = false), so their fake messages are the probes.
+        brands = set(self.brands.key_labels.values())
+        accepted = Counter(
+            m["body"]["text"]["body"]
+            for m in self._messages()
+            if not (m["fake"] and m["key_label"] in brands)
+        )
         say()
         say("Summary")
         say(f"  jobs: {len(jobs)}   by state: {dict(Counter(str(j.state) for j in jobs))}")
@@ -235,11 +266,11 @@ class Demo:
         say(f"  dead letters: {self.runtime.dead_letters.counts()}")
         twice = sum(1 for n in accepted.values() if n > 1)
         say(f"  messages accepted by the Gateway: {sum(accepted.values())}, sent twice: {twice}")
-        say("  metrics (a few lines of /metrics):")
+        say("  metrics (the lines of /metrics above 0, labelled by account):")
         body = httpx.get(metrics_url, timeout=5).text
         wanted = ("msgworker_api_responses_total{", "msgworker_jobs_total{", "msgworker_dlq_jobs{")
         for line in body.splitlines():
-            if line.startswith(wanted):
+            if line.startswith(wanted) and not line.endswith(" 0.0"):
                 say(f"    {line}")
 
     def _messages(self) -> list[dict[str, Any]]:
@@ -262,6 +293,7 @@ def run_demo() -> int:
         redis_url, where = stack.enter_context(redis_for_demo(settings, workdir))
         serve_port = free_port()
         sandbox = stack.enter_context(RunningSandbox(_sandbox_config(serve_port)))
+        brands = _brands(sandbox.url, workdir)
         metrics_port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")},
@@ -277,35 +309,69 @@ def run_demo() -> int:
             "MSGWORKER_SERVE_PORT": str(serve_port),
             "MSGWORKER_SERVE_HOST": "127.0.0.1",
             "MSGWORKER_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
+            "MSGWORKER_ACCOUNTS_FILE": str(brands.accounts_file),
+            "MSGWORKER_HALT_PROBE_INTERVAL_S": str(HALT_PROBE_INTERVAL_S),
+            "DEMO_BRAND_B_KEY": BRAND_B_KEY,
         }
         say(f"msgworker demo: Redis is {where}; sandbox Gateway at {sandbox.url}")
         log_path = workdir / "worker.log"
-        worker = _start_worker(env, log_path)
-        stack.callback(_stop_worker, worker)
-        stack.callback(_stop_worker, _start_serve(env, workdir / "serve.log"))
+        worker = start_worker(env, log_path)
+        stack.callback(stop_worker, worker)
+        stack.callback(stop_worker, start_serve(env, workdir / "serve.log"))
         runtime = Runtime(
             Settings(
                 broker_url=redis_url,
                 redis_prefix=env["MSGWORKER_REDIS_PREFIX"],
                 queue=env["MSGWORKER_QUEUE"],
+                accounts_file=brands.accounts_file,
                 _env_file=None,
             )
         )
-        stack.callback(_clean_up, runtime)
+        stack.callback(clean_up, runtime)
         wait_until(
             lambda: " ready." in log_path.read_text(errors="replace"),
             what="the worker",
             timeout_s=30,
         )
-        wait_until(lambda: _answers(f"http://127.0.0.1:{serve_port}/healthz"), what="serve")
+        wait_until(lambda: answers(f"http://127.0.0.1:{serve_port}/healthz"), what="serve")
         say(f"worker started (threads pool), metrics on http://127.0.0.1:{metrics_port}/metrics")
         say(f"msgworker serve on http://127.0.0.1:{serve_port} (webhooks on)")
         say()
-        demo = Demo(runtime, sandbox.url, env)
+        demo = Demo(runtime, sandbox.url, env, brands)
         demo.run()
         demo.summary(f"http://127.0.0.1:{metrics_port}/metrics")
     say("\neverything the demo started is stopped")
     return 0
+
+
+@dataclass(frozen=True)
+class Brands:
+    """The two brands' setup: the accounts file, brand_a's key file, each key's sandbox label."""
+
+    accounts_file: Path
+    key_file: Path
+    key_labels: dict[str, str]
+
+
+def _brands(sandbox_url: str, workdir: Path) -> Brands:
+    """The brands' keys in the sandbox with their own limits; the demo's accounts file (default on
+    MSGWORKER_API_KEY, as without a file, and the two brands); brand_a's key file, revoked."""
+    labels = {}
+    for account, key in (("brand_a", BRAND_A_KEY), ("brand_b", BRAND_B_KEY)):
+        spec = {"api_key": key, "rate_per_sec": BRAND_RATE_PER_SEC}
+        added = httpx.post(f"{sandbox_url}/sandbox/keys", json=spec, timeout=10)
+        labels[account] = str(added.raise_for_status().json()["key_label"])
+    key_file = workdir / "brand_a.key"
+    key_file.write_text(BRAND_A_REVOKED + "\n")
+    accounts = workdir / "accounts.toml"
+    accounts.write_text(
+        '[accounts.default]\napi_key_env = "MSGWORKER_API_KEY"\n'
+        f'[accounts.brand_a]\napi_key_file = "{key_file.name}"\n'
+        f"rate_per_sec = {BRAND_RATE_PER_SEC}\nsandbox = false\n"
+        '[accounts.brand_b]\napi_key_env = "DEMO_BRAND_B_KEY"\n'
+        f"rate_per_sec = {BRAND_RATE_PER_SEC}\nsandbox = false\n"
+    )
+    return Brands(accounts, key_file, labels)
 
 
 def _sandbox_config(serve_port: int) -> SandboxConfig:
@@ -318,40 +384,3 @@ def _sandbox_config(serve_port: int) -> SandboxConfig:
         webhook_read_s=0.8,
         failing_recipients=(UNREACHABLE,),
     )
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _start_serve(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    command = [str(Path(sys.executable).with_name("msgworker")), "serve"]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-
-
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    command = [str(Path(sys.executable).with_name("msgworker")), "worker", "--concurrency", "8"]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-
-
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
-
-
-def _clean_up(runtime: Runtime) -> None:
-    """Remove the demo's keys, so a shared Redis keeps nothing of it."""
-    for key in runtime.redis.scan_iter(match=f"{runtime.keys.prefix}*", count=1000):
-        runtime.redis.delete(key)
-    queue = runtime.settings.queue
-    runtime.redis.delete(queue, f"_kombu.binding.{queue}")
-    runtime.close()

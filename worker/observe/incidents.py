@@ -73,7 +73,7 @@ class Incidents:
         keys: Keys,
         dispatcher: Notifier,
         *,
-        on_fire: Callable[[AlertKind], None] | None = None,
+        on_fire: Callable[[AlertKind, str], None] | None = None,
     ) -> None:
         self._on_fire = on_fire
         self._redis = redis
@@ -96,7 +96,7 @@ class Incidents:
         opened = bool(self._open_script(keys=[self._keys.incident(kind, account)], args=fields))
         if opened:
             if self._on_fire is not None:
-                self._on_fire(kind)
+                self._on_fire(kind, account)
             self._dispatcher.notify(
                 Alert(
                     kind=kind,

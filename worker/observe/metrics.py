@@ -1,4 +1,5 @@
-"""Prometheus metrics, defined once; labels are bounded (codes, outcomes), never numbers or ids.
+"""Prometheus metrics, defined once; labels are bounded (codes, outcomes, configured accounts),
+never numbers or ids.
 
 Counters live in the process that counts (prometheus-client multiprocess mode sums the pool's
 processes, dead ones included). Gauges that describe shared state (DLQ, queue, halt, breaker)
@@ -29,16 +30,17 @@ from redis.exceptions import RedisError
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import AccountState, Snapshot
 from worker.outcome import Outcome
+from worker.store.keys import DEFAULT_ACCOUNT
 
 API_RESPONSES = Counter(
     "msgworker_api_responses_total",
     "Gateway answers by code, group and HTTP status (transport failures: status none).",
-    ["code", "group", "status"],
+    ["account", "code", "group", "status"],
 )
 JOBS = Counter(
     "msgworker_jobs_total",
     "What deliveries came to: sent, rescheduled, retried, parked, halted, duplicate.",
-    ["outcome"],
+    ["account", "outcome"],
 )
 SEND_DURATION = Histogram(
     "msgworker_send_duration_seconds",
@@ -48,13 +50,16 @@ SEND_DURATION = Histogram(
 RATE_LIMIT_WAIT = Counter(
     "msgworker_rate_limit_wait_seconds_total",
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
+    ["account"],
 )
 IGNORED = Counter(
     "msgworker_gateway_values_ignored_total",
     "Values in Gateway answers refused as out of range (a limit of 0, a wait of a year).",
     ["value"],
 )
-ALERTS = Counter("msgworker_alerts_total", "Alerts raised, by kind.", ["kind"])
+ALERTS = Counter(
+    "msgworker_alerts_total", "Alerts raised, by account and kind.", ["account", "kind"]
+)
 BROKER_REJECTED = Counter(
     "msgworker_broker_messages_rejected_total",
     "Items on the broker queue dropped unread (not JSON, not a task message, refused), by reason.",
@@ -69,6 +74,9 @@ REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when 
 # routing table's); anything else an answer carries is counted under OTHER, so a Gateway
 # inventing codes cannot create series. The DLQ record keeps the real code.
 OTHER = "OTHER"
+# The account label of a job whose account the deployment does not know (any more): the label's
+# values are the configured accounts and this one.
+UNKNOWN_ACCOUNT = "unknown"
 KNOWN_CODES = frozenset(
     {
         "OK", "TIMEOUT", "CONNECTION", "WORKER_LOST", "EXPIRED",
@@ -86,11 +94,20 @@ _HTTP_CODE = re.compile(r"^HTTP_[1-5][0-9][0-9]$")
 
 
 class Labels:
-    """Bounded label values for codes and groups."""
+    """Bounded label values for codes, groups and accounts."""
 
-    def __init__(self, codes: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        codes: Iterable[str] = (),
+        groups: Iterable[str] = (),
+        accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
+    ) -> None:
         self._codes = KNOWN_CODES | frozenset(codes)
         self._groups = KNOWN_GROUPS | frozenset(groups)
+        self.accounts = tuple(sorted(accounts))
+
+    def account(self, account: str) -> str:
+        return account if account in self.accounts else UNKNOWN_ACCOUNT
 
     def code(self, code: str) -> str:
         return code if code in self._codes or _HTTP_CODE.match(code) else OTHER
@@ -111,32 +128,35 @@ class Meter:
     def __init__(self, labels: Labels | None = None) -> None:
         self._labels = labels or Labels()
         # Series that exist from the start, at 0, so rate() and alert rules see them.
-        for outcome in sorted(COUNTED_RESULTS):
-            JOBS.labels(outcome=outcome)
-        for kind in ALERT_KINDS:
-            ALERTS.labels(kind=kind)
+        for account in self._labels.accounts:
+            for outcome in sorted(COUNTED_RESULTS):
+                JOBS.labels(account=account, outcome=outcome)
+            for kind in ALERT_KINDS:
+                ALERTS.labels(account=account, kind=kind)
+            RATE_LIMIT_WAIT.labels(account=account)
 
-    def answered(self, outcome: Outcome, seconds: float) -> None:
+    def answered(self, account: str, outcome: Outcome, seconds: float) -> None:
         API_RESPONSES.labels(
+            account=self._labels.account(account),
             code=self._labels.code(outcome.code),
             group=self._labels.group(outcome.group),
             status="none" if outcome.status is None else str(outcome.status),
         ).inc()
         SEND_DURATION.observe(seconds)
 
-    def finished(self, result: str) -> None:
+    def finished(self, account: str, result: str) -> None:
         if result in COUNTED_RESULTS:
-            JOBS.labels(outcome=result).inc()
+            JOBS.labels(account=self._labels.account(account), outcome=result).inc()
 
-    def waited(self, seconds: float) -> None:
-        RATE_LIMIT_WAIT.inc(seconds)
+    def waited(self, account: str, seconds: float) -> None:
+        RATE_LIMIT_WAIT.labels(account=self._labels.account(account)).inc(seconds)
 
     def ignored(self, value: str) -> None:
         IGNORED.labels(value=value).inc()
 
-
-def count_alert(kind: str) -> None:
-    ALERTS.labels(kind=kind).inc()
+    def alerted(self, kind: str, account: str) -> None:
+        """An incident opened (``Incidents``' ``on_fire``)."""
+        ALERTS.labels(account=self._labels.account(account), kind=kind).inc()
 
 
 def package_version() -> str:
@@ -230,7 +250,7 @@ def serve_metrics(
         registry = REGISTRY
     registry.register(BuildInfoCollector())
     registry.register(StateCollector(snapshot, labels))
-    Meter()  # the outcome and alert series exist from the first scrape
+    Meter(labels)  # the outcome and alert series exist from the first scrape
     for reason in rejected_reasons:  # the broker's reasons for dropping a message, from zero
         BROKER_REJECTED.labels(reason=reason)
     start_http_server(port, addr=host, registry=registry)

@@ -56,8 +56,9 @@ def status_view(
 ) -> dict[str, Any]:
     """The state of the queue and of every account; the top-level switches are ``account``'s.
 
-    Each account's ``limits`` are the ones calls are paced by (``rate``'s ceilings applied) and
-    whether each was learned from the Gateway's headers.
+    Each account's ``limits`` are the ones its calls are paced by (its own ceilings, else
+    ``rate``'s, applied) and whether each was learned from the Gateway's headers; its ``halted``
+    says who halted it: the operator, or the Gateway (a halt that heals itself).
     """
     state = snapshot.accounts.get(account) or AccountState(None, None, None, 0)
     return {
@@ -85,7 +86,7 @@ def status_view(
                 "depth": each.depth,
                 "held": each.held,
                 "dlq_total": each.dlq_total,
-                "limits": limits_view(each, rate),
+                "limits": limits_view(each, rate.for_account(name)),
             }
             for name, each in sorted(snapshot.accounts.items())
         },
@@ -94,6 +95,7 @@ def status_view(
 
 
 def limits_view(state: AccountState, rate: RateLimit) -> dict[str, Any]:
+    """The limits an account's calls are paced by; ``rate`` is that account's."""
     sec, per_min = rate.limits_in_force(state.learned_sec, state.learned_min)
     return {
         "sec": sec,
@@ -106,7 +108,12 @@ def _halt_view(state: AccountState) -> dict[str, Any] | None:
     halt = state.halt
     if halt is None:
         return None
-    return {"code": halt.code, "reason": halt.reason, "since": iso(halt.since)}
+    return {
+        "code": halt.code,
+        "reason": halt.reason,
+        "since": iso(halt.since),
+        "by": "operator" if halt.by_operator else "gateway",
+    }
 
 
 def dead_letter_view(record: DeadLetter) -> dict[str, Any]:

@@ -47,6 +47,9 @@ class Account:
     balance_milli: int
     no_billing: bool = False
     waba_broken: bool = False
+    # The key's own limits (None: the sandbox's rate_per_sec / rate_per_min).
+    rate_per_sec: int | None = None
+    rate_per_min: int | None = None
     per_sec: SlidingWindow = field(default_factory=lambda: SlidingWindow(1.0))
     per_min: SlidingWindow = field(default_factory=lambda: SlidingWindow(60.0))
 
@@ -59,4 +62,5 @@ class Stats:
     accepted: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
+    by_key: dict[str, Counter[str]] = field(default_factory=dict)  # key label -> answer codes
     faults: Counter[str] = field(default_factory=Counter)

@@ -4,13 +4,15 @@
     GET  /sandbox/health      {"ok": true}
     GET  /sandbox/messages    ?since=<seq>&limit=<n> -> {"messages": [...], "next": <seq>}
                               (messages with seq > since; seq starts at 1, never restarts)
-    GET  /sandbox/stats       requests, accepted, by_code, by_status, faults, balances, config
+    GET  /sandbox/stats       requests, accepted, by_code, by_status, by_key (codes per key
+                              label), faults, balances, config
     GET  /sandbox/requests    {"requests": [{"at", "code"}, ...]}: every request's arrival
     GET  /sandbox/webhooks    status webhooks posted, refused, given up (with webhook_url set)
     POST /sandbox/topup       {"amount", "key_label"?} -> {"balances": {...}}
     POST /sandbox/config      {knob: value, ..., "outage_s"?} -> {"config": {...}}
-    POST /sandbox/keys        {"api_key", "balance"?, "no_billing"?, "waba_broken"?}
-                              -> {"key_label": "key<n>"}
+    POST /sandbox/keys        {"api_key", "balance"?, "no_billing"?, "waba_broken"?,
+                               "rate_per_sec"?, "rate_per_min"?} -> {"key_label": "key<n>"}
+                              (a key's own limits; null or absent: the sandbox's)
     POST /sandbox/script      {"answers": [...]} -> {"queued": <waiting>}
     POST /sandbox/reset       -> {"ok": true}
 

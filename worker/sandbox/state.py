@@ -13,7 +13,7 @@ import math
 import random
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
@@ -97,27 +97,32 @@ class SandboxState:
         is kept on the accepted message's record."""
         arrived = self._wall()
         self._fake = fake
-        reply = self._decide(authorization, body, idempotency_key)
+        reply, label = self._decide(authorization, body, idempotency_key)
         self._arrivals.append({"at": arrived, "code": reply.code})
         stats = self.stats
         stats.requests += 1
         stats.by_code[reply.code] += 1
+        if label is not None:
+            stats.by_key.setdefault(label, Counter())[reply.code] += 1
         if not reply.drop:
             stats.by_status[str(reply.status)] += 1
         return reply
 
-    def _decide(self, authorization: str | None, body: bytes, idempotency_key: str | None) -> Reply:
+    def _decide(
+        self, authorization: str | None, body: bytes, idempotency_key: str | None
+    ) -> tuple[Reply, str | None]:
+        """The answer, and the label of the key it was for (None: no known key)."""
         now = self._clock()
         if now < self._outage_until:
-            return DROP
+            return DROP, None
         account = self._authenticate(authorization)
         if isinstance(account, Reply):
-            return account
+            return account, None
         if self._script:
-            return self._play(self._script.popleft(), account, body, idempotency_key)
+            return self._play(self._script.popleft(), account, body, idempotency_key), account.label
         if account.waba_broken:
-            return _WABA_001
-        return self._checked(account, now, body, idempotency_key)
+            return _WABA_001, account.label
+        return self._checked(account, now, body, idempotency_key), account.label
 
     def _checked(
         self, account: Account, now: float, body: bytes, idempotency_key: str | None
@@ -142,14 +147,21 @@ class SandboxState:
             return _AUTH_003
         return self._accounts.get(token, _AUTH_001)
 
+    def _limits(self, account: Account) -> tuple[int, int]:
+        """The key's own (per_sec, per_min) limits, else the sandbox's."""
+        return (
+            account.rate_per_sec or self.config.rate_per_sec,
+            account.rate_per_min or self.config.rate_per_min,
+        )
+
     def _rate_limit(self, account: Account, now: float) -> tuple[Reply | None, dict[str, str]]:
-        per_sec, per_min = self.config.rate_per_sec, self.config.rate_per_min
+        per_sec, per_min = self._limits(account)
         sec_used, min_used = account.per_sec.used(now), account.per_min.used(now)
         if sec_used < per_sec and min_used < per_min:
             account.per_sec.add(now)
             account.per_min.add(now)
-            return None, self._rate_headers(sec_used + 1, min_used + 1)
-        headers = self._rate_headers(sec_used, min_used)
+            return None, self._rate_headers(account, sec_used + 1, min_used + 1)
+        headers = self._rate_headers(account, sec_used, min_used)
         sec_wait = account.per_sec.wait_s(now, per_sec)
         min_wait = account.per_min.wait_s(now, per_min)
         # When both are full the longer wait is the true one; naming it spares a second 429.
@@ -159,8 +171,8 @@ class SandboxState:
         params = {"limit_type": limit_type, "retry_after": self._format_retry_after(retry_after)}
         return RATE_001.reply(params, headers), headers
 
-    def _rate_headers(self, sec_used: int, min_used: int) -> dict[str, str]:
-        per_sec, per_min = self.config.rate_per_sec, self.config.rate_per_min
+    def _rate_headers(self, account: Account, sec_used: int, min_used: int) -> dict[str, str]:
+        per_sec, per_min = self._limits(account)
         return {
             "X-RateLimit-sec-Limit": str(per_sec),
             "X-RateLimit-sec-Remaining": str(max(per_sec - sec_used, 0)),
@@ -266,6 +278,7 @@ class SandboxState:
             "accepted": stats.accepted,
             "by_code": dict(stats.by_code),
             "by_status": dict(stats.by_status),
+            "by_key": {label: dict(codes) for label, codes in stats.by_key.items()},
             "faults": dict(stats.faults),
             "balances": self.balances(),
             "config": self.settings(),
@@ -280,7 +293,12 @@ class SandboxState:
         knobs["webhook_secret"] = "***" if self.config.webhook_secret else ""
         knobs["outage_remaining_s"] = round(max(self._outage_until - self._clock(), 0.0), 3)
         knobs["keys"] = {
-            a.label: {"no_billing": a.no_billing, "waba_broken": a.waba_broken}
+            a.label: {
+                "no_billing": a.no_billing,
+                "waba_broken": a.waba_broken,
+                "rate_per_sec": a.rate_per_sec,
+                "rate_per_min": a.rate_per_min,
+            }
             for a in self._accounts.values()
         }
         return knobs
@@ -308,7 +326,8 @@ class SandboxState:
 
     def upsert_key(self, spec: Mapping[str, Any]) -> str:
         """Add or change a key (``POST /sandbox/keys``); returns its label."""
-        unknown = sorted(set(spec) - {"api_key", "balance", "no_billing", "waba_broken"})
+        fields = {"api_key", "balance", "no_billing", "waba_broken", "rate_per_sec", "rate_per_min"}
+        unknown = sorted(set(spec) - fields)
         if unknown:
             raise SandboxInputError(unknown[0], "is not a key field")
         key = check_api_key(spec.get("api_key"))
@@ -327,6 +346,10 @@ class SandboxState:
             account.no_billing = no_billing
         if "waba_broken" in spec:
             account.waba_broken = waba_broken
+        for name in ("rate_per_sec", "rate_per_min"):
+            if name in spec:  # null: back to the sandbox's limit
+                value = spec[name]
+                setattr(account, name, None if value is None else KNOBS[name](name, value))
         return account.label
 
     def topup(self, amount: Any, key_label: Any = None) -> dict[str, float]:

@@ -82,9 +82,9 @@ class _Next:
 class Meter(Protocol):
     """Where deliveries report what they saw (``worker.observe.metrics.Meter`` in a worker)."""
 
-    def answered(self, outcome: Outcome, seconds: float) -> None: ...
-    def finished(self, result: str) -> None: ...
-    def waited(self, seconds: float) -> None: ...
+    def answered(self, account: str, outcome: Outcome, seconds: float) -> None: ...
+    def finished(self, account: str, result: str) -> None: ...
+    def waited(self, account: str, seconds: float) -> None: ...
     def ignored(self, value: str) -> None: ...
 
 
@@ -135,7 +135,8 @@ class Delivery:
                 claim = self._jobs.open(opening, now=self._clock())
             after = _Next(openings[index + 1] if index + 1 < len(openings) else None)
             result = self._deliver(opening.execution, claim, after)
-            self._meter.finished(result)
+            if claim.job is not None:  # stale and busy dispatches read no job and count nothing
+                self._meter.finished(claim.job.account, result)
             results.append(result)
             claim = after.claim
         return results
@@ -147,8 +148,8 @@ class Delivery:
 
     def _deliver(self, execution: Execution, claim: Claim, after: _Next) -> Result:
         verdict, job = claim.verdict, claim.job
-        if claim.wait_s > 0:
-            self._meter.waited(claim.wait_s)
+        if claim.wait_s > 0 and job is not None:
+            self._meter.waited(job.account, claim.wait_s)
         if verdict in {Verdict.STALE, Verdict.BUSY}:
             log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
             return Result.DROPPED
@@ -160,7 +161,7 @@ class Delivery:
             return Result.HALTED
         if verdict is Verdict.DEFERRED:
             return Result.WAITING
-        if job is None:  # every other verdict claims the job and returns it
+        if job is None:  # every other verdict returns the job (stale and busy are dropped above)
             return Result.DROPPED
         if verdict is Verdict.GO and claim.wait_s > 0:
             return self._after_wait(execution, job, claim.wait_s, after)
@@ -217,7 +218,7 @@ class Delivery:
             answer = Answer(error.outcome, rate.in_force(error.rate_limit), error=error)
         else:
             answer = Answer(sent.outcome, rate.in_force(sent.rate_limit), wamid=sent.wamid)
-        self._meter.answered(answer.outcome, time.perf_counter() - started)
+        self._meter.answered(job.account, answer.outcome, time.perf_counter() - started)
         for value in answer.headers.ignored:
             log.warning("gateway.value_ignored", value=value, job_id=job.id)
             self._meter.ignored(value)

@@ -42,7 +42,7 @@ from worker.store.ratelimit import RateLimit
 from worker.store.switches import Switches
 
 if TYPE_CHECKING:
-    from worker.observe.metrics import Labels
+    from worker.observe.metrics import Labels, Meter
 
 log = get_logger(__name__)
 
@@ -180,9 +180,7 @@ class Runtime:
             webhook_url=str(s.alert_webhook_url) if s.alert_webhook_url else None,
             alertmanager_url=str(s.alertmanager_url) if s.alertmanager_url else None,
         )
-        from worker.observe.metrics import count_alert  # noqa: PLC0415 - prometheus only in workers
-
-        return Incidents(self.redis, self.keys, dispatcher, on_fire=count_alert)
+        return Incidents(self.redis, self.keys, dispatcher, on_fire=self.meter.alerted)
 
     @cached_property
     def quick_redis(self) -> redis.Redis:
@@ -221,11 +219,15 @@ class Runtime:
     def delivery(self) -> Delivery:
         policy = self.policy
         rate = self.rate_limit
+        settlement = Settlement(self.jobs, self.incidents)
+        return Delivery(self.jobs, self.gateways, policy, rate, settlement, self.timing, self.meter)
+
+    @cached_property
+    def meter(self) -> Meter:
+        """Where deliveries and incidents are counted, labelled by the configured accounts."""
         from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
 
-        settlement = Settlement(self.jobs, self.incidents)
-        meter = Meter(self.metric_labels)
-        return Delivery(self.jobs, self.gateways, policy, rate, settlement, self.timing, meter)
+        return Meter(self.metric_labels)
 
     @cached_property
     def policy(self) -> Policy:
@@ -299,10 +301,12 @@ class Runtime:
 
     @property
     def metric_labels(self) -> Labels:
-        """Codes and groups allowed as metric labels: the known ones and the routing table's."""
+        """Label values allowed in metrics: the known codes and groups, the routing table's, and
+        the configured accounts."""
         from worker.observe.metrics import Labels  # noqa: PLC0415 - prometheus only in workers
 
-        return Labels(self.routing_table.codes, self.routing_table.groups)
+        t = self.routing_table
+        return Labels(t.codes, t.groups, self.known_accounts)
 
 
 _runtime: tuple[int, Runtime] | None = None

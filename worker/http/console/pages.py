@@ -14,7 +14,7 @@ from worker.http.console import Console
 from worker.http.console.render import HERE, Refused, page
 from worker.logs import mask_phone
 from worker.observe.status import accounts_to_report
-from worker.observe.views import dead_letter_view, job_view
+from worker.observe.views import dead_letter_view, job_view, limits_view
 from worker.store.deadletters import Selection
 from worker.store.drain import replay_rate
 from worker.store.restore import is_job_id
@@ -37,8 +37,18 @@ def add_pages(router: APIRouter, console: Console) -> None:
     def overview(request: Request) -> HTMLResponse:
         session = console.require(request)
         snapshot = console.runtime.snapshot(lambda: 0)
+        rate = console.runtime.rate_limit
+        limits = {
+            name: limits_view(state, rate.for_account(name))
+            for name, state in snapshot.accounts.items()
+        }
         return page(
-            "overview.html", csrf=session.csrf, snapshot=snapshot, now=time.time(), nav="overview"
+            "overview.html",
+            csrf=session.csrf,
+            snapshot=snapshot,
+            limits=limits,
+            now=time.time(),
+            nav="overview",
         )
 
     _add_dead_letter_pages(router, console)

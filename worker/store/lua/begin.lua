@@ -6,7 +6,8 @@
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
 --       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
 --       retention_s[, own_limits_json: {account: [sec, min, sec_ceiling, min_ceiling]}]
--- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}:
+-- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}, the fields for every verdict
+-- but stale and busy (the caller counts each outcome under the job's account):
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
@@ -53,6 +54,7 @@ local function event(name, code, action, delay_s)
     action = action or cjson.null, delay_s = delay_s or cjson.null}))
 end
 
+-- The reply with the job's fields (whether or not this dispatch claimed the job).
 local function claimed(verdict, detail, wait_ms)
   local reply = {verdict, detail or '', wait_ms or 0}
   for i = 3, #names do
@@ -71,7 +73,7 @@ if wamid then
   redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
   retain(prefix, id, account, key, retention_ms)
-  return {'duplicate', wamid, 0}
+  return claimed('duplicate', wamid)
 end
 
 local function take()
@@ -96,7 +98,7 @@ if redis.call('EXISTS', keys.halt(prefix, account)) == 1 then
   redis.call('ZREM', leases, member)
   redis.call('RPUSH', keys.held(prefix, account), id)
   event('held')
-  return {'held', '', 0}
+  return claimed('held')
 end
 
 local probe = '0'
@@ -130,7 +132,7 @@ if not reserved then
   redis.call('ZREM', leases, member)
   schedule(prefix, account, f[11], due_at, id .. '|' .. next_gen)
   event('wait', nil, 'rate_wait', wait_ms / 1000)
-  return {'deferred', '', wait_ms}
+  return claimed('deferred', '', wait_ms)
 end
 redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
