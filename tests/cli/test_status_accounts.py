@@ -41,7 +41,7 @@ def two(redis_url, accounts):
     )
     for job_id in held:  # as begin.lua holds a dispatched job of a halted account
         job = runtime.jobs.get(job_id)
-        runtime.redis.zrem(runtime.keys.due, f"{job_id}|{job.gen}")
+        runtime.redis.zrem(runtime.keys.due("brand_a", job.priority), f"{job_id}|{job.gen}")
         runtime.redis.hset(runtime.keys.job(job_id), "state", "held")
         runtime.redis.rpush(runtime.keys.held("brand_a"), job_id)
     runtime.switches.halt("brand_b", reason="campaign paused")
