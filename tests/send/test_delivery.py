@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.support.messages import text
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
@@ -283,3 +284,41 @@ def test_a_duplicate_dispatch_is_counted_under_its_account(runtime, deliver):
     assert delivery.deliver(first, job.gen) is Result.DUPLICATE
     assert len(calls) == 1
     assert (meter.results, meter.accounts) == (["sent", "duplicate"], {"default"})
+
+
+def test_a_job_begun_by_the_send_before_it_looks_again_when_its_call_comes_late(
+    runtime, deliver, clock
+):
+    """The settlement of the first send begins the second job; a halt comes a second later,
+    before the second job's call: it is held, not called (its call was not in flight yet)."""
+    delivery, calls, meter = deliver(success("wamid.first"))
+    group = [enqueue(runtime, n) for n in range(2)]
+    count = meter.finished
+
+    def halt_after_the_first(account: str, result: str) -> None:
+        count(account, result)
+        if len(meter.results) == 1:
+            clock.now += 1.0
+            runtime.switches.halt("default", reason="halted meanwhile")
+
+    meter.finished = halt_after_the_first
+    assert delivery.deliver_many(group) == [Result.SENT, Result.HALTED]
+    assert len(calls) == 1
+    assert runtime.jobs.get(group[1][0]).state is JobState.HELD
+
+
+def test_a_failing_incident_lookup_after_a_send_leaves_no_job_stranded(
+    runtime, deliver, monkeypatch
+):
+    """Redis fails while a send's settlement looks at an open incident: the send is recorded
+    and the job its settlement began is still called."""
+    delivery, calls, _ = deliver(success("wamid.each"))
+    runtime.redis.hset(runtime.keys.incident("retries_exhausted", "default"), "since", "1")
+
+    def failing(*_args: object, **_kwargs: object) -> None:
+        raise RedisConnectionError("lost the connection")
+
+    monkeypatch.setattr(runtime.incidents, "resolve_quiet_exhausted", failing)
+    group = [enqueue(runtime, n) for n in range(2)]
+    assert delivery.deliver_many(group) == [Result.SENT, Result.SENT]
+    assert len(calls) == 2

@@ -43,6 +43,28 @@ def test_second_dispatch_of_a_claimed_job_is_busy_and_a_settled_one_is_stale(job
     assert jobs.get("j1").state is JobState.SENT
 
 
+def test_begin_run_again_by_the_same_execution_gives_the_same_go(jobs, redis_client):
+    """A script retried after its reply was lost: the execution that was told to call is told so
+    again, with the same slot and the attempt counted once; any other execution is busy."""
+    add_job(jobs)
+    now = time.time()
+    ahead = RateLimit(per_sec=4, per_min=100_000)
+    for taken in range(2):  # two slots just taken: the job's own is a quarter second away
+        redis_client.zadd(KEYS.window("default", "sec"), {f"other{taken}": now * 1000})
+
+    def again():
+        return jobs.begin(
+            Execution("j1", 1, "a"), now=now, lease_s=5, probe_interval_s=5, rate=ahead
+        )
+
+    first, second = again(), again()
+    assert (first.verdict, second.verdict) == (Verdict.GO, Verdict.GO)
+    assert first.wait_s == second.wait_s > 0
+    assert first.job.attempts == second.job.attempts == 0
+    assert redis_client.hget(KEYS.job("j1"), "attempts") == "1"
+    assert begin(jobs, holder="b") is Verdict.BUSY
+
+
 def test_dispatch_of_an_old_generation_is_stale(jobs):
     """After a retry the job has a new generation; the old dispatch can do nothing."""
     add_job(jobs)

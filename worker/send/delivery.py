@@ -4,8 +4,8 @@ Redis round trips per send: one settlement script (which also learns from the an
 rate-limit headers and says whether a retries-exhausted incident is open) and, for the first
 job of a broker message's group, ``begin`` (checks, claim, rate-limit slot): each next job of
 the group is begun by the settlement of a send before it, in the same round trip. Only a call
-that waited for its slot takes one more, a fresh look at the halt, cooldown and billing breaker
-before the call.
+going out more than ``UNCHECKED_WAIT_S`` after begin's look (a wait for its slot) takes one
+more, a fresh look at the halt, cooldown and billing breaker before the call.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from worker.store.ratelimit import RateLimit
 
 log = get_logger(__name__)
 
-# A wait for a slot this short is not looked after: its call goes out as soon as one begun
-# without a wait would (a millisecond or two; slots are handed out in whole milliseconds), and
-# is one already in flight for whatever switch came meanwhile.
+# A call going out this soon after begin's look at the switches is not looked after again: it
+# is one already in flight for whatever switch came meanwhile (slots are handed out in whole
+# milliseconds, so most calls wait a millisecond or two).
 UNCHECKED_WAIT_S = 0.005
 
 # The code a job of an account the deployment no longer knows is held with.
@@ -123,9 +123,10 @@ class Delivery:
     def deliver_many(self, dispatches: Sequence[tuple[str, int]]) -> list[Result]:
         """Deliver a group of dispatches (one broker message) one after the other.
 
-        Each job is claimed just before its call and settled right after it, so a crash
-        mid-group leaves only the job in hand claimed (the rest come back with their leases);
-        a send's settlement also begins the next job, saving that job a round trip.
+        Each job is claimed just before its call and settled right after it; a send's settlement
+        also begins the next job, saving that job a round trip. A crash mid-group leaves claimed
+        only the job in hand and the one its settlement began (they come back when their claims
+        run out); the rest come back with their leases.
         """
         openings = [self._opening(job_id, gen) for job_id, gen in dispatches]
         results: list[Result] = []
@@ -163,16 +164,20 @@ class Delivery:
             return Result.WAITING
         if job is None:  # every other verdict returns the job (stale and busy are dropped above)
             return Result.DROPPED
-        if verdict is Verdict.GO and claim.wait_s > 0:
-            return self._after_wait(execution, job, claim.wait_s, after)
+        if verdict is Verdict.GO:
+            return self._at_slot(execution, job, claim, after)
         return self._claimed(execution, job, verdict, after)
 
-    def _after_wait(self, execution: Execution, job: Job, wait_s: float, after: _Next) -> Result:
-        """Sleep until the slot, then look again: a halt, cooldown or breaker may have come.
+    def _at_slot(self, execution: Execution, job: Job, claim: Claim, after: _Next) -> Result:
+        """Sleep until the slot, then, unless the call still goes out within ``UNCHECKED_WAIT_S``
+        of begin's look at the switches, look again: a halt, cooldown or breaker may have come.
 
-        A call that waited no longer than ``UNCHECKED_WAIT_S`` goes as one already in flight."""
-        self._sleep(wait_s)
-        if wait_s <= UNCHECKED_WAIT_S:
+        Both count from when begin ran, not from now: a job begun by the settlement of the one
+        before it may reach this point a while later (that settlement's incidents, say)."""
+        left = claim.begun_at + claim.wait_s - self._clock()
+        if left > 0:
+            self._sleep(left)
+        if self._clock() - claim.begun_at <= UNCHECKED_WAIT_S:
             return self._claimed(execution, job, Verdict.GO, after)
         verdict = self._jobs.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from worker.errors import GatewayError
 from worker.logs import get_logger
 from worker.observe.incidents import AlertKind, Incidents
@@ -16,7 +18,7 @@ from worker.outcome import Outcome, RateLimitHeaders
 from worker.send.routing import Action, Decision, ParkReason
 from worker.store.claims import Claim, Execution, Opening
 from worker.store.deadletters import DeadLetter
-from worker.store.jobs import Job, JobStore
+from worker.store.jobs import Job, JobStore, SentRecord
 
 log = get_logger(__name__)
 
@@ -78,16 +80,24 @@ class Settlement:
         wamid = answer.wamid or ""
         record = self._jobs.mark_sent(execution, wamid, now=now, headers=answer.headers, then=then)
         log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
+        try:
+            self._resolve_incidents(job.account, record, now=now)
+        except RedisError as exc:
+            # The send is recorded and the group's next job claimed: that job must still be
+            # called, not left claimed until its claim runs out for an incident's sake.
+            log.warning("incident.resolve_failed", account=job.account, error=type(exc).__name__)
+        return record.next
+
+    def _resolve_incidents(self, account: str, record: SentRecord, *, now: float) -> None:
         if record.exhausted_open:
-            self._incidents.resolve_quiet_exhausted(job.account, now=now)
+            self._incidents.resolve_quiet_exhausted(account, now=now)
         if record.breaker_closed:
-            log.warning("billing.breaker_closed", account=job.account)
+            log.warning("billing.breaker_closed", account=account)
             self._incidents.resolve(
                 AlertKind.BILLING,
-                job.account,
+                account,
                 summary="Gateway accepts messages again (balance back)",
             )
-        return record.next
 
     def retried(
         self, execution: Execution, job: Job, answer: Answer, decision: Decision, *, now: float

@@ -44,12 +44,14 @@ class Execution:
 
 @dataclass(frozen=True)
 class Claim:
-    """What ``begin`` found: the verdict, its detail, the wait before calling, and the job."""
+    """What ``begin`` found at ``begun_at``: the verdict, its detail, the wait from then until the
+    call's slot, and the job."""
 
     verdict: Verdict
     detail: str
     wait_s: float
     job: Job | None
+    begun_at: float
 
 
 @dataclass(frozen=True)

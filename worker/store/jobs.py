@@ -209,7 +209,7 @@ class JobStore:
     def open(self, opening: Opening, *, now: float) -> Claim:
         """``begin`` for an ``Opening``."""
         argv = opening.arguments(prefix=self._keys.prefix, now=now, retention_s=self._retention_s)
-        return _claim(self._begin(args=argv), opening.execution)
+        return _claim(self._begin(args=argv), opening.execution, now)
 
     def recheck(
         self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
@@ -244,7 +244,7 @@ class JobStore:
             ],
         )
         verdict, wait_ms = (_text(part) for part in reply)
-        return Claim(Verdict(verdict), "", int(wait_ms) / 1000, job)
+        return Claim(Verdict(verdict), "", int(wait_ms) / 1000, job, now)
 
     def _apply(
         self,
@@ -302,7 +302,7 @@ class JobStore:
         )
         # For a job with no record finish.lua says {0, 0}: nothing closed, nothing begun.
         _, closed, exhausted, *begun = reply if len(reply) > 2 else [*reply, 0]
-        claim = _claim(begun, then.execution) if then and begun else None
+        claim = _claim(begun, then.execution, now) if then and begun else None
         return SentRecord(bool(int(closed)), bool(int(exhausted)), claim)
 
     def retry(
@@ -377,15 +377,15 @@ class JobStore:
         return self._apply(execution, now, "hold", event, code, halt, headers=headers)
 
 
-def _claim(reply: list[Any], execution: Execution) -> Claim:
-    """begin.lua's reply: verdict, detail, wait_ms and, when claimed, the job's fields."""
+def _claim(reply: list[Any], execution: Execution, begun_at: float) -> Claim:
+    """begin.lua's reply (run at ``begun_at``): verdict, detail, wait_ms and the job's fields."""
     verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
     job = None
     if fields:
         raw = dict(zip(fields[::2], fields[1::2], strict=True))
         raw.update(id=execution.job_id, gen=str(execution.gen))
         job = Job.from_hash(raw, [])
-    return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job)
+    return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job, begun_at)
 
 
 def _text(value: Any) -> str:

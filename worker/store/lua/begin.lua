@@ -19,7 +19,8 @@
 --   breaker    billing breaker open: park without calling (job claimed)
 --   wait       billing breaker half-open, a probe is out: try again shortly (job claimed)
 --   go         call the Gateway after wait_ms (detail '1' when this call is the breaker's
---              probe); the call is counted, the job marked calling
+--              probe); the call is counted, the job marked calling. Asked again by the same
+--              execution (a script retried after its reply was lost): the same answer and slot
 local function begin(ARGV)
 local prefix, id, gen, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, execution = math.floor(tonumber(ARGV[5]) * 1000), ARGV[6]
@@ -64,7 +65,17 @@ local function claimed(verdict, detail, wait_ms)
   return reply
 end
 
-if redis.call('EXISTS', claim) == 1 then return {'busy', '', 0} end
+local holder = redis.call('GET', claim)
+if holder == execution and f[5] == '1' and redis.call('HGET', job, 'caller') == execution then
+  -- This very execution was told to call already: a script run again after its reply was lost
+  -- (the client retries on a timeout). The same answer again, with the slot it reserved.
+  local slot_ms = redis.call('ZSCORE', keys.window(prefix, account, 'sec'),
+    redis.call('HGET', job, 'slot') or '')
+  local probe = redis.call('GET', keys.breaker_probe(prefix, account)) == execution and '1' or '0'
+  f[8] = tostring((tonumber(f[8]) or 1) - 1)  -- as read before this execution counted its call
+  return claimed('go', probe, math.max(0, math.ceil((tonumber(slot_ms) or now_ms) - now_ms)))
+end
+if holder then return {'busy', '', 0} end
 
 local wamid = redis.call('GET', keys.ledger(prefix, account, key))
 if wamid then
@@ -138,6 +149,6 @@ redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 -- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
 redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now, 'slot', slot,
-  'attempts', (tonumber(f[8]) or 0) + 1)
+  'caller', execution, 'attempts', (tonumber(f[8]) or 0) + 1)
 return claimed('go', probe, wait_ms)
 end
