@@ -2,9 +2,10 @@
 and the arguments it takes for one dispatch (``Opening``).
 
 A group of dispatches (one broker message) is claimed one job at a time, each just before its
-call: the first by ``begin``, each next one in the same round trip as the settlement of the one
-before it (``finish.lua`` runs ``begin.lua`` for it), so a group costs one round trip per job
-plus one, and every rate-limit slot is reserved right before the call that uses it.
+call: the first by ``begin``; after a send, the next one in the same round trip as that send's
+settlement (``finish.lua`` runs ``begin.lua`` for it), so a group of sends costs one round trip
+per job plus one; after any other outcome the next job is begun on its own. Every rate-limit
+slot is reserved right before the call that uses it.
 """
 
 from __future__ import annotations

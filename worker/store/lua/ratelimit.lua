@@ -1,4 +1,4 @@
--- The account's rate limiter, included at the top of begin.lua, finish.lua and the pump's
+-- The account's rate limiter, included at the top of begin_job.lua, finish.lua and the pump's
 -- scripts (plan.lua, promote.lua).
 -- Two sliding windows (sec, min) per account are logs of call slots (sorted sets by time, in
 -- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
