@@ -89,7 +89,11 @@ if f[6] ~= '' and tonumber(f[6]) <= now then
   return claimed('expired')
 end
 
-if redis.call('EXISTS', keys.halt(prefix, account)) == 1 then
+local halt = keys.halt(prefix, account)
+local breaker = keys.breaker(prefix, account)
+-- Both switches in one look: most of the time neither is set.
+local switched = redis.call('EXISTS', halt, breaker) > 0
+if switched and redis.call('EXISTS', halt) == 1 then
   redis.call('HINCRBY', job, 'gen', 1)
   redis.call('HSET', job, 'state', 'held', 'updated_at', now)
   redis.call('ZREM', due, member)
@@ -100,9 +104,8 @@ if redis.call('EXISTS', keys.halt(prefix, account)) == 1 then
 end
 
 local probe = '0'
-local breaker = keys.breaker(prefix, account)
 local probe_key = keys.breaker_probe(prefix, account)
-if redis.call('EXISTS', breaker) == 1 then
+if switched and redis.call('EXISTS', breaker) == 1 then
   if redis.call('SET', probe_key, execution, 'NX', 'PX', probe_ms) then
     probe = '1'
   elseif redis.call('HGET', breaker, 'half_open') == '1' then
@@ -120,7 +123,7 @@ if ARGV[16] and ARGV[16] ~= '' then
     limits.sec, limits.min, limits.sec_ceiling, limits.min_ceiling = own[1], own[2], own[3], own[4]
   end
 end
-local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits, max_wait_ms)
+local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits, max_wait_ms, member)
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.
   if probe == '1' then redis.call('DEL', probe_key) end
