@@ -6,7 +6,8 @@
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
 --       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
 --       retention_s[, own_limits_json: {account: [sec, min, sec_ceiling, min_ceiling]}]
--- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}:
+-- Returns {verdict, detail, wait_ms[, job fields]}; when claimed, the values of the fields after
+-- gen and state in `names` below, in that order (jobs.py's CLAIMED_FIELDS):
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
@@ -55,10 +56,7 @@ end
 
 local function claimed(verdict, detail, wait_ms)
   local reply = {verdict, detail or '', wait_ms or 0}
-  for i = 3, #names do
-    reply[#reply + 1] = names[i]
-    reply[#reply + 1] = f[i] or ''
-  end
+  for i = 3, #names do reply[#reply + 1] = f[i] or '' end
   return reply
 end
 

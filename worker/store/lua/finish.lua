@@ -64,8 +64,9 @@ if mode == 'sent' then
   local since = tonumber(redis.call('HGET', breaker, 'since') or '')
   local closed = 0
   -- Only a call made after the breaker opened (the probe) says the balance is back: a call
-  -- made before, settled late, must not close it (and reopen it, alerting twice).
-  if not since or began >= since or redis.call('GET', probe_key) == execution then
+  -- made before, settled late, must not close it (and reopen it, alerting twice). No breaker,
+  -- nothing to close: its probe is only ever set while it is open, and deleted with it.
+  if since and (began >= since or redis.call('GET', probe_key) == execution) then
     closed = redis.call('DEL', breaker, probe_key)
   end
   local exhausted = keys.incident(prefix, 'retries_exhausted', account)

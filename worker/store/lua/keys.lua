@@ -2,10 +2,18 @@
 -- lifetimes of a job's keys: included at the top of every script. Variable parts are encoded
 -- as in Python: '%', ':', '{' and '}' become %25, %3A, %7B and %7D, so parts never run into
 -- each other.
+-- Encoded once per script run: a send's scripts build a dozen keys of one account.
+local encoded_parts = {}
 local function key_part(part)
-  return (string.gsub(tostring(part), '[%%:{}]', function(c)
-    return string.format('%%%02X', string.byte(c))
-  end))
+  part = tostring(part)
+  local encoded = encoded_parts[part]
+  if not encoded then
+    encoded = string.gsub(part, '[%%:{}]', function(c)
+      return string.format('%%%02X', string.byte(c))
+    end)
+    encoded_parts[part] = encoded
+  end
+  return encoded
 end
 
 local keys = {}

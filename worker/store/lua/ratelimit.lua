@@ -6,8 +6,12 @@
 
 -- The limits in force: what the Gateway announced, else where the limiter starts; never above
 -- the ceilings (the configured limits). A stored value below 1 is not a limit: ignored.
+-- Learned limits this script has read or written already (by key): finish.lua's learn, then its
+-- begin for the next job, look them up once.
+local learned_now = {}
+
 local function rate_limits(limits_key, limits)
-  local learned = redis.call('HMGET', limits_key, 'sec', 'min')
+  local learned = learned_now[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
   local sec, min = tonumber(learned[1]), tonumber(learned[2])
   if not sec or sec < 1 then sec = limits.sec end
   if not min or min < 1 then min = limits.min end
@@ -118,6 +122,7 @@ local function learn(prefix, account, now_ms, answer, tag)
       known[span] = limit
     end
   end
+  learned_now[limits] = {known.sec, known.min}
   local renewed = tonumber(stored[3]) or 0
   local announced = (answer.sec[2] or 0) >= 1 or (answer.min[2] or 0) >= 1
   if #write > 0 or (announced and now_ms - renewed >= LIMITS_RENEW_S * 1000) then
