@@ -75,7 +75,6 @@ def main() -> None:
                     now=time.time(),
                 )
             client.delete(keys.window("default", "sec"), keys.window("default", "min"))
-            client.delete(keys.rate_sequence("default"))
             settled = used(client)
             settled_sample = key_bytes(client, keys, ids[0])
             n = args.jobs

@@ -377,12 +377,16 @@ class JobStore:
         return self._apply(execution, now, "hold", event, code, halt, headers=headers)
 
 
+# The job's fields a claiming begin.lua returns, in its order (`names` there, after gen, state).
+CLAIMED_FIELDS = "account key calling expires_at message attempts reschedules enqueued_at priority"
+
+
 def _claim(reply: list[Any], execution: Execution, begun_at: float) -> Claim:
     """begin.lua's reply (run at ``begun_at``): verdict, detail, wait_ms and the job's fields."""
     verdict, detail, wait_ms, *fields = (_text(part) for part in reply)
     job = None
     if fields:
-        raw = dict(zip(fields[::2], fields[1::2], strict=True))
+        raw = dict(zip(CLAIMED_FIELDS.split(), fields, strict=True))
         raw.update(id=execution.job_id, gen=str(execution.gen))
         job = Job.from_hash(raw, [])
     return Claim(Verdict(verdict), detail, int(wait_ms) / 1000, job, begun_at)

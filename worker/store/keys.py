@@ -140,12 +140,9 @@ class Keys:
         return f"{self.prefix}rate:{encode_part(account)}:{encode_part(span)}"
 
     def limits(self, account: str) -> str:
-        """Hash: the limits learned from the Gateway's headers (sec, min)."""
+        """Hash: the limits learned from the Gateway's headers (sec, min) and when they were last
+        written or renewed (renewed, ms)."""
         return f"{self.prefix}rate:{encode_part(account)}:limits"
-
-    def rate_sequence(self, account: str) -> str:
-        """String: a counter naming the rate-limit windows' entries."""
-        return f"{self.prefix}rate:{encode_part(account)}:seq"
 
     # Dead letters
     def dead_letter(self, job_id: str) -> str:

@@ -110,8 +110,9 @@ class RateLimit:
     def in_force(self, headers: RateLimitHeaders) -> RateLimitHeaders:
         """The headers as this limiter learns from them: announced limits under the ceilings.
 
-        Stored this way, a window is never filled past the limit in force, and every answer
-        refreshes the stored limit (a raised ceiling takes effect at the next answer).
+        Stored this way, a window is never filled past the limit in force, and an answer whose
+        limit in force differs from the stored one rewrites it (a raised ceiling takes effect at
+        the next answer).
         """
         return replace(
             headers,

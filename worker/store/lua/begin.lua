@@ -6,8 +6,9 @@
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
 --       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
 --       retention_s[, own_limits_json: {account: [sec, min, sec_ceiling, min_ceiling]}]
--- Returns {verdict, detail, wait_ms, job fields (name, value, ...)}, the fields for every verdict
--- but stale and busy (the caller counts each outcome under the job's account):
+-- Returns {verdict, detail, wait_ms[, job fields]}: for every verdict but stale and busy (the
+-- caller counts each outcome under the job's account), the values of the fields after gen and
+-- state in `names` below, in that order (jobs.py's CLAIMED_FIELDS):
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
@@ -58,10 +59,7 @@ end
 -- The reply with the job's fields (whether or not this dispatch claimed the job).
 local function claimed(verdict, detail, wait_ms)
   local reply = {verdict, detail or '', wait_ms or 0}
-  for i = 3, #names do
-    reply[#reply + 1] = names[i]
-    reply[#reply + 1] = f[i] or ''
-  end
+  for i = 3, #names do reply[#reply + 1] = f[i] or '' end
   return reply
 end
 
@@ -102,7 +100,11 @@ if f[6] ~= '' and tonumber(f[6]) <= now then
   return claimed('expired')
 end
 
-if redis.call('EXISTS', keys.halt(prefix, account)) == 1 then
+local halt = keys.halt(prefix, account)
+local breaker = keys.breaker(prefix, account)
+-- Both switches in one look: most of the time neither is set.
+local switched = redis.call('EXISTS', halt, breaker) > 0
+if switched and redis.call('EXISTS', halt) == 1 then
   redis.call('HINCRBY', job, 'gen', 1)
   redis.call('HSET', job, 'state', 'held', 'updated_at', now)
   redis.call('ZREM', due, member)
@@ -113,9 +115,8 @@ if redis.call('EXISTS', keys.halt(prefix, account)) == 1 then
 end
 
 local probe = '0'
-local breaker = keys.breaker(prefix, account)
 local probe_key = keys.breaker_probe(prefix, account)
-if redis.call('EXISTS', breaker) == 1 then
+if switched and redis.call('EXISTS', breaker) == 1 then
   if redis.call('SET', probe_key, execution, 'NX', 'PX', probe_ms) then
     probe = '1'
   elseif redis.call('HGET', breaker, 'half_open') == '1' then
@@ -133,7 +134,7 @@ if ARGV[16] and ARGV[16] ~= '' then
     limits.sec, limits.min, limits.sec_ceiling, limits.min_ceiling = own[1], own[2], own[3], own[4]
   end
 end
-local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits, max_wait_ms)
+local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits, max_wait_ms, member)
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.
   if probe == '1' then redis.call('DEL', probe_key) end

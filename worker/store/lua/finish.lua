@@ -21,9 +21,11 @@ local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'updated_at
 if not f[1] then return {0, 0} end
 local account, key = f[3], f[4]
 local now_ms = math.floor(now * 1000)
-learn(prefix, account, now_ms, tonumber(ARGV[8]), 'sec', tonumber(ARGV[10]), tonumber(ARGV[11]))
-learn(prefix, account, now_ms, tonumber(ARGV[9]), 'min', tonumber(ARGV[12]), tonumber(ARGV[13]))
 local member = id .. '|' .. gen
+learn(prefix, account, now_ms, {
+  sec = {tonumber(ARGV[8]), tonumber(ARGV[10]), tonumber(ARGV[11])},
+  min = {tonumber(ARGV[9]), tonumber(ARGV[12]), tonumber(ARGV[13])},
+}, member)
 local due = keys.due(prefix, account, lane_of(f[7]))
 local claim = keys.claim(prefix, account, key)
 local settled = f[2] == 'sent' or f[2] == 'parked' or f[2] == 'held'
@@ -40,13 +42,12 @@ end
 
 if mode == 'sent' then
   local began = tonumber(f[5] or '') or 0  -- set by begin
-  redis.call('SET', keys.ledger(prefix, account, key), ARGV[14])
   redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', 0,
     'updated_at', now, 'sent_at', now)
   if f[1] == gen then release(redis.call('GET', claim)) end
   remember()
   local retention_ms = math.max(1, math.floor(tonumber(ARGV[15]) * 1000))
-  retain(prefix, id, account, key, retention_ms)
+  retain(prefix, id, account, key, retention_ms, ARGV[14])
   if f[6] then redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error') end
   redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms)
   local early = keys.early_statuses(prefix, ARGV[14])
@@ -63,8 +64,9 @@ if mode == 'sent' then
   local since = tonumber(redis.call('HGET', breaker, 'since') or '')
   local closed = 0
   -- Only a call made after the breaker opened (the probe) says the balance is back: a call
-  -- made before, settled late, must not close it (and reopen it, alerting twice).
-  if not since or began >= since or redis.call('GET', probe_key) == execution then
+  -- made before, settled late, must not close it (and reopen it, alerting twice). No breaker,
+  -- nothing to close: its probe is only ever set while it is open, and deleted with it.
+  if since and (began >= since or redis.call('GET', probe_key) == execution) then
     closed = redis.call('DEL', breaker, probe_key)
   end
   local exhausted = keys.incident(prefix, 'retries_exhausted', account)

@@ -2,10 +2,18 @@
 -- lifetimes of a job's keys: included at the top of every script. Variable parts are encoded
 -- as in Python: '%', ':', '{' and '}' become %25, %3A, %7B and %7D, so parts never run into
 -- each other.
+-- Encoded once per script run: a send's scripts build a dozen keys of one account.
+local encoded_parts = {}
 local function key_part(part)
-  return (string.gsub(tostring(part), '[%%:{}]', function(c)
-    return string.format('%%%02X', string.byte(c))
-  end))
+  part = tostring(part)
+  local encoded = encoded_parts[part]
+  if not encoded then
+    encoded = string.gsub(part, '[%%:{}]', function(c)
+      return string.format('%%%02X', string.byte(c))
+    end)
+    encoded_parts[part] = encoded
+  end
+  return encoded
 end
 
 local keys = {}
@@ -47,9 +55,6 @@ function keys.window(prefix, account, span)
   return prefix .. 'rate:' .. key_part(account) .. ':' .. key_part(span)
 end
 function keys.limits(prefix, account) return prefix .. 'rate:' .. key_part(account) .. ':limits' end
-function keys.rate_sequence(prefix, account)
-  return prefix .. 'rate:' .. key_part(account) .. ':seq'
-end
 function keys.dead_letter(prefix, id) return prefix .. 'dlq:record:' .. key_part(id) end
 function keys.dead_letter_index(prefix) return prefix .. 'dlq:index' end
 function keys.dead_letter_counts(prefix) return prefix .. 'dlq:counts' end
@@ -84,11 +89,16 @@ end
 
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
 -- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and
--- ledger entry expire retention_ms from now.
-local function retain(prefix, id, account, key, retention_ms)
+-- ledger entry expire retention_ms from now. Given the wamid, the ledger entry is written now.
+local function retain(prefix, id, account, key, retention_ms, wamid)
   redis.call('PEXPIRE', keys.job(prefix, id), retention_ms)
   redis.call('PEXPIRE', keys.history(prefix, id), retention_ms)
-  redis.call('PEXPIRE', keys.ledger(prefix, account, key), retention_ms)
+  local ledger = keys.ledger(prefix, account, key)
+  if wamid then
+    redis.call('SET', ledger, wamid, 'PX', retention_ms)
+  else
+    redis.call('PEXPIRE', ledger, retention_ms)
+  end
   local idem = keys.idempotency(prefix, account, key)
   if redis.call('GET', idem) == id then redis.call('PEXPIRE', idem, retention_ms) end
 end

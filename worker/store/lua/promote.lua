@@ -13,14 +13,28 @@ local lease, count_s, room = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(AR
 local leases = keys.leases(prefix)
 local taken = {}
 
-local function take(member, account)
-  redis.call('ZADD', leases, now + lease, member)
-  if account then redis.call('ZADD', keys.dispatched(prefix, account), now + count_s, member) end
+-- A variadic command's arguments a thousand at a time (ZADD's pairs stay whole).
+local function batched(command, key, arguments)
+  for first = 1, #arguments, 1000 do
+    redis.call(command, key, unpack(arguments, first, math.min(first + 999, #arguments)))
+  end
+end
+
+local function take(member)
   local job = keys.job(prefix, string.match(member, '^(.*)|'))
   if redis.call('HGET', job, 'state') == 'scheduled' then
     redis.call('HSET', job, 'state', 'queued')
   end
   taken[#taken + 1] = member
+end
+
+local function count(account, members)
+  local entries = {}
+  for _, member in ipairs(members) do
+    entries[#entries + 1] = now + count_s
+    entries[#entries + 1] = member
+  end
+  batched('ZADD', keys.dispatched(prefix, account), entries)
 end
 
 for i = 15, #ARGV, 2 do
@@ -31,17 +45,24 @@ for i = 15, #ARGV, 2 do
     if left <= 0 then break end
     local due = keys.due(prefix, account, lane)
     local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, left)
-    for _, member in ipairs(members) do
-      redis.call('ZREM', due, member)
-      take(member, account)
-    end
+    batched('ZREM', due, members)
+    for _, member in ipairs(members) do take(member) end
+    count(account, members)
     left = left - #members
   end
 end
 if #taken < room then
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, room - #taken)
   for _, member in ipairs(expired) do
-    take(member, redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account'))
+    take(member)
+    local account = redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account')
+    if account then count(account, {member}) end
   end
 end
+local leased = {}
+for _, member in ipairs(taken) do
+  leased[#leased + 1] = now + lease
+  leased[#leased + 1] = member
+end
+batched('ZADD', leases, leased)
 return taken

@@ -6,15 +6,22 @@
 
 -- The limits in force: what the Gateway announced, else where the limiter starts; never above
 -- the ceilings (the configured limits). A stored value below 1 is not a limit: ignored.
+-- Learned limits this script has read or written already (by key): finish.lua's learn, then its
+-- begin for the next job, look them up once.
+local learned_now = {}
+
 local function rate_limits(limits_key, limits)
-  local learned = redis.call('HMGET', limits_key, 'sec', 'min')
+  local learned = learned_now[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
   local sec, min = tonumber(learned[1]), tonumber(learned[2])
   if not sec or sec < 1 then sec = limits.sec end
   if not min or min < 1 then min = limits.min end
   return math.floor(math.min(sec, limits.sec_ceiling)), math.floor(math.min(min, limits.min_ceiling))
 end
 
--- The earliest slot (ms) both windows and the cooldown allow, and the limits in force.
+-- The earliest slot (ms) both windows and the cooldown allow, the limits in force, and the
+-- sec window's last entry (score, member; nil when empty). Entries older than a window may still
+-- be in it (trimming is periodic, see reserve): they change nothing here, as the k-th newest
+-- entry is older than the window only when fewer than k entries are inside it.
 local function earliest_slot(prefix, account, now_ms, limits)
   local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits)
   local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
@@ -22,30 +29,40 @@ local function earliest_slot(prefix, account, now_ms, limits)
   -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
   -- Gateway spread out, so the jitter of their arrival cannot tip a window over its limit.
   local last = redis.call('ZRANGE', sec, -1, -1, 'WITHSCORES')
-  if last[2] then slot = math.max(slot, tonumber(last[2]) + limits.sec_window / sec_limit) end
+  local last_at = tonumber(last[2])
+  if last_at then slot = math.max(slot, last_at + limits.sec_window / sec_limit) end
   for _, w in ipairs({{sec, sec_limit, limits.sec_window}, {min, min_limit, limits.min_window}}) do
     local kth = redis.call('ZRANGE', w[1], -w[2], -w[2], 'WITHSCORES')
     if kth[2] then slot = math.max(slot, tonumber(kth[2]) + w[3]) end
   end
-  return slot, sec_limit, min_limit
+  return slot, sec_limit, min_limit, last_at, last[1]
 end
 
--- The earliest slot; reserved when within max_wait_ms. Returns (reserved, wait_ms[, entry]).
-local function reserve(prefix, account, now_ms, limits, max_wait_ms)
-  local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
-  local seq_key = keys.rate_sequence(prefix, account)
-  redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
-  redis.call('ZREMRANGEBYSCORE', min, '-inf', now_ms - limits.min_window)
-  local slot = earliest_slot(prefix, account, now_ms, limits)
+local SEEN = 'seen:'  -- the prefix of the entries learn adds for calls made by someone else
+
+-- The earliest slot; reserved for `owner` (the dispatch's member) when within max_wait_ms.
+-- Returns (reserved, wait_ms[, entry]): the entry is owner@slot, unique in the windows as each
+-- slot lies after every entry of the sec window.
+-- Upkeep (trimming both windows and setting their expiry) is done for the first slot of each
+-- second, not for every slot: a window's expiry, set then to outlast that slot by its window
+-- and a second, outlasts every later slot of the same second. A second that begins with an
+-- entry of learn's (its expiry is its own) or with no entry gets its upkeep at its next slot.
+local function reserve(prefix, account, now_ms, limits, max_wait_ms, owner)
+  local slot, _, _, last_at, last_entry = earliest_slot(prefix, account, now_ms, limits)
   local wait = math.ceil(slot - now_ms)
   if wait > max_wait_ms then return false, wait end
-  local seq = redis.call('INCR', seq_key)
-  redis.call('ZADD', sec, slot, seq)
-  redis.call('ZADD', min, slot, seq)
-  redis.call('PEXPIRE', sec, limits.sec_window + wait + 1000)
-  redis.call('PEXPIRE', min, limits.min_window + wait + 1000)
-  redis.call('PEXPIRE', seq_key, limits.min_window + wait + 1000)
-  return true, wait, seq
+  local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
+  local entry = owner .. '@' .. slot
+  redis.call('ZADD', sec, slot, entry)
+  redis.call('ZADD', min, slot, entry)
+  if not last_at or math.floor(last_at / 1000) ~= math.floor(slot / 1000)
+      or string.sub(last_entry, 1, #SEEN) == SEEN then
+    redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
+    redis.call('ZREMRANGEBYSCORE', min, '-inf', now_ms - limits.min_window)
+    redis.call('PEXPIRE', sec, limits.sec_window + wait + 2000)
+    redis.call('PEXPIRE', min, limits.min_window + wait + 2000)
+  end
+  return true, wait, entry
 end
 
 -- The limits of the pump's scripts, from ARGV[first..first+7]: the seven of begin.lua (sec,
@@ -83,38 +100,59 @@ end
 
 local FILL_MAX = 2000
 
+-- How often unchanged learned limits have their lifetime renewed (s), and that lifetime (s).
+local LIMITS_RENEW_S, LIMITS_KEPT_S = 3600, 86400
+
 -- Learn from one answer's X-RateLimit headers (bounded, under the ceiling, by the worker):
--- adopt a limit the Gateway announces, and when it says fewer calls are left in a window than
+-- adopt the limits the Gateway announces, and when it says fewer calls are left in a window than
 -- the log shows, fill the log to match (another client is using the key), never past the limit.
--- Returns how many calls the log was short of.
-local function learn(prefix, account, now_ms, window_ms, span, limit, remaining)
+-- answer: {sec = {window_ms, limit, remaining}, min = {...}} (nil where a header was absent);
+-- tag: unique to this answer (the settled dispatch's member), names the entries it adds.
+-- The learned limits are written when they change, else renewed hourly: kept a day after the
+-- last answer announcing them.
+local function learn(prefix, account, now_ms, answer, tag)
   local limits = keys.limits(prefix, account)
-  if limit and limit < 1 then limit = nil end
-  if limit then
-    redis.call('HSET', limits, span, limit)
-    redis.call('EXPIRE', limits, 86400)
-  else
-    limit = tonumber(redis.call('HGET', limits, span) or '')
+  local stored = redis.call('HMGET', limits, 'sec', 'min', 'renewed')
+  local known = {sec = tonumber(stored[1]), min = tonumber(stored[2])}
+  local write = {}
+  for _, span in ipairs({'sec', 'min'}) do
+    local limit = answer[span][2]
+    if limit and limit >= 1 then
+      if limit ~= known[span] then write[#write + 1] = span; write[#write + 1] = limit end
+      known[span] = limit
+    end
   end
-  if not (limit and remaining) then return 0 end
-  local log = keys.window(prefix, account, span)
-  local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
-  -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers fill
-  -- the rest, and no single script blocks Redis for long.
-  local missing = math.min((limit - count) - math.max(remaining, 0), FILL_MAX)
-  if missing > 0 then
-    local last = redis.call('INCRBY', keys.rate_sequence(prefix, account), missing)
-    local entries = {}
-    for seq = last - missing + 1, last do
-      entries[#entries + 1] = now_ms
-      entries[#entries + 1] = 'seen:' .. seq
-      if #entries >= 1000 then
-        redis.call('ZADD', log, unpack(entries))
-        entries = {}
+  learned_now[limits] = {known.sec, known.min}
+  local renewed = tonumber(stored[3]) or 0
+  local announced = (answer.sec[2] or 0) >= 1 or (answer.min[2] or 0) >= 1
+  if #write > 0 or (announced and now_ms - renewed >= LIMITS_RENEW_S * 1000) then
+    redis.call('HSET', limits, 'renewed', now_ms, unpack(write))
+    redis.call('EXPIRE', limits, LIMITS_KEPT_S)
+  end
+  for _, span in ipairs({'sec', 'min'}) do
+    local window_ms, remaining, limit = answer[span][1], answer[span][3], known[span]
+    if limit and limit >= 1 and remaining then
+      local log = keys.window(prefix, account, span)
+      local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
+      -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers
+      -- fill the rest, and no single script blocks Redis for long.
+      local missing = math.min((limit - count) - math.max(remaining, 0), FILL_MAX)
+      if missing > 0 then
+        local entries = {}
+        for i = 1, missing do
+          entries[#entries + 1] = now_ms
+          entries[#entries + 1] = SEEN .. tag .. ':' .. now_ms .. ':' .. i
+          if #entries >= 1000 then
+            redis.call('ZADD', log, unpack(entries))
+            entries = {}
+          end
+        end
+        if #entries > 0 then redis.call('ZADD', log, unpack(entries)) end
+        -- Never shortened: reserve's upkeep made the log outlast slots further ahead.
+        if redis.call('PTTL', log) < window_ms + 1000 then
+          redis.call('PEXPIRE', log, window_ms + 1000)
+        end
       end
     end
-    if #entries > 0 then redis.call('ZADD', log, unpack(entries)) end
   end
-  if missing > 0 then redis.call('PEXPIRE', log, window_ms + 1000) end
-  return math.max(missing, 0)
 end
