@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from worker.service.app import MAX_GROUP, create_app, dispatcher
+from worker.send.pace import MAX_GROUP, CallPace
+from worker.service.app import create_app, dispatcher
 from worker.settings import Settings
 
 
@@ -22,3 +23,21 @@ def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
     groups = [args[0] for _, args in sent]
     assert max(len(g) for g in groups) <= MAX_GROUP
     assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]
+
+
+def test_quick_calls_group_a_short_queue_for_many_consumers():
+    """With this process's calls answered within milliseconds, even 16 dispatches for 100
+    consumers go out a full group per message; before any call, one per message."""
+    app = create_app(
+        Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
+    )
+    sent = []
+    app.send_task = lambda name, args, **_: sent.append((name, args))
+    pace = CallPace()
+    dispatch = dispatcher(app, "q", consumers=100, pace=pace)
+    dispatch([(f"j{i}", 1) for i in range(16)])
+    assert len(sent) == 16
+    sent.clear()
+    pace.record(0.002)
+    dispatch([(f"j{i}", 1) for i in range(16)])
+    assert [len(args[0]) for _, args in sent] == [MAX_GROUP, MAX_GROUP]

@@ -22,6 +22,7 @@ from worker.errors import GatewayError
 from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.send.gateway import GatewayClient
+from worker.send.pace import CallPace
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
 from worker.store.claims import Claim, Execution, Opening, Verdict
@@ -104,6 +105,7 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        pace: CallPace | None = None,
     ) -> None:
         self._jobs = jobs
         self._gateways = gateways
@@ -115,6 +117,7 @@ class Delivery:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._pace = pace or CallPace()
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
@@ -223,7 +226,9 @@ class Delivery:
             answer = Answer(error.outcome, rate.in_force(error.rate_limit), error=error)
         else:
             answer = Answer(sent.outcome, rate.in_force(sent.rate_limit), wamid=sent.wamid)
-        self._meter.answered(job.account, answer.outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._meter.answered(job.account, answer.outcome, seconds)
+        self._pace.record(seconds)
         for value in answer.headers.ignored:
             log.warning("gateway.value_ignored", value=value, job_id=job.id)
             self._meter.ignored(value)

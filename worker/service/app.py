@@ -5,7 +5,6 @@ Built on first access (module ``__getattr__``), so importing this module reads n
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -21,16 +20,13 @@ from worker.logs import configure_logging, get_logger
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import HEARTBEAT_S, Heartbeat
 from worker.send.healing import keep_healing
+from worker.send.pace import CallPace, group_size
 from worker.service.broker import CONSUMER, Rejected, transport_for
 from worker.service.runtime import current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
 from worker.store.schedule import Pump
 from worker.store.upgrade import keep_pending_jobs, split_legacy_schedule
-
-# Jobs per broker message at most: a group is delivered one job after the other, so a larger
-# one would hold its last jobs back (each call can take HTTP_TIMEOUT_S).
-MAX_GROUP = 8
 
 log = get_logger(__name__)
 
@@ -63,16 +59,16 @@ def create_app(settings: Settings) -> Celery:
     return app
 
 
-def dispatcher(app: Celery, queue: str, *, consumers: int = 1) -> Any:
+def dispatcher(app: Celery, queue: str, *, consumers: int = 1, pace: CallPace | None = None) -> Any:
     """Publishes ``(id, gen)`` dispatches, a few jobs per broker message.
 
     Each broker message costs the worker as much CPU as a send; grouping up to MAX_GROUP jobs
-    spreads that cost. Groups stay small enough that every consumer gets work: a short queue
-    goes out one job per message.
+    spreads that cost. Groups are as large as every consumer getting work allows, or as quick
+    calls allow (``pace``: the calls of this process's pool threads; see worker.send.pace).
     """
 
     def dispatch(batch: Sequence[tuple[str, int]]) -> None:
-        size = min(MAX_GROUP, max(1, math.ceil(len(batch) / max(1, consumers))))
+        size = group_size(len(batch), consumers, pace.mean_s if pace else None)
         with app.producer_or_acquire() as producer:
             for start in range(0, len(batch), size):
                 group = [list(pair) for pair in batch[start : start + size]]
@@ -154,7 +150,12 @@ class PumpStep(bootsteps.StartStopStep):
         pump = Pump(
             runtime.redis,
             runtime.keys,
-            dispatcher(worker.app, queue, consumers=int(worker.concurrency or 1)),
+            dispatcher(
+                worker.app,
+                queue,
+                consumers=int(worker.concurrency or 1),
+                pace=runtime.call_pace,
+            ),
             depth,
             rate=runtime.rate_limit,
             weights={name: account.weight for name, account in runtime.accounts.items()},

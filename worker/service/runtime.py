@@ -25,6 +25,7 @@ from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
 from worker.send.gateway import GatewayClient, PerThreadHTTP, env_proxy_for
 from worker.send.healing import HaltHealer
+from worker.send.pace import CallPace
 from worker.send.routing import (
     Action,
     Attempt,
@@ -220,7 +221,21 @@ class Runtime:
         policy = self.policy
         rate = self.rate_limit
         settlement = Settlement(self.jobs, self.incidents)
-        return Delivery(self.jobs, self.gateways, policy, rate, settlement, self.timing, self.meter)
+        return Delivery(
+            self.jobs,
+            self.gateways,
+            policy,
+            rate,
+            settlement,
+            self.timing,
+            self.meter,
+            pace=self.call_pace,
+        )
+
+    @cached_property
+    def call_pace(self) -> CallPace:
+        """How long this process's Gateway calls take lately (the dispatcher sizes groups by it)."""
+        return CallPace()
 
     @cached_property
     def meter(self) -> Meter:

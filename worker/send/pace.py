@@ -1,0 +1,50 @@
+"""How long this process's Gateway calls take lately: what the dispatcher sizes groups by.
+
+A broker message carries a group of jobs that one worker thread delivers one after the other,
+so a group is worth its saving (one broker message and one claim round trip for several sends)
+only while its calls are short: with quick answers a thread goes through a group within its
+rate-limit slots anyway, with slow ones the group's last jobs would wait for the calls before.
+"""
+
+from __future__ import annotations
+
+import math
+
+# A group is made no longer than this to go through, one call after the other.
+GROUP_SPAN_S = 0.05
+# Jobs per broker message at most: whatever the pace, a slow call now and then holds back the
+# jobs after it in its group.
+MAX_GROUP = 8
+# The weight of each new call in the running mean: about the last 50 calls count.
+WEIGHT = 0.02
+
+
+class CallPace:
+    """A running mean of call durations, fed by every call a delivery makes in this process.
+
+    Threads update it without a lock: a lost update costs one sample of a running mean.
+    """
+
+    def __init__(self) -> None:
+        self._mean_s: float | None = None
+
+    def record(self, seconds: float) -> None:
+        mean = self._mean_s
+        self._mean_s = seconds if mean is None else mean + WEIGHT * (seconds - mean)
+
+    @property
+    def mean_s(self) -> float | None:
+        """The running mean, or None before the first call of this process."""
+        return self._mean_s
+
+
+def group_size(jobs: int, consumers: int, call_s: float | None) -> int:
+    """How many of ``jobs`` dispatches go in one broker message.
+
+    At least enough that the consumers share them all (a long queue); more while calls are quick
+    enough that a group goes through within ``GROUP_SPAN_S``. Calls not seen yet (a new process,
+    or a pool whose calls run in other processes) count as slow.
+    """
+    spread = math.ceil(jobs / max(1, consumers))
+    quick = math.floor(GROUP_SPAN_S / call_s) if call_s else 1
+    return max(1, min(MAX_GROUP, max(spread, quick)))
