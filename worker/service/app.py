@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -22,7 +22,7 @@ from worker.observe.status import HEARTBEAT_S, Heartbeat
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
 from worker.service.broker import CONSUMER, Rejected, transport_for
-from worker.service.runtime import current_runtime, refuse_evicting_redis
+from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
 from worker.store.schedule import Pump
@@ -136,35 +136,8 @@ class PumpStep(bootsteps.StartStopStep):
         kept = keep_pending_jobs(runtime.redis, runtime.keys)
         if kept:
             log.info("records.pending_kept", jobs=kept)
-        moved = split_legacy_schedule(runtime.redis, runtime.keys)
-        if moved:
-            log.info("schedule.split_into_lanes", jobs=moved)
-        queue = runtime.settings.queue
-        depth = broker_depth(worker.app, queue)
-
-        def chores() -> None:
-            runtime.dead_letters.remove_old()
-            # A worker of an older version may still schedule the old way (a rolling upgrade).
-            split_legacy_schedule(runtime.redis, runtime.keys)
-
-        pump = Pump(
-            runtime.redis,
-            runtime.keys,
-            dispatcher(
-                worker.app,
-                queue,
-                consumers=int(worker.concurrency or 1),
-                pace=runtime.call_pace,
-            ),
-            depth,
-            rate=runtime.rate_limit,
-            weights={name: account.weight for name, account in runtime.accounts.items()},
-            chore=chores,
-        )
-        self._thread = threading.Thread(
-            target=pump.run, args=(self._stop,), name="msgworker-pump", daemon=True
-        )
-        self._thread.start()
+        depth = broker_depth(worker.app, runtime.settings.queue)
+        self._thread = _start_pump(worker, runtime, depth, self._stop)
         interval_s = runtime.settings.halt_probe_interval_s
         self._healing = threading.Thread(
             target=keep_healing,
@@ -200,6 +173,38 @@ class PumpStep(bootsteps.StartStopStep):
         if self._heartbeat is not None:
             with suppress(RedisError):
                 self._heartbeat.stop()
+
+
+def _start_pump(
+    worker: Any, runtime: Runtime, depth: Callable[[], int], stop: threading.Event
+) -> threading.Thread:
+    """The schedule pump's thread, once the schedule of an older version is in the lanes."""
+    moved = split_legacy_schedule(runtime.redis, runtime.keys)
+    if moved:
+        log.info("schedule.split_into_lanes", jobs=moved)
+
+    def chores() -> None:
+        runtime.dead_letters.remove_old()
+        # A worker of an older version may still schedule the old way (a rolling upgrade).
+        split_legacy_schedule(runtime.redis, runtime.keys)
+
+    pump = Pump(
+        runtime.redis,
+        runtime.keys,
+        dispatcher(
+            worker.app,
+            runtime.settings.queue,
+            consumers=int(worker.concurrency or 1),
+            pace=runtime.call_pace,
+        ),
+        depth,
+        rate=runtime.rate_limit,
+        weights={name: account.weight for name, account in runtime.accounts.items()},
+        chore=chores,
+    )
+    thread = threading.Thread(target=pump.run, args=(stop,), name="msgworker-pump", daemon=True)
+    thread.start()
+    return thread
 
 
 def _keep_beating(heartbeat: Heartbeat, stop: threading.Event) -> None:
