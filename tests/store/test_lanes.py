@@ -80,6 +80,22 @@ def test_one_accounts_backlog_leaves_room_for_another(jobs, redis_client):
     assert ("b", 1) in dispatched
 
 
+def test_each_accounts_jobs_are_dispatched_apart(jobs, redis_client):
+    """Two accounts due in one round: each account's jobs reach the dispatcher in a batch of
+    their own, so no broker message carries jobs of two accounts (a group goes at the pace of
+    its account: another account's job would wait behind its slots)."""
+    for n in range(2):
+        add_job(jobs, f"a{n}", account="a", now=NOW)
+        add_job(jobs, f"b{n}", account="b", now=NOW)
+    batches = []
+    pump = Pump(redis_client, KEYS, batches.append, lambda: 0, depth_refresh_s=0, rate=RATE)
+    assert pump.pump_once(NOW) == 4
+    assert sorted(sorted(job_id for job_id, _ in batch) for batch in batches) == [
+        ["a0", "a1"],
+        ["b0", "b1"],
+    ]
+
+
 def test_short_room_is_shared_by_weight(jobs, redis_client):
     """Room for 4 and a high limit: weight 3 gets 3, weight 1 gets 1."""
     for n in range(10):

@@ -148,11 +148,14 @@ class Pump:
         self._turn += 1
         shares = [part for account, n in quotas.items() if n > 0 for part in (account, n)]
         tail = [self._lease_s, DISPATCH_COUNT_S, room, *shares]
-        members = self._promote(args=[*head, *tail])
-        if members:
-            self._dispatch([parse_member(str(m)) for m in members])
-            self._depth += len(members)
-        return len(members)
+        members, runs = self._promote(args=[*head, *tail])
+        dispatches = [parse_member(str(m)) for m in members]
+        start = 0
+        for run in runs:  # each account's jobs apart: a group goes at its account's pace
+            self._dispatch(dispatches[start : start + int(run)])
+            start += int(run)
+        self._depth += len(dispatches)
+        return len(dispatches)
 
     def _housekeep(self) -> None:
         now = time.monotonic()

@@ -6,12 +6,15 @@
 -- settled comes back by itself, and is counted as dispatched for its account until it begins.
 -- ARGV: prefix, now_s, horizon_s, the limits (8, see limits_from in ratelimit.lua), lease_s,
 --       count_s (how long a dispatch not begun counts), room, then account, quota, ...
+-- Returns {members taken, runs}: runs are how many of the members, in order, are one account's
+-- (a dispatch whose lease ran out is a run of its own), so the pump can group each account's
+-- jobs apart: a group is sent one job after the other, at its account's pace.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
 local lease, count_s, room = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local leases = keys.leases(prefix)
-local taken = {}
+local taken, runs = {}, {}
 
 -- A variadic command's arguments a thousand at a time (ZADD's pairs stay whole).
 local function batched(command, key, arguments)
@@ -39,6 +42,7 @@ end
 
 for i = 15, #ARGV, 2 do
   local account = ARGV[i]
+  local ran_before = #taken
   local left = math.min(tonumber(ARGV[i + 1]), room - #taken,
     budget(prefix, account, now_ms, limits_of(account), horizon_ms))
   for _, lane in ipairs(LANES) do
@@ -50,11 +54,14 @@ for i = 15, #ARGV, 2 do
     count(account, members)
     left = left - #members
   end
+  local run = #taken - ran_before
+  if run > 0 then runs[#runs + 1] = run end
 end
 if #taken < room then
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, room - #taken)
   for _, member in ipairs(expired) do
     take(member)
+    runs[#runs + 1] = 1
     local account = redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account')
     if account then count(account, {member}) end
   end
@@ -65,4 +72,4 @@ for _, member in ipairs(taken) do
   leased[#leased + 1] = member
 end
 batched('ZADD', leases, leased)
-return taken
+return {taken, runs}
