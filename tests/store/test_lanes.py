@@ -10,7 +10,7 @@ from tests.support.jobs import KEYS, add_job
 from worker.observe.status import take_snapshot
 from worker.store.jobs import Execution, JobState, JobStore
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
-from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled
+from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, shortest_runs_first
 from worker.store.upgrade import split_legacy_schedule
 
 NOW = 1_900_000_000.0
@@ -80,20 +80,19 @@ def test_one_accounts_backlog_leaves_room_for_another(jobs, redis_client):
     assert ("b", 1) in dispatched
 
 
-def test_each_accounts_jobs_are_dispatched_apart(jobs, redis_client):
-    """Two accounts due in one round: each account's jobs reach the dispatcher in a batch of
-    their own, so no broker message carries jobs of two accounts (a group goes at the pace of
-    its account: another account's job would wait behind its slots)."""
+def test_an_account_with_fewer_jobs_due_is_dispatched_first(jobs, redis_client):
+    """a has two due, b one: b's job heads the batch (the dispatcher groups a batch into
+    messages delivered one job after the other, each at its account's pace)."""
     for n in range(2):
         add_job(jobs, f"a{n}", account="a", now=NOW)
-        add_job(jobs, f"b{n}", account="b", now=NOW)
-    batches = []
-    pump = Pump(redis_client, KEYS, batches.append, lambda: 0, depth_refresh_s=0, rate=RATE)
-    assert pump.pump_once(NOW) == 4
-    assert sorted(sorted(job_id for job_id, _ in batch) for batch in batches) == [
-        ["a0", "a1"],
-        ["b0", "b1"],
-    ]
+    add_job(jobs, "b0", account="b", now=NOW)
+    dispatched = []
+    assert pump_for(redis_client, dispatched).pump_once(NOW) == 3
+    assert [job_id for job_id, _ in dispatched] == ["b0", "a0", "a1"]
+
+
+def test_runs_are_ordered_shortest_first_and_kept_whole():
+    assert shortest_runs_first(list("aaabccd"), [3, 1, 2, 1]) == list("bdccaaa")
 
 
 def test_short_room_is_shared_by_weight(jobs, redis_client):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import redis
 
@@ -27,6 +28,7 @@ from worker.store.shares import share_room
 log = get_logger(__name__)
 
 Dispatch = Callable[[Sequence[tuple[str, int]]], None]
+T = TypeVar("T")
 
 # How long a dispatched job may sit unsettled before it is dispatched again. Deliveries defer
 # long waits to the schedule and the broker is kept shallow, so a live dispatch is taken within
@@ -84,6 +86,21 @@ def scheduled_by_account(client: redis.Redis, keys: Keys, now: float) -> dict[st
         )
         for i, account in enumerate(accounts)
     }
+
+
+def shortest_runs_first(items: Sequence[T], runs: Sequence[int]) -> list[T]:
+    """``items`` made of consecutive runs (``runs``: their lengths), the shortest runs first.
+
+    The runs are the accounts' jobs, and the dispatcher cuts the whole into groups that one
+    worker thread delivers one job after the other, each at its account's pace: an account with
+    a job or two (a trickle of one-time codes) goes at the head of its group, ahead of a backlog
+    account whose jobs wait for their slots, not behind them.
+    """
+    spans, start = [], 0
+    for length in runs:
+        spans.append(items[start : start + length])
+        start += length
+    return [item for span in sorted(spans, key=len) for item in span]
 
 
 class Pump:
@@ -149,13 +166,11 @@ class Pump:
         shares = [part for account, n in quotas.items() if n > 0 for part in (account, n)]
         tail = [self._lease_s, DISPATCH_COUNT_S, room, *shares]
         members, runs = self._promote(args=[*head, *tail])
-        dispatches = [parse_member(str(m)) for m in members]
-        start = 0
-        for run in runs:  # each account's jobs apart: a group goes at its account's pace
-            self._dispatch(dispatches[start : start + int(run)])
-            start += int(run)
-        self._depth += len(dispatches)
-        return len(dispatches)
+        if members:
+            dispatches = [parse_member(str(m)) for m in members]
+            self._dispatch(shortest_runs_first(dispatches, [int(run) for run in runs]))
+            self._depth += len(dispatches)
+        return len(members)
 
     def _housekeep(self) -> None:
         now = time.monotonic()

@@ -7,8 +7,7 @@
 -- ARGV: prefix, now_s, horizon_s, the limits (8, see limits_from in ratelimit.lua), lease_s,
 --       count_s (how long a dispatch not begun counts), room, then account, quota, ...
 -- Returns {members taken, runs}: runs are how many of the members, in order, are one account's
--- (a dispatch whose lease ran out is a run of its own), so the pump can group each account's
--- jobs apart: a group is sent one job after the other, at its account's pace.
+-- (a dispatch whose lease ran out is a run of its own): the pump puts the shortest first.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
