@@ -149,7 +149,8 @@ end
 redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 -- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
-redis.call('HSET', job, 'state', 'sending', 'calling', 1, 'updated_at', now, 'slot', slot,
+-- The time as the caller's text, the flag as text: no number formatted (see finish.lua).
+redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
   'caller', execution, 'attempts', (tonumber(f[8]) or 0) + 1)
 return claimed('go', probe, wait_ms)
 end

@@ -28,7 +28,7 @@ local function earliest_slot(prefix, account, now_ms, limits)
   local slot = math.max(now_ms, tonumber(redis.call('GET', keys.cooldown(prefix, account)) or '0'))
   -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
   -- Gateway spread out, so the jitter of their arrival cannot tip a window over its limit.
-  local last = redis.call('ZRANGE', sec, -1, -1, 'WITHSCORES')
+  local last = redis.call('ZRANGE', sec, '-1', '-1', 'WITHSCORES')
   local last_at = tonumber(last[2])
   if last_at then slot = math.max(slot, last_at + limits.sec_window / sec_limit) end
   for _, w in ipairs({{sec, sec_limit, limits.sec_window}, {min, min_limit, limits.min_window}}) do
