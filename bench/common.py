@@ -683,6 +683,14 @@ class Trickled:
     def per_s(self, key_label: str) -> float:
         return self.accepted_by_key.get(key_label, 0) / self.window.seconds
 
+    def latency_text(self) -> str:
+        """The trickle's enqueue-to-send p50, p99 and max, and how many were sent and not."""
+        lat = self.latencies
+        return (
+            f"p50 {percentile(lat, 0.5):.3f} s, p99 {percentile(lat, 0.99):.3f} s, "
+            f"max {max(lat, default=0):.3f} s ({len(lat)} sent, {self.missing} not)"
+        )
+
 
 def run_trickle(
     made: Stack,

@@ -87,11 +87,9 @@ def run_case(made: Stack, args: argparse.Namespace, backlog: int) -> Trickled:
 
 
 def summary(name: str, result: Trickled) -> str:
-    lat = result.latencies
     return (
-        f"{name}: b's enqueue-to-send p50 {percentile(lat, 0.5):.3f} s, p99 "
-        f"{percentile(lat, 0.99):.3f} s, max {max(lat, default=0):.3f} s ({len(lat)} sent, "
-        f"{result.missing} not); accepted/s a {result.per_s(LABELS['a']):.1f}, "
+        f"{name}: b's enqueue-to-send {result.latency_text()}; "
+        f"accepted/s a {result.per_s(LABELS['a']):.1f}, "
         f"b {result.per_s(LABELS['b']):.1f}; 429 {result.window.rejected_429} of "
         f"{result.window.requests} answers"
     )

@@ -72,11 +72,9 @@ def run_case(made: Stack, args: argparse.Namespace, backlog: int) -> Trickled:
 
 
 def summary(name: str, result: Trickled) -> str:
-    lat = result.latencies
     return (
-        f"{name}: high's enqueue-to-send p50 {percentile(lat, 0.5):.3f} s, p99 "
-        f"{percentile(lat, 0.99):.3f} s, max {max(lat, default=0):.3f} s ({len(lat)} sent, "
-        f"{result.missing} not); accepted {result.window.accepted_per_s:.1f}/s; 429 "
+        f"{name}: high's enqueue-to-send {result.latency_text()}; "
+        f"accepted {result.window.accepted_per_s:.1f}/s; 429 "
         f"{result.window.rejected_429} of {result.window.requests} answers"
     )
 
