@@ -783,6 +783,7 @@ class Sample:
     cpu: dict[str, float]
     machine: tuple[int, int] = (0, 0)
     redis: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, tuple[int, int]] = field(default_factory=dict)  # name: (calls, usec)
 
 
 @dataclass(frozen=True)
@@ -794,6 +795,8 @@ class Measured:
     cpu_us_per_send: dict[str, float]
     machine_busy: float = 0.0  # share of all cores busy (anyone's processes)
     redis_per_send: dict[str, float] = field(default_factory=dict)
+    # Per command (scripts' inner commands included): (calls, µs inside Redis) per send.
+    commands_per_send: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def line(self, name: str) -> str:
         rate = self.window.accepted_per_s
@@ -815,7 +818,13 @@ def take_sample(made: Stack, workers: Sequence[Worker]) -> Sample:
         "sandbox": cpu_seconds(made.sandbox.pid),
     }
     counters = redis_counters(made.redis)
-    return Sample(time.monotonic(), made.sandbox.stats(), cpu, machine_jiffies(), counters)
+    commands = {
+        name.removeprefix("cmdstat_"): (int(stat["calls"]), int(stat["usec"]))
+        for name, stat in made.redis.info("commandstats").items()
+    }
+    return Sample(
+        time.monotonic(), made.sandbox.stats(), cpu, machine_jiffies(), counters, commands
+    )
 
 
 def between(before: Sample, after: Sample) -> Measured:
@@ -823,9 +832,36 @@ def between(before: Sample, after: Sample) -> Measured:
     sends = max(window.accepted, 1)
     per_send = {name: (after.cpu[name] - before.cpu[name]) / sends * 1e6 for name in before.cpu}
     redis_per_send = {name: (after.redis[name] - n) / sends for name, n in before.redis.items()}
+    commands = {
+        name: (
+            (calls - before.commands.get(name, (0, 0))[0]) / sends,
+            (usec - before.commands.get(name, (0, 0))[1]) / sends,
+        )
+        for name, (calls, usec) in after.commands.items()
+    }
     busy = after.machine[0] - before.machine[0]
     total = after.machine[1] - before.machine[1]
-    return Measured(window, per_send, busy / total if total else 0.0, redis_per_send)
+    return Measured(window, per_send, busy / total if total else 0.0, redis_per_send, commands)
+
+
+def print_commands(sides: Sequence[tuple[str, Measured]], top: int = 25) -> None:
+    """Redis's commandstats per send, side by side: calls and µs inside Redis per command (a
+    script's µs include its inner commands'; the round trip around a request is not in them)."""
+    names = sorted(
+        {name for _, m in sides for name in m.commands_per_send},
+        key=lambda name: -max(m.commands_per_send.get(name, (0, 0))[1] for _, m in sides),
+    )
+    rows = []
+    for name in names[:top]:
+        cells = [name]
+        for _, m in sides:
+            calls, usec = m.commands_per_send.get(name, (0.0, 0.0))
+            cells += [f"{calls:.3f}", f"{usec:.1f}"] if calls else ["-", "-"]
+        rows.append(cells)
+    header = ["command"]
+    for side, _ in sides:
+        header += [f"{side} calls", "us"]
+    print_table(tuple(header), rows)
 
 
 # What one send may cost msgworker: (row, unit, the figure, its ceiling).

@@ -44,6 +44,7 @@ from common import (
     plain_app,
     plain_env,
     plain_queue_depth,
+    print_commands,
     print_rows,
     print_table,
     profile,
@@ -164,6 +165,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             print(f"round {number}: " + ours[-1].line("msgworker"))
             theirs.append(run_plain(made, args, _window(args)))
             print(f"round {number}: " + theirs[-1].line("plain Celery"))
+        print("Redis commands per send, last round (INFO commandstats):")
+        print_commands((("msgworker", ours[-1]), ("plain", theirs[-1])))
         if args.profile:
             print(f"profiling each worker for {args.seconds:.0f} s (py-spy --gil, extra runs):")
             profiles: list[Profile] = []

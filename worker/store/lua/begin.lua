@@ -63,7 +63,9 @@ local function claimed(verdict, detail, wait_ms)
   return reply
 end
 
-local holder = redis.call('GET', claim)
+local ledger = keys.ledger(prefix, account, key)
+local held_by = redis.call('MGET', claim, ledger)
+local holder = held_by[1]
 if holder == execution and f[5] == '1' and redis.call('HGET', job, 'caller') == execution then
   -- This very execution was told to call already: a script run again after its reply was lost
   -- (the client retries on a timeout). The same answer again, with the slot it reserved.
@@ -75,7 +77,7 @@ if holder == execution and f[5] == '1' and redis.call('HGET', job, 'caller') == 
 end
 if holder then return {'busy', '', 0} end
 
-local wamid = redis.call('GET', keys.ledger(prefix, account, key))
+local wamid = held_by[2]
 if wamid then
   redis.call('HSET', job, 'state', 'sent', 'wamid', wamid, 'calling', 0, 'updated_at', now)
   redis.call('ZREM', due, member)
@@ -102,8 +104,12 @@ end
 
 local halt = keys.halt(prefix, account)
 local breaker = keys.breaker(prefix, account)
--- Both switches in one look: most of the time neither is set.
-local switched = redis.call('EXISTS', halt, breaker) > 0
+-- The switches and the cooldown in one look (unless this script has looked already): most of
+-- the time none is set.
+if quiet_now[account] == nil then
+  quiet_now[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account)) == 0
+end
+local switched = not quiet_now[account]
 if switched and redis.call('EXISTS', halt) == 1 then
   redis.call('HINCRBY', job, 'gen', 1)
   redis.call('HSET', job, 'state', 'held', 'updated_at', now)

@@ -46,7 +46,12 @@ if mode == 'sent' then
   -- printf, which costs more than the command (bench/scripts.py); the retention formatted once.
   redis.call('HSET', job, 'state', 'sent', 'wamid', ARGV[14], 'last_code', 'OK', 'calling', '0',
     'updated_at', ARGV[4], 'sent_at', ARGV[4])
-  if f[1] == gen then release(redis.call('GET', claim)) end
+  -- The claim goes whoever holds it: with the ledger written, no begin lets the key be called
+  -- again, and a call already past its begin is not stopped by a claim.
+  if f[1] == gen then
+    redis.call('DEL', claim)
+    redis.call('ZREM', keys.leases(prefix), member)
+  end
   remember()
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[15]) * 1000)))
   retain(prefix, id, account, key, retention_ms, ARGV[14])
@@ -62,17 +67,24 @@ if mode == 'sent' then
   local bucket = keys.sent_in_second(prefix, math.floor(now))
   if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, 120) end
   local breaker = keys.breaker(prefix, account)
-  local probe_key = keys.breaker_probe(prefix, account)
-  local since = tonumber(redis.call('HGET', breaker, 'since') or '')
-  local closed = 0
-  -- Only a call made after the breaker opened (the probe) says the balance is back: a call
-  -- made before, settled late, must not close it (and reopen it, alerting twice). No breaker,
-  -- nothing to close: its probe is only ever set while it is open, and deleted with it.
-  if since and (began >= since or redis.call('GET', probe_key) == execution) then
-    closed = redis.call('DEL', breaker, probe_key)
-  end
   local exhausted = keys.incident(prefix, 'retries_exhausted', account)
-  local reply = {1, closed > 0 and 1 or 0, redis.call('EXISTS', exhausted)}
+  local reply = {1, 0, 0}
+  -- One look at the account's halt, breaker, cooldown and retries_exhausted incident: most of
+  -- the time none is there, and the next job's begin, of the same account, need not look again.
+  quiet_now[account] = redis.call('EXISTS', keys.halt(prefix, account), breaker,
+    keys.cooldown(prefix, account), exhausted) == 0
+  if not quiet_now[account] then
+    local probe_key = keys.breaker_probe(prefix, account)
+    local since = tonumber(redis.call('HGET', breaker, 'since') or '')
+    -- Only a call made after the breaker opened (the probe) says the balance is back: a call
+    -- made before, settled late, must not close it (and reopen it, alerting twice). No breaker,
+    -- nothing to close: its probe is only ever set while it is open, and deleted with it.
+    if since and (began >= since or redis.call('GET', probe_key) == execution) then
+      reply[2] = redis.call('DEL', breaker, probe_key) > 0 and 1 or 0
+    end
+    reply[3] = redis.call('EXISTS', exhausted)
+    quiet_now[account] = nil  -- the breaker may have closed: the next begin looks for itself
+  end
   if ARGV[16] then
     for _, part in ipairs(begin({unpack(ARGV, 16)})) do reply[#reply + 1] = part end
   end

@@ -9,6 +9,10 @@
 -- Learned limits this script has read or written already (by key): finish.lua's learn, then its
 -- begin for the next job, look them up once.
 local learned_now = {}
+-- Accounts this script has seen with no halt, no billing breaker and no cooldown (by account):
+-- finish.lua's look after a send, then its begin for the next job of the same account, and the
+-- limiter, ask Redis once. Nothing in between sets one of them.
+local quiet_now = {}
 
 local function rate_limits(limits_key, limits)
   local learned = learned_now[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
@@ -25,7 +29,10 @@ end
 local function earliest_slot(prefix, account, now_ms, limits)
   local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits)
   local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
-  local slot = math.max(now_ms, tonumber(redis.call('GET', keys.cooldown(prefix, account)) or '0'))
+  local slot = now_ms
+  if not quiet_now[account] then
+    slot = math.max(slot, tonumber(redis.call('GET', keys.cooldown(prefix, account)) or '0'))
+  end
   -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
   -- Gateway spread out, so the jitter of their arrival cannot tip a window over its limit.
   local last = redis.call('ZRANGE', sec, '-1', '-1', 'WITHSCORES')
@@ -131,7 +138,9 @@ local function learn(prefix, account, now_ms, answer, tag)
   end
   for _, span in ipairs({'sec', 'min'}) do
     local window_ms, remaining, limit = answer[span][1], answer[span][3], known[span]
-    if limit and limit >= 1 and remaining then
+    -- With no more than this call counted by the Gateway, nothing can be missing from the log
+    -- (it holds this call's slot): the common case of a key with room to spare costs no look.
+    if limit and limit >= 1 and remaining and remaining < limit - 1 then
       local log = keys.window(prefix, account, span)
       local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
       -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers
