@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, 
 
 from worker.dev.localredis import LocalRedis, free_port  # noqa: E402
 from worker.models import message_body, parse_message  # noqa: E402
+from worker.store import scripts  # noqa: E402
 from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -729,6 +733,62 @@ def run_trickle(
         window=window_between(before, after, ended - started),
         accepted_by_key=by_key,
     )
+
+
+# ---------------------------------------------------------------- which scripts run
+
+
+def _script_names() -> dict[str, str]:
+    """Every script the workers may load, by its SHA1: ``lua/<name>.lua`` after the key builders
+    and any ordered choice of the shared parts (what ``load_script`` puts together)."""
+    shared = ("ratelimit", "delivery", "begin")
+    names = {}
+    for path in scripts.LUA.iterdir():
+        name = path.name.removesuffix(".lua")
+        for size in range(len(shared) + 1):
+            for include in itertools.combinations(shared, size):
+                source = scripts.script_source(name, include=include)
+                names[hashlib.sha1(source.encode()).hexdigest()] = name  # noqa: S324 - Redis's
+    return names
+
+
+@contextlib.contextmanager
+def script_calls(redis_url: str) -> Iterator[dict[str, int]]:
+    """Counts of the requests every client sends, by script name for EVALSHA, else by command,
+    read from MONITOR while inside (a diagnostic: MONITOR costs Redis CPU of its own, so a run
+    that measures CPU must not use it)."""
+    names = _script_names()
+    counts: dict[str, int] = {}
+    client = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
+
+    def read() -> None:
+        with client.monitor() as monitor:
+            for line in monitor.listen():
+                if stop.is_set():
+                    return
+                words = line["command"].split(" ", 2)
+                command = words[0].lower()
+                if line.get("client_type") == "lua":
+                    continue
+                label = names.get(words[1], "evalsha ?") if command == "evalsha" else command
+                counts[label] = counts.get(label, 0) + 1
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        client.ping()  # one more line, so that the reader sees the stop
+
+
+def print_script_calls(counts: dict[str, int], sends: int) -> None:
+    rows = [
+        [label, f"{n:,}", f"{n / max(sends, 1):.3f}"]
+        for label, n in sorted(counts.items(), key=lambda item: -item[1])
+    ]
+    print_table(("request (script or command)", "count", "per send"), rows)
 
 
 # ---------------------------------------------------------------- CPU accounting and profiles

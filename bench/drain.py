@@ -53,8 +53,10 @@ from common import (
     plain_env,
     plain_worker,
     print_rows,
+    print_script_calls,
     ready,
     running,
+    script_calls,
     stack,
     take_sample,
     wait_until,
@@ -153,7 +155,13 @@ def run_msgworker(made: Stack, args: argparse.Namespace) -> Drained:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        drained = _until_sent(made, workers, parked, args.timeout)
+        if args.scripts:
+            with script_calls(made.redis_url) as counts:
+                drained = _until_sent(made, workers, parked, args.timeout)
+            print("Requests to Redis during the drain (MONITOR; CPU figures not comparable):")
+            print_script_calls(counts, len(drained.times))
+        else:
+            drained = _until_sent(made, workers, parked, args.timeout)
         out, _ = replay.communicate(timeout=args.timeout)
         print(f"dlq replay exited {replay.returncode}: {out.strip()[-300:]}")
     runtime.close()
@@ -224,6 +232,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=20_000, help="dead letters to replay")
     p.add_argument("--rate", type=float, default=1000.0, help="replay rate and account limit/s")
     p.add_argument("--workers", type=int, default=2, help="msgworker worker commands")
+    p.add_argument(
+        "--scripts",
+        action="store_true",
+        help="count Redis requests by script during the drain (MONITOR: a diagnostic run)",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="longest wait for a phase")
     p.add_argument(
         "--no-plain", dest="plain", action="store_false", help="skip the plain-Celery ceiling"

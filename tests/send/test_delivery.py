@@ -13,12 +13,14 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.support.messages import text
+from tests.support.processes import wait_for
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
 from worker.send.gateway import GatewayClient
 from worker.send.routing import Policy, backoff_delay_s
 from worker.send.settlement import Settlement
 from worker.store.jobs import JobState
 from worker.store.ratelimit import RateLimit
+from worker.store.watch import SwitchWatch
 
 API_KEY = "sk_delivery_test"
 SEED = 7
@@ -94,7 +96,7 @@ def deliver(runtime, clock):
     (delivery, the request bodies the Gateway saw, the meter)."""
     clients: list[httpx.Client] = []
 
-    def build(respond):
+    def build(respond, *, switches=None):
         calls: list = []
         http = gateway_answering(respond, calls)
         clients.append(http)
@@ -112,6 +114,7 @@ def deliver(runtime, clock):
             clock=clock,
             sleep=clock.sleep,
             rng=random.Random(SEED),
+            switches=switches,
         )
         return delivery, calls, meter
 
@@ -322,3 +325,44 @@ def test_a_failing_incident_lookup_after_a_send_leaves_no_job_stranded(
     group = [enqueue(runtime, n) for n in range(2)]
     assert delivery.deliver_many(group) == [Result.SENT, Result.SENT]
     assert len(calls) == 2
+
+
+@pytest.fixture
+def watch(runtime, clock):
+    """The switch watch on the test's clock, subscribed."""
+    watch = SwitchWatch(runtime.settings.state_url, runtime.keys, clock=clock)
+    wait_for(lambda: not watch.changed_since("default", clock.now), what="the subscription")
+    yield watch
+    watch.stop()
+
+
+def test_a_late_call_looks_again_only_when_a_switch_was_heard_meanwhile(
+    runtime, deliver, clock, watch
+):
+    """Two groups of two whose second call comes a second after its begin: with nothing set
+    meanwhile it goes out without a fresh look (one script call per job plus one); with a halt
+    set meanwhile, heard by the watch, it looks, and is held."""
+    delivery, calls, meter = deliver(success("wamid.late"), switches=watch)
+    count = meter.finished
+    halting = False
+
+    def late_second(account: str, result: str) -> None:
+        count(account, result)
+        if len(meter.results) % 2 == 1:
+            clock.now += 1.0
+            if halting:
+                moment = clock.now
+                runtime.switches.halt("default", reason="halted meanwhile")
+                wait_for(lambda: watch.changed_since("default", moment), what="the halt heard")
+
+    meter.finished = late_second
+    quiet = [enqueue(runtime, n) for n in range(2)]
+    before = script_calls(runtime)
+    assert delivery.deliver_many(quiet) == [Result.SENT, Result.SENT]
+    assert script_calls(runtime) - before == 3
+
+    halting = True
+    halted = [enqueue(runtime, n) for n in range(2, 4)]
+    assert delivery.deliver_many(halted) == [Result.SENT, Result.HALTED]
+    assert len(calls) == 3
+    assert runtime.jobs.get(halted[1][0]).state is JobState.HELD

@@ -5,7 +5,8 @@ rate-limit headers and says whether a retries-exhausted incident is open) and, f
 job of a broker message's group, ``begin`` (checks, claim, rate-limit slot): each next job of
 the group is begun by the settlement of a send before it, in the same round trip. Only a call
 going out more than ``UNCHECKED_WAIT_S`` after begin's look (a wait for its slot) takes one
-more, a fresh look at the halt, cooldown and billing breaker before the call.
+more, a fresh look at the halt, cooldown and billing breaker before the call, and only when
+this process heard one of them set since begin's look, or could not hear (``SwitchWatch``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,20 @@ class _Next:
     claim: Claim | None = None
 
 
+class SwitchChanges(Protocol):
+    """Whether an account's halt, breaker or cooldown may have been set since a moment
+    (``worker.store.watch.SwitchWatch`` in a worker)."""
+
+    def changed_since(self, account: str, moment: float) -> bool: ...
+
+
+class AlwaysLook:
+    """Knows of no change: every call that waited past ``UNCHECKED_WAIT_S`` looks again."""
+
+    def changed_since(self, account: str, moment: float) -> bool:  # noqa: ARG002 - the protocol
+        return True
+
+
 class Meter(Protocol):
     """Where deliveries report what they saw (``worker.observe.metrics.Meter`` in a worker)."""
 
@@ -108,6 +123,7 @@ class Delivery:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         pace: CallPace | None = None,
+        switches: SwitchChanges | None = None,
     ) -> None:
         self._jobs = jobs
         self._gateways = gateways
@@ -120,6 +136,7 @@ class Delivery:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._pace = pace or CallPace()
+        self._switches = switches or AlwaysLook()
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
@@ -175,14 +192,17 @@ class Delivery:
 
     def _at_slot(self, execution: Execution, job: Job, claim: Claim, after: _Next) -> Result:
         """Sleep until the slot, then, unless the call still goes out within ``UNCHECKED_WAIT_S``
-        of begin's look at the switches, look again: a halt, cooldown or breaker may have come.
+        of begin's look at the switches or no switch of the account was set since, look again:
+        a halt, cooldown or breaker may have come.
 
         Both count from when begin ran, not from now: a job begun by the settlement of the one
         before it may reach this point a while later (that settlement's incidents, say)."""
         left = claim.begun_at + claim.wait_s - self._clock()
         if left > 0:
             self._sleep(left)
-        if self._clock() - claim.begun_at <= UNCHECKED_WAIT_S:
+        if self._clock() - claim.begun_at <= UNCHECKED_WAIT_S or not self._switches.changed_since(
+            job.account, claim.begun_at
+        ):
             return self._claimed(execution, job, Verdict.GO, after)
         verdict = self._jobs.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s

@@ -41,6 +41,7 @@ from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 from worker.store.switches import Switches
+from worker.store.watch import SwitchWatch
 
 if TYPE_CHECKING:
     from worker.observe.metrics import Labels, Meter
@@ -204,6 +205,8 @@ class Runtime:
         """Deliver pending alerts and close connections (for short-lived commands)."""
         if "incidents" in self.__dict__:
             self.incidents.close()
+        if "switch_watch" in self.__dict__:
+            self.switch_watch.stop()
         self.redis.close()
         if "producer_redis" in self.__dict__:
             self.producer_redis.close()
@@ -230,7 +233,14 @@ class Runtime:
             self.timing,
             self.meter,
             pace=self.call_pace,
+            switches=self.switch_watch,
         )
+
+    @cached_property
+    def switch_watch(self) -> SwitchWatch:
+        """Hears the switches set anywhere, so that a call that waited for its slot looks at
+        them again only when one was."""
+        return SwitchWatch(self.settings.state_url, self.keys)
 
     @cached_property
     def call_pace(self) -> CallPace:

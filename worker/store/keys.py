@@ -131,6 +131,11 @@ class Keys:
         """String with a lease: the job allowed through as the breaker's probe."""
         return f"{self.prefix}breaker:{encode_part(account)}:probe"
 
+    @property
+    def switched(self) -> str:
+        """Pub/sub channel: an account's name each time its halt, breaker or cooldown is set."""
+        return f"{self.prefix}switched"
+
     def cooldown(self, account: str) -> str:
         """String with a TTL: every worker of the account waits until the time it holds."""
         return f"{self.prefix}cooldown:{encode_part(account)}"

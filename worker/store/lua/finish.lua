@@ -114,6 +114,7 @@ if mode == 'retry' then
     local until_ms = math.floor(tonumber(cooldown) * 1000)
     if until_ms > current then
       redis.call('SET', cooldown_key, until_ms, 'PX', math.max(1, until_ms - math.floor(now * 1000)))
+      redis.call('PUBLISH', keys.switched(prefix), account)
     end
   end
   remember()
@@ -133,7 +134,10 @@ if mode == 'park' then
   if open_breaker == '1' then
     local breaker = keys.breaker(prefix, account)
     opened = redis.call('HSETNX', breaker, 'since', now)
-    if opened == 1 then redis.call('HSET', breaker, 'code', code) end
+    if opened == 1 then
+      redis.call('HSET', breaker, 'code', code)
+      redis.call('PUBLISH', keys.switched(prefix), account)
+    end
     -- A failed probe: the next one waits a whole probe interval; the half-open wait ends.
     redis.call('HDEL', breaker, 'half_open')
   end
@@ -147,6 +151,7 @@ if mode == 'hold' then
   local opened = 0
   if redis.call('EXISTS', halt_key) == 0 then
     redis.call('HSET', halt_key, 'code', halt.code, 'reason', halt.reason, 'since', halt.since)
+    redis.call('PUBLISH', keys.switched(prefix), account)
     opened = 1
   end
   redis.call('HINCRBY', job, 'gen', 1)

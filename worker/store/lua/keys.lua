@@ -50,6 +50,7 @@ end
 function keys.breaker_probe(prefix, account)
   return prefix .. 'breaker:' .. key_part(account) .. ':probe'
 end
+function keys.switched(prefix) return prefix .. 'switched' end
 function keys.cooldown(prefix, account) return prefix .. 'cooldown:' .. key_part(account) end
 function keys.window(prefix, account, span)
   return prefix .. 'rate:' .. key_part(account) .. ':' .. key_part(span)
