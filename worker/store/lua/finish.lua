@@ -50,6 +50,7 @@ if mode == 'sent' then
   -- again, and a call already past its begin is not stopped by a claim.
   if f[1] == gen then
     redis.call('DEL', claim)
+    redis.call('ZREM', due, member)
     redis.call('ZREM', keys.leases(prefix), member)
   end
   remember()
