@@ -57,14 +57,13 @@ if mode == 'sent' then
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[15]) * 1000)))
   retain(prefix, id, account, key, retention_ms, ARGV[14])
   if f[6] then redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error') end
-  -- Statuses that came before this record (statuses.lua marked the wamid '' then).
-  if redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms, 'GET') == '' then
-    local early = keys.early_statuses(prefix, ARGV[14])
-    for _, raw in ipairs(redis.call('LRANGE', early, 0, -1)) do
-      apply_delivery(prefix, id, cjson.decode(raw), now)
-    end
-    redis.call('DEL', early)
+  redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms)
+  local early = keys.early_statuses(prefix, ARGV[14])
+  local statuses = redis.call('LRANGE', early, 0, -1)
+  for _, raw in ipairs(statuses) do
+    apply_delivery(prefix, id, cjson.decode(raw), now)
   end
+  if #statuses > 0 then redis.call('DEL', early) end
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
   local bucket = keys.sent_in_second(prefix, math.floor(now))
   if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, 120) end

@@ -8,19 +8,15 @@ local early_ms, early_max = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 for i = 5, #ARGV do
   local s = cjson.decode(ARGV[i])
-  local wamid = keys.wamid(prefix, s.wamid)
-  local id = redis.call('GET', wamid)
+  local id = redis.call('GET', keys.wamid(prefix, s.wamid))
   local r
-  if id and id ~= '' then
+  if id then
     r = apply_delivery(prefix, id, s, now)
   else
     local early = keys.early_statuses(prefix, s.wamid)
     redis.call('RPUSH', early, ARGV[i])
     redis.call('LTRIM', early, -early_max, -1)
     redis.call('PEXPIRE', early, early_ms)
-    -- The wamid, marked '' (no job yet): finish.lua reads the mark as it records the wamid,
-    -- and only then looks for the statuses kept here.
-    redis.call('SET', wamid, '', 'PX', early_ms)
     r = {'unmatched', '', ''}
   end
   out[#out + 1] = r[1]
