@@ -328,10 +328,10 @@ def test_a_failing_incident_lookup_after_a_send_leaves_no_job_stranded(
 
 
 @pytest.fixture
-def watch(runtime, clock):
-    """The switch watch on the test's clock, subscribed."""
-    watch = SwitchWatch(runtime.settings.state_url, runtime.keys, clock=clock)
-    wait_for(lambda: not watch.changed_since("default", clock.now), what="the subscription")
+def watch(runtime):
+    """The switch watch, subscribed."""
+    watch = SwitchWatch(runtime.settings.state_url, runtime.keys)
+    wait_for(lambda: watch.token() is not None, what="the subscription")
     yield watch
     watch.stop()
 
@@ -351,9 +351,9 @@ def test_a_late_call_looks_again_only_when_a_switch_was_heard_meanwhile(
         if len(meter.results) % 2 == 1:
             clock.now += 1.0
             if halting:
-                moment = clock.now
+                before = watch.token()
                 runtime.switches.halt("default", reason="halted meanwhile")
-                wait_for(lambda: watch.changed_since("default", moment), what="the halt heard")
+                wait_for(lambda: watch.changed(before), what="the halt heard")
 
     meter.finished = late_second
     quiet = [enqueue(runtime, n) for n in range(2)]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.jobs import KEYS, add_job
 from worker.outcome import Outcome
-from worker.store.claims import Execution, Verdict
+from worker.store.claims import Execution, Opening, Verdict
 from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.ratelimit import RateLimit
 
@@ -231,3 +231,31 @@ def test_a_call_deferred_by_a_new_cooldown_gives_its_rate_limit_slot_back(jobs, 
 
     assert again.verdict is Verdict.DEFERRED
     assert [redis_client.zcard(w) for w in windows] == [1, 1]
+
+
+def chained(jobs, redis_client, *, next_account: str):
+    """j1 (account default) claimed and sent; its settlement begins j2 of ``next_account``."""
+    add_job(jobs, "j1")
+    add_job(jobs, "j2", account=next_account)
+    begin(jobs, "j1")
+    then = Opening(Execution("j2", 1, "b"), 5, 5, RATE)
+    return jobs.mark_sent(Execution("j1", 1, "a"), "wamid.1", now=time.time(), then=then).next
+
+
+def test_a_chained_begin_of_another_account_looks_at_that_accounts_switches(jobs, redis_client):
+    """The settlement saw default quiet; the next job's account is halted: held, not called."""
+    redis_client.hset(KEYS.halt("brand_b"), mapping={"code": "AUTH_001", "reason": "", "since": 1})
+    claim = chained(jobs, redis_client, next_account="brand_b")
+    assert claim.verdict is Verdict.HELD
+    assert jobs.get("j2").state is JobState.HELD
+
+
+def test_a_chained_begin_waits_out_a_cooldown_the_settlement_saw(jobs, redis_client):
+    """A cooldown of the account 3 s long: the next job of the group goes back on the schedule
+    until it ends (its wait is the cooldown's, not a call now)."""
+    until_ms = int((time.time() + 3) * 1000)
+    redis_client.set(KEYS.cooldown("default"), until_ms, px=3000)
+    claim = chained(jobs, redis_client, next_account="default")
+    assert claim.verdict is Verdict.DEFERRED
+    assert claim.wait_s > 2.5
+    assert jobs.get("j2").state is JobState.SCHEDULED

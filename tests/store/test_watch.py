@@ -1,14 +1,18 @@
 """The switch watch: a call that waited for its slot looks again only when a switch was set.
 
 A real Redis and its pub/sub: every script that sets a halt, a billing breaker or a cooldown
-publishes the account, and the watch says so for moments before it, for that account only.
+publishes the account; a token taken before moves once the watch hears it. A watch that is not
+subscribed, or whose connection stopped answering, cannot tell: it says changed.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
+import redis
 
 from tests.support.jobs import KEYS, add_job
 from tests.support.processes import wait_for
@@ -16,14 +20,20 @@ from worker.store.claims import Execution
 from worker.store.jobs import JobStore
 from worker.store.ratelimit import RateLimit
 from worker.store.switches import Switches
-from worker.store.watch import SwitchWatch
+from worker.store.watch import ALIVE_S, SwitchWatch
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)
 
 
+def started(url: str) -> SwitchWatch:
+    watch = SwitchWatch(url, KEYS)
+    wait_for(lambda: watch.token() is not None, what="the subscription")
+    return watch
+
+
 @pytest.fixture
 def watch(redis_url):
-    watch = SwitchWatch(redis_url, KEYS)
+    watch = started(redis_url)
     yield watch
     watch.stop()
 
@@ -33,38 +43,38 @@ def jobs(redis_client):
     return JobStore(redis_client, KEYS, retention_s=3600)
 
 
-def listening(watch: SwitchWatch) -> float:
-    """Waits until the watch is subscribed; a moment after which it has heard everything."""
-    wait_for(lambda: not watch.changed_since("default", time.time()), what="the subscription")
-    return time.time()
-
-
-def claimed(jobs: JobStore, job_id: str, account: str = "default") -> Execution:
-    add_job(jobs, job_id, account=account)
+def claimed(jobs: JobStore, job_id: str) -> Execution:
+    add_job(jobs, job_id)
     execution = Execution(job_id, 1, "a")
     jobs.begin(execution, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
     return execution
 
 
-def test_before_it_listens_the_watch_cannot_say_nothing_changed(watch):
-    """Not yet subscribed: every account may have changed (the call looks again)."""
-    assert watch.changed_since("default", time.time())
+def test_before_it_listens_the_watch_cannot_say_nothing_changed(redis_url):
+    """Not yet subscribed: no token, and every call looks again."""
+    watch = SwitchWatch(redis_url, KEYS)
+    try:
+        assert watch.token() is None
+        assert watch.changed(None)
+    finally:
+        watch.stop()
 
 
-def test_an_operator_halt_is_heard_for_its_account_only(watch, redis_client):
-    """`msgworker halt brand_a`: brand_a changed since before it, default did not."""
-    moment = listening(watch)
+def test_an_operator_halt_is_heard(watch, redis_client):
+    """`msgworker halt brand_a`: a token taken before it moves; one taken after does not."""
+    before = watch.token()
+    assert not watch.changed(before)
     Switches(redis_client, KEYS).halt("brand_a", reason="maintenance")
-    wait_for(lambda: watch.changed_since("brand_a", moment), what="the halt heard")
-    assert not watch.changed_since("default", moment)
-    assert not watch.changed_since("brand_a", time.time() + 1)  # nothing after it
+    wait_for(lambda: watch.changed(before), what="the halt heard")
+    after = watch.token()
+    assert not watch.changed(after)
 
 
 @pytest.mark.parametrize("switch", ["halt", "breaker", "cooldown"])
 def test_each_switch_a_settlement_sets_is_heard(watch, jobs, switch):
     """A halting answer, a billing park that opens the breaker, a RATE_001 cooldown."""
-    moment = listening(watch)
     execution = claimed(jobs, "j1")
+    before = watch.token()
     now = time.time()
     if switch == "halt":
         jobs.hold(execution, now=now, code="AUTH_001", reason="bad key")
@@ -74,26 +84,45 @@ def test_each_switch_a_settlement_sets_is_heard(watch, jobs, switch):
         )
     else:
         jobs.retry(execution, now=now, delay_s=2, action="reschedule", cooldown_until=now + 2)
-    wait_for(lambda: watch.changed_since("default", moment), what=f"the {switch} heard")
+    wait_for(lambda: watch.changed(before), what=f"the {switch} heard")
 
 
 def test_a_settlement_that_sets_nothing_is_not_heard(watch, jobs, redis_client):
     """A backoff without a cooldown, a park without the breaker: nothing to look at again."""
-    moment = listening(watch)
-    jobs.retry(claimed(jobs, "j1"), now=time.time(), delay_s=1, action="backoff")
-    jobs.park(claimed(jobs, "j2"), now=time.time(), code="PARAM_001", reason="permanent", record={})
+    first, second = claimed(jobs, "j1"), claimed(jobs, "j2")
+    before = watch.token()
+    jobs.retry(first, now=time.time(), delay_s=1, action="backoff")
+    jobs.park(second, now=time.time(), code="PARAM_001", reason="permanent", record={})
     # Messages arrive in the order they were published: once this one is heard, any the
-    # settlements published would have been too.
+    # settlements published would have been too, and it moves the token by one.
     redis_client.publish(KEYS.switched, "sentinel")
-    wait_for(lambda: watch.changed_since("sentinel", moment), what="the sentinel heard")
-    assert not watch.changed_since("default", moment)
+    wait_for(lambda: watch.changed(before), what="the sentinel heard")
+    assert watch.token() == before + 1
 
 
-def test_a_lost_subscription_makes_every_account_look_until_it_is_back(watch, redis_client):
+def test_a_lost_subscription_makes_every_call_look_until_it_is_back(watch, redis_client):
     """Killed pub/sub connection: deaf, so every call looks again; subscribed again, quiet."""
-    moment = listening(watch)
+    before = watch.token()
     redis_client.client_kill_filter(_type="pubsub")
-    wait_for(lambda: watch.changed_since("default", moment), what="the deafness noticed")
-    again = listening(watch)
-    assert again > moment
-    assert not watch.changed_since("default", again)
+    wait_for(lambda: watch.changed(before), what="the deafness noticed")
+    again = wait_for(watch.token, what="subscribed again")
+    assert again != before
+    assert not watch.changed(again)
+
+
+def test_a_connection_gone_silent_makes_every_call_look(own_redis):
+    """Redis frozen (a network gone silent: nothing closes, nothing raises): once its pings go
+    unanswered the watch says changed; thawed, it hears again."""
+    watch = started(own_redis.url)
+    try:
+        before = watch.token()
+        os.kill(own_redis.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: watch.changed(before), timeout_s=ALIVE_S * 4, what="deaf")
+            assert watch.token() is None
+        finally:
+            os.kill(own_redis.pid, signal.SIGCONT)
+        wait_for(lambda: watch.token() is not None, what="hearing again")
+        redis.Redis.from_url(own_redis.url).ping()
+    finally:
+        watch.stop()

@@ -77,23 +77,29 @@ class Timing:
 
 @dataclass
 class _Next:
-    """The group's next dispatch, and its claim once a settlement began it."""
+    """The group's next dispatch, its claim once a settlement began it, and the switch watch's
+    token from just before."""
 
     opening: Opening | None
     claim: Claim | None = None
+    token: int | None = None
 
 
 class SwitchChanges(Protocol):
-    """Whether an account's halt, breaker or cooldown may have been set since a moment
+    """Whether a halt, breaker or cooldown may have been set since a token was taken
     (``worker.store.watch.SwitchWatch`` in a worker)."""
 
-    def changed_since(self, account: str, moment: float) -> bool: ...
+    def token(self) -> int | None: ...
+    def changed(self, token: int | None) -> bool: ...
 
 
 class AlwaysLook:
     """Knows of no change: every call that waited past ``UNCHECKED_WAIT_S`` looks again."""
 
-    def changed_since(self, account: str, moment: float) -> bool:  # noqa: ARG002 - the protocol
+    def token(self) -> int | None:
+        return None
+
+    def changed(self, token: int | None) -> bool:  # noqa: ARG002 - the protocol
         return True
 
 
@@ -153,15 +159,17 @@ class Delivery:
         openings = [self._opening(job_id, gen) for job_id, gen in dispatches]
         results: list[Result] = []
         claim: Claim | None = None
+        token: int | None = None
         for index, opening in enumerate(openings):
             if claim is None:
+                token = self._switches.token()
                 claim = self._jobs.open(opening, now=self._clock())
             after = _Next(openings[index + 1] if index + 1 < len(openings) else None)
-            result = self._deliver(opening.execution, claim, after)
+            result = self._deliver(opening.execution, claim, after, token)
             if claim.job is not None:  # stale and busy dispatches read no job and count nothing
                 self._meter.finished(claim.job.account, result)
             results.append(result)
-            claim = after.claim
+            claim, token = after.claim, after.token
         return results
 
     def _opening(self, job_id: str, gen: int) -> Opening:
@@ -169,7 +177,9 @@ class Delivery:
         timing = self._timing
         return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate)
 
-    def _deliver(self, execution: Execution, claim: Claim, after: _Next) -> Result:
+    def _deliver(
+        self, execution: Execution, claim: Claim, after: _Next, token: int | None
+    ) -> Result:
         verdict, job = claim.verdict, claim.job
         if claim.wait_s > 0 and job is not None:
             self._meter.waited(job.account, claim.wait_s)
@@ -187,22 +197,22 @@ class Delivery:
         if job is None:  # every other verdict returns the job (stale and busy are dropped above)
             return Result.DROPPED
         if verdict is Verdict.GO:
-            return self._at_slot(execution, job, claim, after)
+            return self._at_slot(execution, job, claim, after, token)
         return self._claimed(execution, job, verdict, after)
 
-    def _at_slot(self, execution: Execution, job: Job, claim: Claim, after: _Next) -> Result:
+    def _at_slot(
+        self, execution: Execution, job: Job, claim: Claim, after: _Next, token: int | None
+    ) -> Result:
         """Sleep until the slot, then, unless the call still goes out within ``UNCHECKED_WAIT_S``
-        of begin's look at the switches or no switch of the account was set since, look again:
-        a halt, cooldown or breaker may have come.
+        of begin's look at the switches or the switch watch heard nothing since ``token`` (taken
+        before that look), look again: a halt, cooldown or breaker may have come.
 
         Both count from when begin ran, not from now: a job begun by the settlement of the one
         before it may reach this point a while later (that settlement's incidents, say)."""
         left = claim.begun_at + claim.wait_s - self._clock()
         if left > 0:
             self._sleep(left)
-        if self._clock() - claim.begun_at <= UNCHECKED_WAIT_S or not self._switches.changed_since(
-            job.account, claim.begun_at
-        ):
+        if self._clock() - claim.begun_at <= UNCHECKED_WAIT_S or not self._switches.changed(token):
             return self._claimed(execution, job, Verdict.GO, after)
         verdict = self._jobs.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
@@ -273,6 +283,8 @@ class Delivery:
         )
         now = self._clock()
         then = after.opening if after else None
+        if after:
+            after.token = self._switches.token()
         begun = self._settlement.record(
             execution, job, answer, decision, calls=calls, now=now, then=then
         )

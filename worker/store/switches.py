@@ -67,8 +67,8 @@ class Switches:
         """Stop all sending of the account until ``resume``; False when it was already halted
         (a halt the Gateway caused becomes the operator's: it no longer ends by itself)."""
         fields = ["since", repr(time.time()), "code", code, "reason", reason, "by", OPERATOR]
-        keys = [self._keys.halt(account), self._keys.switched]
-        return bool(self._halt(keys=keys, args=[account, *fields]))
+        channel = self._keys.switched
+        return bool(self._halt(keys=[self._keys.halt(account)], args=[channel, account, *fields]))
 
     def resume(self, account: str) -> int:
         """Lift the halt and release every held job; returns how many were released."""

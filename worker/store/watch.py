@@ -1,9 +1,12 @@
 """Hears when an account's halt, billing breaker or cooldown is set, as it happens.
 
-Every script that sets one publishes the account's name on ``Keys.switched``. A delivery whose
-call waited for its rate-limit slot asks whether anything was set since begin looked at the
-switches: only then does it spend a round trip looking again. While this process is not
-subscribed (starting, or its connection lost), it cannot know, so it answers yes.
+Every script that sets one publishes the account's name on ``Keys.switched``. A delivery takes
+a token before begin looks at the switches; a call that then waited for its rate-limit slot
+spends a round trip looking again only when something was heard since that token. While this
+process is not subscribed (starting, its connection lost), or its connection has not answered
+a ping lately (a silent network), it cannot know, so every call looks again.
+
+Tokens count messages, not clock times: a wall clock stepped back cannot hide a message.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 
 import redis
 from redis.backoff import NoBackoff
@@ -22,50 +24,54 @@ from worker.store.keys import Keys
 
 log = get_logger(__name__)
 
-# How long the listener blocks for a message before it looks whether it should stop.
-POLL_S = 0.5
-# How long it waits before subscribing again after its connection failed.
+# How often the listener pings through its subscription, and how long without an answer makes
+# it deaf: a connection that went silent without closing raises nothing by itself.
+PING_S = 0.5
+ALIVE_S = 1.5
+# How long the listener waits before subscribing again after its connection failed.
 RETRY_S = 1.0
 
 
 class SwitchWatch:
-    """When this process last heard each account's switches set; a thread listens.
+    """What this process heard on the channel, as a count any change moves; a thread listens.
 
     Started on first use in each process (a thread does not survive a fork of the pool).
     """
 
-    def __init__(self, url: str, keys: Keys, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str, keys: Keys) -> None:
         # A connection of its own that never reconnects by itself: a reconnection would
         # subscribe again without this watch knowing it had been deaf in between.
         self._client = redis.Redis.from_url(
             url,
             decode_responses=True,
             socket_connect_timeout=5.0,
-            health_check_interval=30,
             retry=Retry(NoBackoff(), retries=0),
         )
         self._channel = keys.switched
-        self._clock = clock
-        self._heard: dict[str, float] = {}
-        # Since when the subscription has held without a break; None while not subscribed.
-        self._listening_since: float | None = None
+        # Moves with every message heard and every subscription made or lost.
+        self._count = 0
+        self._subscribed = False
+        self._answered_at = float("-inf")  # monotonic: the last answer to a ping
         self._owner_pid: int | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
-    def changed_since(self, account: str, moment: float) -> bool:
-        """Whether a switch of ``account`` may have been set after ``moment`` (this process's
-        clock): one was heard since, or this process was not listening all along since then."""
+    def token(self) -> int | None:
+        """Where the watch stands now (take it before begin looks at the switches); None while
+        it cannot hear."""
         self._start_once()
-        listening_since = self._listening_since
-        if listening_since is None or listening_since > moment:
-            return True
-        heard = self._heard.get(account)
-        return heard is not None and heard >= moment
+        return self._count if self._hearing() else None
+
+    def changed(self, token: int | None) -> bool:
+        """Whether a switch may have been set since ``token`` was taken."""
+        return token is None or token != self._count or not self._hearing()
 
     def stop(self) -> None:
-        """The listener ends within ``POLL_S`` and closes its connection."""
+        """The listener ends within ``PING_S`` and closes its connection."""
         self._stopping.set()
+
+    def _hearing(self) -> bool:
+        return self._subscribed and time.monotonic() - self._answered_at <= ALIVE_S
 
     def _start_once(self) -> None:
         if self._owner_pid == os.getpid():
@@ -74,30 +80,39 @@ class SwitchWatch:
             if self._owner_pid == os.getpid():
                 return
             self._owner_pid = os.getpid()
-            self._listening_since = None  # a forked child inherits the flag, not the thread
+            self._subscribed = False  # a forked child inherits the flag, not the thread
             threading.Thread(target=self._listen, name="switch-watch", daemon=True).start()
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._subscribed()
-            except redis.RedisError as error:
+                self._hear()
+            except Exception as error:  # noqa: BLE001 - deaf, never dead: every call looks again
                 log.warning("switches.watch_lost", error=type(error).__name__)
                 self._stopping.wait(RETRY_S)
         self._client.close()
 
-    def _subscribed(self) -> None:
+    def _hear(self) -> None:
         pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self._channel)
+            pinged_at = float("-inf")
             while not self._stopping.is_set():
-                message = pubsub.get_message(timeout=POLL_S)
+                if time.monotonic() - pinged_at >= PING_S:
+                    pubsub.ping("alive")
+                    pinged_at = time.monotonic()
+                message = pubsub.get_message(timeout=PING_S)
                 if message is None:
                     continue
+                # Anything read proves the connection alive (the answer to a ping comes in
+                # whatever shape the client's parser gives it).
+                self._answered_at = time.monotonic()
                 if message["type"] == "subscribe":
-                    self._listening_since = self._clock()
+                    self._count += 1
+                    self._subscribed = True
                 elif message["type"] == "message":
-                    self._heard[str(message["data"])] = self._clock()
+                    self._count += 1
         finally:
-            self._listening_since = None
+            self._subscribed = False
+            self._count += 1
             pubsub.close()

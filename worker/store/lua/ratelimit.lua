@@ -138,9 +138,7 @@ local function learn(prefix, account, now_ms, answer, tag)
   end
   for _, span in ipairs({'sec', 'min'}) do
     local window_ms, remaining, limit = answer[span][1], answer[span][3], known[span]
-    -- With no more than this call counted by the Gateway, nothing can be missing from the log
-    -- (it holds this call's slot): the common case of a key with room to spare costs no look.
-    if limit and limit >= 1 and remaining and remaining < limit - 1 then
+    if limit and limit >= 1 and remaining then
       local log = keys.window(prefix, account, span)
       local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
       -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers
