@@ -137,6 +137,7 @@ class PumpStep(bootsteps.StartStopStep):
         if kept:
             log.info("records.pending_kept", jobs=kept)
         depth = broker_depth(worker.app, runtime.settings.queue)
+        runtime.switch_watch.start()
         self._thread = _start_pump(worker, runtime, depth, self._stop)
         interval_s = runtime.settings.halt_probe_interval_s
         self._healing = threading.Thread(

@@ -35,7 +35,7 @@ RETRY_S = 1.0
 class SwitchWatch:
     """What this process heard on the channel, as a count any change moves; a thread listens.
 
-    Started on first use in each process (a thread does not survive a fork of the pool).
+    Started once in each process (a thread does not survive a fork of the pool).
     """
 
     def __init__(self, url: str, keys: Keys) -> None:
@@ -59,7 +59,7 @@ class SwitchWatch:
     def token(self) -> int | None:
         """Where the watch stands now (take it before begin looks at the switches); None while
         it cannot hear."""
-        self._start_once()
+        self.start()
         return self._count if self._hearing() else None
 
     def changed(self, token: int | None) -> bool:
@@ -73,7 +73,9 @@ class SwitchWatch:
     def _hearing(self) -> bool:
         return self._subscribed and time.monotonic() - self._answered_at <= ALIVE_S
 
-    def _start_once(self) -> None:
+    def start(self) -> None:
+        """Listen from now on in this process (once; the first token starts it otherwise, and
+        a worker starts it before its first task, so that no task waits for it)."""
         if self._owner_pid == os.getpid():
             return
         with self._lock:
