@@ -1,9 +1,13 @@
-"""The Celery app's dispatcher: how the pump's dispatches become broker messages."""
+"""The Celery app's dispatcher (how the pump's dispatches become broker messages) and the broker
+depth the pump reads."""
 
 from __future__ import annotations
 
+import redis
+
+from tests.support.processes import wait_for
 from worker.send.pace import MAX_GROUP, CallPace
-from worker.service.app import create_app, dispatcher
+from worker.service.app import broker_depth, create_app, dispatcher
 from worker.settings import Settings
 
 
@@ -41,3 +45,29 @@ def test_quick_calls_group_a_short_queue_for_many_consumers():
     pace.record(0.002)
     dispatch([(f"j{i}", 1) for i in range(16)])
     assert [len(args[0]) for _, args in sent] == [MAX_GROUP, MAX_GROUP]
+
+
+def test_the_broker_depth_keeps_its_connection_and_counts_again_after_a_restart(own_redis):
+    """Asked every second by the pump: one request a call on one connection, not a connection
+    each time; after Redis went away and came back, it counts again."""
+    app = create_app(Settings(broker_url=own_redis.url, _env_file=None))
+    depth = broker_depth(app, "q")
+    client = redis.Redis.from_url(own_redis.url)
+    client.rpush("q", "m1", "m2")
+    assert depth() == 2
+    connections = client.info("stats")["total_connections_received"]
+    assert [depth() for _ in range(5)] == [2] * 5
+    assert client.info("stats")["total_connections_received"] == connections
+    client.close()
+
+    own_redis.stop()
+    own_redis.start()
+    redis.Redis.from_url(own_redis.url).rpush("q", "m3")
+
+    def counted() -> int | None:
+        try:
+            return int(depth())
+        except Exception:  # noqa: BLE001 - a lost connection fails one call, whatever it raises
+            return None
+
+    assert wait_for(counted, what="counting again") == 1

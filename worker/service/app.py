@@ -92,8 +92,10 @@ def dispatcher(app: Celery, queue: str, *, consumers: int = 1, pace: CallPace | 
 def broker_depth(app: Celery, queue: str, *, timeout_s: float | None = None) -> Any:
     """Messages waiting in the broker queue (works for Redis and AMQP brokers).
 
-    With ``timeout_s`` (commands), an unreachable or stalled broker raises within about that
-    long instead of being retried like the worker's connection.
+    One connection, kept between calls (the pump asks every second, /metrics on every scrape;
+    a connection each time cost Redis two connects, three PINGs and the count), made again
+    after it failed. With ``timeout_s`` (commands), an unreachable or stalled broker raises
+    within about that long instead of being retried like the worker's connection.
     """
     options: dict[str, Any] = {}
     if timeout_s is not None:
@@ -106,15 +108,25 @@ def broker_depth(app: Celery, queue: str, *, timeout_s: float | None = None) -> 
             },
         }
 
+    lock = threading.Lock()  # the pump's thread and a /metrics scrape may ask at once
+    kept: list[Any] = []  # the connection, once made
+
     def depth() -> int:
-        with app.connection_for_read(**options) as connection:
-            if timeout_s is not None:
-                connection.ensure_connection(max_retries=0)  # no retry: fail now
-            channel: Any = connection.default_channel
+        with lock:
+            if not kept:
+                connection = app.connection_for_read(**options)
+                if timeout_s is not None:
+                    connection.ensure_connection(max_retries=0)  # no retry: fail now
+                kept.append(connection)
+            connection = kept[0]
             try:
-                declared = channel.queue_declare(queue=queue, passive=True)
+                declared = connection.default_channel.queue_declare(queue=queue, passive=True)
             except ChannelError:  # Redis has no empty lists: a missing queue holds nothing
                 return 0
+            except Exception:
+                kept.clear()
+                connection.release()
+                raise
             return int(declared[1])
 
     return depth
