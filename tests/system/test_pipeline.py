@@ -201,7 +201,8 @@ def test_bad_input_is_refused_and_nothing_is_enqueued(runtime, message, field):
     with pytest.raises(InvalidMessage) as caught:
         runtime.producer.enqueue_many([text("fine"), message])
     assert f"[1].{field}" in str(caught.value)
-    assert runtime.redis.dbsize() == 0
+    # The module's worker may say it is alive meanwhile (its heartbeat); nothing else is there.
+    assert set(runtime.redis.keys()) <= {runtime.keys.workers}
 
 
 @pytest.mark.parametrize("code", ["AUTH_001", "AUTH_002", "AUTH_003", "WABA_001", "BILL_002"])
