@@ -115,7 +115,9 @@ def test_high_jobs_go_before_normal_and_bulk_ones_of_their_account(redis_url, sa
     runtime.producer.enqueue_many([text(f"bulk-{n}", priority="bulk") for n in range(20)])
     runtime.producer.enqueue_many([text(f"normal-{n}") for n in range(5)])
     runtime.producer.enqueue_many([text(f"high-{n}", priority="high") for n in range(5)])
-    worker = start_worker(env, tmp_path / "worker.log", concurrency=8)
+    # One thread: the order under test is the pump's. With several, a first batch goes out a
+    # job per message (no call timed yet) and its threads race to claim their slots.
+    worker = start_worker(env, tmp_path / "worker.log", concurrency=1)
     try:
         wait_for(lambda: len(sandbox.messages()) == 30, timeout_s=30, what="all 30 sent")
     finally:

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.messages import text
@@ -27,7 +28,11 @@ def sandbox():
 
 @pytest.fixture(scope="module")
 def worker(redis_server, sandbox, tmp_path_factory):
-    """One threads-pool worker for the module; state is flushed per test."""
+    """One threads-pool worker for the module; state is flushed per test, and before the worker
+    starts: what an earlier module left due would otherwise reach this module's sandbox."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     process = start_worker(worker_env(redis_server.url, sandbox.url), log, concurrency=8)
     yield process
