@@ -9,7 +9,8 @@ from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, http
 from worker.errors import GatewayError
 from worker.logs import REDACTED, Scrubber
-from worker.send.gateway import GatewayClient, make_http_client
+from worker.send.gateway import GatewayClient
+from worker.send.transport import PooledHTTP
 
 
 def escaped(text: str) -> str:
@@ -44,7 +45,7 @@ def test_a_code_or_group_made_of_the_key_is_replaced_by_the_status(gateway):
     status's, the group none."""
     body = '{"errors": {"code": "' + escaped(API_KEY) + '", "group": "' + escaped(API_KEY) + '"}}'
     gateway.play(http(400, body))
-    with make_http_client(timeout_s=2) as client_http:
+    with PooledHTTP(timeout_s=2) as client_http:
         client = GatewayClient(client_http, base_url=gateway.url, api_key=API_KEY)
         with pytest.raises(GatewayError) as raised:
             client.send({"to": "905321234567"})
@@ -55,6 +56,6 @@ def test_a_code_or_group_made_of_the_key_is_replaced_by_the_status(gateway):
 def test_a_message_id_made_of_the_key_is_stored_redacted(gateway):
     """A success whose id decodes to the key is a success (it was sent) with the id hidden."""
     gateway.play(http(200, '{"data": {"messages": [{"id": "' + escaped(API_KEY) + '"}]}}'))
-    with make_http_client(timeout_s=2) as client_http:
+    with PooledHTTP(timeout_s=2) as client_http:
         sent = GatewayClient(client_http, base_url=gateway.url, api_key=API_KEY).send({})
     assert sent.wamid == REDACTED

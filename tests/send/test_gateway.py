@@ -21,7 +21,8 @@ from worker.errors import (
     GatewayRejected,
 )
 from worker.outcome import Sent
-from worker.send.gateway import TRANSPORT_ERRORS, GatewayClient, env_proxy_for, make_http_client
+from worker.send.gateway import TRANSPORT_ERRORS, GatewayClient
+from worker.send.transport import HTTPCORE_ERRORS, PooledHTTP, as_httpx_error, env_proxy_for
 from worker.service.runtime import LEASE_MARGIN_S, MAX_INLINE_WAIT_S, claim_lease_s
 
 API_KEY = "sk_test_0123456789abcdef"
@@ -49,6 +50,34 @@ def all_subclasses(klass):
 def test_every_httpx_transport_error_has_an_explicit_mapping():
     """A transport error class httpx adds must be classified here before it reaches a worker."""
     assert all_subclasses(httpx.TransportError) <= set(TRANSPORT_ERRORS)
+
+
+def test_every_httpcore_error_becomes_the_httpx_error_of_its_name():
+    """The pool's failures reach the Gateway client as httpx's, each as its own class."""
+    raised = set().union(*(all_subclasses(root) for root in HTTPCORE_ERRORS))
+    for klass in raised:
+        mapped = as_httpx_error(klass("boom"))
+        assert isinstance(mapped, httpx.TransportError)
+        assert type(mapped).__name__ == klass.__name__
+
+
+def test_the_pool_sends_the_same_request_httpx_would(hostile):
+    """On the wire: the path, the query, the Bearer key, compact UTF-8 JSON and its length."""
+    with PooledHTTP(timeout_s=2) as http:
+        client = GatewayClient(http, base_url=hostile.url + "/", api_key=API_KEY, sandbox=True)
+        client.send({**BODY, "text": {"body": "çay☕"}})
+    request_line, *header_lines = hostile.heads[0].decode().split("\r\n")
+    headers = {
+        name.lower(): value.strip() for name, _, value in (h.partition(":") for h in header_lines)
+    }
+    body = hostile.requests[0][1]
+    assert request_line == "POST /v1/wa/message?is_fake=true HTTP/1.1"
+    assert headers["host"] == hostile.url.removeprefix("http://")
+    assert headers["authorization"] == f"Bearer {API_KEY}"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {**BODY, "text": {"body": "çay☕"}}
+    assert b" " not in body  # compact, as httpx encodes it
+    assert int(headers["content-length"]) == len(body)
 
 
 def test_request_carries_bearer_key_path_json_and_sandbox_flag():
@@ -207,7 +236,7 @@ def silent_server():
 def test_read_timeout_on_a_real_socket_is_ambiguous(silent_server):
     """A server that takes the request and never answers gives an ambiguous TIMEOUT."""
     url, _mode = silent_server
-    with make_http_client(timeout_s=0.3) as http:
+    with PooledHTTP(timeout_s=0.3) as http:
         client = GatewayClient(http, base_url=url, api_key=API_KEY)
         with pytest.raises(GatewayAnswerLost) as caught:
             client.send(BODY)
@@ -218,7 +247,7 @@ def test_connection_closed_after_the_request_is_ambiguous(silent_server):
     """A server that reads the request and hangs up gives an ambiguous CONNECTION."""
     url, mode = silent_server
     mode["close"] = True
-    with make_http_client(timeout_s=2) as http:
+    with PooledHTTP(timeout_s=2) as http:
         client = GatewayClient(http, base_url=url, api_key=API_KEY)
         with pytest.raises(GatewayAnswerLost) as caught:
             client.send(BODY)
@@ -231,7 +260,7 @@ def test_connection_refused_on_a_real_socket_is_not_ambiguous():
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    with make_http_client(timeout_s=2) as http:
+    with PooledHTTP(timeout_s=2) as http:
         client = GatewayClient(http, base_url=f"http://127.0.0.1:{port}", api_key=API_KEY)
         with pytest.raises(GatewayNotReached) as caught:
             client.send(BODY)
@@ -248,7 +277,7 @@ def hostile():
 def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_total_deadline(hostile):
     """Each byte well within the read timeout, the whole past the deadline: TIMEOUT, on time."""
     hostile.play(replace(success("wamid.SLOW"), drip_s=0.1, chunk=1))
-    with make_http_client(timeout_s=0.5, deadline_s=1.0) as http:
+    with PooledHTTP(timeout_s=0.5, deadline_s=1.0) as http:
         client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
         started = time.monotonic()
         with pytest.raises(GatewayAnswerLost) as caught:
@@ -260,7 +289,7 @@ def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_total_deadline(hostile):
 def test_the_deadline_is_per_call_on_a_reused_connection(hostile):
     """Sequential calls on one client each get the whole deadline."""
     hostile.default = http_answer(200, SUCCESS, silent_s=0.3)
-    with make_http_client(timeout_s=1.0, deadline_s=0.5) as http:
+    with PooledHTTP(timeout_s=1.0, deadline_s=0.5) as http:
         client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
         assert [client.send(BODY).wamid for _ in range(3)] == ["wamid.OK1"] * 3
 
@@ -268,7 +297,7 @@ def test_the_deadline_is_per_call_on_a_reused_connection(hostile):
 def test_a_huge_body_is_read_no_further_than_the_cap(hostile):
     """A 50 MB answer: at most BODY_MAX bytes read; a 200 without a readable id is rejected."""
     hostile.play(http_answer(200, b"{" + b" " * 50_000_000 + b"}"))
-    with make_http_client(timeout_s=5) as http:
+    with PooledHTTP(timeout_s=5) as http:
         client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
         with pytest.raises(GatewayRejected) as caught:
             client.send(BODY)
@@ -290,7 +319,7 @@ def test_a_key_at_the_end_of_a_long_description_and_a_bearer_prefix_are_redacted
         "params": {"k": f"Bearer {API_KEY[:20]}", "p": API_KEY[:9]},
     }
     hostile.play(error_answer(400, errors))
-    with make_http_client(timeout_s=2) as http:
+    with PooledHTTP(timeout_s=2) as http:
         client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
         with pytest.raises(GatewayRejected) as caught:
             client.send(BODY)
@@ -303,7 +332,7 @@ def test_a_key_at_the_end_of_a_long_description_and_a_bearer_prefix_are_redacted
 def test_a_success_with_an_id_too_long_or_odd_is_not_a_success(hostile, wamid):
     """A 5 MB wamid or one with odd characters is no id: rejected (a 2xx without an id)."""
     hostile.play(success(wamid))
-    with make_http_client(timeout_s=5) as http:
+    with PooledHTTP(timeout_s=5) as http:
         client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
         with pytest.raises(GatewayRejected) as caught:
             client.send(BODY)
@@ -319,7 +348,7 @@ def test_calls_go_through_the_proxy_the_environment_names(hostile, monkeypatch):
     base_url = "http://gateway.invalid"
     proxy_url = env_proxy_for(base_url)
     assert proxy_url == hostile.url
-    with make_http_client(timeout_s=2, proxy_url=proxy_url) as http:
+    with PooledHTTP(timeout_s=2, proxy_url=proxy_url) as http:
         client = GatewayClient(http, base_url=base_url, api_key=API_KEY)
         sent = client.send({"to": "905321234567", "type": "text", "text": {"body": "hi"}})
     assert sent.wamid.startswith("wamid.")

@@ -63,6 +63,7 @@ class HostileGateway:
         self.plays: deque[Play] = deque()
         self.default: Play | None = None  # None: a prompt success
         self.requests: list[tuple[float, bytes]] = []
+        self.heads: list[bytes] = []  # each request's line and headers, as they came
         self.accepted: list[bytes] = []
         self.answered: list[tuple[bytes, Play]] = []  # each request with the play it got
         self._lock = threading.Lock()
@@ -85,6 +86,7 @@ class HostileGateway:
             self.plays.clear()
             self.default = None
             self.requests.clear()
+            self.heads.clear()
             self.accepted.clear()
             self.answered.clear()
 
@@ -104,11 +106,13 @@ class HostileGateway:
     def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(30)
         try:
-            body = _read_request(conn)
-            if body is None:
+            request = _read_request(conn)
+            if request is None:
                 return
+            head, body = request
             with self._lock:
                 self.requests.append((time.time(), body))
+                self.heads.append(head)
                 play = self.plays.popleft() if self.plays else self.default
                 if play is None:
                     play = success(WAMID_OK.format(n=len(self.requests)))
@@ -127,7 +131,7 @@ class HostileGateway:
             conn.close()
 
 
-def _read_request(conn: socket.socket) -> bytes | None:
+def _read_request(conn: socket.socket) -> tuple[bytes, bytes] | None:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
@@ -145,4 +149,4 @@ def _read_request(conn: socket.socket) -> bytes | None:
         if not chunk:
             return None
         body += chunk
-    return body
+    return head, body

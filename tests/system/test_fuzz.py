@@ -31,8 +31,9 @@ from worker.cli.main import main
 from worker.errors import ConfigError, GatewayError, InvalidMessage
 from worker.outcome import Sent
 from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.send.gateway import GatewayClient, make_http_client
+from worker.send.gateway import GatewayClient
 from worker.send.routing import RoutingTable, default_routing_path, load_routing_table
+from worker.send.transport import PooledHTTP
 from worker.service.runtime import Runtime
 from worker.service.tasks import TASK_NAME
 from worker.settings import Settings, get_settings
@@ -649,7 +650,7 @@ answers = st.one_of(
 def test_any_bytes_from_the_gateway_give_sent_or_a_gateway_error(raw_server, answer):
     """Whatever bytes come back on a real socket: Sent, or a GatewayError without the key."""
     raw_server.answer = answer
-    http = make_http_client(timeout_s=1.0)
+    http = PooledHTTP(timeout_s=1.0)
     client = GatewayClient(http, base_url=raw_server.url, api_key=API_KEY)
     result: Sent | GatewayError
     try:

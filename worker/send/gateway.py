@@ -1,25 +1,20 @@
 """The Connexease Gateway client: the only code that calls the Gateway and catches its ``httpx``
 errors (the alert sinks in ``worker.observe.sinks`` make HTTP calls of their own).
 
-Every call is bounded twice: each phase (connect, write, each read) by ``timeout_s``, and the
-whole call by a total deadline (``deadline_s``, by default the same), so a Gateway that drips
-its answer a byte a second cannot hold a call past the claim lease that guards it. The answer's
-body is read up to ``BODY_MAX`` bytes and no further.
+It calls through anything shaped like ``httpx.Client.stream`` (``Poster``): in a worker, the
+bounded keep-alive pools of ``worker.send.transport``. The answer's body is read up to
+``BODY_MAX`` bytes and no further.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
 
-import httpcore
 import httpx
 
 from worker.errors import (
@@ -61,165 +56,8 @@ TRANSPORT_ERRORS: dict[type[httpx.TransportError], tuple[type[GatewayUnreachable
 }
 
 
-class _Deadline(httpcore.NetworkBackend):
-    """httpcore's own socket backend, with every socket operation cut short at a deadline.
-
-    The deadline is armed per request and per thread; each connect, write and read then waits
-    at most until it, whatever its own timeout says.
-    """
-
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-        self._local = threading.local()
-
-    def arm(self, seconds: float) -> None:
-        self._local.at = time.monotonic() + seconds
-
-    def bound(self, timeout: float | None, error: type[Exception]) -> float | None:
-        at: float | None = getattr(self._local, "at", None)
-        if at is None:
-            return timeout
-        left = at - time.monotonic()
-        if left <= 0:
-            raise error("the call's total deadline passed")
-        return left if timeout is None else min(timeout, left)
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(
-            host,
-            port,
-            self.bound(timeout, httpcore.ConnectTimeout),
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-        return _DeadlineStream(stream, self)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_unix_socket(
-            path, self.bound(timeout, httpcore.ConnectTimeout), socket_options=socket_options
-        )
-        return _DeadlineStream(stream, self)
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
-        self._stream = stream
-        self._deadline = deadline
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, self._deadline.bound(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, self._deadline.bound(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._stream.start_tls(
-            ssl_context, server_hostname, self._deadline.bound(timeout, httpcore.ConnectTimeout)
-        )
-        return _DeadlineStream(stream, self._deadline)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport on a pool whose sockets honour a total deadline per request."""
-
-    def __init__(
-        self,
-        *,
-        deadline_s: float,
-        max_connections: int,
-        ssl_context: ssl.SSLContext,
-        proxy_url: str | None = None,
-    ) -> None:
-        super().__init__(verify=ssl_context)
-        self._deadline_s = deadline_s
-        self._backend = _Deadline()
-        # httpx offers no way to hand its pool a network backend: the pool is built again with
-        # the same settings and ours (through the proxy the environment names, as httpx would).
-        pool = {
-            "ssl_context": ssl_context,
-            "max_connections": max_connections,
-            "max_keepalive_connections": max_connections,
-            "keepalive_expiry": 5.0,
-            "network_backend": self._backend,
-        }
-        if proxy_url is None:
-            self._pool = httpcore.ConnectionPool(**pool)  # type: ignore[arg-type]
-        else:
-            proxy = httpx.URL(proxy_url)
-            auth = (proxy.username, proxy.password) if proxy.username else None
-            self._pool = httpcore.HTTPProxy(
-                proxy_url=str(proxy.copy_with(username=None, password=None)),
-                proxy_auth=auth,
-                **pool,  # type: ignore[arg-type]
-            )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self._backend.arm(self._deadline_s)
-        return super().handle_request(request)
-
-
-def env_proxy_for(url: str) -> str | None:
-    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` name for ``url``, unless
-    ``NO_PROXY`` exempts its host: what httpx would use on its own."""
-    target = httpx.URL(url)
-    if urllib.request.proxy_bypass(target.host):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    return proxies.get(target.scheme) or proxies.get("all")
-
-
-def make_http_client(
-    *,
-    timeout_s: float,
-    deadline_s: float | None = None,
-    max_connections: int = 10,
-    ssl_context: ssl.SSLContext | None = None,
-    proxy_url: str | None = None,
-) -> httpx.Client:
-    """A pooled client: keep-alive connections, every phase and the whole call bounded.
-
-    ``deadline_s`` bounds a request from its start to the last byte of its answer read
-    (default ``timeout_s``).
-    """
-    transport = _DeadlineTransport(
-        deadline_s=deadline_s or timeout_s,
-        max_connections=max_connections,
-        ssl_context=ssl_context or httpx.create_ssl_context(),
-        proxy_url=proxy_url,
-    )
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False
-    )
-
-
 class Poster(Protocol):
-    """The one thing the Gateway client needs of HTTP: ``httpx.Client.stream``."""
+    """The one thing the Gateway client needs of HTTP: ``httpx.Client.stream``'s shape."""
 
     def stream(
         self,
@@ -230,58 +68,6 @@ class Poster(Protocol):
         params: dict[str, str],
         headers: dict[str, str],
     ) -> AbstractContextManager[httpx.Response]: ...
-
-
-class PerThreadHTTP:
-    """The process's connections, held per thread: a thread reuses its own keep-alive socket.
-
-    One shared pool of a hundred connections costs more CPU in httpcore's bookkeeping (linear
-    in the pool's size, on every request) than the sends themselves; a small pool per thread
-    keeps that constant. One TLS context is built once and shared.
-    """
-
-    def __init__(
-        self,
-        *,
-        timeout_s: float,
-        deadline_s: float | None = None,
-        connections_per_thread: int = 2,
-        proxy_url: str | None = None,
-    ) -> None:
-        self._timeout_s = timeout_s
-        self._proxy_url = proxy_url
-        self._deadline_s = deadline_s
-        self._connections = connections_per_thread
-        self._ssl_context = ssl.create_default_context()
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
-        self._lock = threading.Lock()
-
-    def _client(self) -> httpx.Client:
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = make_http_client(
-                timeout_s=self._timeout_s,
-                deadline_s=self._deadline_s,
-                max_connections=self._connections,
-                ssl_context=self._ssl_context,
-                proxy_url=self._proxy_url,
-            )
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
-
-    def stream(
-        self, method: str, url: str, *, json: Any, params: dict[str, str], headers: dict[str, str]
-    ) -> AbstractContextManager[httpx.Response]:
-        return self._client().stream(method, url, json=json, params=params, headers=headers)
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients:
-                client.close()
-            self._clients.clear()
 
 
 def _read_at_most(chunks: Iterable[bytes], limit: int) -> bytes:

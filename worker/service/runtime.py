@@ -23,7 +23,7 @@ from worker.observe.status import Snapshot, take_snapshot
 from worker.outcome import Outcome
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
-from worker.send.gateway import GatewayClient, PerThreadHTTP, env_proxy_for
+from worker.send.gateway import GatewayClient
 from worker.send.healing import HaltHealer
 from worker.send.pace import CallPace
 from worker.send.routing import (
@@ -35,6 +35,7 @@ from worker.send.routing import (
     load_routing_table,
 )
 from worker.send.settlement import Settlement
+from worker.send.transport import PerThreadHTTP, env_proxy_for
 from worker.settings import Settings, get_settings
 from worker.store.deadletters import DeadLetters
 from worker.store.jobs import JobStore
@@ -214,7 +215,7 @@ class Runtime:
     @cached_property
     def timing(self) -> Timing:
         return Timing(
-            # A Gateway call lasts at most HTTP_TIMEOUT_S in total (see worker.send.gateway).
+            # A Gateway call lasts at most HTTP_TIMEOUT_S in total (see worker.send.transport).
             lease_s=claim_lease_s(self.settings.http_timeout_s),
             probe_interval_s=self.settings.billing_probe_interval_s,
         )
