@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import replace
 
+import httpcore
 import httpx
 import pytest
 from hypothesis import given, settings
@@ -22,7 +23,13 @@ from worker.errors import (
 )
 from worker.outcome import Sent
 from worker.send.gateway import TRANSPORT_ERRORS, GatewayClient
-from worker.send.transport import HTTPCORE_ERRORS, PooledHTTP, as_httpx_error, env_proxy_for
+from worker.send.transport import (
+    HTTPCORE_ERRORS,
+    DeadlineBackend,
+    PooledHTTP,
+    as_httpx_error,
+    env_proxy_for,
+)
 from worker.service.runtime import LEASE_MARGIN_S, MAX_INLINE_WAIT_S, claim_lease_s
 
 API_KEY = "sk_test_0123456789abcdef"
@@ -78,6 +85,33 @@ def test_the_pool_sends_the_same_request_httpx_would(hostile):
     assert json.loads(body) == {**BODY, "text": {"body": "çay☕"}}
     assert b" " not in body  # compact, as httpx encodes it
     assert int(headers["content-length"]) == len(body)
+
+
+def test_an_ipv6_gateway_is_named_in_brackets_in_the_host_header():
+    """A Gateway at [::1]:port gets ``Host: [::1]:port``, which it can parse."""
+    server = HostileGateway(host="::1")
+    try:
+        with PooledHTTP(timeout_s=2) as http:
+            assert GatewayClient(http, base_url=server.url, api_key=API_KEY).send(BODY).wamid
+        assert f"\r\nHost: {server.url.removeprefix('http://')}\r\n".encode() in server.heads[0]
+        assert server.url.startswith("http://[::1]:")
+    finally:
+        server.stop()
+
+
+def test_a_request_written_whole_is_not_called_unsent_by_a_deadline_passing_after_it():
+    """h11's closing empty write, after the deadline: no WriteTimeout (the request went out)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    backend = DeadlineBackend()
+    stream = backend.connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=2)
+    try:
+        backend.arm(-1.0)  # the deadline passed just after the body was written
+        stream.write(b"")
+        with pytest.raises(httpcore.WriteTimeout):
+            stream.write(b"more")
+    finally:
+        stream.close()
+        listener.close()
 
 
 def test_request_carries_bearer_key_path_json_and_sandbox_flag():

@@ -59,7 +59,7 @@ def error(status: int, errors: dict[str, Any], headers: dict[str, str] | None = 
 class HostileGateway:
     """The server, in threads; ``url`` is its base URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.plays: deque[Play] = deque()
         self.default: Play | None = None  # None: a prompt success
         self.requests: list[tuple[float, bytes]] = []
@@ -67,7 +67,8 @@ class HostileGateway:
         self.accepted: list[bytes] = []
         self.answered: list[tuple[bytes, Play]] = []  # each request with the play it got
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, 0), family=family)
         self._listener.settimeout(0.2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -75,7 +76,8 @@ class HostileGateway:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        host, port = self._listener.getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def play(self, *plays: Play) -> None:
         self.plays.extend(plays)

@@ -31,7 +31,7 @@ import httpx
 USER_AGENT = b"msgworker"
 
 
-class _Deadline(httpcore.NetworkBackend):
+class DeadlineBackend(httpcore.NetworkBackend):
     """httpcore's own socket backend, with every socket operation cut short at a deadline.
 
     The deadline is armed per request and per thread; each connect, write and read then waits
@@ -87,7 +87,7 @@ class _Deadline(httpcore.NetworkBackend):
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+    def __init__(self, stream: httpcore.NetworkStream, deadline: DeadlineBackend) -> None:
         self._stream = stream
         self._deadline = deadline
 
@@ -95,6 +95,10 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.read(max_bytes, self._deadline.bound(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # h11 ends a request with an empty write: by then the Gateway holds all of it, and a
+        # deadline passed just now must not call it a request that never went out.
+        if not buffer:
+            return
         self._stream.write(buffer, self._deadline.bound(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
@@ -159,23 +163,21 @@ class _Body(httpx.SyncByteStream):
 
 @lru_cache(maxsize=64)
 def _origin(url: str) -> tuple[httpcore.URL, bytes]:
-    """``url`` parsed once: its origin and path, and the Host header it calls for."""
+    """``url`` parsed once: its scheme, host, port and path (with its query, if any), and the
+    Host header it calls for (an IPv6 address in brackets, a default port left out)."""
     parsed = httpx.URL(url)
-    default_port = {"http": 80, "https": 443}.get(parsed.scheme)
-    host = parsed.raw_host
-    if parsed.port is not None and parsed.port != default_port:
-        host += b":%d" % parsed.port
     target = httpcore.URL(
         scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
     )
-    return target, host
+    return target, parsed.netloc
 
 
 class PooledHTTP:
     """Keep-alive connections to one or more hosts: a JSON POST streamed back, bounded in time.
 
-    ``stream`` has ``httpx.Client.stream``'s signature for what the Gateway client passes, and
-    yields an ``httpx.Response`` whose body is read on demand. Redirects are never followed.
+    ``stream`` takes what the Gateway client passes to ``httpx.Client.stream`` and yields an
+    ``httpx.Response`` with the status, headers and the body (read on demand, decoded as httpx
+    would), and nothing else of httpx's: no request on it, no cookies, no redirects followed.
     """
 
     def __init__(
@@ -189,7 +191,7 @@ class PooledHTTP:
     ) -> None:
         self._deadline_s = deadline_s or timeout_s
         self._timeouts = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
-        self._backend = _Deadline()
+        self._backend = DeadlineBackend()
         pool = {
             "ssl_context": ssl_context or ssl.create_default_context(),
             "max_connections": max_connections,
@@ -214,7 +216,9 @@ class PooledHTTP:
         self, method: str, url: str, *, json: Any, params: dict[str, str], headers: dict[str, str]
     ) -> Iterator[httpx.Response]:
         origin, host = _origin(url)
-        target = origin.target + (b"?" + urlencode(params).encode("ascii") if params else b"")
+        target = origin.target
+        if params:
+            target += (b"&" if b"?" in target else b"?") + urlencode(params).encode("ascii")
         content = _json_bytes(json)
         request_headers = [
             (b"Host", host),
@@ -249,7 +253,7 @@ class PooledHTTP:
 
 
 def _json_bytes(document: Any) -> bytes:
-    """The body as httpx would encode it: compact UTF-8 JSON, no NaN."""
+    """The body as httpx 0.28 encodes it: compact UTF-8 JSON, no NaN."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
         "utf-8"
     )
