@@ -30,8 +30,8 @@ def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
 
 
 def test_quick_calls_group_a_short_queue_for_many_consumers():
-    """With this process's calls answered within milliseconds, even 16 dispatches for 100
-    consumers go out a full group per message; before any call, one per message."""
+    """With this process's calls answered within milliseconds, even 2 x MAX_GROUP dispatches
+    for 100 consumers go out a full group per message; before any call, one per message."""
     app = create_app(
         Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
     )
@@ -39,11 +39,11 @@ def test_quick_calls_group_a_short_queue_for_many_consumers():
     app.send_task = lambda name, args, **_: sent.append((name, args))
     pace = CallPace()
     dispatch = dispatcher(app, "q", consumers=100, pace=pace)
-    dispatch([(f"j{i}", 1) for i in range(16)])
-    assert len(sent) == 16
+    dispatch([(f"j{i}", 1) for i in range(2 * MAX_GROUP)])
+    assert len(sent) == 2 * MAX_GROUP
     sent.clear()
     pace.record(0.002)
-    dispatch([(f"j{i}", 1) for i in range(16)])
+    dispatch([(f"j{i}", 1) for i in range(2 * MAX_GROUP)])
     assert [len(args[0]) for _, args in sent] == [MAX_GROUP, MAX_GROUP]
 
 

@@ -18,8 +18,12 @@ import math
 # at 250 ms: 6.7 and 1.31x, bench/drain.py).
 GROUP_SPAN_S = 0.25
 # Jobs per broker message at most: whatever the pace, a slow call now and then holds back the
-# jobs after it in its group.
-MAX_GROUP = 8
+# jobs after it in its group (for one call's deadline at worst). With quick answers a message's
+# fetch, unacked entry, ack and publish are most of what a worker and Redis spend beside the
+# sends: 16 halves them against 8 (bench/overhead.py: worker CPU 1,206 against about 1,450 µs a
+# send, Redis round trips 1.34 against 1.68), and lanes and accounts keep their figures
+# (bench/priority.py, bench/isolation.py).
+MAX_GROUP = 16
 # The weight of each new call in the running mean: about the last 50 calls count.
 WEIGHT = 0.02
 
