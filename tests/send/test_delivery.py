@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -96,7 +97,7 @@ def deliver(runtime, clock):
     (delivery, the request bodies the Gateway saw, the meter)."""
     clients: list[httpx.Client] = []
 
-    def build(respond, *, switches=None):
+    def build(respond, *, switches=None, stopping=lambda: False):
         calls: list = []
         http = gateway_answering(respond, calls)
         clients.append(http)
@@ -115,6 +116,7 @@ def deliver(runtime, clock):
             sleep=clock.sleep,
             rng=random.Random(SEED),
             switches=switches,
+            stopping=stopping,
         )
         return delivery, calls, meter
 
@@ -243,6 +245,33 @@ def test_a_group_is_sent_with_one_script_call_per_job_plus_one(runtime, deliver,
     assert [runtime.jobs.get(job_id).state for job_id, _ in group] == [JobState.SENT] * 4
     assert len(calls) == 4
     assert meter.results == ["sent"] * 4
+
+
+def test_a_shutdown_begins_no_more_jobs_of_a_group(runtime, deliver, clock):
+    """The worker starts shutting down during a group's first call: that send is settled, the
+    jobs behind it are not begun (no claim, no attempt) but handed back to the pump at once, and
+    a later dispatch sends each once."""
+    stopping = threading.Event()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        stopping.set()
+        return success(f"wamid.{len(calls)}")(request)
+
+    delivery, calls, _ = deliver(respond, stopping=stopping.is_set)
+    group = [enqueue(runtime, n) for n in range(3)]
+    leased_until = clock.now + 30  # as the pump leases a dispatch
+    runtime.redis.zadd(runtime.keys.leases, {f"{i}|{g}": leased_until for i, g in group})
+    assert delivery.deliver_many(group) == [Result.SENT]
+    assert len(calls) == 1
+    for job_id, gen in group[1:]:
+        job = runtime.jobs.get(job_id)
+        assert (job.state, job.attempts) == (JobState.QUEUED, 0)
+        assert runtime.redis.exists(runtime.keys.claim(job.account, job.key)) == 0
+        # Handed back: dispatched again by the next pump round, not when the lease would end.
+        assert runtime.redis.zscore(runtime.keys.leases, f"{job_id}|{gen}") == clock.now
+    later, later_calls, _ = deliver(success("wamid.later"))
+    assert later.deliver_many(group) == [Result.DROPPED, Result.SENT, Result.SENT]
+    assert len(calls) + len(later_calls) == 3
 
 
 def test_a_group_goes_on_after_a_job_that_was_not_sent(runtime, deliver):

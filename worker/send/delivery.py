@@ -130,7 +130,10 @@ class Delivery:
         rng: random.Random | None = None,
         pace: CallPace | None = None,
         switches: SwitchChanges | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``stopping`` says the worker is shutting down: a group's jobs not begun yet are handed
+        back to the schedule (the shutdown's grace is sized for one send, not for 16)."""
         self._jobs = jobs
         self._gateways = gateways
         self._policy = policy
@@ -143,6 +146,7 @@ class Delivery:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._pace = pace or CallPace()
         self._switches = switches or AlwaysLook()
+        self._stopping = stopping
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
@@ -154,7 +158,9 @@ class Delivery:
         Each job is claimed just before its call and settled right after it; a send's settlement
         also begins the next job, saving that job a round trip. A crash mid-group leaves claimed
         only the job in hand and the one its settlement began (they come back when their claims
-        run out); the rest come back with their leases.
+        run out); the rest come back with their leases. When the worker starts shutting down, no
+        job after the first is begun: the rest are handed back at once (their leases end now),
+        and the results stop at the last one begun.
         """
         openings = [self._opening(job_id, gen) for job_id, gen in dispatches]
         results: list[Result] = []
@@ -162,6 +168,10 @@ class Delivery:
         token: int | None = None
         for index, opening in enumerate(openings):
             if claim is None:
+                if index > 0 and self._stopping():
+                    rest = [o.execution for o in openings[index:]]
+                    self._jobs.hand_back(rest, now=self._clock())
+                    break
                 token = self._switches.token()
                 claim = self._jobs.open(opening, now=self._clock())
             after = _Next(openings[index + 1] if index + 1 < len(openings) else None)
@@ -282,8 +292,8 @@ class Delivery:
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
         )
         now = self._clock()
-        then = after.opening if after else None
-        if after:
+        then = after.opening if after and not self._stopping() else None
+        if after and then:
             after.token = self._switches.token()
         begun = self._settlement.record(
             execution, job, answer, decision, calls=calls, now=now, then=then

@@ -180,6 +180,9 @@ class PumpStep(bootsteps.StartStopStep):
             )
 
     def stop(self, _worker: Any) -> None:
+        # Before the pool waits for its tasks (this step stops first): each group in hand ends
+        # with the send under way, not with the jobs still queued behind it.
+        current_runtime().shutting_down.set()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

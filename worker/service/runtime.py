@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -235,7 +236,13 @@ class Runtime:
             self.meter,
             pace=self.call_pace,
             switches=self.switch_watch,
+            stopping=self.shutting_down.is_set,
         )
+
+    @cached_property
+    def shutting_down(self) -> threading.Event:
+        """Set when this worker starts its warm shutdown: deliveries begin no more jobs."""
+        return threading.Event()
 
     @cached_property
     def switch_watch(self) -> SwitchWatch:

@@ -8,6 +8,7 @@ Broker messages only dispatch ``(id, gen)``; a stale ``gen`` is dropped: no re-d
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -210,6 +211,14 @@ class JobStore:
         """``begin`` for an ``Opening``."""
         argv = opening.arguments(prefix=self._keys.prefix, now=now, retention_s=self._retention_s)
         return _claim(self._begin(args=argv), opening.execution, now)
+
+    def hand_back(self, executions: Sequence[Execution], *, now: float) -> None:
+        """Dispatches this worker will not begin (it is shutting down): their leases end now, so
+        the next pump round of any worker dispatches them again, not half a minute later. Only
+        leases still held are touched (a settled job's is gone)."""
+        if executions:
+            members = {f"{e.job_id}|{e.gen}": now for e in executions}
+            self._redis.zadd(self._keys.leases, members, xx=True)  # type: ignore[arg-type]
 
     def recheck(
         self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
