@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from worker.store.jobs import history_event
+from worker.store.history import history_event
 from worker.store.keys import Keys
 from worker.store.scripts import load_script
 

@@ -20,6 +20,7 @@ from worker.errors import StoreFull
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.claims import Claim, Execution, Opening, Verdict
 from worker.store.delivery import Delivery
+from worker.store.history import history_event
 from worker.store.keys import Keys, lane_of
 from worker.store.ratelimit import RateLimit, learn_arguments
 from worker.store.scripts import load_script
@@ -40,21 +41,6 @@ class JobState(StrEnum):
 
 
 SETTLED = frozenset({JobState.SENT, JobState.PARKED})
-
-
-def history_event(
-    at: float,
-    event: str,
-    *,
-    code: str | None = None,
-    action: str | None = None,
-    delay_s: float | None = None,
-) -> str:
-    """One line of a job's history, as stored."""
-    return json.dumps(
-        {"at": at, "event": event, "code": code, "action": action, "delay_s": delay_s},
-        separators=(",", ":"),
-    )
 
 
 @dataclass(frozen=True)
@@ -218,7 +204,7 @@ class JobStore:
         leases still held are touched (a settled job's is gone)."""
         if executions:
             members = {f"{e.job_id}|{e.gen}": now for e in executions}
-            self._redis.zadd(self._keys.leases, members, xx=True)  # type: ignore[arg-type]
+            self._redis.zadd(self._keys.leases, members, xx=True)
 
     def recheck(
         self, execution: Execution, job: Job, *, now: float, probe_interval_s: float
