@@ -67,6 +67,27 @@ def test_a_channel_left_by_a_collected_connection_raises_a_connection_error(redi
     connection.release()
 
 
+def test_a_channel_keeps_one_client_per_pool_and_a_collected_one_still_raises(redis_url):
+    """Publishes, unacked entries and acks share one redis-py client while the channel's pool
+    lives; a new pool gets a new client; once the connection is collected, a connection error."""
+    app = create_app(Settings(broker_url=redis_url, _env_file=None))
+    connection = app.connection_for_write()
+    channel = connection.channel()
+    with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+        assert first is second
+        assert first.connection_pool is channel.pool
+        assert first.ping()
+    channel._disconnect_pools()
+    with channel.conn_or_acquire() as after_reset:
+        assert after_reset is not first
+        assert after_reset.connection_pool is channel.pool
+        assert after_reset.ping()
+    connection.collect()
+    with pytest.raises(connection.connection_errors), channel.conn_or_acquire():
+        pass
+    connection.release()
+
+
 def _envelope_template(redis_url: str) -> dict[str, Any]:
     """A real task message as kombu writes it on a Redis list, read back raw."""
     with Connection(redis_url) as connection:
