@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.hostile import HostileGateway, Play, error, http, success
+from tests.support.jobs import take
 from tests.support.processes import wait_for
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime
@@ -356,7 +357,7 @@ def test_any_answers_lose_nothing_send_nothing_twice_block_nothing_leak_nothing(
             job = runtime.jobs.get(job_id)
             assert job is not None
             if job.state in {JobState.QUEUED, JobState.SCHEDULED}:
-                result = runtime.delivery.deliver(job.id, job.gen)
+                result = runtime.delivery.deliver(job.id, take(runtime, job.id))
                 assert isinstance(result, Result)
     for job_id, body in zip(ids, bodies, strict=True):
         where = place(runtime, job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.jobs import take
 from tests.support.messages import text
 from worker.errors import GatewayRejected
 from worker.observe.incidents import Alert, AlertKind, AlertStatus, Incidents
@@ -46,7 +47,7 @@ def settlement(runtime, alerts) -> Settlement:
 def claimed(runtime, n: int = 1, *, holder: str = HOLDER) -> tuple[Execution, Job]:
     """A job enqueued and claimed by ``holder``, as a delivery would before calling."""
     job_id = runtime.producer.enqueue(text(n))
-    execution = Execution(job_id, runtime.jobs.get(job_id).gen, holder=holder)
+    execution = Execution(job_id, take(runtime, job_id), holder=holder)
     claim = runtime.jobs.begin(
         execution,
         now=NOW,

@@ -8,7 +8,7 @@ from typing import Any
 from tests.support.messages import text
 from worker.store.claims import Execution
 from worker.store.jobs import JobStore, NewJob
-from worker.store.keys import Keys
+from worker.store.keys import Keys, lane_of
 from worker.store.ratelimit import RateLimit
 
 KEYS = Keys("t:")
@@ -39,6 +39,16 @@ def add_job(
     return jobs.add([new], now=now)[0]
 
 
+def take(runtime: Any, job_id: str, *, lease_s: float = 30.0) -> int:
+    """Take a job off its lane into the leases, as the pump does with each job it dispatches
+    (promote.lua): a delivery begins only a dispatched job. Returns the job's gen."""
+    job = runtime.jobs.get(job_id)
+    member = f"{job.id}|{job.gen}"
+    runtime.redis.zrem(runtime.keys.due(job.account, lane_of(job.priority)), member)
+    runtime.redis.zadd(runtime.keys.leases, {member: time.time() + lease_s})
+    return int(job.gen)
+
+
 def park(
     runtime: Any,
     job_id: str,
@@ -50,7 +60,7 @@ def park(
     """Park a queued job the way a worker does (claim, then settle with a dead letter); extra
     fields go into the record as they are (a newer version's fields, say)."""
     job = runtime.jobs.get(job_id)
-    execution = Execution(job_id, job.gen, holder="test-park")
+    execution = Execution(job_id, take(runtime, job_id), holder="test-park")
     claim = runtime.jobs.begin(
         execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
     )

@@ -21,7 +21,7 @@ from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.claims import Claim, Execution, Opening, Verdict
 from worker.store.delivery import Delivery
 from worker.store.history import history_event
-from worker.store.keys import Keys, lane_of
+from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit, learn_arguments
 from worker.store.scripts import load_script
 
@@ -217,7 +217,6 @@ class JobStore:
                 k.job(job.id),
                 k.history(job.id),
                 k.claim(account, job.key),
-                k.due(account, lane_of(job.priority)),
                 k.leases,
                 k.halt(account),
                 k.held(account),

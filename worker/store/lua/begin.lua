@@ -42,7 +42,6 @@ local f = redis.call('HMGET', job, unpack(names))
 local state, account, key = f[2], f[3], f[4]
 -- Begun: no longer counted against the account's budget for dispatches (promote.lua).
 if account then redis.call('ZREM', keys.dispatched(prefix, account), member) end
-local due = keys.due(prefix, account, lane_of(f[11]))
 if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == 'held' then
   -- Nothing may come of this dispatch: make sure it is not dispatched again.
   redis.call('ZREM', leases, member)
@@ -80,7 +79,6 @@ if holder then return {'busy', '', 0} end
 local wamid = held_by[2]
 if wamid then
   redis.call('HSET', job, 'state', 'sent', 'wamid', wamid, 'calling', 0, 'updated_at', now)
-  redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
   retain(prefix, id, account, key, retention_ms)
@@ -113,7 +111,6 @@ local switched = not quiet_now[account]
 if switched and redis.call('EXISTS', halt) == 1 then
   redis.call('HINCRBY', job, 'gen', 1)
   redis.call('HSET', job, 'state', 'held', 'updated_at', now)
-  redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
   redis.call('RPUSH', keys.held(prefix, account), id)
   event('held')

@@ -26,13 +26,11 @@ learn(prefix, account, now_ms, {
   sec = {tonumber(ARGV[8]), tonumber(ARGV[10]), tonumber(ARGV[11])},
   min = {tonumber(ARGV[9]), tonumber(ARGV[12]), tonumber(ARGV[13])},
 }, member)
-local due = keys.due(prefix, account, lane_of(f[7]))
 local claim = keys.claim(prefix, account, key)
 local settled = f[2] == 'sent' or f[2] == 'parked' or f[2] == 'held'
 
 local function release(holder)
   if holder == execution then redis.call('DEL', claim) end
-  redis.call('ZREM', due, member)
   redis.call('ZREM', keys.leases(prefix), member)
 end
 
@@ -50,7 +48,6 @@ if mode == 'sent' then
   -- again, and a call already past its begin is not stopped by a claim.
   if f[1] == gen then
     redis.call('DEL', claim)
-    redis.call('ZREM', due, member)
     redis.call('ZREM', keys.leases(prefix), member)
   end
   remember()
@@ -58,22 +55,29 @@ if mode == 'sent' then
   retain(prefix, id, account, key, retention_ms, ARGV[14])
   if f[6] then redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error') end
   redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms)
-  local early = keys.early_statuses(prefix, ARGV[14])
-  local statuses = redis.call('LRANGE', early, 0, -1)
-  for _, raw in ipairs(statuses) do
-    apply_delivery(prefix, id, cjson.decode(raw), now)
-  end
-  if #statuses > 0 then redis.call('DEL', early) end
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
   local bucket = keys.sent_in_second(prefix, math.floor(now))
   if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, 120) end
   local breaker = keys.breaker(prefix, account)
   local exhausted = keys.incident(prefix, 'retries_exhausted', account)
+  local early = keys.early_statuses(prefix, ARGV[14])
   local reply = {1, 0, 0}
-  -- One look at the account's halt, breaker, cooldown and retries_exhausted incident: most of
-  -- the time none is there, and the next job's begin, of the same account, need not look again.
-  quiet_now[account] = redis.call('EXISTS', keys.halt(prefix, account), breaker,
-    keys.cooldown(prefix, account), exhausted) == 0
+  -- One look at the account's halt, breaker, cooldown and retries_exhausted incident, and at
+  -- the statuses that came before this send was recorded: most of the time none is there, and
+  -- the next job's begin, of the same account, need not look again.
+  local found = redis.call('EXISTS', keys.halt(prefix, account), breaker,
+    keys.cooldown(prefix, account), exhausted, early)
+  if found > 0 then
+    local statuses = redis.call('LRANGE', early, 0, -1)
+    for _, raw in ipairs(statuses) do
+      apply_delivery(prefix, id, cjson.decode(raw), now)
+    end
+    if #statuses > 0 then
+      redis.call('DEL', early)
+      found = found - 1
+    end
+  end
+  quiet_now[account] = found == 0
   if not quiet_now[account] then
     local probe_key = keys.breaker_probe(prefix, account)
     local since = tonumber(redis.call('HGET', breaker, 'since') or '')

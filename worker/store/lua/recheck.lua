@@ -1,9 +1,10 @@
 -- A fresh look at the account's switches after a delivery waited for its rate-limit slot:
 -- a halt, a cooldown or an open billing breaker that arrived during the wait stops the call.
--- KEYS: job, history, claim, due, leases, halt, held, cooldown, breaker, breaker_probe,
---       sec_window, min_window
+-- KEYS: job, history, claim, leases, halt, held, cooldown, breaker, breaker_probe, sec_window,
+--       min_window
 -- ARGV: id, gen, now_s, execution, event_held_json, event_wait_json (its delay_s is filled in),
---       probe_interval_s, prefix, account, priority (due is the lane of that account and priority)
+--       probe_interval_s, prefix, account, priority (the last three: where a cooldown's wait
+--       schedules the job)
 -- Returns {verdict, wait_ms}:
 --   go        nothing changed: call the Gateway
 --   stale     this execution no longer owns the job: do nothing
@@ -12,9 +13,9 @@
 --   breaker   the billing breaker opened and its probe is out: park without calling (the
 --             job stays claimed); when no probe is out, this call becomes the probe (go)
 --   wait      the breaker is half-open and its probe is out: try again shortly (job claimed)
-local job, history, claim, due, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local halt, held, cooldown, breaker, probe = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local sec_window, min_window = KEYS[11], KEYS[12]
+local job, history, claim, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local halt, held, cooldown, breaker, probe = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local sec_window, min_window = KEYS[10], KEYS[11]
 local id, gen, now, execution = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local member = id .. '|' .. gen
 local now_ms = math.floor(now * 1000)
@@ -40,7 +41,6 @@ local function release()
   redis.call('DEL', claim)
   -- A probe that will not be made: the next job may probe at once.
   if redis.call('GET', probe) == execution then redis.call('DEL', probe) end
-  redis.call('ZREM', due, member)
   redis.call('ZREM', leases, member)
 end
 
