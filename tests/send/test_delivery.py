@@ -17,6 +17,7 @@ from tests.support.messages import text
 from tests.support.processes import wait_for
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
 from worker.send.gateway import GatewayClient
+from worker.send.reconcile import Reconciliation
 from worker.send.routing import Policy, backoff_delay_s
 from worker.send.settlement import Settlement
 from worker.store.jobs import JobState
@@ -97,7 +98,7 @@ def deliver(runtime, clock):
     (delivery, the request bodies the Gateway saw, the meter)."""
     clients: list[httpx.Client] = []
 
-    def build(respond, *, switches=None, stopping=lambda: False):
+    def build(respond, *, switches=None, stopping=lambda: False, reconciliation=None):
         calls: list = []
         http = gateway_answering(respond, calls)
         clients.append(http)
@@ -117,6 +118,7 @@ def deliver(runtime, clock):
             rng=random.Random(SEED),
             switches=switches,
             stopping=stopping,
+            reconciliation=reconciliation,
         )
         return delivery, calls, meter
 
@@ -245,6 +247,41 @@ def test_a_group_is_sent_with_one_script_call_per_job_plus_one(runtime, deliver,
     assert [runtime.jobs.get(job_id).state for job_id, _ in group] == [JobState.SENT] * 4
     assert len(calls) == 4
     assert meter.results == ["sent"] * 4
+
+
+def test_another_clients_calls_reach_the_log_from_one_answer_an_interval(runtime, deliver):
+    """The Gateway counts 40 calls more than this deployment made in the second: the first
+    answer fills the log with them; answers within the interval are not compared (the
+    other client's further 30 stay unseen); the first answer after it fills those in too."""
+    answers = iter([40, 70, 70, 100])  # the other client's calls, as each answer counts them
+    made = 0
+
+    def respond(_request: httpx.Request) -> httpx.Response:
+        nonlocal made
+        made += 1
+        remaining = 1000 - made - next(answers)
+        headers = {"X-RateLimit-Sec-Limit": "1000", "X-RateLimit-Sec-Remaining": str(remaining)}
+        body = {"isSuccess": True, "data": {"messages": [{"id": f"wamid.{made}"}]}}
+        return httpx.Response(200, json=body, headers=headers)
+
+    interval = Clock(0.0)
+    delivery, _, _ = deliver(respond, reconciliation=Reconciliation(1.0, clock=interval))
+    window = runtime.keys.window("default", "sec")
+
+    def seen() -> int:
+        return sum(1 for m in runtime.redis.zrange(window, 0, -1) if m.startswith("seen:"))
+
+    job_id, gen = enqueue(runtime, 0)
+    assert delivery.deliver(job_id, gen) is Result.SENT
+    assert seen() == 40
+    for n in (1, 2):
+        job_id, gen = enqueue(runtime, n)
+        assert delivery.deliver(job_id, gen) is Result.SENT
+    assert seen() == 40
+    interval.sleep(1.0)
+    job_id, gen = enqueue(runtime, 3)
+    assert delivery.deliver(job_id, gen) is Result.SENT
+    assert seen() == 100
 
 
 def test_a_shutdown_begins_no_more_jobs_of_a_group(runtime, deliver, clock):

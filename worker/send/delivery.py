@@ -24,6 +24,7 @@ from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.send.gateway import GatewayClient
 from worker.send.pace import CallPace
+from worker.send.reconcile import Reconciliation
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
 from worker.store.claims import Claim, Execution, Opening, Verdict
@@ -131,6 +132,7 @@ class Delivery:
         pace: CallPace | None = None,
         switches: SwitchChanges | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        reconciliation: Reconciliation | None = None,
     ) -> None:
         """``stopping`` says the worker is shutting down: a group's jobs not begun yet are handed
         back to the schedule (the shutdown's grace is sized for one send, not for 16)."""
@@ -145,6 +147,7 @@ class Delivery:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._pace = pace or CallPace()
+        self._reconciliation = reconciliation or Reconciliation()
         self._switches = switches or AlwaysLook()
         self._stopping = stopping
 
@@ -262,12 +265,15 @@ class Delivery:
     def _call(self, job: Job, gateway: GatewayClient) -> Answer:
         started = time.perf_counter()
         rate = self._rate.for_account(job.account)
+        learned = self._reconciliation.headers
         try:
             sent = gateway.send(job.message)
         except GatewayError as error:
-            answer = Answer(error.outcome, rate.in_force(error.rate_limit), error=error)
+            headers = learned(job.account, rate.in_force(error.rate_limit))
+            answer = Answer(error.outcome, headers, error=error)
         else:
-            answer = Answer(sent.outcome, rate.in_force(sent.rate_limit), wamid=sent.wamid)
+            headers = learned(job.account, rate.in_force(sent.rate_limit))
+            answer = Answer(sent.outcome, headers, wamid=sent.wamid)
         seconds = time.perf_counter() - started
         self._meter.answered(job.account, answer.outcome, seconds)
         self._pace.record(seconds)
