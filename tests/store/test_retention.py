@@ -15,6 +15,7 @@ from worker.store.deadletters import DeadLetters, Selection
 from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
+from worker.store.restore import Restore
 
 RETENTION_S = 2.0
 KEYS = Keys("r:")
@@ -100,6 +101,45 @@ def test_a_purged_dead_letter_s_job_ages_out_after_the_retention(jobs, redis_cli
     for name in job_keys(KEYS, "p"):
         assert 0 < redis_client.pttl(name) <= RETENTION_S * 1000, name
     assert dead.counts() == {}
+
+
+def send(jobs: JobStore, job_id: str, gen: int) -> None:
+    execution = Execution(job_id, gen, "x")
+    claim = jobs.begin(execution, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
+    assert claim.verdict == "go"
+    jobs.mark_sent(execution, f"wamid.{job_id}", now=time.time())
+
+
+def test_a_job_sent_after_its_key_went_to_another_job_leaves_that_jobs_entry_alone(
+    jobs, redis_client
+):
+    """A purged job's idempotency entry aged out and a new job took the key; the old job's dead
+    letter, imported again and replayed, is sent and ages out without giving the new job's entry
+    an expiry (that job is pending)."""
+    park(jobs, "p")
+    dead = DeadLetters(redis_client, KEYS, retention_s=RETENTION_S)
+    exported = dead.get("p")
+    assert dead.purge(["p"]) == 1
+    redis_client.delete(KEYS.idempotency("default", "p"))  # aged out before the record
+    now = time.time()
+    jobs.add([NewJob(id="q", account="default", key="p", message=BODY, due_at=now)], now=now)
+    assert Restore(redis_client, KEYS).put_back([exported]).imported == 1
+    assert dead.replay(["p"], rate_per_s=100).replayed == 1
+    send(jobs, "p", jobs.get("p").gen)
+    assert redis_client.get(KEYS.idempotency("default", "p")) == "q"
+    assert redis_client.pttl(KEYS.idempotency("default", "p")) == -1
+    assert 0 < redis_client.pttl(KEYS.job("p")) <= RETENTION_S * 1000
+
+
+def test_a_job_written_before_it_recorded_its_keys_ownership_still_ages_its_entry_out(
+    jobs, redis_client
+):
+    """A record from an older version has no key_owned field: the entry is read, and aged out
+    when it names the job."""
+    add(jobs, "old")
+    redis_client.hdel(KEYS.job("old"), "key_owned")
+    send(jobs, "old", 1)
+    assert 0 < redis_client.pttl(KEYS.idempotency("default", "old")) <= RETENTION_S * 1000
 
 
 def test_dead_letters_older_than_the_dlq_retention_go_with_their_jobs(jobs, redis_client):

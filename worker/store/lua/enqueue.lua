@@ -19,7 +19,7 @@ for i = 3, #ARGV, 9 do
       'id', id, 'account', account, 'key', key, 'message', ARGV[i + 3],
       'state', ARGV[i + 6], 'gen', 1, 'attempts', 0, 'reschedules', 0, 'calling', 0,
       'enqueued_at', now, 'updated_at', now, 'due_at', ARGV[i + 4], 'expires_at', ARGV[i + 5],
-      'priority', ARGV[i + 8])
+      'priority', ARGV[i + 8], 'key_owned', '1')
     redis.call('RPUSH', keys.history(prefix, id), ARGV[i + 7])
     schedule(prefix, account, ARGV[i + 8], ARGV[i + 4], id .. '|1')
     ids[#ids + 1] = id

@@ -17,7 +17,7 @@
 local prefix, id, gen, now, execution, mode = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local job = keys.job(prefix, id)
 local f = redis.call('HMGET', job, 'gen', 'state', 'account', 'key', 'updated_at',
-  'delivery_status', 'priority')
+  'delivery_status', 'priority', 'key_owned')
 if not f[1] then return {0, 0} end
 local account, key = f[3], f[4]
 local now_ms = math.floor(now * 1000)
@@ -52,7 +52,7 @@ if mode == 'sent' then
   end
   remember()
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[15]) * 1000)))
-  retain(prefix, id, account, key, retention_ms, ARGV[14])
+  retain(prefix, id, account, key, retention_ms, ARGV[14], f[8])
   if f[6] then redis.call('HDEL', job, 'delivery_status', 'delivery_at', 'delivery_error') end
   redis.call('SET', keys.wamid(prefix, ARGV[14]), id, 'PX', retention_ms)
   -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).

@@ -91,8 +91,10 @@ end
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
 -- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and
 -- ledger entry expire retention_ms (a number or its text) from now. Given the wamid, the ledger
--- entry is written now.
-local function retain(prefix, id, account, key, retention_ms, wamid)
+-- entry is written now. The idempotency entry is the job's own to expire only when it names the
+-- job: `key_owned` (the job's field of that name, '1' or '0') says whether it does, as the job
+-- was created or last kept; a job written before that field has its entry read.
+local function retain(prefix, id, account, key, retention_ms, wamid, key_owned)
   redis.call('PEXPIRE', keys.job(prefix, id), retention_ms)
   redis.call('PEXPIRE', keys.history(prefix, id), retention_ms)
   local ledger = keys.ledger(prefix, account, key)
@@ -102,12 +104,17 @@ local function retain(prefix, id, account, key, retention_ms, wamid)
     redis.call('PEXPIRE', ledger, retention_ms)
   end
   local idem = keys.idempotency(prefix, account, key)
-  if redis.call('GET', idem) == id then redis.call('PEXPIRE', idem, retention_ms) end
+  if not key_owned then
+    key_owned = redis.call('GET', idem) == id and '1' or '0'
+  end
+  if key_owned == '1' then redis.call('PEXPIRE', idem, retention_ms) end
 end
 
--- A job goes back to pending (a replay, a resume): nothing of it may expire.
+-- A job goes back to pending (a replay, a resume): nothing of it may expire. Its idempotency
+-- entry is its own again unless another job's holds the key.
 local function keep(prefix, id, account, key)
-  redis.call('PERSIST', keys.job(prefix, id))
+  local job = keys.job(prefix, id)
+  redis.call('PERSIST', job)
   redis.call('PERSIST', keys.history(prefix, id))
   local idem = keys.idempotency(prefix, account, key)
   local first = redis.call('GET', idem)
@@ -116,4 +123,5 @@ local function keep(prefix, id, account, key)
   elseif not first then
     redis.call('SET', idem, id)
   end
+  redis.call('HSET', job, 'key_owned', (not first or first == id) and '1' or '0')
 end
