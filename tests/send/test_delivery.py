@@ -284,6 +284,31 @@ def test_another_clients_calls_reach_the_log_from_one_answer_an_interval(runtime
     assert seen() == 100
 
 
+def test_a_429_is_held_against_the_log_within_the_interval(runtime, deliver):
+    """A success fills in the other client's 40 calls; a 429 right after it, within the interval,
+    says they made 30 more and used the window up: its counts are compared all the same."""
+    made = 0
+
+    def respond(_request: httpx.Request) -> httpx.Response:
+        nonlocal made
+        made += 1
+        if made == 1:
+            headers = {"X-RateLimit-Sec-Limit": "1000", "X-RateLimit-Sec-Remaining": "959"}
+            body = {"isSuccess": True, "data": {"messages": [{"id": "wamid.1"}]}}
+            return httpx.Response(200, json=body, headers=headers)
+        headers = {"X-RateLimit-Sec-Limit": "1000", "X-RateLimit-Sec-Remaining": "928"}
+        body = {"isSuccess": False, "errors": {"code": "RATE_001", "params": {"retry_after": 1}}}
+        return httpx.Response(429, json=body, headers=headers)
+
+    delivery, _, _ = deliver(respond, reconciliation=Reconciliation(1.0, clock=Clock(0.0)))
+    window = runtime.keys.window("default", "sec")
+    for n in (0, 1):
+        job_id, gen = enqueue(runtime, n)
+        delivery.deliver(job_id, gen)
+    seen = [m for m in runtime.redis.zrange(window, 0, -1) if m.startswith("seen:")]
+    assert len(seen) == 70
+
+
 def test_a_shutdown_begins_no_more_jobs_of_a_group(runtime, deliver, clock):
     """The worker starts shutting down during a group's first call: that send is settled, the
     jobs behind it are not begun (no claim, no attempt) but handed back to the pump at once, and

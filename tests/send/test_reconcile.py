@@ -20,24 +20,24 @@ class Clock:
 def test_an_accounts_answers_are_compared_once_per_interval_and_keep_their_limits():
     clock = Clock()
     reconciliation = Reconciliation(0.05, clock=clock)
-    assert reconciliation.headers("a", FULL) == FULL
+    assert reconciliation.for_settlement("a", FULL) == FULL
     clock.now += 0.049
-    assert reconciliation.headers("a", FULL) == LIMITS_ONLY
+    assert reconciliation.for_settlement("a", FULL) == LIMITS_ONLY
     clock.now += 0.001
-    assert reconciliation.headers("a", FULL) == FULL
-    assert reconciliation.headers("a", FULL) == LIMITS_ONLY
+    assert reconciliation.for_settlement("a", FULL) == FULL
+    assert reconciliation.for_settlement("a", FULL) == LIMITS_ONLY
 
 
 def test_accounts_are_compared_each_on_its_own_interval():
     clock = Clock()
     reconciliation = Reconciliation(0.05, clock=clock)
-    assert reconciliation.headers("a", FULL) == FULL
-    assert reconciliation.headers("b", FULL) == FULL
-    assert reconciliation.headers("a", FULL) == LIMITS_ONLY
+    assert reconciliation.for_settlement("a", FULL) == FULL
+    assert reconciliation.for_settlement("b", FULL) == FULL
+    assert reconciliation.for_settlement("a", FULL) == LIMITS_ONLY
 
 
 def test_an_answer_without_remaining_counts_does_not_use_up_the_interval():
     reconciliation = Reconciliation(0.05, clock=Clock())
     partial = RateLimitHeaders(sec_limit=80, ignored=("sec_remaining",))
-    assert reconciliation.headers("a", partial) == partial
-    assert reconciliation.headers("a", FULL) == FULL
+    assert reconciliation.for_settlement("a", partial) == partial
+    assert reconciliation.for_settlement("a", FULL) == FULL

@@ -265,14 +265,14 @@ class Delivery:
     def _call(self, job: Job, gateway: GatewayClient) -> Answer:
         started = time.perf_counter()
         rate = self._rate.for_account(job.account)
-        learned = self._reconciliation.headers
         try:
             sent = gateway.send(job.message)
         except GatewayError as error:
-            headers = learned(job.account, rate.in_force(error.rate_limit))
-            answer = Answer(error.outcome, headers, error=error)
+            answer = Answer(error.outcome, rate.in_force(error.rate_limit), error=error)
         else:
-            headers = learned(job.account, rate.in_force(sent.rate_limit))
+            headers = self._reconciliation.for_settlement(
+                job.account, rate.in_force(sent.rate_limit)
+            )
             answer = Answer(sent.outcome, headers, wamid=sent.wamid)
         seconds = time.perf_counter() - started
         self._meter.answered(job.account, answer.outcome, seconds)

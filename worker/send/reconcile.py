@@ -1,4 +1,4 @@
-"""Which answers' remaining counts are held against the account's call log.
+"""Which successes' remaining counts are held against the account's call log.
 
 An answer's ``X-RateLimit-*-Remaining`` says how many calls the Gateway has left for the key in
 each window. When that is fewer than the log shows, another client uses the key, and the
@@ -7,7 +7,9 @@ the log: two of the two dozen commands a send's settlement runs. The log holds e
 this deployment, so a comparison can only find the other client's calls; once per account every
 ``RECONCILE_INTERVAL_S`` in each worker process finds them about as soon as every answer would
 (a fill matches the log to the Gateway's count, it does not add to it). At 1,000 sends a second
-one answer in fifty is compared; at an account's usual pace, most of them.
+one success in fifty is compared; at 80 a second, one in four. An answer that refused the call
+is always compared (the delivery does not ask here): it is rare, and a 429 is the answer that
+says the other client has used up a window.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Reconciliation:
         self._clock = clock
         self._compared_at: dict[str, float] = {}
 
-    def headers(self, account: str, headers: RateLimitHeaders) -> RateLimitHeaders:
+    def for_settlement(self, account: str, headers: RateLimitHeaders) -> RateLimitHeaders:
         """``headers`` as the settlement should learn from them: with their remaining counts
         when the account's log is due a comparison, else without (the limits are learned
         either way)."""

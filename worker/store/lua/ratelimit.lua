@@ -142,7 +142,7 @@ local function learn(prefix, account, now_ms, answer, tag)
       local log = keys.window(prefix, account, span)
       local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
       -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers
-      -- fill the rest, and no single script blocks Redis for long.
+      -- compared fill the rest, and no single script blocks Redis for long.
       local missing = math.min((limit - count) - math.max(remaining, 0), FILL_MAX)
       if missing > 0 then
         local entries = {}
