@@ -10,7 +10,7 @@ from tests.support.jobs import KEYS, add_job
 from worker.observe.status import take_snapshot
 from worker.store.jobs import Execution, JobState, JobStore
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
-from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, shortest_runs_first
+from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, in_slot_order
 from worker.store.upgrade import split_legacy_schedule
 
 NOW = 1_900_000_000.0
@@ -91,8 +91,29 @@ def test_an_account_with_fewer_jobs_due_is_dispatched_first(jobs, redis_client):
     assert [job_id for job_id, _ in dispatched] == ["b0", "a0", "a1"]
 
 
-def test_runs_are_ordered_shortest_first_and_kept_whole():
-    assert shortest_runs_first(list("aaabccd"), [3, 1, 2, 1]) == list("bdccaaa")
+def test_a_busy_accounts_job_comes_after_the_slots_a_fresh_account_has_sooner(jobs, redis_client):
+    """At 8/s (125 ms apart) a's next slot is 125 ms away (one job of it began), b has none
+    taken: b's first job goes ahead of a's one, a's one ahead of b's second (a tie: the shorter
+    run first). Fewer jobs alone would have put a's first."""
+    add_job(jobs, "a_began", account="a", now=NOW)
+    began = []
+    assert pump_for(redis_client, began).pump_once(NOW) == 1
+    assert begin(jobs, "a_began", NOW).verdict.value == "go"
+    add_job(jobs, "a0", account="a", now=NOW)
+    for n in range(2):
+        add_job(jobs, f"b{n}", account="b", now=NOW)
+    dispatched = []
+    assert pump_for(redis_client, dispatched).pump_once(NOW) == 3
+    assert [job_id for job_id, _ in dispatched] == ["b0", "a0", "b1"]
+
+
+def test_jobs_are_ordered_by_the_slot_each_may_expect():
+    """a's three from 200 ms, 12.5 ms apart; b's one at once; c's two from 0, 50 ms apart; d's
+    one at 200 ms (a lease run out: 0, 0 would put it first; here it waits like a's)."""
+    paces = [200, 12.5, 0, 0, 0, 50, 200, 0]
+    ordered = in_slot_order(list("aaabccd"), [3, 1, 2, 1], paces)
+    assert ordered == list("bccdaaa")
+    assert in_slot_order([], [], []) == []
 
 
 def test_short_room_is_shared_by_weight(jobs, redis_client):

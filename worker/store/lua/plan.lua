@@ -18,7 +18,8 @@ for _, account in ipairs(redis.call('SMEMBERS', accounts)) do
   if waiting == 0 then
     redis.call('SREM', accounts, account)
   elseif due_now > 0 then
-    local can = math.min(due_now, budget(prefix, account, now_ms, limits_of(account), horizon_ms))
+    local can = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
+    can = math.min(due_now, can)
     if can > 0 then
       wanted[#wanted + 1] = account
       wanted[#wanted + 1] = can

@@ -6,14 +6,16 @@
 -- settled comes back by itself, and is counted as dispatched for its account until it begins.
 -- ARGV: prefix, now_s, horizon_s, the limits (8, see limits_from in ratelimit.lua), lease_s,
 --       count_s (how long a dispatch not begun counts), room, then account, quota, ...
--- Returns {members taken, runs}: runs are how many of the members, in order, are one account's
--- (a dispatch whose lease ran out is a run of its own): the pump puts the shortest first.
+-- Returns {members taken, runs, paces}: runs are how many of the members, in order, are one
+-- account's (a dispatch whose lease ran out is a run of its own); paces, two per run, when its
+-- first job may expect its slot (ms from now) and the gap between the account's slots (ms), as
+-- text ('0' for a lease run out): the pump orders the jobs by the slot each may expect.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
 local lease, count_s, room = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local leases = keys.leases(prefix)
-local taken, runs = {}, {}
+local taken, runs, paces = {}, {}, {}
 
 -- A variadic command's arguments a thousand at a time (ZADD's pairs stay whole).
 local function batched(command, key, arguments)
@@ -42,8 +44,8 @@ end
 for i = 15, #ARGV, 2 do
   local account = ARGV[i]
   local ran_before = #taken
-  local left = math.min(tonumber(ARGV[i + 1]), room - #taken,
-    budget(prefix, account, now_ms, limits_of(account), horizon_ms))
+  local can, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
+  local left = math.min(tonumber(ARGV[i + 1]), room - #taken, can)
   for _, lane in ipairs(LANES) do
     if left <= 0 then break end
     local due = keys.due(prefix, account, lane)
@@ -54,13 +56,19 @@ for i = 15, #ARGV, 2 do
     left = left - #members
   end
   local run = #taken - ran_before
-  if run > 0 then runs[#runs + 1] = run end
+  if run > 0 then
+    runs[#runs + 1] = run
+    paces[#paces + 1] = string.format('%d', math.max(0, first_ms))
+    paces[#paces + 1] = string.format('%.3f', gap_ms)
+  end
 end
 if #taken < room then
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, room - #taken)
   for _, member in ipairs(expired) do
     take(member)
     runs[#runs + 1] = 1
+    paces[#paces + 1] = '0'
+    paces[#paces + 1] = '0'
     local account = redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account')
     if account then count(account, {member}) end
   end
@@ -71,4 +79,4 @@ for _, member in ipairs(taken) do
   leased[#leased + 1] = member
 end
 batched('ZADD', leases, leased)
-return {taken, runs}
+return {taken, runs, paces}

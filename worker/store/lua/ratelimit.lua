@@ -94,6 +94,8 @@ end
 -- from the earliest free one to the horizon, evenly spaced as reserve hands them out, less the
 -- dispatches not yet begun (each will take one), never past what the minute window has left.
 -- A dispatch not begun by its entry's score (s) stops counting: it was lost on the way.
+-- Also returns when the next dispatch may expect its slot (ms from now: after the slots of the
+-- dispatches not yet begun) and the gap between two slots (ms).
 local function budget(prefix, account, now_ms, limits, horizon_ms)
   local slot, sec_limit, min_limit = earliest_slot(prefix, account, now_ms, limits)
   local dispatched = keys.dispatched(prefix, account)
@@ -102,7 +104,9 @@ local function budget(prefix, account, now_ms, limits, horizon_ms)
   local free = math.floor((now_ms + horizon_ms - slot) * sec_limit / limits.sec_window) + 1
   local in_minute = redis.call('ZCOUNT', keys.window(prefix, account, 'min'),
     now_ms - limits.min_window, '+inf')
-  return math.max(0, math.min(free, min_limit - in_minute) - waiting)
+  local gap = limits.sec_window / sec_limit
+  return math.max(0, math.min(free, min_limit - in_minute) - waiting),
+    slot - now_ms + waiting * gap, gap
 end
 
 local FILL_MAX = 2000
