@@ -80,9 +80,9 @@ def test_one_accounts_backlog_leaves_room_for_another(jobs, redis_client):
     assert ("b", 1) in dispatched
 
 
-def test_an_account_with_fewer_jobs_due_is_dispatched_first(jobs, redis_client):
-    """a has two due, b one: b's job heads the batch (the dispatcher groups a batch into
-    messages delivered one job after the other, each at its account's pace)."""
+def test_of_two_fresh_accounts_the_one_with_fewer_jobs_due_goes_first(jobs, redis_client):
+    """a has two due, b one, both with their slots free: b's job heads the batch (an equal slot:
+    the shorter run first), then a's, its second after them (the next slot of a)."""
     for n in range(2):
         add_job(jobs, f"a{n}", account="a", now=NOW)
     add_job(jobs, "b0", account="b", now=NOW)
@@ -107,9 +107,24 @@ def test_a_busy_accounts_job_comes_after_the_slots_a_fresh_account_has_sooner(jo
     assert [job_id for job_id, _ in dispatched] == ["b0", "a0", "b1"]
 
 
+def test_a_dispatch_taken_again_waits_for_its_accounts_slot_like_any_other(jobs, redis_client):
+    """a's dispatch was lost (its lease ran out) while a's next slot is taken: dispatched again,
+    it goes after b's two jobs, which may have their slots sooner, not at the head."""
+    add_job(jobs, "a_busy", account="a", now=NOW)
+    assert pump_for(redis_client, []).pump_once(NOW) == 1
+    assert begin(jobs, "a_busy", NOW).verdict.value == "go"
+    add_job(jobs, "a_lost", account="a", now=NOW)
+    assert pump_for(redis_client, [], lease_s=0.0).pump_once(NOW) == 1
+    for n in range(2):
+        add_job(jobs, f"b{n}", account="b", now=NOW)
+    dispatched = []
+    assert pump_for(redis_client, dispatched).pump_once(NOW) == 3
+    assert [job_id for job_id, _ in dispatched] == ["b0", "b1", "a_lost"]
+
+
 def test_jobs_are_ordered_by_the_slot_each_may_expect():
     """a's three from 200 ms, 12.5 ms apart; b's one at once; c's two from 0, 50 ms apart; d's
-    one at 200 ms (a lease run out: 0, 0 would put it first; here it waits like a's)."""
+    one at 200 ms: d before a's first (the shorter run), c's second before both."""
     paces = [200, 12.5, 0, 0, 0, 50, 200, 0]
     ordered = in_slot_order(list("aaabccd"), [3, 1, 2, 1], paces)
     assert ordered == list("bccdaaa")

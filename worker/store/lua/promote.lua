@@ -9,7 +9,7 @@
 -- Returns {members taken, runs, paces}: runs are how many of the members, in order, are one
 -- account's (a dispatch whose lease ran out is a run of its own); paces, two per run, when its
 -- first job may expect its slot (ms from now) and the gap between the account's slots (ms), as
--- text ('0' for a lease run out): the pump orders the jobs by the slot each may expect.
+-- text: the pump orders the jobs by the slot each may expect.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
@@ -64,13 +64,29 @@ for i = 15, #ARGV, 2 do
 end
 if #taken < room then
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, room - #taken)
+  -- Per account, when the first of its dispatches taken again may expect its slot, the gap,
+  -- and how many were taken: a dozen dispatches of one account lost with a worker go out
+  -- spread over the batch like any other run, not all at its head.
+  local again = {}
   for _, member in ipairs(expired) do
     take(member)
     runs[#runs + 1] = 1
-    paces[#paces + 1] = '0'
-    paces[#paces + 1] = '0'
     local account = redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account')
-    if account then count(account, {member}) end
+    if account then
+      local pace = again[account]
+      if not pace then
+        local _, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
+        pace = {first_ms, gap_ms, 0}
+        again[account] = pace
+      end
+      paces[#paces + 1] = string.format('%d', pace[1] + pace[3] * pace[2])
+      paces[#paces + 1] = string.format('%.3f', pace[2])
+      pace[3] = pace[3] + 1
+      count(account, {member})
+    else
+      paces[#paces + 1] = '0'  -- a job gone: its dispatch is dropped at once
+      paces[#paces + 1] = '0'
+    end
   end
 end
 local leased = {}
