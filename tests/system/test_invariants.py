@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.support.invariants import check, ok_responses
+from tests.support.jobs import take
 from tests.support.messages import text
 from worker.store.claims import Execution
 from worker.store.ratelimit import RateLimit
@@ -19,8 +20,7 @@ def accepted(n, wamid):
 
 
 def claim(runtime, job_id):
-    job = runtime.jobs.get(job_id)
-    execution = Execution(job_id, job.gen, holder="invariants-test")
+    execution = Execution(job_id, take(runtime, job_id), holder="invariants-test")
     verdict = runtime.jobs.begin(
         execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
     ).verdict
