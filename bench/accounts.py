@@ -20,7 +20,8 @@ defaults: what this machine sends at all with plain Celery.
 
     .venv/bin/python bench/accounts.py [--accounts 10] [--rate 80] [--jobs 2000] [--workers 2]
 
-Targets: aggregate >= 90 % of the plain ceiling; every account's 429 share <= 0.5 %.
+Targets: aggregate >= 90 % of the plain ceiling, or of the accounts' limits where plain Celery
+(no limiter, one unlimited key) sends more than they allow; every account's 429 share <= 0.5 %.
 """
 
 from __future__ import annotations
@@ -224,6 +225,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                 line("plain Celery, bare tasks up front on one unlimited key (a ceiling)", theirs)
             )
     limit = args.accounts * args.rate
+    # Plain Celery has no limiter: on a machine that sends more than the accounts' limits allow,
+    # its rate is not one msgworker could reach, and the limits are the ceiling.
+    ceiling = min(theirs.rate, limit) if theirs else None
     command = "python bench/accounts.py"
     rows = [
         Row(
@@ -231,12 +235,14 @@ def run(args: argparse.Namespace) -> list[Row]:
             unit="sends/s",
             msgworker=ours.rate,
             plain=theirs.rate if theirs else None,
-            target=f">= {RATIO_TARGET:.0%} of plain",
-            met=ours.rate / theirs.rate >= RATIO_TARGET if theirs else None,
+            target=f">= {RATIO_TARGET:.0%} of plain or limits",
+            met=ours.rate / ceiling >= RATIO_TARGET if ceiling else None,
             command=command,
             note=(
-                f"{ours.rate / limit:.1%} of the accounts' {limit:g}/s; "
-                f"{ours.middle_rate:,.0f}/s over the middle 80 %; {args.workers} worker commands"
+                f"{ours.rate / limit:.1%} of the accounts' {limit:g}/s"
+                + (f", {ours.rate / ceiling:.2f}x the lower of that and plain's" if ceiling else "")
+                + f"; {ours.middle_rate:,.0f}/s over the middle 80 %"
+                + f"; {args.workers} worker commands"
             ),
         ),
         Row(
