@@ -18,6 +18,7 @@ for _, account in ipairs(redis.call('SMEMBERS', accounts)) do
   if waiting == 0 then
     redis.call('SREM', accounts, account)
   elseif due_now > 0 then
+    -- budget's first value only: as math.min's last argument it would bring its others along.
     local can = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
     can = math.min(due_now, can)
     if can > 0 then

@@ -41,6 +41,13 @@ local function count(account, members)
   batched('ZADD', keys.dispatched(prefix, account), entries)
 end
 
+-- A run of `length` members, its first expecting its slot `first_ms` from now, `gap_ms` apart.
+local function add_run(length, first_ms, gap_ms)
+  runs[#runs + 1] = length
+  paces[#paces + 1] = string.format('%d', first_ms)
+  paces[#paces + 1] = string.format('%.3f', gap_ms)
+end
+
 for i = 15, #ARGV, 2 do
   local account = ARGV[i]
   local ran_before = #taken
@@ -56,11 +63,7 @@ for i = 15, #ARGV, 2 do
     left = left - #members
   end
   local run = #taken - ran_before
-  if run > 0 then
-    runs[#runs + 1] = run
-    paces[#paces + 1] = string.format('%d', math.max(0, first_ms))
-    paces[#paces + 1] = string.format('%.3f', gap_ms)
-  end
+  if run > 0 then add_run(run, first_ms, gap_ms) end
 end
 if #taken < room then
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, room - #taken)
@@ -70,7 +73,6 @@ if #taken < room then
   local again = {}
   for _, member in ipairs(expired) do
     take(member)
-    runs[#runs + 1] = 1
     local account = redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account')
     if account then
       local pace = again[account]
@@ -79,13 +81,11 @@ if #taken < room then
         pace = {first_ms, gap_ms, 0}
         again[account] = pace
       end
-      paces[#paces + 1] = string.format('%d', pace[1] + pace[3] * pace[2])
-      paces[#paces + 1] = string.format('%.3f', pace[2])
+      add_run(1, pace[1] + pace[3] * pace[2], pace[2])
       pace[3] = pace[3] + 1
       count(account, {member})
     else
-      paces[#paces + 1] = '0'  -- a job gone: its dispatch is dropped at once
-      paces[#paces + 1] = '0'
+      add_run(1, 0, 0)  -- a job gone: its dispatch is dropped at once
     end
   end
 end
