@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -445,6 +446,47 @@ def msgworker_env(redis_url: str, sandbox_url: str, **overrides: str | int) -> d
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update({f"MSGWORKER_{k.upper()}": str(v) for k, v in overrides.items()})
     return env
+
+
+# The send path's floor (`--floor` in bench/overhead.py and bench/scripts.py): its scripts with
+# neither the rate limiter (the slot a call reserves, what an answer's headers teach) nor a sent
+# job's records (history, expiries, send-once ledger, wamid index, sends per second). What is
+# left claims a job, settles it and begins the next: what a send path that keeps its state in
+# Redis pays before it limits or records anything. Each cut must match exactly once.
+FLOOR_CUTS = (
+    (
+        "begin.lua",
+        r"reserve\(prefix, account, now_ms, limits, max_wait_ms, member\)",
+        "true, 0, member .. '@' .. now_ms",
+    ),
+    ("finish.lua", r"\nlearn\(prefix, account, now_ms, \{.*?\}, member\)\n", "\n"),
+    (
+        "finish.lua",
+        r"  remember\(\)\n  local retention_ms.*?\n(?=  local breaker = keys\.breaker)",
+        "",
+    ),
+)
+
+
+def floor_tree(directory: Path) -> Path:
+    """A copy of the ``worker`` package in ``directory`` with FLOOR_CUTS made (put ``directory``
+    first on PYTHONPATH to run it); returns the copy's Lua folder."""
+    shutil.copytree(
+        ROOT / "worker", directory / "worker", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (directory / "config").symlink_to(ROOT / "config")  # the routing table beside the package
+    lua = directory / "worker" / "store" / "lua"
+    for name, pattern, replacement in FLOOR_CUTS:
+        path = lua / name
+        source, made = re.subn(
+            pattern, replacement, path.read_text(encoding="utf-8"), flags=re.DOTALL
+        )
+        if made != 1:
+            raise SystemExit(
+                f"floor: a cut matches {name} {made} times; bring FLOOR_CUTS up to date"
+            )
+        path.write_text(source, encoding="utf-8")
+    return lua
 
 
 def plain_env(redis_url: str, sandbox_url: str, **overrides: str) -> dict[str, str]:

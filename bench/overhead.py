@@ -10,17 +10,25 @@ msgworker's pump publishes inside the worker). Rounds alternate msgworker and pl
     .venv/bin/python bench/overhead.py [--seconds 15] [--rounds 2] [--concurrency 16]
                                        [--profile]   (then py-spy both workers, side by side)
                                        [--msgworker-env LOG_LEVEL=WARNING]  (what-if runs)
+                                       [--floor]   (msgworker without its limiter and records)
 
 Targets: ratio ≥ 1.0; per send, at most 1.25 Redis round trips (one script call per
 group of 8 dispatches, one per send), 100 µs of Redis CPU and 1,300 µs of worker CPU.
+
+``--floor`` is a what-if, not msgworker: its workers run a copy of the package whose scripts
+neither limit the rate nor keep a sent job's records (see FLOOR_CUTS in common.py), to show
+what the rest of the send path costs Redis on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from common import (
@@ -37,6 +45,7 @@ from common import (
     cost_rows,
     enqueue_msgworker,
     enqueue_plain,
+    floor_tree,
     mean,
     measure_cpu,
     msgworker_env,
@@ -111,6 +120,8 @@ def run_msgworker(made: Stack, args: argparse.Namespace, observe: Observe) -> Me
     settings.setdefault("rate_per_sec", str(HIGH_RATE_PER_SEC))
     settings.setdefault("rate_per_min", str(HIGH_RATE_PER_MIN))
     env = msgworker_env(made.redis_url, made.sandbox.url, **settings)
+    if args.floor_path:
+        env["PYTHONPATH"] = os.pathsep.join([args.floor_path, env.get("PYTHONPATH", "")])
     with running([start_msgworker("overhead-mw", env, made.logs, _pool(args))]) as workers:
         result = observe(made, workers[0])
         left = scheduled_jobs(runtime)
@@ -159,14 +170,20 @@ def run(args: argparse.Namespace) -> list[Row]:
     }
     ours: list[Measured] = []
     theirs: list[Measured] = []
-    with stack(keep=args.keep, **knobs) as made:
+    with stack(keep=args.keep, **knobs) as made, tempfile.TemporaryDirectory() as floor:
+        args.floor_path = ""
+        if args.floor:
+            floor_tree(Path(floor))
+            args.floor_path = floor
+            print("msgworker runs its floor: no rate limiter, no records of a sent job")
+        mine_name = "msgworker floor" if args.floor else "msgworker"
         for number in range(1, args.rounds + 1):
             ours.append(run_msgworker(made, args, _window(args)))
-            print(f"round {number}: " + ours[-1].line("msgworker"))
+            print(f"round {number}: " + ours[-1].line(mine_name))
             theirs.append(run_plain(made, args, _window(args)))
             print(f"round {number}: " + theirs[-1].line("plain Celery"))
         print("Redis commands per send, last round (INFO commandstats):")
-        print_commands((("msgworker", ours[-1]), ("plain", theirs[-1])))
+        print_commands(((mine_name, ours[-1]), ("plain", theirs[-1])))
         if args.profile:
             print(f"profiling each worker for {args.seconds:.0f} s (py-spy --gil, extra runs):")
             profiles: list[Profile] = []
@@ -187,6 +204,11 @@ def run(args: argparse.Namespace) -> list[Row]:
         command="python bench/overhead.py",
     )
     rows = [row, *cost_rows(ours, theirs, command="python bench/overhead.py")]
+    if args.floor:
+        rows = [
+            replace(r, benchmark=f"{r.benchmark}, floor what-if", command=f"{r.command} --floor")
+            for r in rows
+        ]
     print_rows(rows)
     return rows
 
@@ -198,6 +220,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, help="threads, both sides")
     p.add_argument("--max-rate", type=float, default=1200.0, help="sizes the backlog")
     p.add_argument("--profile", action="store_true", help="py-spy both workers afterwards")
+    p.add_argument(
+        "--floor", action="store_true", help="what-if: msgworker without its limiter and records"
+    )
     p.add_argument(
         "--msgworker-env",
         action="append",

@@ -11,6 +11,7 @@ call runs. A third pair times the script chunk alone (the included key builders,
 delivery and begin functions, then ``return 1``): what every call pays before its first line.
 
     .venv/bin/python bench/scripts.py [--against HEAD] [--jobs 2000] [--rounds 3]
+                                      [--floor]   (this tree against its floor, see common.py)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from common import (
     Row,
     base_parser,
     bench_main,
+    floor_tree,
     print_table,
 )
 
@@ -49,10 +51,19 @@ FINISH_INCLUDES = ("ratelimit", "delivery", "begin")
 
 
 @contextmanager
-def lua_sources(revision: str | None) -> Iterator[None]:
-    """Scripts loaded inside read ``revision``'s Lua sources (None: this tree's)."""
+def lua_sources(revision: str | Path | None) -> Iterator[None]:
+    """Scripts loaded inside read ``revision``'s Lua sources (None: this tree's; a Path: the
+    sources in that folder)."""
     if revision is None:
         yield
+        return
+    saved = scripts.LUA
+    if isinstance(revision, Path):
+        scripts.LUA = revision
+        try:
+            yield
+        finally:
+            scripts.LUA = saved
         return
     folder = "worker/store/lua"
     names = subprocess.run(  # noqa: S603 - git, our arguments
@@ -62,7 +73,6 @@ def lua_sources(revision: str | None) -> Iterator[None]:
         capture_output=True,
         text=True,
     ).stdout.split()
-    saved = scripts.LUA
     with tempfile.TemporaryDirectory() as directory:
         for name in names:
             source = subprocess.run(  # noqa: S603
@@ -116,7 +126,7 @@ class Meter:
 
 
 def side(
-    client: redis.Redis, prefix: str, revision: str | None, jobs: int, t0: float
+    client: redis.Redis, prefix: str, revision: str | Path | None, jobs: int, t0: float
 ) -> dict[str, Any]:
     """One side's figures: begin_job, finish+begin, and the bare chunk, per call."""
     with lua_sources(revision):
@@ -176,38 +186,43 @@ def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as directory:
         server = LocalRedis(Path(directory))
         server.start()
+        # (label, Lua sources): the baseline first, then the side compared with it.
+        sides: list[tuple[str, str | Path | None]] = [
+            (args.against, args.against),
+            ("this tree", None),
+        ]
+        if args.floor:
+            sides = [("this tree", None), ("floor", floor_tree(Path(directory) / "floor"))]
         try:
             client = redis.Redis.from_url(server.url)
-            results: dict[str, list[dict[str, Any]]] = {"baseline": [], "this tree": []}
+            results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in sides}
             for r in range(args.rounds):
                 t0 = time.time()
-                sides = [("baseline", args.against), ("this tree", None)]
-                for label, revision in sides[:: 1 if r % 2 == 0 else -1]:
+                for n, (label, revision) in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
                     # Each side on an empty server: a keyspace that grew costs every command.
                     client.flushall()
-                    prefix = f"{label[0]}{r}:"
+                    prefix = f"s{n}r{r}:"
                     results[label].append(side(client, prefix, revision, args.jobs, t0))
         finally:
             server.stop()
+    (baseline, _), (compared, _) = sides
     rows: list[Row] = []
     table = []
     for call in ("begin_job", "finish+begin", "chunk only"):
         for metric, unit in (("cpu_us", "µs CPU"), ("evalsha_us", "µs in EVALSHA")):
-            base = min(r[call][metric] for r in results["baseline"])
-            new = min(r[call][metric] for r in results["this tree"])
+            base = min(r[call][metric] for r in results[baseline])
+            new = min(r[call][metric] for r in results[compared])
             table.append([call, unit, f"{base:.1f}", f"{new:.1f}", f"{new / base:.2f}x"])
             rows.append(
                 Row(f"{call} {metric}", "µs/call", new, base, "lower", None, "bench/scripts.py")
             )
-        commands = [r[call]["commands"] for r in results["this tree"]]
-        base_commands = [r[call]["commands"] for r in results["baseline"]]
+        commands = [r[call]["commands"] for r in results[compared]]
+        base_commands = [r[call]["commands"] for r in results[baseline]]
         table.append([call, "commands", f"{min(base_commands):.1f}", f"{min(commands):.1f}", ""])
-    print(
-        f"per call, best of {args.rounds} rounds of {args.jobs // 2} calls; baseline {args.against}"
-    )
-    print_table(["call", "per call", "baseline", "this tree", "ratio"], table)
-    for call, stats in results["this tree"][-1]["commands"].items():
-        print(f"\n{call}, this tree, last round: commands per call (µs each per call)")
+    print(f"per call, best of {args.rounds} rounds of {args.jobs // 2} calls")
+    print_table(["call", "per call", baseline, compared, "ratio"], table)
+    for call, stats in results[compared][-1]["commands"].items():
+        print(f"\n{call}, {compared}, last round: commands per call (µs each per call)")
         ranked = sorted(stats.items(), key=lambda item: -item[1][1])
         print_table(
             ["command", "calls", "µs"],
@@ -221,6 +236,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--against", default="HEAD", help="git revision of the baseline's Lua")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per side and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--floor", action="store_true", help="this tree against its floor (no limiter, no records)"
+    )
     return bench_main(parser, run, argv)
 
 
