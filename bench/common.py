@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -448,11 +448,12 @@ def msgworker_env(redis_url: str, sandbox_url: str, **overrides: str | int) -> d
     return env
 
 
-# The send path's floor (`--floor` in bench/overhead.py and bench/scripts.py): its scripts with
-# neither the rate limiter (the slot a call reserves, what an answer's headers teach) nor a sent
-# job's records (history, expiries, send-once ledger, wamid index, sends per second). What is
-# left claims a job, settles it and begins the next: what a send path that keeps its state in
-# Redis pays before it limits or records anything. Each cut must match exactly once.
+# The send path's floor (`--floor` in bench/overhead.py and bench/scripts.py): its per-send
+# scripts with neither the rate limiter's writes and learning (the slot a call reserves, what an
+# answer's headers teach) nor a sent job's records (history, expiries, send-once ledger, wamid
+# index, sends per second). The pump still reads the call logs for its budget. What is left
+# claims a job, settles it and begins the next. Each cut must match exactly once, and each ends
+# on a line of its own, so a line added later beside one is not cut unseen.
 FLOOR_CUTS = (
     (
         "begin.lua",
@@ -462,10 +463,25 @@ FLOOR_CUTS = (
     ("finish.lua", r"\nlearn\(prefix, account, now_ms, \{.*?\}, member\)\n", "\n"),
     (
         "finish.lua",
-        r"  remember\(\)\n  local retention_ms.*?\n(?=  local breaker = keys\.breaker)",
+        r"  remember\(\)\n  local retention_ms = [^\n]*\n  retain\([^\n]*\)\n",
+        "",
+    ),
+    (
+        "finish.lua",
+        (
+            r"  redis\.call\('SET', keys\.wamid\([^\n]*\n  -- Sends per second[^\n]*\n"
+            r"  local bucket = [^\n]*\n  if redis\.call\('INCR', bucket\) == 1 then [^\n]*\n"
+        ),
         "",
     ),
 )
+
+
+def floor_row(row: Row) -> Row:
+    """A benchmark's row as measured on the floor: named so, and judged against no target."""
+    return replace(
+        row, benchmark=f"{row.benchmark}, floor what-if", command=f"{row.command} --floor", met=None
+    )
 
 
 def floor_tree(directory: Path) -> Path:

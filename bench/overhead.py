@@ -23,12 +23,12 @@ what the rest of the send path costs Redis on its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from common import (
@@ -45,6 +45,7 @@ from common import (
     cost_rows,
     enqueue_msgworker,
     enqueue_plain,
+    floor_row,
     floor_tree,
     mean,
     measure_cpu,
@@ -112,7 +113,10 @@ def _profiled(args: argparse.Namespace, output: Path, into: list[Profile]) -> Ob
     return observe
 
 
-def run_msgworker(made: Stack, args: argparse.Namespace, observe: Observe) -> Measured:
+def run_msgworker(
+    made: Stack, args: argparse.Namespace, observe: Observe, floor: Path | None = None
+) -> Measured:
+    """msgworker's worker sending the backlog (with ``floor``: the package copy there)."""
     made.fresh()
     runtime = msgworker_runtime(made.redis_url)
     enqueue_msgworker(runtime, _backlog(args))
@@ -120,8 +124,8 @@ def run_msgworker(made: Stack, args: argparse.Namespace, observe: Observe) -> Me
     settings.setdefault("rate_per_sec", str(HIGH_RATE_PER_SEC))
     settings.setdefault("rate_per_min", str(HIGH_RATE_PER_MIN))
     env = msgworker_env(made.redis_url, made.sandbox.url, **settings)
-    if args.floor_path:
-        env["PYTHONPATH"] = os.pathsep.join([args.floor_path, env.get("PYTHONPATH", "")])
+    if floor:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(floor), env.get("PYTHONPATH")]))
     with running([start_msgworker("overhead-mw", env, made.logs, _pool(args))]) as workers:
         result = observe(made, workers[0])
         left = scheduled_jobs(runtime)
@@ -144,7 +148,9 @@ def run_plain(made: Stack, args: argparse.Namespace, observe: Observe) -> Measur
     return result
 
 
-def print_profiles(ours: tuple[Measured, Profile], theirs: tuple[Measured, Profile]) -> None:
+def print_profiles(
+    mine_name: str, ours: tuple[Measured, Profile], theirs: tuple[Measured, Profile]
+) -> None:
     """Inclusive GIL time per part, as a share and as worker CPU microseconds per send."""
     rows = []
     for label, function in PARTS:
@@ -154,10 +160,10 @@ def print_profiles(ours: tuple[Measured, Profile], theirs: tuple[Measured, Profi
             per_send = share * measured.cpu_us_per_send["workers"]
             cells += [f"{share:6.1%}", f"{per_send:6,.0f}"] if share else ["-", "-"]
         rows.append(cells)
-    for name, (measured, _) in (("msgworker", ours), ("plain", theirs)):
+    for name, (measured, _) in ((mine_name, ours), ("plain", theirs)):
         print(f"{name}: {measured.line(name)}")
-    print_table(("part", "msgworker", "us/send", "plain", "us/send"), rows)
-    for name, (_, prof) in (("msgworker", ours), ("plain", theirs)):
+    print_table(("part", mine_name, "us/send", "plain", "us/send"), rows)
+    for name, (_, prof) in ((mine_name, ours), ("plain", theirs)):
         print(f"{name} self time by package: {prof.packages_text()}")
 
 
@@ -170,15 +176,15 @@ def run(args: argparse.Namespace) -> list[Row]:
     }
     ours: list[Measured] = []
     theirs: list[Measured] = []
-    with stack(keep=args.keep, **knobs) as made, tempfile.TemporaryDirectory() as floor:
-        args.floor_path = ""
+    mine_name = "msgworker floor" if args.floor else "msgworker"
+    with stack(keep=args.keep, **knobs) as made, contextlib.ExitStack() as cleanup:
+        floor = None
         if args.floor:
-            floor_tree(Path(floor))
-            args.floor_path = floor
-            print("msgworker runs its floor: no rate limiter, no records of a sent job")
-        mine_name = "msgworker floor" if args.floor else "msgworker"
+            floor = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            floor_tree(floor)
+            print("msgworker runs its floor: no rate limiter's writes, no records of a sent job")
         for number in range(1, args.rounds + 1):
-            ours.append(run_msgworker(made, args, _window(args)))
+            ours.append(run_msgworker(made, args, _window(args), floor))
             print(f"round {number}: " + ours[-1].line(mine_name))
             theirs.append(run_plain(made, args, _window(args)))
             print(f"round {number}: " + theirs[-1].line("plain Celery"))
@@ -188,10 +194,10 @@ def run(args: argparse.Namespace) -> list[Row]:
             print(f"profiling each worker for {args.seconds:.0f} s (py-spy --gil, extra runs):")
             profiles: list[Profile] = []
             mine = run_msgworker(
-                made, args, _profiled(args, made.logs / "profile-msgworker.txt", profiles)
+                made, args, _profiled(args, made.logs / "profile-msgworker.txt", profiles), floor
             )
             base = run_plain(made, args, _profiled(args, made.logs / "profile-plain.txt", profiles))
-            print_profiles((mine, profiles[0]), (base, profiles[1]))
+            print_profiles(mine_name, (mine, profiles[0]), (base, profiles[1]))
     mine_rate = mean([m.window.accepted_per_s for m in ours])
     base_rate = mean([m.window.accepted_per_s for m in theirs])
     row = Row(
@@ -204,11 +210,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         command="python bench/overhead.py",
     )
     rows = [row, *cost_rows(ours, theirs, command="python bench/overhead.py")]
-    if args.floor:
-        rows = [
-            replace(r, benchmark=f"{r.benchmark}, floor what-if", command=f"{r.command} --floor")
-            for r in rows
-        ]
+    if args.floor:  # a what-if: msgworker's targets are not its to meet
+        rows = [floor_row(r) for r in rows]
     print_rows(rows)
     return rows
 

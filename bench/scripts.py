@@ -32,6 +32,7 @@ from common import (
     Row,
     base_parser,
     bench_main,
+    floor_row,
     floor_tree,
     print_table,
 )
@@ -50,21 +51,8 @@ STEP_S = 0.01
 FINISH_INCLUDES = ("ratelimit", "delivery", "begin")
 
 
-@contextmanager
-def lua_sources(revision: str | Path | None) -> Iterator[None]:
-    """Scripts loaded inside read ``revision``'s Lua sources (None: this tree's; a Path: the
-    sources in that folder)."""
-    if revision is None:
-        yield
-        return
-    saved = scripts.LUA
-    if isinstance(revision, Path):
-        scripts.LUA = revision
-        try:
-            yield
-        finally:
-            scripts.LUA = saved
-        return
+def revision_sources(revision: str, directory: Path) -> Path:
+    """``revision``'s Lua sources, written into ``directory``."""
     folder = "worker/store/lua"
     names = subprocess.run(  # noqa: S603 - git, our arguments
         ["git", "ls-tree", "--name-only", f"{revision}:{folder}"],  # noqa: S607
@@ -73,21 +61,28 @@ def lua_sources(revision: str | Path | None) -> Iterator[None]:
         capture_output=True,
         text=True,
     ).stdout.split()
-    with tempfile.TemporaryDirectory() as directory:
-        for name in names:
-            source = subprocess.run(  # noqa: S603
-                ["git", "show", f"{revision}:{folder}/{name}"],  # noqa: S607
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            (Path(directory) / name).write_text(source)
-        scripts.LUA = Path(directory)
-        try:
-            yield
-        finally:
-            scripts.LUA = saved
+    directory.mkdir(parents=True)
+    for name in names:
+        source = subprocess.run(  # noqa: S603
+            ["git", "show", f"{revision}:{folder}/{name}"],  # noqa: S607
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        (directory / name).write_text(source)
+    return directory
+
+
+@contextmanager
+def lua_sources(folder: Path | None) -> Iterator[None]:
+    """Scripts loaded inside read the Lua sources in ``folder`` (None: this tree's)."""
+    saved = scripts.LUA
+    scripts.LUA = folder or saved
+    try:
+        yield
+    finally:
+        scripts.LUA = saved
 
 
 class Meter:
@@ -126,10 +121,10 @@ class Meter:
 
 
 def side(
-    client: redis.Redis, prefix: str, revision: str | Path | None, jobs: int, t0: float
+    client: redis.Redis, prefix: str, folder: Path | None, jobs: int, t0: float
 ) -> dict[str, Any]:
     """One side's figures: begin_job, finish+begin, and the bare chunk, per call."""
-    with lua_sources(revision):
+    with lua_sources(folder):
         store = JobStore(client, Keys(prefix), retention_s=3600)
         chunk = client.register_script(
             scripts.script_source("begin_job", include=FINISH_INCLUDES).replace(
@@ -187,22 +182,21 @@ def run(args: argparse.Namespace) -> list[Row]:
         server = LocalRedis(Path(directory))
         server.start()
         # (label, Lua sources): the baseline first, then the side compared with it.
-        sides: list[tuple[str, str | Path | None]] = [
-            (args.against, args.against),
-            ("this tree", None),
-        ]
+        sides: list[tuple[str, Path | None]] = [("this tree", None)]
         if args.floor:
-            sides = [("this tree", None), ("floor", floor_tree(Path(directory) / "floor"))]
+            sides.append(("floor", floor_tree(Path(directory) / "floor")))
+        else:
+            sides.insert(0, (args.against, revision_sources(args.against, Path(directory) / "at")))
         try:
             client = redis.Redis.from_url(server.url)
             results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in sides}
             for r in range(args.rounds):
                 t0 = time.time()
-                for n, (label, revision) in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
+                for n, (label, folder) in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
                     # Each side on an empty server: a keyspace that grew costs every command.
                     client.flushall()
                     prefix = f"s{n}r{r}:"
-                    results[label].append(side(client, prefix, revision, args.jobs, t0))
+                    results[label].append(side(client, prefix, folder, args.jobs, t0))
         finally:
             server.stop()
     (baseline, _), (compared, _) = sides
@@ -213,9 +207,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             base = min(r[call][metric] for r in results[baseline])
             new = min(r[call][metric] for r in results[compared])
             table.append([call, unit, f"{base:.1f}", f"{new:.1f}", f"{new / base:.2f}x"])
-            rows.append(
-                Row(f"{call} {metric}", "µs/call", new, base, "lower", None, "bench/scripts.py")
-            )
+            row = Row(f"{call} {metric}", "µs/call", new, base, "lower", None, "bench/scripts.py")
+            rows.append(floor_row(row) if args.floor else row)
         commands = [r[call]["commands"] for r in results[compared]]
         base_commands = [r[call]["commands"] for r in results[baseline]]
         table.append([call, "commands", f"{min(base_commands):.1f}", f"{min(commands):.1f}", ""])
@@ -233,12 +226,13 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = base_parser(__doc__)
-    parser.add_argument("--against", default="HEAD", help="git revision of the baseline's Lua")
-    parser.add_argument("--jobs", type=int, default=2000, help="jobs per side and round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
+    compared = parser.add_mutually_exclusive_group()
+    compared.add_argument("--against", default="HEAD", help="git revision of the baseline's Lua")
+    compared.add_argument(
         "--floor", action="store_true", help="this tree against its floor (no limiter, no records)"
     )
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per side and round")
+    parser.add_argument("--rounds", type=int, default=3)
     return bench_main(parser, run, argv)
 
 
