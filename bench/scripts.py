@@ -179,14 +179,14 @@ def side(
 
 def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as directory:
-        server = LocalRedis(Path(directory))
-        server.start()
         # (label, Lua sources): the baseline first, then the side compared with it.
         sides: list[tuple[str, Path | None]] = [("this tree", None)]
         if args.floor:
             sides.append(("floor", floor_tree(Path(directory) / "floor")))
         else:
             sides.insert(0, (args.against, revision_sources(args.against, Path(directory) / "at")))
+        server = LocalRedis(Path(directory))
+        server.start()
         try:
             client = redis.Redis.from_url(server.url)
             results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in sides}
