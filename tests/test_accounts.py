@@ -200,18 +200,27 @@ def test_the_example_accounts_file_is_valid():
 
 
 def test_the_kubernetes_accounts_example_is_valid_and_names_mounted_key_files():
-    """deploy/k8s/accounts.yaml: its accounts.toml loads, each key file under a mounted Secret."""
+    """deploy/k8s/components/accounts: its accounts.toml loads, and each account's key file lies
+    in a volume of the workers made from the Secret msgworker-key-<account>."""
     import yaml  # noqa: PLC0415 - only this test reads YAML
 
-    path = Path(__file__).parents[1] / "deploy" / "k8s" / "accounts.yaml"
-    documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
-    secrets = {d["metadata"]["name"] for d in documents if d["kind"] == "Secret"}
+    component = Path(__file__).parents[1] / "deploy" / "k8s" / "components" / "accounts"
+    config_map = yaml.safe_load((component / "accounts.yaml").read_text(encoding="utf-8"))
+    kustomization = yaml.safe_load((component / "kustomization.yaml").read_text(encoding="utf-8"))
+    [workers] = [p for p in kustomization["patches"] if p["target"].get("name") == "msgworker"]
+    operations = yaml.safe_load(workers["patch"])
+    volumes = {op["value"]["name"]: op["value"] for op in operations if "volumes" in op["path"]}
+    mounts = {
+        op["value"]["mountPath"]: op["value"]["name"]
+        for op in operations
+        if "volumeMounts" in op["path"]
+    }
     accounts = parse_accounts(config_map["data"]["accounts.toml"], DEFAULTS, source=SOURCE)
     assert set(accounts) == {"otp", "marketing"}
     for name, account in accounts.items():
         assert account.key_file == Path(f"/var/run/secrets/msgworker/{name}/api-key")
-        assert f"msgworker-key-{name}" in secrets
+        volume = volumes[mounts[str(account.key_file.parent)]]
+        assert volume["secret"]["secretName"] == f"msgworker-key-{name}"
 
 
 @pytest.mark.processes

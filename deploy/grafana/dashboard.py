@@ -8,8 +8,9 @@ Grafana's dashboard schema. The JSON is committed for Grafana's provisioning and
 import it by hand; tests/deploy/test_observability_config.py fails when it differs from this
 script's output, so edit this file, never the JSON.
 
-Variables: the data source, the scrape job (any name: compose's "msgworker", a ServiceMonitor's
-"msgworker-metrics"; found through msgworker_build_info, which every worker exports) and the
+Variables: the data source, the scrape jobs (any names: compose's "msgworker" and "msgworker-serve",
+the ServiceMonitors' "msgworker-metrics" and "msgworker-serve"; found through msgworker_build_info,
+which every worker and msgworker serve export; the delivery panels read serve's series) and the
 account (every series with an `account` label: sends, Gateway answers, rate-limit waits, alerts,
 halts, breakers, held jobs, delivery statuses). "All" matches everything, series without the label
 included. The queue, schedule and dead letters are the deployment's, not an account's: the time to
@@ -191,7 +192,13 @@ def top_row() -> list[stat.Panel]:
             "sending stops and the state gauges are blank until it is back.",
             place(5, 4, 0, 0),
         )
-        .with_target(query(f"count(msgworker_build_info{{{J}}}) or vector(0)", "workers up", "A"))
+        .with_target(
+            query(
+                f'count(msgworker_build_info{{{J}, component="worker"}}) or vector(0)',
+                "workers up",
+                "A",
+            )
+        )
         .with_target(query(f"min(msgworker_redis_up{{{J}}})", "Redis reachable (1 = yes)", "B"))
         .thresholds(steps((None, "red"), (1, "green")))
         .no_value("0")

@@ -35,11 +35,13 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
-CORE_MANIFESTS = ("configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml", "pdb.yaml")
-SCALED_OBJECT = K8S / "scaledobject.yaml"
-SERVICE_MONITOR = K8S / "servicemonitor.yaml"
-PROMETHEUS_RULE = K8S / "prometheusrule.yaml"
-RULE_GENERATOR = K8S / "prometheusrule.py"
+BASE = K8S / "base"
+COMPONENTS = K8S / "components"
+CORE_MANIFESTS = ("configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml")
+SCALED_OBJECT = COMPONENTS / "keda" / "scaledobject.yaml"
+SERVICE_MONITORS = COMPONENTS / "monitoring" / "servicemonitor.yaml"
+PROMETHEUS_RULE = COMPONENTS / "monitoring" / "prometheusrule.yaml"
+RULE_GENERATOR = COMPONENTS / "monitoring" / "prometheusrule.py"
 ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
 # The Prometheus Operator's CRDs, vendored unchanged (tests/deploy/schemas/prometheus-operator/README.md).
 OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operator"
@@ -76,7 +78,14 @@ def load_yaml(path: Path) -> Any:
 
 
 def manifest(name: str) -> dict[str, Any]:
-    return load_yaml(K8S / name)
+    """A manifest of the base (deploy/k8s/base), as written (overlays render it: test_kustomize)."""
+    return load_yaml(BASE / name)
+
+
+def service_monitors() -> dict[str, dict[str, Any]]:
+    """The ServiceMonitors (the workers' and serve's), by name."""
+    documents = yaml.safe_load_all(SERVICE_MONITORS.read_text(encoding="utf-8"))
+    return {doc["metadata"]["name"]: doc for doc in documents}
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -295,8 +304,9 @@ def test_compose_worker_uses_redis_and_a_key_the_sandbox_accepts(monkeypatch):
 
 
 @pytest.mark.processes
-def test_compose_monitoring_is_wired_to_the_worker():
-    """Prometheus scrapes worker:9808 with alerts.yml beside its config; Grafana loads the dashboard."""
+def test_compose_monitoring_is_wired_to_the_worker_and_serve():
+    """Prometheus scrapes worker:9808 and serve:8080 (whose /metrics counts the deliveries) with
+    alerts.yml beside its config; Grafana loads the dashboard."""
     services = compose_model()["services"]
     mounts = {
         name: {m["target"]: m["source"] for m in services[name]["volumes"] if m["type"] == "bind"}
@@ -310,9 +320,13 @@ def test_compose_monitoring_is_wired_to_the_worker():
     config = load_yaml(Path(config_path))
     assert config["global"]["scrape_interval"] == "15s"
     assert config["rule_files"] == ["alerts.yml"]
-    [job] = config["scrape_configs"]
-    assert job["job_name"] == "msgworker"
-    assert job["static_configs"] == [{"targets": [f"worker:{METRICS_PORT}"]}]
+    jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
+    assert jobs == {
+        "msgworker": [{"targets": [f"worker:{METRICS_PORT}"]}],
+        "msgworker-serve": [{"targets": [f"serve:{SERVE_PORT}"]}],
+    }
+    serve = services["serve"]
+    assert serve["environment"]["MSGWORKER_CONSOLE_PASSWORD"], "the console is on in compose"
 
     provisioning = Path(mounts["grafana"]["/etc/grafana/provisioning"])
     assert provisioning == DEPLOY / "grafana" / "provisioning"
@@ -406,7 +420,7 @@ def test_prometheus_config_passes_promtool():
 @pytest.mark.processes
 def test_core_manifests_pass_strict_kubernetes_validation():
     """kubernetes-validate --strict validates every core manifest against a real schema."""
-    files = [K8S / name for name in CORE_MANIFESTS]
+    files = [BASE / name for name in CORE_MANIFESTS]
     done = run(tool("kubernetes-validate"), "--strict", *files)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARN" not in done.stdout, "a manifest was skipped, not validated"
@@ -417,7 +431,7 @@ def test_core_manifests_pass_strict_kubernetes_validation():
     ("path", "kind"),
     [
         (SCALED_OBJECT, "ScaledObject"),
-        (SERVICE_MONITOR, "ServiceMonitor"),
+        (SERVICE_MONITORS, "ServiceMonitor"),
         (PROMETHEUS_RULE, "PrometheusRule"),
     ],
 )
@@ -446,14 +460,6 @@ def test_configmap_holds_every_non_secret_setting(monkeypatch):
     settings = settings_from(data, monkeypatch)
     assert settings.metrics_port == METRICS_PORT
     assert settings.sandbox is False
-
-
-def test_secret_holds_only_the_api_key_placeholder():
-    """The Secret carries MSGWORKER_API_KEY alone, as stringData, and not a real-looking key."""
-    secret = manifest("secret.yaml")
-    assert "data" not in secret
-    assert set(secret["stringData"]) == {"MSGWORKER_API_KEY"}
-    assert "REPLACE" in secret["stringData"]["MSGWORKER_API_KEY"]
 
 
 def worker_container() -> dict[str, Any]:
@@ -493,7 +499,7 @@ def test_worker_reads_the_configmap_and_secret_and_probes_metrics():
     sources = [next(iter(source.items())) for source in container["envFrom"]]
     assert sources == [
         ("configMapRef", {"name": manifest("configmap.yaml")["metadata"]["name"]}),
-        ("secretRef", {"name": manifest("secret.yaml")["metadata"]["name"]}),
+        ("secretRef", {"name": "msgworker-secret"}),
     ]
     assert container["ports"] == [
         {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
@@ -782,30 +788,33 @@ def crd_schema(kind: str) -> dict[str, Any]:
     return schema
 
 
-@pytest.mark.parametrize(
-    ("path", "kind"), [(SERVICE_MONITOR, "ServiceMonitor"), (PROMETHEUS_RULE, "PrometheusRule")]
-)
-def test_operator_manifests_match_the_operators_crd_schemas(path, kind):
-    """The ServiceMonitor and PrometheusRule validate against the Operator's own CRD schemas."""
-    jsonschema.Draft7Validator(crd_schema(kind)).validate(load_yaml(path))
+def test_operator_manifests_match_the_operators_crd_schemas():
+    """The ServiceMonitors and the PrometheusRule validate against the Operator's own CRD
+    schemas."""
+    for monitor in service_monitors().values():
+        jsonschema.Draft7Validator(crd_schema("ServiceMonitor")).validate(monitor)
+    jsonschema.Draft7Validator(crd_schema("PrometheusRule")).validate(load_yaml(PROMETHEUS_RULE))
 
 
 @pytest.mark.parametrize(
-    ("path", "kind", "keys", "value"),
+    ("kind", "keys", "value"),
     [
-        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "endpoints", 0, "interva"), "15s"),
-        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "endpoints", 0, "interval"), "15 seconds"),
-        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "endpoints", 0, "scheme"), "tcp"),
-        (SERVICE_MONITOR, "ServiceMonitor", ("spec", "selector", "matchLabel"), {}),
-        (PROMETHEUS_RULE, "PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), 60),
-        (PROMETHEUS_RULE, "PrometheusRule", ("spec", "groups", 0, "rules", 0, "alerts"), "x"),
-        (PROMETHEUS_RULE, "PrometheusRule", ("spec", "groups", 0, "name"), ""),
-        (PROMETHEUS_RULE, "PrometheusRule", ("metadata", "name"), "Msgworker_Rules"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "interva"), "15s"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "interval"), "15 seconds"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "scheme"), "tcp"),
+        ("ServiceMonitor", ("spec", "selector", "matchLabel"), {}),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), 60),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0, "alerts"), "x"),
+        ("PrometheusRule", ("spec", "groups", 0, "name"), ""),
+        ("PrometheusRule", ("metadata", "name"), "Msgworker_Rules"),
     ],
 )
-def test_crd_schemas_reject_mistakes(path, kind, keys, value):
+def test_crd_schemas_reject_mistakes(kind, keys, value):
     """The CRD schemas have teeth: a misspelt field, a bad duration or a wrong type are refused."""
-    broken = copy.deepcopy(load_yaml(path))
+    original = (
+        service_monitors()["msgworker"] if kind == "ServiceMonitor" else load_yaml(PROMETHEUS_RULE)
+    )
+    broken = copy.deepcopy(original)
     parent = broken
     for key in keys[:-1]:
         parent = parent[key]
@@ -824,9 +833,9 @@ def test_prometheus_rule_is_the_generators_output(tmp_path):
     """prometheusrule.yaml is what prometheusrule.py writes; --check fails on a stale copy."""
     clean = run(sys.executable, RULE_GENERATOR, "--check")
     assert clean.returncode == 0, clean.stderr
-    generator = tmp_path / "k8s" / "prometheusrule.py"
+    generator = tmp_path / "k8s" / "components" / "monitoring" / "prometheusrule.py"
     (tmp_path / "prometheus").mkdir()
-    generator.parent.mkdir()
+    generator.parent.mkdir(parents=True)
     shutil.copy(RULE_GENERATOR, generator)
     shutil.copy(DEPLOY / "generated.py", tmp_path)
     shutil.copy(PROMETHEUS_RULE, generator.parent)
@@ -837,14 +846,26 @@ def test_prometheus_rule_is_the_generators_output(tmp_path):
     assert "is not what" in stale.stderr
 
 
-def test_service_monitor_scrapes_the_metrics_service():
-    """The ServiceMonitor selects the metrics Service, on its named port, every 15 s like compose."""
-    monitor = load_yaml(SERVICE_MONITOR)["spec"]
-    service = manifest("service.yaml")
-    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert "namespaceSelector" not in monitor, "the Service is in the ServiceMonitor's namespace"
-    [endpoint] = monitor["endpoints"]
-    [port] = service["spec"]["ports"]
+@pytest.mark.parametrize(
+    ("monitor", "service"),
+    [("msgworker", "service.yaml"), ("msgworker-serve", "serve-service.yaml")],
+)
+def test_service_monitors_scrape_the_workers_and_serve(monitor, service):
+    """A ServiceMonitor each selects the workers' metrics Service and serve's Service (whose
+    /metrics counts the deliveries), on its named port, every 15 s like compose; neither selects
+    the other's."""
+    spec = service_monitors()[monitor]["spec"]
+    target = manifest(service)
+    assert spec["selector"]["matchLabels"].items() <= target["metadata"]["labels"].items()
+    assert "namespaceSelector" not in spec, "the Service is in the ServiceMonitor's namespace"
+    others = {"service.yaml", "serve-service.yaml"} - {service}
+    for other in others:
+        assert (
+            not spec["selector"]["matchLabels"].items()
+            <= manifest(other)["metadata"]["labels"].items()
+        )
+    [endpoint] = spec["endpoints"]
+    [port] = target["spec"]["ports"]
     assert endpoint["port"] == port["name"]
     assert endpoint["path"] == "/metrics"
     scrape_interval = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")["global"]

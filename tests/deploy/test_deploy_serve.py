@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.test_deploy import K8S, compose_model, manifest, run, stages, tool
+from tests.deploy.test_deploy import BASE, compose_model, manifest, run, stages, tool
+from worker.http.metrics import HttpMetrics
+from worker.observe.build_info import package_version
 
-SERVE_MANIFESTS = ("serve-deployment.yaml", "serve-service.yaml")
+SERVE_MANIFESTS = ("serve-deployment.yaml", "serve-service.yaml", "serve-pdb.yaml")
 SERVE_PORT = 8080
 
 
@@ -17,8 +19,8 @@ def serve_container():
 
 @pytest.mark.processes
 def test_serve_manifests_pass_strict_kubernetes_validation():
-    """kubernetes-validate --strict validates the Deployment and the Service."""
-    files = [K8S / name for name in SERVE_MANIFESTS]
+    """kubernetes-validate --strict validates the Deployment, the Service and the budget."""
+    files = [BASE / name for name in SERVE_MANIFESTS]
     done = run(tool("kubernetes-validate"), "--strict", *files)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARN" not in done.stdout
@@ -35,13 +37,20 @@ def test_serve_probes_liveness_on_healthz_and_readiness_on_readyz():
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_serve_takes_its_tokens_from_an_optional_secret_only():
-    """The tokens and the webhook secret come from Secrets (each part off until its Secret
-    exists), never the ConfigMap."""
-    token, webhook = serve_container()["env"]
-    for entry, name in ((token, "MSGWORKER_INGEST_TOKENS"), (webhook, "MSGWORKER_WEBHOOK_SECRET")):
-        assert entry["name"] == name
-        assert entry["valueFrom"]["secretKeyRef"]["optional"] is True
+def test_serve_takes_its_secrets_from_its_own_secret_never_the_configmap():
+    """The console password, the tokens and the webhook secret come from the Secret
+    msgworker-serve (the overlay makes it), never the ConfigMap, and serve gets no Gateway key."""
+    sources = [next(iter(source.items())) for source in serve_container()["envFrom"]]
+    assert sources == [
+        ("configMapRef", {"name": "msgworker-config"}),
+        ("secretRef", {"name": "msgworker-serve"}),
+    ]
+    assert "env" not in serve_container()
+    for name in (
+        "MSGWORKER_CONSOLE_PASSWORD",
+        "MSGWORKER_INGEST_TOKENS",
+        "MSGWORKER_WEBHOOK_SECRET",
+    ):
         assert name not in manifest("configmap.yaml")["data"]
 
 
@@ -66,3 +75,15 @@ def test_compose_runs_serve_with_redis_and_its_own_healthcheck():
 def test_image_exposes_the_serve_port():
     exposed = " ".join(rest for kw, rest in stages()[-1] if kw == "EXPOSE").split()
     assert str(SERVE_PORT) in exposed
+
+
+def test_serve_exports_build_info_as_serve():
+    """serve's /metrics carries msgworker_build_info{component="serve"}: dashboards find its scrape
+    job by it, and the rule that counts workers does not count it."""
+    registry = HttpMetrics().registry
+    assert (
+        registry.get_sample_value(
+            "msgworker_build_info", {"version": package_version(), "component": "serve"}
+        )
+        == 1
+    )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from worker.observe import metrics
+from worker.observe import build_info, metrics
 from worker.observe.incidents import RUNBOOK_URLS, Alert, AlertKind, AlertStatus
 from worker.observe.sinks import alertmanager_alert, alertname
 from worker.observe.status import AccountState, Snapshot
@@ -204,7 +204,7 @@ def exported_by_worker() -> set[str]:
         names |= {metric._name + suffix for suffix in SUFFIXES[metric._type]}
     for family in metrics.StateCollector(lambda: SNAPSHOT).collect():
         names |= {sample.name for sample in family.samples}
-    for family in metrics.BuildInfoCollector().collect():
+    for family in build_info.BuildInfoCollector("worker").collect():
         names |= {sample.name for sample in family.samples}
     return names
 
@@ -534,14 +534,16 @@ def test_no_rule_depends_on_the_scrape_job_name(alert_rules):
         assert "up" not in metric_names(rule["expr"]), rule["alert"]
 
 
-def test_build_info_is_one_with_the_package_version():
-    """msgworker_build_info{version} is 1, labelled with the installed package's version."""
-    [family] = metrics.BuildInfoCollector().collect()
-    [sample] = family.samples
-    assert sample.name == "msgworker_build_info"
-    assert sample.value == 1
-    assert sample.labels == {"version": metrics.package_version()}
-    assert metrics.package_version() != "unknown"
+def test_build_info_is_one_with_the_package_version_and_the_component():
+    """msgworker_build_info{version, component} is 1, labelled with the installed package's
+    version and whether a worker or serve answers."""
+    for component in ("worker", "serve"):
+        [family] = build_info.BuildInfoCollector(component).collect()
+        [sample] = family.samples
+        assert sample.name == "msgworker_build_info"
+        assert sample.value == 1
+        assert sample.labels == {"version": build_info.package_version(), "component": component}
+    assert build_info.package_version() != "unknown"
 
 
 def test_inhibit_rules_pair_each_workers_alert_with_its_rule(alert_rules):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from prometheus_client import (
@@ -27,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from worker.observe.build_info import BuildInfoCollector
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import AccountState, Snapshot
 from worker.outcome import Outcome
@@ -66,8 +66,6 @@ BROKER_REJECTED = Counter(
     ["reason"],
 )
 
-BUILD_INFO = "msgworker_build_info"
-BUILD_INFO_HELP = "Always 1; the version label says which msgworker answers this scrape."
 REDIS_UP = "msgworker_redis_up"
 REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
 # Codes and groups become labels only when known (the Gateway's documented ones, ours, and the
@@ -159,26 +157,6 @@ class Meter:
         ALERTS.labels(account=self._labels.account(account), kind=kind).inc()
 
 
-def package_version() -> str:
-    try:
-        return version("msgworker")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
-class BuildInfoCollector(Collector):
-    """``msgworker_build_info{version} 1``, in every scrape whatever Redis does: dashboards and
-    rules count workers by this series, so they need no scrape job name."""
-
-    def __init__(self, version: str | None = None) -> None:
-        self._version = package_version() if version is None else version
-
-    def collect(self) -> Iterator[Any]:
-        info = GaugeMetricFamily(BUILD_INFO, BUILD_INFO_HELP, labels=["version"])
-        info.add_metric([self._version], 1)
-        yield info
-
-
 def count_broker_rejected(reason: str) -> None:
     BROKER_REJECTED.labels(reason=reason).inc()
 
@@ -248,7 +226,7 @@ def serve_metrics(
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    registry.register(BuildInfoCollector())
+    registry.register(BuildInfoCollector("worker"))
     registry.register(StateCollector(snapshot, labels))
     Meter(labels)  # the outcome and alert series exist from the first scrape
     for reason in rejected_reasons:  # the broker's reasons for dropping a message, from zero
