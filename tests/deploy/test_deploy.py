@@ -407,8 +407,7 @@ def test_alertmanager_routes_critical_to_the_pager_and_warnings_to_tickets(label
 def test_prometheus_config_passes_promtool():
     """promtool check config accepts prometheus.yml and the alerts.yml it loads."""
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not on PATH (Debian: apt-get install prometheus)")
+    assert promtool, "promtool is not on PATH (Debian: apt-get install prometheus; ./run test does)"
     done = run(promtool, "check", "config", DEPLOY / "prometheus" / "prometheus.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 rule files found" in done.stdout

@@ -1,7 +1,7 @@
 """The web console in a real headless Chromium (Debian's, driven by Playwright), on real
 processes: msgworker serve, a worker, the sandbox Gateway and Redis.
 
-Screenshots of the pages land in the test's tmp dir; with MSGWORKER_SCREENSHOTS=docs/screenshots
+Screenshots of the pages land in the test's tmp dir; with CONSOLE_SCREENSHOTS=docs/screenshots
 they are written there instead (how the README's are made).
 """
 
@@ -43,7 +43,7 @@ def text(n: int) -> dict:
 
 @pytest.fixture
 def shots(tmp_path):
-    folder = Path(os.environ.get("MSGWORKER_SCREENSHOTS") or tmp_path / "screenshots")
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -117,11 +117,16 @@ def service(redis_url, tmp_path):
     server.stop()
 
 
+def needed(name: str, package: str) -> str:
+    """A tool the recipes need: CI installs it (./run test), so it is never skipped."""
+    found = shutil.which(name)
+    assert found, f"{name} is missing (Debian: apt-get install {package}; ./run test does it)"
+    return found
+
+
 def test_curl_posts_a_message(service, redis_client):
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed")
-    env = {**os.environ, "MSGWORKER_URL": service.url, "MSGWORKER_TOKEN": TOKEN}
+    needed("curl", "curl")
+    env = {**os.environ, "SERVE_URL": service.url, "SERVE_TOKEN": TOKEN}
     done = subprocess.run(  # noqa: S603
         [shutil.which("bash") or "/bin/bash", "-c", recipe("curl")],
         env=env,
@@ -135,12 +140,10 @@ def test_curl_posts_a_message(service, redis_client):
 
 
 def test_node_fetch_posts_a_message(service, redis_client, tmp_path):
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    node = needed("node", "nodejs")
     script = tmp_path / "send.mjs"
     script.write_text(recipe("node"))
-    env = {**os.environ, "MSGWORKER_URL": service.url, "MSGWORKER_TOKEN": TOKEN}
+    env = {**os.environ, "SERVE_URL": service.url, "SERVE_TOKEN": TOKEN}
     done = subprocess.run(  # noqa: S603
         [node, str(script)], env=env, capture_output=True, text=True, timeout=60, check=True
     )
