@@ -1,5 +1,6 @@
 """A producer-only install: the wheel without extras in a fresh virtualenv enqueues into a real
-Redis, never imports Celery, and stays small (its size is printed: ``pytest -s``)."""
+Redis, never imports Celery, stays small (its size is printed: ``pytest -s``), and its
+``msgworker`` command names the extra to install instead of failing with a traceback."""
 
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ def test_a_producer_only_install_enqueues_without_celery(redis_url, redis_client
     assert celery == "False"
     assert redis_client.hget(f"msgworker:job:{first}", "state") == "queued"
     assert redis_client.hget(f"msgworker:job:{second}", "state") == "queued"
+    command = subprocess.run(  # noqa: S603 - the installed command
+        [str(tmp_path / "venv" / "bin" / "msgworker"), "status"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # The command says what to install for it, in one line, never with a traceback.
+    assert command.returncode == 2, command.stderr
+    assert "pip install 'msgworker[worker]'" in command.stderr
+    assert "Traceback" not in command.stderr
     [site] = (tmp_path / "venv" / "lib").glob("python3.*/site-packages")
     size = _size_mb(site)
     print(f"producer-only install: {size:.1f} MB in site-packages (pip and setuptools excluded)")  # noqa: T201
