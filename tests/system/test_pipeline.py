@@ -11,6 +11,7 @@ import redis
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import wait_for
+from tests.support.secrets import leaked, secrets_in_redis
 from worker.errors import InvalidMessage
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.store.jobs import JobState
@@ -245,9 +246,8 @@ def test_api_key_is_in_no_log_record_or_dead_letter(runtime, sandbox, worker):
     parked = runtime.producer.enqueue(text("secret check 2"))
     settled(runtime, parked)
     assert "***" in runtime.dead_letters.get(parked).params["echo"]
-    dump = [runtime.redis.dump(key) or b"" for key in runtime.redis.keys("*")]
-    assert not any(API_KEY.encode() in blob for blob in dump)
-    assert API_KEY not in worker.log()
+    assert secrets_in_redis(runtime.redis, API_KEY) == []
+    assert not leaked(worker.log(), API_KEY)
     assert "905321234567" not in worker.log()
 
 

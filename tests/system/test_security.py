@@ -17,6 +17,7 @@ from security.audit import main as audit_main
 from tests.support.cluster import API_KEY, BIN, run_msgworker, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
+from tests.support.secrets import leaked, secrets_in_redis
 from worker.service.tasks import TASK_NAME
 from worker.store.jobs import JobState
 
@@ -132,11 +133,10 @@ def test_the_api_key_is_in_no_log_metric_record_or_command_output(
             outputs.append(done.stdout + done.stderr)
     finally:
         worker.stop()
-    blobs = [runtime.redis.dump(key) or b"" for key in runtime.redis.scan_iter(count=1000)]
-    assert not [blob for blob in blobs if API_KEY.encode() in blob]
-    assert API_KEY not in worker.log()
-    assert API_KEY not in exposition
-    assert not [out for out in outputs if API_KEY in out]
+    assert secrets_in_redis(runtime.redis, API_KEY) == []
+    assert not leaked(worker.log(), API_KEY)
+    assert not leaked(exposition, API_KEY)
+    assert not [out for out in outputs if leaked(out, API_KEY)]
     (parked,) = [i for i in [held, *ids] if runtime.jobs.get(i).state is JobState.PARKED]
     assert "***" in runtime.dead_letters.get(parked).params["echo"]
     labels = _LABEL_VALUE.findall(exposition)
