@@ -62,6 +62,11 @@ class Recorded:
         return at
 
 
+RETRY_AFTER_S = 2
+# From the Gateway's answer to the cooldown written in Redis: one script call, on a busy machine.
+ANSWER_TO_RECORD_S = 0.1
+
+
 def late_arrivals(sandbox: Sandbox, since: float, until: float = float("inf")) -> list[dict]:
     return [r for r in sandbox.requests() if since + IN_FLIGHT_S < r["at"] < until]
 
@@ -82,23 +87,29 @@ def test_no_call_begins_after_a_halt(runtime, sandbox, two_workers):
 
 
 def test_no_call_begins_during_a_new_cooldown(runtime, sandbox, two_workers):
-    """RATE_001 (retry after 2 s) while calls wait for slots: none arrives before it ends."""
+    """RATE_001 (retry after 2 s) while calls wait for slots: none arrives in the 2 s the
+    Gateway asked for (the window is the Gateway's, not the cooldown the product recorded, so a
+    cooldown cut short fails), and sending starts again after it."""
     two_workers(rate_per_sec=20, concurrency=6)
     runtime.producer.enqueue_many([text(i) for i in range(200)])
     wait_for(lambda: sandbox.stats()["accepted"] >= 10, what="sending under way")
+    # Listening before the answer is scripted: else the first event heard could be the
+    # cooldown's expiry, and the window below would be empty.
+    recorded = Recorded(runtime.redis, runtime.keys.cooldown("default"))
     sandbox.script(
         {
             "status": 429,
             "code": "RATE_001",
             "group": "TOO_MANY_REQUESTS",
-            "params": {"limit_type": "sec", "retry_after": "2s"},
+            "params": {"limit_type": "sec", "retry_after": f"{RETRY_AFTER_S}s"},
         }
     )
-    recorded = Recorded(runtime.redis, runtime.keys.cooldown("default"))
     until = wait_for(lambda: runtime.switches.cooldown_until("default"), what="the cooldown")
     began = recorded.wait()
+    # Exactly retry_after from the answer, which came a moment before the cooldown was recorded.
+    assert began + RETRY_AFTER_S - ANSWER_TO_RECORD_S <= until <= began + RETRY_AFTER_S
     wait_for(lambda: sandbox.stats()["accepted"] >= 30, timeout_s=15, what="sending again")
-    assert late_arrivals(sandbox, began, until) == []
+    assert late_arrivals(sandbox, began, began + RETRY_AFTER_S - ANSWER_TO_RECORD_S) == []
 
 
 def test_billing_incident_costs_only_the_calls_in_flight_and_one_probe(
