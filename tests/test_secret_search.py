@@ -7,7 +7,7 @@ import json
 
 from tests.support.secrets import fragments, leaked, secrets_in_redis
 
-KEY = "sk_live_9f8e7d6c5b4a39281706"  # noqa: S105 - a made-up key
+KEY = "sk_live_9f8e7d6c5b4a39281706"
 
 
 def test_dump_can_hide_a_key_that_the_value_search_finds(redis_client):

@@ -7,20 +7,14 @@ when a switch was recorded may arrive after it: none later than 50 ms.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import redis
 
 from tests.support.cluster import Sandbox, start_worker, worker_env
 from tests.support.messages import text
 from tests.support.processes import wait_for
+from tests.support.switches import IN_FLIGHT_S, Recorded
 
 pytestmark = pytest.mark.e2e
-
-# A call already in flight when the switch was recorded reaches the sandbox within this.
-IN_FLIGHT_S = 0.05
 
 
 @pytest.fixture
@@ -37,29 +31,6 @@ def two_workers(redis_url, sandbox, tmp_path):
     yield start
     for worker in started:
         worker.stop()
-
-
-class Recorded:
-    """When a key was first written, as Redis announces it (keyspace notifications)."""
-
-    def __init__(self, client: redis.Redis, key: str) -> None:
-        client.config_set("notify-keyspace-events", "KA")
-        self.at: float | None = None
-        self._pubsub = client.pubsub()
-        self._pubsub.subscribe(f"__keyspace@0__:{key}")
-        self._pubsub.get_message(timeout=1)  # the subscription's confirmation
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while self.at is None:
-            if self._pubsub.get_message(timeout=0.5):
-                self.at = time.time()
-
-    def wait(self) -> float:
-        at = wait_for(lambda: self.at, timeout_s=15, what="the switch")
-        self._pubsub.close()
-        return at
 
 
 RETRY_AFTER_S = 2

@@ -12,6 +12,7 @@ from tests.support.cluster import API_KEY, run_msgworker, start_worker, worker_e
 from tests.support.messages import text
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
+from tests.support.switches import IN_FLIGHT_S, Recorded
 from worker.sandbox.server import SandboxConfig
 from worker.send.routing import default_routing_path
 from worker.store.jobs import JobState
@@ -70,17 +71,19 @@ def all_settled(runtime, ids, settled=(JobState.SENT, JobState.PARKED)):
 def test_halt_stops_every_worker_within_a_second_and_resume_sends_each_once(
     runtime, sandbox, cluster
 ):
-    """AUTH_001 on one of two workers: no call after 1 s, nothing lost; resume sends each once."""
+    """AUTH_001 on one of two workers: no call reaches the Gateway later than the calls in flight
+    when the halt was written (50 ms), nothing lost; resume sends each once."""
     sandbox.configure(latency_ms=50, rate_per_sec=1000, rate_per_min=100_000)
     cluster("a", concurrency=4)
     cluster("b", concurrency=4)
     ids = runtime.producer.enqueue_many([text(i) for i in range(300)])
     wait_for(lambda: sandbox.stats()["accepted"] >= 30, what="sending under way")
+    recorded = Recorded(runtime.redis, runtime.keys.halt("default"))
     sandbox.script({"status": 401, "code": "AUTH_001", "group": "UNAUTHORIZED"})
-    halt = wait_for(lambda: runtime.switches.halted("default"), what="the halt")
+    since = recorded.wait()
     time.sleep(1.5)  # long enough for any worker that ignored the halt to show it
     requests_after_halt = sandbox.stats()["requests"]
-    late = [m for m in sandbox.messages() if m["at"] > halt.since + 1.0]
+    late = [m["at"] - since for m in sandbox.messages() if m["at"] > since + IN_FLIGHT_S]
     assert late == []
     time.sleep(1.0)
     assert sandbox.stats()["requests"] == requests_after_halt  # zero API calls while halted
