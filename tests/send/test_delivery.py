@@ -18,7 +18,7 @@ from tests.support.processes import wait_for
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
 from worker.send.gateway import GatewayClient
 from worker.send.reconcile import Reconciliation
-from worker.send.routing import Policy, backoff_delay_s
+from worker.send.routing import Policy
 from worker.send.settlement import Settlement
 from worker.store.jobs import JobState
 from worker.store.ratelimit import RateLimit
@@ -185,7 +185,8 @@ def test_a_5xx_backs_off_by_the_jittered_delay_the_random_source_gives(runtime, 
     job_id, gen = enqueue(runtime)
     assert delivery.deliver(job_id, gen) is Result.RETRIED
     job = runtime.jobs.get(job_id)
-    expected = backoff_delay_s(0, base_s=2.0, cap_s=60.0, rng=random.Random(SEED))
+    # The first retry's full jitter, drawn by hand: uniform in [0, min(cap, base·2^0)] = [0, 2 s].
+    expected = random.Random(SEED).uniform(0.0, 2.0)
     assert job.attempts == 1
     assert job.due_at == pytest.approx(clock.now + expected)
     assert meter.results == ["retried"]
