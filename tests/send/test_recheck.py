@@ -7,6 +7,9 @@ when a switch was recorded may arrive after it: none later than 50 ms.
 
 from __future__ import annotations
 
+import itertools
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from tests.support.cluster import Sandbox, start_worker, worker_env
@@ -22,8 +25,8 @@ def two_workers(redis_url, sandbox, tmp_path):
     """Starts two workers with the given rate and threads each; stops them at the end."""
     started = []
 
-    def start(*, rate_per_sec: int, concurrency: int) -> None:
-        env = worker_env(redis_url, sandbox.url, rate_per_sec=str(rate_per_sec))
+    def start(*, rate_per_sec: int, concurrency: int, **settings: str) -> None:
+        env = worker_env(redis_url, sandbox.url, rate_per_sec=str(rate_per_sec), **settings)
         for name in ("a", "b"):
             log = tmp_path / f"{name}.log"
             started.append(start_worker(env, log, concurrency=concurrency))
@@ -34,6 +37,9 @@ def two_workers(redis_url, sandbox, tmp_path):
 
 
 RETRY_AFTER_S = 2
+PROBE_INTERVAL_S = 1.0
+# A probe's call leaves some milliseconds after its slot is taken in Redis.
+PROBE_SLACK_S = 0.1
 # From the Gateway's answer to the cooldown written in Redis: one script call, on a busy machine.
 ANSWER_TO_RECORD_S = 0.1
 
@@ -99,3 +105,26 @@ def test_billing_incident_costs_only_the_calls_in_flight_and_one_probe(
     )
     late = late_arrivals(sandbox, since)
     assert len(late) <= 1, [r["at"] - since for r in late]  # the breaker's probe
+
+
+def test_one_billing_probe_per_interval_across_workers(runtime, sandbox, two_workers):
+    """No balance, a job due every 50 ms for 4 s, two workers, a probe interval of 1 s: after the
+    breaker opens, the Gateway sees about one probe a second from the two workers together, never
+    two within an interval."""
+    sandbox.configure(balance=0)
+    two_workers(rate_per_sec=80, concurrency=10, billing_probe_interval_s=str(PROBE_INTERVAL_S))
+    recorded = Recorded(runtime.redis, runtime.keys.breaker("default"))
+    start = datetime.now(UTC)
+    runtime.producer.enqueue_many(
+        [{"message": text(n), "send_at": start + timedelta(seconds=n * 0.05)} for n in range(80)]
+    )
+    since = recorded.wait()
+    wait_for(
+        lambda: runtime.dead_letters.counts().get("BILL_001", 0) >= 80,
+        timeout_s=30,
+        what="every job parked",
+    )
+    probes = [r["at"] for r in late_arrivals(sandbox, since)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(probes)]
+    assert len(probes) >= 2, probes  # probes did run: the interval, not luck, spaced them
+    assert all(gap >= PROBE_INTERVAL_S - PROBE_SLACK_S for gap in gaps), gaps
