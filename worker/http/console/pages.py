@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.http.console import Console
+from worker.http.console.login import login_page
 from worker.http.console.render import HERE, Refused, page
 from worker.logs import mask_phone
 from worker.observe.status import accounts_to_report
@@ -29,9 +30,9 @@ def add_pages(router: APIRouter, console: Console) -> None:
         return Response(STYLESHEET, media_type="text/css")
 
     @router.get("/login")
-    def login_form() -> Response:
-        # Answers without Redis: the page is static.
-        return page("login.html", error=None)
+    def login_form(request: Request) -> Response:
+        # Answers without Redis: the page is static but for its form's token.
+        return login_page(console, request, 200, None)
 
     @router.get("")
     def overview(request: Request) -> HTMLResponse:

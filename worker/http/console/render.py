@@ -2,7 +2,7 @@
 
 Every console route goes through ``ConsoleRoute``: a refusal raised anywhere becomes its page,
 Redis not answering becomes a 503 page, and every answer carries headers that forbid framing,
-caching, referrers and any script or resource from elsewhere.
+caching, referrers to other sites and any script or resource from elsewhere.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser sends its own form posts with "Origin: null", the
+    # same as a page elsewhere that hides its origin, and the login must tell those apart.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
