@@ -141,6 +141,48 @@ def test_pages_forbid_framing_caching_and_foreign_resources(http):
         assert headers["referrer-policy"] == "same-origin"
 
 
+def test_parameters_out_of_range_are_400_pages_with_the_headers(http):
+    """A page number or filter out of range, or a path no route serves: a page with the
+    console's headers, 400 (404, 405), never a 500 or the service's JSON."""
+    login(http)
+    asked = [
+        ({"page_no": "4611686018427387904"}, 400),
+        ({"page_no": "0"}, 400),
+        ({"page_no": "-1"}, 400),
+        ({"page_no": "two"}, 400),
+        ({"code": "X" * 65}, 400),
+        ({"account": "no such/account"}, 400),
+        ({"done": "purged", "n": "-1"}, 400),
+        ({"page_no": "10000"}, 200),
+    ]
+    for params, status in asked:
+        answer = http.get("/console/dead-letters", params=params)
+        assert answer.status_code == status, params
+        assert "default-src 'none'" in answer.headers["content-security-policy"], params
+        assert answer.headers["content-type"].startswith("text/html"), params
+    assert "out of range (page_no)." in http.get("/console/dead-letters?page_no=0").text
+    for method, path in (("GET", "/console/nothing-here"), ("POST", "/console")):
+        answer = http.request(method, path)
+        assert answer.status_code in {404, 405}
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_the_console_shows_only_its_own_messages(http, runtime):
+    """Text in the address never shows as the console's: a free `done` is refused, a filter it
+    does not know is not written back; a purge's report is its own fixed words."""
+    lure = "Session expired. Log in again at https://evil.example/login"
+    login(http)
+    answer = http.get("/console/dead-letters", params={"done": lure})
+    assert answer.status_code == 400
+    assert "evil.example" not in answer.text
+    answer = http.get("/console/dead-letters", params={"code": lure[:60], "account": "evil"})
+    assert answer.status_code == 200
+    assert "evil" not in answer.text
+    assert "No dead letters match" in answer.text
+    answer = http.get("/console/dead-letters", params={"done": "purged", "n": "7"})
+    assert 'id="done">Purged 7 dead letter(s).<' in answer.text
+
+
 def test_a_dead_letter_shows_the_phone_masked_and_never_the_key(http, runtime):
     """The list and the record mask the phone; the API key and idempotency key never show."""
     job_id = runtime.producer.enqueue(MESSAGE, idempotency_key="order-77-secret")
@@ -190,6 +232,7 @@ def test_purge_asks_for_confirmation_first(http, runtime):
     done = http.post("/console/dead-letters/purge", data={**data, "confirmed": "yes"})
     assert done.status_code == 303
     assert runtime.dead_letters.counts() == {}
+    assert "Purged 2 dead letter(s)." in http.get(done.headers["location"]).text
 
 
 def test_job_lookup_shows_state_and_history(http, runtime):

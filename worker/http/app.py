@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(ingest.build_router(BearerTokens(tokens)))
     if settings.console_password.get_secret_value():
         app.include_router(console.build_router(settings))
+        app.add_middleware(console.ConsoleHeaders)
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
         store = DeliveryStore(client, Keys(settings.redis_prefix))

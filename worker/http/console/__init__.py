@@ -14,11 +14,13 @@ from starlette.requests import Request
 
 from worker.http.console.auth import COOKIE, Password, Session, Sessions
 from worker.http.console.brake import LoginBrake
-from worker.http.console.render import ConsoleRoute, NeedsLogin, Refused, first
+from worker.http.console.render import ConsoleHeaders, ConsoleRoute, NeedsLogin, Refused, first
 from worker.http.console.replays import Replays
 from worker.observe.status import accounts_to_report
 from worker.service.runtime import Runtime
 from worker.settings import CookieSecure, Settings
+
+__all__ = ["Console", "ConsoleHeaders", "build_router"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from worker.http.console import Console
 from worker.http.console.auth import COOKIE, COOKIE_PATH
 from worker.http.console.login import log_in
+from worker.http.console.pages import Done
 from worker.http.console.render import Refused, first, page, read_form
 from worker.logs import get_logger
 from worker.service.operations import halt_account, resume_account
@@ -122,7 +123,7 @@ def _purge(console: Console, request: Request, form: dict[str, list[str]]) -> Re
         )
     purged = console.runtime.dead_letters.purge([record.id for record in records])
     log.info("console.purged", count=purged, what=_describe(selection))
-    done = urlencode({"done": f"Purged {purged} dead letter(s)."})
+    done = urlencode({"done": Done.PURGED.value, "n": purged})
     return RedirectResponse(f"/console/dead-letters?{done}", 303)
 
 
