@@ -93,6 +93,10 @@ def test_api_key_is_a_secret(monkeypatch):
         ("QUEUE", "has space", "pattern"),
         ("VISIBILITY_TIMEOUT_S", "x", "valid integer"),
         ("BROKER_URL", "localhost", "not a URL"),
+        ("COOKIE_SECURE", "sometimes", "'auto' or 'always'"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1/8", "is not an IP address or network"),
+        ("FORWARDED_ALLOW_IPS", "*,10.0.0.1", "stands alone"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(monkeypatch, name, value, words):
@@ -104,6 +108,13 @@ def test_bad_value_is_one_line_naming_the_variable(monkeypatch, name, value, wor
     assert "\n" not in message
     assert f"MSGWORKER_{name}" in message
     assert words in message
+
+
+def test_forwarded_allow_ips_lists_addresses_and_networks(monkeypatch):
+    """Trusted proxies: none by default; addresses and networks, v4 or v6, comma-separated."""
+    assert get_settings().forwarded_allow_ips == ""
+    monkeypatch.setenv("MSGWORKER_FORWARDED_ALLOW_IPS", "10.0.0.0/8, 192.168.1.5,::1")
+    assert get_settings().forwarded_allow_ips == "10.0.0.0/8, 192.168.1.5,::1"
 
 
 def test_bad_value_message_does_not_echo_the_input(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -41,6 +42,13 @@ CONSOLE_PASSWORD_MIN = 12  # the console's password: long enough that guessing i
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
+
+
+class CookieSecure(StrEnum):
+    """When the console's cookies carry ``Secure``: over HTTPS only, or always."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
 
 
 class LogLevel(StrEnum):
@@ -103,6 +111,11 @@ class Settings(BaseSettings):
     console_password: SecretStr = SecretStr("")
     # The Bearer secret the Gateway's status webhooks carry; empty: the webhook endpoint is off.
     webhook_secret: SecretStr = SecretStr("")
+    # Proxies (addresses or networks, comma-separated; * for any) whose X-Forwarded-For and
+    # X-Forwarded-Proto serve believes; empty: none, the peer is the client.
+    forwarded_allow_ips: str = ""
+    # The console's cookies: Secure when the request came over HTTPS (auto), or always.
+    cookie_secure: CookieSecure = CookieSecure.AUTO
 
     @field_validator("ingest_tokens")
     @classmethod
@@ -133,6 +146,22 @@ class Settings(BaseSettings):
         if value and (not value.isascii() or not value.isprintable() or " " in value):
             raise ValueError("must be printable ASCII without spaces")
         return secret
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, proxies: str) -> str:
+        entries = split_list(proxies)
+        if "*" in entries and len(entries) > 1:
+            raise ValueError("* (any peer) stands alone")
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                msg = f"{entry!r} is not an IP address or network (like 10.0.0.0/8)"
+                raise ValueError(msg) from None
+        return proxies
 
     @field_validator("broker_url", "redis_url")
     @classmethod
@@ -182,7 +211,12 @@ class Settings(BaseSettings):
 
 def split_tokens(tokens: SecretStr) -> tuple[str, ...]:
     """The tokens of a comma-separated secret, surrounding spaces and empty entries dropped."""
-    parts = (part.strip() for part in tokens.get_secret_value().split(","))
+    return split_list(tokens.get_secret_value())
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """The entries of a comma-separated setting, surrounding spaces and empty entries dropped."""
+    parts = (part.strip() for part in value.split(","))
     return tuple(part for part in parts if part)
 
 

@@ -17,6 +17,7 @@ from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.console import PASSWORD
 from tests.support.processes import wait_for
 from tests.support.serve import Service
+from worker.http.console.brake import FAILURES_MAX
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
@@ -192,3 +193,21 @@ def test_a_forged_post_without_the_token_is_refused(browser, stack, runtime):
     page.goto(f"{stack.url}/console/dead-letters")
     assert page.url.endswith("/console/login")
     assert httpx.get(f"{stack.url}/console", follow_redirects=False).status_code == 303
+
+
+def test_a_page_on_another_site_cannot_brake_the_login(browser, stack):
+    """A page elsewhere that posts the login form (more often than the brake allows) is refused
+    403 and counts no failure: the operator then logs in at once."""
+    page = browser
+    lure = "http://lure.example/"
+    html = (
+        f'<form id="f" method="post" action="{stack.url}/console/login">'
+        '<input name="password" value="a-guess"><input name="csrf" value="x"></form>'
+        '<script>document.getElementById("f").submit()</script>'
+    )
+    page.route(lure, lambda route: route.fulfill(content_type="text/html", body=html))
+    for _ in range(FAILURES_MAX + 2):
+        with page.expect_navigation(url=f"{stack.url}/console/login"):
+            page.goto(lure)
+        assert "another site" in page.inner_text("#error")
+    log_in(page, stack.url)

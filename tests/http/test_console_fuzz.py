@@ -1,5 +1,6 @@
-"""Fuzzing the web console's POST endpoints on a real uvicorn and Redis: no form ever makes it
-answer 500, and a request refused for its session or CSRF token changes nothing in Redis."""
+"""Fuzzing the web console on a real uvicorn and Redis: no form and no query ever makes it
+answer 500 or without its headers, and a request refused for its session or CSRF token changes
+nothing in Redis."""
 
 from __future__ import annotations
 
@@ -36,6 +37,25 @@ values = st.text(max_size=40) | st.sampled_from(
     ["ids", "code", "BILL_001", "yes", "default", "0", "-1", "nan", "inf", "1e308", "a" * 32]
 )
 forms = st.lists(st.tuples(names, values), max_size=8)
+PAGES = [
+    "/console",
+    "/console/login",
+    "/console/dead-letters",
+    "/console/dead-letters/{segment}",
+    "/console/replays/{segment}",
+    "/console/jobs",
+    "/console/accounts/{segment}/halt",
+    "/console/{segment}",
+]
+query_names = st.sampled_from(["page_no", "account", "code", "done", "n", "id"]) | st.text(
+    max_size=10
+)
+query_values = (
+    st.text(max_size=80)
+    | st.integers().map(str)
+    | st.sampled_from(["purged", "BILL_001", "default", "1e3", "0x10", " 1", "9" * 40])
+)
+queries = st.lists(st.tuples(query_names, query_values), max_size=6)
 accounts = st.sampled_from(["default", "nobody"]) | st.text(min_size=1, max_size=20)
 bodies = st.binary(max_size=200)
 
@@ -132,3 +152,27 @@ def test_a_post_with_the_token_and_any_fields_is_never_a_500(changing_stack, act
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     answer = http.post(path, content=body, headers=headers, follow_redirects=False)
     assert answer.status_code < 500, (answer.status_code, answer.text)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    path=st.sampled_from(PAGES),
+    segment=st.text(min_size=1, max_size=40),
+    query=queries,
+    logged_in=st.booleans(),
+)
+def test_a_page_with_any_query_is_never_a_500_and_keeps_its_headers(
+    stack, path, segment, query, logged_in
+):
+    """Any page with any query: an answer below 500 with the console's headers, Redis unchanged."""
+    http, client, _, forged = stack
+    sender = http if logged_in else forged
+    before = state(client)
+    answer = sender.get(path.format(segment=quote(segment, safe="")), params=query)
+    assert answer.status_code < 500, (answer.status_code, answer.text)
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert state(client) == before

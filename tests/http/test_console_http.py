@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.console import PASSWORD, login
+from tests.support.console import PASSWORD, login, login_form
 from tests.support.jobs import park
 from tests.support.processes import wait_for
 from tests.support.serve import Service
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.processes  # every test here runs real child processes
 
 API_KEY = "sk_console_secret_9a8b7c6d"
 PHONE = "905321234567"
+COOKIE = "msgworker_console="
 MESSAGE = {"to": PHONE, "type": "text", "text": {"body": "hello"}}
 
 
@@ -71,20 +72,20 @@ def test_pages_without_a_session_go_to_login_and_changes_are_refused(http, runti
     assert runtime.switches.halted("default") is None
 
 
-def test_a_wrong_password_is_401_without_a_cookie(http):
-    """Wrong password: the login page again with 401, and no cookie set."""
-    answer = http.post("/console/login", data={"password": "not-the-password"})
+def test_a_wrong_password_is_401_without_a_session(http):
+    """Wrong password: the login page again with 401 (a new form), and no session cookie set."""
+    answer = http.post("/console/login", data=login_form(http, "not-the-password"))
     assert answer.status_code == 401
-    assert "set-cookie" not in answer.headers
+    assert "msgworker_console" not in answer.headers.get("set-cookie", "")
     assert "Wrong password" in answer.text
     assert http.get("/console").status_code == 303
 
 
 def test_the_session_cookie_is_httponly_strict_and_scoped(http):
     """The right password sets an HttpOnly, SameSite=Strict cookie for /console only."""
-    answer = http.post("/console/login", data={"password": PASSWORD})
+    answer = http.post("/console/login", data=login_form(http))
     assert answer.status_code == 303
-    cookie = answer.headers["set-cookie"].lower()
+    (cookie,) = [c.lower() for c in answer.headers.get_list("set-cookie") if COOKIE in c]
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
     assert "path=/console" in cookie
@@ -127,15 +128,9 @@ def test_logout_ends_the_session_everywhere(http, service):
         assert other.get("/console").status_code == 303
 
 
-def test_repeated_wrong_passwords_are_braked(http):
-    """Ten wrong passwords from one address: further attempts are 429, even the right one."""
-    for _ in range(10):
-        assert http.post("/console/login", data={"password": "guess-guess"}).status_code == 401
-    assert http.post("/console/login", data={"password": PASSWORD}).status_code == 429
-
-
 def test_pages_forbid_framing_caching_and_foreign_resources(http):
-    """Every console answer carries a strict CSP, no framing, no caching, no referrer."""
+    """Every console answer carries a strict CSP, no framing, no caching, no referrer to other
+    sites."""
     login(http)
     for path in ("/console", "/console/login", "/console/dead-letters"):
         headers = http.get(path).headers
@@ -143,6 +138,49 @@ def test_pages_forbid_framing_caching_and_foreign_resources(http):
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["x-frame-options"] == "DENY"
         assert headers["cache-control"] == "no-store"
+        assert headers["referrer-policy"] == "same-origin"
+
+
+def test_parameters_out_of_range_are_400_pages_with_the_headers(http):
+    """A page number or filter out of range, or a path no route serves: a page with the
+    console's headers, 400 (404, 405), never a 500 or the service's JSON."""
+    login(http)
+    asked = [
+        ({"page_no": "4611686018427387904"}, 400),
+        ({"page_no": "0"}, 400),
+        ({"page_no": "-1"}, 400),
+        ({"page_no": "two"}, 400),
+        ({"code": "X" * 65}, 400),
+        ({"account": "no such/account"}, 400),
+        ({"done": "purged", "n": "-1"}, 400),
+        ({"page_no": "10000"}, 200),
+    ]
+    for params, status in asked:
+        answer = http.get("/console/dead-letters", params=params)
+        assert answer.status_code == status, params
+        assert "default-src 'none'" in answer.headers["content-security-policy"], params
+        assert answer.headers["content-type"].startswith("text/html"), params
+    assert "out of range (page_no)." in http.get("/console/dead-letters?page_no=0").text
+    for method, path in (("GET", "/console/nothing-here"), ("POST", "/console")):
+        answer = http.request(method, path)
+        assert answer.status_code in {404, 405}
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_the_console_shows_only_its_own_messages(http, runtime):
+    """Text in the address never shows as the console's: a free `done` is refused, a filter it
+    does not know is not written back; a purge's report is its own fixed words."""
+    lure = "Session expired. Log in again at https://evil.example/login"
+    login(http)
+    answer = http.get("/console/dead-letters", params={"done": lure})
+    assert answer.status_code == 400
+    assert "evil.example" not in answer.text
+    answer = http.get("/console/dead-letters", params={"code": lure[:60], "account": "evil"})
+    assert answer.status_code == 200
+    assert "evil" not in answer.text
+    assert "No dead letters match" in answer.text
+    answer = http.get("/console/dead-letters", params={"done": "purged", "n": "7"})
+    assert 'id="done">Purged 7 dead letter(s).<' in answer.text
 
 
 def test_a_dead_letter_shows_the_phone_masked_and_never_the_key(http, runtime):
@@ -194,6 +232,7 @@ def test_purge_asks_for_confirmation_first(http, runtime):
     done = http.post("/console/dead-letters/purge", data={**data, "confirmed": "yes"})
     assert done.status_code == 303
     assert runtime.dead_letters.counts() == {}
+    assert "Purged 2 dead letter(s)." in http.get(done.headers["location"]).text
 
 
 def test_job_lookup_shows_state_and_history(http, runtime):
@@ -223,7 +262,7 @@ def test_login_page_answers_with_redis_down(tmp_path):
             answer = http.get("/console")
             assert answer.status_code == 503
             assert "Redis does not answer" in answer.text
-            answer = http.post("/console/login", data={"password": PASSWORD})
+            answer = http.post("/console/login", data=login_form(http))
             assert answer.status_code == 503
             assert "set-cookie" not in answer.headers
     finally:

@@ -16,9 +16,16 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def login_form(http: httpx.Client, password: str = PASSWORD) -> dict[str, str]:
+    """A login form as the login page makes it (its token; the client now holds the cookie)."""
+    page = http.get("/console/login")
+    assert page.status_code == 200, page.text
+    return {"password": password, "csrf": csrf_of(page.text)}
+
+
 def login(http: httpx.Client, password: str = PASSWORD) -> str:
     """Log in; returns the session's CSRF token (read from the overview's forms)."""
-    answer = http.post("/console/login", data={"password": password})
+    answer = http.post("/console/login", data=login_form(http, password))
     assert answer.status_code == 303, answer.text
     overview = http.get("/console")
     assert overview.status_code == 200, overview.text

@@ -25,7 +25,7 @@ from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
 from worker.send.routing import load_routing_table
-from worker.settings import Settings, get_settings, mask_url, split_tokens
+from worker.settings import Settings, get_settings, mask_url, split_list, split_tokens
 from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(ingest.build_router(BearerTokens(tokens)))
     if settings.console_password.get_secret_value():
         app.include_router(console.build_router(settings))
+        app.add_middleware(console.ConsoleHeaders)
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
         store = DeliveryStore(client, Keys(settings.redis_prefix))
@@ -132,6 +133,8 @@ def serve(*, host: str | None = None, port: int | None = None, workers: int = 1)
     import uvicorn  # noqa: PLC0415 - the serve extra, only here
 
     settings = get_settings()
+    # uvicorn would believe X-Forwarded-* from 127.0.0.1 unless told: trust only those named.
+    proxies = split_list(settings.forwarded_allow_ips)
     uvicorn.run(
         "worker.http.app:app_from_environment",
         factory=True,
@@ -142,5 +145,7 @@ def serve(*, host: str | None = None, port: int | None = None, workers: int = 1)
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=list(proxies),
         timeout_graceful_shutdown=10,
     )

@@ -189,9 +189,13 @@ class Keys:
         """Hash: a console session (its CSRF token), under the SHA-256 of the cookie's value."""
         return f"{self.prefix}console:session:{encode_part(digest)}"
 
-    def console_login_failures(self, client: str) -> str:
-        """Counter: recent failed console logins from one client address."""
-        return f"{self.prefix}console:login-failures:{encode_part(client)}"
+    def console_login_failed(self, client: str) -> str:
+        """Sorted set: the times of the latest failed console logins from one client address."""
+        return f"{self.prefix}console:login-failed:{encode_part(client)}"
+
+    def console_login_slot(self, client: str) -> str:
+        """String: held while a braked client address waits for its next login attempt."""
+        return f"{self.prefix}console:login-slot:{encode_part(client)}"
 
     def console_replay(self, run_id: str) -> str:
         """Hash: the progress of one replay started from the console."""

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from fastapi import APIRouter
 from starlette.requests import Request
 
-from worker.http.console.auth import COOKIE, LoginBrake, Password, Session, Sessions
-from worker.http.console.render import ConsoleRoute, NeedsLogin, Refused, first
+from worker.http.console.auth import COOKIE, Password, Session, Sessions
+from worker.http.console.brake import LoginBrake
+from worker.http.console.render import ConsoleHeaders, ConsoleRoute, NeedsLogin, Refused, first
 from worker.http.console.replays import Replays
 from worker.observe.status import accounts_to_report
 from worker.service.runtime import Runtime
-from worker.settings import Settings
+from worker.settings import CookieSecure, Settings
+
+__all__ = ["Console", "ConsoleHeaders", "build_router"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,17 @@ class Console:
     sessions: Sessions
     brake: LoginBrake
     replays: Replays
+    # COOKIE_SECURE=always: TLS ends on a proxy serve does not trust, so HTTPS is not seen.
+    always_secure: bool
+
+    def secure(self, request: Request) -> bool:
+        """Whether cookies set in answer to this request are marked Secure."""
+        return self.always_secure or request.url.scheme == "https"
+
+    @staticmethod
+    def client_address(request: Request) -> str:
+        """The client's address: the peer's, or what a proxy in FORWARDED_ALLOW_IPS says."""
+        return request.client.host if request.client else "unknown"
 
     def session(self, request: Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
@@ -70,6 +84,7 @@ def build_router(settings: Settings) -> APIRouter:
         sessions=Sessions(runtime.redis, runtime.keys, password),
         brake=LoginBrake(runtime.redis, runtime.keys),
         replays=Replays(runtime.redis, runtime.keys, runtime.dead_letters),
+        always_secure=settings.cookie_secure is CookieSecure.ALWAYS,
     )
     router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
     pages.add_pages(router, console)

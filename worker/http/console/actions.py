@@ -15,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from worker.http.console import Console
-from worker.http.console.auth import COOKIE, COOKIE_PATH, SESSION_TTL_S
+from worker.http.console.auth import COOKIE, COOKIE_PATH
+from worker.http.console.login import log_in
+from worker.http.console.pages import Done
 from worker.http.console.render import Refused, first, page, read_form
 from worker.logs import get_logger
 from worker.service.operations import halt_account, resume_account
@@ -33,10 +35,7 @@ def add_actions(router: APIRouter, console: Console) -> None:
     @router.post("/login")
     async def login(request: Request) -> Response:
         form = await read_form(request)
-        address = request.client.host if request.client else "unknown"
-        password = first(form, "password") or ""
-        https = request.url.scheme == "https"
-        return await run_in_threadpool(_login, console, address, password, https=https)
+        return await run_in_threadpool(log_in, console, request, form)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
@@ -66,28 +65,6 @@ def add_actions(router: APIRouter, console: Console) -> None:
     async def resume(request: Request, account: str) -> Response:
         form = await read_form(request)
         return await run_in_threadpool(_resume, console, request, form, account)
-
-
-def _login(console: Console, address: str, password: str, *, https: bool) -> Response:
-    if console.brake.blocked(address):
-        raise Refused(429, "Too many wrong passwords from this address: wait a few minutes.")
-    if not console.password.matches(password):
-        console.brake.failed(address)
-        log.warning("console.login_refused", client=address)
-        return page("login.html", 401, error="Wrong password.")
-    session = console.sessions.create()
-    log.info("console.login", client=address)
-    response = RedirectResponse("/console", 303)
-    response.set_cookie(
-        COOKIE,
-        session.id,
-        max_age=SESSION_TTL_S,
-        path=COOKIE_PATH,
-        secure=https,
-        httponly=True,
-        samesite="strict",
-    )
-    return response
 
 
 def _selection(form: dict[str, list[str]]) -> Selection:
@@ -146,7 +123,7 @@ def _purge(console: Console, request: Request, form: dict[str, list[str]]) -> Re
         )
     purged = console.runtime.dead_letters.purge([record.id for record in records])
     log.info("console.purged", count=purged, what=_describe(selection))
-    done = urlencode({"done": f"Purged {purged} dead letter(s)."})
+    done = urlencode({"done": Done.PURGED.value, "n": purged})
     return RedirectResponse(f"/console/dead-letters?{done}", 303)
 
 

@@ -1,4 +1,4 @@
-"""Who may use the console: the password, the session cookie, the CSRF token, the login brake.
+"""Who may use the console: the password, the session cookie and its CSRF token.
 
 A session is a random id (256 bits) in an HttpOnly, SameSite=Strict cookie; Redis keeps, under
 the SHA-256 of the password's digest and that id, for ``SESSION_TTL_S``, the session's CSRF
@@ -24,13 +24,15 @@ COOKIE = "msgworker_console"
 COOKIE_PATH = "/console"
 # A night shift, then log in again.
 SESSION_TTL_S = 12 * 3600
-# Failed logins from one address within the window before further attempts are refused (429).
-LOGIN_FAILURES_MAX = 10
-LOGIN_WINDOW_S = 300
 
 
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "replace")).digest()
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Whether a token a request carries is the expected one, compared in constant time."""
+    return given is not None and hmac.compare_digest(_digest(given), _digest(expected))
 
 
 class Password:
@@ -54,7 +56,7 @@ class Session:
     csrf: str
 
     def csrf_matches(self, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(_digest(given), _digest(self.csrf))
+        return same_secret(given, self.csrf)
 
 
 class Sessions:
@@ -87,23 +89,3 @@ class Sessions:
 
     def end(self, session_id: str) -> None:
         self._redis.delete(self._key(session_id))
-
-
-class LoginBrake:
-    """Counts failed logins per client address; after too many, the address must wait until
-    no attempt has failed for the whole window."""
-
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self._redis = client
-        self._keys = keys
-
-    def blocked(self, address: str) -> bool:
-        count = self._redis.get(self._keys.console_login_failures(address))
-        return int(count or 0) >= LOGIN_FAILURES_MAX
-
-    def failed(self, address: str) -> None:
-        key = self._keys.console_login_failures(address)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, LOGIN_WINDOW_S)  # each failure extends the wait
-        pipe.execute()

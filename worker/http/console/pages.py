@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from itertools import islice
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from worker.accounts import ACCOUNT_NAME
 from worker.http.console import Console
+from worker.http.console.login import login_page
 from worker.http.console.render import HERE, Refused, page
 from worker.logs import mask_phone
 from worker.observe.status import accounts_to_report
@@ -20,6 +23,20 @@ from worker.store.drain import replay_rate
 from worker.store.restore import is_job_id
 
 PAGE_SIZE = 50
+# Each page reads the records before it: beyond this many pages, use the CLI (dlq list).
+PAGE_NO_MAX = 10_000
+CODE_CHARS_MAX = 64
+COUNT_MAX = 10**9
+
+
+class Done(StrEnum):
+    """What an action reports on the page it leads to, by name: the page shows only its own
+    words (``DONE``), never text from the address, which anyone can write into a link."""
+
+    PURGED = "purged"
+
+
+DONE = {Done.PURGED: "Purged {n} dead letter(s)."}
 STYLESHEET = (HERE / "static" / "console.css").read_text(encoding="utf-8")
 
 
@@ -29,9 +46,9 @@ def add_pages(router: APIRouter, console: Console) -> None:
         return Response(STYLESHEET, media_type="text/css")
 
     @router.get("/login")
-    def login_form() -> Response:
-        # Answers without Redis: the page is static.
-        return page("login.html", error=None)
+    def login_form(request: Request) -> Response:
+        # Answers without Redis: the page is static but for its form's token.
+        return login_page(console, request, 200, None)
 
     @router.get("")
     def overview(request: Request) -> HTMLResponse:
@@ -58,10 +75,16 @@ def add_pages(router: APIRouter, console: Console) -> None:
 def _add_dead_letter_pages(router: APIRouter, console: Console) -> None:
     @router.get("/dead-letters")
     def dead_letters(
-        request: Request, account: str = "", code: str = "", page_no: int = 1, done: str = ""
+        request: Request,
+        account: Annotated[str, Query(pattern=f"^(|{ACCOUNT_NAME.pattern})$")] = "",
+        code: Annotated[str, Query(max_length=CODE_CHARS_MAX)] = "",
+        page_no: Annotated[int, Query(ge=1, le=PAGE_NO_MAX)] = 1,
+        done: Done | None = None,
+        n: Annotated[int, Query(ge=0, le=COUNT_MAX)] = 0,
     ) -> HTMLResponse:
         session = console.require(request)
-        return _dead_letters_page(console, session.csrf, account, code, max(1, page_no), done)
+        message = DONE[done].format(n=n) if done is not None else ""
+        return _dead_letters_page(console, session.csrf, account, code, page_no, message)
 
     @router.get("/dead-letters/{job_id}")
     def dead_letter(request: Request, job_id: str) -> HTMLResponse:
@@ -135,16 +158,18 @@ def _dead_letters_page(
     context: dict[str, Any] = {
         "csrf": csrf,
         "records": found[:PAGE_SIZE],
-        "more": len(found) > PAGE_SIZE,
+        "more": len(found) > PAGE_SIZE and page_no < PAGE_NO_MAX,
         "page_no": page_no,
-        "account": account,
-        "code": code,
+        # Only names the page knows are written back into it, never the address's own text.
+        "account": account if account in accounts else "",
+        "code": code if code in counts else "",
+        "filtered": bool(account or code),
         "codes": sorted(counts.items()),
         "accounts": accounts,
         "total": sum(counts.values()),
         "default_rate": _default_rate(console),
         "max_rate": console.runtime.settings.rate_per_sec,
-        "done": done[:200],
+        "done": done,
         "nav": "dead-letters",
     }
     return page("dead_letters.html", **context)

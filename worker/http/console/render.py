@@ -1,8 +1,10 @@
 """The console's pages: Jinja2 templates (autoescaped), its refusals and its response headers.
 
 Every console route goes through ``ConsoleRoute``: a refusal raised anywhere becomes its page,
-Redis not answering becomes a 503 page, and every answer carries headers that forbid framing,
-caching, referrers and any script or resource from elsewhere.
+a query parameter out of range a 400 page, Redis not answering a 503 page, and a fault a 500
+page (its traceback in the log only). ``ConsoleHeaders`` puts headers that forbid framing,
+caching, referrers to other sites and any script or resource from elsewhere on every answer
+under /console, error ones included (a path no route serves, a body refused before any route).
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import redis
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.http.problems import Problem
 from worker.logs import get_logger, mask_phone
 from worker.observe.views import iso
 
 log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
+PREFIX = "/console"
 LOGIN_PATH = "/console/login"
 FORM_MAX_BYTES = 64 * 1024
 HEADERS = {
@@ -33,7 +41,9 @@ HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser sends its own form posts with "Origin: null", the
+    # same as a page elsewhere that hides its origin, and the login must tell those apart.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -91,22 +101,33 @@ def first(form: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+def _out_of_range(exc: RequestValidationError) -> Refused:
+    """400 naming the parameters (ones the route declares, so never text from the address)."""
+    names = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
+    which = f" ({', '.join(names)})" if names else ""
+    return Refused(400, f"A parameter of this address is invalid or out of range{which}.")
+
+
+def _refusal(refused: Refused) -> HTMLResponse:
+    return page("error.html", refused.status, status=refused.status, message=refused.message)
+
+
 class ConsoleRoute(APIRoute):
-    """A route whose refusals, login redirects and Redis outages are pages, with the console's
-    security headers on every answer."""
+    """A route whose refusals, login redirects, bad parameters, Redis outages and faults are
+    pages."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:
             try:
-                response = await handler(request)
+                return await handler(request)
             except NeedsLogin:
-                response = RedirectResponse(LOGIN_PATH, 303)
+                return RedirectResponse(LOGIN_PATH, 303)
+            except RequestValidationError as exc:
+                return _refusal(_out_of_range(exc))
             except Refused as refused:
-                response = page(
-                    "error.html", refused.status, status=refused.status, message=refused.message
-                )
+                return _refusal(refused)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("console.redis_unavailable", error=type(exc).__name__)
                 response = page(
@@ -116,7 +137,31 @@ class ConsoleRoute(APIRoute):
                     message="Redis does not answer; this page will work again once it does.",
                 )
                 response.headers["Retry-After"] = "5"
-            response.headers.update(HEADERS)
-            return response
+                return response
+            except (HTTPException, Problem):
+                raise  # the service's own answers (a body refused before it was read, say)
+            except Exception:  # a fault: a page with the headers; its traceback to the log
+                log.exception("console.fault", path=request.url.path)
+                return page("error.html", 500, status=500, message="Something went wrong.")
 
         return guarded
+
+
+class ConsoleHeaders:
+    """ASGI middleware: the console's security headers on every answer under /console."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != PREFIX and not path.startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
