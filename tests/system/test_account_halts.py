@@ -100,8 +100,12 @@ def test_a_rejected_key_halts_its_account_only_and_heals_when_the_key_file_chang
     assert runtime.switches.halted("b") is None
     assert runtime.switches.held_count("b") == 0
     assert states(runtime, ids_a) <= {JobState.HELD, JobState.QUEUED}
-    # Probes come one interval apart, with the key as it is: still refused.
-    time.sleep(PROBE_S * 1.5)
+    # Probes come one interval apart, with the key as it is: still refused (AUTH_001 answers
+    # arrive while a is halted, at most one an interval).
+    refused_before = sum(1 for r in sandbox.requests() if r["code"] == "AUTH_001")
+    time.sleep(PROBE_S * 2.5)
+    probes_refused = sum(1 for r in sandbox.requests() if r["code"] == "AUTH_001") - refused_before
+    assert 1 <= probes_refused <= 3, probes_refused
     assert runtime.switches.halted("a") is not None
 
     key_file.write_text(f"  {KEY_A}\n")
