@@ -50,6 +50,8 @@ def test_ok_counter_is_exact_under_prefork_with_recycled_children(
     """200 sends through 4 prefork children recycled every 5 tasks: OK == 200 == the sandbox's."""
     port = free_port()
     env = worker_env(redis_url, sandbox.url, metrics_port=str(port))
+    counts = tmp_path / "multiprocess"
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(counts)
     worker = start_worker(
         env, tmp_path / "w.log", pool="prefork", concurrency=4, extra=("--max-tasks-per-child", "5")
     )
@@ -63,6 +65,10 @@ def test_ok_counter_is_exact_under_prefork_with_recycled_children(
         exposition = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     finally:
         worker.stop()
+    # Each process that counted left its files (counter_<pid>.db): more processes than the
+    # pool's 4 means children were recycled and their counts kept.
+    pids = {path.stem.rpartition("_")[2] for path in counts.glob("counter_*.db")}
+    assert len(pids) > 4, sorted(pids)
     accepted = sandbox.stats()["accepted"]
     ok = sample(exposition, "msgworker_api_responses_total", code="OK", group="none", status="200")
     assert ok == 200 == accepted
