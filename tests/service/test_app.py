@@ -1,7 +1,10 @@
 """The Celery app's dispatcher (how the pump's dispatches become broker messages) and the broker
-depth the pump reads."""
+depth the pump reads, against a real Redis broker: the messages are read back from the queue."""
 
 from __future__ import annotations
+
+import base64
+import json
 
 import redis
 
@@ -11,40 +14,46 @@ from worker.service.app import broker_depth, create_app, dispatcher
 from worker.settings import Settings
 
 
-def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer():
+QUEUE = "q"
+
+
+def published(client: redis.Redis) -> list[tuple[str, list]]:
+    """The broker messages in the queue, oldest first, taken off it: (task name, args)."""
+    messages = []
+    while (raw := client.rpop(QUEUE)) is not None:
+        envelope = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        messages.append((envelope["headers"]["task"], args))
+    return messages
+
+
+def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer(redis_url):
     """A long queue goes out a few jobs per broker message; a short one, one job per message."""
-    app = create_app(
-        Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
-    )
-    sent = []
-    app.send_task = lambda name, args, **_: sent.append((name, args))
-    dispatch = dispatcher(app, "q", consumers=4)
+    app = create_app(Settings(broker_url=redis_url, _env_file=None))
+    client = redis.Redis.from_url(redis_url)
+    dispatch = dispatcher(app, QUEUE, consumers=4)
     dispatch([(f"j{i}", 1) for i in range(4)])
-    assert [name for name, _ in sent] == ["msgworker.deliver"] * 4
-    sent.clear()
+    assert [name for name, _ in published(client)] == ["msgworker.deliver"] * 4
     dispatch([(f"j{i}", 1) for i in range(100)])
+    sent = published(client)
     assert {name for name, _ in sent} == {"msgworker.deliver_many"}
     groups = [args[0] for _, args in sent]
     assert max(len(g) for g in groups) <= MAX_GROUP
     assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]
 
 
-def test_quick_calls_group_a_short_queue_for_many_consumers():
+def test_quick_calls_group_a_short_queue_for_many_consumers(redis_url):
     """With this process's calls answered within milliseconds, even 2 x MAX_GROUP dispatches
     for 100 consumers go out a full group per message; before any call, one per message."""
-    app = create_app(
-        Settings(broker_url="memory://", redis_url="redis://unused:1/0", _env_file=None)
-    )
-    sent = []
-    app.send_task = lambda name, args, **_: sent.append((name, args))
+    app = create_app(Settings(broker_url=redis_url, _env_file=None))
+    client = redis.Redis.from_url(redis_url)
     pace = CallPace()
-    dispatch = dispatcher(app, "q", consumers=100, pace=pace)
+    dispatch = dispatcher(app, QUEUE, consumers=100, pace=pace)
     dispatch([(f"j{i}", 1) for i in range(2 * MAX_GROUP)])
-    assert len(sent) == 2 * MAX_GROUP
-    sent.clear()
+    assert len(published(client)) == 2 * MAX_GROUP
     pace.record(0.002)
     dispatch([(f"j{i}", 1) for i in range(2 * MAX_GROUP)])
-    assert [len(args[0]) for _, args in sent] == [MAX_GROUP, MAX_GROUP]
+    assert [len(args[0]) for _, args in published(client)] == [MAX_GROUP, MAX_GROUP]
 
 
 def test_the_broker_depth_keeps_its_connection_and_counts_again_after_a_restart(own_redis):
