@@ -13,8 +13,11 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 WAMID_OK = "wamid.HOSTILE{n:08d}"
 
@@ -54,6 +57,27 @@ def success(wamid: str, headers: dict[str, str] | None = None) -> Play:
 
 def error(status: int, errors: dict[str, Any], headers: dict[str, str] | None = None) -> Play:
     return http(status, {"isSuccess": False, "errors": errors}, headers)
+
+
+class _Streamed(httpx.SyncByteStream):
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._content
+
+
+def mock_gateway(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
+    """An httpx client on ``MockTransport(handler)`` whose answers come as a real connection's
+    do: the body streamed as sent (compressed or not), not read in advance."""
+
+    def streamed(request: httpx.Request) -> httpx.Response:
+        answer = handler(request)
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, stream=_Streamed(answer.content)
+        )
+
+    return httpx.Client(transport=httpx.MockTransport(streamed))
 
 
 class HostileGateway:

@@ -3,14 +3,15 @@ errors (the alert sinks in ``worker.observe.sinks`` make HTTP calls of their own
 
 It calls through anything shaped like ``httpx.Client.stream`` (``Poster``): in a worker, the
 bounded keep-alive pools of ``worker.send.transport``. The answer's body is read up to
-``BODY_MAX`` bytes and no further.
+``BODY_MAX`` bytes and no further, decoded first when the Gateway compressed it although asked
+not to (``worker.send.answer_body``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from worker.errors import (
 )
 from worker.logs import REDACTED, redact
 from worker.outcome import CONNECTION, TIMEOUT, Sent, http_code
+from worker.send.answer_body import ACCEPT_IDENTITY, read_body
 from worker.send.answers import interpret
 
 MESSAGE_PATH = "/v1/wa/message"
@@ -70,16 +72,6 @@ class Poster(Protocol):
     ) -> AbstractContextManager[httpx.Response]: ...
 
 
-def _read_at_most(chunks: Iterable[bytes], limit: int) -> bytes:
-    """The body's first ``limit`` bytes; the rest is never read (the connection is dropped)."""
-    body = bytearray()
-    for chunk in chunks:
-        body += chunk
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
-
-
 def translate_transport_error(exc: httpx.TransportError) -> GatewayUnreachable:
     """The GatewayUnreachable for an httpx failure, without its text (it may hold URLs)."""
     # TransportError itself is in the table, so the most specific entry always exists.
@@ -114,23 +106,24 @@ class GatewayClient:
         """
         key = self._key()
         params = {"is_fake": "true"} if fake or self._sandbox else {}
-        auth = {"Authorization": f"Bearer {key}"}
+        headers = {"Authorization": f"Bearer {key}", **ACCEPT_IDENTITY}
         try:
             with self._http.stream(
-                "POST", self._url, json=body, params=params, headers=auth
+                "POST", self._url, json=body, params=params, headers=headers
             ) as response:
-                status, headers = response.status_code, response.headers
-                content = _read_at_most(response.iter_bytes(), BODY_MAX)
+                status, answer_headers = response.status_code, response.headers
+                encoding = answer_headers.get("content-encoding", "")
+                content = read_body(response.iter_raw(), encoding, BODY_MAX)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from exc
-        except httpx.HTTPError as exc:  # e.g. a body that does not decode: answered, unreadable
-            raise GatewayAnswerLost(code=CONNECTION, description=type(exc).__name__) from exc
+        if content is None:  # answered, but unreadable: as good as lost
+            raise GatewayAnswerLost(code=CONNECTION, description="an answer it cannot decode")
         # Redaction first, before anything is cut short: a key echoed at the end of a long
         # description must not survive as a prefix.
         if key:
             text = content.decode("utf-8", "surrogateescape")
             content = redact(text, [key]).encode("utf-8", "surrogateescape")
-        answer = interpret(status, headers, content, now_s=time.time())
+        answer = interpret(status, answer_headers, content, now_s=time.time())
         if isinstance(answer, GatewayError):
             raise _without_key(answer, key)
         # Looked at again once decoded: JSON escapes (\u0073k_...) hide a key from the bytes.
