@@ -51,7 +51,8 @@ class HttpMetrics:
         self.webhooks = Counter(
             "msgworker_webhook_requests_total",
             "Gateway webhook requests, by result",
-            ["result"],  # ok | unmatched | unauthorized | bad_request | too_large | unavailable
+            # ok | unmatched | out_of_order | unauthorized | bad_request | too_large | unavailable
+            ["result"],
             registry=self.registry,
         )
         self.delivery_statuses = Counter(

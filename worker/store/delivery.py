@@ -3,7 +3,9 @@
 A job sent as a wamid is indexed by it (``finish.lua``); ``DeliveryStore.apply`` records a
 webhook's statuses on their jobs in one round trip (``statuses.lua``, with ``delivery.lua``). A
 status for a wamid no job knows yet is kept ``EARLY_KEEP_S`` and applied when the send is
-recorded. The delivery only moves forward: sent < delivered < read; failed is final.
+recorded. The delivery only moves forward: sent < failed < delivered < read. A ``failed`` after
+``delivered`` or ``read`` is ignored (``OUT_OF_ORDER``): a forged or replayed webhook must not
+park, and so let a replay send again, a message WhatsApp delivered.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class DeliveryAction(StrEnum):
 class Applied(StrEnum):
     APPLIED = "applied"
     STALE = "stale"  # a repeat, or older than what the job already has
+    OUT_OF_ORDER = "out_of_order"  # failed after delivered or read: ignored
     UNMATCHED = "unmatched"  # no job has this wamid (yet): kept a while
 
 
