@@ -176,6 +176,31 @@ def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
     assert "90532*****67" in log
 
 
+def test_unmatched_statuses_are_kept_for_at_most_10000_wamids(http, jobs, redis_client):
+    """20,000 failed statuses for random 256-character wamids: the latest 10,000 are kept, in
+    10,001 keys at most; the 10,000 oldest are dropped and counted. A status that races its
+    send, after the flood, is still applied when the send is recorded."""
+    dropped = "msgworker_webhook_unmatched_dropped_total"
+    before = metric(http, dropped)
+    rng = random.Random(12)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    wamids = ["".join(rng.choices(alphabet, k=256)) for _ in range(20_000)]
+    for start in range(0, len(wamids), 1000):
+        batch = [status(w, "failed", T0, code=131026) for w in wamids[start : start + 1000]]
+        assert post(http, webhook(*batch)).status_code == 200
+    early = list(redis_client.scan_iter(match="*:early", count=1000))
+    assert len(early) == 10_000
+    assert redis_client.dbsize() <= 10_001
+    kept = {KEYS.early_statuses(w) for w in wamids[10_000:]}
+    assert set(early) == kept  # the newest
+    assert metric(http, dropped) == before + 10_000
+    assert post(http, webhook(status("wamid.race", "delivered", T0))).status_code == 200
+    send(jobs, "r1", "wamid.race")
+    assert jobs.get("r1").delivery.status == "delivered"
+    assert not redis_client.exists(KEYS.early_statuses("wamid.race"))
+    assert redis_client.zscore(KEYS.early_arrivals, "wamid.race") is None
+
+
 def metric(http, sample):
     """The value of one sample of /metrics (0 when absent)."""
     for line in http.get("/metrics").text.splitlines():

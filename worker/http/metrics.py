@@ -55,6 +55,11 @@ class HttpMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.unmatched_dropped = Counter(
+            "msgworker_webhook_unmatched_dropped_total",
+            "Wamids no job knows whose statuses were dropped, the oldest first, to keep 10,000",
+            registry=self.registry,
+        )
         self.delivery_statuses = Counter(
             "msgworker_delivery_statuses_total",
             "Delivery statuses applied to jobs (repeats and stale ones not counted)",

@@ -2,10 +2,11 @@
 
 The Bearer secret is compared in constant time (401 otherwise); the body is at most 1 MiB (413)
 and one JSON document (400), read strictly (400 for a malformed status). Every request that
-passes is answered 200, a wamid no job knows included (counted ``unmatched``; its statuses are
-kept a while in case the send's answer is recorded later), and a ``failed`` for a message already
-delivered, which changes nothing (counted ``out_of_order``). The statuses of one request are
-applied in one Redis round trip; Redis not answering is a 503, so the Gateway sends it again.
+passes is answered 200: a wamid no job knows included (counted ``unmatched``; its statuses are
+kept a while in case the send's answer is recorded later, for a bounded number of wamids), and a
+``failed`` for a message already delivered, which changes nothing (counted ``out_of_order``). The
+statuses of one request are applied in one Redis round trip; Redis not answering is a 503, so
+the Gateway sends it again.
 """
 
 from __future__ import annotations
@@ -78,11 +79,15 @@ class Webhooks:
             errors = [{"field": exc.field, "error": str(exc).partition(": ")[2]}]
             return self._answer("bad_request", JSONResponse({"errors": errors}, 400))
         try:
-            results = await self.store.apply([s.update for s in statuses], now=time.time())
+            applying = await self.store.apply([s.update for s in statuses], now=time.time())
         except (RedisError, *REDIS_DOWN):
             log.warning("webhook.redis_unavailable", statuses=len(statuses))
             return self._answer("unavailable", problems.RedisUnavailable().response())
-        return self._answer(self._count(statuses, results), JSONResponse({"status": "ok"}))
+        if applying.dropped:
+            self.metrics.unmatched_dropped.inc(applying.dropped)
+            log.warning("webhook.unmatched_dropped", wamids=applying.dropped)
+        result = self._count(statuses, applying.results)
+        return self._answer(result, JSONResponse({"status": "ok"}))
 
     def _answer(self, result: str, response: JSONResponse) -> JSONResponse:
         self.metrics.webhooks.labels(result).inc()
