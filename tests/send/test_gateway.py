@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.hostile import HostileGateway, mock_gateway, success
+from tests.support.hostile import HostileGateway, gzip_bomb, mock_gateway, success
 from tests.support.hostile import error as error_answer
 from tests.support.hostile import http as http_answer
 from worker.errors import (
@@ -340,16 +340,6 @@ def test_a_huge_body_is_read_no_further_than_the_cap(hostile):
             client.send(BODY)
     assert caught.value.code == "HTTP_200"
     assert caught.value.status == 200
-
-
-def gzip_bomb(megabytes: int) -> bytes:
-    """A gzip answer that expands to ``megabytes`` MB of zeros, made in a tenth of a second: each
-    megabyte compressed once (a full flush makes every later one the same bytes), no trailer."""
-    encoder = zlib.compressobj(9, zlib.DEFLATED, 31)
-    block = bytes(1 << 20)
-    head = encoder.compress(block) + encoder.flush(zlib.Z_FULL_FLUSH)
-    piece = encoder.compress(block) + encoder.flush(zlib.Z_FULL_FLUSH)
-    return head + piece * (megabytes - 1)
 
 
 def test_the_client_asks_for_an_uncompressed_answer(hostile):

@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ def http(
 def success(wamid: str, headers: dict[str, str] | None = None) -> Play:
     body = {"isSuccess": True, "data": {"messages": [{"id": wamid}]}}
     return http(200, body, headers, accepts=True)
+
+
+def gzip_bomb(megabytes: int) -> bytes:
+    """A gzip answer that expands to ``megabytes`` MB of zeros, made in a tenth of a second: each
+    megabyte compressed once (a full flush makes every later one the same bytes), no trailer."""
+    encoder = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    head = encoder.compress(block) + encoder.flush(zlib.Z_FULL_FLUSH)
+    piece = encoder.compress(block) + encoder.flush(zlib.Z_FULL_FLUSH)
+    return head + piece * (megabytes - 1)
 
 
 def error(status: int, errors: dict[str, Any], headers: dict[str, str] | None = None) -> Play:

@@ -5,7 +5,8 @@ Row 2: a drip-fed answer never outlives the claim, so no second call starts whil
 in flight. Row 7: a key at the end of a long description and a Bearer prefix never reach a
 dead letter, nor what `dlq show`, `dlq export` and `job` print. Row 9: a code the Gateway
 invents is kept in the dead letter only as a bounded identifier without any piece of the key.
-Round two, row 8: a key rotated out of a running worker stays redacted.
+Round two, row 8: a key rotated out of a running worker stays redacted; row 14: a gzip bomb
+costs the delivery a few MB and parks its job as an ambiguous 2xx.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import re
 import threading
 import time
+import tracemalloc
 from dataclasses import replace
 
 import pytest
@@ -21,7 +23,7 @@ import redis
 
 from tests.cli.test_cli import run
 from tests.support.cluster import API_KEY, start_worker, worker_env
-from tests.support.hostile import HostileGateway, error, http, success
+from tests.support.hostile import HostileGateway, error, gzip_bomb, http, success
 from tests.support.processes import wait_for
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime, claim_lease_s
@@ -228,3 +230,24 @@ def test_round_2_row_8_a_key_rotated_out_stays_redacted_in_dead_letters_and_logs
     for secret in (first, second):
         assert not [p for p in pieces(secret) if p in stored.lower()], secret
         assert not [p for p in pieces(secret) if p in logged.lower()], secret
+
+
+def test_round_2_row_14_a_gzip_bomb_parks_the_job_as_an_ambiguous_2xx(runtime, gateway):
+    """A 200 whose gzip body expands to 256 MB: the delivery holds a few MB at most, and the job
+    is parked as HTTP_200, reason ambiguous (a 2xx without a readable id: maybe sent)."""
+    gateway.play(http(200, gzip_bomb(256), {"Content-Encoding": "gzip"}))
+    job_id = enqueue(runtime)
+    tracemalloc.start()
+    try:
+        result = deliver(runtime, job_id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result is Result.PARKED
+    assert peak < 8_000_000
+    job = runtime.jobs.get(job_id)
+    assert (job.state, job.last_code, job.parked_reason) == (
+        JobState.PARKED,
+        "HTTP_200",
+        "ambiguous",
+    )
