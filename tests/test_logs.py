@@ -7,6 +7,7 @@ import httpx
 import pytest
 import structlog
 
+from tests.support.hostile import mock_gateway
 from worker.errors import GatewayError
 from worker.logs import configure_logging, get_logger, mask_phone
 from worker.send.gateway import GatewayClient
@@ -59,9 +60,7 @@ def test_failing_authentication_never_logs_the_key(capsys):
             },
         )
 
-    client = GatewayClient(
-        httpx.Client(transport=httpx.MockTransport(handler)), base_url="https://gw", api_key=API_KEY
-    )
+    client = GatewayClient(mock_gateway(handler), base_url="https://gw", api_key=API_KEY)
     with pytest.raises(GatewayError) as caught:
         client.send({"to": "905321234567"})
     error = caught.value

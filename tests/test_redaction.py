@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support.cluster import API_KEY
-from tests.support.hostile import HostileGateway, http
+from tests.support.hostile import HostileGateway, http, success
 from worker.errors import GatewayError
-from worker.logs import REDACTED, Scrubber
+from worker.logs import REDACTED, Scrubber, Secrets
 from worker.send.gateway import GatewayClient
 from worker.send.transport import PooledHTTP
 
@@ -32,7 +32,7 @@ def gateway():
 def test_the_log_scrubber_hides_the_key_its_fragments_and_bearer_tokens(value):
     """A log field holding the key, a piece of it, a Bearer prefix or the key upper-cased is
     logged with *** in its place, nested fields included."""
-    scrub = Scrubber([API_KEY])
+    scrub = Scrubber(Secrets([API_KEY]))
     event = scrub(None, "info", {"event": "x", "detail": f"said {value}!", "nested": {"k": value}})
     for text in (event["detail"], event["nested"]["k"]):
         assert REDACTED in text
@@ -59,3 +59,36 @@ def test_a_message_id_made_of_the_key_is_stored_redacted(gateway):
     with PooledHTTP(timeout_s=2) as client_http:
         sent = GatewayClient(client_http, base_url=gateway.url, api_key=API_KEY).send({})
     assert sent.wamid == REDACTED
+
+
+def test_an_answer_quoting_a_key_rotated_out_is_redacted(gateway):
+    """The key read afresh changes (a rotation); a later answer quoting the old key, the new
+    one and a piece of each keeps none of them, and neither does a log line."""
+    old, new = "sk_first_Qw7e9r1t3y5u", "sk_second_Zx2c4v6b8n0m"
+    key = [old]
+    secrets = Secrets()
+    scrub = Scrubber(secrets)
+    description = f"revoked {old}, now {new}; was {old[3:14]}"
+    gateway.play(success("wamid.1"), http(400, {"errors": {"description": description}}))
+    with PooledHTTP(timeout_s=2) as client_http:
+        client = GatewayClient(
+            client_http, base_url=gateway.url, api_key=lambda: key[0], secrets=secrets
+        )
+        client.send({})
+        key[0] = new
+        with pytest.raises(GatewayError) as raised:
+            client.send({})
+    logged = scrub(None, "error", {"event": "x", "reason": description})["reason"]
+    for text in (raised.value.description, logged):
+        for secret in (old, new):
+            assert not any(
+                secret[i : i + 8].lower() in text.lower() for i in range(len(secret) - 7)
+            )
+
+
+def test_secrets_only_grow_and_ignore_short_values():
+    """A secret once added stays hidden; one too short to tell from text is not searched for."""
+    secrets = Secrets(["sk_one_0123456789"])
+    secrets.add("short")
+    secrets.add("sk_two_abcdefghij")
+    assert secrets.hide("sk_one_0123456789 sk_two_abcdefghij short") == "*** *** short"

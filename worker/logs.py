@@ -2,7 +2,9 @@
 
 One processor chain serves structlog and the standard library (Celery, kombu, httpx), so every
 line is rendered the same way and passes the same two filters: secrets are replaced by ``***``
-and phone numbers are masked (``90532*****67``).
+and phone numbers are masked (``90532*****67``). The secrets are the process's ``SECRETS``: every
+one it has held since it started, a key read again after a rotation included, which the Gateway
+client's answers are redacted with as well.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,27 +32,8 @@ FRAGMENT_MIN_LENGTH = 8
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+)[^\s\"',;]+")
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """The text with every secret, every fragment of one (8+ characters) and every
-    ``Bearer <token>`` replaced by ``***``. Run it before any truncation.
-    """
-    text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    # Case is ignored: an upper-cased key (a proxy's error code) still gives the key away.
-    folded = _fold(text)
-    spans: list[tuple[int, int]] = []
-    for secret in secrets:
-        n = min(FRAGMENT_MIN_LENGTH, len(secret))
-        if len(secret) < SECRET_MIN_LENGTH:
-            continue
-        folded_secret = _fold(secret)
-        for start in range(len(folded_secret) - n + 1):
-            piece = folded_secret[start : start + n]
-            at = folded.find(piece)
-            while at != -1:
-                spans.append((at, at + n))
-                at = folded.find(piece, at + 1)
-    if not spans:
-        return text
+def _hidden(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with each span (overlapping ones merged) replaced by ``***``."""
     merged: list[list[int]] = []
     for begin, end in sorted(spans):
         if merged and begin <= merged[-1][1]:
@@ -79,14 +63,65 @@ def mask_phone(value: str) -> str:
     return digits[:shown] + "*" * (len(digits) - shown - 2) + digits[-2:]
 
 
+class Secrets:
+    """Every secret held since it was made: what redaction hides. It only grows, so a key rotated
+    out stays hidden (a late answer, a log line, can still quote it); ``add`` is cheap for one it
+    holds already, so the sending path can hand it each key it uses.
+
+    It keeps the fragments to look for (each run of 8 characters of a secret, lower-cased; a
+    shorter secret whole), so hiding costs one look-up per position of the text, however many
+    secrets it holds.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._held: frozenset[str] = frozenset()
+        self._fragments: dict[int, frozenset[str]] = {}  # by their length
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        if len(secret) < SECRET_MIN_LENGTH or secret in self._held:
+            return
+        folded = _fold(secret)
+        n = min(FRAGMENT_MIN_LENGTH, len(folded))
+        new = {folded[start : start + n] for start in range(len(folded) - n + 1)}
+        with self._lock:  # readers see the old table or the new one, never half of one
+            fragments = dict(self._fragments)
+            fragments[n] = fragments.get(n, frozenset()) | new
+            self._fragments = fragments
+            self._held = self._held | {secret}
+
+    def hide(self, text: str) -> str:
+        """The text with every secret held, every fragment of one (8+ characters, any case) and
+        every ``Bearer <token>`` replaced by ``***``. Run it before any truncation."""
+        fragments = self._fragments
+        if not fragments:
+            return text
+        text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+        # Case is ignored: an upper-cased key (a proxy's error code) still gives the key away.
+        folded = _fold(text)
+        spans = [
+            (start, start + n)
+            for n, known in fragments.items()
+            for start in range(len(folded) - n + 1)
+            if folded[start : start + n] in known
+        ]
+        return _hidden(text, spans) if spans else text
+
+
+# The secrets of this process. Logging is configured once per process, and a forked child keeps
+# its parent's configuration: so the secrets it hides are the process's too, and a child that
+# reads a rotated key adds it where its own log chain looks.
+SECRETS = Secrets()
+
+
 class Scrubber:
     """A processor that hides secrets (and fragments of them) anywhere in an event and masks
     phone fields."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted(
-            {s for s in secrets if len(s) >= SECRET_MIN_LENGTH}, key=len, reverse=True
-        )
+    def __init__(self, secrets: Secrets) -> None:
+        self._secrets = secrets
 
     def __call__(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
         return {key: self._clean(key, value) for key, value in event_dict.items()}
@@ -107,7 +142,7 @@ class Scrubber:
 
     def hide_secrets(self, text: str) -> str:
         """The text with every known secret, and every fragment of one, replaced by ``***``."""
-        return redact(text, self._secrets) if self._secrets else text
+        return self._secrets.hide(text)
 
 
 def _shared_processors(scrubber: Scrubber) -> list[Processor]:
@@ -125,9 +160,12 @@ def _shared_processors(scrubber: Scrubber) -> list[Processor]:
 def configure_logging(
     *, level: str = "INFO", json: bool | None = None, secrets: Iterable[str] = ()
 ) -> None:
-    """Configure structlog and the standard library once; ``json=None`` means JSON off a TTY."""
+    """Configure structlog and the standard library once; ``json=None`` means JSON off a TTY.
+    ``secrets`` join the process's ``SECRETS``, which the log lines are scrubbed of."""
     as_json = not sys.stderr.isatty() if json is None else json
-    scrubber = Scrubber(secrets)
+    for secret in secrets:
+        SECRETS.add(secret)
+    scrubber = Scrubber(SECRETS)
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json

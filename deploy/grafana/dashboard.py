@@ -578,8 +578,10 @@ def delivery_latency() -> list[timeseries.Panel]:
             20,
             "Webhook requests by result",
             "POST /webhooks/gateway by result: ok, unmatched (no job has the wamid yet: kept 60 s "
-            "in case the send is recorded late), unauthorized (wrong secret), bad_request, "
-            "too_large, unavailable (Redis did not answer: the Gateway sends it again).",
+            "in case the send is recorded late, for 10,000 wamids at most), out_of_order (a failed "
+            "after delivered: ignored; forged or replayed?), unauthorized (wrong secret), "
+            "bad_request, too_large, unavailable (Redis did not answer: the Gateway sends it "
+            "again).",
             place(8, 12, 12, 54),
             "reqps",
         )

@@ -345,6 +345,7 @@ def test_dlq_replay_requeues_keeps_the_key_and_skips_expired_and_sent(redis_url,
     assert json.loads(out) == {
         "replayed": 1,
         "skipped_already_sent": 1,
+        "skipped_delivered": 0,
         "skipped_expired": 1,
         "missing": 0,
     }

@@ -9,11 +9,15 @@ import time
 import httpx
 import pytest
 
+from tests.cli.test_cli import run
+from tests.support.processes import wait_for
 from tests.support.serve import Service
+from worker.http.console.replays import Replays
 from worker.store.claims import Execution, Verdict
 from worker.store.deadletters import DeadLetters
+from worker.store.history import history_event
 from worker.store.jobs import JobState, JobStore, NewJob
-from worker.store.keys import Keys
+from worker.store.keys import LANES, Keys
 from worker.store.ratelimit import RateLimit
 
 pytestmark = pytest.mark.processes  # msgworker serve answers every test here
@@ -151,8 +155,8 @@ def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
     dlq = DeadLetters(redis_client, KEYS, retention_s=3600)
     record = dlq.get("f1")
     assert (record.code, record.reason, record.message) == ("WA_131026", "undelivered", BODY)
-    # Late statuses after the failure change nothing.
-    assert post(http, webhook(status("wamid.f1", "read", T0 + 9))).status_code == 200
+    # A late `sent` after the failure changes nothing.
+    assert post(http, webhook(status("wamid.f1", "sent", T0 - 9))).status_code == 200
     assert jobs.get("f1").delivery.status == "failed"
     report = dlq.replay(["f1"], rate_per_s=1000)
     assert report.replayed == 1
@@ -170,6 +174,111 @@ def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
     log = service.log.read_text()
     assert PHONE not in log
     assert "90532*****67" in log
+
+
+def test_unmatched_statuses_are_kept_for_at_most_10000_wamids(http, jobs, redis_client):
+    """20,000 failed statuses for random 256-character wamids: the latest 10,000 are kept, in
+    10,001 keys at most; the 10,000 oldest are dropped and counted. A status that races its
+    send, after the flood, is still applied when the send is recorded."""
+    dropped = "msgworker_webhook_unmatched_dropped_total"
+    before = metric(http, dropped)
+    rng = random.Random(12)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    wamids = ["".join(rng.choices(alphabet, k=256)) for _ in range(20_000)]
+    for start in range(0, len(wamids), 1000):
+        batch = [status(w, "failed", T0, code=131026) for w in wamids[start : start + 1000]]
+        assert post(http, webhook(*batch)).status_code == 200
+    early = list(redis_client.scan_iter(match="*:early", count=1000))
+    assert len(early) == 10_000
+    assert redis_client.dbsize() <= 10_001
+    kept = {KEYS.early_statuses(w) for w in wamids[10_000:]}
+    assert set(early) == kept  # the newest
+    assert metric(http, dropped) == before + 10_000
+    assert post(http, webhook(status("wamid.race", "delivered", T0))).status_code == 200
+    send(jobs, "r1", "wamid.race")
+    assert jobs.get("r1").delivery.status == "delivered"
+    assert not redis_client.exists(KEYS.early_statuses("wamid.race"))
+    assert redis_client.zscore(KEYS.early_arrivals, "wamid.race") is None
+
+
+def metric(http, sample):
+    """The value of one sample of /metrics (0 when absent)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def test_failed_after_delivered_is_out_of_order_and_parks_nothing(http, jobs, redis_client):
+    """delivered, then failed 131026 (forged or replayed): ignored and counted out_of_order; the
+    job stays sent and delivered, with its payload, and no dead letter is made."""
+    send(jobs, "d1", "wamid.d1")
+    failures = 'msgworker_delivery_failures_total{account="default",code="WA_131026"}'
+    out_of_order = 'msgworker_webhook_requests_total{result="out_of_order"}'
+    before = (metric(http, failures), metric(http, out_of_order))
+    assert post(http, webhook(status("wamid.d1", "delivered", T0))).status_code == 200
+    assert post(http, webhook(status("wamid.d1", "failed", T0 + 1, code=131026))).status_code == 200
+    job = jobs.get("d1")
+    assert (job.state, job.delivery.status, job.message) == (JobState.SENT, "delivered", BODY)
+    assert [e["event"] for e in job.history][-1] == "delivered"
+    assert DeadLetters(redis_client, KEYS, retention_s=3600).counts() == {}
+    assert (metric(http, failures), metric(http, out_of_order)) == (before[0], before[1] + 1)
+
+
+def scheduled(redis_client):
+    """Every member of the default account's lanes."""
+    return {m for lane in LANES for m in redis_client.zrange(KEYS.due("default", lane), 0, -1)}
+
+
+def failed_then_delivered(http, jobs, job_id):
+    """A job parked by a `failed` that came first, then delivered after all."""
+    send(jobs, job_id, f"wamid.{job_id}")
+    post(http, webhook(status(f"wamid.{job_id}", "failed", T0, code=131026)))
+    assert jobs.get(job_id).state is JobState.PARKED
+    assert post(http, webhook(status(f"wamid.{job_id}", "delivered", T0 + 1))).status_code == 200
+    job = jobs.get(job_id)
+    assert (job.state, job.delivery.status) == (JobState.PARKED, "delivered")
+
+
+def test_the_cli_never_replays_a_job_whatsapp_delivered(http, jobs, redis_client, redis_url):
+    """failed, then delivered: `dlq replay` skips it as already delivered and settles it sent;
+    nothing is scheduled, the dead letter is gone."""
+    failed_then_delivered(http, jobs, "c1")
+    due = scheduled(redis_client)
+    code, out, err = run(redis_url, "dlq", "replay", "--all", "--json", "--rate", "50")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "replayed": 0,
+        "skipped_already_sent": 0,
+        "skipped_delivered": 1,
+        "skipped_expired": 0,
+        "missing": 0,
+    }
+    job = jobs.get("c1")
+    assert (job.state, job.wamid) == (JobState.SENT, "wamid.c1")
+    assert redis_client.get(KEYS.ledger("default", "c1")) == "wamid.c1"
+    assert scheduled(redis_client) == due
+    assert DeadLetters(redis_client, KEYS, retention_s=3600).counts() == {}
+
+
+def test_the_console_replay_skips_jobs_whatsapp_delivered(http, jobs, redis_client):
+    """The console's replay: a job delivered after its failed, and one parked by a failed that
+    came after delivered (as older versions did), are skipped and counted, never scheduled."""
+    failed_then_delivered(http, jobs, "k1")
+    send(jobs, "k2", "wamid.k2")
+    post(http, webhook(status("wamid.k2", "failed", T0, code=131026)))
+    # What an older version left: delivered in the history, then parked by a later failed.
+    failed = redis_client.lindex(KEYS.history("k2"), -1)
+    redis_client.linsert(KEYS.history("k2"), "BEFORE", failed, history_event(T0, "delivered"))
+    dead_letters = DeadLetters(redis_client, KEYS, retention_s=3600)
+    replays = Replays(redis_client, KEYS, dead_letters)
+    due = scheduled(redis_client)
+    run_id = replays.start(["k1", "k2"], rate_per_s=50, what="WA_131026")
+    wait_for(lambda: replays.get(run_id).state == "done", what="the replay to finish")
+    progress = replays.get(run_id)
+    assert (progress.replayed, progress.delivered, progress.done) == (0, 2, 2)
+    assert {jobs.get(i).state for i in ("k1", "k2")} == {JobState.SENT}
+    assert scheduled(redis_client) == due
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.support.hostile import mock_gateway
 from tests.support.messages import text
 from tests.support.processes import wait_for
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
@@ -73,7 +74,7 @@ def gateway_answering(
         calls.append(json.loads(request.content))
         return respond(request)
 
-    return httpx.Client(transport=httpx.MockTransport(handler))
+    return mock_gateway(handler)
 
 
 def error(status: int, code: str, **params) -> Callable[[httpx.Request], httpx.Response]:

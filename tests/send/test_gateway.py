@@ -1,9 +1,12 @@
 """The Gateway client: one translation boundary from httpx to the error tree."""
 
+import gzip
 import json
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from dataclasses import replace
 
 import httpcore
@@ -12,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.hostile import HostileGateway, success
+from tests.support.hostile import HostileGateway, gzip_bomb, mock_gateway, success
 from tests.support.hostile import error as error_answer
 from tests.support.hostile import http as http_answer
 from worker.errors import (
@@ -43,7 +46,7 @@ SUCCESS = {"isSuccess": True, "data": {"messages": [{"id": "wamid.OK1"}]}}
 
 
 def client_with(handler, *, sandbox=False):
-    http = httpx.Client(transport=httpx.MockTransport(handler))
+    http = mock_gateway(handler)
     return GatewayClient(http, base_url="https://gw.example/", api_key=API_KEY, sandbox=sandbox)
 
 
@@ -337,6 +340,54 @@ def test_a_huge_body_is_read_no_further_than_the_cap(hostile):
             client.send(BODY)
     assert caught.value.code == "HTTP_200"
     assert caught.value.status == 200
+
+
+def test_the_client_asks_for_an_uncompressed_answer(hostile):
+    """Every call says ``Accept-Encoding: identity``."""
+    with PooledHTTP(timeout_s=2) as http:
+        GatewayClient(http, base_url=hostile.url, api_key=API_KEY).send(BODY)
+    assert b"\r\naccept-encoding: identity" in hostile.heads[0].lower()
+
+
+def test_a_gzip_bomb_is_decoded_no_further_than_the_cap(hostile):
+    """A 256 KB gzip answer of 256 MB: the call holds at most a few MB while reading it, and a
+    200 whose decoded start is no answer is rejected as HTTP_200 (parked ambiguous)."""
+    hostile.play(http_answer(200, gzip_bomb(256), {"Content-Encoding": "gzip"}))
+    with PooledHTTP(timeout_s=5) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        tracemalloc.start()
+        try:
+            with pytest.raises(GatewayRejected) as caught:
+                client.send(BODY)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4_000_000
+    assert caught.value.code == "HTTP_200"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate"])
+def test_a_compressed_answer_sent_anyway_is_read(hostile, encoding):
+    """A proxy that compresses regardless: a gzip or deflate success is still a success."""
+    raw = json.dumps(SUCCESS).encode()
+    packed = zlib.compress(raw) if encoding == "deflate" else gzip.compress(raw)
+    hostile.play(http_answer(200, packed, {"Content-Encoding": encoding}))
+    with PooledHTTP(timeout_s=2) as http:
+        sent = GatewayClient(http, base_url=hostile.url, api_key=API_KEY).send(BODY)
+    assert sent.wamid == "wamid.OK1"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"), [("br", b"\x1b\x00"), ("gzip", b"not gzip"), ("gzip, gzip", b"")]
+)
+def test_an_answer_it_cannot_decode_is_an_answer_lost(hostile, encoding, body):
+    """An encoding other than gzip or deflate, corrupt data or stacked encodings: the answer
+    came but cannot be read, so the call is an answer lost (the routing table's ambiguous)."""
+    hostile.play(http_answer(200, body, {"Content-Encoding": encoding}))
+    with PooledHTTP(timeout_s=2) as http:
+        client = GatewayClient(http, base_url=hostile.url, api_key=API_KEY)
+        with pytest.raises(GatewayAnswerLost):
+            client.send(BODY)
 
 
 @pytest.mark.parametrize("deadline_s", [0.1, 2.0, 10.0, 120.0])

@@ -12,9 +12,13 @@ import json
 import socket
 import threading
 import time
+import zlib
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 WAMID_OK = "wamid.HOSTILE{n:08d}"
 
@@ -52,8 +56,39 @@ def success(wamid: str, headers: dict[str, str] | None = None) -> Play:
     return http(200, body, headers, accepts=True)
 
 
+def gzip_bomb(megabytes: int) -> bytes:
+    """A gzip answer that expands to ``megabytes`` MB of zeros, made in a tenth of a second: each
+    megabyte compressed once (a full flush makes every later one the same bytes), no trailer."""
+    encoder = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    head = encoder.compress(block) + encoder.flush(zlib.Z_FULL_FLUSH)
+    piece = encoder.compress(block) + encoder.flush(zlib.Z_FULL_FLUSH)
+    return head + piece * (megabytes - 1)
+
+
 def error(status: int, errors: dict[str, Any], headers: dict[str, str] | None = None) -> Play:
     return http(status, {"isSuccess": False, "errors": errors}, headers)
+
+
+class _Streamed(httpx.SyncByteStream):
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._content
+
+
+def mock_gateway(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
+    """An httpx client on ``MockTransport(handler)`` whose answers come as a real connection's
+    do: the body streamed as sent (compressed or not), not read in advance."""
+
+    def streamed(request: httpx.Request) -> httpx.Response:
+        answer = handler(request)
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, stream=_Streamed(answer.content)
+        )
+
+    return httpx.Client(transport=httpx.MockTransport(streamed))
 
 
 class HostileGateway:

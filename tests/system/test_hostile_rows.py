@@ -5,6 +5,8 @@ Row 2: a drip-fed answer never outlives the claim, so no second call starts whil
 in flight. Row 7: a key at the end of a long description and a Bearer prefix never reach a
 dead letter, nor what `dlq show`, `dlq export` and `job` print. Row 9: a code the Gateway
 invents is kept in the dead letter only as a bounded identifier without any piece of the key.
+Round two, row 8: a key rotated out of a running worker stays redacted; row 14: a gzip bomb
+costs the delivery a few MB and parks its job as an ambiguous 2xx.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import json
 import re
 import threading
 import time
+import tracemalloc
 from dataclasses import replace
 
 import pytest
+import redis
 
 from tests.cli.test_cli import run
-from tests.support.cluster import API_KEY
-from tests.support.hostile import HostileGateway, error, http, success
+from tests.support.cluster import API_KEY, start_worker, worker_env
+from tests.support.hostile import HostileGateway, error, gzip_bomb, http, success
 from tests.support.processes import wait_for
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime, claim_lease_s
@@ -149,3 +153,101 @@ def test_row_9_an_invented_code_is_a_bounded_identifier_without_the_key(runtime,
     job = runtime.jobs.get(job_id)
     assert job.state is JobState.PARKED
     assert job.last_code == record.code
+
+
+ROTATED = ("sk_first_Qw7e9r1t3y5u", "sk_second_Zx2c4v6b8n0m", "sk_third_Lk1j3h5g7f9d")
+
+
+def pieces(secret: str) -> set[str]:
+    return {secret[i : i + 8].lower() for i in range(len(secret) - 7)}
+
+
+def redis_text(client) -> str:
+    """Every value in Redis, as text."""
+    values = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == "string":
+            values.append(client.get(key))
+        elif kind == "hash":
+            values.append(json.dumps(client.hgetall(key)))
+        elif kind == "list":
+            values += client.lrange(key, 0, -1)
+        elif kind == "zset":
+            values += client.zrange(key, 0, -1)
+        elif kind == "set":
+            values += client.smembers(key)
+    return "\n".join(values)
+
+
+def test_round_2_row_8_a_key_rotated_out_stays_redacted_in_dead_letters_and_logs(
+    redis_url, gateway, tmp_path
+):
+    """b.key rotated twice under a running worker: answers quoting the first two keys (and a
+    piece of each) leave no 8 characters of either in Redis (the dead letters, the halt) nor in
+    the worker's log."""
+    first, second, third = ROTATED
+    key_file = tmp_path / "b.key"
+    key_file.write_text(first)
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(f'[accounts.b]\napi_key_file = "{key_file}"\nsandbox = false\n')
+    env = worker_env(redis_url, gateway.url, accounts_file=str(accounts), sandbox="false")
+    worker = start_worker(env, tmp_path / "worker.log", concurrency=2)
+    runtime = Runtime(Settings(broker_url=redis_url, accounts_file=accounts, _env_file=None))
+    body = {"to": "905321234567", "type": "text", "text": {"body": "rotated"}}
+
+    def send_until_used(key: str) -> None:
+        """Send one job at a time until a call carries ``key`` (read again within a second)."""
+
+        def used() -> bool:
+            job_id = runtime.producer.enqueue(body, account="b")
+            settled = {JobState.SENT, JobState.PARKED}
+            wait_for(lambda: runtime.jobs.get(job_id).state in settled, what="a call")
+            return f"Bearer {key}".encode() in gateway.heads[-1]
+
+        wait_for(used, timeout_s=20, what=f"a call with {key[:9]}")
+
+    quoted = f"revoked {first} and {second}; {first[4:15]} {second[2:12].upper()}"
+    try:
+        send_until_used(first)
+        key_file.write_text(second)
+        send_until_used(second)
+        key_file.write_text(third)
+        gateway.default = error(400, {"code": "GW_001", "description": quoted})
+        send_until_used(third)
+        assert runtime.dead_letters.counts()["GW_001"] >= 1
+        gateway.play(error(401, {"code": "AUTH_001", "description": quoted}))
+        runtime.producer.enqueue(body, account="b")
+        wait_for(lambda: runtime.switches.halted("b"), what="b halted")
+        wait_for(lambda: "account.halted" in worker.log(), what="the halt logged")
+    finally:
+        worker.stop()
+        runtime.close()
+    stored, logged = (
+        redis_text(redis.Redis.from_url(redis_url, decode_responses=True)),
+        worker.log(),
+    )
+    for secret in (first, second):
+        assert not [p for p in pieces(secret) if p in stored.lower()], secret
+        assert not [p for p in pieces(secret) if p in logged.lower()], secret
+
+
+def test_round_2_row_14_a_gzip_bomb_parks_the_job_as_an_ambiguous_2xx(runtime, gateway):
+    """A 200 whose gzip body expands to 256 MB: the delivery holds a few MB at most, and the job
+    is parked as HTTP_200, reason ambiguous (a 2xx without a readable id: maybe sent)."""
+    gateway.play(http(200, gzip_bomb(256), {"Content-Encoding": "gzip"}))
+    job_id = enqueue(runtime)
+    tracemalloc.start()
+    try:
+        result = deliver(runtime, job_id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result is Result.PARKED
+    assert peak < 8_000_000
+    job = runtime.jobs.get(job_id)
+    assert (job.state, job.last_code, job.parked_reason) == (
+        JobState.PARKED,
+        "HTTP_200",
+        "ambiguous",
+    )

@@ -306,16 +306,12 @@ def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
             runtime.dead_letters,
             ids,
             rate_per_s=rate,
-            on_progress=lambda r: show(r.replayed + r.already_sent + r.expired + r.missing),
+            on_progress=lambda r: show(r.done),
             should_stop=lambda: asked[0],
         )
-    interrupted = asked[0] and _done(report) < len(ids)
+    interrupted = asked[0] and report.done < len(ids)
     _replay_summary(args, report, len(ids), rate, time.monotonic() - started, interrupted)
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
-
-
-def _done(report: ReplayReport) -> int:
-    return report.replayed + report.already_sent + report.expired + report.missing
 
 
 def _replay_summary(
@@ -329,21 +325,21 @@ def _replay_summary(
     summary = {
         "replayed": report.replayed,
         "skipped_already_sent": report.already_sent,
+        "skipped_delivered": report.delivered,
         "skipped_expired": report.expired,
         "missing": report.missing,
     }
     if args.json:
-        emit({**summary, "remaining": total - _done(report)} if interrupted else summary)
+        emit({**summary, "remaining": total - report.done} if interrupted else summary)
         return
     head = "stopped" if interrupted else "done"
     print(
         f"{head}: replayed {report.replayed} at {rate:g}/s in {took_s:.1f} s; skipped "
-        f"{report.already_sent} already sent, {report.expired} expired"
+        f"{report.already_sent} already sent, {report.delivered} already delivered, "
+        f"{report.expired} expired"
     )
     if interrupted:
-        print(
-            f"{total - _done(report)} left in the dead-letter queue: run the same command to go on"
-        )
+        print(f"{total - report.done} left in the dead-letter queue: run the same command to go on")
 
 
 def dlq_purge(args: argparse.Namespace, runtime: Runtime) -> int:

@@ -54,7 +54,13 @@ class HttpMetrics:
         self.webhooks = Counter(
             "msgworker_webhook_requests_total",
             "Gateway webhook requests, by result",
-            ["result"],  # ok | unmatched | unauthorized | bad_request | too_large | unavailable
+            # ok | unmatched | out_of_order | unauthorized | bad_request | too_large | unavailable
+            ["result"],
+            registry=self.registry,
+        )
+        self.unmatched_dropped = Counter(
+            "msgworker_webhook_unmatched_dropped_total",
+            "Wamids no job knows whose statuses were dropped, the oldest first, to keep 10,000",
             registry=self.registry,
         )
         self.delivery_statuses = Counter(

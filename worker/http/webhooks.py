@@ -2,9 +2,11 @@
 
 The Bearer secret is compared in constant time (401 otherwise); the body is at most 1 MiB (413)
 and one JSON document (400), read strictly (400 for a malformed status). Every request that
-passes is answered 200, a wamid no job knows included (counted ``unmatched``; its statuses are
-kept a while in case the send's answer is recorded later). The statuses of one request are
-applied in one Redis round trip; Redis not answering is a 503, so the Gateway sends it again.
+passes is answered 200: a wamid no job knows included (counted ``unmatched``; its statuses are
+kept a while in case the send's answer is recorded later, for a bounded number of wamids), and a
+``failed`` for a message already delivered, which changes nothing (counted ``out_of_order``). The
+statuses of one request are applied in one Redis round trip; Redis not answering is a 503, so
+the Gateway sends it again.
 """
 
 from __future__ import annotations
@@ -77,24 +79,28 @@ class Webhooks:
             errors = [{"field": exc.field, "error": str(exc).partition(": ")[2]}]
             return self._answer("bad_request", JSONResponse({"errors": errors}, 400))
         try:
-            results = await self.store.apply([s.update for s in statuses], now=time.time())
+            applying = await self.store.apply([s.update for s in statuses], now=time.time())
         except (RedisError, *REDIS_DOWN):
             log.warning("webhook.redis_unavailable", statuses=len(statuses))
             return self._answer("unavailable", problems.RedisUnavailable().response())
-        unmatched = self._count(statuses, results)
-        return self._answer("unmatched" if unmatched else "ok", JSONResponse({"status": "ok"}))
+        if applying.dropped:
+            self.metrics.unmatched_dropped.inc(applying.dropped)
+            log.warning("webhook.unmatched_dropped", wamids=applying.dropped)
+        result = self._count(statuses, applying.results)
+        return self._answer(result, JSONResponse({"status": "ok"}))
 
     def _answer(self, result: str, response: JSONResponse) -> JSONResponse:
         self.metrics.webhooks.labels(result).inc()
         return response
 
-    def _count(self, statuses: list[ReadStatus], results: list[Result]) -> int:
-        """Metrics and logs of what each status came to; returns how many were unmatched."""
-        unmatched = 0
+    def _count(self, statuses: list[ReadStatus], results: list[Result]) -> str:
+        """Metrics and logs of what each status came to; returns the request's result: the
+        first of out_of_order, unmatched and ok that one of its statuses came to."""
+        seen = {result.applied for result in results}
         for read, result in zip(statuses, results, strict=True):
             update = read.update
-            if result.applied is Applied.UNMATCHED:
-                unmatched += 1
+            if result.applied is Applied.OUT_OF_ORDER:
+                log.warning("delivery.out_of_order", wamid=update.wamid, account=result.account)
                 continue
             if result.applied is not Applied.APPLIED:
                 continue
@@ -114,7 +120,10 @@ class Webhooks:
                     action=update.action,
                     recipient_id=read.recipient,
                 )
-        return unmatched
+        for applied in (Applied.OUT_OF_ORDER, Applied.UNMATCHED):
+            if applied in seen:
+                return applied.value
+        return "ok"
 
 
 def build_router(webhooks: Webhooks) -> APIRouter:

@@ -3,14 +3,15 @@ errors (the alert sinks in ``worker.observe.sinks`` make HTTP calls of their own
 
 It calls through anything shaped like ``httpx.Client.stream`` (``Poster``): in a worker, the
 bounded keep-alive pools of ``worker.send.transport``. The answer's body is read up to
-``BODY_MAX`` bytes and no further.
+``BODY_MAX`` bytes and no further, decoded first when the Gateway compressed it although asked
+not to (``worker.send.answer_body``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
@@ -24,8 +25,9 @@ from worker.errors import (
     GatewayRejected,
     GatewayUnreachable,
 )
-from worker.logs import REDACTED, redact
+from worker.logs import REDACTED, SECRETS, Secrets
 from worker.outcome import CONNECTION, TIMEOUT, Sent, http_code
+from worker.send.answer_body import ACCEPT_IDENTITY, read_body
 from worker.send.answers import interpret
 
 MESSAGE_PATH = "/v1/wa/message"
@@ -70,16 +72,6 @@ class Poster(Protocol):
     ) -> AbstractContextManager[httpx.Response]: ...
 
 
-def _read_at_most(chunks: Iterable[bytes], limit: int) -> bytes:
-    """The body's first ``limit`` bytes; the rest is never read (the connection is dropped)."""
-    body = bytearray()
-    for chunk in chunks:
-        body += chunk
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
-
-
 def translate_transport_error(exc: httpx.TransportError) -> GatewayUnreachable:
     """The GatewayUnreachable for an httpx failure, without its text (it may hold URLs)."""
     # TransportError itself is in the table, so the most specific entry always exists.
@@ -99,12 +91,16 @@ class GatewayClient:
         base_url: str,
         api_key: str | Callable[[], str],
         sandbox: bool = False,
+        secrets: Secrets = SECRETS,
     ) -> None:
-        """``api_key`` is the key, or a function giving the key as it is now (a rotated key)."""
+        """``api_key`` is the key, or a function giving the key as it is now (a rotated key).
+        Each key used joins ``secrets``, and answers are redacted of all it holds: an answer
+        quoting a key rotated out is as redacted as one quoting the key in use."""
         self._http = http
         self._url = base_url.rstrip("/") + MESSAGE_PATH
         self._sandbox = sandbox
         self._key = api_key if callable(api_key) else (lambda: api_key)
+        self._secrets = secrets
 
     def send(self, body: dict[str, Any], *, fake: bool = False) -> Sent:
         """POST the message; a success returns Sent, every failure raises a GatewayError.
@@ -113,47 +109,49 @@ class GatewayClient:
         delivers nothing) whatever the account's sandbox setting.
         """
         key = self._key()
+        self._secrets.add(key)
         params = {"is_fake": "true"} if fake or self._sandbox else {}
-        auth = {"Authorization": f"Bearer {key}"}
+        headers = {"Authorization": f"Bearer {key}", **ACCEPT_IDENTITY}
         try:
             with self._http.stream(
-                "POST", self._url, json=body, params=params, headers=auth
+                "POST", self._url, json=body, params=params, headers=headers
             ) as response:
-                status, headers = response.status_code, response.headers
-                content = _read_at_most(response.iter_bytes(), BODY_MAX)
+                status, answer_headers = response.status_code, response.headers
+                encoding = answer_headers.get("content-encoding", "")
+                content = read_body(response.iter_raw(), encoding, BODY_MAX)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from exc
-        except httpx.HTTPError as exc:  # e.g. a body that does not decode: answered, unreadable
-            raise GatewayAnswerLost(code=CONNECTION, description=type(exc).__name__) from exc
+        if content is None:  # answered, but unreadable: as good as lost
+            raise GatewayAnswerLost(code=CONNECTION, description="an answer it cannot decode")
         # Redaction first, before anything is cut short: a key echoed at the end of a long
         # description must not survive as a prefix.
-        if key:
-            text = content.decode("utf-8", "surrogateescape")
-            content = redact(text, [key]).encode("utf-8", "surrogateescape")
-        answer = interpret(status, headers, content, now_s=time.time())
+        hide = self._secrets.hide
+        content = hide(content.decode("utf-8", "surrogateescape")).encode(
+            "utf-8", "surrogateescape"
+        )
+        answer = interpret(status, answer_headers, content, now_s=time.time())
         if isinstance(answer, GatewayError):
-            raise _without_key(answer, key)
+            raise _without_secrets(answer, hide)
         # Looked at again once decoded: JSON escapes (\u0073k_...) hide a key from the bytes.
-        if key and redact(answer.wamid, [key]) != answer.wamid:
+        if hide(answer.wamid) != answer.wamid:
             return replace(answer, wamid=REDACTED)
         return answer
 
 
-def _without_key(error: GatewayRejected, key: str) -> GatewayRejected:
-    """The error with the key and its fragments removed, wherever a proxy put them (JSON
+def _without_secrets(error: GatewayRejected, hide: Callable[[str], str]) -> GatewayRejected:
+    """The error with the keys and their fragments removed, wherever a proxy put them (JSON
     escapes decoded); a code or group holding one is not a code: the HTTP status names it."""
-    secrets = [key] if key else []
-    params = json.loads(redact(json.dumps(error.params, ensure_ascii=False), secrets))
+    params = json.loads(hide(json.dumps(error.params, ensure_ascii=False)))
 
     def clean(identifier: str | None) -> str | None:
-        leaks = identifier is not None and redact(identifier, secrets) != identifier
+        leaks = identifier is not None and hide(identifier) != identifier
         return None if leaks else identifier
 
     return GatewayRejected(
         code=clean(error.code) or http_code(error.status or 0),
         group=clean(error.group),
         status=error.status,
-        description=redact(error.description, secrets),
+        description=hide(error.description),
         params=params,
         retry_after_s=error.retry_after_s,
         rate_limit=error.rate_limit,

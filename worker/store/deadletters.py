@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
 import redis
@@ -56,18 +56,22 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class ReplayReport:
+    """What a replay did with its records: sent again, or skipped (already sent, delivered by
+    WhatsApp, expired) or gone."""
+
     replayed: int = 0
     already_sent: int = 0
     expired: int = 0
     missing: int = 0
+    delivered: int = 0  # WhatsApp delivered it (a `failed` came first): never sent again
 
     def __add__(self, other: ReplayReport) -> ReplayReport:
-        return ReplayReport(
-            self.replayed + other.replayed,
-            self.already_sent + other.already_sent,
-            self.expired + other.expired,
-            self.missing + other.missing,
-        )
+        return ReplayReport(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    @property
+    def done(self) -> int:
+        """How many records the replay has dealt with, whichever way."""
+        return sum(astuple(self))
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class DeadLetters:
         self._keys = keys
         self._retention_s = retention_s
         self._max_age_s = max_age_s
-        self._replay = load_script(client, "replay")
+        self._replay = load_script(client, "replay", include=("delivery",))
         self._purge = load_script(client, "purge")
 
     def counts(self) -> dict[str, int]:
@@ -155,7 +159,8 @@ class DeadLetters:
         now: float | None = None,
         offset_s: float = 0.0,
     ) -> ReplayReport:
-        """Schedule these records' jobs again, ``rate_per_s`` apart, and drop them from the DLQ."""
+        """Schedule these records' jobs again, ``rate_per_s`` apart, and drop them from the DLQ;
+        a job already sent or delivered is settled as sent instead, an expired one stays."""
         now = time.time() if now is None else now
         event = history_event(now, "replayed", action="replay")
         report = ReplayReport()
@@ -163,8 +168,7 @@ class DeadLetters:
             chunk = ids[start : start + REPLAY_CHUNK]
             offset = offset_s + report.replayed / rate_per_s
             argv = [self._keys.prefix, now, offset, 1 / rate_per_s, self._retention_s, event]
-            replayed, sent, expired, missing = self._replay(args=[*argv, *chunk])
-            report += ReplayReport(int(replayed), int(sent), int(expired), int(missing))
+            report += ReplayReport(*(int(n) for n in self._replay(args=[*argv, *chunk])))
         return report
 
     def purge(self, ids: Sequence[str]) -> int:

@@ -3,7 +3,15 @@
 A job sent as a wamid is indexed by it (``finish.lua``); ``DeliveryStore.apply`` records a
 webhook's statuses on their jobs in one round trip (``statuses.lua``, with ``delivery.lua``). A
 status for a wamid no job knows yet is kept ``EARLY_KEEP_S`` and applied when the send is
-recorded. The delivery only moves forward: sent < delivered < read; failed is final.
+recorded; the statuses of at most ``EARLY_CAP`` such wamids are kept, the least recently heard of
+dropped first (counted), so statuses for random wamids cannot fill Redis. The cap is one for the
+deployment: a status names its wamid, not an account, and a wamid no job knows has none. Each
+wamid keeps its own short list (the key the send's script already looks for, in the one command
+it makes anyway), indexed by arrival for the cap.
+
+The delivery only moves forward: sent < failed < delivered < read. A ``failed`` after
+``delivered`` or ``read`` is ignored (``OUT_OF_ORDER``): a forged or replayed webhook must not
+park, and so let a replay send again, a message WhatsApp delivered.
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ import redis.asyncio
 from worker.store.keys import Keys
 from worker.store.scripts import script_source
 
-# Statuses that come before their send is recorded wait this long, at most this many a wamid.
+# Statuses that come before their send is recorded wait this long, at most this many a wamid,
+# for at most EARLY_CAP wamids.
 EARLY_KEEP_S = 60
 EARLY_MAX = 8
+EARLY_CAP = 10_000
 
 
 class DeliveryStatus(StrEnum):
@@ -40,6 +50,7 @@ class DeliveryAction(StrEnum):
 class Applied(StrEnum):
     APPLIED = "applied"
     STALE = "stale"  # a repeat, or older than what the job already has
+    OUT_OF_ORDER = "out_of_order"  # failed after delivered or read: ignored
     UNMATCHED = "unmatched"  # no job has this wamid (yet): kept a while
 
 
@@ -88,6 +99,15 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class Applying:
+    """What became of a webhook's statuses, and how many wamids' early statuses the cap dropped
+    to make room for this webhook's."""
+
+    results: list[Result]
+    dropped: int
+
+
+@dataclass(frozen=True)
 class Result:
     """What became of one status: applied or not, the job's account, acceptance → delivered."""
 
@@ -103,13 +123,14 @@ class DeliveryStore:
         self._keys = keys
         self._apply = client.register_script(script_source("statuses", include=("delivery",)))
 
-    async def apply(self, updates: list[StatusUpdate], *, now: float) -> list[Result]:
+    async def apply(self, updates: list[StatusUpdate], *, now: float) -> Applying:
         if not updates:
-            return []
-        argv: list[Any] = [self._keys.prefix, now, EARLY_KEEP_S * 1000, EARLY_MAX]
+            return Applying([], 0)
+        argv: list[Any] = [self._keys.prefix, now, EARLY_KEEP_S * 1000, EARLY_MAX, EARLY_CAP]
         reply = await self._apply(args=argv + [u.to_json() for u in updates])
-        parts = [p.decode() if isinstance(p, bytes) else str(p) for p in reply]
-        return [
+        *parts, dropped = [p.decode() if isinstance(p, bytes) else str(p) for p in reply]
+        results = [
             Result(Applied(parts[i]), parts[i + 1], float(parts[i + 2]) if parts[i + 2] else None)
             for i in range(0, len(parts), 3)
         ]
+        return Applying(results, int(dropped))

@@ -114,6 +114,13 @@ class Keys:
         """List: statuses that came for a wamid before its send was recorded (kept 60 s)."""
         return f"{self.prefix}wamid:{encode_part(wamid)}:early"
 
+    @property
+    def early_arrivals(self) -> str:
+        """Sorted set: the wamids that have ``early_statuses``, by their last status's arrival
+        (ms): the oldest go beyond the cap (one set for the deployment, as such a status names
+        no account)."""
+        return f"{self.prefix}early-arrivals"
+
     # Account switches
     def halt(self, account: str) -> str:
         """Hash: present while the account is halted (code, reason, since, by)."""

@@ -38,12 +38,15 @@ class Progress:
     already_sent: int
     expired: int
     missing: int
+    delivered: int
     started: float
     updated: float
 
     @property
     def done(self) -> int:
-        return self.replayed + self.already_sent + self.expired + self.missing
+        return ReplayReport(
+            self.replayed, self.already_sent, self.expired, self.missing, self.delivered
+        ).done
 
     @property
     def percent(self) -> int:
@@ -114,6 +117,7 @@ class Replays:
             "already_sent": report.already_sent,
             "expired": report.expired,
             "missing": report.missing,
+            "delivered": report.delivered,
             "updated": time.time(),
         }
         pipe = self._redis.pipeline(transaction=True)
@@ -138,6 +142,7 @@ class Replays:
                 already_sent=int(raw.get("already_sent", 0)),
                 expired=int(raw.get("expired", 0)),
                 missing=int(raw.get("missing", 0)),
+                delivered=int(raw.get("delivered", 0)),
                 started=float(raw["started"]),
                 updated=float(raw.get("updated", raw["started"])),
             )

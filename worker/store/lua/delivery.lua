@@ -3,15 +3,28 @@
 -- that came before the send was recorded). A status is a JSON object:
 --   {wamid, status ('sent'|'delivered'|'read'|'failed'), at (Unix s), error (object or null),
 --    code ('WA_<code>' for failed), action ('park'|'drop' for failed), description}
--- The delivery only moves forward (sent < delivered < read; failed is final, and a read message
--- cannot fail), so repeats and late or shuffled statuses change nothing.
-local DELIVERY_RANK = {sent = 1, delivered = 2, read = 3, failed = 4}
+-- The delivery only moves forward, sent < failed < delivered < read, so repeats and late or
+-- shuffled statuses change nothing: a `failed` is final only before `delivered`. One that comes
+-- after `delivered` or `read` (forged, replayed or shuffled) is ignored, as `out_of_order`; a
+-- `delivered` after `failed` is recorded, even on the job parked as undelivered, and from then
+-- on no replay sends the job again (`reached_delivered`).
+local DELIVERY_RANK = {sent = 1, failed = 2, delivered = 3, read = 4}
+local FAILED, DELIVERED, READ = 2, 3, 4
 local DELIVERY_EVENT = {delivered = 'delivered', read = 'read', failed = 'delivery_failed'}
 
-local function delivery_moves(current, new)
-  if current == 4 then return false end
-  if new == 4 then return current < 3 end
-  return new > current
+-- Whether WhatsApp delivered the job's message, so that it is never sent again: its delivery
+-- says so, or (a job whose `failed` came after `delivered`, parked before such a `failed` was
+-- ignored) its history does.
+local function reached_delivered(prefix, id, status)
+  if (DELIVERY_RANK[status or ''] or 0) >= DELIVERED then return true end
+  if status ~= 'failed' then return false end
+  for _, line in ipairs(redis.call('LRANGE', keys.history(prefix, id), 0, -1)) do
+    if string.find(line, '"event":"delivered"', 1, true)
+      or string.find(line, '"event":"read"', 1, true) then
+      return true
+    end
+  end
+  return false
 end
 
 -- The dead letter of an undelivered job: the payload moves from the job into it, verbatim.
@@ -32,35 +45,44 @@ local function park_undelivered(prefix, id, job, f, s, now)
   keep(prefix, id, f[2], f[3])
 end
 
--- Returns {result ('applied'|'stale'), account, seconds from acceptance to delivered or ''}.
+-- Returns {result ('applied'|'stale'|'out_of_order'), account, seconds from acceptance to
+-- delivered or ''}. A job sent as this wamid is `sent`, or `parked` once a `failed` came.
 local function apply_delivery(prefix, id, s, now)
   local job = keys.job(prefix, id)
   local f = redis.call('HMGET', job, 'state', 'account', 'key', 'wamid', 'delivery_status',
     'sent_at', 'message', 'attempts', 'enqueued_at', 'expires_at')
-  if f[1] ~= 'sent' or f[4] ~= s.wamid then return {'stale', f[2] or '', ''} end
+  if (f[1] ~= 'sent' and f[1] ~= 'parked') or f[4] ~= s.wamid then
+    return {'stale', f[2] or '', ''}
+  end
   local current = DELIVERY_RANK[f[5] or ''] or 0
   local new = DELIVERY_RANK[s.status]
-  if not new or not delivery_moves(current, new) then return {'stale', f[2], ''} end
+  if new == FAILED and current >= DELIVERED then return {'out_of_order', f[2], ''} end
+  -- Parked, the job learns only that it was delivered after all (never parked twice).
+  if not new or new <= current or (f[1] == 'parked' and new < DELIVERED) then
+    return {'stale', f[2], ''}
+  end
   local at = tonumber(s.at)
   local error_json = ''
-  if new == 4 and s.error and s.error ~= cjson.null then error_json = cjson.encode(s.error) end
+  if new == FAILED and s.error and s.error ~= cjson.null then
+    error_json = cjson.encode(s.error)
+  end
   redis.call('HSET', job, 'delivery_status', s.status, 'delivery_at', at,
     'delivery_error', error_json)
   local event = DELIVERY_EVENT[s.status]
   if event then
     local action = cjson.null
-    if new == 4 then action = s.action == 'park' and 'park:undelivered' or s.action end
+    if new == FAILED then action = s.action == 'park' and 'park:undelivered' or s.action end
     redis.call('RPUSH', keys.history(prefix, id), cjson.encode({at = at, event = event,
-      code = new == 4 and s.code or cjson.null, action = action, delay_s = cjson.null}))
+      code = new == FAILED and s.code or cjson.null, action = action, delay_s = cjson.null}))
   end
   local latency = ''
   local sent_at = tonumber(f[6] or '')
-  if current < 2 and (new == 2 or new == 3) and sent_at then
+  if current < DELIVERED and new >= DELIVERED and sent_at then
     latency = tostring(math.max(0, at - sent_at))
   end
-  if new == 3 then
+  if new == READ then
     redis.call('HDEL', job, 'message')  -- read: the record keeps metadata only
-  elseif new == 4 then
+  elseif new == FAILED then
     if s.action == 'park' then park_undelivered(prefix, id, job, f, s, now) end
     redis.call('HDEL', job, 'message')
   end

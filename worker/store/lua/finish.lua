@@ -74,6 +74,7 @@ if mode == 'sent' then
     end
     if #statuses > 0 then
       redis.call('DEL', early)
+      redis.call('ZREM', keys.early_arrivals(prefix), ARGV[14])
       found = found - 1
     end
   end

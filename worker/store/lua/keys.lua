@@ -42,6 +42,7 @@ function keys.wamid(prefix, wamid) return prefix .. 'wamid:' .. key_part(wamid) 
 function keys.early_statuses(prefix, wamid)
   return prefix .. 'wamid:' .. key_part(wamid) .. ':early'
 end
+function keys.early_arrivals(prefix) return prefix .. 'early-arrivals' end
 function keys.halt(prefix, account) return prefix .. 'halt:' .. key_part(account) end
 function keys.breaker(prefix, account) return prefix .. 'breaker:' .. key_part(account) end
 function keys.halt_probe(prefix, account)

@@ -1,14 +1,17 @@
 -- Put dead letters back on the schedule, paced, each in one atomic step: the job is scheduled
 -- and its record leaves the DLQ together, so an interrupted replay loses nothing and a re-run
 -- continues where it stopped. A replayed job is pending again: nothing of it expires.
+-- A job WhatsApp delivered is never sent again, whatever its dead letter says (a `failed`
+-- before `delivered`, forged or shuffled): it is settled as sent and counted `delivered`.
+-- (keys.lua and delivery.lua are included above.)
 -- ARGV: prefix, now, start_offset_s, interval_s, retention_s, event_json, id...
--- Returns {replayed, already_sent, expired, missing}.
+-- Returns {replayed, already_sent, expired, missing, delivered}.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local offset, interval = tonumber(ARGV[3]), tonumber(ARGV[4])
 local retention_ms = math.max(1, math.floor(tonumber(ARGV[5]) * 1000))
 local event = ARGV[6]
 local index, counts = keys.dead_letter_index(prefix), keys.dead_letter_counts(prefix)
-local replayed, already_sent, expired, missing = 0, 0, 0, 0
+local replayed, already_sent, expired, missing, delivered = 0, 0, 0, 0, 0
 
 local function present(value)
   if value == nil or value == cjson.null then return nil end
@@ -32,46 +35,57 @@ for i = 7, #ARGV do
     local account, key = record.account, record.idempotency_key
     local job, history = keys.job(prefix, id), keys.history(prefix, id)
     local ledger = keys.ledger(prefix, account, key)
-    if record.reason == 'undelivered' and redis.call('GET', ledger) == present(record.wamid) then
-      -- Sent, but WhatsApp could not deliver it: the ledger lets exactly this job through again.
-      redis.call('DEL', ledger)
-    end
-    local wamid = redis.call('GET', ledger)
-    local expires_at = tonumber(present(record.expires_at) or '')
-    if wamid then
-      if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'state', 'sent', 'wamid', wamid) end
-      retain(prefix, id, account, key, retention_ms)
+    local job_fields = redis.call('HMGET', job, 'delivery_status', 'wamid')
+    if reached_delivered(prefix, id, job_fields[1]) then
+      redis.call('HSET', job, 'state', 'sent', 'updated_at', now)
+      retain(prefix, id, account, key, retention_ms, job_fields[2] or present(record.wamid))
       forget(id, record.code)
-      already_sent = already_sent + 1
-    elseif expires_at and expires_at <= now then
-      expired = expired + 1
+      delivered = delivered + 1
     else
-      if redis.call('EXISTS', job) == 0 then
-        -- The record outlived the job (an import, a record kept from before): rebuild the job.
-        redis.call('HSET', job, 'id', id, 'account', account, 'key', key,
-          'message', cjson.encode(record.message), 'gen', 0,
-          'enqueued_at', present(record.enqueued_at) or now,
-          'expires_at', present(record.expires_at) or '')
+      if record.reason == 'undelivered' and redis.call('GET', ledger) == present(record.wamid) then
+        -- Sent, but WhatsApp could not deliver it: the ledger lets exactly this job through
+        -- again.
+        redis.call('DEL', ledger)
       end
-      if redis.call('HEXISTS', job, 'message') == 0 then
-        redis.call('HSET', job, 'message', cjson.encode(record.message))
+      local wamid = redis.call('GET', ledger)
+      local expires_at = tonumber(present(record.expires_at) or '')
+      if wamid then
+        if redis.call('EXISTS', job) == 1 then
+          redis.call('HSET', job, 'state', 'sent', 'wamid', wamid)
+        end
+        retain(prefix, id, account, key, retention_ms)
+        forget(id, record.code)
+        already_sent = already_sent + 1
+      elseif expires_at and expires_at <= now then
+        expired = expired + 1
+      else
+        if redis.call('EXISTS', job) == 0 then
+          -- The record outlived the job (an import, a record kept from before): rebuild the job.
+          redis.call('HSET', job, 'id', id, 'account', account, 'key', key,
+            'message', cjson.encode(record.message), 'gen', 0,
+            'enqueued_at', present(record.enqueued_at) or now,
+            'expires_at', present(record.expires_at) or '')
+        end
+        if redis.call('HEXISTS', job, 'message') == 0 then
+          redis.call('HSET', job, 'message', cjson.encode(record.message))
+        end
+        local due_at = now + offset + replayed * interval
+        local gen = redis.call('HINCRBY', job, 'gen', 1)
+        redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
+          'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
+        schedule(prefix, account, redis.call('HGET', job, 'priority'), due_at, id .. '|' .. gen)
+        redis.call('RPUSH', history, event)
+        keep(prefix, id, account, key)
+        local breaker = keys.breaker(prefix, account)
+        if record.reason == 'billing' and redis.call('EXISTS', breaker) == 1 then
+          -- The operator says the balance is back: probe at once, the others wait for it.
+          redis.call('HSET', breaker, 'half_open', 1)
+          redis.call('DEL', keys.breaker_probe(prefix, account))
+        end
+        forget(id, record.code)
+        replayed = replayed + 1
       end
-      local due_at = now + offset + replayed * interval
-      local gen = redis.call('HINCRBY', job, 'gen', 1)
-      redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
-        'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
-      schedule(prefix, account, redis.call('HGET', job, 'priority'), due_at, id .. '|' .. gen)
-      redis.call('RPUSH', history, event)
-      keep(prefix, id, account, key)
-      local breaker = keys.breaker(prefix, account)
-      if record.reason == 'billing' and redis.call('EXISTS', breaker) == 1 then
-        -- The operator says the balance is back: probe at once, the others wait for it.
-        redis.call('HSET', breaker, 'half_open', 1)
-        redis.call('DEL', keys.breaker_probe(prefix, account))
-      end
-      forget(id, record.code)
-      replayed = replayed + 1
     end
   end
 end
-return {replayed, already_sent, expired, missing}
+return {replayed, already_sent, expired, missing, delivered}
