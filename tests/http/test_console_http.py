@@ -105,6 +105,25 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(http, runt
     assert runtime.switches.halted("default").reason == "test"
 
 
+def test_a_csrf_token_works_only_with_its_own_session(http, service, runtime):
+    """Two operators logged in: each session has its own token, and one session's token sent
+    with the other's cookie is refused and changes nothing (one token for all would pass)."""
+    with httpx.Client(base_url=service.url, timeout=10) as other:
+        mine, theirs = login(http), login(other)
+        assert mine != theirs
+        for client, token in ((http, theirs), (other, mine)):
+            answer = client.post(
+                "/console/accounts/default/halt", data={"reason": "test", "csrf": token}
+            )
+            assert answer.status_code == 403
+            assert runtime.switches.halted("default") is None
+        answer = other.post(
+            "/console/accounts/default/halt", data={"reason": "test", "csrf": theirs}
+        )
+        assert answer.status_code == 303
+    assert runtime.switches.halted("default").reason == "test"
+
+
 def test_halt_and_resume_from_the_console(http, runtime):
     """Halt holds the account's jobs; resume releases them (the CLI's own operations)."""
     csrf = login(http)
