@@ -89,6 +89,7 @@ def test_the_session_cookie_is_httponly_strict_and_scoped(http):
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
     assert "path=/console" in cookie
+    assert "max-age=43200" in cookie  # a night shift: 12 hours
     assert PASSWORD not in answer.headers["set-cookie"]
 
 
