@@ -13,7 +13,6 @@ from worker.send.pace import MAX_GROUP, CallPace
 from worker.service.app import broker_depth, create_app, dispatcher
 from worker.settings import Settings
 
-
 QUEUE = "q"
 
 
