@@ -355,3 +355,29 @@ def test_the_secret_is_in_no_log_and_no_metric(http, jobs, service):
     http.post("/webhooks/gateway", content=b"{", headers=AUTH)
     assert SECRET not in http.get("/metrics").text
     assert SECRET[:12] not in service.log.read_text()
+
+
+def test_an_unmatched_status_is_kept_sixty_seconds_then_dropped(http, redis_client):
+    """A status for a wamid no job knows: its record expires 60 s after it came, and the index
+    of such arrivals forgets what is older than that when the next one comes."""
+    assert post(http, webhook(status("wamid.early1", "delivered", T0))).status_code == 200
+    assert 55_000 < redis_client.pttl(KEYS.early_statuses("wamid.early1")) <= 60_000
+    stale = int((time.time() - 61) * 1000)
+    redis_client.zadd(KEYS.early_arrivals, {"wamid.gone": stale})
+    assert post(http, webhook(status("wamid.early2", "delivered", T0))).status_code == 200
+    assert redis_client.zscore(KEYS.early_arrivals, "wamid.gone") is None
+    assert redis_client.zscore(KEYS.early_arrivals, "wamid.early2") is not None
+
+
+def test_redis_down_is_a_503_with_retry_after_so_the_gateway_sends_again(own_redis, tmp_path):
+    """Redis not answering: 503 with Retry-After (the Gateway retries), never a 200 that would
+    lose the status, nor a 500."""
+    server = Service(tmp_path, broker_url=own_redis.url, webhook_secret=SECRET).start()
+    try:
+        own_redis.stop()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            answer = post(client, webhook(status("wamid.down", "delivered", T0)))
+        assert answer.status_code == 503, answer.text
+        assert int(answer.headers["Retry-After"]) > 0
+    finally:
+        server.stop()
