@@ -1,0 +1,135 @@
+"""The front door's bounds on a real ``msgworker serve``: bodies bounded while they stream on
+every route, strict JSON, capped error lists, header and idle timeouts, a connection cap."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.serve import TOKEN, Service
+
+pytestmark = pytest.mark.processes  # every test here runs real child processes
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SECRET = "whsec_test_0123456789abcdef"  # noqa: S105 - a test secret
+PASSWORD = "console-test-password"  # noqa: S105
+MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
+MIB = 1024 * 1024
+# Each client pushes this much at every route in turn, faster than serve can refuse it.
+PUSH_BYTES = 1024 * MIB
+CLIENTS = 3
+RSS_GROWTH_MAX_BYTES = 50 * MIB
+ROUTES = (
+    ("/console/login", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("/console/accounts/acme/halt", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("/v1/messages/batch", AUTH),
+    ("/webhooks/gateway", {"Authorization": f"Bearer {SECRET}"}),
+)
+
+
+@pytest.fixture(scope="module")
+def service(redis_server, tmp_path_factory) -> Iterator[Service]:
+    """serve with every part on: ingest, webhooks and the console."""
+    server = Service(
+        tmp_path_factory.mktemp("serve"),
+        broker_url=redis_server.url,
+        ingest_tokens=TOKEN,
+        webhook_secret=SECRET,
+        console_password=PASSWORD,
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(service: Service) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        yield client
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _push(
+    port: int, path: str, headers: dict[str, str], *, chunked: bool, stop: threading.Event
+) -> bytes:
+    """POST ``PUSH_BYTES`` to ``path`` (chunked, or with its Content-Length), whatever serve
+    answers meanwhile, unless ``stop`` is set or serve hangs up; the start of the answer."""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {PUSH_BYTES}"
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    piece = b"a" * MIB
+    frame = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: serve\r\n{head}{framing}\r\n\r\n".encode())
+        try:
+            for _ in range(PUSH_BYTES // MIB):
+                if stop.is_set():
+                    return b""
+                sock.sendall(frame)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # serve hung up on the body: it holds none of it
+        return sock.recv(64)
+
+
+def test_huge_bodies_leave_memory_flat(service, http):
+    """3 clients pushing 1 GB bodies (chunked or with a Content-Length) at the console's
+    login and forms, ingest and webhooks: serve's RSS stays within 50 MB of idle; each is 413."""
+    for path, headers in ROUTES:  # every route warmed up once: imports and pools are idle size
+        http.post(path, content=b"x" * 1024, headers=headers)
+    assert service.process is not None
+    pid = service.process.pid
+    idle = _rss_bytes(pid)
+    peak = idle
+    stop = threading.Event()
+    answers: list[bytes] = []
+
+    def client(first: int) -> None:
+        for turn in range(len(ROUTES)):
+            path, headers = ROUTES[(first + turn) % len(ROUTES)]
+            answers.append(_push(service.port, path, headers, chunked=turn % 2 == 0, stop=stop))
+
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in clients:
+        thread.start()
+    while any(thread.is_alive() for thread in clients):
+        peak = max(peak, _rss_bytes(pid))
+        if peak - idle > RSS_GROWTH_MAX_BYTES:
+            stop.set()  # failed already: no need to push serve to gigabytes
+        clients[0].join(0.02)
+    for thread in clients:
+        thread.join()
+    assert (peak - idle) / MIB <= RSS_GROWTH_MAX_BYTES / MIB
+    assert all(answer.startswith(b"HTTP/1.1 413") for answer in answers), answers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"to": "905321234567", "to": "905329999999", "type": "text", "text": {"body": "x"}}',
+        json.dumps(MESSAGE).encode("utf-16"),
+        json.dumps(MESSAGE).encode("utf-16-le"),
+        json.dumps(MESSAGE).encode("utf-32"),
+    ],
+    ids=["duplicate-key", "utf-16", "utf-16-without-bom", "utf-32"],
+)
+def test_only_strict_utf8_json_is_read(http, redis_client, body):
+    """A key twice in one object, or a body in UTF-16 or UTF-32: 400 naming the body, and
+    nothing enqueued."""
+    answer = http.post("/v1/messages", content=body, headers=AUTH)
+    assert answer.status_code == 400
+    (error,) = answer.json()["errors"]
+    assert error["field"] == "body"
+    assert error["error"].startswith("the body is not JSON: ")
+    assert not redis_client.keys("*job*")
