@@ -133,3 +133,16 @@ def test_only_strict_utf8_json_is_read(http, redis_client, body):
     assert error["field"] == "body"
     assert error["error"].startswith("the body is not JSON: ")
     assert not redis_client.keys("*job*")
+
+
+@pytest.mark.parametrize(("bad", "truncated"), [(100, False), (150, True), (995, True)])
+def test_a_422_lists_at_most_100_errors(http, redis_client, bad, truncated):
+    """An invalid batch's 422 lists its first 100 errors in order, and says when there were
+    more; nothing is enqueued."""
+    items = [{**MESSAGE, "to": "not a number"}] * bad + [MESSAGE] * 5
+    answer = http.post("/v1/messages/batch", json={"messages": items}, headers=AUTH)
+    assert answer.status_code == 422
+    body = answer.json()
+    assert [error["index"] for error in body["errors"]] == list(range(100))
+    assert body.get("truncated", False) is truncated
+    assert not redis_client.keys("*job*")
