@@ -4,14 +4,18 @@ every route, strict JSON, capped error lists, header and idle timeouts, a connec
 from __future__ import annotations
 
 import json
+import resource
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.processes import wait_for
 from tests.support.serve import TOKEN, Service
 
 pytestmark = pytest.mark.processes  # every test here runs real child processes
@@ -146,3 +150,99 @@ def test_a_422_lists_at_most_100_errors(http, redis_client, bad, truncated):
     assert [error["index"] for error in body["errors"]] == list(range(100))
     assert body.get("truncated", False) is truncated
     assert not redis_client.keys("*job*")
+
+
+def _closed_by_serve(sock: socket.socket) -> bool:
+    """Whether serve has closed this connection (what it sent before is read and dropped)."""
+    while select.select([sock], [], [], 0)[0]:
+        try:
+            if not sock.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+    return False
+
+
+def _connect(port: int, sent: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(sent)
+    return sock
+
+
+def _get(sock: socket.socket, path: str = "/healthz") -> bytes:
+    """One keep-alive request on ``sock``, its answer read whole; the answer's status line."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: serve\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.partition(b"\r\n")[0]
+
+
+def test_slow_and_idle_connections_are_closed(service):
+    """A connection idle after an answer is closed after 5 s; one that sends nothing, or half a
+    header line, is closed once its headers are 10 s late."""
+    with (
+        _connect(service.port) as silent,
+        _connect(service.port, b"GET /healthz HTTP/1.1\r\nHost: se") as half,
+        _connect(service.port) as idle,
+    ):
+        assert _get(idle) == b"HTTP/1.1 200 OK"
+        started = time.monotonic()
+        wait_for(lambda: _closed_by_serve(idle), timeout_s=15, what="the idle connection closed")
+        idle_s = time.monotonic() - started
+        assert not _closed_by_serve(silent)
+        assert not _closed_by_serve(half)
+        wait_for(lambda: _closed_by_serve(silent), timeout_s=15, what="the silent one closed")
+        wait_for(lambda: _closed_by_serve(half), timeout_s=5, what="the half-sent one closed")
+        assert idle_s < time.monotonic() - started
+
+
+def test_connections_past_the_cap_get_503(redis_server, tmp_path):
+    """With SERVE_MAX_CONNECTIONS=3 and 3 open, a new connection is answered 503 and closed,
+    the open ones are still served, and a new one is served once one of them closes."""
+    server = Service(
+        tmp_path, broker_url=redis_server.url, ingest_tokens=TOKEN, serve_max_connections="3"
+    ).start()
+    opened: list[socket.socket] = []
+    try:
+        opened = [_connect(server.port) for _ in range(3)]
+        assert all(_get(sock) == b"HTTP/1.1 200 OK" for sock in opened)
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            assert http.get("/healthz").status_code == 503
+            assert _get(opened[0]) == b"HTTP/1.1 200 OK"
+            opened.pop().close()
+            wait_for(lambda: http.get("/healthz").status_code == 200, what="a free connection")
+    finally:
+        for sock in opened:
+            sock.close()
+        server.stop()
+
+
+def test_the_open_files_limit_does_not_refuse_clients(redis_server, tmp_path):
+    """Started with a soft limit of 256 open files, serve raises it to the hard limit: with
+    300 idle connections open, a new client is still served."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1024:
+        pytest.skip("the hard limit of open files is below 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        server = Service(tmp_path, broker_url=redis_server.url).start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    idle: list[socket.socket] = []
+    try:
+        idle = [_connect(server.port) for _ in range(300)]
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            assert http.get("/healthz").status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()

@@ -1,0 +1,90 @@
+"""The service's connections: how long a client may take, and how many may be open at once.
+
+uvicorn closes a keep-alive connection that stays idle after an answer, but keeps one that
+never completes its request's headers for ever, and its own cap (``limit_concurrency``) counts
+the open connections at every request, so once it is reached the clients already connected get
+503 too. ``GuardedHttpToolsProtocol`` gives every request ``HEADERS_TIMEOUT_S`` to arrive
+whole (from the connection's start, or from the previous answer) and judges a connection
+against the cap once, when it opens: one past ``limit_concurrency`` answers its request 503 and
+closes. ``serve`` (``worker.http.app``) runs uvicorn with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+# A request's line and headers must arrive within this; a keep-alive connection idle this long
+# after an answer is closed.
+HEADERS_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 5
+# File descriptors beside the connections: Redis pools, the log, the listening socket.
+SPARE_FILES = 100
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header timeout and a cap judged at connect time."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.max_connections = config.limit_concurrency
+        self.limit_concurrency = None  # applied in connection_made instead
+        self.headers_due: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.max_connections is not None and len(self.connections) > self.max_connections:
+            self.logger.warning("Too many connections: %d open.", len(self.connections))
+            self.app = service_unavailable  # 503, then the connection closes
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_arrived()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        self._headers_arrived()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Waiting for the next request (no pipelined one started): its headers are due too.
+        if self.timeout_keep_alive_task is not None:
+            self._await_headers()
+
+    def _await_headers(self) -> None:
+        self._headers_arrived()
+        self.headers_due = self.loop.call_later(HEADERS_TIMEOUT_S, self._headers_late)
+
+    def _headers_arrived(self) -> None:
+        if self.headers_due is not None:
+            self.headers_due.cancel()
+            self.headers_due = None
+
+    def _headers_late(self) -> None:
+        self.headers_due = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def raise_open_files_limit(connections: int) -> int:
+    """Raise this process's soft limit of open files to its hard limit, so that the connection
+    cap, not the limit, decides who is refused; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + SPARE_FILES
+    target = max(soft, wanted) if hard == resource.RLIM_INFINITY else hard
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return max(soft, target)
