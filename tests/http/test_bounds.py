@@ -205,6 +205,20 @@ def test_slow_and_idle_connections_are_closed(service):
         assert idle_s < time.monotonic() - started
 
 
+def test_an_endless_header_is_refused(service):
+    """A header that never ends: serve refuses it (431) and closes the connection once the
+    request's head passes 64 KiB, instead of holding it while it grows."""
+    with _connect(service.port, b"GET /healthz HTTP/1.1\r\nX-Endless: ") as sock:
+        answer = b""
+        for _ in range(32):
+            if select.select([sock], [], [], 0.05)[0]:
+                answer = sock.recv(65536)
+                break
+            sock.sendall(b"a" * 8192)
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        wait_for(lambda: _closed_by_serve(sock), timeout_s=5, what="the connection closed")
+
+
 def test_connections_past_the_cap_get_503(redis_server, tmp_path):
     """With SERVE_MAX_CONNECTIONS=3 and 3 open, a new connection is answered 503 and closed,
     the open ones are still served, and a new one is served once one of them closes."""

@@ -6,7 +6,8 @@ the open connections at every request, so once it is reached the clients already
 503 too. ``GuardedHttpToolsProtocol`` gives every request ``HEADERS_TIMEOUT_S`` to arrive
 whole (from the connection's start, or from the previous answer) and judges a connection
 against the cap once, when it opens: one past ``limit_concurrency`` answers its request 503 and
-closes. ``serve`` (``worker.http.app``) runs uvicorn with it.
+closes. A head (request line and headers) past ``HEAD_MAX_BYTES`` is refused with 431: the
+parser would hold it all. ``serve`` (``worker.http.app``) runs uvicorn with it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from uvicorn.server import ServerState
 # after an answer is closed.
 HEADERS_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 5
+# A request's line and headers together; more is refused (431) before more is held.
+HEAD_MAX_BYTES = 64 * 1024
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
 # File descriptors beside the connections: Redis pools, the log, the listening socket.
 SPARE_FILES = 100
 
@@ -42,6 +49,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_connections = config.limit_concurrency
         self.limit_concurrency = None  # applied in connection_made instead
         self.headers_due: asyncio.TimerHandle | None = None
+        self.head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -53,6 +61,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._headers_arrived()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        waiting = self.headers_due is not None
+        super().data_received(data)
+        if waiting and self.headers_due is not None:  # all of it was the head, still incomplete
+            self.head_bytes += len(data)
+            if self.head_bytes > HEAD_MAX_BYTES and not self.transport.is_closing():
+                self._headers_arrived()
+                self.transport.write(HEAD_TOO_LARGE)
+                self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._headers_arrived()
@@ -66,6 +84,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _await_headers(self) -> None:
         self._headers_arrived()
+        self.head_bytes = 0
         self.headers_due = self.loop.call_later(HEADERS_TIMEOUT_S, self._headers_late)
 
     def _headers_arrived(self) -> None:
