@@ -49,6 +49,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_connections = config.limit_concurrency
         self.limit_concurrency = None  # applied in connection_made instead
         self.headers_due: asyncio.TimerHandle | None = None
+        self.in_head = False
         self.head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -63,16 +64,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        waiting = self.headers_due is not None
+        was_in_head = self.in_head
         super().data_received(data)
-        if waiting and self.headers_due is not None:  # all of it was the head, still incomplete
+        if was_in_head and self.in_head:  # all of it was the head, still incomplete
             self.head_bytes += len(data)
             if self.head_bytes > HEAD_MAX_BYTES and not self.transport.is_closing():
                 self._headers_arrived()
                 self.transport.write(HEAD_TOO_LARGE)
                 self.transport.close()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_head = True
+        self.head_bytes = 0
+
     def on_headers_complete(self) -> None:
+        self.in_head = False
         self._headers_arrived()
         super().on_headers_complete()
 
@@ -84,7 +91,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _await_headers(self) -> None:
         self._headers_arrived()
-        self.head_bytes = 0
         self.headers_due = self.loop.call_later(HEADERS_TIMEOUT_S, self._headers_late)
 
     def _headers_arrived(self) -> None:
