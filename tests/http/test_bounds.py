@@ -235,7 +235,10 @@ def test_connections_past_the_cap_get_503(redis_server, tmp_path):
         opened = [_connect(server.port) for _ in range(3)]
         assert all(_get(sock) == b"HTTP/1.1 200 OK" for sock in opened)
         with httpx.Client(base_url=server.url, timeout=5) as http:
-            assert http.get("/healthz").status_code == 503
+            refused = http.get("/healthz")
+            assert refused.status_code == 503
+            assert refused.headers["Retry-After"] == "1"
+            assert "too many connections" in refused.json()["error"]
             assert _get(opened[0]) == b"HTTP/1.1 200 OK"
             opened.pop().close()
             wait_for(lambda: http.get("/healthz").status_code == 200, what="a free connection")

@@ -13,13 +13,16 @@ parser would hold it all. ``serve`` (``worker.http.app``) runs uvicorn with it.
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 from typing import Any
 
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
-from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from worker.http.problems import RETRY_AFTER_S
 
 # A request's line and headers must arrive within this; a keep-alive connection idle this long
 # after an answer is closed.
@@ -33,6 +36,24 @@ HEAD_TOO_LARGE = (
 )
 # File descriptors beside the connections: Redis pools, the log, the listening socket.
 SPARE_FILES = 100
+
+
+TOO_MANY = json.dumps({"error": "too many connections; retry after the Retry-After seconds"})
+
+
+async def too_many_connections(
+    _scope: Scope, _receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
+    """The answer of a connection past the cap, in the service's own shape; then it closes."""
+    body = TOO_MANY.encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER_S).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -56,7 +77,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if self.max_connections is not None and len(self.connections) > self.max_connections:
             self.logger.warning("Too many connections: %d open.", len(self.connections))
-            self.app = service_unavailable  # 503, then the connection closes
+            self.app = too_many_connections
         self._await_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
