@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     dlq_retention_s: PositiveFloat | None = None  # None: dead letters wait until handled
     serve_port: Port = 8080  # msgworker serve: the HTTP front door
     serve_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - as metrics_host
+    # Connections msgworker serve keeps open at once (per process); beyond, new ones get 503.
+    serve_max_connections: PositiveInt = 1000
     # Bearer tokens of the HTTP ingest API, comma-separated (several, to rotate); empty: off.
     ingest_tokens: SecretStr = SecretStr("")
     # The web console's password (/console); empty: the console is off (404).

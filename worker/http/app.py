@@ -132,16 +132,27 @@ def serve(*, host: str | None = None, port: int | None = None, workers: int = 1)
     nothing but Redis)."""
     import uvicorn  # noqa: PLC0415 - the serve extra, only here
 
+    from worker.http import connections  # noqa: PLC0415 - it imports uvicorn
+
     settings = get_settings()
     # uvicorn would believe X-Forwarded-* from 127.0.0.1 unless told: trust only those named.
     proxies = split_list(settings.forwarded_allow_ips)
+    open_files = connections.raise_open_files_limit(settings.serve_max_connections)
+    if open_files < settings.serve_max_connections + connections.SPARE_FILES:
+        log.warning(
+            "http.open_files_below_connections",
+            open_files=open_files,
+            max_connections=settings.serve_max_connections,
+        )
     uvicorn.run(
         "worker.http.app:app_from_environment",
         factory=True,
         host=host or settings.serve_host,
         port=settings.serve_port if port is None else port,
         workers=workers,
-        http="httptools",
+        http=connections.GuardedHttpToolsProtocol,
+        limit_concurrency=settings.serve_max_connections,
+        timeout_keep_alive=connections.IDLE_TIMEOUT_S,
         access_log=False,
         log_config=None,
         server_header=False,

@@ -12,6 +12,9 @@ from starlette.responses import JSONResponse
 
 # Seconds a client should wait before trying again after a 503.
 RETRY_AFTER_S = 1
+# A 422 lists at most this many errors (saying when there were more): enough to fix a request,
+# never an answer larger than the request.
+ERRORS_MAX = 100
 
 
 class Problem(Exception):
@@ -72,7 +75,10 @@ class StoreFull(RedisUnavailable):
 
 
 def invalid(errors: list[dict[str, Any]]) -> JSONResponse:
-    """422: every bad field, nothing enqueued."""
+    """422: the bad fields (the first ``ERRORS_MAX``, ``truncated`` when there were more),
+    nothing enqueued."""
+    if len(errors) > ERRORS_MAX:
+        return JSONResponse({"errors": errors[:ERRORS_MAX], "truncated": True}, 422)
     return JSONResponse({"errors": errors}, 422)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.http.problems import ERRORS_MAX
 from worker.models import Message
 from worker.producer import Envelope
 
@@ -63,10 +64,17 @@ class FieldError(BaseModel):
     error: str
 
 
+# Present (true) only when there were more errors than those listed.
+Truncated = Annotated[
+    Literal[True] | None, Field(description=f"true: more than the {ERRORS_MAX} errors listed")
+]
+
+
 class Errors(BaseModel):
     """422 (or 400 for a body that is not JSON, with field "body"): nothing was enqueued."""
 
-    errors: list[FieldError]
+    errors: list[FieldError] = Field(max_length=ERRORS_MAX)
+    truncated: Truncated = None
 
 
 class BatchFieldError(BaseModel):
@@ -76,9 +84,10 @@ class BatchFieldError(BaseModel):
 
 
 class BatchErrors(BaseModel):
-    """422: every bad item and field; nothing was enqueued."""
+    """422: the bad items and fields, in order, up to the first 100; nothing was enqueued."""
 
-    errors: list[BatchFieldError]
+    errors: list[BatchFieldError] = Field(max_length=ERRORS_MAX)
+    truncated: Truncated = None
 
 
 class Problem(BaseModel):

@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.http.problems import Problem
+from worker.http.body import KIB, read_body
+from worker.http.problems import BodyTooLarge, Problem
 from worker.logs import get_logger, mask_phone
 from worker.observe.views import iso
 
@@ -33,7 +34,7 @@ log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 PREFIX = "/console"
 LOGIN_PATH = "/console/login"
-FORM_MAX_BYTES = 64 * 1024
+FORM_MAX_BYTES = 64 * KIB
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -85,10 +86,11 @@ class NeedsLogin(Exception):
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:
-    """An urlencoded form body (bounded); anything else is refused."""
-    body = await request.body()
-    if len(body) > FORM_MAX_BYTES:
-        raise Refused(413, "The form is too large.")
+    """An urlencoded form body, bounded while it streams; anything else is refused."""
+    try:
+        body = await read_body(request, limit=FORM_MAX_BYTES)
+    except BodyTooLarge:
+        raise Refused(413, "The form is too large.") from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
