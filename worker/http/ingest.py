@@ -1,7 +1,8 @@
 """The ingest API: enqueue one message or a batch, look a job up; Bearer tokens required.
 
 Validation is the producer's own (``build_job``): the same models, the same errors, the same
-enqueue script. A refused request writes nothing.
+enqueue script. A refused request writes nothing. A token scoped to some accounts (``Scope``)
+enqueues only on those, sees only their jobs, and is told only their names.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from worker.errors import FieldProblem, InvalidMessage, StoreFull, Unavailable
 from worker.http import problems
-from worker.http.auth import BearerTokens
+from worker.http.auth import BearerTokens, Scope
 from worker.http.body import BATCH_MAX_BYTES, SINGLE_MAX_BYTES, read_json
 from worker.http.schemas import (
     BATCH_MAX,
     Accepted,
     BatchAccepted,
+    BatchDuplicate,
     BatchErrors,
     Duplicate,
     Errors,
@@ -29,14 +32,15 @@ from worker.http.schemas import (
     Problem,
 )
 from worker.observe.views import job_view
+from worker.producer import Name, build_job
 from worker.producer import Request as EnqueueRequest
-from worker.producer import build_job
 from worker.producer_async import AsyncProducer
 from worker.store.jobs import NewJob
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Job ids msgworker makes are 32 hex digits; anything much longer names no job.
 JOB_ID_MAX = 256
+_KEY: TypeAdapter[str] = TypeAdapter(Name)
 
 Responses = dict[int | str, dict[str, Any]]
 UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "No valid Bearer token"}}
@@ -47,17 +51,36 @@ UNAVAILABLE: Responses = {
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
     }
 }
+FORBIDDEN: Responses = {
+    403: {"model": Problem, "description": "The token may not enqueue on an account named"}
+}
 NOT_JSON: Responses = {400: {"model": Errors, "description": 'The body is not JSON (field "body")'}}
 
 
-def _body(ref: str) -> dict[str, Any]:
+def _body(ref: str, header: str) -> dict[str, Any]:
     schema = {"$ref": f"#/components/schemas/{ref}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    key = {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": header,
+        "schema": _KEY.json_schema(),
+    }
+    return {
+        "parameters": [key],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+    }
 
 
 def _producer(request: Request) -> AsyncProducer:
     producer: AsyncProducer = request.app.state.producer
     return producer
+
+
+def _scope(request: Request) -> Scope:
+    """The accounts the request's token may act on (set by the router's token check)."""
+    scope: Scope = request.state.scope
+    return scope
 
 
 async def _submit(request: Request, jobs: list[NewJob], *, now: float) -> list[Any]:
@@ -91,15 +114,18 @@ async def post_message(request: Request) -> JSONResponse:
     metrics = request.app.state.metrics
     item, found = _with_header_key(request, data)
     now = time.time()
+    known, scope = _producer(request).accounts, _scope(request)
     try:
         job = build_job(
-            EnqueueRequest.from_item(item), now=now, accounts=_producer(request).accounts
+            EnqueueRequest.from_item(item), now=now, accounts=known, named=scope.shown(known)
         )
     except InvalidMessage as exc:
         found += exc.problems
     if found:
         metrics.messages.labels("invalid").inc()
         return problems.invalid(_errors(found))
+    if not scope.allows(job.account):
+        raise problems.Forbidden(job.account)
     (result,) = await _submit(request, [job], now=now)
     if result.duplicate:
         metrics.messages.labels("duplicate").inc()
@@ -116,23 +142,87 @@ async def post_batch(request: Request) -> JSONResponse:
         return problems.invalid([{"index": None, "field": shape[0], "error": shape[1]}])
     assert isinstance(items, list)  # noqa: S101 - checked by _batch_shape_error
     now = time.time()
-    accounts = _producer(request).accounts
+    accounts, scope = _producer(request).accounts, _scope(request)
+    named = scope.shown(accounts)
+    batch_key, errors = _batch_key(request)
     jobs: list[NewJob] = []
-    errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            jobs.append(build_job(EnqueueRequest.from_item(item), now=now, accounts=accounts))
+            request_item = EnqueueRequest.from_item(item)
+            jobs.append(build_job(request_item, now=now, accounts=accounts, named=named))
         except InvalidMessage as exc:
             errors += [{"index": index, "field": p.field, "error": p.message} for p in exc.problems]
     metrics = request.app.state.metrics
+    errors = errors or _repeated_keys(jobs)
     if errors:
         metrics.messages.labels("invalid").inc(len(items))
         return problems.invalid(errors)
-    results = await _submit(request, jobs, now=now)
-    duplicates = sum(1 for result in results if result.duplicate)
-    metrics.messages.labels("accepted").inc(len(results) - duplicates)
+    _check_scope(scope, jobs)
+    return await _write_batch(request, jobs, now=now, batch_key=batch_key)
+
+
+def _batch_key(request: Request) -> tuple[str | None, list[dict[str, Any]]]:
+    """The batch's Idempotency-Key header, if given, or why it is refused (as a 422 error)."""
+    header = request.headers.get(IDEMPOTENCY_HEADER)
+    if header is None:
+        return None, []
+    try:
+        return _KEY.validate_python(header), []
+    except ValidationError as exc:
+        error = str(exc.errors(include_url=False)[0]["msg"])
+        return None, [{"index": None, "field": IDEMPOTENCY_HEADER, "error": error}]
+
+
+def _repeated_keys(jobs: list[NewJob]) -> list[dict[str, Any]]:
+    """A 422 error for each envelope whose idempotency key another of the batch has (the same
+    account), naming the other's index: only one of them could be enqueued."""
+    first: dict[tuple[str, str], int] = {}
+    named: set[int] = set()
+    errors: list[dict[str, Any]] = []
+    for index, job in enumerate(jobs):
+        if job.key == job.id:
+            continue  # no key given: the job's own id
+        seen = first.setdefault((job.account, job.key), index)
+        if seen != index:
+            if seen not in named:
+                named.add(seen)
+                errors.append(_repeated(seen, index))
+            errors.append(_repeated(index, seen))
+    return errors
+
+
+def _repeated(index: int, other: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "field": "idempotency_key",
+        "error": f"is also the idempotency_key of messages[{other}] (same account)",
+    }
+
+
+def _check_scope(scope: Scope, jobs: list[NewJob]) -> None:
+    """Forbidden (the whole batch) when any job is on an account the token may not use."""
+    for index, job in enumerate(jobs):
+        if not scope.allows(job.account):
+            raise problems.Forbidden(job.account, index)
+
+
+async def _write_batch(
+    request: Request, jobs: list[NewJob], *, now: float, batch_key: str | None
+) -> JSONResponse:
+    try:
+        written = await _producer(request).write(jobs, now=now, batch_key=batch_key)
+    except StoreFull:
+        raise problems.StoreFull from None
+    except Unavailable:
+        raise problems.RedisUnavailable from None
+    metrics = request.app.state.metrics
+    if written.batch_seen:
+        metrics.messages.labels("duplicate").inc(len(written.ids))
+        return JSONResponse({"ids": written.ids, "duplicate": True}, 200)
+    duplicates = sum(1 for job, i in zip(jobs, written.ids, strict=True) if i != job.id)
+    metrics.messages.labels("accepted").inc(len(jobs) - duplicates)
     metrics.messages.labels("duplicate").inc(duplicates)
-    return JSONResponse({"ids": [result.id for result in results]}, 202)
+    return JSONResponse({"ids": written.ids}, 202)
 
 
 async def get_job(request: Request, job_id: str) -> JSONResponse:
@@ -142,13 +232,16 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
         job = await _producer(request).get(job_id)
     except Unavailable:
         raise problems.RedisUnavailable from None
-    if job is None:
-        raise problems.NotFound
+    if job is None or not _scope(request).allows(job.account):
+        raise problems.NotFound  # another account's job is no job to this token
     return JSONResponse(job_view(job))
 
 
 def build_router(tokens: BearerTokens) -> APIRouter:
-    router = APIRouter(tags=["ingest"], dependencies=[Depends(tokens)])
+    def authorise(request: Request) -> None:
+        request.state.scope = tokens(request)
+
+    router = APIRouter(tags=["ingest"], dependencies=[Depends(authorise)])
     router.post(
         "/v1/messages",
         status_code=202,
@@ -160,12 +253,15 @@ def build_router(tokens: BearerTokens) -> APIRouter:
             "200 with the first job's id and enqueues nothing. The body's Content-Type is not "
             "checked; it must be one JSON document."
         ),
-        openapi_extra=_body("SingleRequest"),
+        openapi_extra=_body(
+            "SingleRequest", "The message's idempotency key (as idempotency_key in the body)"
+        ),
         responses={
             202: {"model": Accepted, "description": "Enqueued"},
             200: {"model": Duplicate, "description": "The idempotency key is known"},
             **NOT_JSON,
             **UNAUTHORIZED,
+            **FORBIDDEN,
             413: {"model": Problem, "description": "The body exceeds 1 MiB"},
             422: {"model": Errors, "description": "Every bad field; nothing enqueued"},
             **UNAVAILABLE,
@@ -179,13 +275,20 @@ def build_router(tokens: BearerTokens) -> APIRouter:
             '{"messages": [envelope or bare payload, ...]}, at most 1,000 items and 16 MiB. '
             "Any invalid item enqueues nothing: the 422 lists every bad index and field "
             "(field relative to the envelope, e.g. message.to; index null for the batch "
-            "itself). Idempotency keys go in each envelope."
+            "itself). Each envelope may carry its own idempotency key (two of one account "
+            f"may not share one); the {IDEMPOTENCY_HEADER} header names the batch itself: "
+            "the same key again (on the same accounts) answers 200 with the first batch's ids "
+            "and enqueues nothing."
         ),
-        openapi_extra=_body("BatchRequest"),
+        openapi_extra=_body(
+            "BatchRequest", "The batch's own key: a batch sent again with it enqueues nothing"
+        ),
         responses={
             202: {"model": BatchAccepted, "description": "All enqueued"},
+            200: {"model": BatchDuplicate, "description": "The batch's key is known"},
             **NOT_JSON,
             **UNAUTHORIZED,
+            **FORBIDDEN,
             413: {"model": Problem, "description": "The body exceeds 16 MiB"},
             422: {"model": BatchErrors, "description": "Every bad item; nothing enqueued"},
             **UNAVAILABLE,

@@ -56,9 +56,26 @@ class NewJob:
     priority: str = "normal"
 
 
-def enqueue_arguments(jobs: list[NewJob], *, prefix: str, now: float) -> list[Any]:
+@dataclass(frozen=True)
+class BatchKey:
+    """A batch's own idempotency key: the same key again, for the same accounts, writes nothing
+    and answers the first batch's ids. It is remembered ``retention_s`` past the latest moment
+    a job of the batch is due."""
+
+    key: str
+    retention_s: float
+
+
+def enqueue_arguments(
+    jobs: list[NewJob], *, prefix: str, now: float, batch: BatchKey | None = None
+) -> list[Any]:
     """ARGV of ``enqueue.lua`` for these jobs (shared by the blocking and the asyncio store)."""
-    argv: list[Any] = [prefix, now]
+    argv: list[Any] = [prefix, now, "", "", 0]
+    if batch is not None:
+        latest_due_at = max(job.due_at for job in jobs)
+        keep_ms = round((batch.retention_s + max(0.0, latest_due_at - now)) * 1000)
+        accounts = ",".join(sorted({job.account for job in jobs}))
+        argv[2:] = [accounts, batch.key, max(1, keep_ms)]
     for job in jobs:
         state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
         event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
@@ -77,6 +94,20 @@ def enqueue_arguments(jobs: list[NewJob], *, prefix: str, now: float) -> list[An
 
 
 STORE_FULL = "Redis is full (maxmemory reached): nothing was enqueued"
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``enqueue.lua`` answered: an id per job (a known idempotency key's first job id),
+    or, when the batch key was known (``batch_seen``), the first batch's ids."""
+
+    ids: list[str]
+    batch_seen: bool = False
+
+    @classmethod
+    def from_reply(cls, reply: list[Any]) -> Written:
+        seen, *ids = (_text(part) for part in reply)
+        return cls(ids, seen == "1")
 
 
 @dataclass(frozen=True)
@@ -160,7 +191,7 @@ class JobStore:
         """
         argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now)
         try:
-            ids: list[str] = self._enqueue(args=argv)
+            reply: list[Any] = self._enqueue(args=argv)
         except ResponseError as exc:
             # redis-py raises OutOfMemoryError for Redis's OOM reply (the prefix stripped); a
             # script error can carry the reply whole. Redis refuses only a script's first write,
@@ -168,7 +199,7 @@ class JobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        return Written.from_reply(reply).ids
 
     def get(self, job_id: str) -> Job | None:
         """The job with its history; None when unknown, or sent longer ago than the retention."""
