@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,11 +33,10 @@ from worker.producer import (
     validate_many,
 )
 from worker.store.jobs import (
+    NO_BATCH,
     STORE_FULL,
-    BatchKey,
     Job,
     NewJob,
-    Written,
     enqueue_arguments,
     is_out_of_memory,
 )
@@ -45,6 +45,15 @@ from worker.store.scripts import script_source
 
 # A connection failing at the socket level, or a reply that never came.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the enqueue script answered: an id per job (a known idempotency key's first job id),
+    or, when the batch key was known (``batch_seen``), the first batch's ids."""
+
+    ids: list[str]
+    batch_seen: bool = False
 
 
 def connect_async_fail_fast(url: str, *, timeout_s: float) -> redis.asyncio.Redis:
@@ -73,7 +82,7 @@ class AsyncJobStore:
     async def add(self, jobs: list[NewJob], *, now: float, batch_key: str | None = None) -> Written:
         """Write new jobs in one round trip; a known idempotency key returns its first job id,
         a known ``batch_key`` (on the same accounts) the first batch's ids and writes nothing."""
-        batch = None if batch_key is None else BatchKey(batch_key, self._retention_s)
+        batch = NO_BATCH if batch_key is None else self._batch(jobs, batch_key, now=now)
         argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now, batch=batch)
         try:
             reply: list[Any] = await self._enqueue(args=argv)
@@ -81,7 +90,16 @@ class AsyncJobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
-        return Written.from_reply(reply)
+        seen, *ids = (i.decode() if isinstance(i, bytes) else str(i) for i in reply)
+        return Written(ids, batch_seen=seen == "1")
+
+    def _batch(self, jobs: list[NewJob], key: str, *, now: float) -> tuple[str, str, int]:
+        """The batch key's part of the script's arguments: the key belongs to the batch's
+        accounts (a client scoped to some sees only theirs), and is remembered the retention
+        past the latest moment a job of the batch is due."""
+        accounts = ",".join(sorted({job.account for job in jobs}))
+        keep_s = self._retention_s + max(0.0, max(job.due_at for job in jobs) - now)
+        return accounts, key, max(1, round(keep_s * 1000))
 
     async def get(self, job_id: str) -> Job | None:
         """The job with its history; None when no job has this id."""

@@ -41,6 +41,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Job ids msgworker makes are 32 hex digits; anything much longer names no job.
 JOB_ID_MAX = 256
 _KEY: TypeAdapter[str] = TypeAdapter(Name)
+SINGLE_KEY = "The message's idempotency key (as idempotency_key in the body)"
+BATCH_KEY = (
+    "the same key again, on the same accounts, answers 200 with the first batch's ids and "
+    "enqueues nothing"
+)
 
 Responses = dict[int | str, dict[str, Any]]
 UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "No valid Bearer token"}}
@@ -237,11 +242,17 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(job_view(job))
 
 
-def build_router(tokens: BearerTokens) -> APIRouter:
+def _authorised(tokens: BearerTokens) -> Any:
+    """The router's dependency: the request's token checked, its scope kept for the handlers."""
+
     def authorise(request: Request) -> None:
         request.state.scope = tokens(request)
 
-    router = APIRouter(tags=["ingest"], dependencies=[Depends(authorise)])
+    return Depends(authorise)
+
+
+def build_router(tokens: BearerTokens) -> APIRouter:
+    router = APIRouter(tags=["ingest"], dependencies=[_authorised(tokens)])
     router.post(
         "/v1/messages",
         status_code=202,
@@ -253,9 +264,7 @@ def build_router(tokens: BearerTokens) -> APIRouter:
             "200 with the first job's id and enqueues nothing. The body's Content-Type is not "
             "checked; it must be one JSON document."
         ),
-        openapi_extra=_body(
-            "SingleRequest", "The message's idempotency key (as idempotency_key in the body)"
-        ),
+        openapi_extra=_body("SingleRequest", SINGLE_KEY),
         responses={
             202: {"model": Accepted, "description": "Enqueued"},
             200: {"model": Duplicate, "description": "The idempotency key is known"},
@@ -275,14 +284,10 @@ def build_router(tokens: BearerTokens) -> APIRouter:
             '{"messages": [envelope or bare payload, ...]}, at most 1,000 items and 16 MiB. '
             "Any invalid item enqueues nothing: the 422 lists every bad index and field "
             "(field relative to the envelope, e.g. message.to; index null for the batch "
-            "itself). Each envelope may carry its own idempotency key (two of one account "
-            f"may not share one); the {IDEMPOTENCY_HEADER} header names the batch itself: "
-            "the same key again (on the same accounts) answers 200 with the first batch's ids "
-            "and enqueues nothing."
+            "itself). Envelopes may carry their own idempotency keys (two of one account may "
+            f"not share one); the {IDEMPOTENCY_HEADER} header names the batch ({BATCH_KEY})."
         ),
-        openapi_extra=_body(
-            "BatchRequest", "The batch's own key: a batch sent again with it enqueues nothing"
-        ),
+        openapi_extra=_body("BatchRequest", BATCH_KEY),
         responses={
             202: {"model": BatchAccepted, "description": "All enqueued"},
             200: {"model": BatchDuplicate, "description": "The batch's key is known"},

@@ -56,26 +56,14 @@ class NewJob:
     priority: str = "normal"
 
 
-@dataclass(frozen=True)
-class BatchKey:
-    """A batch's own idempotency key: the same key again, for the same accounts, writes nothing
-    and answers the first batch's ids. It is remembered ``retention_s`` past the latest moment
-    a job of the batch is due."""
-
-    key: str
-    retention_s: float
+NO_BATCH = ("", "", 0)  # enqueue.lua's batch key arguments (accounts, key, ms to keep): none
 
 
 def enqueue_arguments(
-    jobs: list[NewJob], *, prefix: str, now: float, batch: BatchKey | None = None
+    jobs: list[NewJob], *, prefix: str, now: float, batch: Sequence[Any] = NO_BATCH
 ) -> list[Any]:
     """ARGV of ``enqueue.lua`` for these jobs (shared by the blocking and the asyncio store)."""
-    argv: list[Any] = [prefix, now, "", "", 0]
-    if batch is not None:
-        latest_due_at = max(job.due_at for job in jobs)
-        keep_ms = round((batch.retention_s + max(0.0, latest_due_at - now)) * 1000)
-        accounts = ",".join(sorted({job.account for job in jobs}))
-        argv[2:] = [accounts, batch.key, max(1, keep_ms)]
+    argv: list[Any] = [prefix, now, *batch]
     for job in jobs:
         state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
         event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
@@ -94,20 +82,6 @@ def enqueue_arguments(
 
 
 STORE_FULL = "Redis is full (maxmemory reached): nothing was enqueued"
-
-
-@dataclass(frozen=True)
-class Written:
-    """What ``enqueue.lua`` answered: an id per job (a known idempotency key's first job id),
-    or, when the batch key was known (``batch_seen``), the first batch's ids."""
-
-    ids: list[str]
-    batch_seen: bool = False
-
-    @classmethod
-    def from_reply(cls, reply: list[Any]) -> Written:
-        seen, *ids = (_text(part) for part in reply)
-        return cls(ids, seen == "1")
 
 
 @dataclass(frozen=True)
@@ -199,7 +173,7 @@ class JobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
-        return Written.from_reply(reply).ids
+        return [_text(i) for i in reply[1:]]  # after the batch flag, which no key here sets
 
     def get(self, job_id: str) -> Job | None:
         """The job with its history; None when unknown, or sent longer ago than the retention."""
