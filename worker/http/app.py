@@ -1,9 +1,10 @@
 """The HTTP service's composition root: settings in, an ASGI app out; ``serve`` runs it.
 
 Each part is a router. Health, readiness and metrics are always there; ingest is mounted only
-when ``INGEST_TOKENS`` is set, the Gateway's webhooks only when ``WEBHOOK_SECRET`` is (else their
-paths answer 404). The Redis client is made here and
-connects on first use, so the service starts (and says so on /readyz) while Redis is down.
+when ``INGEST_TOKENS`` is set or the accounts file has ``[ingest.NAME]`` tokens, the Gateway's
+webhooks only when ``WEBHOOK_SECRET`` is (else their paths answer 404). The Redis client is made
+here and connects on first use, so the service starts (and says so on /readyz) while Redis is
+down.
 """
 
 from __future__ import annotations
