@@ -11,7 +11,14 @@ import httpx
 import pytest
 
 from tests.support.serve import TOKEN, Service
-from worker.accounts import Account, Defaults, known_accounts, load_accounts, parse_accounts
+from worker.accounts import (
+    Account,
+    Defaults,
+    known_accounts,
+    load_accounts,
+    load_ingest_clients,
+    parse_accounts,
+)
 from worker.errors import ConfigError, InvalidMessage
 from worker.service.runtime import Runtime
 from worker.settings import Settings
@@ -113,6 +120,59 @@ def test_each_problem_is_one_line_naming_the_account_and_field(text, expected):
     assert message.startswith(f"accounts file {SOURCE}: ")
     assert expected in message
     assert "\n" not in message
+
+
+ACCOUNT_A = '[accounts.a]\napi_key_env = "A"\n'
+
+
+@pytest.mark.parametrize(
+    ("ingest", "expected"),
+    [
+        ('accounts = ["a"]\n', "ingest 'c': token_env or token_file: give exactly one"),
+        (
+            'token_env = "T"\ntoken_file = "t"\naccounts = ["a"]\n',
+            "ingest 'c': token_env or token_file: give exactly one",
+        ),
+        ('token = "tok_secret_value"\naccounts = ["a"]\n', "ingest 'c': unknown field 'token'"),
+        ('token_env = "not a name"\naccounts = ["a"]\n', "ingest 'c': token_env: must name"),
+        ('token_file = ""\naccounts = ["a"]\n', "ingest 'c': token_file: must be a path"),
+        ('token_env = "T"\n', "ingest 'c': accounts: must be a list of one or more"),
+        ('token_env = "T"\naccounts = []\n', "ingest 'c': accounts: must be a list"),
+        ('token_env = "T"\naccounts = "a"\n', "ingest 'c': accounts: must be a list"),
+        (
+            'token_env = "T"\naccounts = ["a", "secret_b"]\n',
+            "ingest 'c': accounts: entry 2 is not an [accounts.NAME] of this file",
+        ),
+        ('token_env = "T"\naccounts = [{x = 1}]\n', "ingest 'c': accounts: entry 1 is not"),
+    ],
+)
+def test_each_ingest_problem_names_the_table_and_field_never_a_value(ingest, expected):
+    """A bad [ingest.NAME] stops every command: one line naming the file, table and field, and
+    no value from the file."""
+    with pytest.raises(ConfigError) as caught:
+        parse(f"{ACCOUNT_A}[ingest.c]\n{ingest}")
+    message = str(caught.value)
+    assert message.startswith(f"accounts file {SOURCE}: ")
+    assert expected in message
+    assert "tok_secret_value" not in message
+    assert "secret_b" not in message
+    assert "\n" not in message
+
+
+def test_ingest_tables_are_read_with_their_accounts(tmp_path):
+    """[ingest.NAME]: the token's source (a relative file beside the accounts file) and scope;
+    the token itself is read when asked, stripped."""
+    path = tmp_path / "accounts.toml"
+    path.write_text(
+        f'{ACCOUNT_A}[accounts.b]\napi_key_env = "B"\n'
+        '[ingest.c]\ntoken_file = "c.token"\naccounts = ["a", "b"]\n'
+        '[ingest.d]\ntoken_env = "D_TOKEN"\naccounts = ["b"]\n'
+    )
+    (tmp_path / "c.token").write_text(" tok_c_0123456789abcdef\n")
+    c, d = load_ingest_clients(path)
+    assert (c.name, c.accounts, c.token()) == ("c", {"a", "b"}, "tok_c_0123456789abcdef")
+    assert (d.accounts, d.token({"D_TOKEN": "tok_d"}), d.token({})) == ({"b"}, "tok_d", "")
+    assert load_ingest_clients(None) == ()
 
 
 def test_a_missing_file_is_refused_naming_it(tmp_path):

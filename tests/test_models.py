@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from tests.support.messages import text
 from worker.errors import InvalidMessage
 from worker.models import TEXT_BODY_MAX, message_body, parse_message
+from worker.producer import Request, build_job
 
 
 @pytest.mark.parametrize(
@@ -168,3 +169,20 @@ def test_any_depth_or_width_is_refused_as_invalid_message_never_a_recursion_erro
     except InvalidMessage as error:
         problems = error.problems
     assert all(p.field.startswith(("context", "message")) for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("options", "payload", "field"),
+    [
+        ({"ttl_s": True}, text(), "ttl_s"),
+        ({"ttl_s": "60"}, text(), "ttl_s"),
+        ({}, {**text(), "text": {"body": "hi", "preview_url": 1}}, "message.text.preview_url"),
+        ({}, {**text(), "text": {"body": "hi", "preview_url": "yes"}}, "message.text.preview_url"),
+    ],
+)
+def test_a_value_of_the_wrong_json_type_is_refused_naming_the_field(options, payload, field):
+    """Strict types for the producer API: true is not a number, 1 or "yes" is not a flag."""
+    with pytest.raises(InvalidMessage) as caught:
+        build_job(Request(payload, options), now=0.0, accounts=frozenset({"default"}))
+    assert [problem.field for problem in caught.value.problems] == [field]
+    assert build_job(Request(text(), {"ttl_s": 60}), now=0.0, accounts=frozenset({"default"}))

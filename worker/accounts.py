@@ -12,6 +12,14 @@ Without an accounts file there is one account, ``default``, on ``API_KEY``. With
 The file names where each key is, never the key: a key is read from its variable or file when it
 is needed (``Account.api_key``), so a rotated key is seen without a restart. Parsing reads only the
 file; every problem is a ConfigError of one line naming the account and the field.
+
+The same file may scope HTTP ingest tokens to some accounts (``IngestClient``)::
+
+    [ingest.partner]
+    token_file = "/var/run/secrets/partner-token"   # or token_env = "PARTNER_TOKEN" (exactly one)
+    accounts = ["brand_a"]                          # each one an [accounts.NAME] above
+
+Such a token is read once, when ``msgworker serve`` starts (``IngestClient.token``).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ KEY_MAX_AGE_S = 1.0
 # A key file is a few dozen bytes; past this much it is not a key.
 KEY_FILE_MAX = 4096
 FIELDS = ("api_key_env", "api_key_file", "rate_per_sec", "rate_per_min", "sandbox", "weight")
+INGEST_FIELDS = ("token_env", "token_file", "accounts")
 
 
 @dataclass(frozen=True)
@@ -54,16 +63,39 @@ class Account:
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str:
         """The key as it is now, read again from its variable or file ('' when there is none)."""
-        if self.key_env is not None:
-            return (os.environ if environ is None else environ).get(self.key_env, "").strip()
-        if self.key_file is not None:
-            try:
-                with self.key_file.open("rb") as handle:
-                    raw = handle.read(KEY_FILE_MAX)
-            except OSError:
-                return ""
-            return raw.decode("utf-8", "replace").strip()
-        return self.key_value
+        if self.key_env is None and self.key_file is None:
+            return self.key_value
+        return read_secret(self.key_env, self.key_file, environ)
+
+
+def read_secret(env: str | None, file: Path | None, environ: Mapping[str, str] | None) -> str:
+    """A secret as it is now, from its variable or its file, surrounding whitespace dropped
+    ('' when it is unset or unreadable)."""
+    if env is not None:
+        return (os.environ if environ is None else environ).get(env, "").strip()
+    if file is None:
+        return ""
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(KEY_FILE_MAX)
+    except OSError:
+        return ""
+    return raw.decode("utf-8", "replace").strip()
+
+
+@dataclass(frozen=True)
+class IngestClient:
+    """An ``[ingest.NAME]`` of the accounts file: where one HTTP ingest token is, and the only
+    accounts it may enqueue on and read jobs of."""
+
+    name: str
+    accounts: frozenset[str]
+    token_env: str | None = None
+    token_file: Path | None = None
+
+    def token(self, environ: Mapping[str, str] | None = None) -> str:
+        """The token as it is now ('' when its variable is unset or its file unreadable)."""
+        return read_secret(self.token_env, self.token_file, environ)
 
 
 class FreshKey:
@@ -104,12 +136,24 @@ def load_accounts(path: Path | None, defaults: Defaults) -> dict[str, Account]:
     """The accounts of the file at ``path`` in its order, or ``default`` on API_KEY without one."""
     if path is None:
         return {DEFAULT_ACCOUNT: single_account(defaults)}
+    return parse_accounts(_read(path), defaults, source=path)
+
+
+def load_ingest_clients(path: Path | None) -> tuple[IngestClient, ...]:
+    """The ``[ingest.NAME]`` tables of the accounts file at ``path`` (none without a file)."""
+    if path is None:
+        return ()
+    text = _read(path)
+    accounts = parse_accounts(text, Defaults(), source=path)
+    return _ingest_clients(_document(text, f"accounts file {path}").get("ingest"), accounts, path)
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ConfigError(f"accounts file {path}: cannot read it ({reason})") from None
-    return parse_accounts(text, defaults, source=path)
 
 
 def single_account(defaults: Defaults) -> Account:
@@ -125,13 +169,12 @@ def single_account(defaults: Defaults) -> Account:
 def parse_accounts(text: str, defaults: Defaults, *, source: Path) -> dict[str, Account]:
     """The accounts a file's text names; a relative ``api_key_file`` is beside the file."""
     where = f"accounts file {source}"
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
-    extra = sorted(set(document) - {"accounts"})
+    document = _document(text, where)
+    extra = sorted(set(document) - {"accounts", "ingest"})
     if extra:
-        raise ConfigError(f"{where}: unknown table or key {extra[0]!r} (only [accounts.NAME])")
+        raise ConfigError(
+            f"{where}: unknown table or key {extra[0]!r} (only [accounts.NAME], [ingest.NAME])"
+        )
     tables = document.get("accounts")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"{where}: no account (add an [accounts.NAME] table)")
@@ -146,7 +189,65 @@ def parse_accounts(text: str, defaults: Defaults, *, source: Path) -> dict[str, 
             accounts[name] = _account(name, table, defaults, source.parent)
         except ValueError as exc:
             raise ConfigError(f"{where}: account {name!r}: {exc}") from None
+    _ingest_clients(document.get("ingest"), accounts, source)  # checked by every command
     return accounts
+
+
+def _document(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+
+
+def _ingest_clients(
+    tables: Any, accounts: Mapping[str, Account], source: Path
+) -> tuple[IngestClient, ...]:
+    """The ``[ingest.NAME]`` tables; a problem names the table and the field, never a value."""
+    where = f"accounts file {source}"
+    if tables is None:
+        return ()
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{where}: ingest: must be tables [ingest.NAME]")
+    clients = []
+    for name, table in tables.items():
+        if not ACCOUNT_NAME.fullmatch(name):
+            msg = f"ingest {name[:80]!r}: the name must be 1 to 64 of A-Z a-z 0-9 _ . -"
+            raise ConfigError(f"{where}: {msg}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: ingest {name!r}: must be a table [ingest.{name}]")
+        try:
+            clients.append(_ingest_client(name, table, frozenset(accounts), source.parent))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: ingest {name!r}: {exc}") from None
+    return tuple(clients)
+
+
+def _ingest_client(
+    name: str, table: dict[str, Any], accounts: frozenset[str], base: Path
+) -> IngestClient:
+    unknown = sorted(set(table) - set(INGEST_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r} (known: {', '.join(INGEST_FIELDS)})")
+    env, file = table.get("token_env"), table.get("token_file")
+    if (env is None) == (file is None):
+        raise ValueError("token_env or token_file: give exactly one (never the token itself)")
+    if env is not None and (not isinstance(env, str) or not ENV_NAME.fullmatch(env)):
+        raise ValueError("token_env: must name an environment variable (like PARTNER_TOKEN)")
+    if file is not None and (not isinstance(file, str) or not file.strip() or "\0" in file):
+        raise ValueError("token_file: must be a path to the file holding the token")
+    scope = table.get("accounts")
+    if not isinstance(scope, list) or not scope:
+        raise ValueError("accounts: must be a list of one or more [accounts.NAME] names")
+    for position, account in enumerate(scope, 1):
+        if not isinstance(account, str) or account not in accounts:
+            raise ValueError(f"accounts: entry {position} is not an [accounts.NAME] of this file")
+    return IngestClient(
+        name,
+        frozenset(scope),
+        token_env=env,
+        token_file=None if file is None else base / Path(file),
+    )
 
 
 def _account(name: str, table: dict[str, Any], defaults: Defaults, base: Path) -> Account:

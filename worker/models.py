@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -94,7 +95,7 @@ class _Open(BaseModel):
 
 class Text(_Strict):
     body: Annotated[str, StringConstraints(max_length=TEXT_BODY_MAX), AfterValidator(_non_blank)]
-    preview_url: bool = False
+    preview_url: StrictBool = False  # true or false: 1 or "yes" is a mistake, not a flag
 
 
 class Media(_Strict):

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, model_validator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -49,7 +49,8 @@ class Envelope(BaseModel):
     idempotency_key: Name | None = None
     send_at: datetime | None = None
     expires_at: datetime | None = None
-    ttl_s: Annotated[float, Field(gt=0, le=TTL_MAX_S, allow_inf_nan=False)] | None = None
+    # Strict: a number, never true (1) or "60"; a type mistake is refused, not read as a value.
+    ttl_s: Annotated[StrictFloat, Field(gt=0, le=TTL_MAX_S, allow_inf_nan=False)] | None = None
     account: Name = DEFAULT_ACCOUNT
     priority: Priority = Priority.NORMAL
 
@@ -111,11 +112,17 @@ def enqueued(jobs: list[NewJob], ids: list[str]) -> list[Enqueued]:
 
 
 def build_job(
-    request: Request, *, now: float, accounts: frozenset[str], prefix: str = ""
+    request: Request,
+    *,
+    now: float,
+    accounts: frozenset[str],
+    prefix: str = "",
+    named: frozenset[str] | None = None,
 ) -> NewJob:
     """Validate one request into a NewJob; InvalidMessage names every bad field.
 
-    ``accounts`` are the accounts the deployment knows: a job for any other is refused.
+    ``accounts`` are the accounts the deployment knows: a job for any other is refused, naming
+    the accounts ``named`` (default: all of them; an HTTP client is told only its own).
     """
     problems: list[FieldProblem] = []
     try:
@@ -125,7 +132,10 @@ def build_job(
         envelope = None
     if envelope is not None and envelope.account not in accounts:
         problems.append(
-            FieldProblem(prefix + "account", unknown_account_message(envelope.account, accounts))
+            FieldProblem(
+                prefix + "account",
+                unknown_account_message(envelope.account, accounts if named is None else named),
+            )
         )
         envelope = None
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,12 +32,28 @@ from worker.producer import (
     given_options,
     validate_many,
 )
-from worker.store.jobs import STORE_FULL, Job, NewJob, enqueue_arguments, is_out_of_memory
-from worker.store.keys import Keys
+from worker.store.jobs import (
+    NO_BATCH,
+    STORE_FULL,
+    Job,
+    NewJob,
+    enqueue_arguments,
+    is_out_of_memory,
+)
+from worker.store.keys import DEFAULT_RETENTION_S, Keys
 from worker.store.scripts import script_source
 
 # A connection failing at the socket level, or a reply that never came.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the enqueue script answered: an id per job (a known idempotency key's first job id),
+    or, when the batch key was known (``batch_seen``), the first batch's ids."""
+
+    ids: list[str]
+    batch_seen: bool = False
 
 
 def connect_async_fail_fast(url: str, *, timeout_s: float) -> redis.asyncio.Redis:
@@ -54,21 +71,35 @@ def connect_async_fail_fast(url: str, *, timeout_s: float) -> redis.asyncio.Redi
 class AsyncJobStore:
     """The two job operations a producer needs (write new jobs, read one), on redis.asyncio."""
 
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, keys: Keys, *, retention_s: float = DEFAULT_RETENTION_S
+    ) -> None:
         self._redis = client
         self._keys = keys
+        self._retention_s = retention_s
         self._enqueue = client.register_script(script_source("enqueue"))
 
-    async def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
-        """Write new jobs in one round trip; a known idempotency key returns its first job id."""
-        argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now)
+    async def add(self, jobs: list[NewJob], *, now: float, batch_key: str | None = None) -> Written:
+        """Write new jobs in one round trip; a known idempotency key returns its first job id,
+        a known ``batch_key`` (on the same accounts) the first batch's ids and writes nothing."""
+        batch = NO_BATCH if batch_key is None else self._batch(jobs, batch_key, now=now)
+        argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now, batch=batch)
         try:
-            ids: list[Any] = await self._enqueue(args=argv)
+            reply: list[Any] = await self._enqueue(args=argv)
         except ResponseError as exc:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        seen, *ids = (i.decode() if isinstance(i, bytes) else str(i) for i in reply)
+        return Written(ids, batch_seen=seen == "1")
+
+    def _batch(self, jobs: list[NewJob], key: str, *, now: float) -> tuple[str, str, int]:
+        """The batch key's part of the script's arguments: the key belongs to the batch's
+        accounts (a client scoped to some sees only theirs), and is remembered the retention
+        past the latest moment a job of the batch is due."""
+        accounts = ",".join(sorted({job.account for job in jobs}))
+        keep_s = self._retention_s + max(0.0, max(job.due_at for job in jobs) - now)
+        return accounts, key, max(1, round(keep_s * 1000))
 
     async def get(self, job_id: str) -> Job | None:
         """The job with its history; None when no job has this id."""
@@ -132,12 +163,18 @@ class AsyncProducer:
         After a timeout the jobs may have been written: enqueueing them again with the same
         idempotency keys is safe.
         """
+        written = await self.write(jobs, now=now)
+        return enqueued(jobs, written.ids)
+
+    async def write(
+        self, jobs: list[NewJob], *, now: float, batch_key: str | None = None
+    ) -> Written:
+        """``submit`` for a batch that may carry its own key (see ``AsyncJobStore.add``)."""
         try:
             async with asyncio.timeout(self.redis_timeout_s):
-                ids = await self.jobs.add(jobs, now=now)
+                return await self.jobs.add(jobs, now=now, batch_key=batch_key)
         except REDIS_DOWN as exc:
             raise Unavailable(timeout_s=self.redis_timeout_s) from exc
-        return enqueued(jobs, ids)
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or None; Unavailable when Redis does not answer in time."""

@@ -123,11 +123,9 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens_are_strong(cls, tokens: SecretStr) -> SecretStr:
         for token in split_tokens(tokens):
-            if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
-                msg = f"each token must have {TOKEN_MIN} to {TOKEN_MAX} characters"
-                raise ValueError(msg)
-            if not token.isascii() or not token.isprintable() or " " in token:
-                raise ValueError("each token must be printable ASCII without spaces")
+            problem = token_problem(token)
+            if problem:
+                raise ValueError(f"each token {problem}")
         return tokens
 
     @field_validator("console_password")
@@ -209,6 +207,15 @@ class Settings(BaseSettings):
     def state_url(self) -> str:
         """Where coordination state lives: REDIS_URL, else the (Redis) broker."""
         return self.redis_url or self.broker_url
+
+
+def token_problem(token: str) -> str | None:
+    """What makes an ingest token too weak or unusable in a header, if anything (no value)."""
+    if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
+        return f"must have {TOKEN_MIN} to {TOKEN_MAX} characters"
+    if not token.isascii() or not token.isprintable() or " " in token or "," in token:
+        return "must be printable ASCII without spaces or commas"
+    return None
 
 
 def split_tokens(tokens: SecretStr) -> tuple[str, ...]:

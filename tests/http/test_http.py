@@ -294,17 +294,19 @@ def test_redis_stopped_is_503_with_retry_after_within_the_timeout(tmp_path):
 
 
 def test_a_batch_is_enqueued_202_with_ids_in_order(http, redis_client):
+    """Ids in the order given; an item whose key is known answers that key's first id."""
+    known = http.post("/v1/messages", json=MESSAGE, headers={**AUTH, "Idempotency-Key": "k2"})
     items = [
         MESSAGE,
         {"message": MESSAGE, "idempotency_key": "k1"},
-        {"message": MESSAGE, "idempotency_key": "k1"},
+        {"message": MESSAGE, "idempotency_key": "k2"},
     ]
     answer = http.post("/v1/messages/batch", json={"messages": items}, headers=AUTH)
     assert answer.status_code == 202
     ids = answer.json()["ids"]
     assert len(ids) == 3
-    assert ids[1] == ids[2]
-    assert len(_job_keys(redis_client)) == 2
+    assert ids[2] == known.json()["id"]
+    assert len(_job_keys(redis_client)) == 3
 
 
 def test_a_batch_with_one_bad_index_is_422_naming_it_and_enqueues_nothing(http, redis_client):
@@ -399,18 +401,24 @@ def test_openapi_documents_every_path_field_and_error(http):
         "202",
         "400",
         "401",
+        "403",
         "413",
         "422",
         "503",
     }
     assert set(paths["/v1/messages/batch"]["post"]["responses"]) == {
+        "200",
         "202",
         "400",
         "401",
+        "403",
         "413",
         "422",
         "503",
     }
+    for path in ("/v1/messages", "/v1/messages/batch"):
+        (header,) = paths[path]["post"]["parameters"]
+        assert (header["name"], header["in"]) == ("Idempotency-Key", "header")
     assert set(paths["/v1/jobs/{job_id}"]["get"]["responses"]) >= {"200", "401", "404", "503"}
     schemas = doc["components"]["schemas"]
     for name in (

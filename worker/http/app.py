@@ -1,9 +1,10 @@
 """The HTTP service's composition root: settings in, an ASGI app out; ``serve`` runs it.
 
 Each part is a router. Health, readiness and metrics are always there; ingest is mounted only
-when ``INGEST_TOKENS`` is set, the Gateway's webhooks only when ``WEBHOOK_SECRET`` is (else their
-paths answer 404). The Redis client is made here and
-connects on first use, so the service starts (and says so on /readyz) while Redis is down.
+when ``INGEST_TOKENS`` is set or the accounts file has ``[ingest.NAME]`` tokens, the Gateway's
+webhooks only when ``WEBHOOK_SECRET`` is (else their paths answer 404). The Redis client is made
+here and connects on first use, so the service starts (and says so on /readyz) while Redis is
+down.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from worker.accounts import known_accounts
+from worker.accounts import known_accounts, load_ingest_clients
 from worker.http import console, health, ingest, metrics, webhooks
-from worker.http.auth import BearerTokens
+from worker.http.auth import BearerTokens, Scope, scoped_tokens
 from worker.http.problems import install_handlers
 from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
@@ -33,12 +34,13 @@ log = get_logger(__name__)
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The service for these settings; nothing is connected until a request needs Redis."""
+def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None) -> FastAPI:
+    """The service for these settings; nothing is connected until a request needs Redis.
+    ``scoped``: the ``[ingest.NAME]`` tokens as read at start (read now when not given)."""
     client = connect_async_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
     accounts = known_accounts(settings.accounts_file)
     producer = AsyncProducer(
-        AsyncJobStore(client, Keys(settings.redis_prefix)),
+        AsyncJobStore(client, Keys(settings.redis_prefix), retention_s=settings.retention_s),
         accounts=accounts,
         redis_timeout_s=settings.redis_timeout_s,
     )
@@ -64,8 +66,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     tokens = split_tokens(settings.ingest_tokens)
-    if tokens:
-        app.include_router(ingest.build_router(BearerTokens(tokens)))
+    scoped = ingest_scoped_tokens(settings) if scoped is None else scoped
+    if tokens or scoped:
+        app.include_router(ingest.build_router(BearerTokens(tokens, scoped=scoped)))
     if settings.console_password.get_secret_value():
         app.include_router(console.build_router(settings))
         app.add_middleware(console.ConsoleHeaders)
@@ -107,8 +110,10 @@ def _version() -> str:
 def app_from_environment() -> FastAPI:
     """The uvicorn factory: settings from the environment, logging configured, secrets scrubbed."""
     settings = get_settings()
+    scoped = ingest_scoped_tokens(settings)
     secrets = [
         *split_tokens(settings.ingest_tokens),
+        *(token for token, _ in scoped),
         settings.api_key.get_secret_value(),
         settings.console_password.get_secret_value(),
         settings.webhook_secret.get_secret_value(),
@@ -121,10 +126,18 @@ def app_from_environment() -> FastAPI:
     log.info(
         "http.starting",
         redis=mask_url(settings.state_url),
-        ingest=bool(split_tokens(settings.ingest_tokens)),
+        ingest=bool(split_tokens(settings.ingest_tokens) or scoped),
         webhooks=bool(settings.webhook_secret.get_secret_value()),
     )
-    return create_app(settings)
+    return create_app(settings, scoped)
+
+
+def ingest_scoped_tokens(settings: Settings) -> list[tuple[str, Scope]]:
+    """The accounts file's ``[ingest.NAME]`` tokens, read now (a token file is read at start
+    only: a rotated one is used after a restart)."""
+    clients = load_ingest_clients(settings.accounts_file)
+    unscoped = split_tokens(settings.ingest_tokens)
+    return scoped_tokens(clients, unscoped, source=settings.accounts_file)
 
 
 def serve(*, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
@@ -135,6 +148,7 @@ def serve(*, host: str | None = None, port: int | None = None, workers: int = 1)
     from worker.http import connections  # noqa: PLC0415 - it imports uvicorn
 
     settings = get_settings()
+    ingest_scoped_tokens(settings)  # a missing or weak token stops here, before uvicorn (exit 78)
     # uvicorn would believe X-Forwarded-* from 127.0.0.1 unless told: trust only those named.
     proxies = split_list(settings.forwarded_allow_ips)
     open_files = connections.raise_open_files_limit(settings.serve_max_connections)

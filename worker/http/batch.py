@@ -28,8 +28,15 @@ class CheckedBatch:
     items: int = 0
 
 
-def check_batch(body: bytes, *, now: float, accounts: frozenset[str]) -> CheckedBatch:
-    """The batch in ``body`` validated item by item; NotJSON when it is not JSON."""
+def check_batch(
+    body: bytes,
+    *,
+    now: float,
+    accounts: frozenset[str],
+    named: frozenset[str] | None = None,
+) -> CheckedBatch:
+    """The batch in ``body`` validated item by item; NotJSON when it is not JSON. An unknown
+    account's error names the accounts ``named`` (default: all)."""
     data = parse_json(body)
     items = data.get("messages") if isinstance(data, dict) else None
     shape = _batch_shape_error(data, items)
@@ -40,7 +47,8 @@ def check_batch(body: bytes, *, now: float, accounts: frozenset[str]) -> Checked
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            jobs.append(build_job(Request.from_item(item), now=now, accounts=accounts))
+            request = Request.from_item(item)
+            jobs.append(build_job(request, now=now, accounts=accounts, named=named))
         except InvalidMessage as exc:
             errors += [{"index": index, "field": p.field, "error": p.message} for p in exc.problems]
             if len(errors) > ERRORS_MAX:

@@ -36,6 +36,17 @@ class Unauthorized(Problem):
     headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - a constant
 
 
+class Forbidden(Problem):
+    """Raised when a token scoped to some accounts names another (nothing is enqueued)."""
+
+    status = 403
+
+    def __init__(self, account: str, index: int | None = None) -> None:
+        super().__init__()
+        item = "" if index is None else f"messages[{index}]: "
+        self.error = f"{item}this token may not enqueue on account {account!r}"
+
+
 class NotFound(Problem):
     status = 404
     error = "not found"

@@ -59,6 +59,13 @@ class BatchAccepted(BaseModel):
     ids: list[str]
 
 
+class BatchDuplicate(BaseModel):
+    """200: a batch with this Idempotency-Key exists; its ids, nothing new was enqueued."""
+
+    ids: list[str]
+    duplicate: Literal[True] = True
+
+
 class FieldError(BaseModel):
     field: str = Field(description="The dotted path of the bad field, e.g. message.to")
     error: str

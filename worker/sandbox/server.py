@@ -6,7 +6,8 @@
                               (messages with seq > since; seq starts at 1, never restarts)
     GET  /sandbox/stats       requests, accepted, by_code, by_status, by_key (codes per key
                               label), faults, balances, config
-    GET  /sandbox/requests    {"requests": [{"at", "code"}, ...]}: every request's arrival
+    GET  /sandbox/requests    {"requests": [{"at", "answered_at", "code"}, ...]}: every request's
+                              arrival, when its answer left
     GET  /sandbox/webhooks    status webhooks posted, refused, given up (with webhook_url set)
     POST /sandbox/topup       {"amount", "key_label"?} -> {"balances": {...}}
     POST /sandbox/config      {knob: value, ..., "outage_s"?} -> {"config": {...}}

@@ -98,7 +98,10 @@ class SandboxState:
         arrived = self._wall()
         self._fake = fake
         reply, label = self._decide(authorization, body, idempotency_key)
-        self._arrivals.append({"at": arrived, "code": reply.code})
+        # When its answer leaves (after the simulated latency): a client killed in between had
+        # this call in flight and never learned whether it was accepted.
+        answered = None if reply.drop else arrived + reply.delay_s
+        self._arrivals.append({"at": arrived, "answered_at": answered, "code": reply.code})
         stats = self.stats
         stats.requests += 1
         stats.by_code[reply.code] += 1
@@ -264,7 +267,8 @@ class SandboxState:
         return {"messages": page, "next": page[-1]["seq"] if page else since}
 
     def arrivals(self) -> list[dict[str, Any]]:
-        """Every request received (the newest ARRIVALS_MAX): its arrival time and answer code."""
+        """Every request received (the newest ARRIVALS_MAX): its arrival time, when its answer
+        left (None for a dropped connection) and its answer code."""
         return list(self._arrivals)
 
     def balances(self) -> dict[str, float]:

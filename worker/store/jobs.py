@@ -56,9 +56,14 @@ class NewJob:
     priority: str = "normal"
 
 
-def enqueue_arguments(jobs: list[NewJob], *, prefix: str, now: float) -> list[Any]:
+NO_BATCH = ("", "", 0)  # enqueue.lua's batch key arguments (accounts, key, ms to keep): none
+
+
+def enqueue_arguments(
+    jobs: list[NewJob], *, prefix: str, now: float, batch: Sequence[Any] = NO_BATCH
+) -> list[Any]:
     """ARGV of ``enqueue.lua`` for these jobs (shared by the blocking and the asyncio store)."""
-    argv: list[Any] = [prefix, now]
+    argv: list[Any] = [prefix, now, *batch]
     for job in jobs:
         state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
         event = "scheduled" if state is JobState.SCHEDULED else "enqueued"
@@ -160,7 +165,7 @@ class JobStore:
         """
         argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now)
         try:
-            ids: list[str] = self._enqueue(args=argv)
+            reply: list[Any] = self._enqueue(args=argv)
         except ResponseError as exc:
             # redis-py raises OutOfMemoryError for Redis's OOM reply (the prefix stripped); a
             # script error can carry the reply whole. Redis refuses only a script's first write,
@@ -168,7 +173,7 @@ class JobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        return [_text(i) for i in reply[1:]]  # after the batch flag, which no key here sets
 
     def get(self, job_id: str) -> Job | None:
         """The job with its history; None when unknown, or sent longer ago than the retention."""

@@ -97,6 +97,11 @@ class Keys:
         """String: the job id first enqueued with this idempotency key."""
         return f"{self.prefix}idem:{encode_part(account)}:{encode_part(key)}"
 
+    def batch(self, accounts: str, key: str) -> str:
+        """String: the job ids (a JSON list) of the batch first enqueued with this key on these
+        accounts (their names sorted and comma-joined: one batch's key is its accounts' own)."""
+        return f"{self.prefix}batch:{encode_part(accounts)}:{encode_part(key)}"
+
     def ledger(self, account: str, key: str) -> str:
         """String: the wamid this idempotency key was sent as; its presence means sent."""
         return f"{self.prefix}sent:{encode_part(account)}:{encode_part(key)}"

@@ -1,13 +1,27 @@
 -- Write a batch of new jobs in one round trip: record, history, schedule.
 -- A job whose idempotency key was seen before is not written; its first job id is returned.
--- Nothing written here expires: a pending job keeps its record however long it waits.
--- ARGV: prefix, now, then 9 values per job:
---   id, account, key, message_json, due_at, expires_at ('' for none), state, history_json,
+-- A batch key (the HTTP batch's Idempotency-Key) seen before on the same accounts writes nothing
+-- and returns the first batch's ids. Nothing written here for a job expires: a pending job keeps
+-- its record however long it waits; a batch key is remembered batch_keep_ms.
+-- ARGV: prefix, now, batch_accounts, batch_key ('' for none), batch_keep_ms, then 9 values per
+--   job: id, account, key, message_json, due_at, expires_at ('' for none), state, history_json,
 --   priority (high|normal|bulk)
+-- Reply: {seen, id...}: seen is 1 when the batch key was known (the ids are the first batch's),
+--   else 0 and one id per job (a known idempotency key's first job id, else the job's own).
 local prefix, now = ARGV[1], ARGV[2]
+local batch = nil
+if ARGV[4] ~= '' then
+  batch = keys.batch(prefix, ARGV[3], ARGV[4])
+  local first = redis.call('GET', batch)
+  if first then
+    local reply = cjson.decode(first)
+    table.insert(reply, 1, 1)
+    return reply
+  end
+end
 local ids = {}
 local added = 0
-for i = 3, #ARGV, 9 do
+for i = 6, #ARGV, 9 do
   local id, account, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local idem = keys.idempotency(prefix, account, key)
   local first = redis.call('GET', idem)
@@ -27,4 +41,6 @@ for i = 3, #ARGV, 9 do
   end
 end
 if added > 0 then redis.call('INCRBY', keys.enqueued_count(prefix), added) end
+if batch then redis.call('SET', batch, cjson.encode(ids), 'PX', ARGV[5]) end
+table.insert(ids, 1, 0)
 return ids

@@ -32,6 +32,9 @@ function keys.held(prefix, account) return prefix .. 'held:' .. key_part(account
 function keys.idempotency(prefix, account, key)
   return prefix .. 'idem:' .. key_part(account) .. ':' .. key_part(key)
 end
+function keys.batch(prefix, accounts, key)
+  return prefix .. 'batch:' .. key_part(accounts) .. ':' .. key_part(key)
+end
 function keys.ledger(prefix, account, key)
   return prefix .. 'sent:' .. key_part(account) .. ':' .. key_part(key)
 end
