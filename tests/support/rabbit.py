@@ -66,9 +66,9 @@ class Vhost:
 
 
 @contextmanager
-def vhost() -> Iterator[Vhost]:
-    """A fresh vhost for the block, deleted after it."""
-    created = Vhost()
+def vhost(prefix: str = "msgworker-test") -> Iterator[Vhost]:
+    """A fresh vhost (its name starting ``prefix``) for the block, deleted after it."""
+    created = Vhost(prefix)
     created.create()
     try:
         yield created
