@@ -54,6 +54,10 @@ class Vhost:
         """How many consumers ``queue`` has."""
         return int(self._queues("consumers").get(queue, 0))
 
+    def ready(self, queue: str) -> int:
+        """How many messages wait in ``queue`` for a consumer (not counting those delivered)."""
+        return int(self._queues("messages_ready").get(queue, 0))
+
     def _queues(self, column: str) -> dict[str, str]:
         """``{queue name: column}`` of every queue in the vhost."""
         rows = rabbitmqctl("list_queues", "-p", self.name, "--no-table-headers", "name", column)

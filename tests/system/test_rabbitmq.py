@@ -74,6 +74,23 @@ def test_two_workers_on_one_host_with_default_names_both_consume(
     assert max(bodies.values()) == 1
 
 
+def test_a_worker_killed_with_sigkill_gives_its_dispatches_back_at_once(
+    runtime, sandbox, workers, env, rabbit_vhost, tmp_path
+):
+    """kill -9 of a worker holding two dispatches: RabbitMQ puts both back on the queue at once
+    (no pump is left to dispatch them again), and a new worker sends both jobs."""
+    sandbox.configure(latency_ms=3000)
+    victim = workers(env, tmp_path / "victim.log", concurrency=2)
+    ids = runtime.producer.enqueue_many([text(1), text(2)])
+    wait_for(lambda: sandbox.stats()["requests"] == 2, timeout_s=20, what="two calls in flight")
+    assert rabbit_vhost.ready(QUEUE) == 0
+    victim.kill()
+    wait_for(lambda: rabbit_vhost.ready(QUEUE) == 2, interval_s=0.5, what="dispatches given back")
+    sandbox.configure(latency_ms=0)
+    workers(env, tmp_path / "rescuer.log", concurrency=2)
+    assert set(sent_once_each(runtime, sandbox, ids, timeout_s=60)) == {"message 1", "message 2"}
+
+
 def test_a_rabbitmq_restart_mid_run_loses_nothing(runtime, sandbox, workers, env, tmp_path):
     """RabbitMQ stopped and started while jobs are sending: the CLI says it cannot reach the
     broker (one line, no traceback); the worker reconnects by itself and every job is sent once."""
