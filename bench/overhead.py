@@ -11,9 +11,16 @@ msgworker's pump publishes inside the worker). Rounds alternate msgworker and pl
                                        [--profile]   (then py-spy both workers, side by side)
                                        [--msgworker-env LOG_LEVEL=WARNING]  (what-if runs)
                                        [--floor]   (msgworker without its limiter and records)
+                                       [--broker amqp://guest:guest@127.0.0.1:5672]
+                                         (both on this machine's RabbitMQ, state in Redis)
 
 Targets: ratio ≥ 1.0; per send, at most 1.25 Redis round trips (one script call per
 group of 8 dispatches, one per send), 100 µs of Redis CPU and 1,300 µs of worker CPU.
+
+``--broker amqp://...`` runs both sides on the local RabbitMQ, each run on a vhost of its own
+that the bench creates and deletes (rabbitmqctl): msgworker's quorum queue with confirmed
+publishes, plain Celery's defaults (a classic queue, unconfirmed). Redis then holds msgworker's
+state only, and RabbitMQ's own CPU is not counted.
 
 ``--floor`` is a what-if, not msgworker: its workers run a copy of the package whose scripts
 neither limit the rate nor keep a sent job's records (see FLOOR_CUTS in common.py), to show
@@ -28,8 +35,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from common import (
     HIGH_RATE_PER_MIN,
@@ -65,6 +73,8 @@ from common import (
     start_plain,
     take_sample,
 )
+
+from tests.support.rabbit import vhost
 
 TARGET = 1.0
 WARMUP_S = 3.0
@@ -113,6 +123,21 @@ def _profiled(args: argparse.Namespace, output: Path, into: list[Profile]) -> Ob
     return observe
 
 
+@contextlib.contextmanager
+def broker_of_run(made: Stack, args: argparse.Namespace) -> Iterator[str]:
+    """The broker URL of one run: the stack's Redis, or a fresh vhost on ``--broker``."""
+    if not args.broker:
+        yield made.redis_url
+        return
+    with vhost("msgworker-bench") as created:
+        yield f"{args.broker.rstrip('/')}/{created.name}"
+
+
+def amqp_queue_depth(app: Any, queue: str = "celery") -> int:
+    with app.connection_for_read() as connection:
+        return int(connection.default_channel.queue_declare(queue=queue, passive=True)[1])
+
+
 def run_msgworker(
     made: Stack, args: argparse.Namespace, observe: Observe, floor: Path | None = None
 ) -> Measured:
@@ -126,9 +151,11 @@ def run_msgworker(
     env = msgworker_env(made.redis_url, made.sandbox.url, **settings)
     if floor:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(floor), env.get("PYTHONPATH")]))
-    with running([start_msgworker("overhead-mw", env, made.logs, _pool(args))]) as workers:
-        result = observe(made, workers[0])
-        left = scheduled_jobs(runtime)
+    with broker_of_run(made, args) as broker:
+        env.update(MSGWORKER_BROKER_URL=broker, MSGWORKER_REDIS_URL=made.redis_url)
+        with running([start_msgworker("overhead-mw", env, made.logs, _pool(args))]) as workers:
+            result = observe(made, workers[0])
+            left = scheduled_jobs(runtime)
     runtime.close()
     if not left:
         print("  warning: msgworker's backlog ran out inside the window; raise --max-rate")
@@ -137,12 +164,14 @@ def run_msgworker(
 
 def run_plain(made: Stack, args: argparse.Namespace, observe: Observe) -> Measured:
     made.fresh()
-    plain = plain_app(made.redis_url)
-    enqueue_plain(plain.send, _backlog(args))
-    env = plain_env(made.redis_url, made.sandbox.url)
-    with running([start_plain("overhead-plain", env, made.logs, _pool(args))]) as workers:
-        result = observe(made, workers[0])
-        left = plain_queue_depth(made.redis)
+    with broker_of_run(made, args) as broker:
+        plain = plain_app(broker)
+        enqueue_plain(plain.send, _backlog(args))
+        env = plain_env(broker, made.sandbox.url)
+        with running([start_plain("overhead-plain", env, made.logs, _pool(args))]) as workers:
+            result = observe(made, workers[0])
+            left = amqp_queue_depth(plain.app) if args.broker else plain_queue_depth(made.redis)
+        plain.app.pool.force_close_all()
     if not left:
         print("  warning: plain Celery's backlog ran out inside the window; raise --max-rate")
     return result
@@ -200,16 +229,18 @@ def run(args: argparse.Namespace) -> list[Row]:
             print_profiles(mine_name, (mine, profiles[0]), (base, profiles[1]))
     mine_rate = mean([m.window.accepted_per_s for m in ours])
     base_rate = mean([m.window.accepted_per_s for m in theirs])
+    on = ", RabbitMQ broker" if args.broker else ""
+    command = "python bench/overhead.py" + (" --broker amqp://..." if args.broker else "")
     row = Row(
-        benchmark=f"overhead (latency 0, threads x {args.concurrency}, sends/s)",
+        benchmark=f"overhead (latency 0, threads x {args.concurrency}{on}, sends/s)",
         unit="/s",
         msgworker=mine_rate,
         plain=base_rate,
         target=f">= {TARGET:.2f}x",
         met=mine_rate / base_rate >= TARGET if base_rate else None,
-        command="python bench/overhead.py",
+        command=command,
     )
-    rows = [row, *cost_rows(ours, theirs, command="python bench/overhead.py")]
+    rows = [row, *cost_rows(ours, theirs, command=command)]
     if args.floor:  # a what-if: msgworker's targets are not its to meet
         rows = [floor_row(r) for r in rows]
     print_rows(rows)
@@ -225,6 +256,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true", help="py-spy both workers afterwards")
     p.add_argument(
         "--floor", action="store_true", help="what-if: msgworker without its limiter and records"
+    )
+    p.add_argument(
+        "--broker",
+        metavar="AMQP_URL",
+        help="both sides on the local RabbitMQ (amqp://user:password@host:port), a vhost a run",
     )
     p.add_argument(
         "--msgworker-env",

@@ -18,6 +18,7 @@ import redis
 
 from tests.support.cluster import API_KEY, Sandbox, WorkerProcess, start_worker
 from tests.support.processes import RedisServer
+from tests.support.rabbit import Vhost, vhost
 from tests.support.tiers import SpawnWatch, overstep, tier_of
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
@@ -101,6 +102,13 @@ def sandbox() -> Iterator[Sandbox]:
         admin.configure(rate_per_sec=1000, rate_per_min=100_000)
         yield admin
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def rabbit_vhost() -> Iterator[Vhost]:
+    """A vhost of this module's own on the machine's RabbitMQ, deleted after the module."""
+    with vhost() as created:
+        yield created
 
 
 @pytest.fixture

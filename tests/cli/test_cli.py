@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import time
@@ -224,9 +225,10 @@ def test_version_prints_the_version():
 
 
 def test_celery_worker_options_win_over_msgworker_defaults(redis_url, tmp_path):
-    """`worker --concurrency 8 -l DEBUG -Q q2` and `-c 3 -P prefork` run as given."""
+    """`worker --concurrency 8 -l DEBUG -Q q2 -n given@%h` and `-c 3 -P prefork` run as given;
+    without -n a worker is named after its process (`msgworker-PID@host`)."""
     env = worker_env(redis_url, "http://127.0.0.1:9")
-    args = ["--concurrency", "8", "-l", "DEBUG", "-Q", "q2"]
+    args = ["--concurrency", "8", "-l", "DEBUG", "-Q", "q2", "-n", "given@%h"]
     threads = WorkerProcess([str(BIN / "msgworker"), "worker", *args], env, tmp_path / "a.log")
     try:
         threads.wait_ready()
@@ -237,6 +239,7 @@ def test_celery_worker_options_win_over_msgworker_defaults(redis_url, tmp_path):
     assert ".> q2 " in log
     assert ".> messages " not in log
     assert '"level": "debug"' in log
+    assert re.search(r'"given@[^"]+ ready\.', log)
     prefork = WorkerProcess(
         [str(BIN / "msgworker"), "worker", "-c3", "-P", "prefork"], env, tmp_path / "b.log"
     )
@@ -249,6 +252,7 @@ def test_celery_worker_options_win_over_msgworker_defaults(redis_url, tmp_path):
     assert "concurrency: 3 (prefork)" in log
     assert ".> messages " in log
     assert '"level": "debug"' not in log
+    assert re.search(rf'"msgworker-{prefork.pid}@[^"]+ ready\.', log)
 
 
 def test_the_worker_metrics_listen_on_metrics_host(redis_url, tmp_path):

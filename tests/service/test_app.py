@@ -7,10 +7,12 @@ import base64
 import json
 
 import redis
+from celery.utils.quorum_queues import detect_quorum_queues
 
 from tests.support.processes import wait_for
 from worker.send.pace import MAX_GROUP, CallPace
 from worker.service.app import broker_depth, create_app, dispatcher
+from worker.service.broker import RejectingConsumer
 from worker.settings import Settings
 
 QUEUE = "q"
@@ -79,3 +81,29 @@ def test_the_broker_depth_keeps_its_connection_and_counts_again_after_a_restart(
             return None
 
     assert wait_for(counted, what="counting again") == 1
+
+
+def test_a_rabbitmq_broker_gets_a_quorum_queue_confirmed_publishes_and_per_consumer_qos():
+    """amqp://: the queue is declared quorum, publishes wait for confirms, Celery sees the quorum
+    queue (so no global QoS); a Redis broker keeps its own options."""
+    on_rabbit = create_app(
+        Settings(
+            broker_url="amqp://guest:guest@localhost//",
+            redis_url="redis://unused:1/0",
+            _env_file=None,
+        )
+    )
+    queue = on_rabbit.amqp.queues["messages"]
+    assert queue.queue_arguments == {"x-queue-type": "quorum"}
+    assert on_rabbit.conf.broker_transport_options == {"confirm_publish": True}
+    assert detect_quorum_queues(on_rabbit, "amqp") == (True, "messages")
+    on_redis = create_app(Settings(broker_url="redis://unused:1/0", _env_file=None))
+    assert not on_redis.amqp.queues["messages"].queue_arguments
+    assert "visibility_timeout" in on_redis.conf.broker_transport_options
+
+
+def test_the_consumer_leaves_out_native_delayed_delivery():
+    """No ETA task is ever published: the consumer declares no delayed-delivery exchanges."""
+    steps = RejectingConsumer.Blueprint.default_steps
+    assert not [step for step in steps if "delayed_delivery" in step]
+    assert "celery.worker.consumer.tasks:Tasks" in steps

@@ -23,7 +23,7 @@ TIERS = ("unit", "redis", "processes")
 # These markers select kinds of process tests; each one puts a test in the processes tier.
 PROCESS_MARKERS = frozenset({"processes", "e2e", "chaos", "alerting"})
 # Fixtures that start processes (a test requesting one, even indirectly, is in that tier).
-PROCESS_FIXTURES = frozenset({"workers"})
+PROCESS_FIXTURES = frozenset({"workers", "rabbit_vhost"})
 # Every Redis fixture rests on the session's redis-server, or is a test's own.
 REDIS_FIXTURES = frozenset({"redis_server", "own_redis"})
 # The only program a redis test may start: the private Redis (a test may run its own).

@@ -36,12 +36,26 @@ def receiver():
 
 
 @pytest.fixture
-def cluster(redis_url, sandbox, tmp_path):
+def broker(request, redis_url):
+    """The workers' broker URL: the state's Redis, or with ``amqp`` (indirect) RabbitMQ on the
+    module's vhost, the state staying in Redis."""
+    if getattr(request, "param", "redis") == "amqp":
+        return request.getfixturevalue("rabbit_vhost").url
+    return redis_url
+
+
+# The scenarios that must hold on either broker.
+ON_EITHER_BROKER = pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
+
+
+@pytest.fixture
+def cluster(redis_url, broker, sandbox, tmp_path):
     """Starts workers on demand; stops every one at the end."""
     started = []
 
     def start(name="w", *, env_overrides=None, **options):
-        env = worker_env(redis_url, sandbox.url, **(env_overrides or {}))
+        env = worker_env(broker, sandbox.url, **(env_overrides or {}))
+        env["MSGWORKER_REDIS_URL"] = redis_url
         worker = start_worker(env, tmp_path / f"{name}-{len(started)}.log", **options)
         started.append(worker)
         return worker
@@ -68,6 +82,7 @@ def all_settled(runtime, ids, settled=(JobState.SENT, JobState.PARKED)):
     return all(state in settled for state in states(runtime, ids))
 
 
+@ON_EITHER_BROKER
 def test_halt_stops_every_worker_within_a_second_and_resume_sends_each_once(
     runtime, sandbox, cluster
 ):
@@ -102,6 +117,7 @@ def test_halt_stops_every_worker_within_a_second_and_resume_sends_each_once(
     assert max(bodies.values()) == 1  # each exactly once
 
 
+@ON_EITHER_BROKER
 def test_billing_episode_parks_alerts_once_and_replay_drains_after_top_up(
     runtime, sandbox, cluster, receiver
 ):
@@ -148,7 +164,12 @@ def test_billing_episode_parks_alerts_once_and_replay_drains_after_top_up(
     assert runtime.switches.breaker("default") is None
 
 
-@pytest.mark.parametrize("at_most_once", [True, False], ids=["at-most-once", "at-least-once"])
+@pytest.mark.parametrize(
+    ("broker", "at_most_once"),
+    [("redis", True), ("redis", False), ("amqp", False)],
+    ids=["at-most-once", "at-least-once", "at-least-once-amqp"],
+    indirect=["broker"],
+)
 def test_kill_9_mid_send_loses_nothing(runtime, sandbox, cluster, tmp_path, at_most_once):
     """kill -9 of a worker during its calls (300 ms latency): no job lost; duplicates only by choice.
 

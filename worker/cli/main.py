@@ -6,6 +6,7 @@ Exit codes: see ``worker.cli.exits``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -86,6 +87,10 @@ def _worker(args: argparse.Namespace) -> int:
         defaults += ["--concurrency", str(DEFAULT_THREADS)]
     if _option(given, "-Q", "--queues") is None:
         defaults += ["--queues", settings.queue]
+    if _option(given, "-n", "--hostname") is None:
+        # Celery's default, celery@HOST, is one name for every worker on a host: their control
+        # queues clash (RabbitMQ refuses the second with RESOURCE_LOCKED). %h is the host.
+        defaults += ["--hostname", f"msgworker-{os.getpid()}@%h"]
     level = _option(given, "-l", "--loglevel")
     if level:
         prefer_log_level(level)

@@ -22,6 +22,7 @@ from worker.observe.status import HEARTBEAT_S, Heartbeat
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
 from worker.service.broker import CONSUMER, Rejected, transport_for
+from worker.service.rabbit import amqp_conf, is_amqp
 from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
@@ -53,6 +54,8 @@ def create_app(settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
+    if is_amqp(settings.broker_url):
+        app.conf.update(amqp_conf())
     app.task(name=TASK_NAME, ignore_result=True)(deliver_job)
     app.task(name=BATCH_TASK_NAME, ignore_result=True)(deliver_jobs)
     app.steps["worker"].add(PumpStep)
