@@ -55,7 +55,7 @@ def scenarios(kill_jobs: int) -> list[tuple[str, bool, Run]]:
             "redis-restart",
             True,
             lambda s, r: chaos.redis_restart(
-                s, r, jobs=3000, restarts=4, gap_s=10, wait_out_leases=True, settle_timeout_s=400
+                s, r, jobs=3000, restarts=4, gap_s=10, settle_timeout_s=400
             ),
         ),
         ("faults-outage", False, lambda s, _: chaos.faults_then_outage(s, jobs=2000)),

@@ -57,9 +57,17 @@ class Report:
     ok_metric: float | None = None
     ok_expected: int | None = None
 
+    # Jobs whose history shows a call cut off before its answer (a worker killed mid-call).
+    answer_lost: list[str] = field(default_factory=list)
+
     @property
     def duplicated(self) -> int:
         return len(self.ambiguous_duplicates) + len(self.real_duplicates)
+
+    @property
+    def extra_sends(self) -> int:
+        """Acceptances beyond the first of the jobs sent more than once after a lost answer."""
+        return sum(times - 1 for times in self.ambiguous_duplicates.values())
 
     def counts(self) -> dict[str, Any]:
         """The figures, for logs and the soak's printout."""
@@ -73,6 +81,8 @@ class Report:
             "duplicated": self.duplicated,
             "ambiguous_duplicates": len(self.ambiguous_duplicates),
             "real_duplicates": len(self.real_duplicates),
+            "extra_sends": self.extra_sends,
+            "answer_lost": len(self.answer_lost),
             "parked_but_accepted": len(self.parked_but_accepted),
             "ok_metric": self.ok_metric,
         }
@@ -200,6 +210,8 @@ def check(  # noqa: C901, PLR0912, PLR0915 - one pass that places every job
                 report.pending.append(job_id)
         else:
             report.lost[job_id] = f"left {job.state} with no halt (nothing will send it)"
+        if answer_was_lost(job):
+            report.answer_lost.append(job_id)
         if times > 1:
             duplicates = report.ambiguous_duplicates if answer_was_lost(job) else None
             (duplicates if duplicates is not None else report.real_duplicates)[job_id] = times
