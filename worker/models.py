@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -71,7 +72,15 @@ def normalise_phone(value: str) -> str:
     return digits
 
 
-Phone = Annotated[str, AfterValidator(normalise_phone)]
+# normalise_phone's rule for the API's document: digits (an optional + and the decoration people
+# type around them allowed), 7 to 15 of them, the first not 0.
+_DECORATION = r"[\s().-]*"
+PHONE_PATTERN = rf"^{_DECORATION}\+?{_DECORATION}[1-9](?:{_DECORATION}[0-9]){{6,14}}{_DECORATION}$"
+Phone = Annotated[
+    str,
+    AfterValidator(normalise_phone),
+    WithJsonSchema({"type": "string", "pattern": PHONE_PATTERN}),
+]
 
 
 def _non_blank(value: str) -> str:
@@ -160,7 +169,16 @@ class Interactive(_Open):
     action: Annotated[dict[str, Any], AfterValidator(_bounded_action)]
 
 
+def _type_is_required(schema: dict[str, Any]) -> None:
+    """The document says what validation does: ``type`` picks the message's kind (it is the
+    union's discriminator), so a payload without it is refused, default or not."""
+    schema["required"] = ["type", *schema.get("required", [])]
+
+
 class _Base(_Strict):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, json_schema_extra=_type_is_required
+    )
     messaging_product: Literal["whatsapp"] = "whatsapp"
     recipient_type: Literal["individual"] = "individual"
     to: Phone

@@ -133,6 +133,23 @@ def build_router(webhooks: Webhooks) -> APIRouter:
     @router.post(
         "/webhooks/gateway",
         summary="Delivery statuses from the Gateway (Meta's WhatsApp Cloud API webhook shape)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": (
+                                "Meta's webhook object: statuses in "
+                                "entry[].changes[].value.statuses[]; anything else is "
+                                "acknowledged and ignored"
+                            ),
+                        }
+                    }
+                },
+            }
+        },
         responses={
             401: {"model": Problem, "description": "No valid Bearer secret"},
             413: {"model": Problem, "description": "The body exceeds 1 MiB"},
