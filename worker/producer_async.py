@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -37,18 +35,6 @@ from worker.store.scripts import script_source
 
 # A connection failing at the socket level, or a reply that never came.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
-
-
-def connect_async_fail_fast(url: str, *, timeout_s: float) -> redis.asyncio.Redis:
-    """An asyncio client that answers or fails within ``timeout_s``: no retries, no backoff."""
-    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries=0),
-    )
-    return client
 
 
 class AsyncJobStore:

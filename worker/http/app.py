@@ -23,9 +23,10 @@ from worker.http.auth import BearerTokens
 from worker.http.problems import install_handlers
 from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
-from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
+from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_tokens
+from worker.store.connect import connect_async_fail_fast
 from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
 
@@ -35,7 +36,11 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 def create_app(settings: Settings) -> FastAPI:
     """The service for these settings; nothing is connected until a request needs Redis."""
-    client = connect_async_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+    client = connect_async_fail_fast(
+        settings.state_url,
+        timeout_s=settings.redis_timeout_s,
+        sentinel_password=settings.sentinel_password,
+    )
     accounts = known_accounts(settings.accounts_file)
     producer = AsyncProducer(
         AsyncJobStore(client, Keys(settings.redis_prefix)),

@@ -21,7 +21,7 @@ from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import HEARTBEAT_S, Heartbeat
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
-from worker.service.broker import CONSUMER, Rejected, transport_for
+from worker.service.broker import CONSUMER, Rejected, kombu_url, sentinel_options, transport_for
 from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
@@ -32,7 +32,7 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("msgworker", broker=settings.broker_url, set_as_current=False)
+    app = Celery("msgworker", broker=kombu_url(settings.broker_url), set_as_current=False)
     app.conf.update(
         broker_transport=transport_for(settings.broker_url),
         # Counts the broker messages Celery logs and drops as unusable.
@@ -46,7 +46,14 @@ def create_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            **sentinel_options(
+                settings.broker_url,
+                password=settings.sentinel_password,
+                timeout_s=settings.redis_timeout_s,
+            ),
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,

@@ -10,10 +10,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import redis
-from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from worker.accounts import KEY_MAX_AGE_S, Account, Defaults, FreshKey, load_accounts
 from worker.errors import ConfigError
@@ -38,6 +34,7 @@ from worker.send.routing import (
 from worker.send.settlement import Settlement
 from worker.send.transport import PerThreadHTTP, env_proxy_for
 from worker.settings import Settings, get_settings
+from worker.store.connect import connect_listener, connect_redis, connect_redis_fail_fast
 from worker.store.deadletters import DeadLetters
 from worker.store.jobs import JobStore
 from worker.store.keys import Keys
@@ -62,34 +59,6 @@ def claim_lease_s(call_deadline_s: float) -> float:
     outlives the claim that guards it.
     """
     return 2 * call_deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
-
-
-def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> redis.Redis:
-    """A client that rides out a Redis restart: reconnects and retries with backoff."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=min(5.0, timeout_s),
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-
-
-def connect_redis_fail_fast(url: str, *, timeout_s: float) -> redis.Redis:
-    """A client for producers and commands: an answer, or an error within ``timeout_s``.
-
-    No retries: the connect and each reply wait at most ``timeout_s``, once. A pooled connection
-    Redis closed meanwhile (a restart) is replaced when it is taken from the pool, not retried.
-    """
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries=0),
-    )
 
 
 def eviction_policy(client: redis.Redis) -> str:
@@ -124,9 +93,13 @@ class Runtime:
         self.keys = Keys(settings.redis_prefix)
         self.fail_fast = fail_fast
         self.redis = (
-            connect_redis_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+            connect_redis_fail_fast(
+                settings.state_url,
+                timeout_s=settings.redis_timeout_s,
+                sentinel_password=settings.sentinel_password,
+            )
             if fail_fast
-            else connect_redis(settings.state_url)
+            else connect_redis(settings.state_url, sentinel_password=settings.sentinel_password)
         )
 
     @cached_property
@@ -137,7 +110,9 @@ class Runtime:
     def producer_redis(self) -> redis.Redis:
         """Producers fail fast (a web request must not stall), unlike the worker's client."""
         return connect_redis_fail_fast(
-            self.settings.state_url, timeout_s=self.settings.redis_timeout_s
+            self.settings.state_url,
+            timeout_s=self.settings.redis_timeout_s,
+            sentinel_password=self.settings.sentinel_password,
         )
 
     @cached_property
@@ -189,7 +164,12 @@ class Runtime:
     @cached_property
     def quick_redis(self) -> redis.Redis:
         """For reads that must answer fast or fail (a scrape, a probe), never wait out an outage."""
-        return connect_redis(self.settings.state_url, retries=0, timeout_s=1.0)
+        return connect_redis(
+            self.settings.state_url,
+            retries=0,
+            timeout_s=1.0,
+            sentinel_password=self.settings.sentinel_password,
+        )
 
     def snapshot(self, broker_depth: Callable[[], int], *, quick: bool = False) -> Snapshot:
         """The shared state now (status, metrics), with the broker queue's length from
@@ -248,7 +228,10 @@ class Runtime:
     def switch_watch(self) -> SwitchWatch:
         """Hears the switches set anywhere, so that a call that waited for its slot looks at
         them again only when one was."""
-        return SwitchWatch(self.settings.state_url, self.keys)
+        s = self.settings
+        return SwitchWatch(
+            connect_listener(s.state_url, sentinel_password=s.sentinel_password), self.keys
+        )
 
     @cached_property
     def call_pace(self) -> CallPace:
