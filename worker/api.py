@@ -103,7 +103,7 @@ def _async_producer() -> AsyncProducer:
             sentinel_password=runtime.settings.sentinel_password,
         )
         producer = AsyncProducer(
-            AsyncJobStore(client, runtime.keys),
+            AsyncJobStore(client, runtime.keys, replication=runtime.replication),
             accounts=runtime.known_accounts,
             redis_timeout_s=timeout_s,
         )

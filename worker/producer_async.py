@@ -31,6 +31,7 @@ from worker.producer import (
 )
 from worker.store.jobs import STORE_FULL, Job, NewJob, enqueue_arguments, is_out_of_memory
 from worker.store.keys import Keys
+from worker.store.replication import Replication
 from worker.store.scripts import script_source
 
 # A connection failing at the socket level, or a reply that never came.
@@ -40,9 +41,12 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
 class AsyncJobStore:
     """The two job operations a producer needs (write new jobs, read one), on redis.asyncio."""
 
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, keys: Keys, *, replication: Replication | None = None
+    ) -> None:
         self._redis = client
         self._keys = keys
+        self._replication = replication or Replication(keys, replicas=0, timeout_s=1)
         self._enqueue = client.register_script(script_source("enqueue"))
 
     async def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
@@ -54,6 +58,7 @@ class AsyncJobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
+        await self._replication.confirm_async(self._redis)
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     async def get(self, job_id: str) -> Job | None:

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # The sentinels' own password (AUTH to them), when a redis+sentinel:// store has one.
     redis_sentinel_password: SecretStr = SecretStr("")
+    # Replicas that must have an enqueue, or a settlement, before it counts (0: none waited for).
+    redis_min_replicas: Annotated[int, Field(ge=0, le=16)] = 0
     redis_prefix: Annotated[str, Field(min_length=1)] = "msgworker:"
     queue: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")] = "messages"
     sandbox: bool = False

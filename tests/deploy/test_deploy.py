@@ -440,6 +440,7 @@ def test_configmap_holds_every_non_secret_setting(monkeypatch):
         "MSGWORKER_INGEST_TOKENS",
         "MSGWORKER_CONSOLE_PASSWORD",
         "MSGWORKER_WEBHOOK_SECRET",
+        "MSGWORKER_REDIS_SENTINEL_PASSWORD",
     }
     assert set(data) == every - secrets - {"MSGWORKER_ENV_FILE"}
     assert all(isinstance(value, str) for value in data.values())

@@ -4,18 +4,22 @@ every client finds the primary, and finds the new one after a failover by itself
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import pytest
 import redis
 
+from tests.support.cluster import API_KEY
 from tests.support.processes import wait_for
 from tests.support.sentinel import SentinelGroup
-from worker.errors import Unavailable
+from worker.errors import ReplicasMissing, Unavailable
 from worker.producer_async import AsyncJobStore, AsyncProducer
+from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.connect import connect_async_fail_fast, connect_redis
+from worker.store.jobs import Job, JobState
 from worker.store.keys import Keys
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
@@ -86,8 +90,9 @@ def _enqueued(runtime: Runtime, key: str) -> str | None:
 
 def test_a_connection_to_a_demoted_primary_is_found_again_not_refused(group):
     """After a failover that leaves the old primary up as a replica (SENTINEL FAILOVER), a
-    pooled connection to it gets READONLY: the worker's client takes it for a lost connection
-    and writes to the new primary; a producer fails at most once, as Unavailable."""
+    pooled connection to it gets READONLY (inside a script too): the worker's client takes it
+    for a lost connection and writes to the new primary; a producer fails at most once, as
+    Unavailable."""
     worker = connect_redis(group.url)
     runtime = runtime_of(group)
     worker.set("ha:demoted", "before")
@@ -98,7 +103,9 @@ def test_a_connection_to_a_demoted_primary_is_found_again_not_refused(group):
         sentinel.execute_command("SENTINEL FAILOVER", "msgworker-primary")
     new, _ = group.wait_failover(old)
     wait_for(lambda: group.role(old) == "slave", timeout_s=40, what="the old primary demoted")
-    assert worker.set("ha:demoted", "after")
+    # A script's write refused by the demoted primary is a script error, not READONLY itself.
+    setter = worker.register_script("return redis.call('SET', KEYS[1], ARGV[1])")
+    assert setter(keys=["ha:demoted"], args=["after"]) == "OK"
     failures = 0
     for _ in range(3):
         try:
@@ -145,3 +152,113 @@ def test_an_async_producer_finds_the_new_primary_by_itself(group):
     assert took < TIMEOUT_S + 1
     assert found is not None
     group.wait_settled(group.primary_port())
+
+
+def _enqueue_then_lose_the_primary(group: SentinelGroup, runtime: Runtime) -> str | Unavailable:
+    """Replicas frozen (SIGSTOP) and cut off (the primary drops their links), an enqueue, the
+    primary killed, the replicas thawed: the new primary is a replica that never received what
+    the enqueue wrote."""
+    replicas = [group.node(port) for port in _replica_ports(group)]
+    for node in replicas:
+        node.signal(signal.SIGSTOP)
+    with redis.Redis(port=group.primary_port()) as primary:
+        primary.client_kill_filter(_type="replica")
+    try:
+        outcome: str | Unavailable = runtime.producer.enqueue(MESSAGE, idempotency_key="the-tail")
+    except Unavailable as refused:
+        outcome = refused
+    finally:
+        old = group.kill_primary()
+        for node in replicas:
+            node.signal(signal.SIGCONT)
+    new, _ = group.wait_failover(old, timeout_s=60)
+    group.bring_back(old)
+    group.wait_settled(new)
+    return outcome
+
+
+def _replica_ports(group: SentinelGroup) -> list[int]:
+    primary = group.primary_port()
+    return [node.port for node in group.nodes if node.port != primary]
+
+
+def test_without_min_replicas_an_enqueue_that_returned_can_be_lost_in_a_failover(group):
+    """REDIS_MIN_REPLICAS=0: the enqueue returns before any replica has the job, and the
+    failover loses it (what the setting is for)."""
+    runtime = runtime_of(group)
+    returned = _enqueue_then_lose_the_primary(group, runtime)
+    assert isinstance(returned, str)
+    assert wait_for(lambda: _reads(runtime), timeout_s=10)
+    assert runtime.jobs.get(returned) is None  # acknowledged, then lost
+    runtime.close()
+
+
+def test_with_min_replicas_an_enqueue_no_replica_took_raises_unavailable(group):
+    """REDIS_MIN_REPLICAS=1: the same enqueue raises Unavailable (ReplicasMissing) within
+    REDIS_TIMEOUT_S instead of returning: no job whose enqueue returned is lost."""
+    runtime = Runtime(
+        Settings(
+            redis_url=group.url, redis_timeout_s=TIMEOUT_S, redis_min_replicas=1, _env_file=None
+        ),
+        fail_fast=True,
+    )
+    refused = _enqueue_then_lose_the_primary(group, runtime)
+    assert isinstance(refused, ReplicasMissing)
+    kept = runtime.producer.enqueue(MESSAGE, idempotency_key="kept")  # replicas back: returns
+    old = group.kill_primary()
+    new, _ = group.wait_failover(old, timeout_s=60)
+    assert wait_for(lambda: _reads(runtime), timeout_s=10)
+    assert runtime.jobs.get(kept) is not None  # returned, so on a replica: survives the kill
+    group.bring_back(old)
+    group.wait_settled(new)
+    runtime.close()
+
+
+def _reads(runtime: Runtime) -> bool:
+    try:
+        return bool(runtime.redis.ping())
+    except redis.RedisError:
+        return False
+
+
+# runtime.delivery's Gateway connections live as long as a worker process: they have no close.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_with_min_replicas_a_worker_calls_only_once_a_replica_has_its_writes(group, sandbox):
+    """REDIS_MIN_REPLICAS=1 and no replica taking writes: the worker puts the job back (no
+    attempt used) instead of calling; with the replicas back, the same job is sent."""
+    settings = Settings(
+        redis_url=group.url,
+        redis_timeout_s=TIMEOUT_S,
+        redis_min_replicas=1,
+        api_base_url=sandbox.url,
+        api_key=API_KEY,
+        sandbox=True,
+        _env_file=None,
+    )
+    runtime = Runtime(settings)
+    job_id = runtime.producer.enqueue(MESSAGE)
+    replicas = [group.node(port) for port in _replica_ports(group)]
+    for node in replicas:
+        node.signal(signal.SIGSTOP)
+    try:
+        with redis.Redis(port=group.primary_port()) as primary:
+            primary.client_kill_filter(_type="replica")
+        gen = runtime.jobs.get(job_id).gen
+        assert runtime.delivery.deliver(job_id, gen) is Result.WAITING
+        assert sandbox.stats()["requests"] == 0
+        assert runtime.jobs.get(job_id).attempts == 0
+    finally:
+        for node in replicas:
+            node.signal(signal.SIGCONT)
+    group.wait_settled(group.primary_port())
+    job = wait_for(lambda: _due(runtime, job_id), timeout_s=10, what="the job due again")
+    assert runtime.delivery.deliver(job_id, job.gen) is Result.SENT
+    assert sandbox.stats()["accepted"] == 1
+    runtime.close()
+
+
+def _due(runtime: Runtime, job_id: str) -> Job | None:
+    job = runtime.jobs.get(job_id)
+    if job is None or job.state not in {JobState.QUEUED, JobState.SCHEDULED}:
+        return None
+    return job if time.time() > (job.due_at or 0) else None

@@ -76,8 +76,8 @@ class SentinelGroup:
         directory: Path,
         *,
         replicas: int = 2,
-        down_after_ms: int = 1000,
-        failover_timeout_ms: int = 2000,
+        down_after_ms: int = 2000,
+        failover_timeout_ms: int = 6000,
     ) -> None:
         self.directory = directory
         self.down_after_ms = down_after_ms
@@ -169,17 +169,32 @@ class SentinelGroup:
     def wait_settled(
         self, primary: int, replicas: int | None = None, timeout_s: float = 30
     ) -> None:
-        """Every sentinel names ``primary``, it is a primary and has its replicas online."""
+        """Every sentinel names ``primary``, knows the other sentinels and its replicas, and has
+        no failover under way; the primary has its replicas online. Sentinels that have not
+        found each other yet would each fail over alone."""
         wanted = len(self.nodes) - 1 if replicas is None else replicas
 
         def settled() -> bool:
             return (
-                all(self._named_by(node) == primary for node in self.sentinels)
+                all(self._calm(node, primary, wanted) for node in self.sentinels)
                 and self.role(primary) == "master"
                 and self.replicas_in_sync(primary) >= wanted
             )
 
         wait_for(settled, timeout_s=timeout_s, interval_s=0.1, what="the group settled")
+
+    def _calm(self, sentinel: Node, primary: int, replicas: int) -> bool:
+        try:
+            with redis.Redis(port=sentinel.port, socket_timeout=0.5, decode_responses=True) as c:
+                state = c.sentinel_master(SERVICE)
+        except redis.RedisError:
+            return False
+        return (
+            int(state["port"]) == primary
+            and state["flags"] == "master"
+            and int(state["num-other-sentinels"]) == len(self.sentinels) - 1
+            and int(state["num-slaves"]) >= replicas
+        )
 
     def _named_by(self, sentinel: Node) -> int | None:
         try:
@@ -199,12 +214,15 @@ class SentinelGroup:
         return port
 
     def wait_failover(self, old: int, timeout_s: float = 30) -> tuple[int, float]:
-        """The new primary's port once the sentinels name another and it takes writes, and the
-        seconds that took."""
+        """The new primary's port once every sentinel names the same other node and it takes
+        writes, and the seconds that took."""
         started = time.monotonic()
 
         def promoted() -> int | None:
-            port = self.primary_port()
+            named = {self._named_by(node) for node in self.sentinels}
+            if len(named) != 1:  # the sentinels do not agree yet
+                return None
+            (port,) = named
             return port if port not in {None, old} and self.role(port) == "master" else None
 
         port = wait_for(promoted, timeout_s=timeout_s, interval_s=0.05, what="a failover")

@@ -29,6 +29,7 @@ from worker.settings import Settings, get_settings, mask_url, split_tokens
 from worker.store.connect import connect_async_fail_fast
 from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
+from worker.store.replication import Replication
 
 log = get_logger(__name__)
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -43,7 +44,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     accounts = known_accounts(settings.accounts_file)
     producer = AsyncProducer(
-        AsyncJobStore(client, Keys(settings.redis_prefix)),
+        AsyncJobStore(
+            client,
+            Keys(settings.redis_prefix),
+            replication=Replication(
+                Keys(settings.redis_prefix),
+                replicas=settings.redis_min_replicas,
+                timeout_s=settings.redis_timeout_s,
+            ),
+        ),
         accounts=accounts,
         redis_timeout_s=settings.redis_timeout_s,
     )

@@ -25,6 +25,7 @@ from worker.service.broker import CONSUMER, Rejected, kombu_url, sentinel_option
 from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
+from worker.store.connect import on_primary_change
 from worker.store.schedule import Pump
 from worker.store.upgrade import keep_pending_jobs, split_legacy_schedule
 
@@ -151,6 +152,7 @@ class PumpStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
+        on_primary_change(runtime.redis, _primary_changed)
         refuse_evicting_redis(runtime.redis)
         kept = keep_pending_jobs(runtime.redis, runtime.keys)
         if kept:
@@ -228,6 +230,14 @@ def _start_pump(
     thread = threading.Thread(target=pump.run, args=(stop,), name="msgworker-pump", daemon=True)
     thread.start()
     return thread
+
+
+def _primary_changed(old: tuple[str, int], new: tuple[str, int]) -> None:
+    """Counted once per worker command, by its main process (the pump's client)."""
+    log.warning("redis.primary_changed", old=f"{old[0]}:{old[1]}", new=f"{new[0]}:{new[1]}")
+    from worker.observe.metrics import count_redis_failover  # noqa: PLC0415 - prometheus only in workers
+
+    count_redis_failover()
 
 
 def _keep_beating(heartbeat: Heartbeat, stop: threading.Event) -> None:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from celery.worker.consumer.consumer import Consumer
 from kombu import connection as kombu_connection
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -58,6 +59,10 @@ SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 # ours is shown as the redis it is. The table only names transports for display.
 kombu_connection.resolve_aliases.setdefault(TRANSPORT, "redis")  # type: ignore[attr-defined]
 kombu_connection.resolve_aliases.setdefault(SENTINEL_TRANSPORT, "sentinel")  # type: ignore[attr-defined]
+# kombu takes the sentinels for alternate brokers: after a connection loss it moves on to the
+# next sentinel:// URL and resolves its transport by the scheme again, which would leave ours
+# (and its repairs) behind. In a process of ours, the scheme names ours.
+kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
 
 # A task message carries at most a few (job id, generation) pairs: a few hundred bytes. Bodies
 # beyond this are no message of ours and are not handed on.

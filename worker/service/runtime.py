@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 import redis
@@ -16,7 +16,7 @@ from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.observe.incidents import Incidents
 from worker.observe.sinks import build_dispatcher
-from worker.observe.status import Snapshot, take_snapshot
+from worker.observe.status import Engines, Snapshot, take_snapshot
 from worker.outcome import Outcome
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
@@ -39,8 +39,10 @@ from worker.store.deadletters import DeadLetters
 from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
+from worker.store.replication import Replication
 from worker.store.switches import Switches
 from worker.store.watch import SwitchWatch
+from worker.urls import broker_kind, store_kind
 
 if TYPE_CHECKING:
     from worker.observe.metrics import Labels, Meter
@@ -107,6 +109,12 @@ class Runtime:
         return JobStore(self.redis, self.keys, retention_s=self.settings.retention_s)
 
     @cached_property
+    def replication(self) -> Replication:
+        """The replicas an enqueue and a worker's next call wait for (REDIS_MIN_REPLICAS)."""
+        s = self.settings
+        return Replication(self.keys, replicas=s.redis_min_replicas, timeout_s=s.redis_timeout_s)
+
+    @cached_property
     def producer_redis(self) -> redis.Redis:
         """Producers fail fast (a web request must not stall), unlike the worker's client."""
         return connect_redis_fail_fast(
@@ -121,6 +129,7 @@ class Runtime:
             JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
             accounts=self.known_accounts,
             redis_timeout_s=self.settings.redis_timeout_s,
+            replicated=partial(self.replication.confirm, self.producer_redis),
         )
 
     @cached_property
@@ -181,6 +190,11 @@ class Runtime:
             broker_depth=broker_depth,
             accounts=self.known_accounts,
             now=time.time(),
+            engines=Engines(
+                store_kind(self.settings.state_url),
+                broker_kind(self.settings.broker_url),
+                min_replicas=self.settings.redis_min_replicas,
+            ),
         )
 
     def close(self) -> None:
@@ -217,6 +231,7 @@ class Runtime:
             pace=self.call_pace,
             switches=self.switch_watch,
             stopping=self.shutting_down.is_set,
+            replicated=partial(self.replication.confirm, self.redis),
         )
 
     @cached_property

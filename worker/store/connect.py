@@ -12,6 +12,7 @@ refused write. While the sentinels know no healthy primary, connecting fails at 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -21,6 +22,7 @@ import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -60,7 +62,11 @@ def connect(
         where.sentinels, sentinel_kwargs=_sentinel_options(where, asking_s, sentinel_password)
     )
     client: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
-        where.service, connection_pool_class=_PrimaryPool, **_node_options(where), **options
+        where.service,
+        connection_pool_class=_PrimaryPool,
+        connection_class=_PrimaryConnection,
+        **_node_options(where),
+        **options,
     )
     return client
 
@@ -114,17 +120,99 @@ def connect_async_fail_fast(
         where.sentinels, sentinel_kwargs=_sentinel_options(where, timeout_s, sentinel_password)
     )
     primary: redis.asyncio.Redis = sentinels.master_for(
-        where.service, connection_pool_class=_AsyncPrimaryPool, **_node_options(where), **options
+        where.service,
+        connection_pool_class=_AsyncPrimaryPool,
+        connection_class=_AsyncPrimaryConnection,
+        **_node_options(where),
+        **options,
     )
     return primary
 
 
+Address = tuple[str, int]
+# A demoted primary refuses a script's write with a script error that carries this, not with
+# the READONLY reply redis-py's Sentinel connection already takes for a moved primary.
+DEMOTED = "READONLY You can't write"
+
+
+def _demoted(error: ResponseError) -> RedisConnectionError:
+    del error  # chained by the caller
+    return RedisConnectionError("the primary was demoted to a replica")
+
+
+class _PrimaryConnection(redis.sentinel.SentinelManagedConnection):
+    """A connection to the primary that takes any refusal of a write by a replica (a script's
+    included) for a lost connection: dropped, and asked for again through the sentinels."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except ResponseError as error:
+            if DEMOTED not in str(error):
+                raise
+            self.disconnect()  # type: ignore[no-untyped-call]
+            raise _demoted(error) from error
+
+
+class _AsyncPrimaryConnection(redis.asyncio.sentinel.SentinelManagedConnection):
+    """As ``_PrimaryConnection``, for asyncio."""
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except ResponseError as error:
+            if DEMOTED not in str(error):
+                raise
+            await self.disconnect()
+            raise _demoted(error) from error
+
+
+def on_primary_change(client: redis.Redis, callback: Callable[[Address, Address], None]) -> None:
+    """Have ``callback(old, new)`` called each time ``client`` finds its primary at another
+    address than before (a failover); a client of one server has no primary to follow."""
+    pool = client.connection_pool
+    if isinstance(pool, _PrimaryPool):
+        pool.on_change = callback
+
+
 class _PrimaryPool(redis.sentinel.SentinelConnectionPool):
-    """The primary's connections, and the sentinels' with them: closing the client closes all."""
+    """The primary's connections, and the sentinels' with them: closing the client closes all.
+    Its connections ask it for the primary's address on each connect; ``on_change`` hears of a
+    move."""
+
+    on_change: Callable[[Address, Address], None] | None = None
+
+    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self.proxy = _WatchedProxy(  # type: ignore[no-untyped-call]
+            connection_pool=self,
+            is_master=self.is_master,
+            check_connection=self.check_connection,
+            service_name=service_name,
+            sentinel_manager=sentinel_manager,
+        )
+        self.connection_kwargs["connection_pool"] = self.proxy
 
     def disconnect(self, inuse_connections: bool = True) -> None:
         super().disconnect(inuse_connections)
-        self.sentinel_manager.close()
+        if inuse_connections:  # the client's close; a moved primary drops only idle ones
+            self.sentinel_manager.close()
+
+
+class _WatchedProxy(redis.sentinel.SentinelConnectionPoolProxy):
+    """What a connection asks for the primary's address (redis-py's), telling its pool's
+    ``on_change`` when the address is another than the last one found."""
+
+    def get_master_address(self) -> Address:
+        found: Any = self.master_address
+        before = None if found is None else (str(found[0]), int(found[1]))
+        host, port = super().get_master_address()  # type: ignore[no-untyped-call]
+        address = (str(host), int(port))
+        pool = self.connection_pool_ref()
+        moved = before is not None and before != address
+        if moved and pool is not None and pool.on_change is not None:
+            pool.on_change(before, address)
+        return address
 
 
 class _AsyncPrimaryPool(redis.asyncio.sentinel.SentinelConnectionPool):
@@ -132,7 +220,8 @@ class _AsyncPrimaryPool(redis.asyncio.sentinel.SentinelConnectionPool):
 
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)
-        await self.sentinel_manager.aclose()
+        if inuse_connections:  # the client's close; a moved primary drops only idle ones
+            await self.sentinel_manager.aclose()
 
 
 def _node_options(where: SentinelURL) -> dict[str, Any]:
