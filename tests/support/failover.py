@@ -10,6 +10,7 @@ a `chaos.Result` with the figures: how long each failover took, the gap in sendi
 from __future__ import annotations
 
 import re
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -178,3 +179,50 @@ class KeyedProducers:
                 time.sleep(self.pause_s)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.failures.append(exc)
+
+
+def primary_frozen(
+    stage: chaos.Stage,
+    group: SentinelGroup,
+    *,
+    jobs: int,
+    freeze_s: float,
+    rate_per_sec: int,
+    settle_timeout_s: float = 180,
+) -> chaos.Result:
+    """Two workers send ``jobs``; a third of the way, the primary is frozen (SIGSTOP: the
+    workers' host cut from it, as a partition would) for ``freeze_s``, long enough for the
+    sentinels to promote a replica; thawed, it comes back as a primary nobody should write to
+    until the sentinels demote it."""
+    stage.sandbox.configure(rate_per_sec=rate_per_sec, latency_ms=50)
+    for n in range(WORKERS):
+        stage.start(f"f{n}", concurrency=CONCURRENCY, redis_min_replicas=MIN_REPLICAS)
+    producer = producer_runtime(group.url)
+    ids = producer.producer.enqueue_many([{"message": chaos.text(n)} for n in range(jobs)])
+    producer.close()
+    wait_for(
+        lambda: stage.sandbox.stats()["accepted"] >= jobs // 3,
+        timeout_s=settle_timeout_s,
+        what="a third sent",
+    )
+    in_flight = claims_now(stage)
+    old = group.primary_port()
+    assert old is not None
+    frozen = group.node(old)
+    frozen.signal(signal.SIGSTOP)
+    try:
+        new, took = group.wait_failover(old, timeout_s=60)
+        time.sleep(max(0.0, freeze_s - took))  # the partition lasts freeze_s, whatever happens
+    finally:
+        frozen.signal(signal.SIGCONT)
+    wait_for(lambda: group.role(old) == "slave", timeout_s=60, what="the old primary demoted")
+    group.wait_settled(new, timeout_s=60)
+    stranded = chaos.settle(stage, timeout_s=settle_timeout_s)
+    figures = {
+        "freeze_s": freeze_s,
+        "failover_s": round(took, 2),
+        "claims_at_freeze": in_flight,
+        "worker_exits": sum(1 for w in stage.workers if w.process.poll() is not None),
+        "stranded_dispatches": stranded,
+    }
+    return chaos.finish(stage, "primary frozen (a partition)", ids, figures)

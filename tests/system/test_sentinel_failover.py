@@ -94,3 +94,23 @@ def test_producers_through_a_kill_get_an_id_or_unavailable_and_never_a_second_jo
         assert not report.lost, report.lost
         assert len(report.sent) == len(ids)
         assert report.pending == []
+
+
+def test_a_primary_cut_off_for_ten_seconds_loses_nothing_and_sends_nothing_twice_by_itself(
+    group, tmp_path
+):
+    """The primary frozen 10 s (SIGSTOP, as a partition from the workers' host) mid-run: the
+    sentinels promote a replica, the thawed old primary is demoted; every job sent, none lost,
+    repeats only among the calls in flight at the freeze."""
+    with chaos.staged(group.url, tmp_path) as stage:
+        result = failover.primary_frozen(
+            stage, group, jobs=300, freeze_s=10, rate_per_sec=RATE_PER_SEC
+        )
+        print("\n" + json.dumps(result.summary()))  # noqa: T201 - the figures, for the record
+        report, figures = result.report, result.figures
+        assert not report.lost, report.lost
+        assert report.real_duplicates == {}
+        assert report.pending == []
+        assert len(report.sent) == 300
+        assert len(report.ambiguous_duplicates) <= failover.WORKERS * failover.CONCURRENCY
+        assert figures["worker_exits"] == 0
