@@ -29,11 +29,13 @@ import pytest
 import yaml
 
 from worker.settings import Settings
+from worker.urls import parse_sentinel
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE_SENTINEL = DEPLOY / "compose.sentinel.yaml"
 COMPOSE = DEPLOY / "compose.yaml"
 CORE_MANIFESTS = ("configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml", "pdb.yaml")
 SCALED_OBJECT = K8S / "scaledobject.yaml"
@@ -292,6 +294,27 @@ def test_compose_worker_uses_redis_and_a_key_the_sandbox_accepts(monkeypatch):
     settings = settings_from(environment, monkeypatch)
     assert settings.sandbox is True
     assert settings.metrics_port == METRICS_PORT
+
+
+@pytest.mark.processes
+def test_compose_sentinel_variant_runs_on_a_primary_two_replicas_and_three_sentinels(monkeypatch):
+    """compose.sentinel.yaml over compose.yaml: valid; the worker and serve reach the primary
+    through three sentinels and wait for one replica."""
+    done = run(
+        tool("docker-compose"), "-f", COMPOSE, "-f", COMPOSE_SENTINEL, "config", "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    assert {"redis", "redis-replica-1", "redis-replica-2"} <= set(services)
+    assert {"sentinel-1", "sentinel-2", "sentinel-3"} <= set(services)
+    for name in ("redis-replica-1", "redis-replica-2"):
+        assert services[name]["command"][3:6] == ["--replicaof", "redis", "6379"]
+    for name in ("worker", "serve"):
+        settings = settings_from(services[name]["environment"], monkeypatch)
+        where = parse_sentinel(settings.state_url)
+        assert [host for host, _ in where.sentinels] == ["sentinel-1", "sentinel-2", "sentinel-3"]
+        assert settings.broker_url == settings.state_url
+        assert settings.redis_min_replicas == 1
 
 
 @pytest.mark.processes
