@@ -40,9 +40,10 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, 
 
 from tests.support.serve import TOKEN, Service  # noqa: E402
 from worker.dev.localredis import LocalRedis  # noqa: E402
-from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast  # noqa: E402
+from worker.producer_async import AsyncJobStore, AsyncProducer  # noqa: E402
 from worker.service.runtime import Runtime  # noqa: E402
 from worker.settings import Settings  # noqa: E402
+from worker.store.connect import connect_async_fail_fast  # noqa: E402
 from worker.store.keys import Keys  # noqa: E402
 
 PAYLOAD: dict[str, Any] = {"to": "+90 532 123 45 67", "type": "text", "text": {"body": "bench"}}

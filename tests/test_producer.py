@@ -17,8 +17,9 @@ from tests.support.cluster import BIN
 from tests.support.processes import free_port
 from worker.errors import InvalidMessage, Unavailable
 from worker.producer import Producer
-from worker.service.runtime import Runtime, connect_redis_fail_fast
+from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.connect import connect_redis_fail_fast
 from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 

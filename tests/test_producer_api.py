@@ -17,9 +17,10 @@ import pytest
 from tests.support.processes import RedisServer, free_port
 from worker.errors import InvalidMessage, Unavailable
 from worker.models import Text, TextMessage
-from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
+from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.connect import connect_async_fail_fast
 from worker.store.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent

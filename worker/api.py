@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from worker.producer import Payload, Priority, PriorityName
-from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
+from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.service.runtime import current_runtime
+from worker.store.connect import connect_async_fail_fast
 
 __all__ = ["enqueue", "enqueue_async", "enqueue_many", "enqueue_many_async"]
 
@@ -96,9 +97,13 @@ def _async_producer() -> AsyncProducer:
     if producer is None:
         runtime = current_runtime()
         timeout_s = runtime.settings.redis_timeout_s
-        client = connect_async_fail_fast(runtime.settings.state_url, timeout_s=timeout_s)
+        client = connect_async_fail_fast(
+            runtime.settings.state_url,
+            timeout_s=timeout_s,
+            sentinel_password=runtime.settings.sentinel_password,
+        )
         producer = AsyncProducer(
-            AsyncJobStore(client, runtime.keys),
+            AsyncJobStore(client, runtime.keys, replication=runtime.replication),
             accounts=runtime.known_accounts,
             redis_timeout_s=timeout_s,
         )

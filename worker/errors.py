@@ -4,6 +4,7 @@
     ├── ConfigError                 bad settings or routing table; start-up stops
     ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
     ├── Unavailable                 Redis could not be reached, or did not answer, in time
+    │   └── ReplicasMissing         fewer replicas than REDIS_MIN_REPLICAS took a write in time
     ├── ClaimLost                   a delivery outlived its lease; another one owns the job now
     ├── StoreFull                   Redis is full (maxmemory reached) and refused a write
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
@@ -58,6 +59,21 @@ class Unavailable(WorkerError):
     def __init__(self, *, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         super().__init__(f"Redis could not be reached or did not answer within {timeout_s:g} s")
+
+
+class ReplicasMissing(Unavailable):
+    """Raised when fewer than REDIS_MIN_REPLICAS replicas acknowledged a write in time (right
+    after a failover, say): the write is on the primary, but a failover now could lose it."""
+
+    def __init__(self, *, wanted: int, acknowledged: int, timeout_s: float) -> None:
+        self.wanted = wanted
+        self.acknowledged = acknowledged
+        self.timeout_s = timeout_s
+        WorkerError.__init__(
+            self,
+            f"{acknowledged} of the {wanted} Redis replicas required acknowledged the write "
+            f"within {timeout_s:g} s",
+        )
 
 
 class ClaimLost(WorkerError):

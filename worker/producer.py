@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -195,10 +195,20 @@ def _times(envelope: Envelope, *, now: float, prefix: str) -> tuple[float, float
 class Producer:
     """Puts validated jobs on the schedule."""
 
-    def __init__(self, jobs: JobStore, *, accounts: frozenset[str], redis_timeout_s: float) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        *,
+        accounts: frozenset[str],
+        redis_timeout_s: float,
+        replicated: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``replicated`` returns once the replicas required have every write so far (raises
+        ReplicasMissing when they do not in time): an enqueue returns only after it."""
         self._jobs = jobs
         self._accounts = accounts
         self._redis_timeout_s = redis_timeout_s
+        self._replicated = replicated
 
     def enqueue(
         self,
@@ -241,9 +251,11 @@ class Producer:
         idempotency keys is safe.
         """
         try:
-            return self._jobs.add(jobs, now=now)
+            ids = self._jobs.add(jobs, now=now)
+            self._replicated()
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise Unavailable(timeout_s=self._redis_timeout_s) from exc
+        return ids
 
     def validate_many(self, items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:
         """The jobs these items would make; InvalidMessage lists every problem of every item."""

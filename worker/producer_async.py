@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -41,6 +39,7 @@ from worker.store.jobs import (
     is_out_of_memory,
 )
 from worker.store.keys import DEFAULT_RETENTION_S, Keys
+from worker.store.replication import Replication
 from worker.store.scripts import script_source
 
 # A connection failing at the socket level, or a reply that never came.
@@ -56,27 +55,21 @@ class Written:
     batch_seen: bool = False
 
 
-def connect_async_fail_fast(url: str, *, timeout_s: float) -> redis.asyncio.Redis:
-    """An asyncio client that answers or fails within ``timeout_s``: no retries, no backoff."""
-    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries=0),
-    )
-    return client
-
-
 class AsyncJobStore:
     """The two job operations a producer needs (write new jobs, read one), on redis.asyncio."""
 
     def __init__(
-        self, client: redis.asyncio.Redis, keys: Keys, *, retention_s: float = DEFAULT_RETENTION_S
+        self,
+        client: redis.asyncio.Redis,
+        keys: Keys,
+        *,
+        retention_s: float = DEFAULT_RETENTION_S,
+        replication: Replication | None = None,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._retention_s = retention_s
+        self._replication = replication or Replication(keys, replicas=0, timeout_s=1)
         self._enqueue = client.register_script(script_source("enqueue"))
 
     async def add(self, jobs: list[NewJob], *, now: float, batch_key: str | None = None) -> Written:
@@ -90,6 +83,7 @@ class AsyncJobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
+        await self._replication.confirm_async(self._redis)
         seen, *ids = (i.decode() if isinstance(i, bytes) else str(i) for i in reply)
         return Written(ids, batch_seen=seen == "1")
 

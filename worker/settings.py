@@ -23,9 +23,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
+from worker.urls import REDIS_SCHEMES, SENTINEL_FORM, is_sentinel, parse_sentinel
 
 ENV_PREFIX = "MSGWORKER_"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_ENV_FILE = ".env"
 ENV_FILE_VARIABLE = f"{ENV_PREFIX}ENV_FILE"
 MASK = "***"
@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     api_key: SecretStr = SecretStr("")
     broker_url: str = "redis://localhost:6379/0"
     redis_url: str | None = None
+    # The sentinels' own password (AUTH to them), when a redis+sentinel:// store has one.
+    redis_sentinel_password: SecretStr = SecretStr("")
+    # Replicas that must have an enqueue, or a settlement, before it counts (0: none waited for).
+    redis_min_replicas: Annotated[int, Field(ge=0, le=16)] = 0
     redis_prefix: Annotated[str, Field(min_length=1)] = "msgworker:"
     queue: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")] = "messages"
     sandbox: bool = False
@@ -189,16 +193,36 @@ class Settings(BaseSettings):
         rest = urlencode([(name, value) for name, value in query if name != "password"])
         return urlunsplit((parts.scheme, userinfo + host, parts.path, rest, parts.fragment))
 
+    @field_validator("broker_url", "redis_url")
+    @classmethod
+    def _sentinel_form(cls, url: str | None) -> str | None:
+        """kombu's own ``sentinel://`` form has no place for the primary's name: ours does."""
+        if url is not None and url.startswith("sentinel://"):
+            raise ValueError(f"Sentinel is given as {SENTINEL_FORM}")
+        if url is not None and is_sentinel(url):
+            parse_sentinel(url)
+        return url
+
     @field_validator("redis_url")
     @classmethod
     def _state_is_redis(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(REDIS_SCHEMES):
-            raise ValueError("must be a redis:// or rediss:// URL")
+        if url is not None and not (url.startswith(REDIS_SCHEMES) or is_sentinel(url)):
+            raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
         return url
+
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_follows_the_store(cls, values: object) -> object:
+        """BROKER_URL unset: the dispatches go through the state store's Redis."""
+        if isinstance(values, dict) and values.get("redis_url") and not values.get("broker_url"):
+            return {**values, "broker_url": values["redis_url"]}
+        return values
 
     @model_validator(mode="after")
     def _state_store_is_redis(self) -> Settings:
-        if self.redis_url is None and not self.broker_url.startswith(REDIS_SCHEMES):
+        if self.redis_url is None and not (
+            self.broker_url.startswith(REDIS_SCHEMES) or is_sentinel(self.broker_url)
+        ):
             msg = "must be set when BROKER_URL is not Redis (state lives in Redis)"
             raise ValueError(f"{ENV_PREFIX}REDIS_URL {msg}")
         return self
@@ -207,6 +231,11 @@ class Settings(BaseSettings):
     def state_url(self) -> str:
         """Where coordination state lives: REDIS_URL, else the (Redis) broker."""
         return self.redis_url or self.broker_url
+
+    @property
+    def sentinel_password(self) -> str | None:
+        """The sentinels' password, None when they have none."""
+        return self.redis_sentinel_password.get_secret_value() or None
 
 
 def token_problem(token: str) -> str | None:
@@ -282,6 +311,11 @@ def get_settings(**overrides: object) -> Settings:
 
 def mask_url(url: str) -> str:
     """A URL fit to print or log: user, password and every query value replaced by ***."""
+    if is_sentinel(url):
+        try:
+            return parse_sentinel(url).masked()
+        except ValueError:
+            return f"{url.partition('://')[0]}://{MASK}"
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

@@ -189,7 +189,10 @@ def top_row() -> list[stat.Panel]:
             "sending: start or restart the workers (`msgworker worker`), then check the "
             "Prometheus targets page. Alert: MsgworkerNoWorkerScraped. The second figure is 1 "
             "while the workers can read the shared state in Redis; 0 means Redis is unreachable: "
-            "sending stops and the state gauges are blank until it is back.",
+            "sending stops and the state gauges are blank until it is back. The third is 1 "
+            "while Redis has the replicas REDIS_MIN_REPLICAS asks for; 0 means some are "
+            "missing and sending pauses until they are back (docs/high-availability.md). "
+            "Alert: MsgworkerRedisReplicasMissing.",
             place(5, 4, 0, 0),
         )
         .with_target(
@@ -200,6 +203,13 @@ def top_row() -> list[stat.Panel]:
             )
         )
         .with_target(query(f"min(msgworker_redis_up{{{J}}})", "Redis reachable (1 = yes)", "B"))
+        .with_target(
+            query(
+                f"1 - clamp_max(max(msgworker_redis_replicas_missing{{{J}}}), 1)",
+                "Redis replicas enough (1 = yes)",
+                "C",
+            )
+        )
         .thresholds(steps((None, "red"), (1, "green")))
         .no_value("0")
     )

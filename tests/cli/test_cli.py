@@ -147,6 +147,8 @@ def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url
         "dlq": {"total": 0, "by_code": {}},
         "send_rate_per_s": 0.0,
         "workers": 0,
+        "store": {"kind": "redis", "primaries": 1, "replicas": 0},
+        "broker": {"kind": "redis"},
         "accounts": {
             "default": {
                 "halted": None,

@@ -29,11 +29,13 @@ import pytest
 import yaml
 
 from worker.settings import Settings
+from worker.urls import parse_sentinel
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE_SENTINEL = DEPLOY / "compose.sentinel.yaml"
 COMPOSE = DEPLOY / "compose.yaml"
 BASE = K8S / "base"
 COMPONENTS = K8S / "components"
@@ -304,6 +306,27 @@ def test_compose_worker_uses_redis_and_a_key_the_sandbox_accepts(monkeypatch):
 
 
 @pytest.mark.processes
+def test_compose_sentinel_variant_runs_on_a_primary_two_replicas_and_three_sentinels(monkeypatch):
+    """compose.sentinel.yaml over compose.yaml: valid; the worker and serve reach the primary
+    through three sentinels and wait for one replica."""
+    done = run(
+        tool("docker-compose"), "-f", COMPOSE, "-f", COMPOSE_SENTINEL, "config", "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    assert {"redis", "redis-replica-1", "redis-replica-2"} <= set(services)
+    assert {"sentinel-1", "sentinel-2", "sentinel-3"} <= set(services)
+    for name in ("redis-replica-1", "redis-replica-2"):
+        assert services[name]["command"][3:6] == ["--replicaof", "redis", "6379"]
+    for name in ("worker", "serve"):
+        settings = settings_from(services[name]["environment"], monkeypatch)
+        where = parse_sentinel(settings.state_url)
+        assert [host for host, _ in where.sentinels] == ["sentinel-1", "sentinel-2", "sentinel-3"]
+        assert settings.broker_url == settings.state_url
+        assert settings.redis_min_replicas == 1
+
+
+@pytest.mark.processes
 def test_compose_monitoring_is_wired_to_the_worker_and_serve():
     """Prometheus scrapes worker:9808 and serve:8080 (whose /metrics counts the deliveries) with
     alerts.yml beside its config; Grafana loads the dashboard."""
@@ -453,6 +476,7 @@ def test_configmap_holds_every_non_secret_setting(monkeypatch):
         "MSGWORKER_INGEST_TOKENS",
         "MSGWORKER_CONSOLE_PASSWORD",
         "MSGWORKER_WEBHOOK_SECRET",
+        "MSGWORKER_REDIS_SENTINEL_PASSWORD",
     }
     assert set(data) == every - secrets - {"MSGWORKER_ENV_FILE"}
     assert all(isinstance(value, str) for value in data.values())

@@ -52,6 +52,7 @@ EXPORTED = frozenset(
         "msgworker_halted",
         "msgworker_billing_breaker_open",
         "msgworker_redis_up",
+        "msgworker_redis_replicas_missing",
         "msgworker_build_info",
     }
 )
@@ -79,6 +80,7 @@ ALERT_NAMES = frozenset(
         "MsgworkerQueueNotDraining",
         "MsgworkerNoWorkerScraped",
         "MsgworkerRedisUnreachable",
+        "MsgworkerRedisReplicasMissing",
         "MsgworkerDeliveryFailuresHigh",
     }
 )

@@ -21,6 +21,7 @@ from worker.send.gateway import GatewayClient
 from worker.send.reconcile import Reconciliation
 from worker.send.routing import Policy
 from worker.send.settlement import Settlement
+from worker.store.connect import connect_listener
 from worker.store.jobs import JobState
 from worker.store.ratelimit import RateLimit
 from worker.store.watch import SwitchWatch
@@ -423,7 +424,7 @@ def test_a_failing_incident_lookup_after_a_send_leaves_no_job_stranded(
 @pytest.fixture
 def watch(runtime):
     """The switch watch, subscribed."""
-    watch = SwitchWatch(runtime.settings.state_url, runtime.keys)
+    watch = SwitchWatch(connect_listener(runtime.settings.state_url), runtime.keys)
     wait_for(lambda: watch.token() is not None, what="the subscription")
     yield watch
     watch.stop()

@@ -17,6 +17,7 @@ import redis
 from tests.support.jobs import KEYS, add_job
 from tests.support.processes import wait_for
 from worker.store.claims import Execution
+from worker.store.connect import connect_listener
 from worker.store.jobs import JobStore
 from worker.store.ratelimit import RateLimit
 from worker.store.switches import Switches
@@ -26,7 +27,7 @@ RATE = RateLimit(per_sec=1000, per_min=100_000)
 
 
 def started(url: str) -> SwitchWatch:
-    watch = SwitchWatch(url, KEYS)
+    watch = SwitchWatch(connect_listener(url), KEYS)
     wait_for(lambda: watch.token() is not None, what="the subscription")
     return watch
 
@@ -52,7 +53,7 @@ def claimed(jobs: JobStore, job_id: str) -> Execution:
 
 def test_before_it_listens_the_watch_cannot_say_nothing_changed(redis_url):
     """Not yet subscribed: no token, and every call looks again."""
-    watch = SwitchWatch(redis_url, KEYS)
+    watch = SwitchWatch(connect_listener(redis_url), KEYS)
     try:
         assert watch.token() is None
         assert watch.changed(None)

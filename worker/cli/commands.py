@@ -20,7 +20,7 @@ from worker.cli.console import Console, emit, progress_bar
 from worker.cli.enqueue import read_json_file, refuse_bad_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.logs import mask_phone
-from worker.observe.status import AccountState
+from worker.observe.status import AccountState, Engines
 from worker.observe.views import dead_letter_view, iso, job_view, limits_view, status_view
 from worker.service.operations import halt_account, resume_account
 from worker.service.runtime import Runtime
@@ -71,6 +71,8 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     out = Console()
     rows: list[tuple[str, str, str | None]] = [
         ("redis", redis_url, None),
+        ("  store", _engines(snapshot.engines), None),
+        ("broker", snapshot.engines.broker.value, None),
         ("queue", snapshot.queue, None),
         ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
         ("  scheduled", str(snapshot.scheduled), None),
@@ -87,6 +89,12 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     rows.append(("dead letters", f"{total}" + (f" ({by_code})" if by_code else ""), None))
     out.pairs(rows)
     return EXIT_OK
+
+
+def _engines(engines: Engines) -> str:
+    """``sentinel: 1 primary, 2 replicas``."""
+    replicas = "replica" if engines.replicas == 1 else "replicas"
+    return f"{engines.store.value}: {engines.primaries} primary, {engines.replicas} {replicas}"
 
 
 def _account_rows(

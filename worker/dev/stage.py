@@ -15,6 +15,7 @@ import redis
 from worker.dev.localredis import LocalRedis
 from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.connect import connect
 
 STEP_TIMEOUT_S = 60.0
 
@@ -37,7 +38,9 @@ def wait_until(
 def redis_for_demo(settings: Settings, workdir: Path) -> Iterator[tuple[str, str]]:
     """(URL, where from): the configured Redis if it answers, else a private one."""
     try:
-        probe = redis.Redis.from_url(settings.state_url, socket_connect_timeout=0.5)
+        probe = connect(
+            settings.state_url, timeout_s=0.5, sentinel_password=settings.sentinel_password
+        )
         probe.ping()
         probe.close()
     except (redis.RedisError, OSError, ValueError):

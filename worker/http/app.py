@@ -24,11 +24,13 @@ from worker.http.auth import BearerTokens, Scope, scoped_tokens
 from worker.http.problems import install_handlers
 from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
-from worker.producer_async import AsyncJobStore, AsyncProducer, connect_async_fail_fast
+from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_list, split_tokens
+from worker.store.connect import connect_async_fail_fast
 from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
+from worker.store.replication import Replication
 
 log = get_logger(__name__)
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -37,10 +39,23 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None) -> FastAPI:
     """The service for these settings; nothing is connected until a request needs Redis.
     ``scoped``: the ``[ingest.NAME]`` tokens as read at start (read now when not given)."""
-    client = connect_async_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+    client = connect_async_fail_fast(
+        settings.state_url,
+        timeout_s=settings.redis_timeout_s,
+        sentinel_password=settings.sentinel_password,
+    )
     accounts = known_accounts(settings.accounts_file)
     producer = AsyncProducer(
-        AsyncJobStore(client, Keys(settings.redis_prefix), retention_s=settings.retention_s),
+        AsyncJobStore(
+            client,
+            Keys(settings.redis_prefix),
+            retention_s=settings.retention_s,
+            replication=Replication(
+                Keys(settings.redis_prefix),
+                replicas=settings.redis_min_replicas,
+                timeout_s=settings.redis_timeout_s,
+            ),
+        ),
         accounts=accounts,
         redis_timeout_s=settings.redis_timeout_s,
     )

@@ -65,6 +65,10 @@ BROKER_REJECTED = Counter(
     "Items on the broker queue dropped unread (not JSON, not a task message, refused), by reason.",
     ["reason"],
 )
+REDIS_FAILOVERS = Counter(
+    "msgworker_redis_failovers_total",
+    "Times this worker found the Redis primary moved to another node (a Sentinel failover).",
+)
 
 REDIS_UP = "msgworker_redis_up"
 REDIS_UP_HELP = "1 when the state in Redis could be read at this scrape, 0 when not."
@@ -161,6 +165,10 @@ def count_broker_rejected(reason: str) -> None:
     BROKER_REJECTED.labels(reason=reason).inc()
 
 
+def count_redis_failover() -> None:
+    REDIS_FAILOVERS.inc()
+
+
 class StateCollector(Collector):
     """Gauges of shared state, read from Redis when Prometheus scrapes."""
 
@@ -189,6 +197,11 @@ class StateCollector(Collector):
             ("msgworker_queue_depth", "Jobs due now, not yet sent.", state.depth),
             ("msgworker_scheduled_jobs", "Jobs waiting for a later time.", state.scheduled),
             ("msgworker_in_flight_jobs", "Jobs being sent right now.", state.in_flight),
+            (
+                "msgworker_redis_replicas_missing",
+                "Redis replicas short of REDIS_MIN_REPLICAS: above 0, sending pauses.",
+                state.engines.replicas_missing,
+            ),
         ):
             yield GaugeMetricFamily(name, help_text, value=value)
         per_account: tuple[tuple[str, str, Callable[[AccountState], float]], ...] = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -12,6 +12,7 @@ from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import DEFAULT_ACCOUNT, Keys
 from worker.store.schedule import scheduled_by_account
 from worker.store.switches import Breaker, Halt, Switches
+from worker.urls import BrokerKind, StoreKind
 
 # The send rate shown is the mean of the last ten whole seconds.
 RATE_WINDOW_S = 10
@@ -36,6 +37,22 @@ class AccountState:
 
 
 @dataclass(frozen=True)
+class Engines:
+    """Which engines hold the state and carry the dispatches; the store's nodes now."""
+
+    store: StoreKind = StoreKind.REDIS
+    broker: BrokerKind = BrokerKind.REDIS
+    primaries: int = 1
+    replicas: int = 0  # the replicas connected to the primary now
+    min_replicas: int = 0  # REDIS_MIN_REPLICAS: how many every promised write waits for
+
+    @property
+    def replicas_missing(self) -> int:
+        """Replicas short of REDIS_MIN_REPLICAS: while above 0, writes wait and then fail."""
+        return max(0, self.min_replicas - self.replicas)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Figures read in one pass; ``depth`` is what is due now and not yet sent."""
 
@@ -49,6 +66,7 @@ class Snapshot:
     dead_letters: dict[str, int]
     accounts: dict[str, AccountState]
     workers: int = 0
+    engines: Engines = Engines()
 
     @property
     def depth(self) -> int:
@@ -82,7 +100,9 @@ def take_snapshot(
     broker_depth: Callable[[], int],
     now: float,
     accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
+    engines: Engines = Engines(),
 ) -> Snapshot:
+    """The figures now; ``engines`` are the kinds configured, its replicas are counted here."""
     scheduled_jobs = scheduled_by_account(client, keys, now)
     ready = sum(due_now for due_now, _ in scheduled_jobs.values())
     scheduled = sum(later for _, later in scheduled_jobs.values())
@@ -92,7 +112,8 @@ def take_snapshot(
     last_seconds = range(int(now) - RATE_WINDOW_S, int(now))
     pipe.mget([keys.sent_in_second(second) for second in last_seconds])
     pipe.zcount(keys.workers, now - ALIVE_S, "+inf")
-    leased, enqueued, sent, workers = pipe.execute()
+    pipe.info("replication")
+    leased, enqueued, sent, workers, replication = pipe.execute()
     in_broker = broker_depth()
     dead_letters = dead_letter_counts(client, keys)
     names = sorted(accounts_to_report(client, keys, accounts))
@@ -129,6 +150,7 @@ def take_snapshot(
         dead_letters=dead_letters,
         accounts=accounts,
         workers=int(workers),
+        engines=replace(engines, replicas=int(replication.get("connected_slaves", 0))),
     )
 
 

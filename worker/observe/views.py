@@ -78,6 +78,12 @@ def status_view(
         },
         "send_rate_per_s": snapshot.sends_per_s,
         "workers": snapshot.workers,
+        "store": {
+            "kind": snapshot.engines.store.value,
+            "primaries": snapshot.engines.primaries,
+            "replicas": snapshot.engines.replicas,
+        },
+        "broker": {"kind": snapshot.engines.broker.value},
         "accounts": {
             name: {
                 "halted": _halt_view(each),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from worker.errors import GatewayError
+from worker.errors import GatewayError, ReplicasMissing
 from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
 from worker.send.gateway import GatewayClient
@@ -74,6 +74,8 @@ class Timing:
     lease_s: float
     probe_interval_s: float = 30.0
     breaker_wait_s: float = 1.0
+    # How long a job waits when the replicas required did not take this worker's writes.
+    replicas_wait_s: float = 1.0
 
 
 @dataclass
@@ -133,9 +135,12 @@ class Delivery:
         switches: SwitchChanges | None = None,
         stopping: Callable[[], bool] = lambda: False,
         reconciliation: Reconciliation | None = None,
+        replicated: Callable[[], None] = lambda: None,
     ) -> None:
         """``stopping`` says the worker is shutting down: a group's jobs not begun yet are handed
-        back to the schedule (the shutdown's grace is sized for one send, not for 16)."""
+        back to the schedule (the shutdown's grace is sized for one send, not for 16).
+        ``replicated`` returns once the replicas required have this worker's writes so far
+        (ReplicasMissing when they do not in time)."""
         self._jobs = jobs
         self._gateways = gateways
         self._policy = policy
@@ -150,6 +155,7 @@ class Delivery:
         self._reconciliation = reconciliation or Reconciliation()
         self._switches = switches or AlwaysLook()
         self._stopping = stopping
+        self._replicated = replicated
 
     def deliver(self, job_id: str, gen: int) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
@@ -259,6 +265,25 @@ class Delivery:
         if gateway is None:  # no longer configured: its jobs wait behind a halt until it is again
             unknown = Answer(Outcome(code=ACCOUNT_UNKNOWN), RateLimitHeaders())
             return self._settle(execution, job, unknown, Decision(Action.HALT))
+        try:
+            # What this worker wrote so far (the last settlement, this job's begin) must outlive
+            # a failover before the call it leads to goes out.
+            self._replicated()
+        except ReplicasMissing as missing:
+            log.warning(
+                "job.replicas_missing",
+                job_id=job.id,
+                wanted=missing.wanted,
+                acknowledged=missing.acknowledged,
+            )
+            # A reschedule: no call was made, so no attempt is used.
+            self._jobs.retry(
+                execution,
+                now=self._clock(),
+                delay_s=self._timing.replicas_wait_s,
+                action="reschedule",
+            )
+            return Result.WAITING
         answer = self._call(job, gateway)
         return self._settle(execution, job, answer, called=True, after=after)
 

@@ -21,11 +21,12 @@ from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import HEARTBEAT_S, Heartbeat
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
-from worker.service.broker import CONSUMER, Rejected, transport_for
+from worker.service.broker import CONSUMER, Rejected, kombu_url, sentinel_options, transport_for
 from worker.service.rabbit import amqp_conf, is_amqp
 from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
+from worker.store.connect import on_primary_change
 from worker.store.schedule import Pump
 from worker.store.upgrade import keep_pending_jobs, split_legacy_schedule
 
@@ -33,7 +34,7 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("msgworker", broker=settings.broker_url, set_as_current=False)
+    app = Celery("msgworker", broker=kombu_url(settings.broker_url), set_as_current=False)
     app.conf.update(
         broker_transport=transport_for(settings.broker_url),
         # Counts the broker messages Celery logs and drops as unusable.
@@ -47,7 +48,14 @@ def create_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            **sentinel_options(
+                settings.broker_url,
+                password=settings.sentinel_password,
+                timeout_s=settings.redis_timeout_s,
+            ),
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
@@ -147,6 +155,7 @@ class PumpStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
+        on_primary_change(runtime.redis, _primary_changed)
         refuse_evicting_redis(runtime.redis)
         kept = keep_pending_jobs(runtime.redis, runtime.keys)
         if kept:
@@ -224,6 +233,14 @@ def _start_pump(
     thread = threading.Thread(target=pump.run, args=(stop,), name="msgworker-pump", daemon=True)
     thread.start()
     return thread
+
+
+def _primary_changed(old: tuple[str, int], new: tuple[str, int]) -> None:
+    """Counted once per worker command, by its main process (the pump's client)."""
+    log.warning("redis.primary_changed", old=f"{old[0]}:{old[1]}", new=f"{new[0]}:{new[1]}")
+    from worker.observe.metrics import count_redis_failover  # noqa: PLC0415 - prometheus only in workers
+
+    count_redis_failover()
 
 
 def _keep_beating(heartbeat: Heartbeat, stop: threading.Event) -> None:

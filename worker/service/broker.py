@@ -39,10 +39,12 @@ from urllib.parse import urlsplit
 
 from celery.worker.consumer.consumer import Consumer
 from kombu import connection as kombu_connection
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from worker.logs import get_logger
+from worker.urls import is_sentinel, parse_sentinel
 
 log = get_logger(__name__)
 
@@ -51,10 +53,16 @@ log = get_logger(__name__)
 REDIS_SCHEME = "redis"
 TRANSPORT = f"{__name__}:Transport"
 CONSUMER = f"{__name__}:RejectingConsumer"
+SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 
 # kombu shows a connection's URL with the transport's name for scheme ("Connected to ..."):
 # ours is shown as the redis it is. The table only names transports for display.
 kombu_connection.resolve_aliases.setdefault(TRANSPORT, "redis")  # type: ignore[attr-defined]
+kombu_connection.resolve_aliases.setdefault(SENTINEL_TRANSPORT, "sentinel")  # type: ignore[attr-defined]
+# kombu takes the sentinels for alternate brokers: after a connection loss it moves on to the
+# next sentinel:// URL and resolves its transport by the scheme again, which would leave ours
+# (and its repairs) behind. In a process of ours, the scheme names ours.
+kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
 
 # A task message carries at most a few (job id, generation) pairs: a few hundred bytes. Bodies
 # beyond this are no message of ours and are not handed on.
@@ -206,6 +214,33 @@ def _queue_of(message: Any) -> str | None:
     return routing_key if isinstance(routing_key, str) else None
 
 
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (the primary found through the sentinels) with ours' repairs."""
+
+
+class SentinelTransport(Transport, kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
 def transport_for(broker_url: str) -> str | None:
-    """The transport to give Celery for ``broker_url``: ours for redis://, kombu's otherwise."""
+    """The transport to give Celery for ``broker_url``: ours for redis:// and Sentinel, kombu's
+    otherwise."""
+    if is_sentinel(broker_url):
+        return SENTINEL_TRANSPORT
     return TRANSPORT if urlsplit(broker_url).scheme == REDIS_SCHEME else None
+
+
+def kombu_url(broker_url: str) -> str:
+    """``broker_url`` as kombu reads it: a Sentinel URL becomes its list of sentinels."""
+    return parse_sentinel(broker_url).kombu_url() if is_sentinel(broker_url) else broker_url
+
+
+def sentinel_options(broker_url: str, *, password: str | None, timeout_s: float) -> dict[str, Any]:
+    """The transport options a Sentinel broker needs (none for another): the primary's name,
+    and how to talk to the sentinels."""
+    if not is_sentinel(broker_url):
+        return {}
+    sentinels: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    if password is not None:
+        sentinels["password"] = password
+    return {"master_name": parse_sentinel(broker_url).service, "sentinel_kwargs": sentinels}

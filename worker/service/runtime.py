@@ -6,21 +6,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 import redis
-from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from worker.accounts import KEY_MAX_AGE_S, Account, Defaults, FreshKey, load_accounts
 from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.observe.incidents import Incidents
 from worker.observe.sinks import build_dispatcher
-from worker.observe.status import Snapshot, take_snapshot
+from worker.observe.status import Engines, Snapshot, take_snapshot
 from worker.outcome import Outcome
 from worker.producer import Producer
 from worker.send.delivery import Delivery, Timing
@@ -38,12 +34,15 @@ from worker.send.routing import (
 from worker.send.settlement import Settlement
 from worker.send.transport import PerThreadHTTP, env_proxy_for
 from worker.settings import Settings, get_settings
+from worker.store.connect import connect_listener, connect_redis, connect_redis_fail_fast
 from worker.store.deadletters import DeadLetters
 from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
+from worker.store.replication import Replication
 from worker.store.switches import Switches
 from worker.store.watch import SwitchWatch
+from worker.urls import broker_kind, store_kind
 
 if TYPE_CHECKING:
     from worker.observe.metrics import Labels, Meter
@@ -62,34 +61,6 @@ def claim_lease_s(call_deadline_s: float) -> float:
     outlives the claim that guards it.
     """
     return 2 * call_deadline_s + MAX_INLINE_WAIT_S + LEASE_MARGIN_S
-
-
-def connect_redis(url: str, *, retries: int = 8, timeout_s: float = 10.0) -> redis.Redis:
-    """A client that rides out a Redis restart: reconnects and retries with backoff."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=min(5.0, timeout_s),
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-
-
-def connect_redis_fail_fast(url: str, *, timeout_s: float) -> redis.Redis:
-    """A client for producers and commands: an answer, or an error within ``timeout_s``.
-
-    No retries: the connect and each reply wait at most ``timeout_s``, once. A pooled connection
-    Redis closed meanwhile (a restart) is replaced when it is taken from the pool, not retried.
-    """
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries=0),
-    )
 
 
 def eviction_policy(client: redis.Redis) -> str:
@@ -124,9 +95,13 @@ class Runtime:
         self.keys = Keys(settings.redis_prefix)
         self.fail_fast = fail_fast
         self.redis = (
-            connect_redis_fail_fast(settings.state_url, timeout_s=settings.redis_timeout_s)
+            connect_redis_fail_fast(
+                settings.state_url,
+                timeout_s=settings.redis_timeout_s,
+                sentinel_password=settings.sentinel_password,
+            )
             if fail_fast
-            else connect_redis(settings.state_url)
+            else connect_redis(settings.state_url, sentinel_password=settings.sentinel_password)
         )
 
     @cached_property
@@ -134,10 +109,18 @@ class Runtime:
         return JobStore(self.redis, self.keys, retention_s=self.settings.retention_s)
 
     @cached_property
+    def replication(self) -> Replication:
+        """The replicas an enqueue and a worker's next call wait for (REDIS_MIN_REPLICAS)."""
+        s = self.settings
+        return Replication(self.keys, replicas=s.redis_min_replicas, timeout_s=s.redis_timeout_s)
+
+    @cached_property
     def producer_redis(self) -> redis.Redis:
         """Producers fail fast (a web request must not stall), unlike the worker's client."""
         return connect_redis_fail_fast(
-            self.settings.state_url, timeout_s=self.settings.redis_timeout_s
+            self.settings.state_url,
+            timeout_s=self.settings.redis_timeout_s,
+            sentinel_password=self.settings.sentinel_password,
         )
 
     @cached_property
@@ -146,6 +129,7 @@ class Runtime:
             JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
             accounts=self.known_accounts,
             redis_timeout_s=self.settings.redis_timeout_s,
+            replicated=partial(self.replication.confirm, self.producer_redis),
         )
 
     @cached_property
@@ -189,7 +173,12 @@ class Runtime:
     @cached_property
     def quick_redis(self) -> redis.Redis:
         """For reads that must answer fast or fail (a scrape, a probe), never wait out an outage."""
-        return connect_redis(self.settings.state_url, retries=0, timeout_s=1.0)
+        return connect_redis(
+            self.settings.state_url,
+            retries=0,
+            timeout_s=1.0,
+            sentinel_password=self.settings.sentinel_password,
+        )
 
     def snapshot(self, broker_depth: Callable[[], int], *, quick: bool = False) -> Snapshot:
         """The shared state now (status, metrics), with the broker queue's length from
@@ -201,6 +190,11 @@ class Runtime:
             broker_depth=broker_depth,
             accounts=self.known_accounts,
             now=time.time(),
+            engines=Engines(
+                store_kind(self.settings.state_url),
+                broker_kind(self.settings.broker_url),
+                min_replicas=self.settings.redis_min_replicas,
+            ),
         )
 
     def close(self) -> None:
@@ -237,6 +231,7 @@ class Runtime:
             pace=self.call_pace,
             switches=self.switch_watch,
             stopping=self.shutting_down.is_set,
+            replicated=partial(self.replication.confirm, self.redis),
         )
 
     @cached_property
@@ -248,7 +243,10 @@ class Runtime:
     def switch_watch(self) -> SwitchWatch:
         """Hears the switches set anywhere, so that a call that waited for its slot looks at
         them again only when one was."""
-        return SwitchWatch(self.settings.state_url, self.keys)
+        s = self.settings
+        return SwitchWatch(
+            connect_listener(s.state_url, sentinel_password=s.sentinel_password), self.keys
+        )
 
     @cached_property
     def call_pace(self) -> CallPace:

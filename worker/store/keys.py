@@ -80,6 +80,11 @@ class Keys:
         return f"{self.prefix}leases"
 
     @property
+    def replicated(self) -> str:
+        """String: a counter written just before WAIT, so that WAIT covers every earlier write."""
+        return f"{self.prefix}replicated"
+
+    @property
     def enqueued_count(self) -> str:
         """String: jobs ever enqueued (a cluster-wide counter for metrics)."""
         return f"{self.prefix}stats:enqueued"

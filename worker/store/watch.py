@@ -16,8 +16,6 @@ import threading
 import time
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from worker.logs import get_logger
 from worker.store.keys import Keys
@@ -38,15 +36,10 @@ class SwitchWatch:
     Started once in each process (a thread does not survive a fork of the pool).
     """
 
-    def __init__(self, url: str, keys: Keys) -> None:
-        # A connection of its own that never reconnects by itself: a reconnection would
-        # subscribe again without this watch knowing it had been deaf in between.
-        self._client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=5.0,
-            retry=Retry(NoBackoff(), retries=0),
-        )
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        """``client``: a client of its own that never retries by itself (a reconnection would
+        subscribe again without this watch knowing it had been deaf in between)."""
+        self._client = client
         self._channel = keys.switched
         # Moves with every message heard and every subscription made or lost.
         self._count = 0
