@@ -20,6 +20,7 @@ from tests.support.cluster import API_KEY, Sandbox, WorkerProcess, start_worker
 from tests.support.processes import RedisServer
 from tests.support.rabbit import Vhost, vhost
 from tests.support.tiers import SpawnWatch, overstep, tier_of
+from worker.logs import SECRETS
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
@@ -55,6 +56,16 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             pytrace=False,
         )
     return result
+
+
+@pytest.fixture(autouse=True)
+def _own_secrets() -> Iterator[None]:
+    """Each test starts with the secrets the process held before it: the registry only grows
+    (a rotated-out key stays hidden), so a test's keys would otherwise hide words in the logs
+    of every later test in this process (a key 'sk_delivery_test' hid 'delivery')."""
+    held = (SECRETS._held, SECRETS._fragments)
+    yield
+    SECRETS._held, SECRETS._fragments = held
 
 
 @pytest.fixture(scope="session")

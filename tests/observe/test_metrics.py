@@ -186,7 +186,9 @@ def test_prometheus_tells_the_accounts_apart(redis_url, sandbox, tmp_path):
         accounts_file=str(accounts),
         halt_probe_interval_s="3600",  # no probe: every Gateway call counted is a delivery's
     )
-    env |= {"GOOD_KEY": API_KEY, "BAD_KEY": "sk_revoked_0000000000"}
+    # Keys look like keys: every 8 characters of one are redacted wherever they appear, and a run
+    # of zeros would match the sandbox's wamids (their serial is zero-padded).
+    env |= {"GOOD_KEY": API_KEY, "BAD_KEY": "sk_revoked_5d7c1a9e3b"}
     worker = start_worker(env, tmp_path / "w.log", concurrency=4)
     settings = Settings(broker_url=redis_url, accounts_file=accounts, _env_file=None)
     runtime = Runtime(settings)

@@ -68,12 +68,16 @@ function keys.incident(prefix, kind, account)
 end
 function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
 function keys.workers(prefix) return prefix .. 'workers' end
+function keys.replicated(prefix) return prefix .. 'replicated' end
 function keys.pending_kept(prefix) return prefix .. 'pending-kept' end
 function keys.console_session(prefix, digest)
   return prefix .. 'console:session:' .. key_part(digest)
 end
-function keys.console_login_failures(prefix, client)
-  return prefix .. 'console:login-failures:' .. key_part(client)
+function keys.console_login_failed(prefix, client)
+  return prefix .. 'console:login-failed:' .. key_part(client)
+end
+function keys.console_login_slot(prefix, client)
+  return prefix .. 'console:login-slot:' .. key_part(client)
 end
 function keys.console_replay(prefix, run_id)
   return prefix .. 'console:replay:' .. key_part(run_id)
