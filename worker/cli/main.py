@@ -111,6 +111,12 @@ def _operate(name: str) -> Handler:
     return handler
 
 
+def _list_workers(args: argparse.Namespace) -> int:
+    from worker.cli.workers import workers  # noqa: PLC0415 - settings read on use
+
+    return workers(args, _runtime())
+
+
 # ---------------------------------------------------------------- parsing
 
 
@@ -205,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     job.add_argument("id", help="the job id enqueue printed")
     job.add_argument("--json", action="store_true", help="one JSON object, complete")
     job.set_defaults(handler=_operate("job"))
+
+    workers = commands.add_parser(
+        "workers", help="each worker: host, pid, pool, threads, last heartbeat, sends a minute"
+    )
+    workers.add_argument("--json", action="store_true", help="one JSON object, complete")
+    workers.set_defaults(handler=_list_workers)
 
     status = commands.add_parser("status", help="queue, halt, breaker, cooldown, dead letters")
     status.add_argument("--json", action="store_true", help="one JSON object, complete")
