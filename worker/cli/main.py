@@ -28,6 +28,7 @@ from worker.cli.worker_command import worker_command
 from worker.errors import ConfigError, Unavailable
 from worker.logs import configure_logging
 from worker.settings import get_settings, mask_url
+from worker.store.connect import connection_problem
 from worker.store.keys import DEFAULT_ACCOUNT
 
 Handler = Callable[[argparse.Namespace], int]
@@ -366,9 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (redis.ConnectionError, redis.TimeoutError, Unavailable):
+    except (redis.ConnectionError, redis.TimeoutError, Unavailable) as exc:
         url = mask_url(_runtime().settings.state_url)
-        print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
+        problem = connection_problem(exc)
+        print(
+            f"msgworker: cannot reach Redis at {url}{f': {problem}' if problem else ''}",
+            file=sys.stderr,
+        )
         return EXIT_UNAVAILABLE
     except BrokerError:
         url = mask_url(_runtime().settings.broker_url)
