@@ -15,6 +15,7 @@ from datetime import datetime
 from worker.producer import Payload, Priority, PriorityName
 from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.service.runtime import current_runtime
+from worker.settings import mask_url
 from worker.store.connect import connect_async_fail_fast
 
 __all__ = ["enqueue", "enqueue_async", "enqueue_many", "enqueue_many_async"]
@@ -103,9 +104,15 @@ def _async_producer() -> AsyncProducer:
             sentinel_password=runtime.settings.sentinel_password,
         )
         producer = AsyncProducer(
-            AsyncJobStore(client, runtime.keys, replication=runtime.replication),
+            AsyncJobStore(
+                client,
+                runtime.keys,
+                retention_s=runtime.settings.retention_s,
+                replication=runtime.replication,
+            ),
             accounts=runtime.known_accounts,
             redis_timeout_s=timeout_s,
+            redis_url=mask_url(runtime.settings.state_url),
         )
         _async_producers[loop] = producer
     return producer

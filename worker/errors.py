@@ -54,11 +54,19 @@ class InvalidMessage(WorkerError, ValueError):
 
 
 class Unavailable(WorkerError):
-    """Raised when Redis cannot be reached or does not answer within the producer's timeout."""
+    """Raised when Redis cannot be reached or does not answer within the producer's timeout;
+    ``url`` (masked) says which Redis, ``problem`` what was wrong when that is known (a TLS
+    certificate the client does not trust, say)."""
 
-    def __init__(self, *, timeout_s: float) -> None:
+    def __init__(
+        self, *, timeout_s: float, url: str | None = None, problem: str | None = None
+    ) -> None:
         self.timeout_s = timeout_s
-        super().__init__(f"Redis could not be reached or did not answer within {timeout_s:g} s")
+        self.url = url
+        self.problem = problem
+        where = f"Redis at {url}" if url else "Redis"
+        text = f"{where} could not be reached or did not answer within {timeout_s:g} s"
+        super().__init__(f"{text}: {problem}" if problem else text)
 
 
 class ReplicasMissing(Unavailable):

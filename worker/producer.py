@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.models import Message, field_problems, message_body, parse_message
+from worker.store.connect import connection_problem
 from worker.store.jobs import JobStore, NewJob
 from worker.store.keys import DEFAULT_ACCOUNT
 
@@ -201,13 +202,16 @@ class Producer:
         *,
         accounts: frozenset[str],
         redis_timeout_s: float,
+        redis_url: str | None = None,
         replicated: Callable[[], None] = lambda: None,
     ) -> None:
         """``replicated`` returns once the replicas required have every write so far (raises
-        ReplicasMissing when they do not in time): an enqueue returns only after it."""
+        ReplicasMissing when they do not in time): an enqueue returns only after it.
+        ``redis_url``, masked, names the Redis an Unavailable is about."""
         self._jobs = jobs
         self._accounts = accounts
         self._redis_timeout_s = redis_timeout_s
+        self._redis_url = redis_url
         self._replicated = replicated
 
     def enqueue(
@@ -254,7 +258,11 @@ class Producer:
             ids = self._jobs.add(jobs, now=now)
             self._replicated()
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable(timeout_s=self._redis_timeout_s) from exc
+            raise Unavailable(
+                timeout_s=self._redis_timeout_s,
+                url=self._redis_url,
+                problem=connection_problem(exc),
+            ) from exc
         return ids
 
     def validate_many(self, items: Iterable[Any], *, now: float | None = None) -> list[NewJob]:

@@ -30,6 +30,7 @@ from worker.producer import (
     given_options,
     validate_many,
 )
+from worker.store.connect import connection_problem
 from worker.store.jobs import (
     NO_BATCH,
     STORE_FULL,
@@ -114,11 +115,18 @@ class AsyncProducer:
     """Validates like the blocking producer, writes with one awaited script call."""
 
     def __init__(
-        self, jobs: AsyncJobStore, *, accounts: frozenset[str], redis_timeout_s: float
+        self,
+        jobs: AsyncJobStore,
+        *,
+        accounts: frozenset[str],
+        redis_timeout_s: float,
+        redis_url: str | None = None,
     ) -> None:
+        """``redis_url``, masked, names the Redis an Unavailable is about."""
         self.jobs = jobs
         self.accounts = accounts
         self.redis_timeout_s = redis_timeout_s
+        self.redis_url = redis_url
 
     async def enqueue(
         self,
@@ -168,7 +176,7 @@ class AsyncProducer:
             async with asyncio.timeout(self.redis_timeout_s):
                 return await self.jobs.add(jobs, now=now, batch_key=batch_key)
         except REDIS_DOWN as exc:
-            raise Unavailable(timeout_s=self.redis_timeout_s) from exc
+            raise self._unavailable(exc) from exc
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or None; Unavailable when Redis does not answer in time."""
@@ -176,7 +184,12 @@ class AsyncProducer:
             async with asyncio.timeout(self.redis_timeout_s):
                 return await self.jobs.get(job_id)
         except REDIS_DOWN as exc:
-            raise Unavailable(timeout_s=self.redis_timeout_s) from exc
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            timeout_s=self.redis_timeout_s, url=self.redis_url, problem=connection_problem(exc)
+        )
 
     async def ready(self) -> bool:
         """Whether Redis answers within the timeout."""

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from tests.support.jobs import KEYS, add_job
-from worker.observe.status import ALIVE_S, RATE_WINDOW_S, Heartbeat, Snapshot, take_snapshot
+from worker.observe.status import RATE_WINDOW_S, Snapshot, take_snapshot
+from worker.observe.workers import ALIVE_S, Heartbeat, WorkerInfo
 from worker.store.jobs import JobStore
 from worker.store.schedule import Pump
 
@@ -60,9 +61,16 @@ def test_drain_time_is_the_backlog_over_the_send_rate(ready, rate, drain_s):
     assert snap.drain_s == drain_s
 
 
+def info(name: str) -> WorkerInfo:
+    return WorkerInfo(name, "host", 1, "thread", 4, NOW)
+
+
 def test_only_recent_heartbeats_count_as_workers(redis_client):
     """A worker beating within ALIVE_S counts; a silent one does not; a stopped one is gone."""
-    alive, silent = Heartbeat(redis_client, KEYS, "a"), Heartbeat(redis_client, KEYS, "b")
+    alive, silent = (
+        Heartbeat(redis_client, KEYS, info("a")),
+        Heartbeat(redis_client, KEYS, info("b")),
+    )
     alive.beat(NOW - 1)
     silent.beat(NOW - ALIVE_S - 1)
     assert snapshot(redis_client).workers == 1

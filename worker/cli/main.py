@@ -6,7 +6,6 @@ Exit codes: see ``worker.cli.exits``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -25,15 +24,15 @@ from worker.cli.exits import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from worker.cli.worker_command import worker_command
 from worker.errors import ConfigError, Unavailable
 from worker.logs import configure_logging
 from worker.settings import get_settings, mask_url
+from worker.store.connect import connection_problem
 from worker.store.keys import DEFAULT_ACCOUNT
 
-# Sends wait ~300 ms on the Gateway; 100 threads keep ~300 calls/s in flight from one process.
-DEFAULT_THREADS = 100
-
 Handler = Callable[[argparse.Namespace], int]
+CODE_HELP = "those parked with this code (e.g. BILL_001, WA_131026)"
 
 
 def _runtime(*, fail_fast: bool = True) -> Any:
@@ -44,59 +43,7 @@ def _runtime(*, fail_fast: bool = True) -> Any:
     return current_runtime(fail_fast=fail_fast)
 
 
-# ---------------------------------------------------------------- worker, sandbox, demo
-
-
-def _fresh_metrics_directory() -> None:
-    """Prometheus multiprocess mode: a clean directory, set before prometheus_client loads."""
-    from worker.observe.metrics_dir import prepare_multiprocess_directory  # noqa: PLC0415
-
-    prepare_multiprocess_directory()
-
-
-def _option(args: Sequence[str], short: str, long: str) -> str | None:
-    """The value of a celery option as given (``-c 4``, ``-c4``, ``--concurrency=4``), else None."""
-    value = None
-    for index, arg in enumerate(args):
-        if arg in {short, long}:
-            value = args[index + 1] if index + 1 < len(args) else ""
-        elif arg.startswith(f"{long}="):
-            value = arg.partition("=")[2]
-        elif arg.startswith(short) and not arg.startswith("--"):
-            value = arg[len(short) :]
-    return value
-
-
-def _worker(args: argparse.Namespace) -> int:
-    _fresh_metrics_directory()
-    from worker.service.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
-    from worker.service.runtime import refuse_evicting_redis  # noqa: PLC0415
-
-    runtime = _runtime(fail_fast=False)
-    settings = runtime.settings
-    refuse_evicting_redis(runtime.redis, warn=False)  # warned once logging is set up
-    given = list(args.celery_args)
-    # Celery's own options win; msgworker's defaults fill in only what was not given.
-    defaults: list[str] = []
-    pool = _option(given, "-P", "--pool")
-    if pool is None:
-        # Sends wait on the network: threads keep many in flight in one process.
-        pool = "threads"
-        defaults += ["--pool", pool]
-    if _option(given, "-c", "--concurrency") is None and pool == "threads":
-        defaults += ["--concurrency", str(DEFAULT_THREADS)]
-    if _option(given, "-Q", "--queues") is None:
-        defaults += ["--queues", settings.queue]
-    if _option(given, "-n", "--hostname") is None:
-        # Celery's default, celery@HOST, is one name for every worker on a host: their control
-        # queues clash (RabbitMQ refuses the second with RESOURCE_LOCKED). %h is the host.
-        defaults += ["--hostname", f"msgworker-{os.getpid()}@%h"]
-    level = _option(given, "-l", "--loglevel")
-    if level:
-        prefer_log_level(level)
-    argv = ["worker", "--without-gossip", "--without-mingle", *defaults, *given]
-    get_app().worker_main(argv=argv)
-    return EXIT_OK
+# ---------------------------------------------------------------- sandbox, demo
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -163,6 +110,12 @@ def _operate(name: str) -> Handler:
         return command(args, _runtime())
 
     return handler
+
+
+def _list_workers(args: argparse.Namespace) -> int:
+    from worker.cli.workers import workers  # noqa: PLC0415 - settings read on use
+
+    return workers(args, _runtime())
 
 
 # ---------------------------------------------------------------- parsing
@@ -233,11 +186,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
 
     worker = commands.add_parser(
         "worker",
-        help="a worker on the queue (any celery worker option may follow)",
+        help="a worker on the queue (any celery worker option may follow; see --help)",
         prefix_chars="\0",  # every option goes to celery worker untouched
     )
     worker.add_argument("celery_args", nargs=argparse.REMAINDER)
-    worker.set_defaults(handler=_worker)
+    worker.set_defaults(handler=worker_command)
 
     enqueue = commands.add_parser("enqueue", help="enqueue messages; prints a job id per line")
     what = enqueue.add_mutually_exclusive_group(required=True)
@@ -246,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     what.add_argument("--file", help="JSON lines (a payload or an envelope per line), - for stdin")
     enqueue.add_argument("--to", help="recipient, country code first")
     enqueue.add_argument("--lang", default="en", help="template language code (default: en)")
-    enqueue.add_argument("--idempotency-key")
+    enqueue.add_argument(
+        "--idempotency-key", help="the same key again enqueues nothing and prints the first id"
+    )
     enqueue.add_argument("--send-at", type=_parse_time, help="ISO 8601 time with zone")
     enqueue.add_argument("--expires-at", type=_parse_time, help="ISO 8601 time with zone")
     enqueue.add_argument("--ttl", dest="ttl_s", type=_positive, help="seconds after send-at")
@@ -254,17 +209,25 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     enqueue.set_defaults(handler=enqueue_command)
 
     job = commands.add_parser("job", help="a job's state and history")
-    job.add_argument("id")
-    job.add_argument("--json", action="store_true")
+    job.add_argument("id", help="the job id enqueue printed")
+    job.add_argument("--json", action="store_true", help="one JSON object, complete")
     job.set_defaults(handler=_operate("job"))
 
+    workers = commands.add_parser(
+        "workers", help="each worker: host, pid, pool, threads, last heartbeat, sends a minute"
+    )
+    workers.add_argument("--json", action="store_true", help="one JSON object, complete")
+    workers.set_defaults(handler=_list_workers)
+
     status = commands.add_parser("status", help="queue, halt, breaker, cooldown, dead letters")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="one JSON object, complete")
     _add_account(status, default=None)
     status.set_defaults(handler=_operate("status"))
 
     halt = commands.add_parser("halt", help="stop all sending of the account")
-    halt.add_argument("--reason", required=True)
+    halt.add_argument(
+        "--reason", required=True, help="why (shown to everyone, in status and the console)"
+    )
     _add_account(halt)
     halt.set_defaults(handler=_operate("halt"))
 
@@ -283,42 +246,42 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"
     )
     listing = dlq.add_parser("list", help="parked jobs, oldest first")
-    listing.add_argument("--code", type=_code)
+    listing.add_argument("--code", type=_code, help=CODE_HELP)
     listing.add_argument("--since", type=_iso_time, help="ISO 8601 time")
-    listing.add_argument("--limit", type=int)
+    listing.add_argument("--limit", type=int, help="at most this many")
     listing.add_argument("--json", action="store_true", help="JSON lines, complete")
     listing.add_argument("--reveal", action="store_true", help="show numbers unmasked")
     _add_account(listing, default=None)
     listing.set_defaults(handler=_operate("dlq_list"))
     show = dlq.add_parser("show", help="one dead letter")
-    show.add_argument("id")
+    show.add_argument("id", help="the parked job's id")
     show.add_argument("--json", action="store_true", help="one JSON line, complete")
     show.add_argument("--reveal", action="store_true", help="show the number unmasked")
     show.set_defaults(handler=_operate("dlq_show"))
     export = dlq.add_parser("export", help="dead letters as JSON lines")
-    export.add_argument("--code", type=_code)
+    export.add_argument("--code", type=_code, help=CODE_HELP)
     export.add_argument("--since", type=_iso_time, help="ISO 8601 time")
     _add_account(export, default=None)
     export.set_defaults(handler=_operate("dlq_export"))
     replay = dlq.add_parser("replay", help="send parked jobs again, paced (after a fix)")
-    replay.add_argument("--code", type=_code)
-    replay.add_argument("--id", nargs="+")
-    replay.add_argument("--all", action="store_true")
+    replay.add_argument("--code", type=_code, help=CODE_HELP)
+    replay.add_argument("--id", nargs="+", help="these dead letters (job ids)")
+    replay.add_argument("--all", action="store_true", help="every dead letter (of --account)")
     replay.add_argument(
         "--rate",
         type=_positive,
         help="jobs per second (default RATE_PER_SEC/2, at most RATE_PER_SEC)",
     )
-    replay.add_argument("--dry-run", action="store_true")
-    replay.add_argument("--json", action="store_true")
+    replay.add_argument("--dry-run", action="store_true", help="say what would go, send nothing")
+    replay.add_argument("--json", action="store_true", help="the counts as one JSON object")
     _add_account(replay, default=None)
     replay.set_defaults(handler=_operate("dlq_replay"))
     purge = dlq.add_parser(
         "purge", help="remove dead letters for good: those of --code, --id, --account, or --all"
     )
     which = purge.add_mutually_exclusive_group()
-    which.add_argument("--code", type=_code)
-    which.add_argument("--id", nargs="+")
+    which.add_argument("--code", type=_code, help=CODE_HELP)
+    which.add_argument("--id", nargs="+", help="these dead letters (job ids)")
     which.add_argument("--all", action="store_true", help="every dead letter (of --account)")
     purge.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
     _add_account(purge, default=None)
@@ -331,13 +294,29 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     restore.set_defaults(handler=_operate("dlq_import"))
 
     sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8099)
-    sandbox.add_argument("--rate-per-sec", type=int, default=80)
-    sandbox.add_argument("--rate-per-min", type=int, default=4800)
-    sandbox.add_argument("--balance", type=float, default=1000.0)
-    sandbox.add_argument("--fault-rate", type=_fraction, default=0.0)
-    sandbox.add_argument("--latency-ms", type=float, default=0.0)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    sandbox.add_argument("--port", type=int, default=8099, help="port (default: %(default)s)")
+    sandbox.add_argument(
+        "--rate-per-sec", type=int, default=80, help="each key's limit (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--rate-per-min", type=int, default=4800, help="each key's limit (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--balance", type=float, default=1000.0, help="each key's balance (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        help="share of requests answered with a fault, 0 to 1 (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="time before each answer (default: %(default)s)",
+    )
     sandbox.add_argument(
         "--api-key", action="append", help="a key the sandbox accepts (repeatable; sk_sandbox)"
     )
@@ -388,9 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (redis.ConnectionError, redis.TimeoutError, Unavailable):
+    except (redis.ConnectionError, redis.TimeoutError, Unavailable) as exc:
         url = mask_url(_runtime().settings.state_url)
-        print(f"msgworker: cannot reach Redis at {url}", file=sys.stderr)
+        problem = connection_problem(exc)
+        print(
+            f"msgworker: cannot reach Redis at {url}{f': {problem}' if problem else ''}",
+            file=sys.stderr,
+        )
         return EXIT_UNAVAILABLE
     except BrokerError:
         url = mask_url(_runtime().settings.broker_url)

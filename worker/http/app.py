@@ -58,6 +58,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         ),
         accounts=accounts,
         redis_timeout_s=settings.redis_timeout_s,
+        redis_url=mask_url(settings.state_url),
     )
 
     @asynccontextmanager

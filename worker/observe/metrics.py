@@ -165,6 +165,23 @@ def count_broker_rejected(reason: str) -> None:
     BROKER_REJECTED.labels(reason=reason).inc()
 
 
+def sent_total() -> float:
+    """The jobs this worker command has sent since it started (its pool's processes together,
+    as /metrics counts them): for its heartbeat's sends of the last minute."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    return sum(
+        sample.value
+        for family in registry.collect()
+        if family.name == "msgworker_jobs"
+        for sample in family.samples
+        if sample.name == "msgworker_jobs_total" and sample.labels.get("outcome") == "sent"
+    )
+
+
 def count_redis_failover() -> None:
     REDIS_FAILOVERS.inc()
 

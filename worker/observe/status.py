@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import redis
 
+from worker.observe.workers import ALIVE_S
 from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import DEFAULT_ACCOUNT, Keys
 from worker.store.schedule import scheduled_by_account
@@ -16,9 +17,6 @@ from worker.urls import BrokerKind, StoreKind
 
 # The send rate shown is the mean of the last ten whole seconds.
 RATE_WINDOW_S = 10
-# A worker counts as alive while its last heartbeat is this recent; it beats three times as often.
-ALIVE_S = 30
-HEARTBEAT_S = ALIVE_S / 3
 # Records read per round trip when dead letters are counted by account.
 SCAN_CHUNK = 500
 
@@ -182,21 +180,3 @@ def _dead_letters_by_account(client: redis.Redis, keys: Keys) -> dict[str, int]:
             if account is not None:
                 counts[account] = counts.get(account, 0) + 1
     return counts
-
-
-class Heartbeat:
-    """A worker command's sign of life in Redis, counted by ``msgworker status``."""
-
-    def __init__(self, client: redis.Redis, keys: Keys, name: str) -> None:
-        self._redis = client
-        self._keys = keys
-        self.name = name
-
-    def beat(self, now: float) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self._keys.workers, {self.name: now})
-        pipe.zremrangebyscore(self._keys.workers, "-inf", now - 100 * ALIVE_S)  # long gone
-        pipe.execute()
-
-    def stop(self) -> None:
-        self._redis.zrem(self._keys.workers, self.name)

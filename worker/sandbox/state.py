@@ -98,8 +98,7 @@ class SandboxState:
         arrived = self._wall()
         self._fake = fake
         reply, label = self._decide(authorization, body, idempotency_key)
-        # When its answer leaves (after the simulated latency): a client killed in between had
-        # this call in flight and never learned whether it was accepted.
+        # A client killed before its answer left (None: dropped) never learned the outcome.
         answered = None if reply.drop else arrived + reply.delay_s
         self._arrivals.append({"at": arrived, "answered_at": answered, "code": reply.code})
         stats = self.stats
@@ -267,8 +266,7 @@ class SandboxState:
         return {"messages": page, "next": page[-1]["seq"] if page else since}
 
     def arrivals(self) -> list[dict[str, Any]]:
-        """Every request received (the newest ARRIVALS_MAX): its arrival time, when its answer
-        left (None for a dropped connection) and its answer code."""
+        """Every request received (the newest ARRIVALS_MAX): arrival, answer time and code."""
         return list(self._arrivals)
 
     def balances(self) -> dict[str, float]:

@@ -6,6 +6,7 @@ Built on first access (module ``__getattr__``), so importing this module reads n
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 
 from worker.logs import configure_logging, get_logger
 from worker.observe.metrics_dir import MULTIPROC_ENV
-from worker.observe.status import HEARTBEAT_S, Heartbeat
+from worker.observe.workers import HEARTBEAT_S, Heartbeat, WorkerInfo
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
 from worker.service.broker import CONSUMER, Rejected, kombu_url, sentinel_options, transport_for
@@ -172,7 +173,17 @@ class PumpStep(bootsteps.StartStopStep):
             daemon=True,
         )
         self._healing.start()
-        self._heartbeat = Heartbeat(runtime.redis, runtime.keys, f"{worker.hostname}:{os.getpid()}")
+        from worker.observe.metrics import sent_total  # noqa: PLC0415 - prometheus only in workers
+
+        info = WorkerInfo(
+            name=f"{worker.hostname}:{os.getpid()}",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            pool=type(worker.pool).__module__.rpartition(".")[2],
+            concurrency=int(worker.concurrency or 1),
+            started_at=time.time(),
+        )
+        self._heartbeat = Heartbeat(runtime.redis, runtime.keys, info, sent_total)
         self._beating = threading.Thread(
             target=_keep_beating,
             args=(self._heartbeat, self._stop),

@@ -33,7 +33,7 @@ from worker.send.routing import (
 )
 from worker.send.settlement import Settlement
 from worker.send.transport import PerThreadHTTP, env_proxy_for
-from worker.settings import Settings, get_settings
+from worker.settings import Settings, get_settings, mask_url
 from worker.store.connect import connect_listener, connect_redis, connect_redis_fail_fast
 from worker.store.deadletters import DeadLetters
 from worker.store.jobs import JobStore
@@ -129,6 +129,7 @@ class Runtime:
             JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
             accounts=self.known_accounts,
             redis_timeout_s=self.settings.redis_timeout_s,
+            redis_url=mask_url(self.settings.state_url),
             replicated=partial(self.replication.confirm, self.producer_redis),
         )
 

@@ -12,6 +12,7 @@ refused write. While the sentinels know no healthy primary, connecting fails at 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,29 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from worker.urls import SentinelURL, is_sentinel, parse_sentinel
+
+# What to do about a certificate the client does not trust, said with the problem.
+CERTIFICATE_ADVICE = (
+    "give the CA in the URL (?ssl_ca_certs=/path/to/ca.pem), or ?ssl_cert_reqs=none to skip "
+    "the check"
+)
+
+
+def connection_problem(exc: BaseException) -> str | None:
+    """What a failed connection says that helps whoever must fix it, when it says something a
+    bare "cannot reach Redis" would hide: a TLS certificate the client does not trust."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return (
+                f"its TLS certificate is not trusted ({seen.verify_message}): {CERTIFICATE_ADVICE}"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            reason = str(seen).partition("certificate verify failed:")[2].partition("(")[0]
+            return f"its TLS certificate is not trusted ({reason.strip()}): {CERTIFICATE_ADVICE}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
 
 # A long-lived client's connections are checked when idle this long, so one a failover or a
 # restart cut is noticed before a command is lost on it.

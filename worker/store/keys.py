@@ -188,6 +188,11 @@ class Keys:
         return f"{self.prefix}workers"
 
     @property
+    def worker_info(self) -> str:
+        """Hash: worker command name -> what it said of itself at its last heartbeat (JSON)."""
+        return f"{self.prefix}workers:info"
+
+    @property
     def pending_kept(self) -> str:
         """String: present once the expiry older versions gave pending jobs has been removed."""
         return f"{self.prefix}pending-kept"
