@@ -1,4 +1,4 @@
-"""Every benchmark in sequence, then one summary table (plain text, or Markdown for the README).
+"""Every benchmark in sequence, then one summary table (plain text, or Markdown for the docs).
 
     .venv/bin/python bench/run_all.py [--only utilisation,overhead] [--quick] [--markdown]
                                       [--json-out results.json]

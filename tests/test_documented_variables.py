@@ -5,27 +5,25 @@ variables must live outside that prefix."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support.docs import DOCS, pages
 from worker.settings import get_settings, unknown_variable
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# Named in the README as the example of a typo that is refused.
+# Named in docs/configuration.md as the example of a typo that is refused.
 REFUSED_ON_PURPOSE = {"MSGWORKER_RATE_PER_SECOND"}
 
 
 def documented_names() -> set[str]:
     names = set()
-    for page in PAGES:
+    for page in pages():
         names |= set(re.findall(r"\bMSGWORKER_[A-Z0-9_]*[A-Z0-9]\b", page.read_text("utf-8")))
     return names
 
 
 def test_the_pages_name_variables_at_all():
-    """The search finds the settings the README documents (so the test below has teeth)."""
+    """The search finds the settings the pages document (so the test below has teeth)."""
     assert {"MSGWORKER_BROKER_URL", "MSGWORKER_INGEST_TOKENS"} <= documented_names()
 
 
@@ -36,14 +34,14 @@ def test_every_documented_variable_is_accepted(name):
 
 
 def test_the_typo_example_is_still_refused():
-    """The README's example of a refused typo is refused, naming the setting meant."""
+    """The documented example of a refused typo is refused, naming the setting meant."""
     [typo] = REFUSED_ON_PURPOSE
     assert "MSGWORKER_RATE_PER_SEC" in (unknown_variable([typo]) or "")
 
 
 def recipe_variables() -> set[str]:
-    """The environment variables the README's recipes read ($NAME, ${NAME}, process.env.NAME)."""
-    text = (ROOT / "README.md").read_text("utf-8")
+    """The environment variables the recipes read ($NAME, ${NAME}, process.env.NAME)."""
+    text = (DOCS / "sending.md").read_text("utf-8")
     blocks = re.findall(r"<!-- recipe: [\w-]+ -->\n```\w+\n(.*?)```", text, re.DOTALL)
     pattern = r"\$\{?([A-Z][A-Z0-9_]*)|process\.env\.([A-Z][A-Z0-9_]*)"
     return {a or b for block in blocks for a, b in re.findall(pattern, block)}

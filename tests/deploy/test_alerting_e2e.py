@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.docs import RUNBOOK_PREFIX
 from tests.support.processes import free_port, wait_for
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
@@ -206,7 +207,7 @@ def test_a_billing_incident_pages_once_and_resolves_after_the_replay(
             assert posted["status"]["state"] == "active"
             assert rule["status"]["state"] == "suppressed"
             assert rule["status"]["inhibitedBy"] == [posted["fingerprint"]]
-            assert rule["annotations"]["runbook_url"].startswith("README.md#")
+            assert rule["annotations"]["runbook_url"].startswith(RUNBOOK_PREFIX)
             assert amtool_query(alertmanager).count(POSTED) == 1
             assert RULE not in amtool_query(alertmanager)
 

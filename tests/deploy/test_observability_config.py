@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.docs import RUNBOOK_PREFIX, RUNBOOKS, anchors
 from worker.observe import build_info, metrics
 from worker.observe.incidents import RUNBOOK_URLS, Alert, AlertKind, AlertStatus
 from worker.observe.sinks import alertmanager_alert, alertname
@@ -27,13 +28,11 @@ GENERATOR = ROOT / "deploy" / "grafana" / "dashboard.py"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
-README = ROOT / "README.md"
-# Every rule's runbook_url: a README section, relative to the repository's root.
-RUNBOOK_PREFIX = "README.md#"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# What one worker's /metrics exports (as the README documents them), sample names as PromQL sees them.
+# What one worker's /metrics exports (as docs/observability.md documents them), sample names as
+# PromQL sees them.
 EXPORTED = frozenset(
     {
         "msgworker_api_responses_total",
@@ -221,20 +220,6 @@ def labelled_by_account() -> set[str]:
         if any("account" in sample.labels for sample in family.samples):
             names |= {sample.name for sample in family.samples}
     return names
-
-
-def github_anchor(heading: str) -> str:
-    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped, - for spaces."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def readme_anchors() -> set[str]:
-    text = re.sub(
-        r"^```.*?^```", "", README.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL
-    )
-    return {
-        github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6} +(.+)$", text, flags=re.MULTILINE)
-    }
 
 
 def test_dashboard_has_a_prometheus_datasource_variable(dashboard):
@@ -486,25 +471,18 @@ def test_every_alert_has_severity_and_runbook(alert_rules):
         assert {"summary", "description", "runbook"} <= rule["annotations"].keys(), rule["alert"]
 
 
-def test_github_anchor_matches_githubs_rule():
-    """The anchor helper gives the fragments GitHub renders for the README's headings."""
-    assert github_anchor("Balance ran out (BILL_001)") == "balance-ran-out-bill_001"
-    assert github_anchor("Rate limited (429)") == "rate-limited-429"
-    assert github_anchor("The Gateway is failing") == "the-gateway-is-failing"
-
-
 def test_every_alert_links_a_runbook_section_that_exists(alert_rules):
-    """Each rule's runbook_url is README.md#<anchor>, and the README has that heading."""
-    anchors = readme_anchors()
+    """Each rule's runbook_url is docs/runbooks.md#<anchor>, and that page has that heading."""
+    sections = anchors(RUNBOOKS)
     for rule in alert_rules:
         url = rule["annotations"]["runbook_url"]
         assert url.startswith(RUNBOOK_PREFIX), rule["alert"]
-        assert url.removeprefix(RUNBOOK_PREFIX) in anchors, (rule["alert"], url)
+        assert url.removeprefix(RUNBOOK_PREFIX) in sections, (rule["alert"], url)
 
 
 def test_every_workers_alert_links_a_runbook_section_that_exists():
-    """Each kind of the workers' own alerts posts a runbook_url, README.md#<anchor>, that exists."""
-    anchors = readme_anchors()
+    """Each kind of the workers' own alerts posts a runbook_url to a runbook section that exists."""
+    sections = anchors(RUNBOOKS)
     assert set(RUNBOOK_URLS) == set(AlertKind)
     for kind in AlertKind:
         posted = alertmanager_alert(
@@ -513,7 +491,7 @@ def test_every_workers_alert_links_a_runbook_section_that_exists():
         url = posted["annotations"]["runbook_url"]
         assert url == RUNBOOK_URLS[kind]
         assert url.startswith(RUNBOOK_PREFIX), kind
-        assert url.removeprefix(RUNBOOK_PREFIX) in anchors, (kind, url)
+        assert url.removeprefix(RUNBOOK_PREFIX) in sections, (kind, url)
 
 
 def test_workers_alert_and_the_rule_it_silences_share_a_runbook(alert_rules):

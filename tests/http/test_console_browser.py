@@ -2,7 +2,7 @@
 processes: msgworker serve, a worker, the sandbox Gateway and Redis.
 
 Screenshots of the pages land in the test's tmp dir; with CONSOLE_SCREENSHOTS=docs/screenshots
-they are written there instead (how the README's are made).
+they are written there instead (how docs/console.md's are made).
 """
 
 from __future__ import annotations

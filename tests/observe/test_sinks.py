@@ -100,7 +100,7 @@ def test_alertmanager_firing_body_shape(dispatch, http):
     }
     assert posted["annotations"]["summary"] == "sending halted"
     assert "description" in posted["annotations"]
-    assert posted["annotations"]["runbook_url"] == "README.md#balance-ran-out-bill_001"
+    assert posted["annotations"]["runbook_url"] == "docs/runbooks.md#balance-ran-out-bill_001"
     assert posted["startsAt"] == "2023-11-14T22:13:20.000+00:00"
     # Held open far ahead, so Alertmanager's resolve_timeout does not end a live incident.
     ends_at = datetime.fromisoformat(posted["endsAt"]).timestamp()

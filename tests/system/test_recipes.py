@@ -1,5 +1,5 @@
-"""The README's recipes, run as written: each code block after a ``<!-- recipe: NAME -->`` line
-is taken from README.md and run against a real Redis (and a real ``msgworker serve``)."""
+"""The recipes, run as written: each code block after a ``<!-- recipe: NAME -->`` line is taken
+from docs/sending.md and run against a real Redis (and a real ``msgworker serve``)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from tests.support.serve import TOKEN, Service
 pytestmark = pytest.mark.processes  # every test here runs real child processes
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+RECIPES = (ROOT / "docs" / "sending.md").read_text(encoding="utf-8")
 
 
 def recipe(name: str) -> str:
-    found = re.search(rf"<!-- recipe: {name} -->\n```\w+\n(.*?)```", README, re.DOTALL)
-    assert found, f"README.md has no recipe {name}"
+    found = re.search(rf"<!-- recipe: {name} -->\n```\w+\n(.*?)```", RECIPES, re.DOTALL)
+    assert found, f"docs/sending.md has no recipe {name}"
     return found.group(1)
 
 

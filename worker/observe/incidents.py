@@ -33,12 +33,13 @@ class AlertStatus(StrEnum):
 
 
 CRITICAL_KINDS = frozenset({AlertKind.HALT, AlertKind.BILLING})
-# Each kind's runbook: its README section, relative to the repository's root, as the Prometheus
-# rules link theirs (the rule a kind's alert silences in Alertmanager links the same section).
+# Each kind's runbook: its section of docs/runbooks.md, relative to the repository's root, as
+# the Prometheus rules link theirs (the rule a kind's alert silences in Alertmanager links the
+# same section).
 RUNBOOK_URLS = {
-    AlertKind.HALT: "README.md#sending-halted",
-    AlertKind.BILLING: "README.md#balance-ran-out-bill_001",
-    AlertKind.RETRIES_EXHAUSTED: "README.md#dead-letters-keep-growing",
+    AlertKind.HALT: "docs/runbooks.md#sending-halted",
+    AlertKind.BILLING: "docs/runbooks.md#balance-ran-out-bill_001",
+    AlertKind.RETRIES_EXHAUSTED: "docs/runbooks.md#dead-letters-keep-growing",
 }
 
 
