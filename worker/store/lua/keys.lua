@@ -68,6 +68,7 @@ function keys.incident(prefix, kind, account)
 end
 function keys.exhausted(prefix, account) return prefix .. 'exhausted:' .. key_part(account) end
 function keys.workers(prefix) return prefix .. 'workers' end
+function keys.worker_info(prefix) return prefix .. 'workers:info' end
 function keys.replicated(prefix) return prefix .. 'replicated' end
 function keys.pending_kept(prefix) return prefix .. 'pending-kept' end
 function keys.console_session(prefix, digest)
