@@ -8,9 +8,11 @@ they are written there instead (how docs/console.md's are made).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import httpx
+import playwright.sync_api as playwright  # the dev extra: never skipped in CI
 import pytest
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
@@ -23,10 +25,10 @@ from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.jobs import JobState
 
-playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium, wherever PATH has it (./run test installs it and looks it up the same way).
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -83,8 +85,7 @@ def stack(redis_url, sandbox, tmp_path):
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (./run test installs it)")
+    assert CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)"
     with playwright.sync_playwright() as driver:
         chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = chromium.new_context(viewport={"width": 1280, "height": 800})
