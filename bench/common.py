@@ -34,10 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
+from tests.support.sentinel import SentinelGroup  # noqa: E402
 from worker.dev.localredis import LocalRedis, free_port  # noqa: E402
 from worker.models import message_body, parse_message  # noqa: E402
 from worker.store import scripts  # noqa: E402
+from worker.store.connect import connect  # noqa: E402
 from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX  # noqa: E402
+from worker.urls import is_sentinel, parse_sentinel  # noqa: E402
 
 BIN = Path(sys.executable).parent
 API_KEY = "sk_bench_0123456789abcdef"
@@ -505,16 +508,28 @@ def floor_tree(directory: Path) -> Path:
     return lua
 
 
+def plain_broker(url: str) -> tuple[str, str | None]:
+    """``url`` as plain Celery is given it, and the primary's name: a Sentinel service as kombu's
+    own list of ``sentinel://`` URLs (the name goes in its transport options), else as it is."""
+    if not is_sentinel(url):
+        return url, None
+    where = parse_sentinel(url)
+    return where.kombu_url(), where.service
+
+
 def plain_env(redis_url: str, sandbox_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MSGWORKER_", "BENCH_"))}
+    broker, master_name = plain_broker(redis_url)
     env.update(
         {
             "PYTHONPATH": str(ROOT),
-            "BENCH_BROKER_URL": redis_url,
+            "BENCH_BROKER_URL": broker,
             "BENCH_SANDBOX_URL": sandbox_url,
             "BENCH_API_KEY": API_KEY,
         }
     )
+    if master_name:
+        env["BENCH_MASTER_NAME"] = master_name
     env.update({f"BENCH_{k.upper()}": v for k, v in overrides.items()})
     return env
 
@@ -579,15 +594,16 @@ def running(workers: list[Worker]) -> Iterator[list[Worker]]:
 
 @dataclass
 class Stack:
-    """A private redis-server and the sandbox, for one benchmark invocation."""
+    """A private redis-server (or a Sentinel group's primary) and the sandbox, for one benchmark
+    invocation."""
 
     logs: Path
-    redis_server: LocalRedis
+    redis_server: LocalRedis | SentinelGroup
     sandbox: Sandbox
     redis: redis.Redis = field(init=False)
 
     def __post_init__(self) -> None:
-        self.redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
+        self.redis = connect(self.redis_server.url, timeout_s=None, connect_timeout_s=5.0)
 
     @property
     def redis_url(self) -> str:
@@ -606,10 +622,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(keep: bool = False, **sandbox_knobs: Any) -> Iterator[Stack]:
-    """Start Redis and the sandbox; print where the logs are; stop both at the end."""
+def stack(keep: bool = False, *, sentinel: bool = False, **sandbox_knobs: Any) -> Iterator[Stack]:
+    """Start Redis and the sandbox; print where the logs are; stop both at the end. With
+    ``sentinel``, Redis is a primary with one replica and three sentinels, reached through them."""
     logs = Path(tempfile.mkdtemp(prefix="msgworker-bench-"))
-    server = LocalRedis(logs)
+    server = SentinelGroup(logs / "sentinel", replicas=1) if sentinel else LocalRedis(logs)
     server.start()
     sandbox: Sandbox | None = None
     try:
@@ -678,7 +695,7 @@ def plain_app(redis_url: str) -> PlainTasks:
     """A plain-Celery app on this Redis (a new one per Redis: Celery caches connections)."""
     from bench.plain_celery import create_app  # noqa: PLC0415 - the plain app, only when asked
 
-    app = create_app(redis_url)
+    app = create_app(*plain_broker(redis_url))
     tasks = app.tasks
     return PlainTasks(
         app, tasks["bench.send"], tasks["bench.send_limited"], tasks["bench.send_retry"]

@@ -13,6 +13,8 @@ msgworker's pump publishes inside the worker). Rounds alternate msgworker and pl
                                        [--floor]   (msgworker without its limiter and records)
                                        [--broker amqp://guest:guest@127.0.0.1:5672]
                                          (both on this machine's RabbitMQ, state in Redis)
+                                       [--sentinel [--min-replicas 1]]
+                                         (both on a primary with a replica, by its sentinels)
 
 Targets: ratio ≥ 1.0; per send, at most 1.25 Redis round trips (one script call per
 group of 8 dispatches, one per send), 100 µs of Redis CPU and 1,300 µs of worker CPU.
@@ -21,6 +23,12 @@ group of 8 dispatches, one per send), 100 µs of Redis CPU and 1,300 µs of work
 that the bench creates and deletes (rabbitmqctl): msgworker's quorum queue with confirmed
 publishes, plain Celery's defaults (a classic queue, unconfirmed). Redis then holds msgworker's
 state only, and RabbitMQ's own CPU is not counted.
+
+``--sentinel`` runs Redis as a primary with one replica and three sentinels (AOF every second,
+as tests/support/sentinel.py starts them): msgworker's worker on ``redis+sentinel://`` for its
+state and its broker (``--min-replicas``: its REDIS_MIN_REPLICAS, a WAIT after its writes),
+plain Celery on kombu's sentinel transport to the same primary. The figures are the primary's;
+the replica's and the sentinels' CPU is not counted.
 
 ``--floor`` is a what-if, not msgworker: its workers run a copy of the package whose scripts
 neither limit the rate nor keep a sent job's records (see FLOOR_CUTS in common.py), to show
@@ -73,6 +81,7 @@ from common import (
     start_plain,
     take_sample,
 )
+from kombu import pools
 
 from tests.support.rabbit import vhost
 
@@ -148,6 +157,8 @@ def run_msgworker(
     settings = dict(item.split("=", 1) for item in args.msgworker_env)
     settings.setdefault("rate_per_sec", str(HIGH_RATE_PER_SEC))
     settings.setdefault("rate_per_min", str(HIGH_RATE_PER_MIN))
+    if args.min_replicas:
+        settings.setdefault("redis_min_replicas", str(args.min_replicas))
     env = msgworker_env(made.redis_url, made.sandbox.url, **settings)
     if floor:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(floor), env.get("PYTHONPATH")]))
@@ -171,7 +182,9 @@ def run_plain(made: Stack, args: argparse.Namespace, observe: Observe) -> Measur
         with running([start_plain("overhead-plain", env, made.logs, _pool(args))]) as workers:
             result = observe(made, workers[0])
             left = amqp_queue_depth(plain.app) if args.broker else plain_queue_depth(made.redis)
-        plain.app.pool.force_close_all()
+        # Closed before a vhost goes, and forgotten: kombu keeps its pools per broker URL across
+        # apps, so the next round's app on the same Redis would find this one's closed.
+        pools.reset()
     if not left:
         print("  warning: plain Celery's backlog ran out inside the window; raise --max-rate")
     return result
@@ -206,7 +219,12 @@ def run(args: argparse.Namespace) -> list[Row]:
     ours: list[Measured] = []
     theirs: list[Measured] = []
     mine_name = "msgworker floor" if args.floor else "msgworker"
-    with stack(keep=args.keep, **knobs) as made, contextlib.ExitStack() as cleanup:
+    if args.min_replicas and not args.sentinel:
+        raise SystemExit("--min-replicas needs --sentinel: a lone Redis has no replica to wait for")
+    with (
+        stack(keep=args.keep, sentinel=args.sentinel, **knobs) as made,
+        contextlib.ExitStack() as cleanup,
+    ):
         floor = None
         if args.floor:
             floor = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
@@ -231,6 +249,9 @@ def run(args: argparse.Namespace) -> list[Row]:
     base_rate = mean([m.window.accepted_per_s for m in theirs])
     on = ", RabbitMQ broker" if args.broker else ""
     command = "python bench/overhead.py" + (" --broker amqp://..." if args.broker else "")
+    if args.sentinel:
+        on += f", Sentinel store, min replicas {args.min_replicas}"
+        command += f" --sentinel --min-replicas {args.min_replicas}"
     row = Row(
         benchmark=f"overhead (latency 0, threads x {args.concurrency}{on}, sends/s)",
         unit="/s",
@@ -261,6 +282,18 @@ def parser() -> argparse.ArgumentParser:
         "--broker",
         metavar="AMQP_URL",
         help="both sides on the local RabbitMQ (amqp://user:password@host:port), a vhost a run",
+    )
+    p.add_argument(
+        "--sentinel",
+        action="store_true",
+        help="Redis as a primary, a replica and three sentinels; both sides reach it by them",
+    )
+    p.add_argument(
+        "--min-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --sentinel: msgworker's REDIS_MIN_REPLICAS (0: no WAIT)",
     )
     p.add_argument(
         "--msgworker-env",

@@ -1,7 +1,8 @@
 """The plain-Celery baseline: a minimal app doing the same Gateway call msgworker makes.
 
     celery -A bench.plain_celery worker      (env BENCH_BROKER_URL, BENCH_SANDBOX_URL,
-                                              BENCH_API_KEY; BENCH_RATE_LIMIT for send_limited)
+                                              BENCH_API_KEY; BENCH_RATE_LIMIT for send_limited;
+                                              BENCH_MASTER_NAME for a sentinel:// broker)
 
 Nothing of msgworker is imported: JSON serialisation, one shared ``httpx.Client`` per process,
 ``Authorization: Bearer <key>``, the body the bench hands over, ``?is_fake=true`` as msgworker
@@ -80,8 +81,9 @@ def send_retry(self: Task[Any, Any], body: dict[str, Any]) -> None:
     _send_or_retry(self, body)
 
 
-def create_app(broker_url: str) -> Celery:
-    """The app with its three tasks; the worker uses the module's ``app`` below."""
+def create_app(broker_url: str, master_name: str | None = None) -> Celery:
+    """The app with its three tasks; the worker uses the module's ``app`` below. A ``sentinel://``
+    broker needs ``master_name``: the name the sentinels know the primary by."""
     made = Celery("plain", broker=broker_url, set_as_current=False)
     made.conf.update(
         task_serializer="json",
@@ -90,6 +92,8 @@ def create_app(broker_url: str) -> Celery:
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
     )
+    if master_name:
+        made.conf.broker_transport_options = {"master_name": master_name}
     made.task(name="bench.send")(send)
     rate_limit = os.environ.get("BENCH_RATE_LIMIT", "80/s")
     made.task(name="bench.send_limited", bind=True, rate_limit=rate_limit, max_retries=None)(
@@ -99,4 +103,7 @@ def create_app(broker_url: str) -> Celery:
     return made
 
 
-app = create_app(os.environ.get("BENCH_BROKER_URL", "redis://localhost:6379/0"))
+app = create_app(
+    os.environ.get("BENCH_BROKER_URL", "redis://localhost:6379/0"),
+    os.environ.get("BENCH_MASTER_NAME"),
+)
