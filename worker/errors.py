@@ -77,6 +77,8 @@ class ReplicasMissing(Unavailable):
         self.wanted = wanted
         self.acknowledged = acknowledged
         self.timeout_s = timeout_s
+        self.url = None  # the primary answered: which Redis is not the question
+        self.problem = f"{acknowledged} of {wanted} replicas"
         WorkerError.__init__(
             self,
             f"{acknowledged} of the {wanted} Redis replicas required acknowledged the write "

@@ -95,10 +95,10 @@ class Secrets:
     def hide(self, text: str) -> str:
         """The text with every secret held, every fragment of one (8+ characters, any case) and
         every ``Bearer <token>`` replaced by ``***``. Run it before any truncation."""
+        text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
         fragments = self._fragments
         if not fragments:
             return text
-        text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
         # Case is ignored: an upper-cased key (a proxy's error code) still gives the key away.
         folded = _fold(text)
         spans = [

@@ -224,6 +224,18 @@ def test_an_endless_header_is_refused(service):
         wait_for(lambda: _closed_by_serve(sock), timeout_s=5, what="the connection closed")
 
 
+def test_a_head_past_the_limit_in_one_read_is_refused(service):
+    """The first read of a connection counts too: a 100 KiB header that never ends, sent at
+    once, is refused with 431 at once, not held until the 10 s header timeout because no read
+    before it was head."""
+    head = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * (100 * 1024)
+    with _connect(service.port) as sock:
+        sock.sendall(head)
+        ready = select.select([sock], [], [], 3)[0]
+        assert ready, "no answer"
+        assert sock.recv(65536).startswith(b"HTTP/1.1 431 ")
+
+
 def test_connections_past_the_cap_get_503(redis_server, tmp_path):
     """With SERVE_MAX_CONNECTIONS=3 and 3 open, a new connection is answered 503 and closed,
     the open ones are still served, and a new one is served once one of them closes."""

@@ -224,8 +224,10 @@ def _reads(runtime: Runtime) -> bool:
 # runtime.delivery's Gateway connections live as long as a worker process: they have no close.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_with_min_replicas_a_worker_calls_only_once_a_replica_has_its_writes(group, sandbox):
-    """REDIS_MIN_REPLICAS=1 and no replica taking writes: the worker puts the job back (no
-    attempt used) instead of calling; with the replicas back, the same job is sent."""
+    """REDIS_MIN_REPLICAS=1 and no replica taking writes: the worker puts the job back instead
+    of calling, with no attempt used, no reschedule counted (an outage of the replicas must not
+    use up the job's cap) and its rate-limit slot given back; with the replicas back, the same
+    job is sent."""
     settings = Settings(
         redis_url=group.url,
         redis_timeout_s=TIMEOUT_S,
@@ -246,7 +248,9 @@ def test_with_min_replicas_a_worker_calls_only_once_a_replica_has_its_writes(gro
         gen = runtime.jobs.get(job_id).gen
         assert runtime.delivery.deliver(job_id, gen) is Result.WAITING
         assert sandbox.stats()["requests"] == 0
-        assert runtime.jobs.get(job_id).attempts == 0
+        job = runtime.jobs.get(job_id)
+        assert (job.attempts, job.reschedules) == (0, 0)
+        assert runtime.redis.zcard(runtime.keys.window(job.account, "sec")) == 0
     finally:
         for node in replicas:
             node.signal(signal.SIGCONT)

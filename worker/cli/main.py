@@ -25,7 +25,7 @@ from worker.cli.exits import (
     EXIT_USAGE,
 )
 from worker.cli.worker_command import worker_command
-from worker.errors import ConfigError, Unavailable
+from worker.errors import ConfigError, ReplicasMissing, Unavailable
 from worker.logs import configure_logging
 from worker.settings import get_settings, mask_url
 from worker.store.connect import connection_problem
@@ -367,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except ReplicasMissing as exc:
+        print(f"msgworker: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (redis.ConnectionError, redis.TimeoutError, Unavailable) as exc:
         url = mask_url(_runtime().settings.state_url)
         problem = connection_problem(exc)

@@ -72,6 +72,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.headers_due: asyncio.TimerHandle | None = None
         self.in_head = False
         self.head_bytes = 0
+        self.answered = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -87,7 +88,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         was_in_head = self.in_head
         super().data_received(data)
-        if was_in_head and self.in_head:  # all of it was the head, still incomplete
+        # All of it was the head, still incomplete: a read that went on in the head, or any
+        # read before the connection's first answer (nothing but the head came before it). A
+        # read that ended a body and began the next head counts from the next read: how much of
+        # it was head is unknown.
+        if self.in_head and (was_in_head or not self.answered):
             self.head_bytes += len(data)
             if self.head_bytes > HEAD_MAX_BYTES and not self.transport.is_closing():
                 self._headers_arrived()
@@ -106,6 +111,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self.answered = True
         # Waiting for the next request (no pipelined one started): its headers are due too.
         if self.timeout_keep_alive_task is not None:
             self._await_headers()

@@ -276,12 +276,13 @@ class Delivery:
                 wanted=missing.wanted,
                 acknowledged=missing.acknowledged,
             )
-            # A reschedule: no call was made, so no attempt is used.
+            # No call was made: the attempt, the slot and any probe are given back, and no
+            # reschedule is counted (an outage of the replicas must not use up the job's cap).
             self._jobs.retry(
                 execution,
                 now=self._clock(),
                 delay_s=self._timing.replicas_wait_s,
-                action="reschedule",
+                action="replicas_wait",
             )
             return Result.WAITING
         answer = self._call(job, gateway)

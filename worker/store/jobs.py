@@ -156,7 +156,7 @@ class JobStore:
         self._enqueue = load_script(client, "enqueue")
         self._begin = load_script(client, "begin_job", include=("ratelimit", "begin"))
         self._finish = load_script(client, "finish", include=("ratelimit", "delivery", "begin"))
-        self._recheck = load_script(client, "recheck")
+        self._recheck = load_script(client, "recheck", include=("ratelimit",))
 
     def add(self, jobs: list[NewJob], *, now: float) -> list[str]:
         """Write new jobs in one round trip; a known idempotency key returns its first job id.
@@ -316,10 +316,10 @@ class JobStore:
         headers: RateLimitHeaders | None = None,
     ) -> bool:
         """Put the job back on the schedule after ``delay_s``; False if no longer ours.
-        ``outcome`` is the Gateway's answer that led here (none for a wait). A ``reschedule``
-        uses no attempt. The history says ``attempt`` after an answer, ``ambiguous`` when the
-        answer was lost after the request went out (the Gateway may have sent it), else ``wait``.
-        """
+        ``outcome``: the answer that led here (none for a wait). A ``reschedule`` uses no
+        attempt; a ``replicas_wait`` (begun, not called) gives its attempt and slot back. The
+        history says ``attempt`` after an answer, ``ambiguous`` when the answer was lost after
+        the request went out (the Gateway may have sent it), else ``wait``."""
         code = outcome.code if outcome else None
         name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
         event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
@@ -330,7 +330,7 @@ class JobStore:
             event,
             delay_s,
             code or "",
-            "reschedule" if action == "reschedule" else "other",
+            {"reschedule": "reschedule", "replicas_wait": "uncalled"}.get(action, "other"),
             "" if cooldown_until is None else cooldown_until,
             headers=headers,
         )

@@ -4,7 +4,7 @@
 --       sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --       ('' for headers that were absent), then by mode:
 --   sent        wamid, retention_s[, begin.lua's ARGV for the group's next dispatch]
---   retry       delay_s, code, count ('reschedule'|'other'), cooldown_until ('' or s)
+--   retry       delay_s, code, count ('reschedule'|'uncalled'|'other'), cooldown_until ('' or s)
 --   park        code, reason, record_json, open_breaker ('0'|'1')
 --   hold        code, halt_json
 -- Returns 1 when recorded; 0 when this execution no longer owned the job (nothing written).
@@ -111,6 +111,12 @@ if mode == 'retry' then
     -- A RATE_001 answer does not use up an attempt: it has its own cap.
     redis.call('HINCRBY', job, 'reschedules', 1)
     if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
+  elseif count == 'uncalled' then
+    -- begin counted a call that was not made (the replicas were behind): no attempt, no
+    -- reschedule, its rate-limit slot and any breaker probe it held given back.
+    give_back_call(job, keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min'))
+    local probe = keys.breaker_probe(prefix, account)
+    if redis.call('GET', probe) == execution then redis.call('DEL', probe) end
   end
   redis.call('HSET', job, 'state', state, 'calling', 0, 'updated_at', now, 'due_at', now + delay)
   schedule(prefix, account, f[7], now + delay, id .. '|' .. next_gen)

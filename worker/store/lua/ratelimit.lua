@@ -14,6 +14,19 @@ local learned_now = {}
 -- limiter, ask Redis once. Nothing in between sets one of them.
 local quiet_now = {}
 
+-- The call begin counted will not be made: its attempt and its rate-limit slot are given back
+-- (a slot left in the windows would keep the next calls waiting for a call that never came).
+local function give_back_call(job, sec_window, min_window)
+  if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
+  redis.call('HSET', job, 'calling', 0)
+  local slot = redis.call('HGET', job, 'slot')
+  if slot then
+    redis.call('ZREM', sec_window, slot)
+    redis.call('ZREM', min_window, slot)
+    redis.call('HDEL', job, 'slot')
+  end
+end
+
 local function rate_limits(limits_key, limits)
   local learned = learned_now[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
   local sec, min = tonumber(learned[1]), tonumber(learned[2])

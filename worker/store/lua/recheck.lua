@@ -24,18 +24,7 @@ if redis.call('GET', claim) ~= execution or redis.call('HGET', job, 'gen') ~= ge
   return {'stale', 0}
 end
 
--- The call begin counted will not be made: its attempt and its rate-limit slot are given back
--- (a slot left in the windows would keep the next calls waiting for a call that never came).
-local function uncount()
-  if redis.call('HGET', job, 'calling') == '1' then redis.call('HINCRBY', job, 'attempts', -1) end
-  redis.call('HSET', job, 'calling', 0)
-  local slot = redis.call('HGET', job, 'slot')
-  if slot then
-    redis.call('ZREM', sec_window, slot)
-    redis.call('ZREM', min_window, slot)
-    redis.call('HDEL', job, 'slot')
-  end
-end
+local function uncount() give_back_call(job, sec_window, min_window) end
 
 local function release()
   redis.call('DEL', claim)
