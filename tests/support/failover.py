@@ -2,9 +2,10 @@
 (tests/system/test_sentinel_failover.py), bench/failover.py full size.
 
 Each scenario drives a chaos `Stage` whose Redis URL is a Sentinel group's, kills the primary
-with SIGKILL while workers send and producers enqueue, brings it back as a replica, and returns
-a `chaos.Result` with the figures: how long each failover took, the gap in sending it caused
-(last accepted send before the kill to the first after), the calls in flight at each kill.
+with SIGKILL (or cuts it off) while workers send and producers enqueue, brings it back as a
+replica, and returns a `chaos.Result` with the figures: how long each failover took, the gap
+in sending it caused (last accepted send before the kill to the first after), the calls in
+flight at each kill.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tests.support import chaos
 from tests.support.processes import wait_for
-from tests.support.sentinel import SentinelGroup
+from tests.support.sentinel import Node, SentinelGroup
 from worker.errors import Unavailable
 from worker.service.runtime import Runtime
 from worker.settings import Settings
@@ -181,19 +183,41 @@ class KeyedProducers:
             self.failures.append(exc)
 
 
-def primary_frozen(
+class Partition(Protocol):
+    """Cuts the primary off from everything else, and heals the cut."""
+
+    def cut(self) -> None: ...
+
+    def heal(self) -> None: ...
+
+
+@dataclass
+class Freeze:
+    """The stand-in for a partition where no network namespace can be made: the primary
+    stopped (SIGSTOP) answers nobody, and continued (SIGCONT) is back as it was."""
+
+    node: Node
+
+    def cut(self) -> None:
+        self.node.signal(signal.SIGSTOP)
+
+    def heal(self) -> None:
+        self.node.signal(signal.SIGCONT)
+
+
+def primary_cut_off(
     stage: chaos.Stage,
     group: SentinelGroup,
+    partition: Partition,
     *,
     jobs: int,
-    freeze_s: float,
+    cut_s: float,
     rate_per_sec: int,
     settle_timeout_s: float = 180,
 ) -> chaos.Result:
-    """Two workers send ``jobs``; a third of the way, the primary is frozen (SIGSTOP: the
-    workers' host cut from it, as a partition would) for ``freeze_s``, long enough for the
-    sentinels to promote a replica; thawed, it comes back as a primary nobody should write to
-    until the sentinels demote it."""
+    """Two workers send ``jobs``; a third of the way, the primary is cut off by ``partition``
+    for ``cut_s``, long enough for the sentinels to promote a replica; healed, it comes back
+    as a primary nobody should write to until the sentinels demote it."""
     stage.sandbox.configure(rate_per_sec=rate_per_sec, latency_ms=50)
     for n in range(WORKERS):
         stage.start(f"f{n}", concurrency=CONCURRENCY, redis_min_replicas=MIN_REPLICAS)
@@ -208,21 +232,25 @@ def primary_frozen(
     in_flight = claims_now(stage)
     old = group.primary_port()
     assert old is not None
-    frozen = group.node(old)
-    frozen.signal(signal.SIGSTOP)
+    cut_at = time.time()
+    partition.cut()
     try:
         new, took = group.wait_failover(old, timeout_s=60)
-        time.sleep(max(0.0, freeze_s - took))  # the partition lasts freeze_s, whatever happens
+        time.sleep(max(0.0, cut_s - took))  # the partition lasts cut_s, whatever happens
     finally:
-        frozen.signal(signal.SIGCONT)
+        partition.heal()
     wait_for(lambda: group.role(old) == "slave", timeout_s=60, what="the old primary demoted")
     group.wait_settled(new, timeout_s=60)
     stranded = chaos.settle(stage, timeout_s=settle_timeout_s)
+    ((gap, resumed),) = gaps(stage, [cut_at])
     figures = {
-        "freeze_s": freeze_s,
+        "partition": type(partition).__name__,
+        "cut_s": cut_s,
         "failover_s": round(took, 2),
-        "claims_at_freeze": in_flight,
+        "gap_s": round(gap, 2),
+        "resumed_after_cut_s": round(resumed, 2),
+        "claims_at_cut": in_flight,
         "worker_exits": sum(1 for w in stage.workers if w.process.poll() is not None),
         "stranded_dispatches": stranded,
     }
-    return chaos.finish(stage, "primary frozen (a partition)", ids, figures)
+    return chaos.finish(stage, "primary cut off (a partition)", ids, figures)

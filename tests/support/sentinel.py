@@ -16,6 +16,7 @@ from pathlib import Path
 
 import redis
 
+from tests.support.netns import Link
 from tests.support.processes import free_port, redis_server_binary, wait_for
 
 SERVICE = "msgworker-primary"
@@ -28,6 +29,9 @@ class Node:
 
     port: int
     directory: Path
+    host: str = HOST
+    # Runs the server elsewhere, such as in a network namespace (the prefix execs it).
+    prefix: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     args: list[str] = field(default_factory=list)
 
@@ -35,13 +39,15 @@ class Node:
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / "server.log").open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our binary, our arguments
-                [redis_server_binary(), *self.args], stdout=log, stderr=subprocess.STDOUT
+                [*self.prefix, redis_server_binary(), *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_for(self.answers, timeout_s=10, what=f"redis-server on port {self.port}")
 
     def answers(self) -> bool:
         try:
-            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+            with redis.Redis(self.host, self.port, socket_timeout=0.5) as client:
                 return bool(client.ping())
         except redis.RedisError:
             return False
@@ -69,7 +75,10 @@ class Node:
 
 
 class SentinelGroup:
-    """A primary with ``replicas`` replicas, watched by three sentinels (quorum 2)."""
+    """A primary with ``replicas`` replicas, watched by three sentinels (quorum 2).
+
+    With a ``link``, the first primary runs in the link's namespace and the other nodes listen
+    on this host's end of it too, so each side reaches the other until the link is cut."""
 
     def __init__(
         self,
@@ -78,12 +87,18 @@ class SentinelGroup:
         replicas: int = 2,
         down_after_ms: int = 2000,
         failover_timeout_ms: int = 6000,
+        link: Link | None = None,
     ) -> None:
         self.directory = directory
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.nodes = [Node(free_port(), directory / f"node-{n}") for n in range(replicas + 1)]
         self.sentinels = [Node(free_port(), directory / f"sentinel-{n}") for n in range(3)]
+        # The addresses the nodes of this host listen on.
+        self.listen = HOST
+        if link is not None:
+            self.nodes[0].host, self.nodes[0].prefix = link.inside, link.prefix
+            self.listen = f"{link.outside} {HOST}"
 
     @property
     def url(self) -> str:
@@ -94,7 +109,7 @@ class SentinelGroup:
         primary, *replicas = self.nodes
         self._start_node(primary, replica_of=None)
         for node in replicas:
-            self._start_node(node, replica_of=primary.port)
+            self._start_node(node, replica_of=primary)
         for node in self.sentinels:
             config = node.directory / "sentinel.conf"
             node.directory.mkdir(parents=True, exist_ok=True)
@@ -102,9 +117,10 @@ class SentinelGroup:
                 "\n".join(
                     [
                         f"port {node.port}",
-                        f"bind {HOST}",
+                        f"bind {self.listen}",
+                        "protected-mode no",
                         f"dir {node.directory}",
-                        f"sentinel monitor {SERVICE} {HOST} {primary.port} 2",
+                        f"sentinel monitor {SERVICE} {primary.host} {primary.port} 2",
                         f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}",
                         f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}",
                         f"sentinel parallel-syncs {SERVICE} 2",
@@ -116,11 +132,14 @@ class SentinelGroup:
             node.start()
         self.wait_settled(primary.port)
 
-    def _start_node(self, node: Node, *, replica_of: int | None) -> None:
+    def _start_node(self, node: Node, *, replica_of: Node | None) -> None:
+        bind = node.host if node.prefix else self.listen  # one run elsewhere has one address
         node.args = [
-            *("--port", str(node.port), "--bind", HOST, "--dir", str(node.directory)),
+            *("--port", str(node.port), "--bind", *bind.split(), "--dir", str(node.directory)),
+            # Bound to private addresses only; protected mode would refuse the far side of a link.
+            *("--protected-mode", "no"),
             *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
-            *(("--replicaof", HOST, str(replica_of)) if replica_of else ()),
+            *(("--replicaof", replica_of.host, str(replica_of.port)) if replica_of else ()),
         ]
         node.start()
 
@@ -148,7 +167,8 @@ class SentinelGroup:
 
     def role(self, port: int) -> str | None:
         try:
-            with redis.Redis(port=port, socket_timeout=0.5, decode_responses=True) as client:
+            host = self.node(port).host
+            with redis.Redis(host, port, socket_timeout=0.5, decode_responses=True) as client:
                 return str(client.role()[0])
         except redis.RedisError:
             return None
@@ -156,7 +176,8 @@ class SentinelGroup:
     def replicas_in_sync(self, port: int) -> int:
         """How many replicas the node at ``port`` has online."""
         try:
-            with redis.Redis(port=port, socket_timeout=0.5, decode_responses=True) as client:
+            host = self.node(port).host
+            with redis.Redis(host, port, socket_timeout=0.5, decode_responses=True) as client:
                 info = client.info("replication")
         except redis.RedisError:
             return 0
@@ -233,4 +254,4 @@ class SentinelGroup:
         primary = self.primary_port()
         assert primary is not None
         assert primary != port
-        self._start_node(self.node(port), replica_of=primary)
+        self._start_node(self.node(port), replica_of=self.node(primary))

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
-from tests.support import chaos, failover
+from tests.support import chaos, failover, netns
 from tests.support.sentinel import SentinelGroup
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -99,12 +100,28 @@ def test_producers_through_a_kill_get_an_id_or_unavailable_and_never_a_second_jo
 def test_a_primary_cut_off_for_ten_seconds_loses_nothing_and_sends_nothing_twice_by_itself(
     group, tmp_path
 ):
-    """The primary frozen 10 s (SIGSTOP, as a partition from the workers' host) mid-run: the
-    sentinels promote a replica, the thawed old primary is demoted; every job sent, none lost,
-    repeats only among the calls in flight at the freeze."""
+    """The primary's link to everything else cut 10 s mid-run (a veth pair to a namespace of its
+    own, taken down; SIGSTOP where no namespace can be made): the sentinels promote a replica,
+    the healed old primary is demoted; every job sent, none lost, repeats only among the calls
+    in flight at the cut."""
+    if not netns.available():
+        primary = group.primary_port()
+        assert primary is not None
+        _cut_off(group, failover.Freeze(group.node(primary)), tmp_path)
+        return
+    with netns.namespace() as link:
+        behind_link = SentinelGroup(tmp_path / "sentinel", link=link)
+        try:
+            behind_link.start()
+            _cut_off(behind_link, link, tmp_path)
+        finally:
+            behind_link.stop()
+
+
+def _cut_off(group: SentinelGroup, partition: failover.Partition, tmp_path: Path) -> None:
     with chaos.staged(group.url, tmp_path) as stage:
-        result = failover.primary_frozen(
-            stage, group, jobs=300, freeze_s=10, rate_per_sec=RATE_PER_SEC
+        result = failover.primary_cut_off(
+            stage, group, partition, jobs=300, cut_s=10, rate_per_sec=RATE_PER_SEC
         )
         print("\n" + json.dumps(result.summary()))  # noqa: T201 - the figures, for the record
         report, figures = result.report, result.figures
