@@ -1,10 +1,10 @@
 """Settings: every documented variable with its default; a bad value is one line naming it."""
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.support.environment import clean_environment  # noqa: F401 - autouse
 from worker.errors import ConfigError
 from worker.settings import Settings, get_settings, known_variables, mask_url
 
@@ -27,15 +27,6 @@ DEFAULTS = {
     "log_level": "INFO",
     "log_format": None,
 }
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    """No MSGWORKER_ variable or .env file from the machine leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("MSGWORKER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 def test_defaults_match_the_spec():

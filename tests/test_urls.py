@@ -1,10 +1,9 @@
 """worker/urls.py and the settings that use it: the Sentinel URL form read, masked, mapped to
 kombu's; a wrong form refused with one line naming the variable."""
 
-import os
-
 import pytest
 
+from tests.support.environment import clean_environment  # noqa: F401 - autouse
 from worker.errors import ConfigError
 from worker.service.app import create_app
 from worker.settings import Settings, get_settings, mask_url
@@ -12,15 +11,6 @@ from worker.urls import BrokerKind, StoreKind, broker_kind, parse_sentinel, stor
 
 SENTINELS_PASSWORD = "sentinel-pw"  # noqa: S105 - a test's own
 URL = "redis+sentinel://:s%40cret@10.0.0.1:26379,[::1]:26380,sentinel-c/primary-a/3"
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    """No MSGWORKER_ variable or .env file from the machine leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("MSGWORKER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 def test_a_sentinel_url_is_read_into_sentinels_service_database_and_password():

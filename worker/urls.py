@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379  # Sentinel's own default port
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-AMQP_SCHEMES = ("amqp://", "amqps://")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 SENTINEL_FORM = f"{SENTINEL_SCHEME}://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]"
 MASK = "***"
 

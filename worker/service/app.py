@@ -23,13 +23,14 @@ from worker.observe.workers import HEARTBEAT_S, Heartbeat, WorkerInfo
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
 from worker.service.broker import CONSUMER, Rejected, kombu_url, sentinel_options, transport_for
-from worker.service.rabbit import amqp_conf, is_amqp
+from worker.service.rabbit import amqp_conf
 from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
 from worker.store.connect import on_primary_change
 from worker.store.schedule import Pump
 from worker.store.upgrade import keep_pending_jobs, split_legacy_schedule
+from worker.urls import BrokerKind, broker_kind
 
 log = get_logger(__name__)
 
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
-    if is_amqp(settings.broker_url):
+    if broker_kind(settings.broker_url) is BrokerKind.RABBITMQ:
         app.conf.update(amqp_conf())
     app.task(name=TASK_NAME, ignore_result=True)(deliver_job)
     app.task(name=BATCH_TASK_NAME, ignore_result=True)(deliver_jobs)

@@ -17,15 +17,8 @@ The dispatches are all that travel through RabbitMQ: the jobs and their state st
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 QUEUE_TYPE = "quorum"
-
-
-def is_amqp(broker_url: str) -> bool:
-    """Whether ``broker_url`` names a RabbitMQ broker."""
-    return urlsplit(broker_url).scheme in AMQP_SCHEMES
 
 
 def amqp_conf() -> dict[str, Any]:
