@@ -36,16 +36,18 @@ def tls_redis(tmp_path_factory):
         capture_output=True,
     )  # fmt: skip
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - our binary, our arguments
-        [
-            redis_server_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
-            "--save", "", "--dir", str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = folder / "redis-server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(  # noqa: S603 - our binary, our arguments
+            [
+                redis_server_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+                "--save", "", "--dir", str(folder),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
     def answers() -> bool:
         client = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(cert))
@@ -57,7 +59,10 @@ def tls_redis(tmp_path_factory):
             client.close()
 
     try:
-        wait_for(answers, timeout_s=10, what="redis-server with TLS")
+        try:
+            wait_for(answers, timeout_s=10, what="redis-server with TLS")
+        except TimeoutError:
+            pytest.fail(f"{redis_server_binary()} did not serve TLS:\n{log.read_text()[-2000:]}")
         yield port, cert
     finally:
         server.terminate()

