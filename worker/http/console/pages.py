@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
-from itertools import islice
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -18,13 +18,14 @@ from worker.http.console.render import HERE, Refused, page
 from worker.logs import mask_phone
 from worker.observe.status import accounts_to_report
 from worker.observe.views import dead_letter_view, job_view, limits_view
-from worker.store.deadletters import Selection
+from worker.store.deadletters import dead_letter_page
 from worker.store.drain import replay_rate
 from worker.store.restore import is_job_id
 
 PAGE_SIZE = 50
-# Each page reads the records before it: beyond this many pages, use the CLI (dlq list).
-PAGE_NO_MAX = 10_000
+# Pages are read by rank, so any page costs one; the bounds only keep numbers sane.
+PAGE_NO_MAX = 1_000_000
+RANK_MAX = PAGE_NO_MAX * PAGE_SIZE
 CODE_CHARS_MAX = 64
 COUNT_MAX = 10**9
 
@@ -79,12 +80,14 @@ def _add_dead_letter_pages(router: APIRouter, console: Console) -> None:
         account: Annotated[str, Query(pattern=f"^(|{ACCOUNT_NAME.pattern})$")] = "",
         code: Annotated[str, Query(max_length=CODE_CHARS_MAX)] = "",
         page_no: Annotated[int, Query(ge=1, le=PAGE_NO_MAX)] = 1,
+        start: Annotated[int | None, Query(ge=0, le=RANK_MAX)] = None,
         done: Done | None = None,
         n: Annotated[int, Query(ge=0, le=COUNT_MAX)] = 0,
     ) -> HTMLResponse:
         session = console.require(request)
         message = DONE[done].format(n=n) if done is not None else ""
-        return _dead_letters_page(console, session.csrf, account, code, page_no, message)
+        where = Where(account, code, page_no, start)
+        return _dead_letters_page(console, session.csrf, where, message)
 
     @router.get("/dead-letters/{job_id}")
     def dead_letter(request: Request, job_id: str) -> HTMLResponse:
@@ -141,13 +144,37 @@ def _default_rate(console: Console) -> float:
     return replay_rate(None, console.runtime.settings.rate_per_sec)
 
 
-def _dead_letters_page(
-    console: Console, csrf: str, account: str, code: str, page_no: int, done: str
-) -> HTMLResponse:
-    selection = Selection(account=account or None, code=code or None)
-    start = (page_no - 1) * PAGE_SIZE
-    found = list(
-        islice(console.runtime.dead_letters.select(selection), start, start + PAGE_SIZE + 1)
+@dataclass(frozen=True)
+class Where:
+    """Which page of the dead letters is asked for: a filter, a page number, and (paging on
+    through a filter) the rank in the index the page starts at."""
+
+    account: str
+    code: str
+    page_no: int
+    start: int | None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.account or self.code)
+
+    @property
+    def start_rank(self) -> int:
+        # Unfiltered, page N starts at a known rank; filtered, the "next" link says where.
+        if self.start is not None:
+            return self.start
+        return 0 if self.filtered else (self.page_no - 1) * PAGE_SIZE
+
+
+def _dead_letters_page(console: Console, csrf: str, where: Where, done: str) -> HTMLResponse:
+    account, code, page_no = where.account, where.code, where.page_no
+    found = dead_letter_page(
+        console.runtime.redis,
+        console.runtime.keys,
+        start_rank=where.start_rank,
+        size=PAGE_SIZE,
+        account=account or None,
+        code=code or None,
     )
     counts = console.runtime.dead_letters.counts()
     accounts = sorted(
@@ -157,13 +184,13 @@ def _dead_letters_page(
     )
     context: dict[str, Any] = {
         "csrf": csrf,
-        "records": found[:PAGE_SIZE],
-        "more": len(found) > PAGE_SIZE and page_no < PAGE_NO_MAX,
+        "records": found.records,
+        "next_rank": found.next_rank if page_no < PAGE_NO_MAX else None,
         "page_no": page_no,
         # Only names the page knows are written back into it, never the address's own text.
         "account": account if account in accounts else "",
         "code": code if code in counts else "",
-        "filtered": bool(account or code),
+        "filtered": where.filtered,
         "codes": sorted(counts.items()),
         "accounts": accounts,
         "total": sum(counts.values()),
