@@ -219,7 +219,8 @@ def test_a_dead_letter_shows_the_phone_masked_and_never_the_key(http, runtime):
 
 
 def test_replay_from_the_console_moves_the_code_back_to_the_schedule(http, runtime):
-    """Replaying a code runs in the service, shows its progress and empties that code."""
+    """Replaying a code runs in the service, shows its progress and empties that code; with no
+    worker to send them, the page says the jobs are on the way, not done."""
     ids = [runtime.producer.enqueue(MESSAGE) for _ in range(5)]
     for job_id in ids:
         park(runtime, job_id)
@@ -229,11 +230,15 @@ def test_replay_from_the_console_moves_the_code_back_to_the_schedule(http, runti
     assert answer.status_code == 303
     progress_url = answer.headers["location"]
 
-    def done() -> bool:
-        return 'id="state" class="ok">done<' in http.get(progress_url).text
+    def replayed() -> bool:
+        return '">replayed, 5 on the way<' in http.get(progress_url).text
 
-    wait_for(done, timeout_s=20, what="the replay to finish")
-    assert 'id="replayed">5<' in http.get(progress_url).text
+    wait_for(replayed, timeout_s=20, what="the replay to go through its records")
+    progress = http.get(progress_url).text
+    assert 'id="replayed">5<' in progress
+    assert 'id="on-the-way">5<' in progress
+    assert 'id="sent">0<' in progress
+    assert ">done<" not in progress
     assert runtime.dead_letters.counts() == {}
     assert {runtime.jobs.get(i).state for i in ids} <= {JobState.QUEUED, JobState.SCHEDULED}
 

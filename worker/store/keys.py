@@ -223,6 +223,10 @@ class Keys:
         """Hash: the progress of one replay started from the console."""
         return f"{self.prefix}console:replay:{encode_part(run_id)}"
 
+    def console_replay_jobs(self, run_id: str) -> str:
+        """List: the job ids one console replay covers, to tell how far each has got."""
+        return f"{self.prefix}console:replay:{encode_part(run_id)}:jobs"
+
     def account_of(self, kind: str, key: str) -> str | None:
         """The account a per-account key (``halt``, ``breaker``, ``held``…) names, else None."""
         head = f"{self.prefix}{kind}:"

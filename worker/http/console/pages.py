@@ -13,13 +13,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.accounts import ACCOUNT_NAME
 from worker.http.console import Console
+from worker.http.console.jobtext import collapse_waits, delivery_error_text
+from worker.http.console.listings import TITLES, Listing, job_page
 from worker.http.console.login import login_page
+from worker.http.console.nextsteps import next_steps
 from worker.http.console.render import HERE, Refused, page
+from worker.http.console.runbooks import SECTIONS
 from worker.logs import mask_phone
 from worker.observe.status import accounts_to_report
 from worker.observe.views import dead_letter_view, job_view, limits_view
 from worker.store.deadletters import dead_letter_page
 from worker.store.drain import replay_rate
+from worker.store.jobs import JobState
 from worker.store.restore import is_job_id
 
 PAGE_SIZE = 50
@@ -60,14 +65,22 @@ def add_pages(router: APIRouter, console: Console) -> None:
             name: limits_view(state, rate.for_account(name))
             for name, state in snapshot.accounts.items()
         }
+        now = time.time()
+        steps = {name: next_steps(state, now=now) for name, state in snapshot.accounts.items()}
         return page(
             "overview.html",
             csrf=session.csrf,
             snapshot=snapshot,
             limits=limits,
-            now=time.time(),
+            steps=steps,
+            now=now,
             nav="overview",
         )
+
+    @router.get("/runbooks")
+    def runbooks(request: Request) -> HTMLResponse:
+        session = console.require(request)
+        return page("runbooks.html", csrf=session.csrf, sections=SECTIONS, nav="runbooks")
 
     _add_dead_letter_pages(router, console)
     _add_job_and_account_pages(router, console)
@@ -125,8 +138,54 @@ def _add_job_and_account_pages(router: APIRouter, console: Console) -> None:
         found = console.runtime.jobs.get(id) if is_job_id(id) else None
         if id and found is None:
             raise Refused(404, "No such job (settled jobs are forgotten in time).")
-        view = job_view(found) if found is not None else None
-        return page("job.html", csrf=session.csrf, job=view, asked=id, nav="jobs")
+        if found is None:
+            return page("job.html", csrf=session.csrf, job=None, asked=id, nav="jobs")
+        view = job_view(found)
+        delivery = view["delivery"] or {}
+        # A parked job's dead letter; a job parked and then replayed or purged has none.
+        parked = found.state is JobState.PARKED and console.runtime.dead_letters.get(id) is not None
+        return page(
+            "job.html",
+            csrf=session.csrf,
+            job=view,
+            asked=id,
+            history=collapse_waits(view["history"]),
+            delivery_error=delivery_error_text(delivery.get("error")),
+            dead_letter=parked,
+            nav="jobs",
+        )
+
+    @router.get("/job-list")
+    def job_list(
+        request: Request,
+        listing: Listing,
+        account: Annotated[str, Query(pattern=f"^(|{ACCOUNT_NAME.pattern})$")] = "",
+        page_no: Annotated[int, Query(ge=1, le=PAGE_NO_MAX)] = 1,
+    ) -> HTMLResponse:
+        session = console.require(request)
+        runtime = console.runtime
+        known = sorted(accounts_to_report(runtime.redis, runtime.keys, runtime.known_accounts))
+        accounts = [console.account(account)] if account else known
+        found = job_page(
+            runtime.redis,
+            runtime.keys,
+            listing,
+            accounts,
+            start=(page_no - 1) * PAGE_SIZE,
+            size=PAGE_SIZE,
+            now=time.time(),
+        )
+        return page(
+            "job_list.html",
+            csrf=session.csrf,
+            listing=listing,
+            title=TITLES[listing],
+            account=account,
+            found=found,
+            page_no=page_no,
+            more=found.total > page_no * PAGE_SIZE,
+            nav="overview",
+        )
 
     @router.get("/accounts/{account}/halt")
     def halt_form(request: Request, account: str) -> HTMLResponse:
