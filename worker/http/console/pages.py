@@ -13,6 +13,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.accounts import ACCOUNT_NAME
 from worker.http.console import Console
+from worker.http.console.chart import build_chart
+from worker.http.console.chartdata import read_buckets
 from worker.http.console.jobtext import collapse_waits, delivery_error_text
 from worker.http.console.listings import TITLES, Listing, job_page
 from worker.http.console.login import login_page
@@ -73,6 +75,7 @@ def add_pages(router: APIRouter, console: Console) -> None:
             snapshot=snapshot,
             limits=limits,
             steps=steps,
+            chart=build_chart(read_buckets(console.runtime.redis, console.runtime.keys, now=now)),
             now=now,
             nav="overview",
         )

@@ -83,6 +83,9 @@ end
 function keys.console_replay(prefix, run_id)
   return prefix .. 'console:replay:' .. key_part(run_id)
 end
+function keys.console_chart(prefix, bucket)
+  return prefix .. 'console:chart:' .. bucket
+end
 function keys.console_replay_jobs(prefix, run_id)
   return prefix .. 'console:replay:' .. key_part(run_id) .. ':jobs'
 end
