@@ -87,6 +87,7 @@ def add_pages(router: APIRouter, console: Console) -> None:
 
     _add_dead_letter_pages(router, console)
     _add_job_and_account_pages(router, console)
+    _add_job_list_page(router, console)
 
 
 def _add_dead_letter_pages(router: APIRouter, console: Console) -> None:
@@ -158,6 +159,19 @@ def _add_job_and_account_pages(router: APIRouter, console: Console) -> None:
             nav="jobs",
         )
 
+    @router.get("/accounts/{account}/halt")
+    def halt_form(request: Request, account: str) -> HTMLResponse:
+        session = console.require(request)
+        return page(
+            "halt.html", csrf=session.csrf, account=console.account(account), nav="overview"
+        )
+
+    @router.get("/logout")
+    def logout_page() -> RedirectResponse:
+        return RedirectResponse("/console", 303)
+
+
+def _add_job_list_page(router: APIRouter, console: Console) -> None:
     @router.get("/job-list")
     def job_list(
         request: Request,
@@ -189,17 +203,6 @@ def _add_job_and_account_pages(router: APIRouter, console: Console) -> None:
             more=found.total > page_no * PAGE_SIZE,
             nav="overview",
         )
-
-    @router.get("/accounts/{account}/halt")
-    def halt_form(request: Request, account: str) -> HTMLResponse:
-        session = console.require(request)
-        return page(
-            "halt.html", csrf=session.csrf, account=console.account(account), nav="overview"
-        )
-
-    @router.get("/logout")
-    def logout_page() -> RedirectResponse:
-        return RedirectResponse("/console", 303)
 
 
 def _default_rate(console: Console) -> float:
