@@ -73,7 +73,6 @@ def test_a_billing_incident_is_seen_and_replayed_after_a_top_up(
     log_in(page, stack.url)
     assert "OPEN BILL_001" in page.inner_text("#accounts")
     assert "BILL_001 12" in page.inner_text("#dlq-codes")
-    page.screenshot(path=shots / "overview.png", full_page=True)
 
     page.click("#dlq-codes a.code")
     assert page.inner_text("#total").startswith("12")

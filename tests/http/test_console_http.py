@@ -3,7 +3,9 @@ password, login, the session cookie, CSRF on every change, the login brake, mask
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -174,6 +176,9 @@ def test_parameters_out_of_range_are_400_pages_with_the_headers(http):
         ({"account": "no such/account"}, 400),
         ({"done": "purged", "n": "-1"}, 400),
         ({"page_no": "10000"}, 200),
+        ({"start": "-1"}, 400),
+        ({"start": "4611686018427387904"}, 400),
+        ({"code": "BILL_001", "start": "120"}, 200),
     ]
     for params, status in asked:
         answer = http.get("/console/dead-letters", params=params)
@@ -181,10 +186,38 @@ def test_parameters_out_of_range_are_400_pages_with_the_headers(http):
         assert "default-src 'none'" in answer.headers["content-security-policy"], params
         assert answer.headers["content-type"].startswith("text/html"), params
     assert "out of range (page_no)." in http.get("/console/dead-letters?page_no=0").text
+    for params, status in (
+        ({"listing": "nothing"}, 400),
+        ({"listing": "held", "page_no": "0"}, 400),
+    ):
+        assert http.get("/console/job-list", params=params).status_code == status, params
     for method, path in (("GET", "/console/nothing-here"), ("POST", "/console")):
         answer = http.request(method, path)
         assert answer.status_code in {404, 405}
         assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_the_due_and_scheduled_counts_list_their_jobs(http, runtime):
+    """3 jobs due now and 2 for tomorrow (no worker takes them): the overview's counts link to
+    lists of exactly those jobs, and a second page of each is empty."""
+    due = [runtime.producer.enqueue({**MESSAGE, "text": {"body": f"now {i}"}}) for i in range(3)]
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    later = [
+        runtime.producer.enqueue({**MESSAGE, "text": {"body": f"later {i}"}}, send_at=tomorrow)
+        for i in range(2)
+    ]
+    login(http)
+    overview = http.get("/console").text
+    assert 'href="/console/job-list?listing=due"><b id="due">3<' in overview
+    assert 'href="/console/job-list?listing=scheduled"><b id="scheduled">2<' in overview
+    for listing, ids in (("due", due), ("scheduled", later)):
+        page = http.get("/console/job-list", params={"listing": listing, "account": "default"})
+        assert page.status_code == 200
+        assert f'id="list-total">{len(ids)} in all<' in page.text
+        listed = re.findall(r'<a href="/console/jobs\?id=([0-9a-f]{32})">', page.text)
+        assert sorted(listed) == sorted(ids), listing
+        second = http.get("/console/job-list", params={"listing": listing, "page_no": 2})
+        assert 'id="empty"' in second.text
 
 
 def test_the_console_shows_only_its_own_messages(http, runtime):
