@@ -3,32 +3,12 @@ filtered page goes on where the one before stopped."""
 
 from __future__ import annotations
 
-import uuid
-
-from worker.store.deadletters import DeadLetter, dead_letter_page
+from tests.support.deadletters import dead_letter as letter
+from worker.store.deadletters import dead_letter_page
 from worker.store.keys import Keys
 from worker.store.restore import Restore
 
 KEYS = Keys("pages:")
-T0 = 1_790_000_000.0
-
-
-def letter(n: int, *, code: str = "BILL_001", account: str = "default") -> DeadLetter:
-    return DeadLetter(
-        id=uuid.UUID(int=n + 1).hex,
-        idempotency_key=f"key-{n}",
-        account=account,
-        message={"to": "905321234567", "type": "text", "text": {"body": f"n{n}"}},
-        code=code,
-        group="BILLING",
-        status=402,
-        description="balance",
-        params={},
-        reason="billing",
-        attempts=1,
-        enqueued_at=T0 + n,
-        parked_at=T0 + n,
-    )
 
 
 def test_page_n_is_the_letters_at_its_ranks(redis_client):
