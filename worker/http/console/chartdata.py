@@ -58,7 +58,7 @@ def fold(client: redis.Redis, keys: Keys, start: int) -> None:
     ids = [str(i) for i in parked]
     if ids:
         texts = client.mget([keys.dead_letter(i) for i in ids[:PARKED_READ_MAX]])
-        answers.update(DeadLetter.from_json(str(t)).code for t in texts if t)
+        answers.update(_code_of(str(text)) for text in texts if text)
         answers[OTHER] += max(0, len(ids) - PARKED_READ_MAX)
     key = keys.console_chart(start)
     pipe = client.pipeline(transaction=True)
@@ -66,6 +66,14 @@ def fold(client: redis.Redis, keys: Keys, start: int) -> None:
     pipe.hset(key, mapping={code: n for code, n in answers.items() if n or code == SENT})
     pipe.expire(key, KEEP_S)
     pipe.execute()
+
+
+def _code_of(record: str) -> str:
+    """A dead letter's code; OTHER for a record that does not parse (another version's)."""
+    try:
+        return DeadLetter.from_json(record).code
+    except (ValueError, TypeError, AttributeError):
+        return OTHER
 
 
 def read_buckets(client: redis.Redis, keys: Keys, *, now: float) -> list[Bucket]:

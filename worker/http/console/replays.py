@@ -173,7 +173,8 @@ class Replays:
         pipe.expire(key, PROGRESS_TTL_S)
         if ids:
             jobs = self._keys.console_replay_jobs(run_id)
-            pipe.rpush(jobs, *ids)
+            for start in range(0, len(ids), TALLY_CHUNK):
+                pipe.rpush(jobs, *ids[start : start + TALLY_CHUNK])
             pipe.expire(jobs, PROGRESS_TTL_S)
         pipe.execute()
 
