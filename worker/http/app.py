@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from worker.accounts import known_accounts, load_ingest_clients
-from worker.http import console, health, ingest, metrics, webhooks
+from worker.http import apidocs, console, health, ingest, metrics, webhooks
 from worker.http.auth import BearerTokens, Scope, scoped_tokens
 from worker.http.problems import install_handlers
 from worker.http.schemas import BatchRequest, SingleRequest
@@ -81,6 +81,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    apidocs.install(app)
     tokens = split_tokens(settings.ingest_tokens)
     scoped = ingest_scoped_tokens(settings) if scoped is None else scoped
     if tokens or scoped:
