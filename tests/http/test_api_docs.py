@@ -84,8 +84,8 @@ def test_redoc_renders_the_document_from_the_service_alone(service):
 
 
 def test_the_pages_need_no_token_and_carry_their_own_policy(service):
-    """No token asked; scripts only from the service; the console keeps its own stricter
-    policy (no scripts at all)."""
+    """No token asked; scripts only from the service; a bundle not changed is a 304; nothing
+    outside the assets is served; the console keeps its own stricter policy (no scripts)."""
     with httpx.Client(base_url=service.url) as http:
         for path in ("/docs", "/redoc", "/docs/assets/swagger-ui-bundle.js"):
             answer = http.get(path)
@@ -94,6 +94,9 @@ def test_the_pages_need_no_token_and_carry_their_own_policy(service):
             assert "script-src 'self';" in policy, path
             assert "unsafe" not in policy, path
             assert answer.headers["x-content-type-options"] == "nosniff"
+        bundle = http.get("/docs/assets/redoc.standalone.js")
+        unchanged = {"If-None-Match": bundle.headers["etag"]}
+        assert http.get("/docs/assets/redoc.standalone.js", headers=unchanged).status_code == 304
         assert http.get("/docs/assets/../__init__.py").status_code == 404
         console = http.get("/console/login").headers["content-security-policy"]
         assert "script-src" not in console

@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 HERE = Path(__file__).parent
 ASSETS_PATH = "/docs/assets"
+PAGE = (HERE / "page.html").read_text(encoding="utf-8")
 # Redoc's bundle adds two <style> elements of its own (an empty one whose rules it inserts
 # through the CSSOM, and its scrollbar's fixed CSS): those two, by their hashes, and no other
 # inline style. An upgraded bundle that adds another is refused (the browser test says so).
@@ -59,8 +60,17 @@ class _Assets:
         await self.files(scope, receive, with_headers)
 
 
-def _page(name: str) -> Callable[[], Awaitable[HTMLResponse]]:
-    html = (HERE / name).read_text(encoding="utf-8")
+def _page(
+    root: str, *, scripts: tuple[str, ...], stylesheets: tuple[str, ...] = ()
+) -> Callable[[], Awaitable[HTMLResponse]]:
+    """A page that runs these assets on an element ``root``. Paths are relative to the page
+    (``/docs``, ``/redoc``), so they work behind a path prefix too."""
+    assets = ASSETS_PATH.lstrip("/")
+    html = PAGE.format(
+        root=root,
+        stylesheets="\n".join(f'<link rel="stylesheet" href="{assets}/{s}">' for s in stylesheets),
+        scripts="\n".join(f'<script src="{assets}/{s}"></script>' for s in scripts),
+    )
 
     async def page() -> HTMLResponse:
         return HTMLResponse(html, headers=HEADERS)
@@ -70,6 +80,12 @@ def _page(name: str) -> Callable[[], Awaitable[HTMLResponse]]:
 
 def install(app: FastAPI) -> None:
     """The two pages and their assets, outside the document (they are not part of the API)."""
-    app.get("/docs", include_in_schema=False)(_page("docs.html"))
-    app.get("/redoc", include_in_schema=False)(_page("redoc.html"))
+    swagger = _page(
+        "swagger-ui",
+        scripts=("swagger-ui-bundle.js", "swagger-init.js"),
+        stylesheets=("swagger-ui.css",),
+    )
+    app.get("/docs", include_in_schema=False)(swagger)
+    redoc = _page("redoc", scripts=("redoc.standalone.js", "redoc-init.js"))
+    app.get("/redoc", include_in_schema=False)(redoc)
     app.mount(ASSETS_PATH, _Assets(), name="docs-assets")
