@@ -13,16 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.asyncio
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from pydantic import TypeAdapter
-from pydantic.json_schema import models_json_schema
 
 from worker.accounts import known_accounts, load_ingest_clients
-from worker.http import console, health, ingest, metrics, webhooks
+from worker.http import apidocs, console, health, ingest, metrics, webhooks
 from worker.http.auth import BearerTokens, Scope, scoped_tokens
+from worker.http.document import build_document
 from worker.http.problems import install_handlers
-from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.send.routing import load_routing_table
@@ -33,7 +31,6 @@ from worker.store.keys import Keys
 from worker.store.replication import Replication
 
 log = get_logger(__name__)
-REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None) -> FastAPI:
@@ -45,21 +42,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         sentinel_password=settings.sentinel_password,
     )
     accounts = known_accounts(settings.accounts_file)
-    producer = AsyncProducer(
-        AsyncJobStore(
-            client,
-            Keys(settings.redis_prefix),
-            retention_s=settings.retention_s,
-            replication=Replication(
-                Keys(settings.redis_prefix),
-                replicas=settings.redis_min_replicas,
-                timeout_s=settings.redis_timeout_s,
-            ),
-        ),
-        accounts=accounts,
-        redis_timeout_s=settings.redis_timeout_s,
-        redis_url=mask_url(settings.state_url),
-    )
+    producer = _producer(settings, client, accounts)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +64,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    apidocs.install(app)
     tokens = split_tokens(settings.ingest_tokens)
     scoped = ingest_scoped_tokens(settings) if scoped is None else scoped
     if tokens or scoped:
@@ -98,19 +82,25 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
     return app
 
 
+def _producer(
+    settings: Settings, client: redis.asyncio.Redis, accounts: frozenset[str]
+) -> AsyncProducer:
+    """The ingest's producer, writing through this client."""
+    keys = Keys(settings.redis_prefix)
+    replication = Replication(
+        keys, replicas=settings.redis_min_replicas, timeout_s=settings.redis_timeout_s
+    )
+    return AsyncProducer(
+        AsyncJobStore(client, keys, retention_s=settings.retention_s, replication=replication),
+        accounts=accounts,
+        redis_timeout_s=settings.redis_timeout_s,
+        redis_url=mask_url(settings.state_url),
+    )
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the request bodies' schemas from the producer's own models."""
     if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title, version=app.version, summary=app.summary, routes=app.routes
-        )
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        _, defs = models_json_schema([(BatchRequest, "validation")], ref_template=REF_TEMPLATE)
-        single = TypeAdapter(SingleRequest).json_schema(ref_template=REF_TEMPLATE)
-        schemas.update(defs.get("$defs", {}))
-        schemas.update(single.pop("$defs", {}))
-        schemas["SingleRequest"] = single
-        app.openapi_schema = document
+        app.openapi_schema = build_document(app)
     return app.openapi_schema
 
 
