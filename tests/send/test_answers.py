@@ -356,6 +356,12 @@ def test_params_are_kept_whole_up_to_their_limit_then_replaced_by_their_size():
             b"<html>bad gateway</html>",
             "a non-JSON answer (text/html, 24 bytes)",
         ),
+        (
+            502,
+            {"Content-Type": "text/plain;charset=ascii"},
+            b"x",
+            "a non-JSON answer (text/plain, 1 bytes)",
+        ),
         (502, {"X-Other": "a"}, b"oops", "a non-JSON answer (unknown, 4 bytes)"),
         (502, {"Content-Type": "t" * 100}, b"oops", f"a non-JSON answer ({'t' * 60}, 4 bytes)"),
         (400, {}, error_body("X", None, "  spaced  "), "spaced"),
