@@ -91,6 +91,15 @@ def test_a_producer_only_install_enqueues_without_celery(redis_url, redis_client
     assert "pip install 'msgworker[worker]'" in command.stderr
     assert "Traceback" not in command.stderr
     [site] = (tmp_path / "venv" / "lib").glob("python3.*/site-packages")
+    # The wheel carries the routing table beside the module that reads it: no checkout needed.
+    table = (
+        "from worker.send.routing import default_routing_path, load_routing_table\n"
+        "print(default_routing_path())\n"
+        "print(load_routing_table().default.action)\n"
+    )
+    path, default_action = _run(python, "-c", table, cwd=tmp_path, env=env).split()
+    assert Path(path) == site / "worker" / "send" / "routing.toml"
+    assert default_action == "park"
     size = _size_mb(site)
     print(f"producer-only install: {size:.1f} MB in site-packages (pip and setuptools excluded)")  # noqa: T201
     assert size < PRODUCER_MAX_MB

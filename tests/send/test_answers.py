@@ -9,11 +9,15 @@ from hypothesis import strategies as st
 from worker.errors import GatewayRejected
 from worker.outcome import Sent
 from worker.send.answers import (
+    DESCRIPTION_MAX,
+    PARAMS_MAX,
+    RETRY_AFTER_MAX_S,
     interpret,
     parse_duration_s,
     parse_retry_after_header,
     read_rate_limit,
 )
+from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 
 NOW = 1_700_000_000.0
 
@@ -111,10 +115,13 @@ def test_a_body_wait_out_of_range_falls_back_to_the_header():
         ({"X-RateLimit-min-Limit": "100000000"}, ("min_limit",)),
         ({"X-RateLimit-sec-Limit": "80", "X-RateLimit-sec-Remaining": "81"}, ("sec_remaining",)),
         ({"X-RateLimit-min-Remaining": "9" * 40}, ()),
+        ({"X-RateLimit-sec-Limit": "9" * 20}, ("sec_limit",)),
+        ({"X-RateLimit-sec-Limit": "9" * 21}, ()),
     ],
 )
 def test_rate_limits_out_of_range_are_ignored_and_named(headers, ignored):
-    """A limit of 0 or 300,000/s, more remaining than the limit: never adopted, each named."""
+    """A limit of 0 or 300,000/s, more remaining than the limit: never adopted, each named. A
+    run of more than twenty digits is not read as a number at all (absent, not named)."""
     limits = read_rate_limit(headers)
     assert limits.ignored == ignored
     assert limits.sec_limit in {None, 80}
@@ -199,6 +206,7 @@ def test_retry_after_header_is_used_when_the_body_has_none():
         (500, b'["a", "list"]', "application/json"),
         (500, b'{"isSuccess": false, "errors": "a string"}', "application/json"),
         (500, b'{"isSuccess": false, "errors": {"code": 42}}', "application/json"),
+        (500, b'{"isSuccess": false, "errors": ["a", 1, null]}', "application/json"),
         (500, b"\xff\xfe\x00garbage", "application/octet-stream"),
     ],
 )
@@ -237,6 +245,135 @@ def test_codes_that_are_not_identifiers_are_not_trusted():
     answer = interpret(400, {}, error_body("<script>", "bad group!"), now_s=NOW)
     assert isinstance(answer, GatewayRejected)
     assert (answer.code, answer.group) == ("HTTP_400", None)
+
+
+def test_a_wait_of_exactly_an_hour_is_taken_and_one_past_it_is_not():
+    """The longest wait followed is an hour, from the body or the header (seconds or a date)."""
+    assert parse_duration_s(RETRY_AFTER_MAX_S) == RETRY_AFTER_MAX_S
+    assert parse_duration_s("60m") == RETRY_AFTER_MAX_S
+    assert parse_duration_s(RETRY_AFTER_MAX_S + 0.001) is None
+    assert parse_retry_after_header("Tue, 14 Nov 2023 23:13:20 GMT", now_s=NOW) == 3600.0
+    assert parse_retry_after_header("Tue, 14 Nov 2023 23:13:21 GMT", now_s=NOW) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-sec-Limit": "1", "X-RateLimit-sec-Remaining": "1"},
+        {"X-RateLimit-sec-Limit": str(SEC_LIMIT_MAX), "X-RateLimit-sec-Remaining": "0"},
+        {"X-RateLimit-sec-Remaining": str(SEC_LIMIT_MAX)},
+        {"X-RateLimit-min-Limit": str(MIN_LIMIT_MAX), "X-RateLimit-min-Remaining": "7"},
+        {"X-RateLimit-min-Limit": "5", "X-RateLimit-min-Remaining": "5"},
+        {"X-RateLimit-min-Remaining": str(MIN_LIMIT_MAX)},
+    ],
+)
+def test_rate_limits_at_the_edges_of_their_range_are_read(headers):
+    """A limit of 1 or of the window's maximum, a remaining count equal to its limit (or to the
+    maximum when no limit came): all sane, all read."""
+    limits = read_rate_limit(headers)
+    assert limits.ignored == ()
+    read = {
+        "x-ratelimit-sec-limit": limits.sec_limit,
+        "x-ratelimit-sec-remaining": limits.sec_remaining,
+        "x-ratelimit-min-limit": limits.min_limit,
+        "x-ratelimit-min-remaining": limits.min_remaining,
+    }
+    assert {k: v for k, v in read.items() if v is not None} == {
+        k.lower(): int(v) for k, v in headers.items()
+    }
+
+
+@pytest.mark.parametrize("status", [200, 201, 299])
+def test_a_success_keeps_its_own_status(status):
+    answer = interpret(status, {}, SUCCESS, now_s=NOW)
+    assert isinstance(answer, Sent)
+    assert answer.status == status
+
+
+def test_a_message_id_without_a_success_flag_is_a_success():
+    """isSuccess is optional: only an explicit false turns a message id into a failure."""
+    body = json.dumps({"data": {"messages": [{"id": "wamid.X"}]}}).encode()
+    answer = interpret(200, {}, body, now_s=NOW)
+    assert isinstance(answer, Sent)
+    assert answer.wamid == "wamid.X"
+
+
+@pytest.mark.parametrize("status", [199, 300, 302])
+def test_a_success_body_outside_2xx_is_not_a_success(status):
+    answer = interpret(status, {}, SUCCESS, now_s=NOW)
+    assert isinstance(answer, GatewayRejected)
+    assert (answer.code, answer.status) == (f"HTTP_{status}", status)
+
+
+@pytest.mark.parametrize(
+    "messages", [[], {}, {"0": {"id": "wamid.X"}}, [{"id": 42}], [{"id": "two words"}], ["x"]]
+)
+def test_a_malformed_message_list_or_id_is_not_a_success(messages):
+    """No messages, messages not a list, an id that is not a short plain string: no wamid."""
+    body = json.dumps({"isSuccess": True, "data": {"messages": messages}}).encode()
+    answer = interpret(200, {}, body, now_s=NOW)
+    assert isinstance(answer, GatewayRejected)
+    assert answer.description == "a success answer without a message id"
+
+
+def test_an_answer_without_any_wait_names_nothing_ignored():
+    """No retry_after in the body and no Retry-After header: nothing was refused."""
+    answer = interpret(400, {}, error_body("GW_001", None), now_s=NOW)
+    assert answer.retry_after_s is None
+    assert answer.rate_limit.ignored == ()
+
+
+def test_params_are_kept_whole_up_to_their_limit_then_replaced_by_their_size():
+    def params_of(size):
+        return {"k": "x" * (size - len('{"k": ""}'))}
+
+    kept = interpret(400, {}, error_body("GW_001", None, params=params_of(PARAMS_MAX)), now_s=NOW)
+    assert kept.params == params_of(PARAMS_MAX)
+    over = params_of(PARAMS_MAX + 1)
+    cut = interpret(400, {}, error_body("GW_001", None, params=over), now_s=NOW)
+    assert cut.params == {"omitted": f"params of {PARAMS_MAX + 1} characters"}
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "description"),
+    [
+        (200, {}, b"{}", "a success answer without a message id"),
+        (201, {}, b"{}", "a success answer without a message id"),
+        (299, {}, b"{}", "a success answer without a message id"),
+        (300, {}, b"{}", "a JSON answer without an error description"),
+        (
+            500,
+            {},
+            b'{"errors": {"description": "  "}}',
+            "a JSON answer without an error description",
+        ),
+        (200, {}, b"", "an empty answer"),
+        (503, {}, b"", "an empty answer"),
+        (200, {"Content-Type": "text/html"}, b"<p>", "a non-JSON answer (text/html, 3 bytes)"),
+        (
+            502,
+            {"X-Other": "a", "content-type": " text/html ; charset=utf-8"},
+            b"<html>bad gateway</html>",
+            "a non-JSON answer (text/html, 24 bytes)",
+        ),
+        (
+            502,
+            {"Content-Type": "text/plain;charset=ascii"},
+            b"x",
+            "a non-JSON answer (text/plain, 1 bytes)",
+        ),
+        (502, {"X-Other": "a"}, b"oops", "a non-JSON answer (unknown, 4 bytes)"),
+        (502, {"Content-Type": "t" * 100}, b"oops", f"a non-JSON answer ({'t' * 60}, 4 bytes)"),
+        (400, {}, error_body("X", None, "  spaced  "), "spaced"),
+        (400, {}, error_body("X", None, "d" * 400), "d" * DESCRIPTION_MAX),
+    ],
+)
+def test_the_description_says_what_came_back(status, headers, body, description):
+    """The Gateway's description when it gave one, else a plain account of the answer's shape:
+    never the body of a proxy's page."""
+    answer = interpret(status, headers, body, now_s=NOW)
+    assert isinstance(answer, GatewayRejected)
+    assert answer.description == description
 
 
 json_values = st.recursive(

@@ -1,6 +1,7 @@
 """The routing decision: every documented code, group, status class and transport failure."""
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -132,6 +133,26 @@ def test_ambiguous_timeout_can_be_configured_at_most_once(tmp_path):
     assert refused.action is Action.BACKOFF
 
 
+@pytest.mark.parametrize(
+    ("code", "action"), [("CONNECTION", Action.HALT), ("TIMEOUT", Action.BACKOFF)]
+)
+def test_each_transport_failure_takes_its_own_entry(tmp_path, code, action):
+    """CONNECTION and TIMEOUT are looked up by name: neither takes the other's entry."""
+    path = tmp_path / "routing.toml"
+    path.write_text(
+        '[transport]\nCONNECTION = { action = "halt" }\nTIMEOUT = { action = "backoff" }\n'
+        '[default]\naction = "park"\n'
+    )
+    policy = Policy(table=load_routing_table(path))
+    assert decide(Outcome(code=code), FIRST, policy).action is action
+
+
+def test_the_default_table_is_the_checkouts_config_file():
+    """Run from a checkout, the table is config/routing.toml beside worker/."""
+    checkout = Path(__file__).resolve().parents[2]
+    assert default_routing_path().resolve() == checkout / "config" / "routing.toml"
+
+
 def test_success_is_sent_and_expired_is_parked_as_expired():
     """OK is always sent; EXPIRED is always parked as expired, never retried."""
     assert decide(Outcome.ok(), FIRST, POLICY).action is Action.SENT
@@ -233,6 +254,19 @@ def test_malformed_table_is_a_clear_config_error(tmp_path, text, mentions):
         load_routing_table(path)
     assert str(path) in str(caught.value)
     assert mentions in str(caught.value)
+
+
+def test_every_problem_of_a_table_is_named_in_one_error(tmp_path):
+    """Each wrong entry is named with its place and pydantic's words, joined by '; ', without
+    pydantic's 'Value error, ' prefix."""
+    path = tmp_path / "routing.toml"
+    path.write_text('[codes]\nGW_001 = { action = "backoff", reason = "billing" }\n')
+    with pytest.raises(ConfigError) as caught:
+        load_routing_table(path)
+    assert str(caught.value) == (
+        f"routing table {path}: codes.GW_001: reason is only for park, not backoff; "
+        "default: Field required"
+    )
 
 
 def test_missing_table_file_is_a_clear_config_error(tmp_path):

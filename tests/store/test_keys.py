@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from worker.store.keys import Keys, decode_part, encode_part
+from worker.store.keys import Keys, decode_part, encode_part, lane_of
 
 PARTS = ["default", "a:b", "b:c", "%3A", "x{tag}y", "100%", "ünï:cödé", "", "a|1", "j1:history"]
 
@@ -17,7 +17,8 @@ def builders() -> dict[str, int]:
     """Every key builder of ``Keys`` and how many parts it takes (0 for a property)."""
     found = {}
     for name, member in inspect.getmembers(Keys):
-        if name.startswith("_") or name == "account_of":
+        # xǁKeysǁ…: the copies of a method that mutmut adds to the class in a mutation run.
+        if name.startswith(("_", "xǁ")) or name == "account_of":
             continue
         if isinstance(member, property):
             found[name] = 0
@@ -95,3 +96,17 @@ def test_account_of_reads_back_an_encoded_account():
     assert keys.account_of("halt", keys.halt("a:b")) == "a:b"
     assert keys.account_of("breaker", keys.breaker_probe("a")) is None
     assert keys.account_of("held", keys.halt("a")) is None
+
+
+@pytest.mark.parametrize(
+    ("priority", "lane"),
+    [
+        ("high", "high"),
+        ("bulk", "bulk"),
+        ("normal", "normal"),
+        (None, "normal"),
+        ("urgent", "normal"),
+    ],
+)
+def test_a_job_waits_in_its_prioritys_lane_and_normal_by_default(priority, lane):
+    assert lane_of(priority) == lane
