@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.support.deadletters import dead_letter
-from worker.http.console.chartdata import BUCKETS, OTHER, SENT, fold, read_buckets
+from worker.http.console.chartdata import (
+    BUCKET_S,
+    BUCKETS,
+    OTHER,
+    SENT,
+    ChartSampler,
+    fold,
+    read_buckets,
+)
 from worker.store.keys import Keys
 from worker.store.restore import Restore
 
@@ -40,3 +48,18 @@ def test_a_bucket_folds_sends_and_parks_by_code(redis_client):
     assert buckets[-1].sends_per_s == 0.7
     assert all(bucket.answers == {} for bucket in buckets[:-1])
     assert 0 < redis_client.ttl(KEYS.console_chart(START)) <= 16 * 60
+
+
+def test_sends_counted_after_their_bucket_was_folded_still_land_in_it(redis_client):
+    """A bucket is folded a second after it ends; a send counted into it later (a worker's
+    clock behind serve's, a finish retried across a failover) is in it after the next pass,
+    and so are the figures of whichever serve process folds it last."""
+    sampler = ChartSampler(redis_client, KEYS)
+    redis_client.set(KEYS.sent_in_second(START + 9), 4)
+    done = sampler.fold_finished(START - BUCKET_S, now=START + BUCKET_S + 1)
+    assert read_buckets(redis_client, KEYS, now=START + 11)[-1].answers == {SENT: 4}
+
+    redis_client.incrby(KEYS.sent_in_second(START + 9), 3)
+    sampler.fold_finished(done, now=START + 2 * BUCKET_S + 1)
+
+    assert read_buckets(redis_client, KEYS, now=START + 21)[-2].answers == {SENT: 7}

@@ -4,8 +4,8 @@ The workers keep sends per second for two minutes (``stats:sent:<second>``, for 
 index dead letters by when they were parked; neither says what the last 15 minutes looked like
 for long enough, so the serve process folds them, every 10 seconds, into one small hash per
 10-second bucket, kept 16 minutes. Any number of serve processes may do so: each writes the
-same figures from the same source. Started, it first folds the two minutes the sources still
-hold.
+same figures from the same source, and folds each bucket again for 30 s after it ends, so counts
+that come late are not lost. Started, it first folds the two minutes the sources still hold.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ BUCKETS = WINDOW_S // BUCKET_S
 KEEP_S = WINDOW_S + 60
 # How far back the sources reach (the send counters live two minutes): folded at start.
 SOURCE_S = 110
+# Each pass folds again the buckets finished this long ago: a send counted into a bucket after
+# its first fold (a worker's clock behind serve's, a finish retried across a failover) still
+# lands, and every serve process ends with the same figures for it.
+REFOLD_S = 30
 SENT = "OK"
 # Dead letters read per bucket at most (80 parked a second is 800): beyond, counted as OTHER.
 PARKED_READ_MAX = 2_000
@@ -107,12 +111,19 @@ class ChartSampler:
     def _run(self) -> None:
         done = bucket_of(time.time() - SOURCE_S) - BUCKET_S
         while True:
-            finished = bucket_of(time.time()) - BUCKET_S
-            try:
-                for start in range(done + BUCKET_S, finished + 1, BUCKET_S):
-                    fold(self._redis, self._keys, start)
-                    done = start
-            except redis.RedisError as exc:  # Redis away: fold what is still there when back
-                log.warning("console.chart_not_folded", error=type(exc).__name__)
-                done = max(done, bucket_of(time.time() - SOURCE_S) - BUCKET_S)
+            done = self.fold_finished(done, now=time.time())
             time.sleep(max(0.5, bucket_of(time.time()) + BUCKET_S + 1 - time.time()))
+
+    def fold_finished(self, done: int, *, now: float) -> int:
+        """Fold the buckets finished by ``now`` after ``done`` (the last bucket folded), and
+        again those of the last ``REFOLD_S``; returns the new last one."""
+        finished = bucket_of(now) - BUCKET_S
+        first = min(done, finished - REFOLD_S) + BUCKET_S
+        try:
+            for start in range(first, finished + 1, BUCKET_S):
+                fold(self._redis, self._keys, start)
+                done = max(done, start)
+        except redis.RedisError as exc:  # Redis away: fold what is still there when back
+            log.warning("console.chart_not_folded", error=type(exc).__name__)
+            done = max(done, bucket_of(now - SOURCE_S) - BUCKET_S)
+        return done
