@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import redis
+
 from tests.support.deadletters import dead_letter
 from worker.http.console.chartdata import (
     BUCKET_S,
@@ -63,3 +65,19 @@ def test_sends_counted_after_their_bucket_was_folded_still_land_in_it(redis_clie
     sampler.fold_finished(done, now=START + 2 * BUCKET_S + 1)
 
     assert read_buckets(redis_client, KEYS, now=START + 21)[-2].answers == {SENT: 7}
+
+
+def test_a_bucket_that_cannot_be_folded_does_not_stop_the_ones_after_it(redis_client, redis_url):
+    """A dead letter whose bytes are not UTF-8 (no version writes one, but Redis holds what it
+    is given) makes its bucket unreadable: the pass logs it and folds the next bucket's sends."""
+    letter = replace(dead_letter(0), parked_at=START + 1)
+    Restore(redis_client, KEYS).put_back([letter])
+    raw = redis.Redis.from_url(redis_url)
+    raw.set(KEYS.dead_letter(letter.id), b"\xff\xfe")
+    raw.close()
+    redis_client.set(KEYS.sent_in_second(START + BUCKET_S), 5)
+
+    done = ChartSampler(redis_client, KEYS).fold_finished(START - BUCKET_S, now=START + 21)
+
+    assert done == START + BUCKET_S
+    assert read_buckets(redis_client, KEYS, now=START + 21)[-1].answers == {SENT: 5}

@@ -119,11 +119,13 @@ class ChartSampler:
         again those of the last ``REFOLD_S``; returns the new last one."""
         finished = bucket_of(now) - BUCKET_S
         first = min(done, finished - REFOLD_S) + BUCKET_S
-        try:
-            for start in range(first, finished + 1, BUCKET_S):
+        for start in range(first, finished + 1, BUCKET_S):
+            try:
                 fold(self._redis, self._keys, start)
-                done = max(done, start)
-        except redis.RedisError as exc:  # Redis away: fold what is still there when back
-            log.warning("console.chart_not_folded", error=type(exc).__name__)
-            done = max(done, bucket_of(now - SOURCE_S) - BUCKET_S)
+            except redis.RedisError as exc:  # Redis away: fold what is still there when back
+                log.warning("console.chart_not_folded", error=type(exc).__name__)
+                return max(done, bucket_of(now - SOURCE_S) - BUCKET_S)
+            except Exception:  # a bucket that cannot be folded: the thread goes on with the next
+                log.exception("console.chart_bucket_not_folded", bucket=start)
+            done = max(done, start)
         return done
