@@ -81,3 +81,20 @@ def test_a_bucket_that_cannot_be_folded_does_not_stop_the_ones_after_it(redis_cl
 
     assert done == START + BUCKET_S
     assert read_buckets(redis_client, KEYS, now=START + 21)[-1].answers == {SENT: 5}
+
+
+def test_a_bucket_folded_again_keeps_what_it_counted(redis_client):
+    """A dead letter replayed (out of the index) after its bucket's first fold: folding the
+    bucket again (the next passes, another serve process starting) still counts it; a send
+    counted late is added."""
+    redis_client.set(KEYS.sent_in_second(START + 3), 2)
+    letter = replace(dead_letter(0), parked_at=START + 4)
+    Restore(redis_client, KEYS).put_back([letter])
+    fold(redis_client, KEYS, START)
+
+    redis_client.zrem(KEYS.dead_letter_index, letter.id)
+    redis_client.set(KEYS.sent_in_second(START + 9), 1)
+    fold(redis_client, KEYS, START)
+
+    answers = read_buckets(redis_client, KEYS, now=START + 11)[-1].answers
+    assert answers == {SENT: 3, "BILL_001": 1}

@@ -3,9 +3,9 @@
 The workers keep sends per second for two minutes (``stats:sent:<second>``, for ``status``) and
 index dead letters by when they were parked; neither says what the last 15 minutes looked like
 for long enough, so the serve process folds them, every 10 seconds, into one small hash per
-10-second bucket, kept 16 minutes. Any number of serve processes may do so: each writes the
-same figures from the same source, and folds each bucket again for 30 s after it ends, so counts
-that come late are not lost. Started, it first folds the two minutes the sources still hold.
+10-second bucket, kept 16 minutes. Any number of serve processes may do so: each folds each
+bucket again for 30 s after it ends, so counts that come late are not lost, and a bucket folded
+again keeps what it counted. Started, it first folds the two minutes the sources still hold.
 """
 
 from __future__ import annotations
@@ -53,18 +53,25 @@ def bucket_of(at: float) -> int:
 
 
 def fold(client: redis.Redis, keys: Keys, start: int) -> None:
-    """Write the figures of the bucket from ``start``: sends, and dead letters parked in it."""
+    """Write the figures of the bucket from ``start``: sends, and dead letters parked in it.
+
+    Folded again, a bucket keeps the larger of each figure: the sources only lose what the
+    bucket counted (a dead letter replayed or purged leaves the index, a send counter expires),
+    while a send counted late adds to them."""
+    key = keys.console_chart(start)
     pipe = client.pipeline(transaction=False)
     pipe.mget([keys.sent_in_second(second) for second in range(start, start + BUCKET_S)])
     pipe.zrangebyscore(keys.dead_letter_index, start, f"({start + BUCKET_S}")
-    sent, parked = pipe.execute()
+    pipe.hgetall(key)
+    sent, parked, counted = pipe.execute()
     answers: Counter[str] = Counter({SENT: sum(int(n or 0) for n in sent)})
     ids = [str(i) for i in parked]
     if ids:
         texts = client.mget([keys.dead_letter(i) for i in ids[:PARKED_READ_MAX]])
         answers.update(_code_of(str(text)) for text in texts if text)
         answers[OTHER] += max(0, len(ids) - PARKED_READ_MAX)
-    key = keys.console_chart(start)
+    for code, n in counted.items():
+        answers[str(code)] = max(answers[str(code)], int(n))
     pipe = client.pipeline(transaction=True)
     pipe.delete(key)
     pipe.hset(key, mapping={code: n for code, n in answers.items() if n or code == SENT})
