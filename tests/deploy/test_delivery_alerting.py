@@ -40,6 +40,7 @@ from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.docs import RUNBOOK_PREFIX
 from tests.support.processes import free_port, wait_for
 from tests.support.serve import Service
+from worker.sandbox.meta import UNDELIVERABLE
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.sandbox.webhooks import status_body
 from worker.service.runtime import Runtime
@@ -149,7 +150,7 @@ def fail_deliveries(stack: Stack, count: int) -> None:
     for wamid in wait_for(wamids, timeout_s=30, what=f"{count} sends recorded"):
         answer = httpx.post(
             f"{stack.serve}/webhooks/gateway",
-            json=status_body(wamid, "failed", RECIPIENT, time.time()),
+            json=status_body(wamid, "failed", RECIPIENT, time.time(), UNDELIVERABLE),
             headers={"Authorization": f"Bearer {SECRET}"},
             timeout=10,
         )

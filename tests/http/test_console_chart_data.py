@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import redis
+
 from tests.support.deadletters import dead_letter
-from worker.http.console.chartdata import BUCKETS, OTHER, SENT, fold, read_buckets
+from worker.http.console.chartdata import (
+    BUCKET_S,
+    BUCKETS,
+    OTHER,
+    SENT,
+    ChartSampler,
+    fold,
+    read_buckets,
+)
 from worker.store.keys import Keys
 from worker.store.restore import Restore
 
@@ -40,3 +50,51 @@ def test_a_bucket_folds_sends_and_parks_by_code(redis_client):
     assert buckets[-1].sends_per_s == 0.7
     assert all(bucket.answers == {} for bucket in buckets[:-1])
     assert 0 < redis_client.ttl(KEYS.console_chart(START)) <= 16 * 60
+
+
+def test_sends_counted_after_their_bucket_was_folded_still_land_in_it(redis_client):
+    """A bucket is folded a second after it ends; a send counted into it later (a worker's
+    clock behind serve's, a finish retried across a failover) is in it after the next pass,
+    and so are the figures of whichever serve process folds it last."""
+    sampler = ChartSampler(redis_client, KEYS)
+    redis_client.set(KEYS.sent_in_second(START + 9), 4)
+    done = sampler.fold_finished(START - BUCKET_S, now=START + BUCKET_S + 1)
+    assert read_buckets(redis_client, KEYS, now=START + 11)[-1].answers == {SENT: 4}
+
+    redis_client.incrby(KEYS.sent_in_second(START + 9), 3)
+    sampler.fold_finished(done, now=START + 2 * BUCKET_S + 1)
+
+    assert read_buckets(redis_client, KEYS, now=START + 21)[-2].answers == {SENT: 7}
+
+
+def test_a_bucket_that_cannot_be_folded_does_not_stop_the_ones_after_it(redis_client, redis_url):
+    """A dead letter whose bytes are not UTF-8 (no version writes one, but Redis holds what it
+    is given) makes its bucket unreadable: the pass logs it and folds the next bucket's sends."""
+    letter = replace(dead_letter(0), parked_at=START + 1)
+    Restore(redis_client, KEYS).put_back([letter])
+    raw = redis.Redis.from_url(redis_url)
+    raw.set(KEYS.dead_letter(letter.id), b"\xff\xfe")
+    raw.close()
+    redis_client.set(KEYS.sent_in_second(START + BUCKET_S), 5)
+
+    done = ChartSampler(redis_client, KEYS).fold_finished(START - BUCKET_S, now=START + 21)
+
+    assert done == START + BUCKET_S
+    assert read_buckets(redis_client, KEYS, now=START + 21)[-1].answers == {SENT: 5}
+
+
+def test_a_bucket_folded_again_keeps_what_it_counted(redis_client):
+    """A dead letter replayed (out of the index) after its bucket's first fold: folding the
+    bucket again (the next passes, another serve process starting) still counts it; a send
+    counted late is added."""
+    redis_client.set(KEYS.sent_in_second(START + 3), 2)
+    letter = replace(dead_letter(0), parked_at=START + 4)
+    Restore(redis_client, KEYS).put_back([letter])
+    fold(redis_client, KEYS, START)
+
+    redis_client.zrem(KEYS.dead_letter_index, letter.id)
+    redis_client.set(KEYS.sent_in_second(START + 9), 1)
+    fold(redis_client, KEYS, START)
+
+    answers = read_buckets(redis_client, KEYS, now=START + 11)[-1].answers
+    assert answers == {SENT: 3, "BILL_001": 1}

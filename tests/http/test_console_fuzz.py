@@ -44,16 +44,23 @@ PAGES = [
     "/console/dead-letters/{segment}",
     "/console/replays/{segment}",
     "/console/jobs",
+    "/console/job-list",
+    "/console/runbooks",
     "/console/accounts/{segment}/halt",
     "/console/{segment}",
 ]
-query_names = st.sampled_from(["page_no", "account", "code", "done", "n", "id"]) | st.text(
-    max_size=10
-)
+query_names = st.sampled_from(
+    ["page_no", "start", "listing", "account", "code", "done", "n", "id"]
+) | st.text(max_size=10)
 query_values = (
     st.text(max_size=80)
     | st.integers().map(str)
-    | st.sampled_from(["purged", "BILL_001", "default", "1e3", "0x10", " 1", "9" * 40])
+    | st.sampled_from(
+        [
+            *("purged", "BILL_001", "default", "held", "due", "scheduled", "in-flight"),
+            *("1e3", "0x10", " 1", "9" * 40, "50000000", "999999"),
+        ]
+    )
 )
 queries = st.lists(st.tuples(query_names, query_values), max_size=6)
 accounts = st.sampled_from(["default", "nobody"]) | st.text(min_size=1, max_size=20)

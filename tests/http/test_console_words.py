@@ -8,8 +8,9 @@ import pytest
 from worker.http.console.chart import PANEL_HEIGHT, build_chart
 from worker.http.console.chartdata import BUCKET_S, SENT, Bucket
 from worker.http.console.jobtext import collapse_waits, delivery_error_text
-from worker.http.console.nextsteps import Runbook, next_steps
+from worker.http.console.nextsteps import next_steps
 from worker.http.console.runbooks import SECTIONS, parse_runbooks
+from worker.observe.incidents import Runbook
 from worker.observe.status import AccountState
 from worker.store.switches import OPERATOR, Breaker, Halt
 

@@ -111,6 +111,19 @@ def test_a_recipient_error_fails_that_recipient_only(sandbox, receiver, code):
     send(sandbox, body=to("905550000010"))
     wait_for(lambda: failing in failures(receiver), timeout_s=5, what=f"the {code} webhook")
     assert failures(receiver) == {failing: code}
+    assert statuses_with_errors(receiver, failing) == ["failed"]
+
+
+def statuses_with_errors(receiver, wamid: str) -> list[str]:
+    """The statuses of ``wamid`` that carried errors[] (Meta's ``sent`` carries none)."""
+    return [
+        status["status"]
+        for body in receiver.bodies
+        for entry in body["entry"]
+        for change in entry["changes"]
+        for status in change["value"].get("statuses", [])
+        if status["id"] == wamid and "errors" in status
+    ]
 
 
 @pytest.mark.parametrize(

@@ -33,13 +33,28 @@ class AlertStatus(StrEnum):
 
 
 CRITICAL_KINDS = frozenset({AlertKind.HALT, AlertKind.BILLING})
+
+
+class Runbook(StrEnum):
+    """Sections of docs/runbooks.md (their anchors) that incidents link: the alerts, and the
+    console's next step for each open incident."""
+
+    BILLING = "balance-ran-out-bill_001"
+    HALTED = "sending-halted"
+    RATE_LIMITED = "rate-limited-429"
+    DEAD_LETTERS = "dead-letters-keep-growing"
+
+
 # Each kind's runbook: its section of docs/runbooks.md, relative to the repository's root, as
 # the Prometheus rules link theirs (the rule a kind's alert silences in Alertmanager links the
 # same section).
 RUNBOOK_URLS = {
-    AlertKind.HALT: "docs/runbooks.md#sending-halted",
-    AlertKind.BILLING: "docs/runbooks.md#balance-ran-out-bill_001",
-    AlertKind.RETRIES_EXHAUSTED: "docs/runbooks.md#dead-letters-keep-growing",
+    kind: f"docs/runbooks.md#{runbook.value}"
+    for kind, runbook in (
+        (AlertKind.HALT, Runbook.HALTED),
+        (AlertKind.BILLING, Runbook.BILLING),
+        (AlertKind.RETRIES_EXHAUSTED, Runbook.DEAD_LETTERS),
+    )
 }
 
 

@@ -36,7 +36,7 @@ def status_body(
         "timestamp": str(int(at)),
         "recipient_id": recipient,
     }
-    if error is not None:
+    if status == "failed" and error is not None:  # Meta's sent status carries no errors
         item["errors"] = [error.body()]
     value = {
         "messaging_product": "whatsapp",

@@ -3,9 +3,9 @@
 The workers keep sends per second for two minutes (``stats:sent:<second>``, for ``status``) and
 index dead letters by when they were parked; neither says what the last 15 minutes looked like
 for long enough, so the serve process folds them, every 10 seconds, into one small hash per
-10-second bucket, kept 16 minutes. Any number of serve processes may do so: each writes the
-same figures from the same source. Started, it first folds the two minutes the sources still
-hold.
+10-second bucket, kept 16 minutes. Any number of serve processes may do so: each folds each
+bucket again for 30 s after it ends, so counts that come late are not lost, and a bucket folded
+again keeps what it counted. Started, it first folds the two minutes the sources still hold.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ BUCKETS = WINDOW_S // BUCKET_S
 KEEP_S = WINDOW_S + 60
 # How far back the sources reach (the send counters live two minutes): folded at start.
 SOURCE_S = 110
+# Each pass folds again the buckets finished this long ago: a send counted into a bucket after
+# its first fold (a worker's clock behind serve's, a finish retried across a failover) still
+# lands, and every serve process ends with the same figures for it.
+REFOLD_S = 30
 SENT = "OK"
 # Dead letters read per bucket at most (80 parked a second is 800): beyond, counted as OTHER.
 PARKED_READ_MAX = 2_000
@@ -49,18 +53,25 @@ def bucket_of(at: float) -> int:
 
 
 def fold(client: redis.Redis, keys: Keys, start: int) -> None:
-    """Write the figures of the bucket from ``start``: sends, and dead letters parked in it."""
+    """Write the figures of the bucket from ``start``: sends, and dead letters parked in it.
+
+    Folded again, a bucket keeps the larger of each figure: the sources only lose what the
+    bucket counted (a dead letter replayed or purged leaves the index, a send counter expires),
+    while a send counted late adds to them."""
+    key = keys.console_chart(start)
     pipe = client.pipeline(transaction=False)
     pipe.mget([keys.sent_in_second(second) for second in range(start, start + BUCKET_S)])
     pipe.zrangebyscore(keys.dead_letter_index, start, f"({start + BUCKET_S}")
-    sent, parked = pipe.execute()
+    pipe.hgetall(key)
+    sent, parked, counted = pipe.execute()
     answers: Counter[str] = Counter({SENT: sum(int(n or 0) for n in sent)})
     ids = [str(i) for i in parked]
     if ids:
         texts = client.mget([keys.dead_letter(i) for i in ids[:PARKED_READ_MAX]])
         answers.update(_code_of(str(text)) for text in texts if text)
         answers[OTHER] += max(0, len(ids) - PARKED_READ_MAX)
-    key = keys.console_chart(start)
+    for code, n in counted.items():
+        answers[str(code)] = max(answers[str(code)], int(n))
     pipe = client.pipeline(transaction=True)
     pipe.delete(key)
     pipe.hset(key, mapping={code: n for code, n in answers.items() if n or code == SENT})
@@ -107,12 +118,21 @@ class ChartSampler:
     def _run(self) -> None:
         done = bucket_of(time.time() - SOURCE_S) - BUCKET_S
         while True:
-            finished = bucket_of(time.time()) - BUCKET_S
+            done = self.fold_finished(done, now=time.time())
+            time.sleep(max(0.5, bucket_of(time.time()) + BUCKET_S + 1 - time.time()))
+
+    def fold_finished(self, done: int, *, now: float) -> int:
+        """Fold the buckets finished by ``now`` after ``done`` (the last bucket folded), and
+        again those of the last ``REFOLD_S``; returns the new last one."""
+        finished = bucket_of(now) - BUCKET_S
+        first = min(done, finished - REFOLD_S) + BUCKET_S
+        for start in range(first, finished + 1, BUCKET_S):
             try:
-                for start in range(done + BUCKET_S, finished + 1, BUCKET_S):
-                    fold(self._redis, self._keys, start)
-                    done = start
+                fold(self._redis, self._keys, start)
             except redis.RedisError as exc:  # Redis away: fold what is still there when back
                 log.warning("console.chart_not_folded", error=type(exc).__name__)
-                done = max(done, bucket_of(time.time() - SOURCE_S) - BUCKET_S)
-            time.sleep(max(0.5, bucket_of(time.time()) + BUCKET_S + 1 - time.time()))
+                return max(done, bucket_of(now - SOURCE_S) - BUCKET_S)
+            except Exception:  # a bucket that cannot be folded: the thread goes on with the next
+                log.exception("console.chart_bucket_not_folded", bucket=start)
+            done = max(done, start)
+        return done

@@ -1,6 +1,6 @@
 """The jobs behind the overview's counts: held, due now, scheduled later, in flight.
 
-Each list is read a page at a time by rank (``LRANGE`` / ``ZRANGE`` with offsets) over the
+Each list is read a page at a time by rank (``LRANGE`` / ``ZRANGE`` by rank) over the
 account's held list or schedule lanes, so a page costs one page however long the list. In-flight
 jobs are one set for every account: filtered by account, a page holds those of the account among
 the page's ranks.
@@ -93,12 +93,21 @@ def _sources(
     client: redis.Redis, keys: Keys, listing: Listing, accounts: Sequence[str], now: float
 ) -> list[_Source]:
     if listing is Listing.IN_FLIGHT:
-        return [_zset(client, keys.leases, "-inf", "+inf")]
+        return [_ranks(client, keys.leases, 0, int(client.zcard(keys.leases)))]
     if listing is Listing.HELD:
         return [_held(client, keys.held(account)) for account in accounts]
-    low, high = ("-inf", now) if listing is Listing.DUE else (f"({now}", "+inf")
+    lanes = [keys.due(account, lane) for account in accounts for lane in LANES]
+    pipe = client.pipeline(transaction=False)
+    for key in lanes:
+        pipe.zcount(key, "-inf", now)
+        pipe.zcard(key)
+    sizes = pipe.execute()
+    # A lane is ordered by when each job is due: those due now come first, then those later.
     return [
-        _zset(client, keys.due(account, lane), low, high) for account in accounts for lane in LANES
+        _ranks(client, key, 0, due)
+        if listing is Listing.DUE
+        else _ranks(client, key, due, all_ - due)
+        for key, due, all_ in zip(lanes, sizes[::2], sizes[1::2], strict=True)
     ]
 
 
@@ -109,12 +118,18 @@ def _held(client: redis.Redis, key: str) -> _Source:
     return _Source(int(client.llen(key)), read)
 
 
-def _zset(client: redis.Redis, key: str, low: float | str, high: float | str) -> _Source:
+def _ranks(client: redis.Redis, key: str, first: int, size: int) -> _Source:
+    """The ``size`` members of a sorted set from rank ``first`` on, read by rank: ``ZRANGE``
+    finds a rank in O(log n), where ``ZRANGEBYSCORE``'s offset walks every member before it."""
+
     def read(start: int, stop: int) -> list[str]:
-        members = client.zrangebyscore(key, low, high, start=start, num=stop - start + 1)
+        stop = min(stop, size - 1)
+        if start > stop:
+            return []
+        members = client.zrange(key, first + start, first + stop)
         return [parse_member(str(member))[0] for member in members]
 
-    return _Source(int(client.zcount(key, low, high)), read)
+    return _Source(size, read)
 
 
 def _read_jobs(client: redis.Redis, keys: Keys, ids: list[str]) -> list[ListedJob]:

@@ -4,17 +4,9 @@ runbook section that says more. Pure: decided from the account's state, nothing 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from worker.observe.incidents import Runbook
 from worker.observe.status import AccountState
-
-
-class Runbook(StrEnum):
-    """Sections of the runbooks (their anchors), as the alerts link them."""
-
-    BILLING = "balance-ran-out-bill_001"
-    HALTED = "sending-halted"
-    RATE_LIMITED = "rate-limited-429"
 
 
 @dataclass(frozen=True)

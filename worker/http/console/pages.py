@@ -22,6 +22,7 @@ from worker.http.console.nextsteps import next_steps
 from worker.http.console.render import HERE, Refused, page
 from worker.http.console.runbooks import SECTIONS
 from worker.logs import mask_phone
+from worker.observe.incidents import Runbook
 from worker.observe.status import accounts_to_report
 from worker.observe.views import dead_letter_view, job_view, limits_view
 from worker.store.deadletters import dead_letter_page
@@ -132,7 +133,13 @@ def _add_dead_letter_pages(router: APIRouter, console: Console) -> None:
         progress = console.replays.get(run_id)
         if progress is None:
             raise Refused(404, "No such replay (their progress is kept a day).")
-        return page("replay.html", csrf=session.csrf, progress=progress, nav="dead-letters")
+        return page(
+            "replay.html",
+            csrf=session.csrf,
+            progress=progress,
+            billing_runbook=Runbook.BILLING,
+            nav="dead-letters",
+        )
 
 
 def _add_job_and_account_pages(router: APIRouter, console: Console) -> None:

@@ -14,6 +14,7 @@ import json
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,13 @@ log = get_logger(__name__)
 PROGRESS_TTL_S = 24 * 3600
 # Job states are read this many a round trip when a replay's jobs are tallied.
 TALLY_CHUNK = 500
+# A page tallies at most this many of a replay's jobs (the page refreshes every few seconds: all
+# 288,000 of a large replay took 15 s a load). A larger replay is tallied a window of chunks a
+# load, in turn; each chunk's counts are kept in the progress hash, so the figures shown are at
+# most one turn old, and a chunk not tallied yet counts as on the way (never finished early).
+TALLY_PER_VIEW = 10_000
+TALLY_CURSOR = "tally_cursor"  # progress field: how many chunks the pages have tallied in all
+TALLY_FIELD = "tally:"  # progress field prefix: one chunk's counts, as JSON
 BREAKER_WAIT = "breaker_wait"
 
 
@@ -103,10 +111,18 @@ class Progress:
 class Replays:
     """Starts replays in background threads and reads their progress."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        dead_letters: DeadLetters,
+        *,
+        tally_per_view: int = TALLY_PER_VIEW,
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._dead_letters = dead_letters
+        self._chunks_per_view = max(1, tally_per_view // TALLY_CHUNK)
 
     def start(self, ids: Sequence[str], *, rate_per_s: float, what: str) -> str:
         run_id = secrets.token_hex(8)
@@ -198,25 +214,48 @@ class Replays:
                 delivered=int(raw.get("delivered", 0)),
                 started=float(raw["started"]),
                 updated=float(raw.get("updated", raw["started"])),
-                tally=self._tally(run_id),
+                tally=self._tally(run_id, raw),
             )
         except (KeyError, ValueError):
             return None
 
-    def _tally(self, run_id: str) -> Tally:
-        """Each of the replay's jobs by its state now and, unsettled, by its last event."""
-        counts = {"sent": 0, "waiting": 0, "on_the_way": 0, "parked": 0, "gone": 0}
+    def _tally(self, run_id: str, progress: dict[str, str]) -> Tally:
+        """Each of the replay's jobs by its state now and, unsettled, by its last event: this
+        load's window of chunks read now, the others as an earlier load found them."""
         jobs = self._keys.console_replay_jobs(run_id)
-        for start in range(0, int(self._redis.llen(jobs)), TALLY_CHUNK):
-            ids = [str(i) for i in self._redis.lrange(jobs, start, start + TALLY_CHUNK - 1)]
-            pipe = self._redis.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.hget(self._keys.job(job_id), "state")
-                pipe.lindex(self._keys.history(job_id), -1)
-            replies = pipe.execute()
-            for state, last in zip(replies[::2], replies[1::2], strict=True):
-                counts[_standing(state, last)] += 1
+        size = int(self._redis.llen(jobs))
+        chunks = -(-size // TALLY_CHUNK)
+        if chunks == 0:
+            return Tally()
+        turn = min(chunks, self._chunks_per_view)
+        key = self._keys.console_replay(run_id)
+        first = int(self._redis.hincrby(key, TALLY_CURSOR, turn)) - turn
+        fresh = {
+            f"{TALLY_FIELD}{chunk}": json.dumps(self._tally_chunk(jobs, chunk))
+            for chunk in sorted({(first + n) % chunks for n in range(turn)})
+        }
+        self._redis.hset(key, mapping=fresh)  # type: ignore[arg-type]  # str keys are valid keys
+        counts: Counter[str] = Counter()
+        for chunk in range(chunks):
+            found = fresh.get(f"{TALLY_FIELD}{chunk}") or progress.get(f"{TALLY_FIELD}{chunk}")
+            if found is None:
+                counts["on_the_way"] += min(TALLY_CHUNK, size - chunk * TALLY_CHUNK)
+            else:
+                counts.update(json.loads(found))
         return Tally(**counts)
+
+    def _tally_chunk(self, jobs: str, chunk: int) -> dict[str, int]:
+        """The ``Tally`` counts of one chunk of the replay's jobs, read in one round trip."""
+        start = chunk * TALLY_CHUNK
+        ids = [str(i) for i in self._redis.lrange(jobs, start, start + TALLY_CHUNK - 1)]
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self._keys.job(job_id), "state")
+            pipe.lindex(self._keys.history(job_id), -1)
+        replies = pipe.execute()
+        return dict(
+            Counter(_standing(s, last) for s, last in zip(replies[::2], replies[1::2], strict=True))
+        )
 
 
 def _standing(state: str | None, last_event: str | None) -> str:
