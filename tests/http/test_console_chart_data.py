@@ -98,3 +98,19 @@ def test_a_bucket_folded_again_keeps_what_it_counted(redis_client):
 
     answers = read_buckets(redis_client, KEYS, now=START + 11)[-1].answers
     assert answers == {SENT: 3, "BILL_001": 1}
+
+
+def test_a_bucket_reads_at_most_its_cap_of_dead_letters(redis_client, monkeypatch):
+    """Past the cap the parked letters are counted, not read: with a cap of 2 and 5 parked, 2
+    are read by code and 3 counted as other; the total stays 5."""
+    monkeypatch.setattr("worker.http.console.chartdata.PARKED_READ_MAX", 2)
+    letters = [replace(dead_letter(n), parked_at=START + 1 + n) for n in range(5)]
+    Restore(redis_client, KEYS).put_back(letters)
+
+    fold(redis_client, KEYS, START)
+
+    assert read_buckets(redis_client, KEYS, now=START + 10.5)[-1].answers == {
+        SENT: 0,
+        "BILL_001": 2,
+        OTHER: 3,
+    }

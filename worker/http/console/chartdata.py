@@ -61,15 +61,16 @@ def fold(client: redis.Redis, keys: Keys, start: int) -> None:
     key = keys.console_chart(start)
     pipe = client.pipeline(transaction=False)
     pipe.mget([keys.sent_in_second(second) for second in range(start, start + BUCKET_S)])
-    pipe.zrangebyscore(keys.dead_letter_index, start, f"({start + BUCKET_S}")
+    window = (keys.dead_letter_index, start, f"({start + BUCKET_S}")
+    pipe.zcount(*window)
+    pipe.zrangebyscore(*window, start=0, num=PARKED_READ_MAX)
     pipe.hgetall(key)
-    sent, parked, counted = pipe.execute()
+    sent, parked_count, parked, counted = pipe.execute()
     answers: Counter[str] = Counter({SENT: sum(int(n or 0) for n in sent)})
-    ids = [str(i) for i in parked]
-    if ids:
-        texts = client.mget([keys.dead_letter(i) for i in ids[:PARKED_READ_MAX]])
+    if parked:
+        texts = client.mget([keys.dead_letter(str(i)) for i in parked])
         answers.update(_code_of(str(text)) for text in texts if text)
-        answers[OTHER] += max(0, len(ids) - PARKED_READ_MAX)
+        answers[OTHER] += max(0, int(parked_count) - len(parked))
     for code, n in counted.items():
         answers[str(code)] = max(answers[str(code)], int(n))
     pipe = client.pipeline(transaction=True)
