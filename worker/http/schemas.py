@@ -111,7 +111,9 @@ class HistoryEvent(BaseModel):
     delay_s: float | None
 
 
-class Delivery(BaseModel):
+class ReceiptView(BaseModel):
+    """WhatsApp's receipt for a sent job: the latest delivery status, when, the error."""
+
     status: Literal["sent", "delivered", "read", "failed"]
     at: str
     error: Any = None
@@ -127,5 +129,5 @@ class JobView(BaseModel):
     last_code: str | None
     wamid: str | None
     priority: Literal["high", "normal", "bulk"]
-    delivery: Delivery | None = None
+    delivery: ReceiptView | None = None
     history: list[HistoryEvent]

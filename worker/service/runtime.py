@@ -45,7 +45,7 @@ from worker.store.watch import SwitchWatch
 from worker.urls import broker_kind, store_kind
 
 if TYPE_CHECKING:
-    from worker.observe.metrics import Labels, Meter
+    from worker.observe.metrics import Labels, PrometheusMeter
 
 log = get_logger(__name__)
 
@@ -255,11 +255,11 @@ class Runtime:
         return CallPace()
 
     @cached_property
-    def meter(self) -> Meter:
+    def meter(self) -> PrometheusMeter:
         """Where deliveries and incidents are counted, labelled by the configured accounts."""
-        from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
+        from worker.observe.metrics import PrometheusMeter  # noqa: PLC0415 - prometheus only in workers
 
-        return Meter(self.metric_labels)
+        return PrometheusMeter(self.metric_labels)
 
     @cached_property
     def policy(self) -> Policy:
