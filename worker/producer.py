@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError,
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from worker.account_names import DEFAULT_ACCOUNT
 from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.models import Message, field_problems, message_body, parse_message
 from worker.store.connect import connection_problem
 from worker.store.jobs import JobStore, NewJob
-from worker.store.keys import DEFAULT_ACCOUNT
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 DAY_S = 86_400

@@ -26,11 +26,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from worker.account_names import DEFAULT_ACCOUNT
 from worker.observe.build_info import BuildInfoCollector
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import AccountState, Snapshot
 from worker.outcome import Outcome
-from worker.store.keys import DEFAULT_ACCOUNT
 
 API_RESPONSES = Counter(
     "msgworker_api_responses_total",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from worker.accounts import ACCOUNT_NAME
+from worker.account_names import ACCOUNT_NAME
 from worker.http.console import Console
 from worker.http.console.login import login_page
 from worker.http.console.render import HERE, Refused, page
