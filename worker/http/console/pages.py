@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.account_names import ACCOUNT_NAME
-from worker.http.console import Console
+from worker.http.console.components import Console
 from worker.http.console.login import login_page
 from worker.http.console.render import HERE, Refused, page
 from worker.logs import mask_phone
