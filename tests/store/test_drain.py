@@ -8,25 +8,11 @@ import time
 
 import pytest
 
+from tests.support.clock import Clock
 from tests.support.messages import text
 from worker.store.deadletters import DeadLetter, DeadLetters, ReplayReport, Selection
 from worker.store.drain import drain, replay_rate
 from worker.store.restore import Restore
-
-
-class Clock:
-    """A clock that moves only when the drain sleeps."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -59,24 +45,31 @@ def fill(runtime, count):
     return [letter.id for letter in letters]
 
 
+def paced(dlq, ids, rate_per_s, clock, **options):
+    """Drain ``ids`` on ``clock``; the report and the replayed count after each slice."""
+    progress: list[int] = []
+    report = drain(
+        dlq,
+        ids,
+        rate_per_s=rate_per_s,
+        on_progress=lambda done: progress.append(done.replayed),
+        clock=clock,
+        sleep=clock.sleep,
+        **options,
+    )
+    return report, progress
+
+
 def test_a_drain_replays_a_slice_at_a_time_paced_at_the_rate(runtime, dlq):
     """25 records at 10/s: slices of 5 (half a second's worth), progress after each, a pause
     until the slice's jobs are due; the jobs come due 0.1 s apart in the order given."""
     ids = fill(runtime, 25)[::-1]  # any order the caller chooses, newest first here
     clock = Clock(time.time())
     start = clock.now
-    progress: list[int] = []
-    report = drain(
-        dlq,
-        ids,
-        rate_per_s=10,
-        on_progress=lambda done: progress.append(done.replayed),
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    report, progress = paced(dlq, ids, 10, clock)
     assert report == ReplayReport(replayed=25)
     assert progress == [5, 10, 15, 20, 25]
-    assert clock.sleeps == pytest.approx([0.5] * 4)  # none after the last slice
+    assert clock.slept == pytest.approx([0.5] * 4)  # none after the last slice
     due = [runtime.jobs.get(job_id).due_at - start for job_id in ids]  # approx is relative
     assert due == pytest.approx([n * 0.1 for n in range(25)])
     assert list(dlq.select(Selection())) == []
@@ -87,17 +80,12 @@ def test_a_stopped_drain_leaves_the_rest_and_the_same_drain_again_finishes(runti
     replays the fifteen and counts the ten as gone."""
     ids = fill(runtime, 25)
     clock = Clock(time.time())
-    slices: list[ReplayReport] = []
-    first = drain(
-        dlq,
-        ids,
-        rate_per_s=10,
-        on_progress=slices.append,
-        should_stop=lambda: len(slices) == 2,
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    assert first == ReplayReport(replayed=10)
+
+    def two_slices() -> bool:
+        return len(clock.slept) == 2
+
+    first, progress = paced(dlq, ids, 10, clock, should_stop=two_slices)
+    assert (first, progress) == (ReplayReport(replayed=10), [5, 10])
     assert [record.id for record in dlq.select(Selection())] == ids[10:]
     second = drain(dlq, ids, rate_per_s=10, clock=clock, sleep=clock.sleep)
     assert second == ReplayReport(replayed=15, missing=10)
@@ -108,17 +96,9 @@ def test_a_slow_drain_replays_one_record_a_slice(runtime, dlq):
     """Below two a second a slice still holds one record, and the pause is the rate's."""
     ids = fill(runtime, 3)
     clock = Clock(time.time())
-    progress: list[int] = []
-    report = drain(
-        dlq,
-        ids,
-        rate_per_s=0.5,
-        on_progress=lambda done: progress.append(done.replayed),
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    report, progress = paced(dlq, ids, 0.5, clock)
     assert (report.replayed, progress) == (3, [1, 2, 3])
-    assert clock.sleeps == pytest.approx([2.0, 2.0])
+    assert clock.slept == pytest.approx([2.0, 2.0])
 
 
 def test_a_drain_stopped_before_it_starts_replays_nothing(runtime, dlq):
