@@ -25,6 +25,7 @@ from worker.cli.exits import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from worker.cli.sandbox_command import add_sandbox_command
 from worker.cli.worker_command import worker_command
 from worker.errors import ConfigError, ReplicasMissing, Unavailable
 from worker.logs import configure_logging
@@ -44,28 +45,6 @@ def _runtime(*, fail_fast: bool = True) -> Any:
 
 
 # ---------------------------------------------------------------- sandbox, demo
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    from worker.sandbox.server import SandboxConfig, serve  # noqa: PLC0415 - aiohttp only when asked
-
-    config = SandboxConfig(
-        api_keys=tuple(args.api_key or ("sk_sandbox",)),
-        rate_per_sec=args.rate_per_sec,
-        rate_per_min=args.rate_per_min,
-        balance=args.balance,
-        fault_rate=args.fault_rate,
-        latency_ms=args.latency_ms,
-        webhook_url=args.webhook_url,
-        webhook_secret=args.webhook_secret or "",
-        webhook_sent_s=args.webhook_delays[0],
-        webhook_delivered_s=args.webhook_delays[1],
-        webhook_read_s=args.webhook_delays[2],
-        failing_recipients=tuple(args.failing_recipient or ()),
-    )
-    print(f"sandbox gateway on http://{args.host}:{args.port}", file=sys.stderr)
-    serve(config, args.host, args.port)
-    return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -119,24 +98,6 @@ def _list_workers(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parsing
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _delays(text: str) -> tuple[float, float, float]:
-    parts = text.split(",")
-    try:
-        values = tuple(float(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or not all(0 <= v < 86400 for v in values):
-        raise argparse.ArgumentTypeError("must be three seconds: SENT,DELIVERED,READ")
-    return values
 
 
 def _positive(text: str) -> float:
@@ -293,46 +254,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     restore.add_argument("file", help="a `dlq export` file (JSON lines), - for stdin")
     restore.set_defaults(handler=_operate("dlq_import"))
 
-    sandbox = commands.add_parser("sandbox", help="run the local fake Gateway")
-    sandbox.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
-    sandbox.add_argument("--port", type=int, default=8099, help="port (default: %(default)s)")
-    sandbox.add_argument(
-        "--rate-per-sec", type=int, default=80, help="each key's limit (default: %(default)s)"
-    )
-    sandbox.add_argument(
-        "--rate-per-min", type=int, default=4800, help="each key's limit (default: %(default)s)"
-    )
-    sandbox.add_argument(
-        "--balance", type=float, default=1000.0, help="each key's balance (default: %(default)s)"
-    )
-    sandbox.add_argument(
-        "--fault-rate",
-        type=_fraction,
-        default=0.0,
-        help="share of requests answered with a fault, 0 to 1 (default: %(default)s)",
-    )
-    sandbox.add_argument(
-        "--latency-ms",
-        type=float,
-        default=0.0,
-        help="time before each answer (default: %(default)s)",
-    )
-    sandbox.add_argument(
-        "--api-key", action="append", help="a key the sandbox accepts (repeatable; sk_sandbox)"
-    )
-    sandbox.add_argument("--webhook-url", help="post status webhooks for accepted messages here")
-    sandbox.add_argument("--webhook-secret", help="the Bearer secret those webhooks carry")
-    sandbox.add_argument(
-        "--webhook-delays",
-        type=_delays,
-        default=(0.0, 0.05, 0.1),
-        metavar="SENT,DELIVERED,READ",
-        help="seconds after acceptance of each status (default 0,0.05,0.1)",
-    )
-    sandbox.add_argument(
-        "--failing-recipient", action="append", help="a number that gets failed 131026 (repeatable)"
-    )
-    sandbox.set_defaults(handler=_sandbox)
+    add_sandbox_command(commands)
 
     serve = commands.add_parser("serve", help="the HTTP API: ingest, health, metrics")
     serve.add_argument("--host", help="address to listen on (default: SERVE_HOST)")

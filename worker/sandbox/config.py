@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from worker.errors import ConfigError
+from worker.sandbox.meta import META_ERRORS
 
 FAULT_KINDS: tuple[str, ...] = ("auth_004", "html_502", "empty_503", "drop", "slow")
 RETRY_AFTER_FORMATS: tuple[str, ...] = ("seconds", "s", "number", "ms")
@@ -85,6 +86,30 @@ def _recipients(name: str, value: Any) -> tuple[str, ...]:
     return digits
 
 
+def _templates(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise SandboxInputError(name, "must be a list of templates as name:language")
+    for item in value:
+        if not isinstance(item, str) or item.count(":") != 1 or any(ch.isspace() for ch in item):
+            raise SandboxInputError(name, f"{item!r} is not a template as name:language")
+    return tuple(value)
+
+
+def _recipient_errors(name: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise SandboxInputError(name, "must map phone numbers to WhatsApp error codes")
+    known = ", ".join(str(code) for code in META_ERRORS)
+    errors = {}
+    for number, code in value.items():
+        digits = str(number).lstrip("+")
+        if not digits.isdigit():
+            raise SandboxInputError(name, f"{number!r} is not a phone number")
+        if code not in META_ERRORS or isinstance(code, bool):
+            raise SandboxInputError(name, f"{code!r} is not one of {known}")
+        errors[digits] = code
+    return errors
+
+
 KNOBS: dict[str, Callable[[str, Any], Any]] = {
     "rate_per_sec": _positive_int,
     "rate_per_min": _positive_int,
@@ -101,6 +126,11 @@ KNOBS: dict[str, Callable[[str, Any], Any]] = {
     "webhook_delivered_s": check_number,
     "webhook_read_s": check_number,
     "failing_recipients": _recipients,
+    "recipient_errors": _recipient_errors,
+    "pair_interval_s": lambda name, value: check_number(name, value, 0.0, 3600.0),
+    "pair_burst": _positive_int,
+    "paused_templates": _templates,
+    "disabled_templates": _templates,
 }
 
 
@@ -126,6 +156,13 @@ class SandboxConfig:
     webhook_delivered_s: float = 0.05
     webhook_read_s: float = 0.1
     failing_recipients: tuple[str, ...] = ()
+    # Meta's own verdicts on accepted messages (see worker.sandbox.meta): recipients that fail
+    # with a given code, pair pacing (an interval of 0 turns it off), paused/disabled templates.
+    recipient_errors: dict[str, int] = field(default_factory=dict)
+    pair_interval_s: float = 0.0
+    pair_burst: int = 1
+    paused_templates: tuple[str, ...] = ()
+    disabled_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for knob in fields(self):

@@ -7,11 +7,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from worker.errors import InvalidMessage
+from worker.models import parse_message
 from worker.outcome import OK, http_code
 from worker.sandbox.config import SandboxInputError, check_number
+from worker.sandbox.meta import MetaError
 
 DROPPED = "DROPPED"
 HTML_502 = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A message the Gateway accepted: its wamid, the recipient's wa_id, and Meta's error for it
+    (None: it will be delivered)."""
+
+    wamid: str
+    wa_id: str
+    error: MetaError | None = None
 
 
 @dataclass(frozen=True)
@@ -25,7 +38,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     drop: bool = False
-    accepted: tuple[str, str] | None = None  # (wamid, wa_id) of an accepted message
+    accepted: Accepted | None = None
 
 
 def json_bytes(data: Any) -> bytes:
@@ -90,6 +103,34 @@ def invalid_reply(description: str, fields: list[str], headers: Mapping[str, str
     return replace(VAL_001, description=description).reply({"fields": fields}, headers)
 
 
+def validated_payload(body: bytes, headers: Mapping[str, str]) -> dict[str, Any] | Reply:
+    """The message in ``body``, or the 400 naming what is wrong with it."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return invalid_reply("body is not valid JSON", ["body"], headers)
+    try:
+        parse_message(payload)
+    except InvalidMessage as exc:
+        return invalid_reply(str(exc), [problem.field for problem in exc.problems], headers)
+    if not isinstance(payload, dict):  # parse_message refuses these; this tells mypy
+        return invalid_reply("body must be a JSON object", ["body"], headers)
+    return payload
+
+
+def format_retry_after(style: str, seconds: int) -> str | int:
+    """RATE_001's ``retry_after`` in one of the spellings the Gateway has been seen to use."""
+    match style:
+        case "s":
+            return f"{seconds}s"
+        case "number":
+            return seconds
+        case "ms":
+            return f"{seconds * 1000}ms"
+        case _:
+            return f"{seconds} seconds"
+
+
 def fault_reply(kind: str, headers: Mapping[str, str]) -> Reply:
     """An injected upstream failure of ``kind`` (any but ``slow``, which is a late success)."""
     match kind:
@@ -103,9 +144,20 @@ def fault_reply(kind: str, headers: Mapping[str, str]) -> Reply:
             return DROP
 
 
-def success_reply(wamid: str, to: Any, headers: Mapping[str, str], delay_s: float) -> Reply:
-    """The Gateway's 200 for an accepted message; ``wa_id`` is the digits of ``to``."""
-    wa_id = "".join(ch for ch in str(to) if ch.isdigit()) if to is not None else ""
+def wa_id_of(to: Any) -> str:
+    """The digits of ``to``, as WhatsApp names a recipient."""
+    return "".join(ch for ch in str(to) if ch.isdigit()) if to is not None else ""
+
+
+def success_reply(
+    wamid: str,
+    to: Any,
+    headers: Mapping[str, str],
+    delay_s: float,
+    error: MetaError | None = None,
+) -> Reply:
+    """The Gateway's 200 for an accepted message; Meta's ``error`` for it comes later."""
+    wa_id = wa_id_of(to)
     data = {
         "messaging_product": "whatsapp",
         "contacts": [{"input": to, "wa_id": wa_id}],
@@ -113,7 +165,12 @@ def success_reply(wamid: str, to: Any, headers: Mapping[str, str], delay_s: floa
     }
     body = json_bytes({"isSuccess": True, "data": data})
     return Reply(
-        code=OK, status=200, body=body, headers=headers, delay_s=delay_s, accepted=(wamid, wa_id)
+        code=OK,
+        status=200,
+        body=body,
+        headers=headers,
+        delay_s=delay_s,
+        accepted=Accepted(wamid, wa_id, error),
     )
 
 

@@ -16,6 +16,9 @@
                               (a key's own limits; null or absent: the sandbox's)
     POST /sandbox/script      {"answers": [...]} -> {"queued": <waiting>}
     POST /sandbox/reset       -> {"ok": true}
+    POST /sandbox/template_event  {"event", "name", "language", "waba_id"?, "reason"?}: Meta's
+                              review of a template (PAUSED, DISABLED, REINSTATED, ...), applied
+                              and posted as a webhook -> {"posted": {...}} (needs webhook_url)
 
 Latency is an ``asyncio.sleep``, so thousands of slow requests cost no thread. The decisions
 live in `worker.sandbox.state`; this module only moves bytes.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
@@ -80,6 +84,7 @@ def build_app(config: SandboxConfig) -> web.Application:
             web.post("/sandbox/keys", _admin(_keys)),
             web.post("/sandbox/script", _admin(_script)),
             web.post("/sandbox/reset", _admin(_reset)),
+            web.post("/sandbox/template_event", _admin(_template_event)),
         ]
     )
     return app
@@ -95,7 +100,7 @@ async def _send(request: web.Request) -> web.StreamResponse:
         fake=request.query.get("is_fake") == "true",
     )
     if reply.accepted is not None:
-        request.app[POSTER].accepted(request.app[STATE].config, *reply.accepted)
+        request.app[POSTER].accepted(request.app[STATE].config, reply.accepted)
     if reply.delay_s > 0:
         await asyncio.sleep(reply.delay_s)
     if reply.drop and request.transport is not None:
@@ -191,6 +196,16 @@ async def _script(request: web.Request) -> dict[str, Any]:
     if unknown:
         raise SandboxInputError(unknown[0], "is not a script field")
     return {"queued": request.app[STATE].queue_script(data.get("answers"))}
+
+
+async def _template_event(request: web.Request) -> dict[str, Any]:
+    state = request.app[STATE]
+    if not state.config.webhook_url:
+        raise SandboxInputError("webhook_url", "is not set: there is nowhere to post the event")
+    event = state.template_event(await _object(request))
+    body = event.webhook_body(time.time())
+    request.app[POSTER].event(state.config, body)
+    return {"posted": body}
 
 
 async def _reset(request: web.Request) -> dict[str, Any]:

@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from worker.errors import InvalidMessage
-from worker.models import parse_message
 from worker.sandbox.accounts import KeyAccount, Stats, to_milli
 from worker.sandbox.config import (
     KNOBS,
@@ -29,6 +27,7 @@ from worker.sandbox.config import (
     check_flag,
     check_number,
 )
+from worker.sandbox.meta import Meta
 from worker.sandbox.replies import (
     AUTH_001,
     AUTH_002,
@@ -41,10 +40,13 @@ from worker.sandbox.replies import (
     Reply,
     Scripted,
     fault_reply,
-    invalid_reply,
+    format_retry_after,
     parse_scripted,
     success_reply,
+    validated_payload,
+    wa_id_of,
 )
+from worker.sandbox.templates import TemplateEvent, after_template_event, parse_template_event
 
 MESSAGE_COST_MILLI = 1  # balances are integer thousandths: 0.001 per message, no float drift
 # A sandbox left running for days keeps the newest messages; sequence numbers never restart.
@@ -82,6 +84,7 @@ class SandboxState:
         self._wamid_prefix = "HBgS" + secrets.token_hex(6).upper()
         self._wamid_serial = 0
         self._fake = False  # the request being handled asked is_fake=true
+        self._meta = Meta()
 
     # --- the gateway -------------------------------------------------------------------------
 
@@ -136,7 +139,7 @@ class SandboxState:
             return BILL_002.reply(headers=headers)
         if account.balance_milli <= 0:
             return BILL_001.reply(headers=headers)
-        payload = _validate(body, headers)
+        payload = validated_payload(body, headers)
         if isinstance(payload, Reply):
             return payload
         return self._deliver(account, payload, idempotency_key, headers)
@@ -170,7 +173,10 @@ class SandboxState:
         limit_type, wait_s = ("min", min_wait) if min_wait > sec_wait else ("sec", sec_wait)
         retry_after = max(1, math.ceil(wait_s))
         headers["Retry-After"] = str(retry_after)
-        params = {"limit_type": limit_type, "retry_after": self._format_retry_after(retry_after)}
+        params = {
+            "limit_type": limit_type,
+            "retry_after": format_retry_after(self.config.retry_after_format, retry_after),
+        }
         return RATE_001.reply(params, headers), headers
 
     def _rate_headers(self, account: KeyAccount, sec_used: int, min_used: int) -> dict[str, str]:
@@ -181,17 +187,6 @@ class SandboxState:
             "X-RateLimit-min-Limit": str(per_min),
             "X-RateLimit-min-Remaining": str(max(per_min - min_used, 0)),
         }
-
-    def _format_retry_after(self, seconds: int) -> str | int:
-        match self.config.retry_after_format:
-            case "s":
-                return f"{seconds}s"
-            case "number":
-                return seconds
-            case "ms":
-                return f"{seconds * 1000}ms"
-            case _:
-                return f"{seconds} seconds"
 
     def _deliver(
         self,
@@ -236,6 +231,7 @@ class SandboxState:
         wamid = f"wamid.{self._wamid_prefix}{self._wamid_serial:012d}"
         fields_ = payload if isinstance(payload, dict) else {}
         to = fields_.get("to")
+        error = self._meta.verdict(self.config, account.label, fields_, wa_id_of(to), self._clock())
         log = self._log
         log.append(
             {
@@ -248,6 +244,7 @@ class SandboxState:
                 "at": self._wall(),
                 "idempotency_key": idempotency_key,
                 "fake": self._fake,
+                "meta_error": None if error is None else error.code,
             }
         )
         if len(log) > MESSAGE_LOG_MAX:
@@ -255,7 +252,14 @@ class SandboxState:
             del log[:dropped]
             self._log_base += dropped
         self.stats.accepted += 1
-        return success_reply(wamid, to, headers, delay_s)
+        return success_reply(wamid, to, headers, delay_s, error)
+
+    def template_event(self, spec: Mapping[str, Any]) -> TemplateEvent:
+        """Apply Meta's review of a template (``POST /sandbox/template_event``); the caller posts
+        the event's webhook."""
+        event = parse_template_event(spec)
+        self.config = after_template_event(self.config, event)
+        return event
 
     # --- administration ----------------------------------------------------------------------
 
@@ -291,7 +295,8 @@ class SandboxState:
         knobs = asdict(self.config)
         del knobs["api_keys"]
         knobs["fault_kinds"] = list(self.config.fault_kinds)
-        knobs["failing_recipients"] = list(self.config.failing_recipients)
+        for name in ("failing_recipients", "paused_templates", "disabled_templates"):
+            knobs[name] = list(getattr(self.config, name))
         knobs["webhook_secret"] = "***" if self.config.webhook_secret else ""
         knobs["outage_remaining_s"] = round(max(self._outage_until - self._clock(), 0.0), 3)
         knobs["keys"] = {
@@ -380,21 +385,8 @@ class SandboxState:
         self.stats = Stats()
         self._script.clear()
         self._outage_until = -math.inf
+        self._meta.clear()
         for account in self._accounts.values():
             account.balance_milli = account.start_milli
             account.per_sec.clear()
             account.per_min.clear()
-
-
-def _validate(body: bytes, headers: Mapping[str, str]) -> dict[str, Any] | Reply:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return invalid_reply("body is not valid JSON", ["body"], headers)
-    try:
-        parse_message(payload)
-    except InvalidMessage as exc:
-        return invalid_reply(str(exc), [problem.field for problem in exc.problems], headers)
-    if not isinstance(payload, dict):  # parse_message refuses these; this tells mypy
-        return invalid_reply("body must be a JSON object", ["body"], headers)
-    return payload

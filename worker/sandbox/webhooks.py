@@ -1,9 +1,10 @@
-"""The sandbox's status webhooks: what the Gateway forwards from WhatsApp for accepted messages.
+"""The sandbox's webhooks: what the Gateway forwards from WhatsApp.
 
-Each accepted message gets ``sent``, then ``delivered``, then ``read`` (or ``failed`` with error
-131026 for a recipient on ``failing_recipients``), each posted in Meta's Cloud API shape with
-``Authorization: Bearer <webhook_secret>`` at its delay after acceptance. A post that fails is
-tried again a few times; what became of them all is counted for ``GET /sandbox/webhooks``.
+Each accepted message gets ``sent``, then ``delivered``, then ``read`` (or ``failed`` with Meta's
+error for it: see worker.sandbox.meta), each posted in Meta's Cloud API shape with
+``Authorization: Bearer <webhook_secret>`` at its delay after acceptance; template reviews are
+posted when they happen. A post that fails is tried again a few times; what became of them all
+is counted for ``GET /sandbox/webhooks``.
 """
 
 from __future__ import annotations
@@ -11,24 +12,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
 
 from worker.sandbox.config import SandboxConfig
+from worker.sandbox.meta import MetaError
+from worker.sandbox.replies import Accepted
 
 ATTEMPTS = 5
 RETRY_S = 0.2
 TIMEOUT_S = 10
-UNDELIVERABLE = {
-    "code": 131026,
-    "title": "Message undeliverable",
-    "message": "Message undeliverable",
-    "error_data": {"details": "Message failed to send because of an unknown error."},
-}
 
 
-def status_body(wamid: str, status: str, recipient: str, at: float) -> dict[str, Any]:
+def status_body(
+    wamid: str, status: str, recipient: str, at: float, error: MetaError | None = None
+) -> dict[str, Any]:
     """One status in the shape the Gateway forwards."""
     item: dict[str, Any] = {
         "id": wamid,
@@ -36,8 +36,8 @@ def status_body(wamid: str, status: str, recipient: str, at: float) -> dict[str,
         "timestamp": str(int(at)),
         "recipient_id": recipient,
     }
-    if status == "failed":
-        item["errors"] = [UNDELIVERABLE]
+    if error is not None:
+        item["errors"] = [error.body()]
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550000000", "phone_number_id": "sandbox"},
@@ -68,18 +68,26 @@ class StatusPoster:
         if self._session is not None:
             await self._session.close()
 
-    def accepted(self, config: SandboxConfig, wamid: str, recipient: str) -> None:
+    def accepted(self, config: SandboxConfig, message: Accepted) -> None:
         """Schedule the statuses of a message just accepted (nothing without a webhook URL)."""
+        self._start(config, self._play(config, message))
+
+    def event(self, config: SandboxConfig, body: dict[str, Any]) -> None:
+        """Post one webhook now (nothing without a webhook URL)."""
+        self._start(config, self._post(config, body))
+
+    def _start(self, config: SandboxConfig, work: Coroutine[Any, Any, None]) -> None:
         if not config.webhook_url or self._session is None:
+            work.close()
             return
-        task = asyncio.get_running_loop().create_task(self._play(config, wamid, recipient))
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _play(self, config: SandboxConfig, wamid: str, recipient: str) -> None:
+    async def _play(self, config: SandboxConfig, message: Accepted) -> None:
         accepted_at = time.time()
         steps = [("sent", config.webhook_sent_s)]
-        if recipient in config.failing_recipients:
+        if message.error is not None:
             steps.append(("failed", config.webhook_delivered_s))
         else:
             steps += [("delivered", config.webhook_delivered_s), ("read", config.webhook_read_s)]
@@ -87,7 +95,10 @@ class StatusPoster:
         for status, after_s in steps:
             await asyncio.sleep(max(0.0, after_s - elapsed))
             elapsed = max(elapsed, after_s)
-            await self._post(config, status_body(wamid, status, recipient, accepted_at + elapsed))
+            body = status_body(
+                message.wamid, status, message.wa_id, accepted_at + elapsed, message.error
+            )
+            await self._post(config, body)
 
     async def _post(self, config: SandboxConfig, body: dict[str, Any]) -> None:
         assert self._session is not None  # noqa: S101 - accepted() checked it

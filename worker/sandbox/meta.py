@@ -1,0 +1,168 @@
+"""What WhatsApp (Meta) decides about a message the Gateway accepted, played by the sandbox.
+
+The Gateway answers 200 with a wamid and hands the message to Meta; Meta's verdict comes back
+later in the status webhooks. Most messages are delivered. Some fail for reasons about one
+recipient, one template or the sender's standing, never about the key:
+
+- a recipient sent to faster than the pair pacing allows (``pair_interval_s``, ``pair_burst``)
+  fails 131056, and the failed message does not count against the pair;
+- a template configured as paused (``paused_templates``) fails 132015, a disabled one 132016;
+- a recipient on ``recipient_errors`` fails with the code given for it, one on
+  ``failing_recipients`` with 131026.
+
+Templates are named ``name:language`` (``spring_sale:en_US``), as the webhooks name them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from worker.sandbox.accounts import SlidingWindow
+
+if TYPE_CHECKING:  # the knobs' checks need the error table below
+    from worker.sandbox.config import SandboxConfig
+
+# Pair windows of recipients not sent to lately are forgotten past this many pairs.
+PAIRS_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class MetaError:
+    """One error of Meta's Cloud API, as the status webhooks carry it."""
+
+    code: int
+    title: str
+    details: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "title": self.title,
+            "message": self.title,
+            "error_data": {"details": self.details},
+        }
+
+
+UNDELIVERABLE = MetaError(
+    131026, "Message undeliverable", "Message failed to send because of an unknown error."
+)
+PAIR_RATE_LIMIT = MetaError(
+    131056,
+    "(Business Account, Consumer Account) pair rate limit hit",
+    "Too many messages sent from the sender phone number to the same recipient phone number "
+    "in a short period of time.",
+)
+TEMPLATE_PAUSED = MetaError(
+    132015, "Template is Paused", "Template is paused due to low quality so it cannot be sent."
+)
+TEMPLATE_DISABLED = MetaError(
+    132016,
+    "Template is Disabled",
+    "Template has been paused too many times due to low quality and is now permanently disabled.",
+)
+META_ERRORS: dict[int, MetaError] = {
+    error.code: error
+    for error in (
+        UNDELIVERABLE,
+        PAIR_RATE_LIMIT,
+        TEMPLATE_PAUSED,
+        TEMPLATE_DISABLED,
+        MetaError(
+            131047,
+            "Re-engagement message",
+            "Message failed to send because more than 24 hours have passed since the customer "
+            "last replied to this number.",
+        ),
+        MetaError(
+            131049,
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+            "In order to maintain a healthy ecosystem engagement, the message failed to be "
+            "delivered.",
+        ),
+        MetaError(
+            131050,
+            "Unable to deliver the message. This recipient has chosen to stop receiving "
+            "marketing messages on WhatsApp from your business.",
+            "The user has stopped marketing messages from this business.",
+        ),
+        MetaError(
+            131048,
+            "Spam rate limit hit",
+            "Message failed to send because there are restrictions on how many messages can be "
+            "sent from this phone number.",
+        ),
+        MetaError(130429, "Rate limit hit", "Cloud API message throughput has been reached."),
+    )
+}
+
+# Meta's template review events; PAUSED and DISABLED stop a template, these two restart it.
+TEMPLATE_EVENTS = frozenset(
+    {"APPROVED", "REINSTATED", "PAUSED", "DISABLED", "FLAGGED", "REJECTED", "PENDING_DELETION"}
+)
+TEMPLATE_RESTARTS = frozenset({"APPROVED", "REINSTATED"})
+
+
+def template_of(payload: Any) -> str | None:
+    """``name:language`` of a template message, None for any other."""
+    if not isinstance(payload, dict) or payload.get("type") != "template":
+        return None
+    template = payload.get("template")
+    if not isinstance(template, dict):
+        return None
+    language = template.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    return f"{template.get('name')}:{code}"
+
+
+def template_id(template: str) -> int:
+    """A stable id for a template, as Meta gives each one."""
+    return zlib.crc32(template.encode()) + 10**15
+
+
+class Meta:
+    """Meta's verdicts on accepted messages; remembers what each pair was sent lately."""
+
+    def __init__(self) -> None:
+        self._sent: dict[tuple[str, str], SlidingWindow] = {}
+
+    def verdict(
+        self, config: SandboxConfig, key_label: str, payload: Any, wa_id: str, now: float
+    ) -> MetaError | None:
+        """The error Meta gives a message the key ``key_label`` just had accepted (None:
+        delivered), in the order Meta checks: the template, the recipient, the pair's pace."""
+        template = template_of(payload)
+        if template in config.disabled_templates:
+            return TEMPLATE_DISABLED
+        if template in config.paused_templates:
+            return TEMPLATE_PAUSED
+        if wa_id in config.recipient_errors:
+            return META_ERRORS[config.recipient_errors[wa_id]]
+        if wa_id in config.failing_recipients:
+            return UNDELIVERABLE
+        if not self._paced((key_label, wa_id), now, config.pair_interval_s, config.pair_burst):
+            return PAIR_RATE_LIMIT
+        return None
+
+    def _paced(self, pair: tuple[str, str], now: float, interval_s: float, burst: int) -> bool:
+        """Whether a message to ``pair`` at ``now`` is within the pair rate limit; counted if it
+        is (a failed message does not count against the pair)."""
+        if interval_s <= 0:
+            return True
+        window = self._sent.get(pair)
+        if window is None or window.span_s != interval_s:
+            if len(self._sent) >= PAIRS_MAX:
+                self._forget_idle(now)
+            window = self._sent[pair] = SlidingWindow(interval_s)
+        if window.used(now) >= burst:
+            return False
+        window.add(now)
+        return True
+
+    def clear(self) -> None:
+        self._sent.clear()
+
+    def _forget_idle(self, now: float) -> None:
+        for pair in [pair for pair, window in self._sent.items() if not window.used(now)]:
+            del self._sent[pair]
