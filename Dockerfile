@@ -25,6 +25,7 @@ RUN python -m venv /opt/msgworker \
 # Only what the wheel is built from: the layer cache survives edits to tests/, deploy/, docs.
 COPY pyproject.toml README.md ./
 COPY config ./config
+COPY docs/runbooks.md ./docs/runbooks.md
 COPY worker ./worker
 
 # Every dependency ships binary wheels for CPython 3.11 (linux amd64/arm64), so no compiler

@@ -11,10 +11,11 @@ script's output, so edit this file, never the JSON.
 Variables: the data source, the scrape jobs (any names: compose's "msgworker" and "msgworker-serve",
 the ServiceMonitors' "msgworker-metrics" and "msgworker-serve"; found through msgworker_build_info,
 which every worker and msgworker serve export; the delivery panels read serve's series) and the
-account (every series with an `account` label: sends, Gateway answers, rate-limit waits, alerts,
-halts, breakers, held jobs, delivery statuses). "All" matches everything, series without the label
-included. The queue, schedule and dead letters are the deployment's, not an account's: the time to
-drain compares the whole queue with every account's sends.
+account (offered from the workers' halt gauges and serve's delivery statuses, so with either job
+alone; it filters every series with an `account` label: sends, Gateway answers, rate-limit waits,
+alerts, halts, breakers, held jobs, delivery statuses). "All" matches everything, series without
+the label included. The queue, schedule and dead letters are the deployment's, not an account's:
+the time to drain compares the whole queue with every account's sends.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # chosen accounts.
 J = 'job=~"$job"'
 JA = f'{J}, account=~"$account"'
+# Where the account variable finds the accounts: the workers export msgworker_halted for every
+# configured account, serve its delivery statuses per account (its only per-account series), so
+# the accounts are offered whichever of the jobs is chosen.
+ACCOUNTS = '__name__=~"msgworker_halted|msgworker_delivery_statuses_total"'
 SENT_RATE_5M = f'sum(rate(msgworker_jobs_total{{{J}, outcome="sent"}}[5m]))'
 DEPTH = f"max(msgworker_queue_depth{{{J}}})"
 DRAIN = f"({DEPTH} / ({SENT_RATE_5M} > 0)) or ({DEPTH} == 0)"
@@ -170,7 +175,7 @@ def variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVariable]:
         dashboard.QueryVariable("account")
         .label("Account")
         .datasource(DATASOURCE)
-        .query(f"label_values(msgworker_halted{{{J}}}, account)")
+        .query(f"label_values({{{ACCOUNTS}, {J}}}, account)")
         .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .multi(True)
         .include_all(True)

@@ -272,6 +272,26 @@ def test_dashboard_variables_pick_datasource_job_and_account(dashboard):
         assert variables[name]["allValue"] == ".*"
 
 
+def test_job_and_account_variables_find_the_worker_and_serve(dashboard):
+    """`$job` comes from msgworker_build_info, which the worker and serve both export, and
+    `$account` from a per-account series of each: either job chosen alone offers its accounts."""
+    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
+    job = re.fullmatch(r"label_values\((\w+), job\)", variables["job"]["query"])
+    assert job, variables["job"]["query"]
+    for component in ("worker", "serve"):
+        [family] = build_info.BuildInfoCollector(component).collect()
+        assert {sample.name for sample in family.samples} == {job[1]}
+    account = re.fullmatch(
+        r'label_values\(\{__name__=~"([\w|]+)", job=~"\$job"\}, account\)',
+        variables["account"]["query"],
+    )
+    assert account, variables["account"]["query"]
+    names = set(account[1].split("|"))
+    assert names <= labelled_by_account()
+    assert names & exported_by_worker()
+    assert names & SERVED_BY_ACCOUNT
+
+
 def test_every_query_follows_the_job_variable_and_names_no_job(dashboard):
     """Every selector in every query is filtered by $job, and no query names a job literally."""
     for expr in dashboard_exprs(dashboard):

@@ -2,21 +2,16 @@
 processes: msgworker serve, a worker, the sandbox Gateway and Redis.
 
 Screenshots of the pages land in the test's tmp dir; with CONSOLE_SCREENSHOTS=docs/screenshots
-they are written there instead (how docs/console.md's are made).
+they are written there instead (how docs/console.md's are made; the browser is in conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import httpx
-import playwright.sync_api as playwright  # the dev extra: never skipped in CI
 import pytest
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
-from tests.support.console import PASSWORD
+from tests.support.console import PASSWORD, log_in
 from tests.support.processes import wait_for
 from tests.support.serve import Service
 from worker.http.console.brake import FAILURES_MAX
@@ -27,28 +22,11 @@ from worker.store.jobs import JobState
 
 pytestmark = pytest.mark.e2e
 
-# Debian's chromium, wherever PATH has it (./run test installs it and looks it up the same way).
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PHONE = "905321234567"
 
 
 def text(n: int) -> dict:
     return {"to": PHONE, "type": "text", "text": {"body": f"invoice {n} is ready"}}
-
-
-@pytest.fixture
-def shots(tmp_path):
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -83,25 +61,6 @@ def stack(redis_url, sandbox, tmp_path):
     assert PASSWORD not in service.log.read_text()
 
 
-@pytest.fixture
-def browser():
-    assert CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)"
-    with playwright.sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = chromium.new_context(viewport={"width": 1280, "height": 800})
-        yield context.new_page()
-        context.close()
-        chromium.close()
-
-
-def log_in(page, url: str) -> None:
-    page.goto(f"{url}/console")
-    assert page.url.endswith("/console/login")  # no session: the login page
-    page.fill("#password", PASSWORD)
-    page.click("#login")
-    page.wait_for_url(f"{url}/console")
-
-
 def test_a_billing_incident_is_seen_and_replayed_after_a_top_up(
     browser, stack, sandbox, runtime, shots
 ):
@@ -114,7 +73,6 @@ def test_a_billing_incident_is_seen_and_replayed_after_a_top_up(
     log_in(page, stack.url)
     assert "OPEN BILL_001" in page.inner_text("#accounts")
     assert "BILL_001 12" in page.inner_text("#dlq-codes")
-    page.screenshot(path=shots / "overview.png", full_page=True)
 
     page.click("#dlq-codes a.code")
     assert page.inner_text("#total").startswith("12")

@@ -3,7 +3,9 @@ password, login, the session cookie, CSRF on every change, the login brake, mask
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -174,6 +176,9 @@ def test_parameters_out_of_range_are_400_pages_with_the_headers(http):
         ({"account": "no such/account"}, 400),
         ({"done": "purged", "n": "-1"}, 400),
         ({"page_no": "10000"}, 200),
+        ({"start": "-1"}, 400),
+        ({"start": "4611686018427387904"}, 400),
+        ({"code": "BILL_001", "start": "120"}, 200),
     ]
     for params, status in asked:
         answer = http.get("/console/dead-letters", params=params)
@@ -181,10 +186,38 @@ def test_parameters_out_of_range_are_400_pages_with_the_headers(http):
         assert "default-src 'none'" in answer.headers["content-security-policy"], params
         assert answer.headers["content-type"].startswith("text/html"), params
     assert "out of range (page_no)." in http.get("/console/dead-letters?page_no=0").text
+    for params, status in (
+        ({"listing": "nothing"}, 400),
+        ({"listing": "held", "page_no": "0"}, 400),
+    ):
+        assert http.get("/console/job-list", params=params).status_code == status, params
     for method, path in (("GET", "/console/nothing-here"), ("POST", "/console")):
         answer = http.request(method, path)
         assert answer.status_code in {404, 405}
         assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_the_due_and_scheduled_counts_list_their_jobs(http, runtime):
+    """3 jobs due now and 2 for tomorrow (no worker takes them): the overview's counts link to
+    lists of exactly those jobs, and a second page of each is empty."""
+    due = [runtime.producer.enqueue({**MESSAGE, "text": {"body": f"now {i}"}}) for i in range(3)]
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    later = [
+        runtime.producer.enqueue({**MESSAGE, "text": {"body": f"later {i}"}}, send_at=tomorrow)
+        for i in range(2)
+    ]
+    login(http)
+    overview = http.get("/console").text
+    assert 'href="/console/job-list?listing=due"><b id="due">3<' in overview
+    assert 'href="/console/job-list?listing=scheduled"><b id="scheduled">2<' in overview
+    for listing, ids in (("due", due), ("scheduled", later)):
+        page = http.get("/console/job-list", params={"listing": listing, "account": "default"})
+        assert page.status_code == 200
+        assert f'id="list-total">{len(ids)} in all<' in page.text
+        listed = re.findall(r'<a href="/console/jobs\?id=([0-9a-f]{32})">', page.text)
+        assert sorted(listed) == sorted(ids), listing
+        second = http.get("/console/job-list", params={"listing": listing, "page_no": 2})
+        assert 'id="empty"' in second.text
 
 
 def test_the_console_shows_only_its_own_messages(http, runtime):
@@ -219,7 +252,8 @@ def test_a_dead_letter_shows_the_phone_masked_and_never_the_key(http, runtime):
 
 
 def test_replay_from_the_console_moves_the_code_back_to_the_schedule(http, runtime):
-    """Replaying a code runs in the service, shows its progress and empties that code."""
+    """Replaying a code runs in the service, shows its progress and empties that code; with no
+    worker to send them, the page says the jobs are on the way, not done."""
     ids = [runtime.producer.enqueue(MESSAGE) for _ in range(5)]
     for job_id in ids:
         park(runtime, job_id)
@@ -229,11 +263,15 @@ def test_replay_from_the_console_moves_the_code_back_to_the_schedule(http, runti
     assert answer.status_code == 303
     progress_url = answer.headers["location"]
 
-    def done() -> bool:
-        return 'id="state" class="ok">done<' in http.get(progress_url).text
+    def replayed() -> bool:
+        return '">replayed, 5 on the way<' in http.get(progress_url).text
 
-    wait_for(done, timeout_s=20, what="the replay to finish")
-    assert 'id="replayed">5<' in http.get(progress_url).text
+    wait_for(replayed, timeout_s=20, what="the replay to go through its records")
+    progress = http.get(progress_url).text
+    assert 'id="replayed">5<' in progress
+    assert 'id="on-the-way">5<' in progress
+    assert 'id="sent">0<' in progress
+    assert ">done<" not in progress
     assert runtime.dead_letters.counts() == {}
     assert {runtime.jobs.get(i).state for i in ids} <= {JobState.QUEUED, JobState.SCHEDULED}
 

@@ -30,3 +30,12 @@ def login(http: httpx.Client, password: str = PASSWORD) -> str:
     overview = http.get("/console")
     assert overview.status_code == 200, overview.text
     return csrf_of(overview.text)
+
+
+def log_in(page, url: str) -> None:
+    """Log a browser page in through the login form (it starts with no session)."""
+    page.goto(f"{url}/console")
+    assert page.url.endswith("/console/login")  # no session: the login page
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(f"{url}/console")

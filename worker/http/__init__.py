@@ -7,6 +7,9 @@
     body.py     bounded request bodies, parsed as JSON
     problems.py the error answers (401, 404, 413, 422, 503) and their shapes
     schemas.py  the request and answer models the OpenAPI document is generated from
+    document.py the OpenAPI document (/openapi.json): FastAPI's, with the schemes and examples
+    examples.py an example of each message type and request, for the document
+    apidocs/    /docs (Swagger UI) and /redoc, from vendored bundles
     ingest.py   POST /v1/messages, POST /v1/messages/batch, GET /v1/jobs/{id}
     webhooks.py POST /webhooks/gateway: the Gateway's delivery statuses, applied to jobs
     webhook_payload.py  those webhooks' bodies, read strictly and boundedly

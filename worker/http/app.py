@@ -14,15 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from pydantic import TypeAdapter
-from pydantic.json_schema import models_json_schema
 
 from worker.accounts import load_ingest_clients
-from worker.http import console, health, ingest, metrics, webhooks
+from worker.http import apidocs, console, health, ingest, metrics, webhooks
 from worker.http.auth import BearerTokens, Scope, scoped_tokens
+from worker.http.document import build_document
 from worker.http.problems import install_handlers
-from worker.http.schemas import BatchRequest, SingleRequest
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import async_producer_for
 from worker.send.routing import load_routing_table
@@ -32,7 +29,6 @@ from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
 
 log = get_logger(__name__)
-REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None) -> FastAPI:
@@ -65,6 +61,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    apidocs.install(app)
     tokens = split_tokens(settings.ingest_tokens)
     scoped = ingest_scoped_tokens(settings) if scoped is None else scoped
     if tokens or scoped:
@@ -83,18 +80,8 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the request bodies' schemas from the producer's own models."""
     if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title, version=app.version, summary=app.summary, routes=app.routes
-        )
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        _, defs = models_json_schema([(BatchRequest, "validation")], ref_template=REF_TEMPLATE)
-        single = TypeAdapter(SingleRequest).json_schema(ref_template=REF_TEMPLATE)
-        schemas.update(defs.get("$defs", {}))
-        schemas.update(single.pop("$defs", {}))
-        schemas["SingleRequest"] = single
-        app.openapi_schema = document
+        app.openapi_schema = build_document(app)
     return app.openapi_schema
 
 

@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 
@@ -31,6 +32,29 @@ class Scope:
 
 
 EVERY_ACCOUNT = Scope()
+
+# The API document's security schemes: the ingest tokens and the Gateway's webhook secret, each
+# sent as "Authorization: Bearer <secret>"; a route names the one it checks (``requires``).
+INGEST_SCHEME = "ingestToken"
+WEBHOOK_SCHEME = "webhookSecret"
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    INGEST_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "One of INGEST_TOKENS, or an [ingest.NAME] token of the accounts file "
+        "(which enqueues on, and sees the jobs of, its own accounts only)",
+    },
+    WEBHOOK_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "WEBHOOK_SECRET, as the Gateway sends it",
+    },
+}
+
+
+def requires(scheme: str) -> dict[str, Any]:
+    """The part of a route's OpenAPI operation that says which secret it checks."""
+    return {"security": [{scheme: []}]}
 
 
 class BearerTokens:

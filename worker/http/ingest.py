@@ -20,11 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from worker.errors import FieldProblem, InvalidMessage, StoreFull, Unavailable
-from worker.http import problems
-from worker.http.auth import BearerTokens, Scope
+from worker.http import examples, problems
+from worker.http.auth import INGEST_SCHEME, BearerTokens, Scope, requires
 from worker.http.batch import check_batch
 from worker.http.body import BATCH_MAX_BYTES, SINGLE_MAX_BYTES, read_body, read_json
 from worker.http.schemas import (
+    NOT_JSON,
+    UNAUTHORIZED,
+    UNAVAILABLE,
     Accepted,
     BatchAccepted,
     BatchDuplicate,
@@ -33,6 +36,7 @@ from worker.http.schemas import (
     Errors,
     JobView,
     Problem,
+    Responses,
 )
 from worker.observe.views import job_view
 from worker.producer import Name, build_job
@@ -51,24 +55,30 @@ BATCH_KEY = (
     "the same key again, on the same accounts, answers 200 with the first batch's ids and "
     "enqueues nothing"
 )
+SINGLE_DESCRIPTION = (
+    "The body is an envelope {message, idempotency_key?, send_at?, expires_at?, ttl_s?,"
+    " account?, priority?} or a bare message payload, at most 1 MiB. The "
+    f"{IDEMPOTENCY_HEADER} header sets the idempotency key: a key seen before answers "
+    "200 with the first job's id and enqueues nothing. The body's Content-Type is not "
+    "checked; it must be one JSON document."
+)
+BATCH_DESCRIPTION = (
+    '{"messages": [envelope or bare payload, ...]}, at most 1,000 items and 16 MiB. '
+    "Any invalid item enqueues nothing: the 422 lists the bad indexes and fields "
+    "(field relative to the envelope, e.g. message.to; index null for the batch "
+    "itself), the first 100 found, with truncated: true when there were more. "
+    "Envelopes may carry their own idempotency keys (two of one account may not share "
+    f"one); the {IDEMPOTENCY_HEADER} header names the batch ({BATCH_KEY})."
+)
 
-Responses = dict[int | str, dict[str, Any]]
-UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "No valid Bearer token"}}
-UNAVAILABLE: Responses = {
-    503: {
-        "model": Problem,
-        "description": "Redis did not answer within REDIS_TIMEOUT_S (or is full); see Retry-After",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-    }
-}
 FORBIDDEN: Responses = {
     403: {"model": Problem, "description": "The token may not enqueue on an account named"}
 }
-NOT_JSON: Responses = {400: {"model": Errors, "description": 'The body is not JSON (field "body")'}}
 
 
-def _body(ref: str, header: str) -> dict[str, Any]:
-    schema = {"$ref": f"#/components/schemas/{ref}"}
+def _body(ref: str, header: str, samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI parts of a route that reads its body itself: the body's schema and examples,
+    the Idempotency-Key header, the token."""
     key = {
         "name": IDEMPOTENCY_HEADER,
         "in": "header",
@@ -76,9 +86,11 @@ def _body(ref: str, header: str) -> dict[str, Any]:
         "description": header,
         "schema": _KEY.json_schema(),
     }
+    body = {"schema": {"$ref": f"#/components/schemas/{ref}"}, "examples": samples}
     return {
+        **requires(INGEST_SCHEME),
         "parameters": [key],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "requestBody": {"required": True, "content": {"application/json": body}},
     }
 
 
@@ -254,15 +266,10 @@ def build_router(tokens: BearerTokens) -> APIRouter:
     router.post(
         "/v1/messages",
         status_code=202,
+        operation_id="enqueueMessage",
         summary="Enqueue one message",
-        description=(
-            "The body is an envelope {message, idempotency_key?, send_at?, expires_at?, ttl_s?,"
-            " account?, priority?} or a bare message payload, at most 1 MiB. The "
-            f"{IDEMPOTENCY_HEADER} header sets the idempotency key: a key seen before answers "
-            "200 with the first job's id and enqueues nothing. The body's Content-Type is not "
-            "checked; it must be one JSON document."
-        ),
-        openapi_extra=_body("SingleRequest", SINGLE_KEY),
+        description=SINGLE_DESCRIPTION,
+        openapi_extra=_body("SingleRequest", SINGLE_KEY, examples.single_request()),
         responses={
             202: {"model": Accepted, "description": "Enqueued"},
             200: {"model": Duplicate, "description": "The idempotency key is known"},
@@ -277,16 +284,10 @@ def build_router(tokens: BearerTokens) -> APIRouter:
     router.post(
         "/v1/messages/batch",
         status_code=202,
+        operation_id="enqueueBatch",
         summary="Enqueue up to 1,000 messages in one round trip",
-        description=(
-            '{"messages": [envelope or bare payload, ...]}, at most 1,000 items and 16 MiB. '
-            "Any invalid item enqueues nothing: the 422 lists the bad indexes and fields "
-            "(field relative to the envelope, e.g. message.to; index null for the batch "
-            "itself), the first 100 found, with truncated: true when there were more. "
-            "Envelopes may carry their own idempotency keys (two of one account may not share "
-            f"one); the {IDEMPOTENCY_HEADER} header names the batch ({BATCH_KEY})."
-        ),
-        openapi_extra=_body("BatchRequest", BATCH_KEY),
+        description=BATCH_DESCRIPTION,
+        openapi_extra=_body("BatchRequest", BATCH_KEY, examples.batch_request()),
         responses={
             202: {"model": BatchAccepted, "description": "All enqueued"},
             200: {"model": BatchDuplicate, "description": "The batch's key is known"},
@@ -300,11 +301,16 @@ def build_router(tokens: BearerTokens) -> APIRouter:
     )(post_batch)
     router.get(
         "/v1/jobs/{job_id}",
+        operation_id="getJob",
         summary="A job's state and history, as msgworker job --json shows it",
+        openapi_extra=requires(INGEST_SCHEME),
         responses={
             200: {"model": JobView, "description": "The job"},
             **UNAUTHORIZED,
-            404: {"model": Problem, "description": "No job has this id"},
+            404: {
+                "model": Problem,
+                "description": "No job has this id (or, to a scoped token, another account's)",
+            },
             **UNAVAILABLE,
         },
     )(get_job)

@@ -98,9 +98,21 @@ class BatchErrors(BaseModel):
 
 
 class Problem(BaseModel):
-    """401, 404, 413, 503: what went wrong, in one line."""
+    """401, 403, 404, 413, 503: what went wrong, in one line."""
 
     error: str
+
+
+class Ok(BaseModel):
+    """200: the process answers (/healthz), or the webhook's statuses are applied."""
+
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    """200: Redis answers."""
+
+    status: Literal["ready"]
 
 
 class HistoryEvent(BaseModel):
@@ -131,3 +143,17 @@ class JobView(BaseModel):
     priority: Literal["high", "normal", "bulk"]
     delivery: ReceiptView | None = None
     history: list[HistoryEvent]
+
+
+# The answers several routes declare, each exactly as the routes send it.
+Responses = dict[int | str, dict[str, Any]]
+RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again"}
+UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "No valid Bearer token"}}
+NOT_JSON: Responses = {400: {"model": Errors, "description": 'The body is not JSON (field "body")'}}
+UNAVAILABLE: Responses = {
+    503: {
+        "model": Problem,
+        "description": "Redis did not answer within REDIS_TIMEOUT_S (or is full); see Retry-After",
+        "headers": {"Retry-After": RETRY_AFTER},
+    }
+}

@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from worker.http import problems
-from worker.http.auth import BearerTokens
+from worker.http.auth import WEBHOOK_SCHEME, BearerTokens, requires
 from worker.http.body import MIB, read_json
 from worker.http.metrics import HttpMetrics
-from worker.http.schemas import Problem
+from worker.http.schemas import UNAUTHORIZED, UNAVAILABLE, Errors, Ok, Problem
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
@@ -132,8 +132,10 @@ def build_router(webhooks: Webhooks) -> APIRouter:
 
     @router.post(
         "/webhooks/gateway",
+        operation_id="gatewayWebhook",
         summary="Delivery statuses from the Gateway (Meta's WhatsApp Cloud API webhook shape)",
         openapi_extra={
+            **requires(WEBHOOK_SCHEME),
             "requestBody": {
                 "required": True,
                 "content": {
@@ -148,12 +150,14 @@ def build_router(webhooks: Webhooks) -> APIRouter:
                         }
                     }
                 },
-            }
+            },
         },
         responses={
-            401: {"model": Problem, "description": "No valid Bearer secret"},
+            200: {"model": Ok, "description": "Applied (or acknowledged: a status no job knows)"},
+            400: {"model": Errors, "description": "Not JSON, or a malformed status (its field)"},
+            **UNAUTHORIZED,
             413: {"model": Problem, "description": "The body exceeds 1 MiB"},
-            400: {"description": "Not JSON, or a malformed status"},
+            **UNAVAILABLE,
         },
     )
     async def gateway(request: Request) -> JSONResponse:

@@ -92,6 +92,48 @@ def dead_letter_counts(client: redis.Redis, keys: Keys) -> dict[str, int]:
     return {str(k): int(v) for k, v in raw.items() if int(v) > 0}
 
 
+@dataclass(frozen=True)
+class DeadLetterPage:
+    """One page of the DLQ, oldest first; ``next_rank`` is where the next page starts in the
+    index (None: nothing after it)."""
+
+    records: list[DeadLetter]
+    next_rank: int | None
+
+
+def dead_letter_page(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    start_rank: int,
+    size: int,
+    account: str | None = None,
+    code: str | None = None,
+    read_max: int = 10 * REPLAY_CHUNK,
+) -> DeadLetterPage:
+    """Up to ``size`` records from rank ``start_rank`` of the index on, by rank: page N of a
+    large DLQ costs one page, not N. With a filter, at most ``read_max`` records are read past
+    ``start_rank``; a page cut short there still says where to go on."""
+    wanted = Selection(account=account, code=code)
+    step = size + 1 if account is None and code is None else REPLAY_CHUNK
+    records: list[DeadLetter] = []
+    rank = start_rank
+    while rank < start_rank + max(read_max, size + 1):
+        ids = [str(i) for i in client.zrange(keys.dead_letter_index, rank, rank + step - 1)]
+        if not ids:
+            return DeadLetterPage(records, None)
+        texts = client.mget([keys.dead_letter(i) for i in ids])
+        for offset, text in enumerate(texts):
+            record = DeadLetter.from_json(str(text)) if text else None
+            if record is None or not _matches(record, wanted):
+                continue
+            if len(records) == size:
+                return DeadLetterPage(records, rank + offset)
+            records.append(record)
+        rank += len(ids)
+    return DeadLetterPage(records, rank)
+
+
 def _matches(record: DeadLetter, selection: Selection) -> bool:
     if selection.code and record.code != selection.code:
         return False

@@ -222,6 +222,15 @@ class Keys:
         """Hash: the progress of one replay started from the console."""
         return f"{self.prefix}console:replay:{encode_part(run_id)}"
 
+    def console_chart(self, bucket: int) -> str:
+        """Hash: the console's chart figures of one 10-second bucket (its start, Unix seconds):
+        messages sent (``OK``) and parked by code (kept 16 minutes)."""
+        return f"{self.prefix}console:chart:{bucket}"
+
+    def console_replay_jobs(self, run_id: str) -> str:
+        """List: the job ids one console replay covers, to tell how far each has got."""
+        return f"{self.prefix}console:replay:{encode_part(run_id)}:jobs"
+
     def account_of(self, kind: str, key: str) -> str | None:
         """The account a per-account key (``halt``, ``breaker``, ``held``…) names, else None."""
         head = f"{self.prefix}{kind}:"

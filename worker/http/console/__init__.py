@@ -1,6 +1,7 @@
 """The web console at /console: what the night shift needs without a terminal.
 
-Overview per account, the dead-letter queue (filter, page, open, replay, purge), job lookup,
+Overview per account (with a chart of the last 15 minutes and each incident's next step), the
+jobs behind each count, the dead-letter queue (filter, page, open, replay, purge), job lookup,
 halt and resume. Pages are rendered on the server; the only state a browser holds is the
 session cookie. Replay, purge, halt and resume are the CLI's own operations.
 """
@@ -12,6 +13,7 @@ from fastapi import APIRouter
 from worker.http.console import actions, pages
 from worker.http.console.auth import Password, Sessions
 from worker.http.console.brake import LoginBrake
+from worker.http.console.chartdata import ChartSampler
 from worker.http.console.components import Console
 from worker.http.console.render import ConsoleHeaders, ConsoleRoute
 from worker.http.console.replays import Replays
@@ -31,9 +33,11 @@ def build_router(settings: Settings) -> APIRouter:
         sessions=Sessions(runtime.redis, runtime.keys, password),
         brake=LoginBrake(runtime.redis, runtime.keys),
         replays=Replays(runtime.redis, runtime.keys, runtime.dead_letters),
+        chart=ChartSampler(runtime.redis, runtime.keys),
         always_secure=settings.cookie_secure is CookieSecure.ALWAYS,
     )
     router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+    console.chart.start()
     pages.add_pages(router, console)
     actions.add_actions(router, console)
     return router

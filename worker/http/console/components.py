@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from worker.http.console.auth import COOKIE, Password, Session, Sessions
 from worker.http.console.brake import LoginBrake
+from worker.http.console.chartdata import ChartSampler
 from worker.http.console.render import NeedsLogin, Refused, first
 from worker.http.console.replays import Replays
 from worker.observe.status import accounts_to_report
@@ -23,6 +24,7 @@ class Console:
     sessions: Sessions
     brake: LoginBrake
     replays: Replays
+    chart: ChartSampler
     # COOKIE_SECURE=always: TLS ends on a proxy serve does not trust, so HTTPS is not seen.
     always_secure: bool
 

@@ -3,11 +3,14 @@
 The replay is the CLI's (``worker.store.drain``): a slice at a time at the chosen rate, each
 record scheduled and out of the DLQ in one step, jobs already sent skipped. A replay cut short
 (the process stopped) leaves the rest in the DLQ, so starting it again goes on where it was.
-Progress is kept a day under its own key, so any serve process can show it.
+Progress is kept a day under its own key, so any serve process can show it, with the ids the
+replay covers: a replayed job is not sent yet, it may wait behind the billing breaker, so the
+page tells from the jobs themselves how many were sent, wait, or were parked again.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -16,13 +19,33 @@ from dataclasses import dataclass
 
 import redis
 
+from worker.http.console.jobtext import WAIT_EVENT
 from worker.logs import get_logger
 from worker.store.deadletters import DeadLetters, ReplayReport
 from worker.store.drain import drain
+from worker.store.jobs import JobState
 from worker.store.keys import Keys
 
 log = get_logger(__name__)
 PROGRESS_TTL_S = 24 * 3600
+# Job states are read this many a round trip when a replay's jobs are tallied.
+TALLY_CHUNK = 500
+BREAKER_WAIT = "breaker_wait"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where a replay's jobs stand now, from their own records."""
+
+    sent: int = 0  # sent, the ones the replay skipped as already sent or delivered included
+    waiting: int = 0  # behind the billing breaker: its last event a breaker wait
+    on_the_way: int = 0  # scheduled, in the broker or being sent
+    parked: int = 0  # in the DLQ: not replayed yet, expired, or parked again
+    gone: int = 0  # no record: forgotten since
+
+    @property
+    def pending(self) -> int:
+        return self.waiting + self.on_the_way
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,7 @@ class Progress:
     delivered: int
     started: float
     updated: float
+    tally: Tally = Tally()
 
     @property
     def done(self) -> int:
@@ -51,6 +75,29 @@ class Progress:
     @property
     def percent(self) -> int:
         return 100 if self.total == 0 else round(100 * self.done / self.total)
+
+    @property
+    def skipped(self) -> int:
+        return self.already_sent + self.delivered + self.expired + self.missing
+
+    @property
+    def sent_by_replay(self) -> int:
+        """Jobs this replay sent again (the sent ones less those it skipped as already sent)."""
+        return max(0, self.tally.sent - self.already_sent - self.delivered)
+
+    @property
+    def finished(self) -> bool:
+        """Done only when the replay went through its records and none it replayed waits."""
+        return self.state == "done" and self.tally.pending == 0
+
+    @property
+    def words(self) -> str:
+        """The replay's state as the page says it."""
+        if self.state == "done" and self.tally.waiting:
+            return f"replayed, {self.tally.waiting} waiting behind the billing breaker"
+        if self.state == "done" and self.tally.pending:
+            return f"replayed, {self.tally.pending} on the way"
+        return self.state
 
 
 class Replays:
@@ -70,7 +117,7 @@ class Replays:
             "rate": rate_per_s,
             "started": now,
         }
-        self._write(run_id, ReplayReport(), "running", extra=fields)
+        self._write(run_id, ReplayReport(), "running", extra=fields, ids=ids)
         thread = threading.Thread(
             target=self._run,
             args=(run_id, list(ids), rate_per_s),
@@ -108,6 +155,7 @@ class Replays:
         report: ReplayReport,
         state: str,
         extra: dict[str, str | int | float] | None = None,
+        ids: Sequence[str] = (),
     ) -> None:
         key = self._keys.console_replay(run_id)
         mapping: dict[str, str | int | float] = {
@@ -123,6 +171,11 @@ class Replays:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # str keys are valid keys
         pipe.expire(key, PROGRESS_TTL_S)
+        if ids:
+            jobs = self._keys.console_replay_jobs(run_id)
+            for start in range(0, len(ids), TALLY_CHUNK):
+                pipe.rpush(jobs, *ids[start : start + TALLY_CHUNK])
+            pipe.expire(jobs, PROGRESS_TTL_S)
         pipe.execute()
 
     def get(self, run_id: str) -> Progress | None:
@@ -145,6 +198,38 @@ class Replays:
                 delivered=int(raw.get("delivered", 0)),
                 started=float(raw["started"]),
                 updated=float(raw.get("updated", raw["started"])),
+                tally=self._tally(run_id),
             )
         except (KeyError, ValueError):
             return None
+
+    def _tally(self, run_id: str) -> Tally:
+        """Each of the replay's jobs by its state now and, unsettled, by its last event."""
+        counts = {"sent": 0, "waiting": 0, "on_the_way": 0, "parked": 0, "gone": 0}
+        jobs = self._keys.console_replay_jobs(run_id)
+        for start in range(0, int(self._redis.llen(jobs)), TALLY_CHUNK):
+            ids = [str(i) for i in self._redis.lrange(jobs, start, start + TALLY_CHUNK - 1)]
+            pipe = self._redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(self._keys.job(job_id), "state")
+                pipe.lindex(self._keys.history(job_id), -1)
+            replies = pipe.execute()
+            for state, last in zip(replies[::2], replies[1::2], strict=True):
+                counts[_standing(state, last)] += 1
+        return Tally(**counts)
+
+
+def _standing(state: str | None, last_event: str | None) -> str:
+    """Which ``Tally`` count a job falls in, by its state and its history's last line."""
+    if state is None:
+        return "gone"
+    if state == JobState.SENT:
+        return "sent"
+    if state == JobState.PARKED:
+        return "parked"
+    try:
+        last = json.loads(last_event or "{}")
+    except ValueError:
+        last = {}
+    waiting = last.get("event") == WAIT_EVENT and last.get("action") == BREAKER_WAIT
+    return "waiting" if waiting else "on_the_way"

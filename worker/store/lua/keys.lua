@@ -83,6 +83,12 @@ end
 function keys.console_replay(prefix, run_id)
   return prefix .. 'console:replay:' .. key_part(run_id)
 end
+function keys.console_chart(prefix, bucket)
+  return prefix .. 'console:chart:' .. bucket
+end
+function keys.console_replay_jobs(prefix, run_id)
+  return prefix .. 'console:replay:' .. key_part(run_id) .. ':jobs'
+end
 
 -- The schedule: an account's due jobs wait in one lane per priority (high, normal, bulk; a job
 -- without one is normal), and the account is named in the set the pump goes through.

@@ -1,0 +1,118 @@
+"""The figures behind the overview's chart: per 10 seconds, messages sent and parked by code.
+
+The workers keep sends per second for two minutes (``stats:sent:<second>``, for ``status``) and
+index dead letters by when they were parked; neither says what the last 15 minutes looked like
+for long enough, so the serve process folds them, every 10 seconds, into one small hash per
+10-second bucket, kept 16 minutes. Any number of serve processes may do so: each writes the
+same figures from the same source. Started, it first folds the two minutes the sources still
+hold.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import redis
+
+from worker.logs import get_logger
+from worker.store.deadletters import DeadLetter
+from worker.store.keys import Keys
+
+log = get_logger(__name__)
+BUCKET_S = 10
+WINDOW_S = 15 * 60
+BUCKETS = WINDOW_S // BUCKET_S
+KEEP_S = WINDOW_S + 60
+# How far back the sources reach (the send counters live two minutes): folded at start.
+SOURCE_S = 110
+SENT = "OK"
+# Dead letters read per bucket at most (80 parked a second is 800): beyond, counted as OTHER.
+PARKED_READ_MAX = 2_000
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: int  # Unix seconds
+    answers: dict[str, int]  # SENT and the codes parked, with how many
+
+    @property
+    def sends_per_s(self) -> float:
+        return self.answers.get(SENT, 0) / BUCKET_S
+
+
+def bucket_of(at: float) -> int:
+    return int(at) // BUCKET_S * BUCKET_S
+
+
+def fold(client: redis.Redis, keys: Keys, start: int) -> None:
+    """Write the figures of the bucket from ``start``: sends, and dead letters parked in it."""
+    pipe = client.pipeline(transaction=False)
+    pipe.mget([keys.sent_in_second(second) for second in range(start, start + BUCKET_S)])
+    pipe.zrangebyscore(keys.dead_letter_index, start, f"({start + BUCKET_S}")
+    sent, parked = pipe.execute()
+    answers: Counter[str] = Counter({SENT: sum(int(n or 0) for n in sent)})
+    ids = [str(i) for i in parked]
+    if ids:
+        texts = client.mget([keys.dead_letter(i) for i in ids[:PARKED_READ_MAX]])
+        answers.update(_code_of(str(text)) for text in texts if text)
+        answers[OTHER] += max(0, len(ids) - PARKED_READ_MAX)
+    key = keys.console_chart(start)
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping={code: n for code, n in answers.items() if n or code == SENT})
+    pipe.expire(key, KEEP_S)
+    pipe.execute()
+
+
+def _code_of(record: str) -> str:
+    """A dead letter's code; OTHER for a record that does not parse (another version's)."""
+    try:
+        return DeadLetter.from_json(record).code
+    except (ValueError, TypeError, AttributeError):
+        return OTHER
+
+
+def read_buckets(client: redis.Redis, keys: Keys, *, now: float) -> list[Bucket]:
+    """The last 15 minutes' buckets, oldest first (one not folded yet: no answers)."""
+    last = bucket_of(now) - BUCKET_S
+    starts = range(last - (BUCKETS - 1) * BUCKET_S, last + 1, BUCKET_S)
+    pipe = client.pipeline(transaction=False)
+    for start in starts:
+        pipe.hgetall(keys.console_chart(start))
+    return [
+        Bucket(start, {str(code): int(n) for code, n in raw.items()})
+        for start, raw in zip(starts, pipe.execute(), strict=True)
+    ]
+
+
+class ChartSampler:
+    """Folds each finished 10-second bucket, in a daemon thread of the serve process."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        """Start folding (once per sampler; later calls do nothing)."""
+        if self._started.is_set():
+            return
+        self._started.set()
+        threading.Thread(target=self._run, name="console-chart", daemon=True).start()
+
+    def _run(self) -> None:
+        done = bucket_of(time.time() - SOURCE_S) - BUCKET_S
+        while True:
+            finished = bucket_of(time.time()) - BUCKET_S
+            try:
+                for start in range(done + BUCKET_S, finished + 1, BUCKET_S):
+                    fold(self._redis, self._keys, start)
+                    done = start
+            except redis.RedisError as exc:  # Redis away: fold what is still there when back
+                log.warning("console.chart_not_folded", error=type(exc).__name__)
+                done = max(done, bucket_of(time.time() - SOURCE_S) - BUCKET_S)
+            time.sleep(max(0.5, bucket_of(time.time()) + BUCKET_S + 1 - time.time()))
