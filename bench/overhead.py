@@ -98,7 +98,7 @@ PARTS = (
     ("  the Gateway POST (plain)", "post"),
     ("  claim a group's first job (begin.lua)", "JobStore.open"),
     ("  settle as sent, claim the next (finish.lua)", "Settlement.sent"),
-    ("  metrics", "Meter.answered"),
+    ("  metrics", "PrometheusMeter.answered"),
     ("msgworker schedule pump", "Pump.run"),
     ("  publish dispatches (send_task)", "dispatcher.<locals>.dispatch"),
     ("logging, any caller (no line a send at INFO)", "Logger._log"),

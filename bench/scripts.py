@@ -37,13 +37,14 @@ from common import (
     print_table,
 )
 
+from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.dev.localredis import LocalRedis
 from worker.outcome import RateLimitHeaders
 from worker.store import scripts
 from worker.store.claims import Execution, Opening
 from worker.store.jobs import JobStore, NewJob
 from worker.store.keys import Keys
-from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX, RateLimit
+from worker.store.ratelimit import RateLimit
 
 RATE = RateLimit(SEC_LIMIT_MAX, MIN_LIMIT_MAX)
 HEADERS = RateLimitHeaders(SEC_LIMIT_MAX, SEC_LIMIT_MAX - 1, MIN_LIMIT_MAX, MIN_LIMIT_MAX - 1)

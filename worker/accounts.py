@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.account_names import ACCOUNT_NAME, DEFAULT_ACCOUNT
+from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.errors import ConfigError
-from worker.store.keys import DEFAULT_ACCOUNT
-from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 
-ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 WEIGHT_MAX = 1000
 # The sending path re-reads a key at most this often (so a rotated key is in use this soon).

@@ -2,21 +2,23 @@
 
 Every name they use is bound when this module is imported (no import inside a function), so
 the ``msgworker`` alias package can load them even where an app's own ``worker`` package holds
-that name. Settings are read on first use, not at import.
+that name. Settings are read on first use, not at import, and the producers are made here from
+them: an app that enqueues loads none of the worker's side (service, send, observe).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cached_property
 
-from worker.producer import Payload, Priority, PriorityName
-from worker.producer_async import AsyncJobStore, AsyncProducer
-from worker.service.runtime import current_runtime
-from worker.settings import mask_url
-from worker.store.connect import connect_async_fail_fast
+from worker.producer import Payload, Priority, PriorityName, Producer, producer_for
+from worker.producer_async import AsyncProducer, async_producer_for
+from worker.settings import Settings, get_settings
+from worker.store.connect import connect_async_fail_fast, connect_redis_fail_fast
 
 __all__ = ["enqueue", "enqueue_async", "enqueue_many", "enqueue_many_async"]
 
@@ -40,7 +42,7 @@ def enqueue(
     enqueued), ``Unavailable`` when Redis does not answer within ``REDIS_TIMEOUT_S`` and
     ``StoreFull`` when Redis is out of memory.
     """
-    return current_runtime().producer.enqueue(
+    return _current().producer.enqueue(
         message,
         idempotency_key=idempotency_key,
         send_at=send_at,
@@ -56,7 +58,7 @@ def enqueue_many(items: Iterable[Payload]) -> list[str]:
 
     One invalid item enqueues nothing; the error names ``[index].field`` for every problem.
     """
-    return current_runtime().producer.enqueue_many(items)
+    return _current().producer.enqueue_many(items)
 
 
 async def enqueue_async(
@@ -86,6 +88,33 @@ async def enqueue_many_async(items: Iterable[Payload]) -> list[str]:
     return await _async_producer().enqueue_many(items)
 
 
+class _Process:
+    """This process's settings, read once, and its blocking producer, made on first use."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.settings: Settings = get_settings()
+
+    @cached_property
+    def producer(self) -> Producer:
+        s = self.settings
+        client = connect_redis_fail_fast(
+            s.state_url, timeout_s=s.redis_timeout_s, sentinel_password=s.sentinel_password
+        )
+        return producer_for(s, client)
+
+
+_process: _Process | None = None
+
+
+def _current() -> _Process:
+    """Made again after a fork: a connection is never shared across one."""
+    global _process  # noqa: PLW0603 - one per process by design
+    if _process is None or _process.pid != os.getpid():
+        _process = _Process()
+    return _process
+
+
 # One asyncio producer per event loop: an asyncio connection belongs to the loop that made it.
 _async_producers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncProducer] = (
     weakref.WeakKeyDictionary()
@@ -96,23 +125,10 @@ def _async_producer() -> AsyncProducer:
     loop = asyncio.get_running_loop()
     producer = _async_producers.get(loop)
     if producer is None:
-        runtime = current_runtime()
-        timeout_s = runtime.settings.redis_timeout_s
+        s = _current().settings
         client = connect_async_fail_fast(
-            runtime.settings.state_url,
-            timeout_s=timeout_s,
-            sentinel_password=runtime.settings.sentinel_password,
+            s.state_url, timeout_s=s.redis_timeout_s, sentinel_password=s.sentinel_password
         )
-        producer = AsyncProducer(
-            AsyncJobStore(
-                client,
-                runtime.keys,
-                retention_s=runtime.settings.retention_s,
-                replication=runtime.replication,
-            ),
-            accounts=runtime.known_accounts,
-            redis_timeout_s=timeout_s,
-            redis_url=mask_url(runtime.settings.state_url),
-        )
+        producer = async_producer_for(s, client)
         _async_producers[loop] = producer
     return producer

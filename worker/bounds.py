@@ -1,4 +1,5 @@
-"""How big a message payload may be, checked before anything else reads it.
+"""How big a message payload may be, checked before anything else reads it; how high a rate
+limit may be.
 
 pydantic and ``json.dumps`` recurse, so a payload nested thousands deep makes them raise
 RecursionError, and a million-part template or a 50-million-character parameter would be
@@ -29,6 +30,10 @@ VALUES_MAX = 2_000  # values in the whole payload
 # Numbers JSON parsers everywhere read exactly.
 INTEGER_MAX = 2**53
 PROBLEMS_MAX = 10  # a hostile payload gets a few reasons, not a million
+# The sane range of an account's rate limit, configured or announced by the Gateway; beyond it a
+# value is refused.
+SEC_LIMIT_MAX = 10_000
+MIN_LIMIT_MAX = 600_000
 
 
 def shape_problems(payload: object) -> list[FieldProblem]:

@@ -8,18 +8,23 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, Literal, TypeAlias
 
+import redis
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, model_validator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from worker.accounts import unknown_account_message
+from worker.account_names import DEFAULT_ACCOUNT
+from worker.accounts import known_accounts, unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.models import Message, field_problems, message_body, parse_message
+from worker.settings import Settings, mask_url
 from worker.store.connect import connection_problem
 from worker.store.jobs import JobStore, NewJob
-from worker.store.keys import DEFAULT_ACCOUNT
+from worker.store.keys import Keys
+from worker.store.replication import Replication
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 DAY_S = 86_400
@@ -285,3 +290,19 @@ def validate_many(items: Iterable[Any], *, now: float, accounts: frozenset[str])
     if problems:
         raise InvalidMessage(problems)
     return jobs
+
+
+def producer_for(settings: Settings, client: redis.Redis) -> Producer:
+    """The producer ``settings`` describe, writing through ``client``: a fail-fast one, since an
+    enqueue in a web request must not stall (the caller closes it)."""
+    keys = Keys(settings.redis_prefix)
+    replication = Replication(
+        keys, replicas=settings.redis_min_replicas, timeout_s=settings.redis_timeout_s
+    )
+    return Producer(
+        JobStore(client, keys, retention_s=settings.retention_s),
+        accounts=known_accounts(settings.accounts_file),
+        redis_timeout_s=settings.redis_timeout_s,
+        redis_url=mask_url(settings.state_url),
+        replicated=partial(replication.confirm, client),
+    )

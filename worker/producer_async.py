@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from worker.accounts import known_accounts
 from worker.errors import StoreFull, Unavailable
 from worker.producer import (
     Enqueued,
@@ -30,6 +31,7 @@ from worker.producer import (
     given_options,
     validate_many,
 )
+from worker.settings import Settings, mask_url
 from worker.store.connect import connection_problem
 from worker.store.jobs import (
     NO_BATCH,
@@ -198,3 +200,18 @@ class AsyncProducer:
                 return await self.jobs.ping()
         except REDIS_DOWN:
             return False
+
+
+def async_producer_for(settings: Settings, client: redis.asyncio.Redis) -> AsyncProducer:
+    """The asyncio producer ``settings`` describe, writing through ``client`` (a fail-fast one, of
+    the event loop it serves; the caller closes it)."""
+    keys = Keys(settings.redis_prefix)
+    replication = Replication(
+        keys, replicas=settings.redis_min_replicas, timeout_s=settings.redis_timeout_s
+    )
+    return AsyncProducer(
+        AsyncJobStore(client, keys, retention_s=settings.retention_s, replication=replication),
+        accounts=known_accounts(settings.accounts_file),
+        redis_timeout_s=settings.redis_timeout_s,
+        redis_url=mask_url(settings.state_url),
+    )

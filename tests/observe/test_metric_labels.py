@@ -17,7 +17,7 @@ def series(name: str) -> list[dict[str, str]]:
 
 def test_thirty_invented_codes_make_no_new_series():
     """400 with codes Z<random> x30: one OTHER series, however many codes were invented."""
-    meter = metrics.Meter(metrics.Labels(codes={"MY_CODE"}))
+    meter = metrics.PrometheusMeter(metrics.Labels(codes={"MY_CODE"}))
     before = len(series("msgworker_api_responses_total"))
     for _ in range(30):
         code = "Z" + secrets.token_hex(4).upper()
@@ -34,7 +34,7 @@ def test_thirty_invented_codes_make_no_new_series():
 def test_accounts_are_labels_only_when_configured():
     """Counts of a configured account carry its name; any other account's share one label,
     whatever it is called, so a job naming a stray account cannot create series."""
-    meter = metrics.Meter(metrics.Labels(accounts={"brand_a", "brand_b"}))
+    meter = metrics.PrometheusMeter(metrics.Labels(accounts={"brand_a", "brand_b"}))
     for account in ("brand_a", "brand_b", "typo", "gone" + secrets.token_hex(4)):
         meter.answered(account, Outcome(code="OK", status=200), 0.01)
         meter.finished(account, "sent")
@@ -55,7 +55,7 @@ def test_accounts_are_labels_only_when_configured():
 def test_every_configured_account_has_its_series_from_the_start():
     """Before any send, each configured account's outcome and alert series exist at 0, so rate()
     and the alert rules see them."""
-    metrics.Meter(metrics.Labels(accounts={"fresh_a", "fresh_b"}))
+    metrics.PrometheusMeter(metrics.Labels(accounts={"fresh_a", "fresh_b"}))
     for account in ("fresh_a", "fresh_b"):
         sent = {"account": account, "outcome": "sent"}
         assert sent in series("msgworker_jobs_total")

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.support.clock import Clock
 from tests.support.hostile import mock_gateway
 from tests.support.messages import text
 from tests.support.processes import wait_for
@@ -28,21 +29,6 @@ from worker.store.watch import SwitchWatch
 
 API_KEY = "sk_delivery_test"
 SEED = 7
-
-
-class Clock:
-    """Time that moves only when the delivery sleeps."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 class Meter:

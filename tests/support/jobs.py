@@ -49,6 +49,25 @@ def take(runtime: Any, job_id: str, *, lease_s: float = 30.0) -> int:
     return int(job.gen)
 
 
+def _claim(runtime: Any, job_id: str, holder: str) -> Execution:
+    """Dispatch and begin a queued job as a worker does; the execution that now holds it."""
+    execution = Execution(job_id, take(runtime, job_id), holder=holder)
+    claim = runtime.jobs.begin(
+        execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
+    )
+    assert claim.verdict == "go"
+    return execution
+
+
+def send(runtime: Any, job_id: str, wamid: str) -> float:
+    """Send a queued job the way a worker does (claim, then settle as sent as ``wamid``); returns
+    when it was sent."""
+    execution = _claim(runtime, job_id, "test-send")
+    sent_at = time.time()
+    runtime.jobs.mark_sent(execution, wamid, now=sent_at)
+    return sent_at
+
+
 def park(
     runtime: Any,
     job_id: str,
@@ -60,11 +79,7 @@ def park(
     """Park a queued job the way a worker does (claim, then settle with a dead letter); extra
     fields go into the record as they are (a newer version's fields, say)."""
     job = runtime.jobs.get(job_id)
-    execution = Execution(job_id, take(runtime, job_id), holder="test-park")
-    claim = runtime.jobs.begin(
-        execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
-    )
-    assert claim.verdict == "go"
+    execution = _claim(runtime, job_id, "test-park")
     record = {
         "id": job_id,
         "idempotency_key": job.key,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from worker.cli.console import Console, emit, progress_bar
+from worker.cli.console import Output, emit, progress_bar
 from worker.cli.enqueue import read_json_file, refuse_bad_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.logs import mask_phone
@@ -68,7 +68,7 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
         name: snapshot.accounts.get(name) or AccountState(None, None, None, 0) for name in shown
     }
     held = sum(state.held for state in states.values())
-    out = Console()
+    out = Output()
     rows: list[tuple[str, str, str | None]] = [
         ("redis", redis_url, None),
         ("  store", _engines(snapshot.engines), None),
@@ -162,7 +162,7 @@ def job(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.json:
         emit(view)
         return EXIT_OK
-    out = Console()
+    out = Output()
     out.pairs(
         [
             ("job", view["id"], None),
@@ -235,7 +235,7 @@ def dlq_list(args: argparse.Namespace, runtime: Runtime) -> int:
         for record in records:
             emit(dead_letter_view(record))
         return EXIT_OK
-    out = Console()
+    out = Output()
     if not records:
         out.say("no dead letters")
         return EXIT_OK

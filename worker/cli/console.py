@@ -28,7 +28,7 @@ from rich.table import Table
 PIPE_WIDTH = 240
 
 
-class Console:
+class Output:
     """Where a command writes for people."""
 
     def __init__(self, file: TextIO | None = None) -> None:

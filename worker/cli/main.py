@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from kombu.exceptions import OperationalError as BrokerError
 
+from worker.account_names import DEFAULT_ACCOUNT
 from worker.accounts import known_accounts, unknown_account_message
 from worker.cli.enqueue import enqueue_command
 from worker.cli.exits import (
@@ -30,7 +31,6 @@ from worker.errors import ConfigError, ReplicasMissing, Unavailable
 from worker.logs import configure_logging
 from worker.settings import get_settings, mask_url
 from worker.store.connect import connection_problem
-from worker.store.keys import DEFAULT_ACCOUNT
 
 Handler = Callable[[argparse.Namespace], int]
 CODE_HELP = "those parked with this code (e.g. BILL_001, WA_131026)"

@@ -7,7 +7,7 @@ import argparse
 import time
 from dataclasses import asdict
 
-from worker.cli.console import Console, emit
+from worker.cli.console import Output, emit
 from worker.cli.exits import EXIT_OK
 from worker.observe.workers import list_workers
 from worker.service.runtime import Runtime
@@ -19,7 +19,7 @@ def workers(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.json:
         emit({"workers": [{**asdict(w), "alive": w.alive(now)} for w in found]})
         return EXIT_OK
-    out = Console()
+    out = Output()
     if not found:
         out.say("no worker has beaten in the last hours: start one with `msgworker worker`")
         return EXIT_OK

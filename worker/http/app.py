@@ -13,22 +13,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis.asyncio
 from fastapi import FastAPI
 
-from worker.accounts import known_accounts, load_ingest_clients
+from worker.accounts import load_ingest_clients
 from worker.http import apidocs, console, health, ingest, metrics, webhooks
 from worker.http.auth import BearerTokens, Scope, scoped_tokens
 from worker.http.document import build_document
 from worker.http.problems import install_handlers
 from worker.logs import configure_logging, get_logger
-from worker.producer_async import AsyncJobStore, AsyncProducer
+from worker.producer_async import async_producer_for
 from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_list, split_tokens
 from worker.store.connect import connect_async_fail_fast
 from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
-from worker.store.replication import Replication
 
 log = get_logger(__name__)
 
@@ -41,8 +39,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         timeout_s=settings.redis_timeout_s,
         sentinel_password=settings.sentinel_password,
     )
-    accounts = known_accounts(settings.accounts_file)
-    producer = _producer(settings, client, accounts)
+    producer = async_producer_for(settings, client)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -75,27 +72,11 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
         store = DeliveryStore(client, Keys(settings.redis_prefix))
-        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, accounts)
+        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, producer.accounts)
         app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _producer(
-    settings: Settings, client: redis.asyncio.Redis, accounts: frozenset[str]
-) -> AsyncProducer:
-    """The ingest's producer, writing through this client."""
-    keys = Keys(settings.redis_prefix)
-    replication = Replication(
-        keys, replicas=settings.redis_min_replicas, timeout_s=settings.redis_timeout_s
-    )
-    return AsyncProducer(
-        AsyncJobStore(client, keys, retention_s=settings.retention_s, replication=replication),
-        accounts=accounts,
-        redis_timeout_s=settings.redis_timeout_s,
-        redis_url=mask_url(settings.state_url),
-    )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -109,7 +109,7 @@ async def _submit(request: Request, jobs: list[NewJob], *, now: float) -> list[A
     try:
         return await _producer(request).submit(jobs, now=now)
     except StoreFull:
-        raise problems.StoreFull from None
+        raise problems.RedisFull from None
     except Unavailable:
         raise problems.RedisUnavailable from None
 
@@ -227,7 +227,7 @@ async def _write_batch(
     try:
         written = await _producer(request).write(jobs, now=now, batch_key=batch_key)
     except StoreFull:
-        raise problems.StoreFull from None
+        raise problems.RedisFull from None
     except Unavailable:
         raise problems.RedisUnavailable from None
     metrics = request.app.state.metrics

@@ -17,7 +17,7 @@ RETRY_AFTER_S = 1
 ERRORS_MAX = 100
 
 
-class Problem(Exception):
+class ErrorAnswer(Exception):
     """An error answer: a status and a one-line ``error``."""
 
     status = 500
@@ -28,7 +28,7 @@ class Problem(Exception):
         return JSONResponse({"error": self.error}, self.status, headers=self.headers)
 
 
-class Unauthorized(Problem):
+class Unauthorized(ErrorAnswer):
     """Raised when the Authorization header carries no valid Bearer token."""
 
     status = 401
@@ -36,7 +36,7 @@ class Unauthorized(Problem):
     headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - a constant
 
 
-class Forbidden(Problem):
+class Forbidden(ErrorAnswer):
     """Raised when a token scoped to some accounts names another (nothing is enqueued)."""
 
     status = 403
@@ -47,12 +47,12 @@ class Forbidden(Problem):
         self.error = f"{item}this token may not enqueue on account {account!r}"
 
 
-class NotFound(Problem):
+class NotFound(ErrorAnswer):
     status = 404
     error = "not found"
 
 
-class BodyTooLarge(Problem):
+class BodyTooLarge(ErrorAnswer):
     status = 413
 
     def __init__(self, limit: int) -> None:
@@ -60,7 +60,7 @@ class BodyTooLarge(Problem):
         self.error = f"the body exceeds {limit} bytes"
 
 
-class NotJSON(Problem):
+class NotJSON(ErrorAnswer):
     """Raised when the body is not one JSON document (bad syntax, bad UTF-8, too deep)."""
 
     status = 400
@@ -73,7 +73,7 @@ class NotJSON(Problem):
         return JSONResponse({"errors": [{"field": "body", "error": self.error}]}, self.status)
 
 
-class RedisUnavailable(Problem):
+class RedisUnavailable(ErrorAnswer):
     """Raised when Redis does not answer in time: nothing was (knowingly) written."""
 
     status = 503
@@ -81,7 +81,7 @@ class RedisUnavailable(Problem):
     headers = {"Retry-After": str(RETRY_AFTER_S)}  # noqa: RUF012 - a constant
 
 
-class StoreFull(RedisUnavailable):
+class RedisFull(RedisUnavailable):
     error = "the job store (Redis) is full; nothing was enqueued"
 
 
@@ -97,7 +97,7 @@ def install_handlers(app: FastAPI) -> None:
     """Every error answer in the service's own shapes, FastAPI's defaults replaced."""
 
     async def problem(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Problem)  # noqa: S101 - registered for Problem only
+        assert isinstance(exc, ErrorAnswer)  # noqa: S101 - registered for ErrorAnswer only
         return exc.response()
 
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -117,6 +117,6 @@ def install_handlers(app: FastAPI) -> None:
         ]
         return invalid(errors)
 
-    app.add_exception_handler(Problem, problem)
+    app.add_exception_handler(ErrorAnswer, problem)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -123,7 +123,9 @@ class HistoryEvent(BaseModel):
     delay_s: float | None
 
 
-class Delivery(BaseModel):
+class ReceiptView(BaseModel):
+    """WhatsApp's receipt for a sent job: the latest delivery status, when, the error."""
+
     status: Literal["sent", "delivered", "read", "failed"]
     at: str
     error: Any = None
@@ -139,7 +141,7 @@ class JobView(BaseModel):
     last_code: str | None
     wamid: str | None
     priority: Literal["high", "normal", "bulk"]
-    delivery: Delivery | None = None
+    delivery: ReceiptView | None = None
     history: list[HistoryEvent]
 
 

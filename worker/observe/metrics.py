@@ -26,11 +26,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from worker.account_names import DEFAULT_ACCOUNT
 from worker.observe.build_info import BuildInfoCollector
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import AccountState, Snapshot
 from worker.outcome import Outcome
-from worker.store.keys import DEFAULT_ACCOUNT
 
 API_RESPONSES = Counter(
     "msgworker_api_responses_total",
@@ -124,7 +124,7 @@ COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted
 ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 
 
-class Meter:
+class PrometheusMeter:
     """What deliveries report; a seam so delivery logic never imports prometheus."""
 
     def __init__(self, labels: Labels | None = None) -> None:
@@ -258,7 +258,7 @@ def serve_metrics(
         registry = REGISTRY
     registry.register(BuildInfoCollector("worker"))
     registry.register(StateCollector(snapshot, labels))
-    Meter(labels)  # the outcome and alert series exist from the first scrape
+    PrometheusMeter(labels)  # the outcome and alert series exist from the first scrape
     for reason in rejected_reasons:  # the broker's reasons for dropping a message, from zero
         BROKER_REJECTED.labels(reason=reason)
     start_http_server(port, addr=host, registry=registry)

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 
 import redis
 
+from worker.account_names import DEFAULT_ACCOUNT
 from worker.observe.workers import ALIVE_S
 from worker.store.deadletters import dead_letter_counts
-from worker.store.keys import DEFAULT_ACCOUNT, Keys
+from worker.store.keys import Keys
 from worker.store.schedule import scheduled_by_account
 from worker.store.switches import Breaker, Halt, Switches
 from worker.urls import BrokerKind, StoreKind

@@ -39,7 +39,7 @@ class SlidingWindow:
 
 
 @dataclass
-class Account:
+class KeyAccount:
     """One API key as the sandbox knows it; only its label is ever shown."""
 
     label: str

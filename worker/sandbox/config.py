@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from worker.errors import ConfigError
-from worker.sandbox.meta import META_ERRORS
+from worker.sandbox.meta_errors import META_ERRORS
 
 FAULT_KINDS: tuple[str, ...] = ("auth_004", "html_502", "empty_503", "drop", "slow")
 RETRY_AFTER_FORMATS: tuple[str, ...] = ("seconds", "s", "number", "ms")

@@ -11,14 +11,14 @@ from worker.errors import InvalidMessage
 from worker.models import parse_message
 from worker.outcome import OK, http_code
 from worker.sandbox.config import SandboxInputError, check_number
-from worker.sandbox.meta import MetaError
+from worker.sandbox.meta_errors import MetaError
 
 DROPPED = "DROPPED"
 HTML_502 = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 @dataclass(frozen=True)
-class Accepted:
+class AcceptedMessage:
     """A message the Gateway accepted: its wamid, the recipient's wa_id, and Meta's error for it
     (None: it will be delivered)."""
 
@@ -38,7 +38,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     drop: bool = False
-    accepted: Accepted | None = None
+    accepted: AcceptedMessage | None = None
 
 
 def json_bytes(data: Any) -> bytes:
@@ -170,7 +170,7 @@ def success_reply(
         body=body,
         headers=headers,
         delay_s=delay_s,
-        accepted=Accepted(wamid, wa_id, error),
+        accepted=AcceptedMessage(wamid, wa_id, error),
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from worker.sandbox.accounts import Account, Stats, to_milli
+from worker.sandbox.accounts import KeyAccount, Stats, to_milli
 from worker.sandbox.config import (
     KNOBS,
     SandboxConfig,
@@ -72,7 +72,7 @@ class SandboxState:
         self._wall = wall
         # Fault injection is a test fixture, not security: a seedable PRNG is what we want.
         self._rng = random.Random(config.seed)  # noqa: S311
-        self._accounts: dict[str, Account] = {}
+        self._accounts: dict[str, KeyAccount] = {}
         for key in config.api_keys:
             self.upsert_key({"api_key": key})
         self._script: deque[Scripted] = deque()
@@ -130,7 +130,7 @@ class SandboxState:
         return self._checked(account, now, body, idempotency_key), account.label
 
     def _checked(
-        self, account: Account, now: float, body: bytes, idempotency_key: str | None
+        self, account: KeyAccount, now: float, body: bytes, idempotency_key: str | None
     ) -> Reply:
         limited, headers = self._rate_limit(account, now)
         if limited is not None:
@@ -144,7 +144,7 @@ class SandboxState:
             return payload
         return self._deliver(account, payload, idempotency_key, headers)
 
-    def _authenticate(self, authorization: str | None) -> Account | Reply:
+    def _authenticate(self, authorization: str | None) -> KeyAccount | Reply:
         if authorization is None or not authorization.strip():
             return _AUTH_002
         scheme, _, token = authorization.strip().partition(" ")
@@ -152,14 +152,14 @@ class SandboxState:
             return _AUTH_003
         return self._accounts.get(token, _AUTH_001)
 
-    def _limits(self, account: Account) -> tuple[int, int]:
+    def _limits(self, account: KeyAccount) -> tuple[int, int]:
         """The key's own (per_sec, per_min) limits, else the sandbox's."""
         return (
             account.rate_per_sec or self.config.rate_per_sec,
             account.rate_per_min or self.config.rate_per_min,
         )
 
-    def _rate_limit(self, account: Account, now: float) -> tuple[Reply | None, dict[str, str]]:
+    def _rate_limit(self, account: KeyAccount, now: float) -> tuple[Reply | None, dict[str, str]]:
         per_sec, per_min = self._limits(account)
         sec_used, min_used = account.per_sec.used(now), account.per_min.used(now)
         if sec_used < per_sec and min_used < per_min:
@@ -179,7 +179,7 @@ class SandboxState:
         }
         return RATE_001.reply(params, headers), headers
 
-    def _rate_headers(self, account: Account, sec_used: int, min_used: int) -> dict[str, str]:
+    def _rate_headers(self, account: KeyAccount, sec_used: int, min_used: int) -> dict[str, str]:
         per_sec, per_min = self._limits(account)
         return {
             "X-RateLimit-sec-Limit": str(per_sec),
@@ -190,7 +190,7 @@ class SandboxState:
 
     def _deliver(
         self,
-        account: Account,
+        account: KeyAccount,
         payload: dict[str, Any],
         idempotency_key: str | None,
         headers: dict[str, str],
@@ -208,7 +208,7 @@ class SandboxState:
         return replace(fault_reply(kind, headers), delay_s=latency_s)
 
     def _play(
-        self, scripted: Scripted, account: Account, body: bytes, idempotency_key: str | None
+        self, scripted: Scripted, account: KeyAccount, body: bytes, idempotency_key: str | None
     ) -> Reply:
         if scripted.reply is not None:
             return scripted.reply
@@ -220,7 +220,7 @@ class SandboxState:
 
     def _accept(
         self,
-        account: Account,
+        account: KeyAccount,
         payload: Any,
         idempotency_key: str | None,
         headers: Mapping[str, str],
@@ -345,7 +345,7 @@ class SandboxState:
         account = self._accounts.get(key)
         if account is None:
             start = to_milli(self.config.balance) if milli is None else milli
-            account = Account(f"key{len(self._accounts) + 1}", start, start)
+            account = KeyAccount(f"key{len(self._accounts) + 1}", start, start)
             self._accounts[key] = account
         elif milli is not None:
             account.start_milli = account.balance_milli = milli

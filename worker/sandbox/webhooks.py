@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 
 from worker.sandbox.config import SandboxConfig
-from worker.sandbox.meta import MetaError
-from worker.sandbox.replies import Accepted
+from worker.sandbox.meta_errors import MetaError
+from worker.sandbox.replies import AcceptedMessage
 
 ATTEMPTS = 5
 RETRY_S = 0.2
@@ -68,7 +68,7 @@ class StatusPoster:
         if self._session is not None:
             await self._session.close()
 
-    def accepted(self, config: SandboxConfig, message: Accepted) -> None:
+    def accepted(self, config: SandboxConfig, message: AcceptedMessage) -> None:
         """Schedule the statuses of a message just accepted (nothing without a webhook URL)."""
         self._start(config, self._play(config, message))
 
@@ -84,7 +84,7 @@ class StatusPoster:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _play(self, config: SandboxConfig, message: Accepted) -> None:
+    async def _play(self, config: SandboxConfig, message: AcceptedMessage) -> None:
         accepted_at = time.time()
         steps = [("sent", config.webhook_sent_s)]
         if message.error is not None:

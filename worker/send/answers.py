@@ -15,9 +15,9 @@ from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.errors import GatewayRejected
 from worker.outcome import RateLimitHeaders, Sent, http_code
-from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 
 # Codes and groups become metric labels: only well-formed identifiers are kept, so a
 # misbehaving upstream cannot explode label cardinality or smuggle text into dashboards.

@@ -18,7 +18,7 @@ from worker.observe.incidents import Incidents
 from worker.observe.sinks import build_dispatcher
 from worker.observe.status import Engines, Snapshot, take_snapshot
 from worker.outcome import Outcome
-from worker.producer import Producer
+from worker.producer import Producer, producer_for
 from worker.send.delivery import Delivery, Timing
 from worker.send.gateway import GatewayClient
 from worker.send.healing import HaltHealer
@@ -33,7 +33,7 @@ from worker.send.routing import (
 )
 from worker.send.settlement import Settlement
 from worker.send.transport import PerThreadHTTP, env_proxy_for
-from worker.settings import Settings, get_settings, mask_url
+from worker.settings import Settings, get_settings
 from worker.store.connect import connect_listener, connect_redis, connect_redis_fail_fast
 from worker.store.deadletters import DeadLetters
 from worker.store.jobs import JobStore
@@ -45,7 +45,7 @@ from worker.store.watch import SwitchWatch
 from worker.urls import broker_kind, store_kind
 
 if TYPE_CHECKING:
-    from worker.observe.metrics import Labels, Meter
+    from worker.observe.metrics import Labels, PrometheusMeter
 
 log = get_logger(__name__)
 
@@ -125,13 +125,8 @@ class Runtime:
 
     @cached_property
     def producer(self) -> Producer:
-        return Producer(
-            JobStore(self.producer_redis, self.keys, retention_s=self.settings.retention_s),
-            accounts=self.known_accounts,
-            redis_timeout_s=self.settings.redis_timeout_s,
-            redis_url=mask_url(self.settings.state_url),
-            replicated=partial(self.replication.confirm, self.producer_redis),
-        )
+        """The commands' producer (``msgworker enqueue``, the demo)."""
+        return producer_for(self.settings, self.producer_redis)
 
     @cached_property
     def accounts(self) -> dict[str, Account]:
@@ -255,11 +250,11 @@ class Runtime:
         return CallPace()
 
     @cached_property
-    def meter(self) -> Meter:
+    def meter(self) -> PrometheusMeter:
         """Where deliveries and incidents are counted, labelled by the configured accounts."""
-        from worker.observe.metrics import Meter  # noqa: PLC0415 - prometheus only in workers
+        from worker.observe.metrics import PrometheusMeter  # noqa: PLC0415 - prometheus only in workers
 
-        return Meter(self.metric_labels)
+        return PrometheusMeter(self.metric_labels)
 
     @cached_property
     def policy(self) -> Policy:

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-DEFAULT_ACCOUNT = "default"
 # An account's schedule lanes, in the order due jobs leave them (a job's ``priority``).
 LANES = ("high", "normal", "bulk")
 # How long a settled job (sent, or a purged dead letter) is kept, unless configured otherwise.

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.outcome import RateLimitHeaders
 
 # The Gateway counts arrivals, which trail our reservations by a little jitter: windows a touch
@@ -31,9 +32,6 @@ MIN_WINDOW_MS = 60_300
 # The Gateway's documented limits: where an unconfigured limiter starts.
 DEFAULT_PER_SEC = 80
 DEFAULT_PER_MIN = 4800
-# The sane range of a limit, configured or announced; beyond it a value is refused.
-SEC_LIMIT_MAX = 10_000
-MIN_LIMIT_MAX = 600_000
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from worker.http.console import Console
 from worker.http.console.auth import COOKIE, COOKIE_PATH
+from worker.http.console.components import Console
 from worker.http.console.login import log_in
 from worker.http.console.pages import Done
 from worker.http.console.render import Refused, first, page, read_form

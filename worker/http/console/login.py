@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from worker.http.console import Console
 from worker.http.console.auth import COOKIE, COOKIE_PATH, SESSION_TTL_S, same_secret
+from worker.http.console.components import Console
 from worker.http.console.render import LOGIN_PATH, Refused, first, page
 from worker.logs import get_logger
 

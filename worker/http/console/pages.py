@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from worker.accounts import ACCOUNT_NAME
-from worker.http.console import Console
+from worker.account_names import ACCOUNT_NAME
 from worker.http.console.chart import build_chart
 from worker.http.console.chartdata import read_buckets
+from worker.http.console.components import Console
 from worker.http.console.jobtext import collapse_waits, delivery_error_text
 from worker.http.console.listings import TITLES, Listing, job_page
 from worker.http.console.login import login_page

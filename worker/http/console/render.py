@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.http.body import KIB, read_body
-from worker.http.problems import BodyTooLarge, Problem
+from worker.http.problems import BodyTooLarge, ErrorAnswer
 from worker.logs import get_logger, mask_phone
 from worker.observe.views import iso
 
@@ -140,7 +140,7 @@ class ConsoleRoute(APIRoute):
                 )
                 response.headers["Retry-After"] = "5"
                 return response
-            except (HTTPException, Problem):
+            except (HTTPException, ErrorAnswer):
                 raise  # the service's own answers (a body refused before it was read, say)
             except Exception:  # a fault: a page with the headers; its traceback to the log
                 log.exception("console.fault", path=request.url.path)
