@@ -3,11 +3,16 @@ dead letters parked in it by code; the last 15 minutes read back oldest first.""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import replace
 
 import redis
 
+from tests.support.console import PASSWORD
 from tests.support.deadletters import dead_letter
+from tests.support.processes import wait_for
+from worker.http.app import create_app
 from worker.http.console.chartdata import (
     BUCKET_S,
     BUCKETS,
@@ -17,6 +22,7 @@ from worker.http.console.chartdata import (
     fold,
     read_buckets,
 )
+from worker.settings import Settings
 from worker.store.keys import Keys
 from worker.store.restore import Restore
 
@@ -114,3 +120,22 @@ def test_a_bucket_reads_at_most_its_cap_of_dead_letters(redis_client, monkeypatc
         "BILL_001": 2,
         OTHER: 3,
     }
+
+
+def chart_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "console-chart" and t.is_alive()]
+
+
+def test_the_chart_is_folded_while_the_service_serves_not_when_an_app_is_built(redis_url):
+    """Building the app starts no thread; serving (the app's lifespan) starts one folding
+    thread, and shutting down stops it."""
+    assert chart_threads() == []
+    app = create_app(Settings(broker_url=redis_url, console_password=PASSWORD, _env_file=None))
+    assert chart_threads() == []
+
+    async def serve() -> int:
+        async with app.router.lifespan_context(app):
+            return len(chart_threads())
+
+    assert asyncio.run(serve()) == 1
+    wait_for(lambda: not chart_threads(), timeout_s=5, what="the chart thread to stop")

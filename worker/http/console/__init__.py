@@ -8,6 +8,10 @@ session cookie. Replay, purge, halt and resume are the CLI's own operations.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import APIRouter
 
 from worker.http.console import actions, pages
@@ -36,8 +40,23 @@ def build_router(settings: Settings) -> APIRouter:
         chart=ChartSampler(runtime.redis, runtime.keys),
         always_secure=settings.cookie_secure is CookieSecure.ALWAYS,
     )
-    router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
-    console.chart.start()
+
+    @asynccontextmanager
+    async def folding_the_chart(_app: Any) -> AsyncIterator[None]:
+        """The chart's figures are folded while the service serves, not whenever an app is
+        built (a test's, a tool's)."""
+        console.chart.start()
+        try:
+            yield
+        finally:
+            console.chart.stop()
+
+    router = APIRouter(
+        prefix="/console",
+        route_class=ConsoleRoute,
+        include_in_schema=False,
+        lifespan=folding_the_chart,
+    )
     pages.add_pages(router, console)
     actions.add_actions(router, console)
     return router

@@ -102,12 +102,13 @@ def read_buckets(client: redis.Redis, keys: Keys, *, now: float) -> list[Bucket]
 
 
 class ChartSampler:
-    """Folds each finished 10-second bucket, in a daemon thread of the serve process."""
+    """Folds each finished 10-second bucket, in a thread of the serve process while it serves."""
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
         self._started = threading.Event()
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         """Start folding (once per sampler; later calls do nothing)."""
@@ -116,11 +117,17 @@ class ChartSampler:
         self._started.set()
         threading.Thread(target=self._run, name="console-chart", daemon=True).start()
 
+    def stop(self) -> None:
+        """Stop folding after the bucket under way."""
+        self._stopping.set()
+
     def _run(self) -> None:
         done = bucket_of(time.time() - SOURCE_S) - BUCKET_S
         while True:
             done = self.fold_finished(done, now=time.time())
-            time.sleep(max(0.5, bucket_of(time.time()) + BUCKET_S + 1 - time.time()))
+            next_bucket_s = bucket_of(time.time()) + BUCKET_S + 1 - time.time()
+            if self._stopping.wait(max(0.5, next_bucket_s)):
+                return
 
     def fold_finished(self, done: int, *, now: float) -> int:
         """Fold the buckets finished by ``now`` after ``done`` (the last bucket folded), and
