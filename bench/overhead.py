@@ -97,7 +97,7 @@ PARTS = (
     ("  the Gateway POST (msgworker)", "GatewayClient.send"),
     ("  the Gateway POST (plain)", "post"),
     ("  claim a group's first job (begin.lua)", "JobStore.open"),
-    ("  settle as sent, claim the next (finish.lua)", "Settlement.sent"),
+    ("  settle as sent, claim the next (sent.lua)", "Settlement.sent"),
     ("  metrics", "Meter.answered"),
     ("msgworker schedule pump", "Pump.run"),
     ("  publish dispatches (send_task)", "dispatcher.<locals>.dispatch"),

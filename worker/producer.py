@@ -18,8 +18,9 @@ from worker.accounts import unknown_account_message
 from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.models import Message, field_problems, message_body, parse_message
 from worker.store.connect import connection_problem
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import DEFAULT_ACCOUNT
+from worker.store.records import NewJob
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 DAY_S = 86_400

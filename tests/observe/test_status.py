@@ -18,7 +18,7 @@ NOW = 1_900_000_000.0
 
 @pytest.fixture
 def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=3600)
+    return JobStore(redis_client, KEYS)
 
 
 def snapshot(redis_client, in_broker=0) -> Snapshot:

@@ -7,9 +7,10 @@ from typing import Any
 
 from tests.support.messages import text
 from worker.store.claims import Execution
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys, lane_of
 from worker.store.ratelimit import RateLimit
+from worker.store.records import NewJob
 
 KEYS = Keys("t:")
 
@@ -61,7 +62,7 @@ def park(
     fields go into the record as they are (a newer version's fields, say)."""
     job = runtime.jobs.get(job_id)
     execution = Execution(job_id, take(runtime, job_id), holder="test-park")
-    claim = runtime.jobs.begin(
+    claim = runtime.transitions.begin(
         execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
     )
     assert claim.verdict == "go"
@@ -82,7 +83,7 @@ def park(
         "expires_at": job.expires_at,
         **extra_fields,
     }
-    applied, _ = runtime.jobs.park(
+    applied, _ = runtime.transitions.park(
         execution, now=time.time(), code=code, reason=reason, record=record
     )
     assert applied

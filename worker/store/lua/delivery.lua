@@ -1,5 +1,5 @@
 -- Delivery statuses the Gateway reports by webhook, applied to the job sent as that wamid.
--- Included by statuses.lua (a webhook's statuses, in one round trip) and finish.lua (statuses
+-- Included by statuses.lua (a webhook's statuses, in one round trip) and sent.lua (statuses
 -- that came before the send was recorded). A status is a JSON object:
 --   {wamid, status ('sent'|'delivered'|'read'|'failed'), at (Unix s), error (object or null),
 --    code ('WA_<code>' for failed), action ('park'|'drop' for failed), description}

@@ -1,4 +1,4 @@
--- The account's rate limiter, included at the top of begin_job.lua, finish.lua and the pump's
+-- The account's rate limiter, included at the top of begin_job.lua, the settlements and the pump's
 -- scripts (plan.lua, promote.lua).
 -- Two sliding windows (sec, min) per account are logs of call slots (sorted sets by time, in
 -- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
@@ -6,11 +6,11 @@
 
 -- The limits in force: what the Gateway announced, else where the limiter starts; never above
 -- the ceilings (the configured limits). A stored value below 1 is not a limit: ignored.
--- Learned limits this script has read or written already (by key): finish.lua's learn, then its
+-- Learned limits this script has read or written already (by key): sent.lua's learn, then its
 -- begin for the next job, look them up once.
 local learned_now = {}
 -- Accounts this script has seen with no halt, no billing breaker and no cooldown (by account):
--- finish.lua's look after a send, then its begin for the next job of the same account, and the
+-- sent.lua's look after a send, then its begin for the next job of the same account, and the
 -- limiter, ask Redis once. Nothing in between sets one of them.
 local quiet_now = {}
 
@@ -85,9 +85,10 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms, owner)
   return true, wait, entry
 end
 
--- The limits of the pump's scripts, from ARGV[first..first+7]: the seven of begin.lua (sec,
--- min, sec_window, min_window, max_wait, sec_ceiling, min_ceiling) and the JSON of the accounts
--- with limits of their own ('' for none). Returns a function: account -> its limits.
+-- The limits begin.lua and the pump's scripts take, from ARGV[first..first+7]: sec, min,
+-- sec_window, min_window, max_wait, sec_ceiling, min_ceiling and the JSON of the accounts with
+-- limits of their own ({account: [sec, min, sec_ceiling, min_ceiling]}, '' for none). Returns a
+-- function, account -> its limits, and max_wait (ms).
 local function limits_from(argv, first)
   local defaults = {
     sec = tonumber(argv[first]), min = tonumber(argv[first + 1]),
@@ -100,7 +101,7 @@ local function limits_from(argv, first)
     if not mine then return defaults end
     return {sec = mine[1], min = mine[2], sec_ceiling = mine[3], min_ceiling = mine[4],
       sec_window = defaults.sec_window, min_window = defaults.min_window}
-  end
+  end, tonumber(argv[first + 4])
 end
 
 -- How many more dispatches of the account its limiter can take within horizon_ms: the slots
