@@ -458,11 +458,15 @@ def msgworker_env(redis_url: str, sandbox_url: str, **overrides: str | int) -> d
 # on a line of its own, so a line added later beside one is not cut unseen.
 FLOOR_CUTS = (
     (
-        "begin.lua",
-        r"reserve\(prefix, account, now_ms, limits_of\(account\), max_wait_ms,\n  member\)",
+        "lib/begin.lua",
+        r"reserve\(prefix, account, now_ms, limits_of\(account\), max_wait_ms,\n  member, looks\)",
         "true, 0, member .. '@' .. now_ms",
     ),
-    ("settle.lua", r"\n  learn\(s\.prefix, s\.account, s\.now_ms, \{.*?\}, s\.member\)\n", "\n"),
+    (
+        "lib/settle.lua",
+        r"\n  learn\(s\.prefix, s\.account, s\.now_ms, \{.*?\}, s\.member, looks\)\n",
+        "\n",
+    ),
     (
         "sent.lua",
         r"\nremember\(s\)\nlocal retention_ms = [^\n]*\nretain\([^\n]*\)\n",

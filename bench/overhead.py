@@ -96,7 +96,7 @@ PARTS = (
     ("Celery task execution (trace + body)", "fast_trace_task"),
     ("  the Gateway POST (msgworker)", "GatewayClient.send"),
     ("  the Gateway POST (plain)", "post"),
-    ("  claim a group's first job (begin.lua)", "JobStore.open"),
+    ("  claim a group's first job (begin.lua)", "Transitions.open"),
     ("  settle as sent, claim the next (sent.lua)", "Settlement.sent"),
     ("  metrics", "Meter.answered"),
     ("msgworker schedule pump", "Pump.run"),

@@ -16,11 +16,9 @@ from worker.http.console.replays import Replays
 from worker.store.claims import Execution, Verdict
 from worker.store.deadletters import DeadLetters
 from worker.store.history import history_event
-from worker.store.jobs import JobStore
 from worker.store.keys import LANES, Keys
 from worker.store.ratelimit import RateLimit
 from worker.store.records import JobState, NewJob
-from worker.store.transitions import Transitions
 
 pytestmark = pytest.mark.processes  # msgworker serve answers every test here
 
@@ -31,6 +29,11 @@ PHONE = "905321234567"
 BODY = {"to": PHONE, "type": "text", "text": {"body": "hi"}}
 RATE = RateLimit(per_sec=10_000, per_min=1_000_000)
 T0 = 1_760_000_000
+
+
+@pytest.fixture
+def store_keys():
+    return KEYS
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +49,6 @@ def service(redis_server, tmp_path_factory):
 def http(service, redis_url):
     with httpx.Client(base_url=service.url, timeout=10) as client:
         yield client
-
-
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
-
-
-@pytest.fixture
-def transitions(redis_client):
-    return Transitions(redis_client, KEYS, retention_s=3600)
 
 
 def send(jobs, transitions, job_id, wamid, *, gen=1):

@@ -4,32 +4,18 @@ the one schedule of older versions moved into the lanes."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.jobs import KEYS, add_job
 from worker.observe.status import take_snapshot
 from worker.store.claims import Execution
-from worker.store.jobs import JobStore
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
 from worker.store.records import JobState
 from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, in_slot_order
-from worker.store.transitions import Transitions
 from worker.store.upgrade import split_legacy_schedule
 
 NOW = 1_900_000_000.0
 # 8/s over a 0.25 s lookahead: the limiter can take 2 calls (one now, one 127.5 ms later).
 RATE = RateLimit.configured(8, None)
 SOON = int(0.25 * 8 / (SEC_WINDOW_MS / 1000)) + 1
-
-
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
-
-
-@pytest.fixture
-def transitions(redis_client):
-    return Transitions(redis_client, KEYS, retention_s=3600)
 
 
 def pump_for(redis_client, dispatched, **options):

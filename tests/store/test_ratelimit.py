@@ -1,6 +1,6 @@
 """The cluster-wide limiter on a real Redis: slots in order, both windows, cooldowns, learning.
 
-The limiter is part of claiming a job (begin.lua) and of settling it (finish.lua), so these
+The limiter is part of claiming a job (begin.lua) and of settling it (settle.lua), so these
 tests drive it the way deliveries do.
 """
 
@@ -12,11 +12,9 @@ import pytest
 
 from worker.outcome import RateLimitHeaders
 from worker.store.claims import Execution, Verdict
-from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import MIN_WINDOW_MS, SEC_WINDOW_MS, RateLimit
 from worker.store.records import JobState, NewJob
-from worker.store.transitions import Transitions
 
 KEYS = Keys("rl:")
 NOW = 1_800_000_000.0
@@ -25,13 +23,8 @@ SEC = SEC_WINDOW_MS / 1000
 
 
 @pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
-
-
-@pytest.fixture
-def transitions(redis_client):
-    return Transitions(redis_client, KEYS, retention_s=3600)
+def store_keys():
+    return KEYS
 
 
 def claims(jobs, transitions, n, rate, *, now=NOW, first=0):

@@ -25,6 +25,11 @@ BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 RATE = RateLimit(per_sec=1000, per_min=100_000)
 
 
+@pytest.fixture
+def store_keys():
+    return KEYS
+
+
 def job_keys(keys: Keys, job_id: str, account: str = "default", key: str | None = None):
     key = key or job_id
     return [keys.job(job_id), keys.history(job_id), keys.idempotency(account, key)]
@@ -41,11 +46,6 @@ def outlive_the_retention(since: float) -> None:
 
 
 # --- The store, below any worker -------------------------------------------------------------
-
-
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
 
 
 @pytest.fixture

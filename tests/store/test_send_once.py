@@ -15,7 +15,6 @@ from worker.store.claims import Execution, Verdict
 from worker.store.jobs import JobStore
 from worker.store.ratelimit import RateLimit
 from worker.store.records import JobState
-from worker.store.transitions import Transitions
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)
 KEY = "order-42"
@@ -28,11 +27,6 @@ def jobs(redis_client):
     redis_client.delete(KEYS.idempotency("default", KEY))  # as if its enqueue record aged out
     add_job(store, "second", key=KEY)
     return store
-
-
-@pytest.fixture
-def transitions(redis_client):
-    return Transitions(redis_client, KEYS, retention_s=3600)
 
 
 def begin(transitions, job_id, holder):

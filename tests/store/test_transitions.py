@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.support.jobs import KEYS, add_job
 from worker.outcome import Outcome
 from worker.store.claims import Execution, Opening, Verdict
-from worker.store.jobs import JobStore
 from worker.store.ratelimit import RateLimit
 from worker.store.records import JobState, NewJob
-from worker.store.transitions import Transitions
 
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
-
-
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
-
-
-@pytest.fixture
-def transitions(redis_client):
-    return Transitions(redis_client, KEYS, retention_s=3600)
 
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)

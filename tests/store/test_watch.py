@@ -40,16 +40,6 @@ def watch(redis_url):
     watch.stop()
 
 
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS)
-
-
-@pytest.fixture
-def transitions(redis_client):
-    return Transitions(redis_client, KEYS, retention_s=3600)
-
-
 def claimed(jobs: JobStore, transitions: Transitions, job_id: str) -> Execution:
     add_job(jobs, job_id)
     execution = Execution(job_id, 1, "a")

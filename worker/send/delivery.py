@@ -68,6 +68,16 @@ RESULTS = {
 }
 
 
+# What a delivery did when begin or recheck left the job not ours to call.
+NOT_OURS = {
+    Verdict.STALE: Result.DROPPED,
+    Verdict.BUSY: Result.DROPPED,
+    Verdict.DUPLICATE: Result.DUPLICATE,
+    Verdict.HELD: Result.HALTED,
+    Verdict.DEFERRED: Result.WAITING,
+}
+
+
 @dataclass(frozen=True)
 class Timing:
     """How long claims last, how often the billing breaker probes, how long a wait for a probe."""
@@ -209,17 +219,8 @@ class Delivery:
         verdict, job = claim.verdict, claim.job
         if claim.wait_s > 0 and job is not None:
             self._meter.waited(job.account, claim.wait_s)
-        if verdict in {Verdict.STALE, Verdict.BUSY}:
-            log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
-            return Delivered(Result.DROPPED)
-        if verdict is Verdict.DUPLICATE:
-            log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
-            return Delivered(Result.DUPLICATE)
-        if verdict is Verdict.HELD:
-            log.info("job.held", job_id=execution.job_id)
-            return Delivered(Result.HALTED)
-        if verdict is Verdict.DEFERRED:
-            return Delivered(Result.WAITING)
+        if verdict in NOT_OURS:
+            return _not_ours(execution, claim)
         if job is None:  # every other verdict returns the job (stale and busy are dropped above)
             return Delivered(Result.DROPPED)
         if verdict is Verdict.GO:
@@ -242,17 +243,12 @@ class Delivery:
         unchecked = self._clock() - claim.begun_at <= UNCHECKED_WAIT_S
         if unchecked or not self._switches.changed(begun.token):
             return self._claimed(execution, job, Verdict.GO, then)
-        verdict = self._transitions.recheck(
+        again = self._transitions.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
-        ).verdict
-        if verdict is Verdict.STALE:
-            return Delivered(Result.DROPPED)
-        if verdict is Verdict.HELD:
-            log.info("job.held", job_id=execution.job_id)
-            return Delivered(Result.HALTED)
-        if verdict is Verdict.DEFERRED:
-            return Delivered(Result.WAITING)
-        return self._claimed(execution, job, verdict, then)
+        )
+        if again.verdict in NOT_OURS:
+            return _not_ours(execution, again)
+        return self._claimed(execution, job, again.verdict, then)
 
     def _claimed(
         self, execution: Execution, job: Job, verdict: Verdict, then: Opening | None
@@ -343,3 +339,15 @@ class Delivery:
             execution, job, answer, decision, calls=calls, now=now, then=then
         )
         return Delivered(RESULTS[decision.action], None if claim is None else Begun(claim, token))
+
+
+def _not_ours(execution: Execution, claim: Claim) -> Delivered:
+    """What became of a dispatch begin or recheck left not ours to call, logged."""
+    verdict = claim.verdict
+    if verdict is Verdict.DUPLICATE:
+        log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
+    elif verdict is Verdict.HELD:
+        log.info("job.held", job_id=execution.job_id)
+    elif verdict is not Verdict.DEFERRED:
+        log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
+    return Delivered(NOT_OURS[verdict])

@@ -18,7 +18,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Script:
-    """One Lua entry script, ``lua/<name>.lua``, after its ``include`` parts.
+    """One Lua entry script, ``lua/<name>.lua``, after the shared parts it ``include``s from
+    ``lua/lib/`` (in that order, after ``lib/keys.lua``).
 
     ``argv`` are its fixed arguments; ``each`` the arguments it takes once per item after them
     (a job, a status); ``then``, another script whose ARGV may follow (the next begin after a
@@ -131,7 +132,7 @@ BEGIN = Script(
         *LIMITS,
     ),
     reply=("verdict", "detail", "wait_ms"),
-    include=("ratelimit", "begin"),
+    include=("ratelimit", "switches", "begin"),
 )
 # Every settlement's first arguments (settle.lua).
 SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
@@ -140,25 +141,25 @@ SENT = Script(
     argv=(*SETTLEMENT, "wamid", "retention_s"),
     then=BEGIN,
     reply=("recorded", "breaker_closed", "exhausted_open"),
-    include=("ratelimit", "delivery", "begin", "settle"),
+    include=("ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),
 )
 RETRY = Script(
     "retry",
     argv=(*SETTLEMENT, "delay_s", "code", "count", "cooldown_until"),
     reply=("recorded",),
-    include=("ratelimit", "settle"),
+    include=("ratelimit", "switches", "settle"),
 )
 PARK = Script(
     "park",
     argv=(*SETTLEMENT, "code", "reason", "record", "open_breaker"),
     reply=("recorded", "breaker_opened"),
-    include=("ratelimit", "settle"),
+    include=("ratelimit", "deadletters", "settle"),
 )
 HOLD = Script(
     "hold",
     argv=(*SETTLEMENT, "code", "halt"),
     reply=("recorded", "halt_set"),
-    include=("ratelimit", "settle"),
+    include=("ratelimit", "switches", "settle"),
 )
 RECHECK = Script(
     "recheck",
@@ -188,7 +189,7 @@ RECHECK = Script(
         "priority",
     ),
     reply=("verdict", "wait_ms"),
-    include=("ratelimit",),
+    include=("ratelimit", "switches"),
 )
 
 # ------------------------------------------------------------------ writing and pumping jobs
@@ -236,7 +237,7 @@ REPLAY = Script(
     argv=("prefix", "now", "start_offset_s", "interval_s", "retention_s", "event"),
     each=("id",),
     reply=("replayed", "already_sent", "expired", "missing", "delivered"),
-    include=("delivery",),
+    include=("deadletters", "delivery"),
 )
 PURGE = Script("purge", argv=("prefix", "retention_s", "forget"), each=("id",))
 IMPORT = Script(
@@ -249,7 +250,7 @@ STATUSES = Script(
     "statuses",
     argv=("prefix", "now", "early_ms", "early_max", "early_cap"),
     each=("status",),
-    include=("delivery",),
+    include=("deadletters", "delivery"),
 )
 
 SCRIPTS = (

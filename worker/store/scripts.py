@@ -20,10 +20,12 @@ LUA = resources.files(__package__ or "worker").joinpath("lua")
 
 
 def script_source(script: Script) -> str:
-    """``script`` as Redis runs it: the generated constants, the key builders, its includes and
-    ``lua/<name>.lua``."""
-    parts = [KEY_BUILDERS, *script.include, script.name]
-    lua = (LUA.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
+    """``script`` as Redis runs it: the generated constants, the key builders and the parts it
+    includes from ``lua/lib/``, then ``lua/<name>.lua``."""
+    parts = [LUA.joinpath("lib", f"{part}.lua") for part in (KEY_BUILDERS, *script.include)]
+    lua = (
+        path.read_text(encoding="utf-8") for path in [*parts, LUA.joinpath(f"{script.name}.lua")]
+    )
     return "\n".join([lua_constants(), *lua])
 
 

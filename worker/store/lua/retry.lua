@@ -1,9 +1,9 @@
 -- Put a claimed job back on the schedule after a delay, atomically, and learn from the answer's
--- X-RateLimit headers. (keys.lua, ratelimit.lua and settle.lua are included above.)
+-- X-RateLimit headers. (Its parts from lib/ are included above, as protocol.py declares.)
 -- ARGV: the settlement's twelve (settle.lua), delay_s, code ('' for none),
 --   count ('reschedule'|'uncalled'|'other'), cooldown_until ('' or s)
 -- Returns {recorded}: 0 when this execution no longer owned the job (nothing written).
-local s = settlement(ARGV)
+local s = settlement(ARGV, new_looks())
 if not s or not release_owned(s) then return {0} end
 local prefix, account, now = s.prefix, s.account, s.now
 local delay, code, count, cooldown = tonumber(ARGV[13]), ARGV[14], ARGV[15], ARGV[16]
@@ -20,8 +20,7 @@ elseif count == 'uncalled' then
   -- begin counted a call that was not made (the replicas were behind): no attempt, no
   -- reschedule, its rate-limit slot and any breaker probe it held given back.
   give_back_call(s.job, keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min'))
-  local probe = keys.breaker_probe(prefix, account)
-  if redis.call('GET', probe) == s.execution then redis.call('DEL', probe) end
+  drop_probe(keys.breaker_probe(prefix, account), s.execution)
 end
 redis.call('HSET', s.job, 'state', state, 'calling', 0, 'updated_at', now, 'due_at', now + delay)
 schedule(prefix, account, s.priority, now + delay, s.id .. '|' .. next_gen)

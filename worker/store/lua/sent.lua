@@ -1,5 +1,5 @@
--- Record a send, atomically, and learn from the answer's X-RateLimit headers. (keys.lua,
--- ratelimit.lua, delivery.lua, begin.lua and settle.lua are included above.)
+-- Record a send, atomically, and learn from the answer's X-RateLimit headers. (Its parts from
+-- lib/ are included above, as protocol.py declares.)
 -- ARGV: the settlement's twelve (settle.lua), wamid, retention_s[, begin.lua's ARGV for the
 --   group's next dispatch]
 -- Returns {recorded, breaker_closed, exhausted_open[, begin.lua's reply]}: the wamid is
@@ -8,7 +8,8 @@
 -- breaker was open (now closed), exhausted_open whether the account has a retries_exhausted
 -- incident open (it may resolve now); then, when asked, the next dispatch's begin reply, in the
 -- same round trip. {0, 0, 0} for a job with no record (and no begin).
-local s = settlement(ARGV)
+local looks = new_looks()
+local s = settlement(ARGV, looks)
 if not s then return {0, 0, 0} end
 local prefix, id, account, key, now = s.prefix, s.id, s.account, s.key, s.now
 local wamid = ARGV[13]
@@ -53,8 +54,8 @@ if found > 0 then
     found = found - 1
   end
 end
-quiet_now[account] = found == 0
-if not quiet_now[account] then
+looks.quiet[account] = found == 0
+if not looks.quiet[account] then
   local probe_key = keys.breaker_probe(prefix, account)
   local since = tonumber(redis.call('HGET', breaker, 'since') or '')
   -- Only a call made after the breaker opened (the probe) says the balance is back: a call
@@ -64,9 +65,9 @@ if not quiet_now[account] then
     reply[2] = redis.call('DEL', breaker, probe_key) > 0 and 1 or 0
   end
   reply[3] = redis.call('EXISTS', exhausted)
-  quiet_now[account] = nil  -- the breaker may have closed: the next begin looks for itself
+  looks.quiet[account] = nil  -- the breaker may have closed: the next begin looks for itself
 end
 if ARGV[15] then
-  for _, part in ipairs(begin({unpack(ARGV, 15)})) do reply[#reply + 1] = part end
+  for _, part in ipairs(begin({unpack(ARGV, 15)}, looks)) do reply[#reply + 1] = part end
 end
 return reply

@@ -37,9 +37,7 @@ local function park_undelivered(prefix, id, job, f, s, now)
     expires_at = tonumber(f[10] or '') or cjson.null, wamid = s.wamid,
   })
   record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
-  redis.call('SET', keys.dead_letter(prefix, id), record)
-  redis.call('ZADD', keys.dead_letter_index(prefix), now, id)
-  redis.call('HINCRBY', keys.dead_letter_counts(prefix), s.code, 1)
+  write_dead_letter(prefix, id, record, s.code, now)
   redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', 'undelivered',
     'updated_at', now)
   keep(prefix, id, f[2], f[3])

@@ -1,11 +1,12 @@
 -- What every settlement of a job (sent.lua, retry.lua, park.lua, hold.lua) does first: read the
--- job, learn from the answer's X-RateLimit headers, and name its claim. (keys.lua and
--- ratelimit.lua are included above.)
+-- job, learn from the answer's X-RateLimit headers, and name its claim. (Uses keys.lua and
+-- ratelimit.lua.)
 -- ARGV (every settlement's first twelve): prefix, id, gen, now, execution, event_json,
 --   sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --   ('' for headers that were absent)
+-- `looks`: what the script run looked up already (see ratelimit.lua).
 -- Returns the settlement as a table, or nil when the job has no record.
-local function settlement(ARGV)
+local function settlement(ARGV, looks)
   local s = {prefix = ARGV[1], id = ARGV[2], gen = ARGV[3], now = tonumber(ARGV[4]),
     now_text = ARGV[4], execution = ARGV[5], event = ARGV[6]}
   s.job = keys.job(s.prefix, s.id)
@@ -19,7 +20,7 @@ local function settlement(ARGV)
   learn(s.prefix, s.account, s.now_ms, {
     sec = {tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])},
     min = {tonumber(ARGV[8]), tonumber(ARGV[11]), tonumber(ARGV[12])},
-  }, s.member)
+  }, s.member, looks)
   s.claim = keys.claim(s.prefix, s.account, s.key)
   return s
 end

@@ -1,8 +1,8 @@
 -- Decide whether this dispatch of a job may call the Gateway; if so claim it and reserve its
--- rate-limit slot, all in one round trip. (keys.lua and ratelimit.lua are included above.)
--- A function, begin(ARGV), run by begin_job.lua for one dispatch and by sent.lua for the next
--- dispatch of a group once the one before it is settled; its body reads its arguments as ARGV,
--- as the script it is.
+-- rate-limit slot, all in one round trip. (Uses keys.lua, ratelimit.lua and switches.lua.)
+-- A function, begin(ARGV, looks), run by begin_job.lua for one dispatch and by sent.lua for the
+-- next dispatch of a group once the one before it is settled; its body reads its arguments as
+-- ARGV, as the script it is, and shares what the script looked up in `looks` (see ratelimit.lua).
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s, retention_s, then the
 --       limits (see limits_from in ratelimit.lua)
 -- Returns {verdict, detail, wait_ms[, job fields]}: for every verdict but stale and busy (the
@@ -21,7 +21,7 @@
 --   go         call the Gateway after wait_ms (detail '1' when this call is the breaker's
 --              probe); the call is counted, the job marked calling. Asked again by the same
 --              execution (a script retried after its reply was lost): the same answer and slot
-local function begin(ARGV)
+local function begin(ARGV, looks)
 local prefix, id, gen, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, execution = math.floor(tonumber(ARGV[5]) * 1000), ARGV[6]
 local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
@@ -100,15 +100,13 @@ local halt = keys.halt(prefix, account)
 local breaker = keys.breaker(prefix, account)
 -- The switches and the cooldown in one look (unless this script has looked already): most of
 -- the time none is set.
-if quiet_now[account] == nil then
-  quiet_now[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account)) == 0
+if looks.quiet[account] == nil then
+  looks.quiet[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account)) == 0
 end
-local switched = not quiet_now[account]
+local switched = not looks.quiet[account]
 if switched and redis.call('EXISTS', halt) == 1 then
-  redis.call('HINCRBY', job, 'gen', 1)
-  redis.call('HSET', job, 'state', 'held', 'updated_at', now)
+  hold_job(job, keys.held(prefix, account), id, now)
   redis.call('ZREM', leases, member)
-  redis.call('RPUSH', keys.held(prefix, account), id)
   event('held')
   return claimed('held')
 end
@@ -116,19 +114,16 @@ end
 local probe = '0'
 local probe_key = keys.breaker_probe(prefix, account)
 if switched and redis.call('EXISTS', breaker) == 1 then
-  if redis.call('SET', probe_key, execution, 'NX', 'PX', probe_ms) then
-    probe = '1'
-  elseif redis.call('HGET', breaker, 'half_open') == '1' then
+  local took = take_probe(breaker, probe_key, execution, probe_ms)
+  if took ~= 'probe' then
     take()
-    return claimed('wait')
-  else
-    take()
-    return claimed('breaker')
+    return claimed(took)  -- wait, or breaker
   end
+  probe = '1'
 end
 
 local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits_of(account), max_wait_ms,
-  member)
+  member, looks)
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.
   if probe == '1' then redis.call('DEL', probe_key) end
