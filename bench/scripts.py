@@ -23,7 +23,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def revision_sources(revision: str, directory: Path) -> Path:
     """``revision``'s Lua sources, written into ``directory``."""
     folder = "worker/store/lua"
     names = subprocess.run(  # noqa: S603 - git, our arguments
-        ["git", "ls-tree", "--name-only", f"{revision}:{folder}"],  # noqa: S607
+        ["git", "ls-tree", "-r", "--name-only", f"{revision}:{folder}"],  # noqa: S607
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -74,6 +73,7 @@ def revision_sources(revision: str, directory: Path) -> Path:
             capture_output=True,
             text=True,
         ).stdout
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(source)
     return directory
 
@@ -131,11 +131,10 @@ def side(
     with lua_sources(folder):
         store = JobStore(client, Keys(prefix))
         transitions = Transitions(client, Keys(prefix), retention_s=3600)
-        chunk = client.register_script(
-            scripts.script_source(replace(SENT, name="begin_job")).replace(
-                "return begin(ARGV)", "return 1"
-            )
-        )
+        # sent.lua's shared parts as loaded, its own lines replaced by `return 1`.
+        entry = scripts.LUA.joinpath(f"{SENT.name}.lua").read_text(encoding="utf-8")
+        parts = scripts.script_source(SENT).removesuffix(entry)
+        chunk = client.register_script(f"{parts}\nreturn 1")
     meter = Meter(client)
     ids = [f"job-{n}" for n in range(jobs)]
     store.add(
