@@ -19,9 +19,11 @@ import redis
 
 from worker.dev.localredis import LocalRedis
 from worker.store.claims import Execution
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
+from worker.store.records import NewJob
+from worker.store.transitions import Transitions
 
 BODY = {
     "to": "905321234567",
@@ -50,7 +52,8 @@ def main() -> None:
         try:
             client = redis.Redis.from_url(server.url, decode_responses=True)
             keys = Keys()
-            store = JobStore(client, keys, retention_s=604800)
+            store = JobStore(client, keys)
+            transitions = Transitions(client, keys, retention_s=604800)
             rate = RateLimit(per_sec=10**6, per_min=10**8)
             before = used(client)
             now = time.time()
@@ -68,8 +71,10 @@ def main() -> None:
             pending_sample = key_bytes(client, keys, ids[0])
             for job_id in ids:
                 execution = Execution(job_id, 1, "bench")
-                store.begin(execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=rate)
-                store.mark_sent(
+                transitions.begin(
+                    execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=rate
+                )
+                transitions.mark_sent(
                     execution,
                     "wamid.HBgLOTA1MzIxMjM0NTY3FQIAERgSQjYxRjBBQkM5RDI1NkE1OTc2AA==",
                     now=time.time(),

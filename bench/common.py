@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -37,7 +36,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, 
 from tests.support.sentinel import SentinelGroup  # noqa: E402
 from worker.dev.localredis import LocalRedis, free_port  # noqa: E402
 from worker.models import message_body, parse_message  # noqa: E402
-from worker.store import scripts  # noqa: E402
+from worker.store import protocol, scripts  # noqa: E402
 from worker.store.connect import connect  # noqa: E402
 from worker.store.ratelimit import MIN_LIMIT_MAX, SEC_LIMIT_MAX  # noqa: E402
 from worker.urls import is_sentinel, parse_sentinel  # noqa: E402
@@ -459,23 +458,27 @@ def msgworker_env(redis_url: str, sandbox_url: str, **overrides: str | int) -> d
 # on a line of its own, so a line added later beside one is not cut unseen.
 FLOOR_CUTS = (
     (
-        "begin.lua",
-        r"reserve\(prefix, account, now_ms, limits, max_wait_ms, member\)",
+        "lib/begin.lua",
+        r"reserve\(prefix, account, now_ms, limits_of\(account\), max_wait_ms,\n  member, looks\)",
         "true, 0, member .. '@' .. now_ms",
     ),
-    ("finish.lua", r"\nlearn\(prefix, account, now_ms, \{.*?\}, member\)\n", "\n"),
     (
-        "finish.lua",
-        r"  remember\(\)\n  local retention_ms = [^\n]*\n  retain\([^\n]*\)\n",
-        "",
+        "lib/settle.lua",
+        r"\n  learn\(s\.prefix, s\.account, s\.now_ms, \{.*?\}, s\.member, looks\)\n",
+        "\n",
     ),
     (
-        "finish.lua",
+        "sent.lua",
+        r"\nremember\(s\)\nlocal retention_ms = [^\n]*\nretain\([^\n]*\)\n",
+        "\n",
+    ),
+    (
+        "sent.lua",
         (
-            r"  redis\.call\('SET', keys\.wamid\([^\n]*\n  -- Sends per second[^\n]*\n"
-            r"  local bucket = [^\n]*\n  if redis\.call\('INCR', bucket\) == 1 then [^\n]*\n"
+            r"\nredis\.call\('SET', keys\.wamid\([^\n]*\n-- Sends per second[^\n]*\n"
+            r"local bucket = [^\n]*\nif redis\.call\('INCR', bucket\) == 1 then [^\n]*\n"
         ),
-        "",
+        "\n",
     ),
 )
 
@@ -819,17 +822,11 @@ def run_trickle(
 
 
 def _script_names() -> dict[str, str]:
-    """Every script the workers may load, by its SHA1: ``lua/<name>.lua`` after the key builders
-    and any ordered choice of the shared parts (what ``load_script`` puts together)."""
-    shared = ("ratelimit", "delivery", "begin")
-    names = {}
-    for path in scripts.LUA.iterdir():
-        name = path.name.removesuffix(".lua")
-        for size in range(len(shared) + 1):
-            for include in itertools.combinations(shared, size):
-                source = scripts.script_source(name, include=include)
-                names[hashlib.sha1(source.encode()).hexdigest()] = name  # noqa: S324 - Redis's
-    return names
+    """Every script the workers may load, by its SHA1, as ``load_script`` puts it together."""
+    return {
+        hashlib.sha1(scripts.script_source(script).encode()).hexdigest(): script.name  # noqa: S324 - Redis's
+        for script in protocol.SCRIPTS
+    }
 
 
 @contextlib.contextmanager

@@ -1,14 +1,15 @@
 """Scripts: Redis CPU per call of the send path's Lua scripts, this tree's against a git revision's.
 
 Each round writes jobs into a private redis-server and runs, for the Lua sources of each side:
-``begin_job.lua`` once per job (the first dispatch of a group), then ``finish.lua`` settling a
+``begin_job.lua`` once per job (the first dispatch of a group), then ``sent.lua`` settling a
 send and beginning the next job of the group in the same call (the chained form a grouped
 dispatch takes). The clock passed to the scripts advances 10 ms a job, so every begin gets its
 slot at once (the verdict is ``go``), as at a steady 100 sends/s. Per call it prints Redis CPU
 (``used_cpu_user`` + ``used_cpu_sys`` deltas; noisy at this scale) and the time Redis spent in
 the EVALSHA (``INFO commandstats``: the script and the commands it ran), and the commands one
 call runs. A third pair times the script chunk alone (the included key builders, limiter,
-delivery and begin functions, then ``return 1``): what every call pays before its first line.
+delivery, begin and settlement functions, then ``return 1``): what every call pays before its
+first line.
 
     .venv/bin/python bench/scripts.py [--against HEAD] [--jobs 2000] [--rounds 3]
                                       [--floor]   (this tree against its floor, see common.py)
@@ -42,21 +43,23 @@ from worker.dev.localredis import LocalRedis
 from worker.outcome import RateLimitHeaders
 from worker.store import scripts
 from worker.store.claims import Execution, Opening
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys
+from worker.store.protocol import SENT
 from worker.store.ratelimit import RateLimit
+from worker.store.records import NewJob
+from worker.store.transitions import Transitions
 
 RATE = RateLimit(SEC_LIMIT_MAX, MIN_LIMIT_MAX)
 HEADERS = RateLimitHeaders(SEC_LIMIT_MAX, SEC_LIMIT_MAX - 1, MIN_LIMIT_MAX, MIN_LIMIT_MAX - 1)
 STEP_S = 0.01
-FINISH_INCLUDES = ("ratelimit", "delivery", "begin")
 
 
 def revision_sources(revision: str, directory: Path) -> Path:
     """``revision``'s Lua sources, written into ``directory``."""
     folder = "worker/store/lua"
     names = subprocess.run(  # noqa: S603 - git, our arguments
-        ["git", "ls-tree", "--name-only", f"{revision}:{folder}"],  # noqa: S607
+        ["git", "ls-tree", "-r", "--name-only", f"{revision}:{folder}"],  # noqa: S607
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -71,6 +74,7 @@ def revision_sources(revision: str, directory: Path) -> Path:
             capture_output=True,
             text=True,
         ).stdout
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(source)
     return directory
 
@@ -126,12 +130,12 @@ def side(
 ) -> dict[str, Any]:
     """One side's figures: begin_job, finish+begin, and the bare chunk, per call."""
     with lua_sources(folder):
-        store = JobStore(client, Keys(prefix), retention_s=3600)
-        chunk = client.register_script(
-            scripts.script_source("begin_job", include=FINISH_INCLUDES).replace(
-                "return begin(ARGV)", "return 1"
-            )
-        )
+        store = JobStore(client, Keys(prefix))
+        transitions = Transitions(client, Keys(prefix), retention_s=3600)
+        # sent.lua's shared parts as loaded, its own lines replaced by `return 1`.
+        entry = scripts.LUA.joinpath(f"{SENT.name}.lua").read_text(encoding="utf-8")
+        parts = scripts.script_source(SENT).removesuffix(entry)
+        chunk = client.register_script(f"{parts}\nreturn 1")
     meter = Meter(client)
     ids = [f"job-{n}" for n in range(jobs)]
     store.add(
@@ -150,13 +154,13 @@ def side(
 
     def begins() -> None:
         for n in range(0, jobs, 2):
-            claim = store.open(opening(n), now=t0 + n * STEP_S)
+            claim = transitions.open(opening(n), now=t0 + n * STEP_S)
             if claim.verdict != "go":
                 raise RuntimeError(f"begin_job: {claim.verdict}, not go")
 
     def finishes() -> None:
         for n in range(0, jobs, 2):
-            sent = store.mark_sent(
+            sent = transitions.mark_sent(
                 opening(n).execution,
                 f"wamid.{prefix}{n}",
                 now=t0 + (jobs + n + 1) * STEP_S,

@@ -38,8 +38,10 @@ if str(ROOT) not in sys.path:
 from tests.support.serve import Service  # noqa: E402
 from worker.dev.localredis import LocalRedis  # noqa: E402
 from worker.store.claims import Execution  # noqa: E402
-from worker.store.jobs import JobStore, NewJob  # noqa: E402
+from worker.store.jobs import JobStore  # noqa: E402
 from worker.store.keys import Keys  # noqa: E402
+from worker.store.records import NewJob  # noqa: E402
+from worker.store.transitions import Transitions  # noqa: E402
 
 SECRET = "whsec_bench_0123456789abcdef"  # noqa: S105 - a bench secret
 RPS_TARGET = 1000
@@ -78,7 +80,8 @@ def body(i: int) -> dict[str, object]:
 def setup_jobs(url: str, count: int) -> None:
     """``count`` jobs enqueued and recorded as sent, as a worker records them."""
     client = redis.Redis.from_url(url, decode_responses=True)
-    jobs = JobStore(client, Keys(), retention_s=3600)
+    jobs = JobStore(client, Keys())
+    transitions = Transitions(client, Keys(), retention_s=3600)
     now = time.time()
     message = {"to": "905321234567", "type": "text", "text": {"body": "bench"}}
     for start in range(0, count, 1000):
@@ -88,7 +91,9 @@ def setup_jobs(url: str, count: int) -> None:
         ]
         jobs.add(batch, now=now)
     for i in range(count):
-        jobs.mark_sent(Execution(f"bench{i:08d}", 1, "bench"), f"wamid.bench{i:08d}", now=now)
+        transitions.mark_sent(
+            Execution(f"bench{i:08d}", 1, "bench"), f"wamid.bench{i:08d}", now=now
+        )
     client.close()
 
 

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from tests.support.cluster import API_KEY, Sandbox, WorkerProcess, start_worker
+from tests.support.jobs import KEYS
 from tests.support.processes import RedisServer
 from tests.support.rabbit import Vhost, vhost
 from tests.support.tiers import SpawnWatch, overstep, tier_of
@@ -24,6 +25,8 @@ from worker.logs import SECRETS
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.jobs import JobStore
+from worker.store.transitions import Transitions
 
 TIER = pytest.StashKey[str]()
 _watch = SpawnWatch()
@@ -92,6 +95,24 @@ def redis_client(redis_url):
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def store_keys():
+    """The key names the store fixtures use; a module with a prefix of its own overrides it."""
+    return KEYS
+
+
+@pytest.fixture
+def jobs(redis_client, store_keys):
+    """The job store (writing and reading jobs) on the private server."""
+    return JobStore(redis_client, store_keys)
+
+
+@pytest.fixture
+def transitions(redis_client, store_keys):
+    """A job's transitions on the private server (a sent job kept an hour)."""
+    return Transitions(redis_client, store_keys, retention_s=3600)
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ from __future__ import annotations
 import grimp
 import pytest
 
-# Cycles still there, in the store: undone by the job lifecycle's rework of claims and jobs.
-CYCLES_PENDING = {frozenset({"worker.store.claims", "worker.store.jobs"})}
-
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
@@ -32,16 +29,5 @@ def _cycles(graph: grimp.ImportGraph) -> dict[frozenset[str], tuple[str, ...]]:
 
 def test_no_module_of_worker_imports_itself_back(graph):
     """No import in worker/ starts a chain of imports that leads back to its importer."""
-    cycles = {
-        pair: " -> ".join(chain)
-        for pair, chain in _cycles(graph).items()
-        if not any(pair <= pending for pending in CYCLES_PENDING)
-    }
-    assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles.values()))
-
-
-def test_the_pending_cycles_are_still_there(graph):
-    """Each cycle let through above still exists: the list never outlives its reason."""
-    cycles = _cycles(graph)
-    gone = [sorted(pending) for pending in CYCLES_PENDING if pending not in cycles]
-    assert not gone, f"no longer a cycle, drop from CYCLES_PENDING: {gone}"
+    cycles = [" -> ".join(chain) for chain in _cycles(graph).values()]
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))

@@ -321,7 +321,7 @@ def test_the_producer_takes_the_accounts_it_is_given(redis_url):
     """The known accounts are an argument: a producer built for two accepts both, not a third."""
     client = connect_redis_fail_fast(redis_url, timeout_s=TIMEOUT_S)
     producer = Producer(
-        JobStore(client, Keys("msgworker:"), retention_s=60),
+        JobStore(client, Keys("msgworker:")),
         accounts=frozenset({"default", "shop"}),
         redis_timeout_s=TIMEOUT_S,
     )

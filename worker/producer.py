@@ -22,8 +22,9 @@ from worker.errors import FieldProblem, InvalidMessage, Unavailable
 from worker.models import Message, field_problems, message_body, parse_message
 from worker.settings import Settings, mask_url
 from worker.store.connect import connection_problem
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys
+from worker.store.records import NewJob
 from worker.store.replication import Replication
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
@@ -300,7 +301,7 @@ def producer_for(settings: Settings, client: redis.Redis) -> Producer:
         keys, replicas=settings.redis_min_replicas, timeout_s=settings.redis_timeout_s
     )
     return Producer(
-        JobStore(client, keys, retention_s=settings.retention_s),
+        JobStore(client, keys),
         accounts=known_accounts(settings.accounts_file),
         redis_timeout_s=settings.redis_timeout_s,
         redis_url=mask_url(settings.state_url),

@@ -33,15 +33,10 @@ from worker.producer import (
 )
 from worker.settings import Settings, mask_url
 from worker.store.connect import connection_problem
-from worker.store.jobs import (
-    NO_BATCH,
-    STORE_FULL,
-    Job,
-    NewJob,
-    enqueue_arguments,
-    is_out_of_memory,
-)
+from worker.store.jobs import NO_BATCH, STORE_FULL, enqueue_arguments, is_out_of_memory
 from worker.store.keys import DEFAULT_RETENTION_S, Keys
+from worker.store.protocol import ENQUEUE
+from worker.store.records import Job, NewJob
 from worker.store.replication import Replication
 from worker.store.scripts import script_source
 
@@ -73,7 +68,7 @@ class AsyncJobStore:
         self._keys = keys
         self._retention_s = retention_s
         self._replication = replication or Replication(keys, replicas=0, timeout_s=1)
-        self._enqueue = client.register_script(script_source("enqueue"))
+        self._enqueue = client.register_script(script_source(ENQUEUE))
 
     async def add(self, jobs: list[NewJob], *, now: float, batch_key: str | None = None) -> Written:
         """Write new jobs in one round trip; a known idempotency key returns its first job id,
@@ -90,13 +85,17 @@ class AsyncJobStore:
         seen, *ids = (i.decode() if isinstance(i, bytes) else str(i) for i in reply)
         return Written(ids, batch_seen=seen == "1")
 
-    def _batch(self, jobs: list[NewJob], key: str, *, now: float) -> tuple[str, str, int]:
+    def _batch(self, jobs: list[NewJob], key: str, *, now: float) -> dict[str, Any]:
         """The batch key's part of the script's arguments: the key belongs to the batch's
         accounts (a client scoped to some sees only theirs), and is remembered the retention
         past the latest moment a job of the batch is due."""
         accounts = ",".join(sorted({job.account for job in jobs}))
         keep_s = self._retention_s + max(0.0, max(job.due_at for job in jobs) - now)
-        return accounts, key, max(1, round(keep_s * 1000))
+        return {
+            "batch_accounts": accounts,
+            "batch_key": key,
+            "batch_keep_ms": max(1, round(keep_s * 1000)),
+        }
 
     async def get(self, job_id: str) -> Job | None:
         """The job with its history; None when no job has this id."""

@@ -19,7 +19,7 @@ from tests.support.jobs import park as park_job
 from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
 from worker.store.deadletters import Selection
-from worker.store.jobs import JobState
+from worker.store.records import JobState
 from worker.store.schedule import count_scheduled
 
 # The CLI is tested as people run it: the msgworker console script, a process of its own.

@@ -16,7 +16,7 @@ from tests.support.processes import wait_for
 from tests.support.serve import Service
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.jobs import JobState
+from worker.store.records import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs real child processes
 

@@ -16,9 +16,9 @@ from worker.http.console.replays import Replays
 from worker.store.claims import Execution, Verdict
 from worker.store.deadletters import DeadLetters
 from worker.store.history import history_event
-from worker.store.jobs import JobState, JobStore, NewJob
 from worker.store.keys import LANES, Keys
 from worker.store.ratelimit import RateLimit
+from worker.store.records import JobState, NewJob
 
 pytestmark = pytest.mark.processes  # msgworker serve answers every test here
 
@@ -29,6 +29,11 @@ PHONE = "905321234567"
 BODY = {"to": PHONE, "type": "text", "text": {"body": "hi"}}
 RATE = RateLimit(per_sec=10_000, per_min=1_000_000)
 T0 = 1_760_000_000
+
+
+@pytest.fixture
+def store_keys():
+    return KEYS
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +51,16 @@ def http(service, redis_url):
         yield client
 
 
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=3600)
-
-
-def send(jobs, job_id, wamid, *, gen=1):
+def send(jobs, transitions, job_id, wamid, *, gen=1):
     """Enqueue (first time), claim and record the send of one job as ``wamid``."""
     now = time.time()
     if gen == 1:
         jobs.add([NewJob(job_id, "default", job_id, BODY, now)], now=now)
-    claim = jobs.begin(
+    claim = transitions.begin(
         Execution(job_id, gen, "h"), now=now, lease_s=5, probe_interval_s=5, rate=RATE
     )
     assert claim.verdict is Verdict.GO, claim
-    jobs.mark_sent(Execution(job_id, gen, "h"), wamid, now=now)
+    transitions.mark_sent(Execution(job_id, gen, "h"), wamid, now=now)
 
 
 def status(wamid, kind, at=T0, *, code=None):
@@ -92,13 +92,13 @@ def snapshot(redis_client):
     return {key: redis_client.dump(key) for key in sorted(redis_client.keys("*"))}
 
 
-def test_delivered_then_read_shows_on_the_job_and_drops_the_payload(http, jobs):
+def test_delivered_then_read_shows_on_the_job_and_drops_the_payload(http, jobs, transitions):
     """delivered then read: the delivery, history events, and a record without its payload;
     the metrics count each (as changes: the server is shared by the module's tests)."""
     read = 'msgworker_delivery_statuses_total{account="default",status="read"}'
     ok = 'msgworker_webhook_requests_total{result="ok"}'
     before = (metric(http, read), metric(http, ok))
-    send(jobs, "j1", "wamid.1")
+    send(jobs, transitions, "j1", "wamid.1")
     assert post(http, webhook(status("wamid.1", "sent", T0))).status_code == 200
     assert jobs.get("j1").delivery.status == "sent"
     assert post(http, webhook(status("wamid.1", "delivered", T0 + 2))).status_code == 200
@@ -113,11 +113,11 @@ def test_delivered_then_read_shows_on_the_job_and_drops_the_payload(http, jobs):
     assert (metric(http, read), metric(http, ok)) == (before[0] + 1, before[1] + 3)
 
 
-def test_shuffled_duplicated_and_late_statuses_end_the_same(http, jobs, redis_client):
+def test_shuffled_duplicated_and_late_statuses_end_the_same(http, jobs, redis_client, transitions):
     """Any order, any repeats: each job ends on its furthest status, history once each."""
     wamids = [f"wamid.s{i}" for i in range(40)]
     for i, wamid in enumerate(wamids):
-        send(jobs, f"s{i}", wamid)
+        send(jobs, transitions, f"s{i}", wamid)
     events = [
         status(w, k, T0 + n) for w in wamids for n, k in enumerate(["sent", "delivered", "read"])
     ]
@@ -133,20 +133,20 @@ def test_shuffled_duplicated_and_late_statuses_end_the_same(http, jobs, redis_cl
         assert names.count("delivered") <= 1  # a read that came first makes delivered stale
 
 
-def test_a_status_before_the_send_is_recorded_is_applied_when_it_is(http, jobs):
+def test_a_status_before_the_send_is_recorded_is_applied_when_it_is(http, jobs, transitions):
     """Webhooks race the API answer: the early status waits, and finish applies it."""
     response = post(http, webhook(status("wamid.early", "delivered", T0)))
     assert response.status_code == 200
     assert 'msgworker_webhook_requests_total{result="unmatched"}' in http.get("/metrics").text
-    send(jobs, "e1", "wamid.early")
+    send(jobs, transitions, "e1", "wamid.early")
     assert jobs.get("e1").delivery.status == "delivered"
 
 
 def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
-    http, jobs, redis_client, service
+    http, jobs, redis_client, service, transitions
 ):
     """failed 131026: parked WA_131026 with the payload; replay lets exactly it through again."""
-    send(jobs, "f1", "wamid.f1")
+    send(jobs, transitions, "f1", "wamid.f1")
     assert post(http, webhook(status("wamid.f1", "failed", T0, code=131026))).status_code == 200
     job = jobs.get("f1")
     assert job.state is JobState.PARKED
@@ -163,11 +163,11 @@ def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
     report = dlq.replay(["f1"], rate_per_s=1000)
     assert report.replayed == 1
     assert jobs.get("f1").message == BODY
-    send(jobs, "f1", "wamid.f1b", gen=2)  # begin says GO: the ledger let it through
+    send(jobs, transitions, "f1", "wamid.f1b", gen=2)  # begin says GO: the ledger let it through
     job = jobs.get("f1")
     assert (job.state, job.wamid, job.delivery) == (JobState.SENT, "wamid.f1b", None)
     # ...exactly once more: a second dispatch finds it sent.
-    verdict = jobs.begin(
+    verdict = transitions.begin(
         Execution("f1", 2, "x"), now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE
     ).verdict
     assert verdict is Verdict.STALE
@@ -178,7 +178,9 @@ def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
     assert "90532*****67" in log
 
 
-def test_unmatched_statuses_are_kept_for_at_most_10000_wamids(http, jobs, redis_client):
+def test_unmatched_statuses_are_kept_for_at_most_10000_wamids(
+    http, jobs, redis_client, transitions
+):
     """20,000 failed statuses for random 256-character wamids: the latest 10,000 are kept, in
     10,001 keys at most; the 10,000 oldest are dropped and counted. A status that races its
     send, after the flood, is still applied when the send is recorded."""
@@ -197,7 +199,7 @@ def test_unmatched_statuses_are_kept_for_at_most_10000_wamids(http, jobs, redis_
     assert set(early) == kept  # the newest
     assert metric(http, dropped) == before + 10_000
     assert post(http, webhook(status("wamid.race", "delivered", T0))).status_code == 200
-    send(jobs, "r1", "wamid.race")
+    send(jobs, transitions, "r1", "wamid.race")
     assert jobs.get("r1").delivery.status == "delivered"
     assert not redis_client.exists(KEYS.early_statuses("wamid.race"))
     assert redis_client.zscore(KEYS.early_arrivals, "wamid.race") is None
@@ -211,10 +213,12 @@ def metric(http, sample):
     return 0.0
 
 
-def test_failed_after_delivered_is_out_of_order_and_parks_nothing(http, jobs, redis_client):
+def test_failed_after_delivered_is_out_of_order_and_parks_nothing(
+    http, jobs, redis_client, transitions
+):
     """delivered, then failed 131026 (forged or replayed): ignored and counted out_of_order; the
     job stays sent and delivered, with its payload, and no dead letter is made."""
-    send(jobs, "d1", "wamid.d1")
+    send(jobs, transitions, "d1", "wamid.d1")
     failures = 'msgworker_delivery_failures_total{account="default",code="WA_131026"}'
     out_of_order = 'msgworker_webhook_requests_total{result="out_of_order"}'
     before = (metric(http, failures), metric(http, out_of_order))
@@ -232,9 +236,9 @@ def scheduled(redis_client):
     return {m for lane in LANES for m in redis_client.zrange(KEYS.due("default", lane), 0, -1)}
 
 
-def failed_then_delivered(http, jobs, job_id):
+def failed_then_delivered(http, jobs, transitions, job_id):
     """A job parked by a `failed` that came first, then delivered after all."""
-    send(jobs, job_id, f"wamid.{job_id}")
+    send(jobs, transitions, job_id, f"wamid.{job_id}")
     post(http, webhook(status(f"wamid.{job_id}", "failed", T0, code=131026)))
     assert jobs.get(job_id).state is JobState.PARKED
     assert post(http, webhook(status(f"wamid.{job_id}", "delivered", T0 + 1))).status_code == 200
@@ -242,10 +246,12 @@ def failed_then_delivered(http, jobs, job_id):
     assert (job.state, job.delivery.status) == (JobState.PARKED, "delivered")
 
 
-def test_the_cli_never_replays_a_job_whatsapp_delivered(http, jobs, redis_client, redis_url):
+def test_the_cli_never_replays_a_job_whatsapp_delivered(
+    http, jobs, transitions, redis_client, redis_url
+):
     """failed, then delivered: `dlq replay` skips it as already delivered and settles it sent;
     nothing is scheduled, the dead letter is gone."""
-    failed_then_delivered(http, jobs, "c1")
+    failed_then_delivered(http, jobs, transitions, "c1")
     due = scheduled(redis_client)
     code, out, err = run(redis_url, "dlq", "replay", "--all", "--json", "--rate", "50")
     assert code == 0, err
@@ -263,11 +269,11 @@ def test_the_cli_never_replays_a_job_whatsapp_delivered(http, jobs, redis_client
     assert DeadLetters(redis_client, KEYS, retention_s=3600).counts() == {}
 
 
-def test_the_console_replay_skips_jobs_whatsapp_delivered(http, jobs, redis_client):
+def test_the_console_replay_skips_jobs_whatsapp_delivered(http, jobs, redis_client, transitions):
     """The console's replay: a job delivered after its failed, and one parked by a failed that
     came after delivered (as older versions did), are skipped and counted, never scheduled."""
-    failed_then_delivered(http, jobs, "k1")
-    send(jobs, "k2", "wamid.k2")
+    failed_then_delivered(http, jobs, transitions, "k1")
+    send(jobs, transitions, "k2", "wamid.k2")
     post(http, webhook(status("wamid.k2", "failed", T0, code=131026)))
     # What an older version left: delivered in the history, then parked by a later failed.
     failed = redis_client.lindex(KEYS.history("k2"), -1)
@@ -287,9 +293,11 @@ def test_the_console_replay_skips_jobs_whatsapp_delivered(http, jobs, redis_clie
     "headers",
     [{}, {"Authorization": "Bearer wrong_secret_0123456789"}, {"Authorization": SECRET}],
 )
-def test_a_wrong_or_missing_secret_is_401_and_changes_nothing(http, jobs, redis_client, headers):
+def test_a_wrong_or_missing_secret_is_401_and_changes_nothing(
+    http, jobs, redis_client, headers, transitions
+):
     """No valid Bearer secret: 401, and Redis is exactly as before."""
-    send(jobs, "a1", "wamid.a1")
+    send(jobs, transitions, "a1", "wamid.a1")
     before = snapshot(redis_client)
     assert post(http, webhook(status("wamid.a1", "read")), headers=headers).status_code == 401
     assert snapshot(redis_client) == before
@@ -324,9 +332,9 @@ GARBAGE = [
 ]
 
 
-def test_garbage_is_400_or_413_never_500_and_changes_nothing(http, jobs, redis_client):
+def test_garbage_is_400_or_413_never_500_and_changes_nothing(http, jobs, redis_client, transitions):
     """Hand-picked and random bodies: 400 or 413, nothing written."""
-    send(jobs, "g1", "wamid.g")
+    send(jobs, transitions, "g1", "wamid.g")
     before = snapshot(redis_client)
     rng = random.Random(11)
     bodies = [*GARBAGE, b"x" * (1024 * 1024 + 1)]
@@ -337,9 +345,9 @@ def test_garbage_is_400_or_413_never_500_and_changes_nothing(http, jobs, redis_c
     assert snapshot(redis_client) == before
 
 
-def test_other_events_are_acknowledged_and_ignored(http, jobs, redis_client):
+def test_other_events_are_acknowledged_and_ignored(http, jobs, redis_client, transitions):
     """Inbound messages, unknown status kinds, empty bodies: 200 and no change."""
-    send(jobs, "o1", "wamid.o1")
+    send(jobs, transitions, "o1", "wamid.o1")
     before = snapshot(redis_client)
     inbound = {"entry": [{"changes": [{"value": {"messages": [{"from": PHONE, "id": "x"}]}}]}]}
     for body in (inbound, {}, webhook({"id": "wamid.o1", "status": "deleted"})):
@@ -347,9 +355,9 @@ def test_other_events_are_acknowledged_and_ignored(http, jobs, redis_client):
     assert snapshot(redis_client) == before
 
 
-def test_the_secret_is_in_no_log_and_no_metric(http, jobs, service):
+def test_the_secret_is_in_no_log_and_no_metric(http, jobs, service, transitions):
     """Requests with the secret, right and wrong: neither the log nor /metrics shows it."""
-    send(jobs, "x1", "wamid.x1")
+    send(jobs, transitions, "x1", "wamid.x1")
     post(http, webhook(status("wamid.x1", "delivered")))
     post(http, webhook(), headers={"Authorization": f"Bearer {SECRET}x"})
     http.post("/webhooks/gateway", content=b"{", headers=AUTH)

@@ -10,15 +10,9 @@ import pytest
 from tests.support.jobs import KEYS, add_job
 from worker.observe.status import RATE_WINDOW_S, Snapshot, take_snapshot
 from worker.observe.workers import ALIVE_S, Heartbeat, WorkerInfo
-from worker.store.jobs import JobStore
 from worker.store.schedule import Pump
 
 NOW = 1_900_000_000.0
-
-
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=3600)
 
 
 def snapshot(redis_client, in_broker=0) -> Snapshot:

@@ -23,8 +23,8 @@ from worker.send.reconcile import Reconciliation
 from worker.send.routing import Policy
 from worker.send.settlement import Settlement
 from worker.store.connect import connect_listener
-from worker.store.jobs import JobState
 from worker.store.ratelimit import RateLimit
+from worker.store.records import JobState
 from worker.store.watch import SwitchWatch
 
 API_KEY = "sk_delivery_test"
@@ -92,13 +92,13 @@ def deliver(runtime, clock):
         clients.append(http)
         meter = Meter()
         delivery = Delivery(
-            runtime.jobs,
+            runtime.transitions,
             {"default": GatewayClient(http, base_url="http://gateway.test", api_key=API_KEY)},
             Policy(
                 table=runtime.routing_table, max_attempts=4, backoff_base_s=2.0, backoff_cap_s=60.0
             ),
             RateLimit(per_sec=1000, per_min=100_000),
-            Settlement(runtime.jobs, runtime.incidents),
+            Settlement(runtime.transitions, runtime.incidents),
             runtime.timing,
             meter,
             clock=clock,

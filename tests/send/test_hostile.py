@@ -36,8 +36,8 @@ from tests.support.processes import wait_for
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.jobs import JobState
 from worker.store.keys import decode_part, lane_of
+from worker.store.records import JobState
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "25"))
 HOSTILE = settings(

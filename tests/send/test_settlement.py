@@ -13,8 +13,8 @@ from worker.outcome import Outcome, RateLimitHeaders
 from worker.send.routing import Action, Decision, ParkReason
 from worker.send.settlement import Answer, Settlement
 from worker.store.claims import Execution, Verdict
-from worker.store.jobs import Job, JobState
 from worker.store.ratelimit import RateLimit
+from worker.store.records import Job, JobState
 from worker.store.schedule import count_scheduled
 
 NOW = 1_900_000_000.0
@@ -41,14 +41,14 @@ def alerts() -> Alerts:
 
 @pytest.fixture
 def settlement(runtime, alerts) -> Settlement:
-    return Settlement(runtime.jobs, Incidents(runtime.redis, runtime.keys, alerts))
+    return Settlement(runtime.transitions, Incidents(runtime.redis, runtime.keys, alerts))
 
 
 def claimed(runtime, n: int = 1, *, holder: str = HOLDER) -> tuple[Execution, Job]:
     """A job enqueued and claimed by ``holder``, as a delivery would before calling."""
     job_id = runtime.producer.enqueue(text(n))
     execution = Execution(job_id, take(runtime, job_id), holder=holder)
-    claim = runtime.jobs.begin(
+    claim = runtime.transitions.begin(
         execution,
         now=NOW,
         lease_s=30.0,

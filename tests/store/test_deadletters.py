@@ -11,7 +11,7 @@ import pytest
 from tests.support.jobs import add_job, park, take
 from tests.support.messages import text
 from worker.store.deadletters import DeadLetter, DeadLetters, ReplayReport, Selection
-from worker.store.jobs import JobState
+from worker.store.records import JobState
 from worker.store.restore import Restore
 
 RETENTION_S = 3600

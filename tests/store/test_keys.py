@@ -28,10 +28,12 @@ def builders() -> dict[str, int]:
 
 
 def lua_sources() -> dict[str, str]:
+    """Every Lua file by its name: the entry scripts and their shared parts (in lib/)."""
     folder = resources.files("worker.store").joinpath("lua")
+    files = [*folder.iterdir(), *folder.joinpath("lib").iterdir()]
     return {
         entry.name: entry.read_text(encoding="utf-8")
-        for entry in folder.iterdir()
+        for entry in files
         if entry.name.endswith(".lua")
     }
 

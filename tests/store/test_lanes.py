@@ -4,12 +4,11 @@ the one schedule of older versions moved into the lanes."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.jobs import KEYS, add_job
 from worker.observe.status import take_snapshot
-from worker.store.jobs import Execution, JobState, JobStore
+from worker.store.claims import Execution
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
+from worker.store.records import JobState
 from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, in_slot_order
 from worker.store.upgrade import split_legacy_schedule
 
@@ -19,18 +18,13 @@ RATE = RateLimit.configured(8, None)
 SOON = int(0.25 * 8 / (SEC_WINDOW_MS / 1000)) + 1
 
 
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=3600)
-
-
 def pump_for(redis_client, dispatched, **options):
     options.setdefault("rate", RATE)
     return Pump(redis_client, KEYS, dispatched.extend, lambda: 0, depth_refresh_s=0, **options)
 
 
-def begin(jobs, job_id, now):
-    return jobs.begin(
+def begin(transitions, job_id, now):
+    return transitions.begin(
         Execution(job_id, 1, f"h-{job_id}"), now=now, lease_s=60, probe_interval_s=30, rate=RATE
     )
 
@@ -55,7 +49,9 @@ def test_high_goes_before_normal_and_normal_before_bulk(jobs, redis_client):
     assert [job_id for job_id, _ in dispatched] == ["high", "normal"]
 
 
-def test_an_account_gets_no_more_dispatches_than_its_limiter_takes_soon(jobs, redis_client):
+def test_an_account_gets_no_more_dispatches_than_its_limiter_takes_soon(
+    jobs, redis_client, transitions
+):
     """Fifty due at 8/s: a few dispatched; more only once those began and their slots passed."""
     for n in range(50):
         add_job(jobs, f"j{n:02}", now=NOW)
@@ -64,7 +60,7 @@ def test_an_account_gets_no_more_dispatches_than_its_limiter_takes_soon(jobs, re
     assert pump.pump_once(NOW) == SOON
     assert pump.pump_once(NOW) == 0  # dispatched, not yet begun: they count
     for job_id, _ in dispatched:
-        assert begin(jobs, job_id, NOW).verdict.value == "go"
+        assert begin(transitions, job_id, NOW).verdict.value == "go"
     assert pump.pump_once(NOW) == 0  # their slots fill the lookahead
     assert pump.pump_once(NOW + 0.5) > 0  # those slots passed
     assert count_scheduled(redis_client, KEYS) == 50 - len(dispatched)
@@ -91,14 +87,16 @@ def test_of_two_fresh_accounts_the_one_with_fewer_jobs_due_goes_first(jobs, redi
     assert [job_id for job_id, _ in dispatched] == ["b0", "a0", "a1"]
 
 
-def test_a_busy_accounts_job_comes_after_the_slots_a_fresh_account_has_sooner(jobs, redis_client):
+def test_a_busy_accounts_job_comes_after_the_slots_a_fresh_account_has_sooner(
+    jobs, redis_client, transitions
+):
     """At 8/s (125 ms apart) a's next slot is 125 ms away (one job of it began), b has none
     taken: b's first job goes ahead of a's one, a's one ahead of b's second (a tie: the shorter
     run first). Fewer jobs alone would have put a's first."""
     add_job(jobs, "a_began", account="a", now=NOW)
     began = []
     assert pump_for(redis_client, began).pump_once(NOW) == 1
-    assert begin(jobs, "a_began", NOW).verdict.value == "go"
+    assert begin(transitions, "a_began", NOW).verdict.value == "go"
     add_job(jobs, "a0", account="a", now=NOW)
     for n in range(2):
         add_job(jobs, f"b{n}", account="b", now=NOW)
@@ -107,12 +105,14 @@ def test_a_busy_accounts_job_comes_after_the_slots_a_fresh_account_has_sooner(jo
     assert [job_id for job_id, _ in dispatched] == ["b0", "a0", "b1"]
 
 
-def test_a_dispatch_taken_again_waits_for_its_accounts_slot_like_any_other(jobs, redis_client):
+def test_a_dispatch_taken_again_waits_for_its_accounts_slot_like_any_other(
+    jobs, redis_client, transitions
+):
     """a's dispatch was lost (its lease ran out) while a's next slot is taken: dispatched again,
     it goes after b's two jobs, which may have their slots sooner, not at the head."""
     add_job(jobs, "a_busy", account="a", now=NOW)
     assert pump_for(redis_client, []).pump_once(NOW) == 1
-    assert begin(jobs, "a_busy", NOW).verdict.value == "go"
+    assert begin(transitions, "a_busy", NOW).verdict.value == "go"
     add_job(jobs, "a_lost", account="a", now=NOW)
     assert pump_for(redis_client, [], lease_s=0.0).pump_once(NOW) == 1
     for n in range(2):

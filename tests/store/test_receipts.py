@@ -22,7 +22,7 @@ from worker.store.delivery import (
     DeliveryStore,
     StatusUpdate,
 )
-from worker.store.jobs import JobState
+from worker.store.records import JobState
 
 ERROR = {"code": 131026, "title": "Message undeliverable"}
 

@@ -12,15 +12,22 @@ from tests.support.messages import text
 from tests.support.processes import wait_for
 from worker.store.claims import Execution
 from worker.store.deadletters import DeadLetters, Selection
-from worker.store.jobs import JobState, JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
+from worker.store.records import JobState, NewJob
 from worker.store.restore import Restore
+from worker.store.transitions import Transitions
 
 RETENTION_S = 2.0
 KEYS = Keys("r:")
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 RATE = RateLimit(per_sec=1000, per_min=100_000)
+
+
+@pytest.fixture
+def store_keys():
+    return KEYS
 
 
 def job_keys(keys: Keys, job_id: str, account: str = "default", key: str | None = None):
@@ -42,8 +49,8 @@ def outlive_the_retention(since: float) -> None:
 
 
 @pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=RETENTION_S)
+def transitions(redis_client):
+    return Transitions(redis_client, KEYS, retention_s=RETENTION_S)
 
 
 def add(jobs: JobStore, job_id: str, *, due_in: float = 0.0) -> None:
@@ -62,23 +69,25 @@ def test_an_enqueued_job_has_no_expiry(jobs, redis_client):
     assert_no_expiry(redis_client, KEYS, "later")
 
 
-def test_a_sent_job_expires_after_the_retention_from_the_moment_it_was_sent(jobs, redis_client):
+def test_a_sent_job_expires_after_the_retention_from_the_moment_it_was_sent(
+    jobs, redis_client, transitions
+):
     """mark_sent gives record, history, idempotency and ledger entries the retention as TTL."""
     add(jobs, "j")
-    claim = jobs.begin(
+    claim = transitions.begin(
         Execution("j", 1, "x"), now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE
     )
     assert claim.verdict == "go"
-    jobs.mark_sent(Execution("j", 1, "x"), "wamid.1", now=time.time())
+    transitions.mark_sent(Execution("j", 1, "x"), "wamid.1", now=time.time())
     for name in [*job_keys(KEYS, "j"), KEYS.ledger("default", "j")]:
         assert 0 < redis_client.pttl(name) <= RETENTION_S * 1000, name
 
 
-def park(jobs: JobStore, job_id: str, *, at: float | None = None) -> None:
+def park(jobs: JobStore, transitions: Transitions, job_id: str, *, at: float | None = None) -> None:
     add(jobs, job_id)
     execution = Execution(job_id, 1, "x")
     now = time.time() if at is None else at
-    jobs.begin(execution, now=now, lease_s=5, probe_interval_s=5, rate=RATE)
+    transitions.begin(execution, now=now, lease_s=5, probe_interval_s=5, rate=RATE)
     record = {
         "id": job_id,
         "idempotency_key": job_id,
@@ -89,12 +98,12 @@ def park(jobs: JobStore, job_id: str, *, at: float | None = None) -> None:
         "enqueued_at": now,
         "parked_at": now,
     }
-    assert jobs.park(execution, now=now, code="GW_001", reason="permanent", record=record)[0]
+    assert transitions.park(execution, now=now, code="GW_001", reason="permanent", record=record)[0]
 
 
-def test_a_purged_dead_letter_s_job_ages_out_after_the_retention(jobs, redis_client):
+def test_a_purged_dead_letter_s_job_ages_out_after_the_retention(jobs, redis_client, transitions):
     """Purging settles the job: its record and idempotency entry get the retention as TTL."""
-    park(jobs, "p")
+    park(jobs, transitions, "p")
     assert_no_expiry(redis_client, KEYS, "p")  # parked: waits as long as it takes
     dead = DeadLetters(redis_client, KEYS, retention_s=RETENTION_S)
     assert dead.purge(["p"]) == 1
@@ -103,20 +112,20 @@ def test_a_purged_dead_letter_s_job_ages_out_after_the_retention(jobs, redis_cli
     assert dead.counts() == {}
 
 
-def send(jobs: JobStore, job_id: str, gen: int) -> None:
+def send(transitions: Transitions, job_id: str, gen: int) -> None:
     execution = Execution(job_id, gen, "x")
-    claim = jobs.begin(execution, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
+    claim = transitions.begin(execution, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
     assert claim.verdict == "go"
-    jobs.mark_sent(execution, f"wamid.{job_id}", now=time.time())
+    transitions.mark_sent(execution, f"wamid.{job_id}", now=time.time())
 
 
 def test_a_job_sent_after_its_key_went_to_another_job_leaves_that_jobs_entry_alone(
-    jobs, redis_client
+    jobs, redis_client, transitions
 ):
     """A purged job's idempotency entry aged out and a new job took the key; the old job's dead
     letter, imported again and replayed, is sent and ages out without giving the new job's entry
     an expiry (that job is pending)."""
-    park(jobs, "p")
+    park(jobs, transitions, "p")
     dead = DeadLetters(redis_client, KEYS, retention_s=RETENTION_S)
     exported = dead.get("p")
     assert dead.purge(["p"]) == 1
@@ -125,28 +134,30 @@ def test_a_job_sent_after_its_key_went_to_another_job_leaves_that_jobs_entry_alo
     jobs.add([NewJob(id="q", account="default", key="p", message=BODY, due_at=now)], now=now)
     assert Restore(redis_client, KEYS).put_back([exported]).imported == 1
     assert dead.replay(["p"], rate_per_s=100).replayed == 1
-    send(jobs, "p", jobs.get("p").gen)
+    send(transitions, "p", jobs.get("p").gen)
     assert redis_client.get(KEYS.idempotency("default", "p")) == "q"
     assert redis_client.pttl(KEYS.idempotency("default", "p")) == -1
     assert 0 < redis_client.pttl(KEYS.job("p")) <= RETENTION_S * 1000
 
 
 def test_a_job_written_before_it_recorded_its_keys_ownership_still_ages_its_entry_out(
-    jobs, redis_client
+    jobs, redis_client, transitions
 ):
     """A record from an older version has no key_owned field: the entry is read, and aged out
     when it names the job."""
     add(jobs, "old")
     redis_client.hdel(KEYS.job("old"), "key_owned")
-    send(jobs, "old", 1)
+    send(transitions, "old", 1)
     assert 0 < redis_client.pttl(KEYS.idempotency("default", "old")) <= RETENTION_S * 1000
 
 
-def test_dead_letters_older_than_the_dlq_retention_go_with_their_jobs(jobs, redis_client):
+def test_dead_letters_older_than_the_dlq_retention_go_with_their_jobs(
+    jobs, redis_client, transitions
+):
     """With a DLQ retention, old dead letters are removed (record, index, count, job); others stay."""
     now = time.time()
-    park(jobs, "old", at=now - 100)
-    park(jobs, "young", at=now - 10)
+    park(jobs, transitions, "old", at=now - 100)
+    park(jobs, transitions, "young", at=now - 10)
     dead = DeadLetters(redis_client, KEYS, retention_s=RETENTION_S, max_age_s=50)
     assert dead.remove_old(now=now) == 1
     assert dead.counts() == {"GW_001": 1}

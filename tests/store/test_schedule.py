@@ -6,19 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from tests.support.jobs import KEYS, add_job
 from tests.support.processes import wait_for
-from worker.store.jobs import JobState, JobStore
+from worker.store.records import JobState
 from worker.store.schedule import Pump, parse_member
 
 NOW = 1_900_000_000.0
-
-
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=3600)
 
 
 def pump_for(redis_client, dispatched, **options):

@@ -19,8 +19,8 @@ from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.connect import connect_async_fail_fast, connect_redis
-from worker.store.jobs import Job, JobState
 from worker.store.keys import Keys
+from worker.store.records import Job, JobState
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 

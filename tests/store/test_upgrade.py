@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys
+from worker.store.records import NewJob
 from worker.store.upgrade import keep_pending_jobs
 
 KEYS = Keys("u:")
@@ -27,7 +28,7 @@ def old_style_job(redis_client, jobs: JobStore, job_id: str, *, state: str) -> l
 
 def test_pending_jobs_lose_the_old_expiry_and_sent_ones_keep_it(redis_client):
     """Queued, scheduled, held and parked jobs stop expiring; a sent job still ages out."""
-    jobs = JobStore(redis_client, KEYS, retention_s=60)
+    jobs = JobStore(redis_client, KEYS)
     pending = {
         state: old_style_job(redis_client, jobs, f"{n:032x}", state=state)
         for n, state in enumerate(("queued", "scheduled", "held", "parked", "sending"), start=1)
@@ -43,7 +44,7 @@ def test_pending_jobs_lose_the_old_expiry_and_sent_ones_keep_it(redis_client):
 
 def test_the_pass_runs_once_per_deployment(redis_client):
     """A marker remembers the pass: the next worker start scans nothing."""
-    jobs = JobStore(redis_client, KEYS, retention_s=60)
+    jobs = JobStore(redis_client, KEYS)
     keep_pending_jobs(redis_client, KEYS)
     names = old_style_job(redis_client, jobs, f"{7:032x}", state="queued")
 

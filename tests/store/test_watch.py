@@ -21,6 +21,7 @@ from worker.store.connect import connect_listener
 from worker.store.jobs import JobStore
 from worker.store.ratelimit import RateLimit
 from worker.store.switches import Switches
+from worker.store.transitions import Transitions
 from worker.store.watch import ALIVE_S, SwitchWatch
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)
@@ -39,15 +40,10 @@ def watch(redis_url):
     watch.stop()
 
 
-@pytest.fixture
-def jobs(redis_client):
-    return JobStore(redis_client, KEYS, retention_s=3600)
-
-
-def claimed(jobs: JobStore, job_id: str) -> Execution:
+def claimed(jobs: JobStore, transitions: Transitions, job_id: str) -> Execution:
     add_job(jobs, job_id)
     execution = Execution(job_id, 1, "a")
-    jobs.begin(execution, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
+    transitions.begin(execution, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
     return execution
 
 
@@ -72,28 +68,30 @@ def test_an_operator_halt_is_heard(watch, redis_client):
 
 
 @pytest.mark.parametrize("switch", ["halt", "breaker", "cooldown"])
-def test_each_switch_a_settlement_sets_is_heard(watch, jobs, switch):
+def test_each_switch_a_settlement_sets_is_heard(watch, jobs, switch, transitions):
     """A halting answer, a billing park that opens the breaker, a RATE_001 cooldown."""
-    execution = claimed(jobs, "j1")
+    execution = claimed(jobs, transitions, "j1")
     before = watch.token()
     now = time.time()
     if switch == "halt":
-        jobs.hold(execution, now=now, code="AUTH_001", reason="bad key")
+        transitions.hold(execution, now=now, code="AUTH_001", reason="bad key")
     elif switch == "breaker":
-        jobs.park(
+        transitions.park(
             execution, now=now, code="BILL_001", reason="billing", record={}, open_breaker=True
         )
     else:
-        jobs.retry(execution, now=now, delay_s=2, action="reschedule", cooldown_until=now + 2)
+        transitions.retry(
+            execution, now=now, delay_s=2, action="reschedule", cooldown_until=now + 2
+        )
     wait_for(lambda: watch.changed(before), what=f"the {switch} heard")
 
 
-def test_a_settlement_that_sets_nothing_is_not_heard(watch, jobs, redis_client):
+def test_a_settlement_that_sets_nothing_is_not_heard(watch, jobs, redis_client, transitions):
     """A backoff without a cooldown, a park without the breaker: nothing to look at again."""
-    first, second = claimed(jobs, "j1"), claimed(jobs, "j2")
+    first, second = claimed(jobs, transitions, "j1"), claimed(jobs, transitions, "j2")
     before = watch.token()
-    jobs.retry(first, now=time.time(), delay_s=1, action="backoff")
-    jobs.park(second, now=time.time(), code="PARAM_001", reason="permanent", record={})
+    transitions.retry(first, now=time.time(), delay_s=1, action="backoff")
+    transitions.park(second, now=time.time(), code="PARAM_001", reason="permanent", record={})
     # Messages arrive in the order they were published: once this one is heard, any the
     # settlements published would have been too, and it moves the token by one.
     redis_client.publish(KEYS.switched, "sentinel")

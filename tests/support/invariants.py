@@ -30,8 +30,8 @@ from typing import Any
 from worker.outcome import WORKER_LOST
 from worker.send.routing import ParkReason
 from worker.service.runtime import Runtime
-from worker.store.jobs import Job, JobState
 from worker.store.keys import lane_of
+from worker.store.records import Job, JobState
 from worker.store.schedule import lane_keys
 
 PARK_REASONS = frozenset(reason.value for reason in ParkReason)

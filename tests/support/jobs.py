@@ -7,9 +7,10 @@ from typing import Any
 
 from tests.support.messages import text
 from worker.store.claims import Execution
-from worker.store.jobs import JobStore, NewJob
+from worker.store.jobs import JobStore
 from worker.store.keys import Keys, lane_of
 from worker.store.ratelimit import RateLimit
+from worker.store.records import NewJob
 
 KEYS = Keys("t:")
 
@@ -52,7 +53,7 @@ def take(runtime: Any, job_id: str, *, lease_s: float = 30.0) -> int:
 def _claim(runtime: Any, job_id: str, holder: str) -> Execution:
     """Dispatch and begin a queued job as a worker does; the execution that now holds it."""
     execution = Execution(job_id, take(runtime, job_id), holder=holder)
-    claim = runtime.jobs.begin(
+    claim = runtime.transitions.begin(
         execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
     )
     assert claim.verdict == "go"
@@ -64,7 +65,7 @@ def send(runtime: Any, job_id: str, wamid: str) -> float:
     when it was sent."""
     execution = _claim(runtime, job_id, "test-send")
     sent_at = time.time()
-    runtime.jobs.mark_sent(execution, wamid, now=sent_at)
+    runtime.transitions.mark_sent(execution, wamid, now=sent_at)
     return sent_at
 
 
@@ -97,7 +98,7 @@ def park(
         "expires_at": job.expires_at,
         **extra_fields,
     }
-    applied, _ = runtime.jobs.park(
+    applied, _ = runtime.transitions.park(
         execution, now=time.time(), code=code, reason=reason, record=record
     )
     assert applied

@@ -28,7 +28,7 @@ from tests.support.processes import wait_for
 from worker.send.delivery import Result
 from worker.service.runtime import Runtime, claim_lease_s
 from worker.settings import Settings
-from worker.store.jobs import JobState
+from worker.store.records import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs real child processes
 

@@ -21,7 +21,7 @@ def accepted(n, wamid):
 
 def claim(runtime, job_id):
     execution = Execution(job_id, take(runtime, job_id), holder="invariants-test")
-    verdict = runtime.jobs.begin(
+    verdict = runtime.transitions.begin(
         execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(1000, 100_000)
     ).verdict
     assert verdict == "go"
@@ -29,7 +29,7 @@ def claim(runtime, job_id):
 
 
 def sent(runtime, job_id, wamid):
-    runtime.jobs.mark_sent(claim(runtime, job_id), wamid, now=time.time())
+    runtime.transitions.mark_sent(claim(runtime, job_id), wamid, now=time.time())
 
 
 def test_a_job_sent_once_passes_and_one_in_no_place_is_lost(runtime):

@@ -37,7 +37,7 @@ from worker.dev.stage import (
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings, get_settings
-from worker.store.jobs import SETTLED, Job, JobState
+from worker.store.records import SETTLED, Job, JobState
 
 DEMO_KEY = "sk_demo_7c1e0a9b3f"
 # Two more accounts, each with its own key and limits: brand_a's key is in a file (revoked at

@@ -16,7 +16,7 @@ from worker.http.body import parse_json
 from worker.http.problems import ERRORS_MAX
 from worker.http.schemas import BATCH_MAX
 from worker.producer import Request, build_job
-from worker.store.jobs import NewJob
+from worker.store.records import NewJob
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from worker.observe.views import job_view
 from worker.producer import Name, build_job
 from worker.producer import Request as EnqueueRequest
 from worker.producer_async import AsyncProducer
-from worker.store.jobs import NewJob
+from worker.store.records import NewJob
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Batches are checked off the event loop, in one thread: more would only share the GIL with it.

@@ -18,6 +18,7 @@ from typing import Protocol
 import redis
 
 from worker.store.keys import Keys
+from worker.store.protocol import INCIDENT_OPEN
 from worker.store.scripts import load_script
 
 
@@ -95,7 +96,7 @@ class Incidents:
         self._redis = redis
         self._keys = keys
         self._dispatcher = dispatcher
-        self._open_script = load_script(redis, "incident_open")
+        self._open_script = load_script(redis, INCIDENT_OPEN)
 
     def open(
         self,
@@ -108,8 +109,12 @@ class Incidents:
     ) -> bool:
         """Open the incident and alert, unless it is already open; True when this call opened it."""
         now = time.time()
-        fields = ["since", repr(now), "code", code or "", "summary", summary]
-        opened = bool(self._open_script(keys=[self._keys.incident(kind, account)], args=fields))
+        fields = {"since": repr(now), "code": code or "", "summary": summary}
+        keys = INCIDENT_OPEN.key_list({"incident": self._keys.incident(kind, account)})
+        args = INCIDENT_OPEN.arguments(
+            {}, each=[{"field": name, "value": value} for name, value in fields.items()]
+        )
+        opened = bool(self._open_script(keys=keys, args=args))
         if opened:
             if self._on_fire is not None:
                 self._on_fire(kind, account)

@@ -9,8 +9,8 @@ from typing import Any
 from worker.observe.status import AccountState, Snapshot
 from worker.store.deadletters import DeadLetter
 from worker.store.delivery import Delivery
-from worker.store.jobs import Job
 from worker.store.ratelimit import RateLimit
+from worker.store.records import Job
 
 
 def iso(at: float | None, *, timespec: str = "milliseconds") -> str | None:

@@ -28,8 +28,9 @@ from worker.send.reconcile import Reconciliation
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
 from worker.store.claims import Claim, Execution, Opening, Verdict
-from worker.store.jobs import Job, JobStore
 from worker.store.ratelimit import RateLimit
+from worker.store.records import Job
+from worker.store.transitions import Transitions
 
 log = get_logger(__name__)
 
@@ -67,6 +68,16 @@ RESULTS = {
 }
 
 
+# What a delivery did when begin or recheck left the job not ours to call.
+NOT_OURS = {
+    Verdict.STALE: Result.DROPPED,
+    Verdict.BUSY: Result.DROPPED,
+    Verdict.DUPLICATE: Result.DUPLICATE,
+    Verdict.HELD: Result.HALTED,
+    Verdict.DEFERRED: Result.WAITING,
+}
+
+
 @dataclass(frozen=True)
 class Timing:
     """How long claims last, how often the billing breaker probes, how long a wait for a probe."""
@@ -78,14 +89,20 @@ class Timing:
     replicas_wait_s: float = 1.0
 
 
-@dataclass
-class _Next:
-    """The group's next dispatch, its claim once a settlement began it, and the switch watch's
-    token from just before."""
+@dataclass(frozen=True)
+class Begun:
+    """A dispatch's claim, and the switch watch's token from just before begin looked."""
 
-    opening: Opening | None
-    claim: Claim | None = None
-    token: int | None = None
+    claim: Claim
+    token: int | None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What one delivery did, and the group's next dispatch when its settlement began it."""
+
+    result: Result
+    next: Begun | None = None
 
 
 class SwitchChanges(Protocol):
@@ -120,7 +137,7 @@ class Delivery:
 
     def __init__(  # noqa: PLR0913 - the components deliver() coordinates
         self,
-        jobs: JobStore,
+        transitions: Transitions,
         gateways: Mapping[str, GatewayClient],
         policy: Policy,
         rate: RateLimit,
@@ -141,7 +158,7 @@ class Delivery:
         back to the schedule (the shutdown's grace is sized for one send, not for 16).
         ``replicated`` returns once the replicas required have this worker's writes so far
         (ReplicasMissing when they do not in time)."""
-        self._jobs = jobs
+        self._transitions = transitions
         self._gateways = gateways
         self._policy = policy
         self._rate = rate
@@ -173,22 +190,22 @@ class Delivery:
         """
         openings = [self._opening(job_id, gen) for job_id, gen in dispatches]
         results: list[Result] = []
-        claim: Claim | None = None
-        token: int | None = None
+        begun: Begun | None = None
         for index, opening in enumerate(openings):
-            if claim is None:
+            if begun is None:
                 if index > 0 and self._stopping():
                     rest = [o.execution for o in openings[index:]]
-                    self._jobs.hand_back(rest, now=self._clock())
+                    self._transitions.hand_back(rest, now=self._clock())
                     break
                 token = self._switches.token()
-                claim = self._jobs.open(opening, now=self._clock())
-            after = _Next(openings[index + 1] if index + 1 < len(openings) else None)
-            result = self._deliver(opening.execution, claim, after, token)
-            if claim.job is not None:  # stale and busy dispatches read no job and count nothing
-                self._meter.finished(claim.job.account, result)
-            results.append(result)
-            claim, token = after.claim, after.token
+                begun = Begun(self._transitions.open(opening, now=self._clock()), token)
+            then = openings[index + 1] if index + 1 < len(openings) else None
+            delivered = self._deliver(opening.execution, begun, then)
+            job = begun.claim.job
+            if job is not None:  # stale and busy dispatches read no job and count nothing
+                self._meter.finished(job.account, delivered.result)
+            results.append(delivered.result)
+            begun = delivered.next
         return results
 
     def _opening(self, job_id: str, gen: int) -> Opening:
@@ -196,62 +213,52 @@ class Delivery:
         timing = self._timing
         return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate)
 
-    def _deliver(
-        self, execution: Execution, claim: Claim, after: _Next, token: int | None
-    ) -> Result:
+    def _deliver(self, execution: Execution, begun: Begun, then: Opening | None) -> Delivered:
+        """Deliver a begun dispatch; ``then`` is the group's next, begun by a send's settlement."""
+        claim = begun.claim
         verdict, job = claim.verdict, claim.job
         if claim.wait_s > 0 and job is not None:
             self._meter.waited(job.account, claim.wait_s)
-        if verdict in {Verdict.STALE, Verdict.BUSY}:
-            log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
-            return Result.DROPPED
-        if verdict is Verdict.DUPLICATE:
-            log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
-            return Result.DUPLICATE
-        if verdict is Verdict.HELD:
-            log.info("job.held", job_id=execution.job_id)
-            return Result.HALTED
-        if verdict is Verdict.DEFERRED:
-            return Result.WAITING
+        if verdict in NOT_OURS:
+            return _not_ours(execution, claim)
         if job is None:  # every other verdict returns the job (stale and busy are dropped above)
-            return Result.DROPPED
+            return Delivered(Result.DROPPED)
         if verdict is Verdict.GO:
-            return self._at_slot(execution, job, claim, after, token)
-        return self._claimed(execution, job, verdict, after)
+            return self._at_slot(execution, job, begun, then)
+        return self._claimed(execution, job, verdict, then)
 
     def _at_slot(
-        self, execution: Execution, job: Job, claim: Claim, after: _Next, token: int | None
-    ) -> Result:
+        self, execution: Execution, job: Job, begun: Begun, then: Opening | None
+    ) -> Delivered:
         """Sleep until the slot, then, unless the call still goes out within ``UNCHECKED_WAIT_S``
         of begin's look at the switches or the switch watch heard nothing since ``token`` (taken
         before that look), look again: a halt, cooldown or breaker may have come.
 
         Both count from when begin ran, not from now: a job begun by the settlement of the one
         before it may reach this point a while later (that settlement's incidents, say)."""
+        claim = begun.claim
         left = claim.begun_at + claim.wait_s - self._clock()
         if left > 0:
             self._sleep(left)
-        if self._clock() - claim.begun_at <= UNCHECKED_WAIT_S or not self._switches.changed(token):
-            return self._claimed(execution, job, Verdict.GO, after)
-        verdict = self._jobs.recheck(
+        unchecked = self._clock() - claim.begun_at <= UNCHECKED_WAIT_S
+        if unchecked or not self._switches.changed(begun.token):
+            return self._claimed(execution, job, Verdict.GO, then)
+        again = self._transitions.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
-        ).verdict
-        if verdict is Verdict.STALE:
-            return Result.DROPPED
-        if verdict is Verdict.HELD:
-            log.info("job.held", job_id=execution.job_id)
-            return Result.HALTED
-        if verdict is Verdict.DEFERRED:
-            return Result.WAITING
-        return self._claimed(execution, job, verdict, after)
+        )
+        if again.verdict in NOT_OURS:
+            return _not_ours(execution, again)
+        return self._claimed(execution, job, again.verdict, then)
 
-    def _claimed(self, execution: Execution, job: Job, verdict: Verdict, after: _Next) -> Result:
+    def _claimed(
+        self, execution: Execution, job: Job, verdict: Verdict, then: Opening | None
+    ) -> Delivered:
         """The job is ours: wait for the probe, park, or call the Gateway."""
         if verdict is Verdict.WAIT:
             self._settlement.breaker_wait(
                 execution, delay_s=self._timing.breaker_wait_s, now=self._clock()
             )
-            return Result.WAITING
+            return Delivered(Result.WAITING)
         if verdict is Verdict.BREAKER:
             answer = Answer(Outcome(code="BILL_001"), RateLimitHeaders())
             return self._settle(execution, job, answer, Decision.park(ParkReason.BILLING))
@@ -278,15 +285,15 @@ class Delivery:
             )
             # No call was made: the attempt, the slot and any probe are given back, and no
             # reschedule is counted (an outage of the replicas must not use up the job's cap).
-            self._jobs.retry(
+            self._transitions.retry(
                 execution,
                 now=self._clock(),
                 delay_s=self._timing.replicas_wait_s,
                 action="replicas_wait",
             )
-            return Result.WAITING
+            return Delivered(Result.WAITING)
         answer = self._call(job, gateway)
-        return self._settle(execution, job, answer, called=True, after=after)
+        return self._settle(execution, job, answer, called=True, then=then)
 
     def _call(self, job: Job, gateway: GatewayClient) -> Answer:
         started = time.perf_counter()
@@ -316,20 +323,31 @@ class Delivery:
         decision: Decision | None = None,
         *,
         called: bool = False,
-        after: _Next | None = None,
-    ) -> Result:
+        then: Opening | None = None,
+    ) -> Delivered:
+        """Decide on the answer and record it; ``then`` (the group's next dispatch) is begun by
+        a send's settlement unless the worker is stopping."""
         outcome = answer.outcome
         calls = job.attempts + (1 if called else 0)
         decision = decision or decide(
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
         )
         now = self._clock()
-        then = after.opening if after and not self._stopping() else None
-        if after and then:
-            after.token = self._switches.token()
-        begun = self._settlement.record(
+        then = None if self._stopping() else then
+        token = self._switches.token() if then else None
+        claim = self._settlement.record(
             execution, job, answer, decision, calls=calls, now=now, then=then
         )
-        if after:
-            after.claim = begun
-        return RESULTS[decision.action]
+        return Delivered(RESULTS[decision.action], None if claim is None else Begun(claim, token))
+
+
+def _not_ours(execution: Execution, claim: Claim) -> Delivered:
+    """What became of a dispatch begin or recheck left not ours to call, logged."""
+    verdict = claim.verdict
+    if verdict is Verdict.DUPLICATE:
+        log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
+    elif verdict is Verdict.HELD:
+        log.info("job.held", job_id=execution.job_id)
+    elif verdict is not Verdict.DEFERRED:
+        log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
+    return Delivered(NOT_OURS[verdict])

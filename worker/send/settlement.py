@@ -18,7 +18,8 @@ from worker.outcome import Outcome, RateLimitHeaders
 from worker.send.routing import Action, Decision, ParkReason
 from worker.store.claims import Claim, Execution, Opening
 from worker.store.deadletters import DeadLetter
-from worker.store.jobs import Job, JobStore, SentRecord
+from worker.store.records import Job
+from worker.store.transitions import SentRecord, Transitions
 
 log = get_logger(__name__)
 
@@ -36,8 +37,8 @@ class Answer:
 class Settlement:
     """Records what became of a claimed job; opens and resolves incidents."""
 
-    def __init__(self, jobs: JobStore, incidents: Incidents) -> None:
-        self._jobs = jobs
+    def __init__(self, transitions: Transitions, incidents: Incidents) -> None:
+        self._transitions = transitions
         self._incidents = incidents
 
     def record(
@@ -78,7 +79,9 @@ class Settlement:
         then: Opening | None = None,
     ) -> Claim | None:
         wamid = answer.wamid or ""
-        record = self._jobs.mark_sent(execution, wamid, now=now, headers=answer.headers, then=then)
+        record = self._transitions.mark_sent(
+            execution, wamid, now=now, headers=answer.headers, then=then
+        )
         log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
         try:
             self._resolve_incidents(job.account, record, now=now)
@@ -105,7 +108,7 @@ class Settlement:
         """Back on the schedule after the decision's delay: a reschedule or a backoff."""
         outcome = answer.outcome
         rescheduled = decision.action is Action.RESCHEDULE
-        self._jobs.retry(
+        self._transitions.retry(
             execution,
             now=now,
             delay_s=decision.delay_s,
@@ -122,12 +125,12 @@ class Settlement:
 
     def breaker_wait(self, execution: Execution, *, delay_s: float, now: float) -> None:
         """Another worker holds the billing breaker's probe: look again after ``delay_s``."""
-        self._jobs.retry(execution, now=now, delay_s=delay_s, action="breaker_wait")
+        self._transitions.retry(execution, now=now, delay_s=delay_s, action="breaker_wait")
 
     def halted(self, execution: Execution, job: Job, answer: Answer, *, now: float) -> None:
         outcome, error = answer.outcome, answer.error
         description = error.description if error else ""
-        _, halt_set = self._jobs.hold(
+        _, halt_set = self._transitions.hold(
             execution, now=now, code=outcome.code, reason=description, headers=answer.headers
         )
         log.warning("job.held", job_id=job.id, code=outcome.code, account=job.account)
@@ -171,7 +174,7 @@ class Settlement:
             expires_at=job.expires_at,
         )
         billing = reason is ParkReason.BILLING
-        applied, breaker_opened = self._jobs.park(
+        applied, breaker_opened = self._transitions.park(
             execution,
             now=now,
             code=outcome.code,

@@ -41,6 +41,7 @@ from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 from worker.store.replication import Replication
 from worker.store.switches import Switches
+from worker.store.transitions import Transitions
 from worker.store.watch import SwitchWatch
 from worker.urls import broker_kind, store_kind
 
@@ -106,7 +107,11 @@ class Runtime:
 
     @cached_property
     def jobs(self) -> JobStore:
-        return JobStore(self.redis, self.keys, retention_s=self.settings.retention_s)
+        return JobStore(self.redis, self.keys)
+
+    @cached_property
+    def transitions(self) -> Transitions:
+        return Transitions(self.redis, self.keys, retention_s=self.settings.retention_s)
 
     @cached_property
     def replication(self) -> Replication:
@@ -215,9 +220,9 @@ class Runtime:
     def delivery(self) -> Delivery:
         policy = self.policy
         rate = self.rate_limit
-        settlement = Settlement(self.jobs, self.incidents)
+        settlement = Settlement(self.transitions, self.incidents)
         return Delivery(
-            self.jobs,
+            self.transitions,
             self.gateways,
             policy,
             rate,

@@ -1,22 +1,18 @@
 """Claiming a dispatched job: who runs it (``Execution``), what ``begin.lua`` found (``Claim``)
 and the arguments it takes for one dispatch (``Opening``).
 
-A group of dispatches (one broker message) is claimed one job at a time, each just before its
-call: the first by ``begin``; after a send, the next one in the same round trip as that send's
-settlement (``finish.lua`` runs ``begin.lua`` for it), so a group of sends costs one round trip
-per job plus one; after any other outcome the next job is begun on its own. Every rate-limit
-slot is reserved right before the call that uses it.
+After a send, the group's next dispatch is begun in the same round trip as that send's
+settlement (``finish.lua`` runs ``begin.lua`` for it); after any other outcome it is begun on
+its own. Every rate-limit slot is reserved right before the call that uses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from worker.store.jobs import Job
-    from worker.store.ratelimit import RateLimit
+from worker.store.ratelimit import RateLimit
+from worker.store.records import Job
 
 
 class Verdict(StrEnum):
@@ -64,19 +60,3 @@ class Opening:
     lease_s: float
     probe_interval_s: float
     rate: RateLimit
-
-    def arguments(self, *, prefix: str, now: float, retention_s: float) -> list[Any]:
-        """ARGV of ``begin.lua``."""
-        execution = self.execution
-        return [
-            prefix,
-            execution.job_id,
-            execution.gen,
-            now,
-            self.lease_s,
-            execution.holder,
-            self.probe_interval_s,
-            *self.rate.reserve_arguments(),
-            retention_s,
-            *self.rate.account_arguments(),
-        ]

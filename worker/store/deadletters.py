@@ -12,6 +12,7 @@ import redis
 
 from worker.store.history import history_event
 from worker.store.keys import Keys
+from worker.store.protocol import PURGE, REPLAY
 from worker.store.scripts import load_script
 
 REPLAY_CHUNK = 200
@@ -160,8 +161,8 @@ class DeadLetters:
         self._keys = keys
         self._retention_s = retention_s
         self._max_age_s = max_age_s
-        self._replay = load_script(client, "replay", include=("delivery",))
-        self._purge = load_script(client, "purge")
+        self._replay = load_script(client, REPLAY)
+        self._purge = load_script(client, PURGE)
 
     def counts(self) -> dict[str, int]:
         """Records by code."""
@@ -209,8 +210,17 @@ class DeadLetters:
         for start in range(0, len(ids), REPLAY_CHUNK):
             chunk = ids[start : start + REPLAY_CHUNK]
             offset = offset_s + report.replayed / rate_per_s
-            argv = [self._keys.prefix, now, offset, 1 / rate_per_s, self._retention_s, event]
-            report += ReplayReport(*(int(n) for n in self._replay(args=[*argv, *chunk])))
+            values = {
+                "prefix": self._keys.prefix,
+                "now": now,
+                "start_offset_s": offset,
+                "interval_s": 1 / rate_per_s,
+                "retention_s": self._retention_s,
+                "event": event,
+            }
+            argv = REPLAY.arguments(values, each=[{"id": i} for i in chunk])
+            counts = REPLAY.fields(self._replay(args=argv))
+            report += ReplayReport(**{name: int(n) for name, n in counts.items()})
         return report
 
     def purge(self, ids: Sequence[str]) -> int:
@@ -231,6 +241,12 @@ class DeadLetters:
         removed = 0
         for start in range(0, len(ids), REPLAY_CHUNK):
             chunk = ids[start : start + REPLAY_CHUNK]
-            argv = [self._keys.prefix, self._retention_s, "1" if forget else "0", *chunk]
-            removed += int(self._purge(args=argv))
+            values = {
+                "prefix": self._keys.prefix,
+                "retention_s": self._retention_s,
+                "forget": "1" if forget else "0",
+            }
+            removed += int(
+                self._purge(args=PURGE.arguments(values, each=[{"id": i} for i in chunk]))
+            )
         return removed

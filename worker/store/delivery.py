@@ -24,6 +24,7 @@ from typing import Any
 import redis.asyncio
 
 from worker.store.keys import Keys
+from worker.store.protocol import STATUSES
 from worker.store.scripts import script_source
 
 # Statuses that come before their send is recorded wait this long, at most this many a wamid,
@@ -121,13 +122,20 @@ class DeliveryStore:
 
     def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
         self._keys = keys
-        self._apply = client.register_script(script_source("statuses", include=("delivery",)))
+        self._apply = client.register_script(script_source(STATUSES))
 
     async def apply(self, updates: list[StatusUpdate], *, now: float) -> Applying:
         if not updates:
             return Applying([], 0)
-        argv: list[Any] = [self._keys.prefix, now, EARLY_KEEP_S * 1000, EARLY_MAX, EARLY_CAP]
-        reply = await self._apply(args=argv + [u.to_json() for u in updates])
+        values = {
+            "prefix": self._keys.prefix,
+            "now": now,
+            "early_ms": EARLY_KEEP_S * 1000,
+            "early_max": EARLY_MAX,
+            "early_cap": EARLY_CAP,
+        }
+        each = [{"status": u.to_json()} for u in updates]
+        reply = await self._apply(args=STATUSES.arguments(values, each=each))
         *parts, dropped = [p.decode() if isinstance(p, bytes) else str(p) for p in reply]
         results = [
             Result(Applied(parts[i]), parts[i + 1], float(parts[i + 2]) if parts[i + 2] else None)

@@ -77,14 +77,23 @@ class RateLimit:
         return self.accounts.get(account, self)
 
     def limit_arguments(self) -> list[int]:
-        """The limits begin.lua takes for an account of its own: sec, min and their ceilings."""
+        """The limits of an account of its own, as the scripts take them: sec, min and their
+        ceilings."""
         return [self.per_sec, self.per_min, self.sec_ceiling, self.min_ceiling]
 
-    def account_arguments(self) -> list[str]:
-        """begin.lua's last argument: the accounts with limits of their own, when there are."""
-        if not self.accounts:
-            return []
-        return [json.dumps({name: rate.limit_arguments() for name, rate in self.accounts.items()})]
+    def limits(self) -> dict[str, int | str]:
+        """The limits begin and the pump's scripts take (``protocol.LIMITS``), by name."""
+        own = {name: rate.limit_arguments() for name, rate in self.accounts.items()}
+        return {
+            "sec_limit": self.per_sec,
+            "min_limit": self.per_min,
+            "sec_window_ms": SEC_WINDOW_MS,
+            "min_window_ms": MIN_WINDOW_MS,
+            "max_wait_ms": int(self.max_wait_s * 1000),
+            "sec_ceiling": self.sec_ceiling,
+            "min_ceiling": self.min_ceiling,
+            "own_limits": json.dumps(own) if own else "",
+        }
 
     def limits_in_force(self, learned_sec: int | None, learned_min: int | None) -> tuple[int, int]:
         """The (sec, min) limits calls are paced by, as ``ratelimit.lua`` reckons them: what the
@@ -92,18 +101,6 @@ class RateLimit:
         sec = learned_sec if learned_sec is not None and learned_sec >= 1 else self.per_sec
         per_min = learned_min if learned_min is not None and learned_min >= 1 else self.per_min
         return min(sec, self.sec_ceiling), min(per_min, self.min_ceiling)
-
-    def reserve_arguments(self) -> list[int]:
-        """begin.lua's rate-limit arguments."""
-        return [
-            self.per_sec,
-            self.per_min,
-            SEC_WINDOW_MS,
-            MIN_WINDOW_MS,
-            int(self.max_wait_s * 1000),
-            self.sec_ceiling,
-            self.min_ceiling,
-        ]
 
     def in_force(self, headers: RateLimitHeaders) -> RateLimitHeaders:
         """The headers as this limiter learns from them: announced limits under the ceilings.
@@ -123,7 +120,17 @@ def _under(limit: int | None, ceiling: int) -> int | None:
     return None if limit is None else min(limit, ceiling)
 
 
-def learn_arguments(headers: RateLimitHeaders) -> list[int | str]:
-    """finish.lua's arguments to learn from one answer's headers ('' where absent)."""
-    values = (headers.sec_limit, headers.sec_remaining, headers.min_limit, headers.min_remaining)
-    return [SEC_WINDOW_MS, MIN_WINDOW_MS, *("" if v is None else v for v in values)]
+def learn_arguments(headers: RateLimitHeaders) -> dict[str, int | str]:
+    """What a settlement learns from one answer's headers (``protocol.HEADERS``, '' where
+    absent)."""
+    values = {
+        "sec_limit": headers.sec_limit,
+        "sec_remaining": headers.sec_remaining,
+        "min_limit": headers.min_limit,
+        "min_remaining": headers.min_remaining,
+    }
+    return {
+        "sec_window_ms": SEC_WINDOW_MS,
+        "min_window_ms": MIN_WINDOW_MS,
+        **{name: "" if value is None else value for name, value in values.items()},
+    }

@@ -22,6 +22,7 @@ from worker.errors import InvalidMessage
 from worker.models import parse_message
 from worker.store.deadletters import DeadLetter
 from worker.store.keys import Keys
+from worker.store.protocol import IMPORT
 from worker.store.scripts import load_script
 
 # Job ids are 32 lower-case hex digits (uuid4().hex).
@@ -126,19 +127,25 @@ class Restore:
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._keys = keys
-        self._script = load_script(client, "import")
+        self._script = load_script(client, IMPORT)
 
     def put_back(self, records: Sequence[DeadLetter]) -> RestoreReport:
         imported = already = not_parked = 0
         for start in range(0, len(records), CHUNK):
-            args: list[Any] = [self._keys.prefix]
-            for record in records[start : start + CHUNK]:
-                text = json.dumps(record.to_dict(), ensure_ascii=False)
-                args += [record.id, repr(record.parked_at), record.code, text]
-            done, there, live = self._script(args=args)
+            each = [
+                {
+                    "id": record.id,
+                    "parked_at": repr(record.parked_at),
+                    "code": record.code,
+                    "record": json.dumps(record.to_dict(), ensure_ascii=False),
+                }
+                for record in records[start : start + CHUNK]
+            ]
+            args = IMPORT.arguments({"prefix": self._keys.prefix}, each=each)
+            done = IMPORT.fields(self._script(args=args))
             imported, already, not_parked = (
-                imported + int(done),
-                already + int(there),
-                not_parked + int(live),
+                imported + int(done["imported"]),
+                already + int(done["already_there"]),
+                not_parked + int(done["job_not_parked"]),
             )
         return RestoreReport(imported, already, not_parked)

@@ -21,6 +21,7 @@ import redis
 
 from worker.logs import get_logger
 from worker.store.keys import LANES, Keys
+from worker.store.protocol import PLAN, PROMOTE
 from worker.store.ratelimit import RateLimit
 from worker.store.scripts import load_script
 from worker.store.shares import share_room
@@ -135,8 +136,8 @@ class Pump:
         self._dispatch = dispatch
         self._broker_depth = broker_depth
         rate = rate or RateLimit()
-        # The limits every plan and promote passes: begin.lua's, then the accounts' own.
-        self._limits = [*rate.reserve_arguments(), *(rate.account_arguments() or [""])]
+        # The limits every plan and promote passes, as a begin does.
+        self._limits = rate.limits()
         self._weights = dict(weights or {})
         self._turn = 0
         self._max_depth = max_depth
@@ -149,8 +150,8 @@ class Pump:
         self._depth_refresh_s = depth_refresh_s
         self._depth = 0
         self._depth_read_at = float("-inf")
-        self._plan = load_script(client, "plan", include=("ratelimit",))
-        self._promote = load_script(client, "promote", include=("ratelimit",))
+        self._plan = load_script(client, PLAN)
+        self._promote = load_script(client, PROMOTE)
         # Housekeeping done now and then beside the pumping (removing old dead letters).
         self._chore = chore
         self._chore_interval_s = chore_interval_s
@@ -164,14 +165,16 @@ class Pump:
         room = min(self._batch, self._max_depth - self._depth)
         if room <= 0:
             return 0
-        head = [self._keys.prefix, now, self._lookahead_s, *self._limits]
-        plan = self._plan(args=head)
+        head = {"prefix": self._keys.prefix, "now": now, "horizon_s": self._lookahead_s}
+        head.update(self._limits)
+        plan = self._plan(args=PLAN.arguments(head))
         wanted = {str(a): int(n) for a, n in zip(plan[::2], plan[1::2], strict=True)}
         quotas = share_room(wanted, self._weights, room, turn=self._turn)
         self._turn += 1
-        shares = [part for account, n in quotas.items() if n > 0 for part in (account, n)]
-        tail = [self._lease_s, DISPATCH_COUNT_S, room, *shares]
-        members, runs, paces = self._promote(args=[*head, *tail])
+        shares = [{"account": a, "quota": n} for a, n in quotas.items() if n > 0]
+        tail = {"lease_s": self._lease_s, "count_s": DISPATCH_COUNT_S, "room": room}
+        args = PROMOTE.arguments({**head, **tail}, each=shares)
+        members, runs, paces = self._promote(args=args)
         if members:
             dispatches = [parse_member(str(m)) for m in members]
             self._dispatch(

@@ -1,28 +1,34 @@
 """Lua scripts in ``lua/`` beside this module, registered once per client (EVALSHA, reloaded
-if flushed).
+if flushed), each as ``worker.store.protocol`` declares it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import redis
 
-# Included first in every script: the key-name builders, twins of ``worker.store.keys``.
+from worker.store.protocol import Script, lua_constants
+
+# Included first in every script, after the generated constants: the key-name builders, twins
+# of ``worker.store.keys``.
 KEY_BUILDERS = "keys"
 # Found when this module is imported: the msgworker alias may load this package where another
 # package holds the name ``worker`` later on.
 LUA = resources.files(__package__ or "worker").joinpath("lua")
 
 
-def script_source(name: str, *, include: Sequence[str] = ()) -> str:
-    """``lua/<name>.lua`` after the key builders and ``include``."""
-    parts = [KEY_BUILDERS, *include, name]
-    return "\n".join(LUA.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
+def script_source(script: Script) -> str:
+    """``script`` as Redis runs it: the generated constants, the key builders and the parts it
+    includes from ``lua/lib/``, then ``lua/<name>.lua``."""
+    parts = [LUA.joinpath("lib", f"{part}.lua") for part in (KEY_BUILDERS, *script.include)]
+    lua = (
+        path.read_text(encoding="utf-8") for path in [*parts, LUA.joinpath(f"{script.name}.lua")]
+    )
+    return "\n".join([lua_constants(), *lua])
 
 
-def load_script(client: redis.Redis, name: str, *, include: Sequence[str] = ()) -> Any:
-    """``lua/<name>.lua`` bound to ``client``, after the key builders and ``include``."""
-    return client.register_script(script_source(name, include=include))
+def load_script(client: redis.Redis, script: Script) -> Any:
+    """``script`` bound to ``client``."""
+    return client.register_script(script_source(script))

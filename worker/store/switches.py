@@ -18,6 +18,7 @@ import redis
 
 from worker.store.history import history_event
 from worker.store.keys import Keys
+from worker.store.protocol import HALT, RESUME
 from worker.store.scripts import load_script
 
 MANUAL_HALT_CODE = "MANUAL"
@@ -60,29 +61,43 @@ class Switches:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
-        self._resume = load_script(client, "resume")
-        self._halt = load_script(client, "halt")
+        self._resume = load_script(client, RESUME)
+        self._halt = load_script(client, HALT)
 
     def halt(self, account: str, *, reason: str, code: str = MANUAL_HALT_CODE) -> bool:
         """Stop all sending of the account until ``resume``; False when it was already halted
         (a halt the Gateway caused becomes the operator's: it no longer ends by itself)."""
-        fields = ["since", repr(time.time()), "code", code, "reason", reason, "by", OPERATOR]
-        channel = self._keys.switched
-        return bool(self._halt(keys=[self._keys.halt(account)], args=[channel, account, *fields]))
+        fields = {"since": repr(time.time()), "code": code, "reason": reason, "by": OPERATOR}
+        keys = HALT.key_list({"halt": self._keys.halt(account)})
+        args = HALT.arguments(
+            {"channel": self._keys.switched, "account": account},
+            each=[{"field": name, "value": value} for name, value in fields.items()],
+        )
+        return bool(self._halt(keys=keys, args=args))
 
     def resume(self, account: str) -> int:
         """Lift the halt and release every held job; returns how many were released."""
         now = time.time()
         event = history_event(now, "released", action="resume")
-        return int(self._resume(args=[self._keys.prefix, account, now, event, "0"]))
+        return self._resumed(account, now, event, gateway_only=False)
 
     def auto_resume(self, account: str) -> int | None:
         """``resume`` once a probe found the key working: only a halt the Gateway caused is lifted
         (None for an operator's), and the released jobs' history says ``auto_resumed``."""
         now = time.time()
         event = history_event(now, "auto_resumed", action="auto_resume")
-        released = int(self._resume(args=[self._keys.prefix, account, now, event, "1"]))
+        released = self._resumed(account, now, event, gateway_only=True)
         return None if released < 0 else released
+
+    def _resumed(self, account: str, now: float, event: str, *, gateway_only: bool) -> int:
+        values = {
+            "prefix": self._keys.prefix,
+            "account": account,
+            "now": now,
+            "event": event,
+            "gateway_only": "1" if gateway_only else "0",
+        }
+        return int(self._resume(args=RESUME.arguments(values)))
 
     def probe_due(self, account: str, interval_s: float) -> bool:
         """Take the account's halt-probe lease for ``interval_s``: one probe per interval across

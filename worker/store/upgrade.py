@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import redis
 
-from worker.store.jobs import JobState
 from worker.store.keys import Keys
+from worker.store.protocol import SPLIT_SCHEDULE
+from worker.store.records import JobState
 from worker.store.scripts import load_script
 
 CHUNK = 1000
@@ -63,9 +64,10 @@ def split_legacy_schedule(client: redis.Redis, keys: Keys, *, chunk: int = CHUNK
     """
     if not client.exists(keys.legacy_due):
         return 0
-    split = load_script(client, "split_schedule")
+    split = load_script(client, SPLIT_SCHEDULE)
     total, left = 0, 1
     while left:
-        moved, left = split(args=[keys.prefix, chunk])
-        total += int(moved)
+        args = SPLIT_SCHEDULE.arguments({"prefix": keys.prefix, "limit": chunk})
+        reply = SPLIT_SCHEDULE.fields(split(args=args))
+        total, left = total + int(reply["moved"]), int(reply["left"])
     return total

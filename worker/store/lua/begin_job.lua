@@ -1,2 +1,2 @@
--- One dispatch's begin (begin.lua, included above with keys.lua and ratelimit.lua) as a script.
-return begin(ARGV)
+-- One dispatch's begin (lib/begin.lua, included above) as a script.
+return begin(ARGV, new_looks())

@@ -6,6 +6,7 @@
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
+local looks = new_looks()
 local accounts = keys.scheduled_accounts(prefix)
 local wanted = {}
 for _, account in ipairs(redis.call('SMEMBERS', accounts)) do
@@ -19,7 +20,7 @@ for _, account in ipairs(redis.call('SMEMBERS', accounts)) do
     redis.call('SREM', accounts, account)
   elseif due_now > 0 then
     -- budget's first value only: as math.min's last argument it would bring its others along.
-    local can = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
+    local can = budget(prefix, account, now_ms, limits_of(account), horizon_ms, looks)
     can = math.min(due_now, can)
     if can > 0 then
       wanted[#wanted + 1] = account

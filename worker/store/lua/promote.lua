@@ -13,6 +13,7 @@
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
+local looks = new_looks()
 local lease, count_s, room = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local leases = keys.leases(prefix)
 local taken, runs, paces = {}, {}, {}
@@ -32,13 +33,18 @@ local function take(member)
   taken[#taken + 1] = member
 end
 
-local function count(account, members)
+-- ZADD's arguments for these members, all at one score.
+local function scored(members, score)
   local entries = {}
   for _, member in ipairs(members) do
-    entries[#entries + 1] = now + count_s
+    entries[#entries + 1] = score
     entries[#entries + 1] = member
   end
-  batched('ZADD', keys.dispatched(prefix, account), entries)
+  return entries
+end
+
+local function count(account, members)
+  batched('ZADD', keys.dispatched(prefix, account), scored(members, now + count_s))
 end
 
 -- A run of `length` members, its first expecting its slot `first_ms` from now, `gap_ms` apart.
@@ -51,7 +57,8 @@ end
 for i = 15, #ARGV, 2 do
   local account = ARGV[i]
   local ran_before = #taken
-  local can, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
+  local can, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account), horizon_ms,
+    looks)
   local left = math.min(tonumber(ARGV[i + 1]), room - #taken, can)
   for _, lane in ipairs(LANES) do
     if left <= 0 then break end
@@ -77,7 +84,8 @@ if #taken < room then
     if account then
       local pace = again[account]
       if not pace then
-        local _, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account), horizon_ms)
+        local _, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account),
+          horizon_ms, looks)
         pace = {first_ms, gap_ms, 0}
         again[account] = pace
       end
@@ -89,10 +97,5 @@ if #taken < room then
     end
   end
 end
-local leased = {}
-for _, member in ipairs(taken) do
-  leased[#leased + 1] = now + lease
-  leased[#leased + 1] = member
-end
-batched('ZADD', leases, leased)
+batched('ZADD', leases, scored(taken, now + lease))
 return {taken, runs, paces}

@@ -28,17 +28,14 @@ local function uncount() give_back_call(job, sec_window, min_window) end
 
 local function release()
   redis.call('DEL', claim)
-  -- A probe that will not be made: the next job may probe at once.
-  if redis.call('GET', probe) == execution then redis.call('DEL', probe) end
+  drop_probe(probe, execution)
   redis.call('ZREM', leases, member)
 end
 
 if redis.call('EXISTS', halt) == 1 then
   uncount()
   release()
-  redis.call('HINCRBY', job, 'gen', 1)
-  redis.call('HSET', job, 'state', 'held', 'updated_at', now)
-  redis.call('RPUSH', held, id)
+  hold_job(job, held, id, now)
   redis.call('RPUSH', history, ARGV[5])
   return {'held', 0}
 end
@@ -58,10 +55,9 @@ if until_ms > now_ms then
 end
 
 if redis.call('EXISTS', breaker) == 1 and redis.call('GET', probe) ~= execution then
-  local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
-  if redis.call('SET', probe, execution, 'NX', 'PX', probe_ms) then return {'go', 0} end
+  local took = take_probe(breaker, probe, execution, math.floor(tonumber(ARGV[7]) * 1000))
+  if took == 'probe' then return {'go', 0} end
   uncount()
-  if redis.call('HGET', breaker, 'half_open') == '1' then return {'wait', 0} end
-  return {'breaker', 0}
+  return {took, 0}  -- wait, or breaker
 end
 return {'go', 0}

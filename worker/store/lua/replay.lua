@@ -3,7 +3,7 @@
 -- continues where it stopped. A replayed job is pending again: nothing of it expires.
 -- A job WhatsApp delivered is never sent again, whatever its dead letter says (a `failed`
 -- before `delivered`, forged or shuffled): it is settled as sent and counted `delivered`.
--- (keys.lua and delivery.lua are included above.)
+-- (Its parts from lib/ are included above, as protocol.py declares.)
 -- ARGV: prefix, now, start_offset_s, interval_s, retention_s, event_json, id...
 -- Returns {replayed, already_sent, expired, missing, delivered}.
 local prefix, now = ARGV[1], tonumber(ARGV[2])

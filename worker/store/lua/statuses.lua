@@ -1,6 +1,6 @@
--- Apply the delivery statuses of one webhook request, in one round trip. (keys.lua and
--- delivery.lua are included above.) A status whose wamid no job knows yet is kept for a while
--- (the send's answer may not be recorded yet): finish.lua applies it when it is. Such statuses
+-- Apply the delivery statuses of one webhook request, in one round trip. (Its parts from lib/
+-- are included above, as protocol.py declares.) A status whose wamid no job knows yet is kept for a while
+-- (the send's answer may not be recorded yet): sent.lua applies it when it is. Such statuses
 -- are kept early_ms, at most early_max a wamid and for at most early_cap wamids in all (the
 -- least recently heard of go first): whoever holds the webhook secret cannot fill Redis.
 -- ARGV: prefix, now, early_ms, early_max, early_cap, then one status JSON per status (see

@@ -1,4 +1,4 @@
--- The account's rate limiter, included at the top of begin_job.lua, finish.lua and the pump's
+-- The account's rate limiter, included at the top of begin_job.lua, the settlements and the pump's
 -- scripts (plan.lua, promote.lua).
 -- Two sliding windows (sec, min) per account are logs of call slots (sorted sets by time, in
 -- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
@@ -6,13 +6,15 @@
 
 -- The limits in force: what the Gateway announced, else where the limiter starts; never above
 -- the ceilings (the configured limits). A stored value below 1 is not a limit: ignored.
--- Learned limits this script has read or written already (by key): finish.lua's learn, then its
--- begin for the next job, look them up once.
-local learned_now = {}
--- Accounts this script has seen with no halt, no billing breaker and no cooldown (by account):
--- finish.lua's look after a send, then its begin for the next job of the same account, and the
--- limiter, ask Redis once. Nothing in between sets one of them.
-local quiet_now = {}
+-- What one run of a script has looked up already, handed from part to part explicitly (each
+-- entry script makes one): `learned`, the learned limits read or written (by key), so that
+-- sent.lua's learn, then its begin for the next job, look them up once; `quiet`, the accounts
+-- seen with no halt, no billing breaker and no cooldown (by account), so that sent.lua's look
+-- after a send, then its begin for the next job of the same account, and the limiter, ask Redis
+-- once. Nothing in between sets one of them.
+local function new_looks()
+  return {learned = {}, quiet = {}}
+end
 
 -- The call begin counted will not be made: its attempt and its rate-limit slot are given back
 -- (a slot left in the windows would keep the next calls waiting for a call that never came).
@@ -27,8 +29,8 @@ local function give_back_call(job, sec_window, min_window)
   end
 end
 
-local function rate_limits(limits_key, limits)
-  local learned = learned_now[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
+local function rate_limits(limits_key, limits, looks)
+  local learned = looks.learned[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
   local sec, min = tonumber(learned[1]), tonumber(learned[2])
   if not sec or sec < 1 then sec = limits.sec end
   if not min or min < 1 then min = limits.min end
@@ -39,11 +41,11 @@ end
 -- sec window's last entry (score, member; nil when empty). Entries older than a window may still
 -- be in it (trimming is periodic, see reserve): they change nothing here, as the k-th newest
 -- entry is older than the window only when fewer than k entries are inside it.
-local function earliest_slot(prefix, account, now_ms, limits)
-  local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits)
+local function earliest_slot(prefix, account, now_ms, limits, looks)
+  local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits, looks)
   local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
   local slot = now_ms
-  if not quiet_now[account] then
+  if not looks.quiet[account] then
     slot = math.max(slot, tonumber(redis.call('GET', keys.cooldown(prefix, account)) or '0'))
   end
   -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
@@ -67,8 +69,8 @@ local SEEN = 'seen:'  -- the prefix of the entries learn adds for calls made by 
 -- second, not for every slot: a window's expiry, set then to outlast that slot by its window
 -- and a second, outlasts every later slot of the same second. A second that begins with an
 -- entry of learn's (its expiry is its own) or with no entry gets its upkeep at its next slot.
-local function reserve(prefix, account, now_ms, limits, max_wait_ms, owner)
-  local slot, _, _, last_at, last_entry = earliest_slot(prefix, account, now_ms, limits)
+local function reserve(prefix, account, now_ms, limits, max_wait_ms, owner, looks)
+  local slot, _, _, last_at, last_entry = earliest_slot(prefix, account, now_ms, limits, looks)
   local wait = math.ceil(slot - now_ms)
   if wait > max_wait_ms then return false, wait end
   local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
@@ -85,9 +87,10 @@ local function reserve(prefix, account, now_ms, limits, max_wait_ms, owner)
   return true, wait, entry
 end
 
--- The limits of the pump's scripts, from ARGV[first..first+7]: the seven of begin.lua (sec,
--- min, sec_window, min_window, max_wait, sec_ceiling, min_ceiling) and the JSON of the accounts
--- with limits of their own ('' for none). Returns a function: account -> its limits.
+-- The limits begin.lua and the pump's scripts take, from ARGV[first..first+7]: sec, min,
+-- sec_window, min_window, max_wait, sec_ceiling, min_ceiling and the JSON of the accounts with
+-- limits of their own ({account: [sec, min, sec_ceiling, min_ceiling]}, '' for none). Returns a
+-- function, account -> its limits, and max_wait (ms).
 local function limits_from(argv, first)
   local defaults = {
     sec = tonumber(argv[first]), min = tonumber(argv[first + 1]),
@@ -100,7 +103,7 @@ local function limits_from(argv, first)
     if not mine then return defaults end
     return {sec = mine[1], min = mine[2], sec_ceiling = mine[3], min_ceiling = mine[4],
       sec_window = defaults.sec_window, min_window = defaults.min_window}
-  end
+  end, tonumber(argv[first + 4])
 end
 
 -- How many more dispatches of the account its limiter can take within horizon_ms: the slots
@@ -109,8 +112,8 @@ end
 -- A dispatch not begun by its entry's score (s) stops counting: it was lost on the way.
 -- Also returns when the next dispatch may expect its slot (ms from now: after the slots of the
 -- dispatches not yet begun) and the gap between two slots (ms).
-local function budget(prefix, account, now_ms, limits, horizon_ms)
-  local slot, sec_limit, min_limit = earliest_slot(prefix, account, now_ms, limits)
+local function budget(prefix, account, now_ms, limits, horizon_ms, looks)
+  local slot, sec_limit, min_limit = earliest_slot(prefix, account, now_ms, limits, looks)
   local dispatched = keys.dispatched(prefix, account)
   redis.call('ZREMRANGEBYSCORE', dispatched, '-inf', now_ms / 1000)
   local waiting = redis.call('ZCARD', dispatched)
@@ -134,7 +137,7 @@ local LIMITS_RENEW_S, LIMITS_KEPT_S = 3600, 86400
 -- tag: unique to this answer (the settled dispatch's member), names the entries it adds.
 -- The learned limits are written when they change, else renewed hourly: kept a day after the
 -- last answer announcing them.
-local function learn(prefix, account, now_ms, answer, tag)
+local function learn(prefix, account, now_ms, answer, tag, looks)
   local limits = keys.limits(prefix, account)
   local stored = redis.call('HMGET', limits, 'sec', 'min', 'renewed')
   local known = {sec = tonumber(stored[1]), min = tonumber(stored[2])}
@@ -146,7 +149,7 @@ local function learn(prefix, account, now_ms, answer, tag)
       known[span] = limit
     end
   end
-  learned_now[limits] = {known.sec, known.min}
+  looks.learned[limits] = {known.sec, known.min}
   local renewed = tonumber(stored[3]) or 0
   local announced = (answer.sec[2] or 0) >= 1 or (answer.min[2] or 0) >= 1
   if #write > 0 or (announced and now_ms - renewed >= LIMITS_RENEW_S * 1000) then

@@ -1,5 +1,5 @@
 -- Delivery statuses the Gateway reports by webhook, applied to the job sent as that wamid.
--- Included by statuses.lua (a webhook's statuses, in one round trip) and finish.lua (statuses
+-- Included by statuses.lua (a webhook's statuses, in one round trip) and sent.lua (statuses
 -- that came before the send was recorded). A status is a JSON object:
 --   {wamid, status ('sent'|'delivered'|'read'|'failed'), at (Unix s), error (object or null),
 --    code ('WA_<code>' for failed), action ('park'|'drop' for failed), description}
@@ -37,9 +37,7 @@ local function park_undelivered(prefix, id, job, f, s, now)
     expires_at = tonumber(f[10] or '') or cjson.null, wamid = s.wamid,
   })
   record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
-  redis.call('SET', keys.dead_letter(prefix, id), record)
-  redis.call('ZADD', keys.dead_letter_index(prefix), now, id)
-  redis.call('HINCRBY', keys.dead_letter_counts(prefix), s.code, 1)
+  write_dead_letter(prefix, id, record, s.code, now)
   redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', 'undelivered',
     'updated_at', now)
   keep(prefix, id, f[2], f[3])

@@ -1,14 +1,13 @@
 -- Decide whether this dispatch of a job may call the Gateway; if so claim it and reserve its
--- rate-limit slot, all in one round trip. (keys.lua and ratelimit.lua are included above.)
--- A function, begin(ARGV), run by begin_job.lua for one dispatch and by finish.lua for the next
--- dispatch of a group once the one before it is settled; its body reads its arguments as ARGV,
--- as the script it is.
--- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s,
---       sec_limit, min_limit, sec_window_ms, min_window_ms, max_wait_ms, sec_ceiling, min_ceiling,
---       retention_s[, own_limits_json: {account: [sec, min, sec_ceiling, min_ceiling]}]
+-- rate-limit slot, all in one round trip. (Uses keys.lua, ratelimit.lua and switches.lua.)
+-- A function, begin(ARGV, looks), run by begin_job.lua for one dispatch and by sent.lua for the
+-- next dispatch of a group once the one before it is settled; its body reads its arguments as
+-- ARGV, as the script it is, and shares what the script looked up in `looks` (see ratelimit.lua).
+-- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s, retention_s, then the
+--       limits (see limits_from in ratelimit.lua)
 -- Returns {verdict, detail, wait_ms[, job fields]}: for every verdict but stale and busy (the
--- caller counts each outcome under the job's account), the values of the fields after gen and
--- state in `names` below, in that order (jobs.py's CLAIMED_FIELDS):
+-- caller counts each outcome under the job's account), the job's CLAIMED_FIELDS in their
+-- order (generated from worker/store/protocol.py):
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
@@ -22,24 +21,20 @@
 --   go         call the Gateway after wait_ms (detail '1' when this call is the breaker's
 --              probe); the call is counted, the job marked calling. Asked again by the same
 --              execution (a script retried after its reply was lost): the same answer and slot
-local function begin(ARGV)
+local function begin(ARGV, looks)
 local prefix, id, gen, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local lease_ms, execution = math.floor(tonumber(ARGV[5]) * 1000), ARGV[6]
 local probe_ms = math.floor(tonumber(ARGV[7]) * 1000)
-local limits = {
-  sec = tonumber(ARGV[8]), min = tonumber(ARGV[9]),
-  sec_window = tonumber(ARGV[10]), min_window = tonumber(ARGV[11]),
-  sec_ceiling = tonumber(ARGV[13]), min_ceiling = tonumber(ARGV[14]),
-}
-local max_wait_ms, now_ms = tonumber(ARGV[12]), math.floor(now * 1000)
-local retention_ms = math.max(1, math.floor(tonumber(ARGV[15]) * 1000))
+local retention_ms = math.max(1, math.floor(tonumber(ARGV[8]) * 1000))
+local limits_of, max_wait_ms = limits_from(ARGV, 9)
+local now_ms = math.floor(now * 1000)
 local job = keys.job(prefix, id)
 local member = id .. '|' .. gen
 local leases = keys.leases(prefix)
-local names = {'gen', 'state', 'account', 'key', 'calling', 'expires_at', 'message', 'attempts',
-  'reschedules', 'enqueued_at', 'priority'}
-local f = redis.call('HMGET', job, unpack(names))
-local state, account, key = f[2], f[3], f[4]
+local f = redis.call('HMGET', job, 'gen', 'state', unpack(CLAIMED_FIELDS))
+local field = {}
+for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 2] end
+local state, account, key = f[2], field.account, field.key
 -- Begun: no longer counted against the account's budget for dispatches (promote.lua).
 if account then redis.call('ZREM', keys.dispatched(prefix, account), member) end
 if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == 'held' then
@@ -58,20 +53,21 @@ end
 -- The reply with the job's fields (whether or not this dispatch claimed the job).
 local function claimed(verdict, detail, wait_ms)
   local reply = {verdict, detail or '', wait_ms or 0}
-  for i = 3, #names do reply[#reply + 1] = f[i] or '' end
+  for _, name in ipairs(CLAIMED_FIELDS) do reply[#reply + 1] = field[name] or '' end
   return reply
 end
 
 local ledger = keys.ledger(prefix, account, key)
 local held_by = redis.call('MGET', claim, ledger)
 local holder = held_by[1]
-if holder == execution and f[5] == '1' and redis.call('HGET', job, 'caller') == execution then
+if holder == execution and field.calling == '1' and redis.call('HGET', job, 'caller') == execution then
   -- This very execution was told to call already: a script run again after its reply was lost
   -- (the client retries on a timeout). The same answer again, with the slot it reserved.
   local slot_ms = redis.call('ZSCORE', keys.window(prefix, account, 'sec'),
     redis.call('HGET', job, 'slot') or '')
   local probe = redis.call('GET', keys.breaker_probe(prefix, account)) == execution and '1' or '0'
-  f[8] = tostring((tonumber(f[8]) or 1) - 1)  -- as read before this execution counted its call
+  -- As read before this execution counted its call.
+  field.attempts = tostring((tonumber(field.attempts) or 1) - 1)
   return claimed('go', probe, math.max(0, math.ceil((tonumber(slot_ms) or now_ms) - now_ms)))
 end
 if holder then return {'busy', '', 0} end
@@ -90,12 +86,12 @@ local function take()
   redis.call('ZADD', leases, now + lease_ms / 1000, member)
 end
 
-if state == 'sending' and f[5] == '1' then
+if state == 'sending' and field.calling == '1' then
   take()
   return claimed('lost')
 end
 
-if f[6] ~= '' and tonumber(f[6]) <= now then
+if field.expires_at ~= '' and tonumber(field.expires_at) <= now then
   take()
   return claimed('expired')
 end
@@ -104,15 +100,13 @@ local halt = keys.halt(prefix, account)
 local breaker = keys.breaker(prefix, account)
 -- The switches and the cooldown in one look (unless this script has looked already): most of
 -- the time none is set.
-if quiet_now[account] == nil then
-  quiet_now[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account)) == 0
+if looks.quiet[account] == nil then
+  looks.quiet[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account)) == 0
 end
-local switched = not quiet_now[account]
+local switched = not looks.quiet[account]
 if switched and redis.call('EXISTS', halt) == 1 then
-  redis.call('HINCRBY', job, 'gen', 1)
-  redis.call('HSET', job, 'state', 'held', 'updated_at', now)
+  hold_job(job, keys.held(prefix, account), id, now)
   redis.call('ZREM', leases, member)
-  redis.call('RPUSH', keys.held(prefix, account), id)
   event('held')
   return claimed('held')
 end
@@ -120,24 +114,16 @@ end
 local probe = '0'
 local probe_key = keys.breaker_probe(prefix, account)
 if switched and redis.call('EXISTS', breaker) == 1 then
-  if redis.call('SET', probe_key, execution, 'NX', 'PX', probe_ms) then
-    probe = '1'
-  elseif redis.call('HGET', breaker, 'half_open') == '1' then
+  local took = take_probe(breaker, probe_key, execution, probe_ms)
+  if took ~= 'probe' then
     take()
-    return claimed('wait')
-  else
-    take()
-    return claimed('breaker')
+    return claimed(took)  -- wait, or breaker
   end
+  probe = '1'
 end
 
-if ARGV[16] and ARGV[16] ~= '' then
-  local own = cjson.decode(ARGV[16])[account]
-  if own then
-    limits.sec, limits.min, limits.sec_ceiling, limits.min_ceiling = own[1], own[2], own[3], own[4]
-  end
-end
-local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits, max_wait_ms, member)
+local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits_of(account), max_wait_ms,
+  member, looks)
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.
   if probe == '1' then redis.call('DEL', probe_key) end
@@ -145,15 +131,15 @@ if not reserved then
   local due_at = now + wait_ms / 1000
   redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
   redis.call('ZREM', leases, member)
-  schedule(prefix, account, f[11], due_at, id .. '|' .. next_gen)
+  schedule(prefix, account, field.priority, due_at, id .. '|' .. next_gen)
   event('wait', nil, 'rate_wait', wait_ms / 1000)
   return claimed('deferred', '', wait_ms)
 end
 redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 -- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
--- The time as the caller's text, the flag as text: no number formatted (see finish.lua).
+-- The time as the caller's text, the flag as text: no number formatted (see sent.lua).
 redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
-  'caller', execution, 'attempts', (tonumber(f[8]) or 0) + 1)
+  'caller', execution, 'attempts', (tonumber(field.attempts) or 0) + 1)
 return claimed('go', probe, wait_ms)
 end

@@ -1,0 +1,43 @@
+-- What every settlement of a job (sent.lua, retry.lua, park.lua, hold.lua) does first: read the
+-- job, learn from the answer's X-RateLimit headers, and name its claim. (Uses keys.lua and
+-- ratelimit.lua.)
+-- ARGV (every settlement's first twelve): prefix, id, gen, now, execution, event_json,
+--   sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
+--   ('' for headers that were absent)
+-- `looks`: what the script run looked up already (see ratelimit.lua).
+-- Returns the settlement as a table, or nil when the job has no record.
+local function settlement(ARGV, looks)
+  local s = {prefix = ARGV[1], id = ARGV[2], gen = ARGV[3], now = tonumber(ARGV[4]),
+    now_text = ARGV[4], execution = ARGV[5], event = ARGV[6]}
+  s.job = keys.job(s.prefix, s.id)
+  local f = redis.call('HMGET', s.job, 'gen', 'state', 'account', 'key', 'updated_at',
+    'delivery_status', 'priority', 'key_owned')
+  if not f[1] then return nil end
+  s.job_gen, s.state, s.account, s.key = f[1], f[2], f[3], f[4]
+  s.updated_at, s.delivery_status, s.priority, s.key_owned = f[5], f[6], f[7], f[8]
+  s.now_ms = math.floor(s.now * 1000)
+  s.member = s.id .. '|' .. s.gen
+  learn(s.prefix, s.account, s.now_ms, {
+    sec = {tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])},
+    min = {tonumber(ARGV[8]), tonumber(ARGV[11]), tonumber(ARGV[12])},
+  }, s.member, looks)
+  s.claim = keys.claim(s.prefix, s.account, s.key)
+  return s
+end
+
+-- Whether the settling execution still owns the job (its generation, not settled, its claim);
+-- if so the claim and the lease are released.
+local function release_owned(s)
+  local settled = s.state == 'sent' or s.state == 'parked' or s.state == 'held'
+  if s.job_gen ~= s.gen or settled or redis.call('GET', s.claim) ~= s.execution then
+    return false
+  end
+  redis.call('DEL', s.claim)
+  redis.call('ZREM', keys.leases(s.prefix), s.member)
+  return true
+end
+
+-- The settlement's line in the job's history.
+local function remember(s)
+  redis.call('RPUSH', keys.history(s.prefix, s.id), s.event)
+end

@@ -1,0 +1,73 @@
+-- Record a send, atomically, and learn from the answer's X-RateLimit headers. (Its parts from
+-- lib/ are included above, as protocol.py declares.)
+-- ARGV: the settlement's twelve (settle.lua), wamid, retention_s[, begin.lua's ARGV for the
+--   group's next dispatch]
+-- Returns {recorded, breaker_closed, exhausted_open[, begin.lua's reply]}: the wamid is
+-- recorded whoever owns the job (the message went out), indexed to the job for the delivery
+-- statuses (statuses that came first are applied now); breaker_closed says whether a billing
+-- breaker was open (now closed), exhausted_open whether the account has a retries_exhausted
+-- incident open (it may resolve now); then, when asked, the next dispatch's begin reply, in the
+-- same round trip. {0, 0, 0} for a job with no record (and no begin).
+local looks = new_looks()
+local s = settlement(ARGV, looks)
+if not s then return {0, 0, 0} end
+local prefix, id, account, key, now = s.prefix, s.id, s.account, s.key, s.now
+local wamid = ARGV[13]
+local began = tonumber(s.updated_at or '') or 0  -- set by begin
+-- Times as the caller's text, flags as text: a Lua number in a command is formatted with
+-- printf, which costs more than the command (bench/scripts.py); the retention formatted once.
+redis.call('HSET', s.job, 'state', 'sent', 'wamid', wamid, 'last_code', 'OK', 'calling', '0',
+  'updated_at', s.now_text, 'sent_at', s.now_text)
+-- The claim goes whoever holds it: with the ledger written, no begin lets the key be called
+-- again, and a call already past its begin is not stopped by a claim.
+if s.job_gen == s.gen then
+  redis.call('DEL', s.claim)
+  redis.call('ZREM', keys.leases(prefix), s.member)
+end
+remember(s)
+local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))
+retain(prefix, id, account, key, retention_ms, wamid, s.key_owned)
+if s.delivery_status then
+  redis.call('HDEL', s.job, 'delivery_status', 'delivery_at', 'delivery_error')
+end
+redis.call('SET', keys.wamid(prefix, wamid), id, 'PX', retention_ms)
+-- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
+local bucket = keys.sent_in_second(prefix, math.floor(now))
+if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, 120) end
+local breaker = keys.breaker(prefix, account)
+local exhausted = keys.incident(prefix, 'retries_exhausted', account)
+local early = keys.early_statuses(prefix, wamid)
+local reply = {1, 0, 0}
+-- One look at the account's halt, breaker, cooldown and retries_exhausted incident, and at
+-- the statuses that came before this send was recorded: most of the time none is there, and
+-- the next job's begin, of the same account, need not look again.
+local found = redis.call('EXISTS', keys.halt(prefix, account), breaker,
+  keys.cooldown(prefix, account), exhausted, early)
+if found > 0 then
+  local statuses = redis.call('LRANGE', early, 0, -1)
+  for _, raw in ipairs(statuses) do
+    apply_delivery(prefix, id, cjson.decode(raw), now)
+  end
+  if #statuses > 0 then
+    redis.call('DEL', early)
+    redis.call('ZREM', keys.early_arrivals(prefix), wamid)
+    found = found - 1
+  end
+end
+looks.quiet[account] = found == 0
+if not looks.quiet[account] then
+  local probe_key = keys.breaker_probe(prefix, account)
+  local since = tonumber(redis.call('HGET', breaker, 'since') or '')
+  -- Only a call made after the breaker opened (the probe) says the balance is back: a call
+  -- made before, settled late, must not close it (and reopen it, alerting twice). No breaker,
+  -- nothing to close: its probe is only ever set while it is open, and deleted with it.
+  if since and (began >= since or redis.call('GET', probe_key) == s.execution) then
+    reply[2] = redis.call('DEL', breaker, probe_key) > 0 and 1 or 0
+  end
+  reply[3] = redis.call('EXISTS', exhausted)
+  looks.quiet[account] = nil  -- the breaker may have closed: the next begin looks for itself
+end
+if ARGV[15] then
+  for _, part in ipairs(begin({unpack(ARGV, 15)}, looks)) do reply[#reply + 1] = part end
+end
+return reply

@@ -1,0 +1,274 @@
+"""What passes between Python and the Lua scripts, declared once: each entry script's KEYS, its
+ARGV and its reply, by name.
+
+Callers build KEYS and ARGV from these declarations (``Script.key_list``, ``Script.arguments``:
+a name missing or unknown is an error, so no positional list is kept by hand) and read replies
+by them (``Script.fields``). ``tests/store/test_protocol.py`` holds every ``.lua`` file to its
+declaration: the ``KEYS[n]`` and ``ARGV[n]`` it reads, its loops over repeated arguments, the
+length of the tables it returns. Lists both sides need (the job fields begin replies with) are
+generated into the scripts as Lua constants (``lua_constants``), never copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Script:
+    """One Lua entry script, ``lua/<name>.lua``, after the shared parts it ``include``s from
+    ``lua/lib/`` (in that order, after ``lib/keys.lua``).
+
+    ``argv`` are its fixed arguments; ``each`` the arguments it takes once per item after them
+    (a job, a status); ``then``, another script whose ARGV may follow (the next begin after a
+    send). ``reply`` names the values its reply starts with.
+    """
+
+    name: str
+    keys: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+    each: tuple[str, ...] = ()
+    then: Script | None = None
+    reply: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+
+    def key_list(self, keys: Mapping[str, str]) -> list[str]:
+        """KEYS in the declared order, from the key names given by name."""
+        return [keys[name] for name in _exactly(self.keys, keys, f"{self.name}.lua KEYS")]
+
+    def arguments(
+        self,
+        values: Mapping[str, Any],
+        *,
+        each: Iterable[Mapping[str, Any]] = (),
+        then: Sequence[Any] = (),
+    ) -> list[Any]:
+        """ARGV in the declared order: ``values`` by name, then each item's, then ``then``
+        (the following script's ARGV, built by its own declaration)."""
+        where = f"{self.name}.lua ARGV"
+        argv = [values[name] for name in _exactly(self.argv, values, where)]
+        for item in each:
+            argv += [item[name] for name in _exactly(self.each, item, where)]
+        if then and self.then is None:
+            raise ValueError(f"{where}: takes no further script's arguments")
+        return [*argv, *then]
+
+    def fields(self, reply: Sequence[Any]) -> dict[str, str]:
+        """The reply's leading values by their declared names, as text."""
+        return {name: text(value) for name, value in zip(self.reply, reply, strict=False)}
+
+
+def _exactly(names: tuple[str, ...], given: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    if set(given) != set(names):
+        missing = sorted(set(names) - set(given))
+        unknown = sorted(set(given) - set(names))
+        raise ValueError(f"{where}: missing {missing}, unknown {unknown}")
+    return names
+
+
+def text(value: Any) -> str:
+    """One value of a script's reply as text (a client without decode_responses gives bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ------------------------------------------------------------------ the parts scripts share
+
+# The rate limits a begin and the pump's scripts take (limits_from in ratelimit.lua).
+LIMITS = (
+    "sec_limit",
+    "min_limit",
+    "sec_window_ms",
+    "min_window_ms",
+    "max_wait_ms",
+    "sec_ceiling",
+    "min_ceiling",
+    "own_limits",  # JSON {account: [sec, min, sec_ceiling, min_ceiling]}, '' for none
+)
+# What a settlement learns from an answer's X-RateLimit headers ('' where one was absent).
+HEADERS = (
+    "sec_window_ms",
+    "min_window_ms",
+    "sec_limit",
+    "sec_remaining",
+    "min_limit",
+    "min_remaining",
+)
+# The job's fields a begin replies with after its verdict, detail and wait (except for stale and
+# busy); begin.lua reads them by these names, as CLAIMED_FIELDS.
+CLAIMED_FIELDS = (
+    "account",
+    "key",
+    "calling",
+    "expires_at",
+    "message",
+    "attempts",
+    "reschedules",
+    "enqueued_at",
+    "priority",
+)
+
+
+def lua_constants() -> str:
+    """The Lua constants every script starts with, generated from the declarations here."""
+    fields = ", ".join(f"'{name}'" for name in CLAIMED_FIELDS)
+    return f"local CLAIMED_FIELDS = {{{fields}}}\n"
+
+
+# ------------------------------------------------------------------ a job's transitions
+
+BEGIN = Script(
+    "begin_job",
+    argv=(
+        "prefix",
+        "id",
+        "gen",
+        "now",
+        "lease_s",
+        "execution",
+        "probe_interval_s",
+        "retention_s",
+        *LIMITS,
+    ),
+    reply=("verdict", "detail", "wait_ms"),
+    include=("ratelimit", "switches", "begin"),
+)
+# Every settlement's first arguments (settle.lua).
+SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
+SENT = Script(
+    "sent",
+    argv=(*SETTLEMENT, "wamid", "retention_s"),
+    then=BEGIN,
+    reply=("recorded", "breaker_closed", "exhausted_open"),
+    include=("ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),
+)
+RETRY = Script(
+    "retry",
+    argv=(*SETTLEMENT, "delay_s", "code", "count", "cooldown_until"),
+    reply=("recorded",),
+    include=("ratelimit", "switches", "settle"),
+)
+PARK = Script(
+    "park",
+    argv=(*SETTLEMENT, "code", "reason", "record", "open_breaker"),
+    reply=("recorded", "breaker_opened"),
+    include=("ratelimit", "deadletters", "settle"),
+)
+HOLD = Script(
+    "hold",
+    argv=(*SETTLEMENT, "code", "halt"),
+    reply=("recorded", "halt_set"),
+    include=("ratelimit", "switches", "settle"),
+)
+RECHECK = Script(
+    "recheck",
+    keys=(
+        "job",
+        "history",
+        "claim",
+        "leases",
+        "halt",
+        "held",
+        "cooldown",
+        "breaker",
+        "breaker_probe",
+        "sec_window",
+        "min_window",
+    ),
+    argv=(
+        "id",
+        "gen",
+        "now",
+        "execution",
+        "held_event",
+        "wait_event",
+        "probe_interval_s",
+        "prefix",
+        "account",
+        "priority",
+    ),
+    reply=("verdict", "wait_ms"),
+    include=("ratelimit", "switches"),
+)
+
+# ------------------------------------------------------------------ writing and pumping jobs
+
+ENQUEUE = Script(
+    "enqueue",
+    argv=("prefix", "now", "batch_accounts", "batch_key", "batch_keep_ms"),
+    each=(
+        "id",
+        "account",
+        "key",
+        "message",
+        "due_at",
+        "expires_at",
+        "state",
+        "event",
+        "priority",
+    ),
+    reply=("batch_seen",),
+)
+PLAN = Script(
+    "plan",
+    argv=("prefix", "now", "horizon_s", *LIMITS),
+    include=("ratelimit",),
+)
+PROMOTE = Script(
+    "promote",
+    argv=(*PLAN.argv, "lease_s", "count_s", "room"),
+    each=("account", "quota"),
+    reply=("members", "runs", "paces"),
+    include=("ratelimit",),
+)
+SPLIT_SCHEDULE = Script("split_schedule", argv=("prefix", "limit"), reply=("moved", "left"))
+
+# ------------------------------------------------------------------ switches and incidents
+
+HALT = Script("halt", keys=("halt",), argv=("channel", "account"), each=("field", "value"))
+RESUME = Script("resume", argv=("prefix", "account", "now", "event", "gateway_only"))
+INCIDENT_OPEN = Script("incident_open", keys=("incident",), each=("field", "value"))
+
+# ------------------------------------------------------------------ dead letters and receipts
+
+REPLAY = Script(
+    "replay",
+    argv=("prefix", "now", "start_offset_s", "interval_s", "retention_s", "event"),
+    each=("id",),
+    reply=("replayed", "already_sent", "expired", "missing", "delivered"),
+    include=("deadletters", "delivery"),
+)
+PURGE = Script("purge", argv=("prefix", "retention_s", "forget"), each=("id",))
+IMPORT = Script(
+    "import",
+    argv=("prefix",),
+    each=("id", "parked_at", "code", "record"),
+    reply=("imported", "already_there", "job_not_parked"),
+)
+STATUSES = Script(
+    "statuses",
+    argv=("prefix", "now", "early_ms", "early_max", "early_cap"),
+    each=("status",),
+    include=("deadletters", "delivery"),
+)
+
+SCRIPTS = (
+    BEGIN,
+    SENT,
+    RETRY,
+    PARK,
+    HOLD,
+    RECHECK,
+    ENQUEUE,
+    PLAN,
+    PROMOTE,
+    SPLIT_SCHEDULE,
+    HALT,
+    RESUME,
+    INCIDENT_OPEN,
+    REPLAY,
+    PURGE,
+    IMPORT,
+    STATUSES,
+)
