@@ -81,11 +81,9 @@ def fold(client: redis.Redis, keys: Keys, start: int) -> None:
 
 
 def _code_of(record: str) -> str:
-    """A dead letter's code; OTHER for a record that does not parse (another version's)."""
-    try:
-        return DeadLetter.from_json(record).code
-    except (ValueError, TypeError, AttributeError):
-        return OTHER
+    """A dead letter's code; OTHER for a record that does not parse."""
+    letter = DeadLetter.readable(record)
+    return OTHER if letter is None else letter.code
 
 
 def read_buckets(client: redis.Redis, keys: Keys, *, now: float) -> list[Bucket]:
