@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from worker.errors import ConfigError
-from worker.send.routing import load_routing_table, undelivered_code
+from worker.send.routing import (
+    KNOWN_WHATSAPP_CODES,
+    DeliveryRouting,
+    DeliveryRule,
+    counted_undelivered_codes,
+    load_routing_table,
+    undelivered_code,
+)
 
 
 def test_the_shipped_table_parks_every_failed_delivery_by_default():
@@ -47,3 +54,17 @@ def test_undelivered_codes_name_the_whatsapp_code():
     """WA_<code>, WA_UNKNOWN without one."""
     assert undelivered_code(131026) == "WA_131026"
     assert undelivered_code(None) == "WA_UNKNOWN"
+
+
+def test_failed_deliveries_are_counted_by_the_known_codes_and_those_the_routing_names():
+    """Metric labels for failed deliveries: every documented WhatsApp code and every code the
+    routing table names, each as its undelivered code; nothing else (a payload cannot add
+    series)."""
+    routing = DeliveryRouting(codes={"131056": DeliveryRule(action="drop")})
+    counted = counted_undelivered_codes(routing)
+    assert counted == {undelivered_code(code) for code in (*KNOWN_WHATSAPP_CODES, 131056)}
+    assert {"WA_131026", "WA_131056", "WA_132015"} <= counted
+    assert "WA_999" not in counted
+    assert counted_undelivered_codes(DeliveryRouting()) == {
+        undelivered_code(code) for code in KNOWN_WHATSAPP_CODES
+    }

@@ -83,3 +83,10 @@ def test_without_accounts_of_their_own_every_account_has_the_deployments_limits(
     rate = RateLimit.configured(20, None).with_accounts({})
     assert rate.accounts == {}
     assert rate.for_account("default") is rate
+
+
+def test_the_longest_in_worker_wait_reaches_the_scripts_in_whole_milliseconds():
+    """The scripts count time in milliseconds: a 2.5 s wait is 2,500 of them, not a rounding
+    more (a wait a millisecond long would let a call wait past its bound)."""
+    assert RateLimit.configured(40, 2_000, max_wait_s=2.5).limits()["max_wait_ms"] == 2_500
+    assert RateLimit.configured(40, 2_000, max_wait_s=1.0).limits()["max_wait_ms"] == 1_000
