@@ -117,7 +117,7 @@ class Demo:
         self.ids.append(lost)
         wait_until(
             lambda: (
-                all((j := self.job(i)).delivery and j.delivery.status == "read" for i in ids)
+                all((j := self.job(i)).receipt and j.receipt.status == "read" for i in ids)
                 and self.job(lost).state is JobState.PARKED
             ),
             what="delivery statuses",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.send.routing import DeliveryRouting, undelivered_code
-from worker.store.delivery import DeliveryAction, DeliveryStatus, StatusUpdate
+from worker.store.receipts import ReceiptAction, ReceiptStatus, StatusUpdate
 
 STATUSES_MAX = 1000
 TEXT_MAX = 512
@@ -65,7 +65,7 @@ def read_statuses(body: Any, routing: DeliveryRouting) -> list[ReadStatus]:
             if not isinstance(value, dict):
                 raise BadWebhook(where, "must be an object")
             for s, raw in enumerate(_items(value, "statuses", f"{where}.")):
-                if raw.get("status") not in DeliveryStatus.__members__.values():
+                if raw.get("status") not in ReceiptStatus.__members__.values():
                     continue  # a kind of status we do not know: acknowledged, ignored
                 found.append(_status(raw, routing, f"{where}.statuses[{s}]"))
                 if len(found) > STATUSES_MAX:
@@ -81,12 +81,12 @@ def _status(raw: dict[str, Any], routing: DeliveryRouting, where: str) -> ReadSt
         raise BadWebhook(f"{where}.timestamp", "must be Unix seconds, as a string")
     if recipient is not None and (not isinstance(recipient, str) or not RECIPIENT.match(recipient)):
         raise BadWebhook(f"{where}.recipient_id", "must be a phone number")
-    status = DeliveryStatus(raw["status"])
-    if status is not DeliveryStatus.FAILED:
+    status = ReceiptStatus(raw["status"])
+    if status is not ReceiptStatus.FAILED:
         return ReadStatus(StatusUpdate(wamid, status, float(timestamp)), recipient, None)
     error = _first_error(raw, where)
     code = error.get("code") if error else None
-    action = DeliveryAction(routing.rule_for(code).action)
+    action = ReceiptAction(routing.rule_for(code).action)
     description = " ".join(str(error[k]) for k in ("title", "message") if error and error.get(k))
     update = StatusUpdate(
         wamid,

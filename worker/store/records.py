@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from worker.store.delivery import Delivery
+from worker.store.receipts import Receipt
 
 
 class JobState(StrEnum):
@@ -61,7 +61,7 @@ class Job:
     parked_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     priority: str = "normal"
-    delivery: Delivery | None = None  # what WhatsApp did with it once sent (webhooks)
+    receipt: Receipt | None = None  # what WhatsApp did with it once sent (webhooks)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str], history: list[str]) -> Job:
@@ -87,5 +87,5 @@ class Job:
             parked_reason=raw.get("parked_reason") or None,
             history=[json.loads(line) for line in history],
             priority=raw.get("priority") or "normal",
-            delivery=Delivery.from_hash(raw),
+            receipt=Receipt.from_hash(raw),
         )
