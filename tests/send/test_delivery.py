@@ -17,7 +17,8 @@ from tests.support.clock import Clock
 from tests.support.hostile import mock_gateway
 from tests.support.messages import text
 from tests.support.processes import wait_for
-from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
+from worker.outcome import Result
+from worker.send.delivery import UNCHECKED_WAIT_S, Delivery
 from worker.send.gateway import GatewayClient
 from worker.send.reconcile import Reconciliation
 from worker.send.routing import Policy
@@ -160,7 +161,7 @@ def test_auth_001_halts_the_account_and_holds_the_job(runtime, deliver):
     """AUTH_001: the account halted with the code, the job held with its attempt not counted."""
     delivery, _, _ = deliver(error(401, "AUTH_001"))
     job_id, gen = enqueue(runtime)
-    assert delivery.deliver(job_id, gen) is Result.HALTED
+    assert delivery.deliver(job_id, gen) is Result.HELD
     job = runtime.jobs.get(job_id)
     assert job.state is JobState.HELD
     assert runtime.switches.halted(job.account).code == "AUTH_001"
@@ -352,7 +353,7 @@ def test_a_job_held_by_a_halt_is_counted_under_its_account(runtime, deliver):
     delivery, calls, meter = deliver(success("wamid.never"))
     job_id, gen = enqueue(runtime)
     runtime.switches.halt("default", reason="test")
-    assert delivery.deliver(job_id, gen) is Result.HALTED
+    assert delivery.deliver(job_id, gen) is Result.HELD
     assert calls == []
     assert (meter.results, meter.accounts) == (["halted"], {"default"})
 
@@ -385,7 +386,7 @@ def test_a_job_begun_by_the_send_before_it_looks_again_when_its_call_comes_late(
             runtime.switches.halt("default", reason="halted meanwhile")
 
     meter.finished = halt_after_the_first
-    assert delivery.deliver_many(group) == [Result.SENT, Result.HALTED]
+    assert delivery.deliver_many(group) == [Result.SENT, Result.HELD]
     assert len(calls) == 1
     assert runtime.jobs.get(group[1][0]).state is JobState.HELD
 
@@ -443,6 +444,6 @@ def test_a_late_call_looks_again_only_when_a_switch_was_heard_meanwhile(
 
     halting = True
     halted = [enqueue(runtime, n) for n in range(2, 4)]
-    assert delivery.deliver_many(halted) == [Result.SENT, Result.HALTED]
+    assert delivery.deliver_many(halted) == [Result.SENT, Result.HELD]
     assert len(calls) == 3
     assert runtime.jobs.get(halted[1][0]).state is JobState.HELD

@@ -24,7 +24,13 @@ class JobState(StrEnum):
     PARKED = "parked"
 
 
-SETTLED = frozenset({JobState.SENT, JobState.PARKED})
+# Finished: the worker will not send the job again by itself. Sent, or parked until an operator
+# replays it; a held job is not finished: it goes when its account's halt lifts.
+FINISHED = frozenset({JobState.SENT, JobState.PARKED})
+# Settled: a settlement ended the job's attempt, and no execution may settle it again. Finished,
+# or held behind a halt (a retry is not: it schedules a new attempt, under a new generation).
+# What ``lib/settle.lua`` checks before it records a settlement.
+SETTLED = FINISHED | {JobState.HELD}
 
 
 @dataclass(frozen=True)
