@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.http.problems import ERRORS_MAX
 from worker.models import Message
-from worker.producer import Envelope
+from worker.producer import Envelope, PriorityName
 from worker.store.receipts import ReceiptStatus
 from worker.store.records import JobState
 
@@ -142,7 +142,7 @@ class JobView(BaseModel):
     attempts: int
     last_code: str | None
     wamid: str | None
-    priority: Literal["high", "normal", "bulk"]
+    priority: PriorityName
     delivery: ReceiptView | None = None
     history: list[HistoryEvent]
 

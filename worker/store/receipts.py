@@ -36,6 +36,8 @@ EARLY_CAP = 10_000
 
 
 class ReceiptStatus(StrEnum):
+    """What WhatsApp last reported of a sent message."""
+
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"

@@ -16,6 +16,9 @@ from worker.store.receipts import Receipt
 
 
 class JobState(StrEnum):
+    """Where a job stands: waiting to be sent (queued, scheduled), being sent, sent, held behind
+    its account's halt, or parked as a dead letter."""
+
     QUEUED = "queued"
     SCHEDULED = "scheduled"
     SENDING = "sending"
