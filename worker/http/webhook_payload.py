@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from worker.send.routing import DeliveryRouting, undelivered_code
+from worker.send.routing import ReceiptRouting, undelivered_code
 from worker.store.receipts import ReceiptAction, ReceiptStatus, StatusUpdate
 
 STATUSES_MAX = 1000
@@ -51,7 +51,7 @@ def _items(parent: dict[str, Any], name: str, where: str) -> list[dict[str, Any]
     return value
 
 
-def read_statuses(body: Any, routing: DeliveryRouting) -> list[ReadStatus]:
+def read_statuses(body: Any, routing: ReceiptRouting) -> list[ReadStatus]:
     """Every delivery status of a webhook body, in order."""
     if not isinstance(body, dict):
         raise BadWebhook("body", "must be a JSON object")
@@ -73,7 +73,7 @@ def read_statuses(body: Any, routing: DeliveryRouting) -> list[ReadStatus]:
     return found
 
 
-def _status(raw: dict[str, Any], routing: DeliveryRouting, where: str) -> ReadStatus:
+def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadStatus:
     wamid, timestamp, recipient = raw.get("id"), raw.get("timestamp"), raw.get("recipient_id")
     if not isinstance(wamid, str) or not WAMID.match(wamid):
         raise BadWebhook(f"{where}.id", "must be a wamid (1 to 256 printable characters)")

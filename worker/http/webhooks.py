@@ -27,7 +27,7 @@ from worker.http.schemas import UNAUTHORIZED, UNAVAILABLE, Errors, Ok, Problem
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
-from worker.send.routing import DeliveryRouting, undelivered_code
+from worker.send.routing import ReceiptRouting, undelivered_code
 from worker.store.receipts import Applied, ReceiptOutcome, ReceiptStatus, ReceiptStore
 
 log = get_logger(__name__)
@@ -51,7 +51,7 @@ class Webhooks:
         self,
         secret: str,
         store: ReceiptStore,
-        routing: DeliveryRouting,
+        routing: ReceiptRouting,
         metrics: HttpMetrics,
         accounts: Iterable[str],
     ) -> None:
