@@ -13,9 +13,6 @@ MODULE_MAX_LINES = 400
 FUNCTION_MAX_LINES = 60
 # One function lists every command and option of the CLI: long by nature, flat to read.
 LONG_FUNCTIONS_ALLOWED = {("worker/cli/main.py", "build_parser")}
-# Class names still defined twice, in the store and the send path (each module's own word for
-# WhatsApp's receipts and for sending): renamed with the job lifecycle's rework of those parts.
-TWICE_DEFINED_PENDING = {"Delivery", "Result"}
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
@@ -69,16 +66,5 @@ def _classes_by_name() -> dict[str, list[str]]:
 def test_no_class_name_is_defined_twice():
     """A class name means one thing in worker/: two classes of one name are two ideas that a
     reader (and an import) confuses."""
-    twice = {
-        name: places
-        for name, places in _classes_by_name().items()
-        if len(places) > 1 and name not in TWICE_DEFINED_PENDING
-    }
+    twice = {name: places for name, places in _classes_by_name().items() if len(places) > 1}
     assert not twice, f"class names defined more than once: {twice}"
-
-
-def test_the_pending_names_are_still_defined_twice():
-    """Each name let through above is still defined twice: the list never outlives its reason."""
-    classes = _classes_by_name()
-    settled = sorted(name for name in TWICE_DEFINED_PENDING if len(classes.get(name, ())) < 2)
-    assert not settled, f"defined once now, drop from TWICE_DEFINED_PENDING: {settled}"

@@ -1,8 +1,10 @@
-"""What a send attempt came to, as plain data: the input of the routing decision."""
+"""What a send attempt came to, as plain data: the input of the routing decision; and what the
+delivery that made it did (``Result``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 OK = "OK"
 TIMEOUT = "TIMEOUT"
@@ -71,3 +73,25 @@ class Sent:
     def outcome(self) -> Outcome:
         """The routing-relevant view of this success."""
         return Outcome.ok(self.status)
+
+
+class Result(StrEnum):
+    """What one delivery did; also the ``outcome`` label of ``msgworker_jobs_total`` and the
+    value a Celery task returns."""
+
+    SENT = "sent"
+    RESCHEDULED = "rescheduled"
+    RETRIED = "retried"
+    PARKED = "parked"
+    # The job is held behind its account's halt (JobState.HELD), whether this delivery's answer
+    # halted the account or found it halted. The label says "halted": dashboards and alert
+    # rules already read it, so the value stays.
+    HELD = "halted"
+    DUPLICATE = "duplicate"
+    WAITING = "waiting"
+    DROPPED = "dropped"
+
+
+# The results msgworker_jobs_total counts: what became of a job. A delivery that waits (for its
+# slot, a probe, replicas) or drops a dispatch another execution has leaves the job as it was.
+COUNTED_RESULTS = frozenset(Result) - {Result.WAITING, Result.DROPPED}

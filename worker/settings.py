@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: console on a TTY, JSON elsewhere
     env_file: Path | None = Path(DEFAULT_ENV_FILE)  # the .env read (from the environment only)
-    retention_s: PositiveFloat = 604800.0  # how long a settled job is kept
+    retention_s: PositiveFloat = 604800.0  # how long a sent (or purged) job is kept
     dlq_retention_s: PositiveFloat | None = None  # None: dead letters wait until handled
     serve_port: Port = 8080  # msgworker serve: the HTTP front door
     serve_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - as metrics_host

@@ -18,6 +18,8 @@ from worker.http.app import create_app
 from worker.models import MESSAGE_TYPES, PHONE_PATTERN, normalise_phone, parse_message
 from worker.producer import Request, build_job
 from worker.settings import Settings
+from worker.store.receipts import ReceiptStatus
+from worker.store.records import JobState
 
 WEBHOOK_SECRET = "whsec_document_0123456789abcdef"  # noqa: S105 - a test secret
 # The service's own error shapes: one line, or the bad fields (of a batch: with their indexes).
@@ -170,3 +172,23 @@ def test_every_request_body_example_is_enqueued_by_a_real_service(redis_url, tmp
                     assert answer.status_code == 202, (name, answer.text)
     finally:
         service.stop()
+
+
+def property_schema(document, model: str, name: str):
+    """One property's schema in a model of the document, a reference to another resolved."""
+    schema = document["components"]["schemas"][model]["properties"][name]
+    ref = schema.get("$ref") or next(
+        (s["$ref"] for s in schema.get("anyOf", ()) if "$ref" in s), None
+    )
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else schema
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "values"),
+    [("JobView", "state", list(JobState)), ("ReceiptView", "status", list(ReceiptStatus))],
+    ids=["job state", "receipt status"],
+)
+def test_the_documents_states_are_the_enums_the_service_keeps(document, model, name, values):
+    """A job's states (and its receipt's statuses) in the document are exactly the enum's: one
+    list, so a state added in Python is in the document, and none the service never answers."""
+    assert property_schema(document, model, name)["enum"] == [value.value for value in values]

@@ -100,14 +100,14 @@ def test_delivered_then_read_shows_on_the_job_and_drops_the_payload(http, jobs, 
     before = (metric(http, read), metric(http, ok))
     send(jobs, transitions, "j1", "wamid.1")
     assert post(http, webhook(status("wamid.1", "sent", T0))).status_code == 200
-    assert jobs.get("j1").delivery.status == "sent"
+    assert jobs.get("j1").receipt.status == "sent"
     assert post(http, webhook(status("wamid.1", "delivered", T0 + 2))).status_code == 200
     job = jobs.get("j1")
-    assert (job.delivery.status, job.delivery.at, job.delivery.error) == ("delivered", T0 + 2, None)
+    assert (job.receipt.status, job.receipt.at, job.receipt.error) == ("delivered", T0 + 2, None)
     assert job.message == BODY
     assert post(http, webhook(status("wamid.1", "read", T0 + 5))).status_code == 200
     job = jobs.get("j1")
-    assert job.delivery.status == "read"
+    assert job.receipt.status == "read"
     assert job.message == {}  # metadata only once read
     assert [e["event"] for e in job.history][-2:] == ["delivered", "read"]
     assert (metric(http, read), metric(http, ok)) == (before[0] + 1, before[1] + 3)
@@ -127,7 +127,7 @@ def test_shuffled_duplicated_and_late_statuses_end_the_same(http, jobs, redis_cl
         assert post(http, webhook(*events[start : start + 17])).status_code == 200
     for i in range(40):
         job = jobs.get(f"s{i}")
-        assert (job.delivery.status, job.delivery.at) == ("read", T0 + 2)
+        assert (job.receipt.status, job.receipt.at) == ("read", T0 + 2)
         names = [e["event"] for e in job.history]
         assert names.count("read") == 1
         assert names.count("delivered") <= 1  # a read that came first makes delivered stale
@@ -139,7 +139,7 @@ def test_a_status_before_the_send_is_recorded_is_applied_when_it_is(http, jobs, 
     assert response.status_code == 200
     assert 'msgworker_webhook_requests_total{result="unmatched"}' in http.get("/metrics").text
     send(jobs, transitions, "e1", "wamid.early")
-    assert jobs.get("e1").delivery.status == "delivered"
+    assert jobs.get("e1").receipt.status == "delivered"
 
 
 def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
@@ -151,21 +151,21 @@ def test_failed_parks_undelivered_and_a_replay_sends_it_once_more(
     job = jobs.get("f1")
     assert job.state is JobState.PARKED
     assert (job.last_code, job.parked_reason) == ("WA_131026", "undelivered")
-    assert job.delivery.status == "failed"
-    assert job.delivery.error["code"] == 131026
+    assert job.receipt.status == "failed"
+    assert job.receipt.error["code"] == 131026
     assert job.message == {}  # the payload moved into the dead letter
     dlq = DeadLetters(redis_client, KEYS, retention_s=3600)
     record = dlq.get("f1")
     assert (record.code, record.reason, record.message) == ("WA_131026", "undelivered", BODY)
     # A late `sent` after the failure changes nothing.
     assert post(http, webhook(status("wamid.f1", "sent", T0 - 9))).status_code == 200
-    assert jobs.get("f1").delivery.status == "failed"
+    assert jobs.get("f1").receipt.status == "failed"
     report = dlq.replay(["f1"], rate_per_s=1000)
     assert report.replayed == 1
     assert jobs.get("f1").message == BODY
     send(jobs, transitions, "f1", "wamid.f1b", gen=2)  # begin says GO: the ledger let it through
     job = jobs.get("f1")
-    assert (job.state, job.wamid, job.delivery) == (JobState.SENT, "wamid.f1b", None)
+    assert (job.state, job.wamid, job.receipt) == (JobState.SENT, "wamid.f1b", None)
     # ...exactly once more: a second dispatch finds it sent.
     verdict = transitions.begin(
         Execution("f1", 2, "x"), now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE
@@ -200,7 +200,7 @@ def test_unmatched_statuses_are_kept_for_at_most_10000_wamids(
     assert metric(http, dropped) == before + 10_000
     assert post(http, webhook(status("wamid.race", "delivered", T0))).status_code == 200
     send(jobs, transitions, "r1", "wamid.race")
-    assert jobs.get("r1").delivery.status == "delivered"
+    assert jobs.get("r1").receipt.status == "delivered"
     assert not redis_client.exists(KEYS.early_statuses("wamid.race"))
     assert redis_client.zscore(KEYS.early_arrivals, "wamid.race") is None
 
@@ -225,7 +225,7 @@ def test_failed_after_delivered_is_out_of_order_and_parks_nothing(
     assert post(http, webhook(status("wamid.d1", "delivered", T0))).status_code == 200
     assert post(http, webhook(status("wamid.d1", "failed", T0 + 1, code=131026))).status_code == 200
     job = jobs.get("d1")
-    assert (job.state, job.delivery.status, job.message) == (JobState.SENT, "delivered", BODY)
+    assert (job.state, job.receipt.status, job.message) == (JobState.SENT, "delivered", BODY)
     assert [e["event"] for e in job.history][-1] == "delivered"
     assert DeadLetters(redis_client, KEYS, retention_s=3600).counts() == {}
     assert (metric(http, failures), metric(http, out_of_order)) == (before[0], before[1] + 1)
@@ -243,7 +243,7 @@ def failed_then_delivered(http, jobs, transitions, job_id):
     assert jobs.get(job_id).state is JobState.PARKED
     assert post(http, webhook(status(f"wamid.{job_id}", "delivered", T0 + 1))).status_code == 200
     job = jobs.get(job_id)
-    assert (job.state, job.delivery.status) == (JobState.PARKED, "delivered")
+    assert (job.state, job.receipt.status) == (JobState.PARKED, "delivered")
 
 
 def test_the_cli_never_replays_a_job_whatsapp_delivered(

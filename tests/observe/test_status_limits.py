@@ -10,7 +10,7 @@ import pytest
 from tests.cli.test_cli import run
 from tests.support.cluster import API_KEY
 from tests.support.hostile import HostileGateway, success
-from worker.send.delivery import Result
+from worker.outcome import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 

@@ -19,14 +19,15 @@ from tests.support.messages import text
 from tests.support.processes import wait_for
 from tests.support.receipts import apply_statuses
 from worker.http.console.chartdata import bucket_of, fold, read_buckets
-from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
+from worker.outcome import Result
+from worker.send.delivery import UNCHECKED_WAIT_S, Delivery
 from worker.send.gateway import GatewayClient
 from worker.send.reconcile import Reconciliation
 from worker.send.routing import Policy
 from worker.send.settlement import Settlement
 from worker.store.connect import connect_listener
-from worker.store.delivery import Applied, DeliveryAction, DeliveryStatus, StatusUpdate
 from worker.store.ratelimit import RateLimit
+from worker.store.receipts import Applied, ReceiptAction, ReceiptStatus, StatusUpdate
 from worker.store.records import JobState
 from worker.store.watch import SwitchWatch
 
@@ -182,13 +183,13 @@ def test_statuses_that_came_before_the_send_was_recorded_are_counted_once(
     delivery, _, meter = deliver(success("wamid.early"))
     failed = StatusUpdate(
         "wamid.early",
-        DeliveryStatus.FAILED,
+        ReceiptStatus.FAILED,
         2.0,
         error={"code": 131026},
         code="WA_131026",
-        action=DeliveryAction.DROP,
+        action=ReceiptAction.DROP,
     )
-    webhook = (StatusUpdate("wamid.early", DeliveryStatus.SENT, 1.0), failed)
+    webhook = (StatusUpdate("wamid.early", ReceiptStatus.SENT, 1.0), failed)
     unmatched = apply_statuses(redis_url, runtime.keys, *webhook)
     assert [r.applied for r in unmatched.results] == [Applied.UNMATCHED] * 2
 
@@ -214,7 +215,7 @@ def test_auth_001_halts_the_account_and_holds_the_job(runtime, deliver):
     """AUTH_001: the account halted with the code, the job held with its attempt not counted."""
     delivery, _, _ = deliver(error(401, "AUTH_001"))
     job_id, gen = enqueue(runtime)
-    assert delivery.deliver(job_id, gen) is Result.HALTED
+    assert delivery.deliver(job_id, gen) is Result.HELD
     job = runtime.jobs.get(job_id)
     assert job.state is JobState.HELD
     assert runtime.switches.halted(job.account).code == "AUTH_001"
@@ -406,7 +407,7 @@ def test_a_job_held_by_a_halt_is_counted_under_its_account(runtime, deliver):
     delivery, calls, meter = deliver(success("wamid.never"))
     job_id, gen = enqueue(runtime)
     runtime.switches.halt("default", reason="test")
-    assert delivery.deliver(job_id, gen) is Result.HALTED
+    assert delivery.deliver(job_id, gen) is Result.HELD
     assert calls == []
     assert (meter.results, meter.accounts) == (["halted"], {"default"})
 
@@ -439,7 +440,7 @@ def test_a_job_begun_by_the_send_before_it_looks_again_when_its_call_comes_late(
             runtime.switches.halt("default", reason="halted meanwhile")
 
     meter.finished = halt_after_the_first
-    assert delivery.deliver_many(group) == [Result.SENT, Result.HALTED]
+    assert delivery.deliver_many(group) == [Result.SENT, Result.HELD]
     assert len(calls) == 1
     assert runtime.jobs.get(group[1][0]).state is JobState.HELD
 
@@ -497,6 +498,6 @@ def test_a_late_call_looks_again_only_when_a_switch_was_heard_meanwhile(
 
     halting = True
     halted = [enqueue(runtime, n) for n in range(2, 4)]
-    assert delivery.deliver_many(halted) == [Result.SENT, Result.HALTED]
+    assert delivery.deliver_many(halted) == [Result.SENT, Result.HELD]
     assert len(calls) == 3
     assert runtime.jobs.get(halted[1][0]).state is JobState.HELD

@@ -33,7 +33,7 @@ from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.hostile import HostileGateway, Play, error, http, success
 from tests.support.jobs import take
 from tests.support.processes import wait_for
-from worker.send.delivery import Result
+from worker.outcome import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.keys import decode_part, lane_of

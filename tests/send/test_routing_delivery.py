@@ -7,8 +7,8 @@ import pytest
 from worker.errors import ConfigError
 from worker.send.routing import (
     KNOWN_WHATSAPP_CODES,
-    DeliveryRouting,
-    DeliveryRule,
+    ReceiptRouting,
+    ReceiptRule,
     counted_undelivered_codes,
     load_routing_table,
     undelivered_code,
@@ -60,11 +60,11 @@ def test_failed_deliveries_are_counted_by_the_known_codes_and_those_the_routing_
     """Metric labels for failed deliveries: every documented WhatsApp code and every code the
     routing table names, each as its undelivered code; nothing else (a payload cannot add
     series)."""
-    routing = DeliveryRouting(codes={"131056": DeliveryRule(action="drop")})
+    routing = ReceiptRouting(codes={"131056": ReceiptRule(action="drop")})
     counted = counted_undelivered_codes(routing)
     assert counted == {undelivered_code(code) for code in (*KNOWN_WHATSAPP_CODES, 131056)}
     assert {"WA_131026", "WA_131056", "WA_132015"} <= counted
     assert "WA_999" not in counted
-    assert counted_undelivered_codes(DeliveryRouting()) == {
+    assert counted_undelivered_codes(ReceiptRouting()) == {
         undelivered_code(code) for code in KNOWN_WHATSAPP_CODES
     }

@@ -13,12 +13,12 @@ from tests.support.jobs import add_job, send
 from tests.support.messages import text
 from tests.support.receipts import apply_statuses
 from worker.store.deadletters import DeadLetters
-from worker.store.delivery import (
+from worker.store.receipts import (
     EARLY_CAP,
     EARLY_KEEP_S,
     Applied,
-    DeliveryAction,
-    DeliveryStatus,
+    ReceiptAction,
+    ReceiptStatus,
     StatusUpdate,
 )
 from worker.store.records import JobState
@@ -38,7 +38,7 @@ def sent(runtime, job_id, wamid):
 
 
 def status(wamid, kind, at, **failed):
-    return StatusUpdate(wamid, DeliveryStatus(kind), at, **failed)
+    return StatusUpdate(wamid, ReceiptStatus(kind), at, **failed)
 
 
 def failed(wamid, at, action):
@@ -65,8 +65,8 @@ def test_a_status_is_stored_on_the_job_sent_as_its_wamid(runtime, receipts):
     assert (result.applied, result.account) == (Applied.APPLIED, "default")
     assert result.delivered_after_s == pytest.approx(3)
     job = runtime.jobs.get("j1")
-    assert (job.delivery.status, job.delivery.at, job.delivery.error) == (
-        DeliveryStatus.DELIVERED,
+    assert (job.receipt.status, job.receipt.at, job.receipt.error) == (
+        ReceiptStatus.DELIVERED,
         sent_at + 3,
         None,
     )
@@ -87,7 +87,7 @@ def test_statuses_only_move_forward_and_repeats_change_nothing(runtime, receipts
     )
     assert results(applying) == [Applied.APPLIED, Applied.STALE, Applied.STALE, Applied.STALE]
     job = runtime.jobs.get("j1")
-    assert (job.delivery.status, job.delivery.at) == (DeliveryStatus.READ, sent_at + 5)
+    assert (job.receipt.status, job.receipt.at) == (ReceiptStatus.READ, sent_at + 5)
     assert [event["event"] for event in job.history].count("read") == 1
     assert job.message == {}
 
@@ -96,10 +96,10 @@ def test_failed_after_delivered_is_out_of_order_and_changes_nothing(runtime, rec
     """A failed after delivered (forged or shuffled) is ignored: no park, no dead letter."""
     sent_at = sent(runtime, "j1", "wamid.1")
     receipts(status("wamid.1", "delivered", sent_at + 1))
-    applying = receipts(failed("wamid.1", sent_at + 2, DeliveryAction.PARK))
+    applying = receipts(failed("wamid.1", sent_at + 2, ReceiptAction.PARK))
     assert results(applying) == [Applied.OUT_OF_ORDER]
     job = runtime.jobs.get("j1")
-    assert (job.state, job.delivery.status) == (JobState.SENT, DeliveryStatus.DELIVERED)
+    assert (job.state, job.receipt.status) == (JobState.SENT, ReceiptStatus.DELIVERED)
     assert DeadLetters(runtime.redis, runtime.keys, retention_s=60).get("j1") is None
 
 
@@ -107,7 +107,7 @@ def test_failed_to_park_moves_the_payload_into_an_undelivered_dead_letter(runtim
     """failed, routed to park: the job parked as undelivered with WA_<code>, the payload moved
     into its dead letter (with the wamid it was sent as), the error on the job's delivery."""
     sent_at = sent(runtime, "j1", "wamid.1")
-    assert results(receipts(failed("wamid.1", sent_at + 1, DeliveryAction.PARK))) == [
+    assert results(receipts(failed("wamid.1", sent_at + 1, ReceiptAction.PARK))) == [
         Applied.APPLIED
     ]
     job = runtime.jobs.get("j1")
@@ -116,7 +116,7 @@ def test_failed_to_park_moves_the_payload_into_an_undelivered_dead_letter(runtim
         "WA_131026",
         "undelivered",
     )
-    assert (job.delivery.status, job.delivery.error) == (DeliveryStatus.FAILED, ERROR)
+    assert (job.receipt.status, job.receipt.error) == (ReceiptStatus.FAILED, ERROR)
     assert job.message == {}
     record = DeadLetters(runtime.redis, runtime.keys, retention_s=60).get("j1")
     assert (record.reason, record.code, record.wamid) == ("undelivered", "WA_131026", "wamid.1")
@@ -126,11 +126,11 @@ def test_failed_to_park_moves_the_payload_into_an_undelivered_dead_letter(runtim
 def test_failed_to_drop_records_the_failure_and_drops_the_payload(runtime, receipts):
     """failed, routed to drop: recorded as failed, the payload gone, no dead letter."""
     sent_at = sent(runtime, "j1", "wamid.1")
-    receipts(failed("wamid.1", sent_at + 1, DeliveryAction.DROP))
+    receipts(failed("wamid.1", sent_at + 1, ReceiptAction.DROP))
     job = runtime.jobs.get("j1")
-    assert (job.state, job.delivery.status, job.message) == (
+    assert (job.state, job.receipt.status, job.message) == (
         JobState.SENT,
-        DeliveryStatus.FAILED,
+        ReceiptStatus.FAILED,
         {},
     )
     assert DeadLetters(runtime.redis, runtime.keys, retention_s=60).counts() == {}
@@ -140,7 +140,7 @@ def test_a_job_whatsapp_delivered_after_a_failure_is_never_replayed(runtime, rec
     """failed (parked), then delivered after all: the parked job learns it, and a replay
     settles it as sent instead of sending it again."""
     sent_at = sent(runtime, "j1", "wamid.1")
-    receipts(failed("wamid.1", sent_at + 1, DeliveryAction.PARK))
+    receipts(failed("wamid.1", sent_at + 1, ReceiptAction.PARK))
     assert results(receipts(status("wamid.1", "delivered", sent_at + 2))) == [Applied.APPLIED]
     report = DeadLetters(runtime.redis, runtime.keys, retention_s=60).replay(["j1"], rate_per_s=10)
     assert (report.delivered, report.replayed) == (1, 0)
@@ -168,7 +168,7 @@ def test_a_status_before_its_send_is_kept_and_applied_when_the_send_is_recorded(
     )
     sent(runtime, "e1", "wamid.early")
     job = runtime.jobs.get("e1")
-    assert job.delivery.status is DeliveryStatus.DELIVERED
+    assert job.receipt.status is ReceiptStatus.DELIVERED
     assert job.history[-1]["event"] == "delivered"
 
 
@@ -198,8 +198,8 @@ def test_unmatched_statuses_are_kept_for_at_most_early_cap_wamids(runtime, recei
     assert dropped == 1
     sent(runtime, "first", wamids[0])
     sent(runtime, "last", wamids[-1])
-    assert runtime.jobs.get("first").delivery is None
-    assert runtime.jobs.get("last").delivery.status is DeliveryStatus.DELIVERED
+    assert runtime.jobs.get("first").receipt is None
+    assert runtime.jobs.get("last").receipt.status is ReceiptStatus.DELIVERED
 
 
 def test_an_empty_webhook_touches_nothing(runtime, receipts):

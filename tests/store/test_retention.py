@@ -1,4 +1,4 @@
-"""Lifetimes: nothing pending expires; settled jobs age out after the retention."""
+"""Lifetimes: nothing pending or parked expires; sent jobs age out after the retention."""
 
 from __future__ import annotations
 

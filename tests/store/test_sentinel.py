@@ -14,8 +14,8 @@ from tests.support.cluster import API_KEY
 from tests.support.processes import wait_for
 from tests.support.sentinel import SentinelGroup
 from worker.errors import ReplicasMissing, Unavailable
+from worker.outcome import Result
 from worker.producer_async import AsyncJobStore, AsyncProducer
-from worker.send.delivery import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.connect import connect_async_fail_fast, connect_redis

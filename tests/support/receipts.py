@@ -7,8 +7,8 @@ import time
 
 import redis.asyncio
 
-from worker.store.delivery import Applying, DeliveryStore, StatusUpdate
 from worker.store.keys import Keys
+from worker.store.receipts import Applying, ReceiptStore, StatusUpdate
 
 
 def apply_statuses(
@@ -19,7 +19,7 @@ def apply_statuses(
     async def run() -> Applying:
         client = redis.asyncio.Redis.from_url(redis_url)
         try:
-            store = DeliveryStore(client, keys)
+            store = ReceiptStore(client, keys)
             return await store.apply(list(updates), now=now or time.time())
         finally:
             await client.aclose()

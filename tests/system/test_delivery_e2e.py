@@ -62,7 +62,7 @@ def loop(redis_url, tmp_path):
 
 def deliveries(runtime, ids):
     jobs = [runtime.jobs.get(job_id) for job_id in ids]
-    return [job.delivery.status if job and job.delivery else None for job in jobs]
+    return [job.receipt.status if job and job.receipt else None for job in jobs]
 
 
 def test_every_sent_job_is_delivered_then_read(loop):

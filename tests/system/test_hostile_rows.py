@@ -25,7 +25,7 @@ from tests.cli.test_cli import run
 from tests.support.cluster import API_KEY, start_worker, worker_env
 from tests.support.hostile import HostileGateway, error, gzip_bomb, http, success
 from tests.support.processes import wait_for
-from worker.send.delivery import Result
+from worker.outcome import Result
 from worker.service.runtime import Runtime, claim_lease_s
 from worker.settings import Settings
 from worker.store.records import JobState

@@ -156,7 +156,7 @@ def job(args: argparse.Namespace, runtime: Runtime) -> int:
     # Only a well-formed id is looked up: another string could name another kind of key.
     found = runtime.jobs.get(args.id) if is_job_id(args.id) else None
     if found is None:
-        print(f"msgworker: no job {args.id} (settled jobs are forgotten in time)", file=sys.stderr)
+        print(f"msgworker: no job {args.id} (sent jobs are forgotten in time)", file=sys.stderr)
         return EXIT_FAILURE
     view = job_view(found)
     if args.json:

@@ -37,7 +37,7 @@ from worker.dev.stage import (
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings, get_settings
-from worker.store.records import SETTLED, Job, JobState
+from worker.store.records import FINISHED, Job, JobState
 
 DEMO_KEY = "sk_demo_7c1e0a9b3f"
 # Two more accounts, each with its own key and limits: brand_a's key is in a file (revoked at
@@ -83,7 +83,9 @@ class Demo:
     def states(self, ids: list[str]) -> Counter[str]:
         return Counter(str(job.state) for i in ids if (job := self.runtime.jobs.get(i)))
 
-    def settle(self, ids: list[str], *, what: str, states: frozenset[JobState] = SETTLED) -> None:
+    def wait_states(
+        self, ids: list[str], *, what: str, states: frozenset[JobState] = FINISHED
+    ) -> None:
         wait_until(
             lambda: all((j := self.runtime.jobs.get(i)) and j.state in states for i in ids),
             what=what,
@@ -106,7 +108,7 @@ class Demo:
     def plain_sends(self) -> None:
         say("1. 20 messages, plain sends")
         ids = self.enqueue("welcome", 20)
-        self.settle(ids, what="plain sends")
+        self.wait_states(ids, what="plain sends")
         say(f"   {dict(self.states(ids))}")
 
     def delivery(self) -> None:
@@ -117,7 +119,7 @@ class Demo:
         self.ids.append(lost)
         wait_until(
             lambda: (
-                all((j := self.job(i)).delivery and j.delivery.status == "read" for i in ids)
+                all((j := self.job(i)).receipt and j.receipt.status == "read" for i in ids)
                 and self.job(lost).state is JobState.PARKED
             ),
             what="delivery statuses",
@@ -152,7 +154,7 @@ class Demo:
         )
         started = time.monotonic()
         ids = self.enqueue("promo", 10)
-        self.settle(ids, what="the rate-limited batch")
+        self.wait_states(ids, what="the rate-limited batch")
         say(f"   all 10 sent after {time.monotonic() - started:.1f} s; no attempt used by the 429")
 
     def retried(self) -> None:
@@ -164,7 +166,7 @@ class Demo:
         }
         self.admin("/sandbox/script", {"answers": [html, html]})
         (job_id,) = self.enqueue("receipt", 1)
-        self.settle([job_id], what="the retried message")
+        self.wait_states([job_id], what="the retried message")
         job = self.job(job_id)
         delays = [e["delay_s"] for e in job.history if e.get("action") == "backoff"]
         say(f"   {job.state} after {job.attempts} attempts; backoff delays {delays}")
@@ -173,7 +175,7 @@ class Demo:
         say("4. GW_001 (invalid recipient): parked at once, no retry")
         self.admin("/sandbox/script", {"answers": [{"status": 400, "code": "GW_001"}]})
         (job_id,) = self.enqueue("typo", 1)
-        self.settle([job_id], what="the invalid recipient")
+        self.wait_states([job_id], what="the invalid recipient")
         say(f"   {self.job(job_id).state} with {self.job(job_id).last_code}")
 
     def balance_runs_out(self) -> None:
@@ -181,7 +183,7 @@ class Demo:
         self.admin("/sandbox/config", {"balance": 0.0})
         before = self.sandbox.get("/sandbox/stats").json()["requests"]
         ids = self.enqueue("invoice", 30)
-        self.settle(ids, what="the billing episode")
+        self.wait_states(ids, what="the billing episode")
         calls = self.sandbox.get("/sandbox/stats").json()["requests"] - before
         breaker = self.runtime.switches.breaker("default")
         say(
@@ -192,7 +194,7 @@ class Demo:
         self.admin("/sandbox/topup", {"amount": 100.0})
         dead = [r.id for r in self.runtime.dead_letters.select(_billing())]
         report = self.runtime.dead_letters.replay(dead, rate_per_s=40)
-        self.settle(ids, what="the replay", states=frozenset({JobState.SENT}))
+        self.wait_states(ids, what="the replay", states=frozenset({JobState.SENT}))
         say(f"   replayed {report.replayed}: {dict(self.states(ids))}; breaker closed")
 
     def key_revoked(self) -> None:
@@ -203,7 +205,7 @@ class Demo:
         )
         ids = self.enqueue("reminder", 10)
         wait_until(lambda: self.runtime.switches.halted("default") is not None, what="the halt")
-        self.settle(
+        self.wait_states(
             ids,
             what="the held jobs",
             states=frozenset({JobState.HELD, JobState.QUEUED, JobState.SENT}),
@@ -213,7 +215,7 @@ class Demo:
         say(f"   halted ({halt.code if halt else '?'}): {dict(self.states(ids))}")
         say("   credentials fixed, then: msgworker resume")
         released = self.runtime.switches.resume("default")
-        self.settle(ids, what="the resumed jobs")
+        self.wait_states(ids, what="the resumed jobs")
         say(f"   {released} released: {dict(self.states(ids))}")
 
     def two_accounts(self) -> None:
@@ -225,7 +227,7 @@ class Demo:
         held = self.enqueue("brand_a order", 10, account="brand_a")
         sending = self.enqueue("brand_b offer", 40, account="brand_b")
         wait_until(lambda: switches.halted("brand_a") is not None, what="brand_a's halt")
-        self.settle(sending, what="brand_b's sends", states=frozenset({JobState.SENT}))
+        self.wait_states(sending, what="brand_b's sends", states=frozenset({JobState.SENT}))
         halt = switches.halted("brand_a")
         who = "the operator" if halt is None or halt.by_operator else "the Gateway"
         say(
@@ -241,7 +243,7 @@ class Demo:
         )
         wait_until(lambda: switches.halted("brand_a") is None, what="brand_a healing itself")
         healed_s = time.monotonic() - rotated
-        self.settle(held, what="brand_a's held jobs", states=frozenset({JobState.SENT}))
+        self.wait_states(held, what="brand_a's held jobs", states=frozenset({JobState.SENT}))
         say(f"   brand_a resumed by itself {healed_s:.1f} s later: {dict(self.states(held))}")
         stats = self.sandbox.get("/sandbox/stats").json()["by_key"]
         for account, label in self.brands.key_labels.items():

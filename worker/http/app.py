@@ -25,8 +25,8 @@ from worker.producer_async import async_producer_for
 from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_list, split_tokens
 from worker.store.connect import connect_async_fail_fast
-from worker.store.delivery import DeliveryStore
 from worker.store.keys import Keys
+from worker.store.receipts import ReceiptStore
 
 log = get_logger(__name__)
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         app.add_middleware(console.ConsoleHeaders)
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
-        store = DeliveryStore(client, Keys(settings.redis_prefix))
+        store = ReceiptStore(client, Keys(settings.redis_prefix))
         hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, producer.accounts)
         app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.http.problems import ERRORS_MAX
 from worker.models import Message
-from worker.producer import Envelope
+from worker.producer import Envelope, PriorityName
+from worker.store.receipts import ReceiptStatus
+from worker.store.records import JobState
 
 BATCH_MAX = 1000
 
@@ -126,7 +128,7 @@ class HistoryEvent(BaseModel):
 class ReceiptView(BaseModel):
     """WhatsApp's receipt for a sent job: the latest delivery status, when, the error."""
 
-    status: Literal["sent", "delivered", "read", "failed"]
+    status: ReceiptStatus
     at: str
     error: Any = None
 
@@ -135,12 +137,12 @@ class JobView(BaseModel):
     """A job, as ``msgworker job --json`` prints it."""
 
     id: str
-    state: Literal["queued", "scheduled", "sending", "sent", "held", "parked"]
+    state: JobState
     account: str
     attempts: int
     last_code: str | None
     wamid: str | None
-    priority: Literal["high", "normal", "bulk"]
+    priority: PriorityName
     delivery: ReceiptView | None = None
     history: list[HistoryEvent]
 

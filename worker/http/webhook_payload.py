@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from worker.send.routing import DeliveryRouting, undelivered_code
-from worker.store.delivery import DeliveryAction, DeliveryStatus, StatusUpdate
+from worker.send.routing import ReceiptRouting, undelivered_code
+from worker.store.receipts import ReceiptAction, ReceiptStatus, StatusUpdate
 
 STATUSES_MAX = 1000
 TEXT_MAX = 512
@@ -50,7 +50,7 @@ def _items(parent: dict[str, Any], name: str, where: str) -> list[dict[str, Any]
     return value
 
 
-def read_statuses(body: Any, routing: DeliveryRouting) -> list[ReadStatus]:
+def read_statuses(body: Any, routing: ReceiptRouting) -> list[ReadStatus]:
     """Every delivery status of a webhook body, in order."""
     if not isinstance(body, dict):
         raise BadWebhook("body", "must be a JSON object")
@@ -64,7 +64,7 @@ def read_statuses(body: Any, routing: DeliveryRouting) -> list[ReadStatus]:
             if not isinstance(value, dict):
                 raise BadWebhook(where, "must be an object")
             for s, raw in enumerate(_items(value, "statuses", f"{where}.")):
-                if raw.get("status") not in DeliveryStatus.__members__.values():
+                if raw.get("status") not in ReceiptStatus.__members__.values():
                     continue  # a kind of status we do not know: acknowledged, ignored
                 found.append(_status(raw, routing, f"{where}.statuses[{s}]"))
                 if len(found) > STATUSES_MAX:
@@ -72,7 +72,7 @@ def read_statuses(body: Any, routing: DeliveryRouting) -> list[ReadStatus]:
     return found
 
 
-def _status(raw: dict[str, Any], routing: DeliveryRouting, where: str) -> ReadStatus:
+def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadStatus:
     wamid, timestamp, recipient = raw.get("id"), raw.get("timestamp"), raw.get("recipient_id")
     if not isinstance(wamid, str) or not WAMID.match(wamid):
         raise BadWebhook(f"{where}.id", "must be a wamid (1 to 256 printable characters)")
@@ -80,12 +80,12 @@ def _status(raw: dict[str, Any], routing: DeliveryRouting, where: str) -> ReadSt
         raise BadWebhook(f"{where}.timestamp", "must be Unix seconds, as a string")
     if recipient is not None and (not isinstance(recipient, str) or not RECIPIENT.match(recipient)):
         raise BadWebhook(f"{where}.recipient_id", "must be a phone number")
-    status = DeliveryStatus(raw["status"])
-    if status is not DeliveryStatus.FAILED:
+    status = ReceiptStatus(raw["status"])
+    if status is not ReceiptStatus.FAILED:
         return ReadStatus(StatusUpdate(wamid, status, float(timestamp)), recipient)
     error = _first_error(raw, where)
     code = error.get("code") if error else None
-    action = DeliveryAction(routing.rule_for(code).action)
+    action = ReceiptAction(routing.rule_for(code).action)
     description = " ".join(str(error[k]) for k in ("title", "message") if error and error.get(k))
     update = StatusUpdate(
         wamid,

@@ -27,8 +27,8 @@ from worker.http.schemas import UNAUTHORIZED, UNAVAILABLE, Errors, Ok, Problem
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
-from worker.send.routing import DeliveryRouting, counted_undelivered_codes
-from worker.store.delivery import Applied, DeliveryStatus, DeliveryStore, Result
+from worker.send.routing import ReceiptRouting, counted_undelivered_codes
+from worker.store.receipts import Applied, ReceiptOutcome, ReceiptStatus, ReceiptStore
 
 log = get_logger(__name__)
 WEBHOOK_MAX_BYTES = MIB
@@ -41,8 +41,8 @@ class Webhooks:
     def __init__(
         self,
         secret: str,
-        store: DeliveryStore,
-        routing: DeliveryRouting,
+        store: ReceiptStore,
+        routing: ReceiptRouting,
         metrics: HttpMetrics,
         accounts: Iterable[str],
     ) -> None:
@@ -84,7 +84,7 @@ class Webhooks:
         self.metrics.webhooks.labels(result).inc()
         return response
 
-    def _count(self, statuses: list[ReadStatus], results: list[Result]) -> str:
+    def _count(self, statuses: list[ReadStatus], results: list[ReceiptOutcome]) -> str:
         """Metrics and logs of what each status came to; returns the request's result: the
         first of out_of_order, unmatched and ok that one of its statuses came to."""
         seen = {result.applied for result in results}
@@ -99,7 +99,7 @@ class Webhooks:
             self.metrics.delivery_statuses.labels(account, update.status.value).inc()
             if result.delivered_after_s is not None:
                 self.metrics.delivery_seconds.observe(result.delivered_after_s)
-            if update.status is DeliveryStatus.FAILED:
+            if update.status is ReceiptStatus.FAILED:
                 label = update.code if update.code in self.codes else OTHER
                 self.metrics.delivery_failures.labels(account, label).inc()
                 log.warning(

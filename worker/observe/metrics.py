@@ -30,7 +30,7 @@ from worker.account_names import DEFAULT_ACCOUNT
 from worker.observe.build_info import BuildInfoCollector
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import AccountState, Snapshot
-from worker.outcome import Outcome
+from worker.outcome import COUNTED_RESULTS, Outcome, Result
 
 API_RESPONSES = Counter(
     "msgworker_api_responses_total",
@@ -138,7 +138,6 @@ class Labels:
         return code if code in self._undelivered else OTHER
 
 
-COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
 ALERT_KINDS = ("halt", "billing", "retries_exhausted")
 
 
@@ -164,7 +163,7 @@ class PrometheusMeter:
         ).inc()
         SEND_DURATION.observe(seconds)
 
-    def finished(self, account: str, result: str) -> None:
+    def finished(self, account: str, result: Result) -> None:
         if result in COUNTED_RESULTS:
             JOBS.labels(account=self._labels.account(account), outcome=result).inc()
 

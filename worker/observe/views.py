@@ -8,8 +8,8 @@ from typing import Any
 
 from worker.observe.status import AccountState, Snapshot
 from worker.store.deadletters import DeadLetter
-from worker.store.delivery import Delivery
 from worker.store.ratelimit import RateLimit
+from worker.store.receipts import Receipt
 from worker.store.records import Job
 
 
@@ -30,7 +30,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "last_code": job.last_code,
         "wamid": job.wamid,
         "priority": job.priority,
-        "delivery": delivery_view(job.delivery),
+        "delivery": receipt_view(job.receipt),
         "history": [
             {
                 "at": iso(event.get("at")),
@@ -44,11 +44,11 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def delivery_view(delivery: Delivery | None) -> dict[str, Any] | None:
+def receipt_view(receipt: Receipt | None) -> dict[str, Any] | None:
     """What WhatsApp did with a sent job: ``{"status", "at", "error"}`` (error when failed)."""
-    if delivery is None:
+    if receipt is None:
         return None
-    return {"status": delivery.status.value, "at": iso(delivery.at), "error": delivery.error}
+    return {"status": receipt.status.value, "at": iso(receipt.at), "error": receipt.error}
 
 
 def status_view(

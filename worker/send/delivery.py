@@ -16,12 +16,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from worker.errors import GatewayError, ReplicasMissing
 from worker.logs import get_logger
-from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders
+from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders, Result
 from worker.send.gateway import GatewayClient
 from worker.send.pace import CallPace
 from worker.send.reconcile import Reconciliation
@@ -45,25 +44,12 @@ UNCHECKED_WAIT_S = 0.02
 ACCOUNT_UNKNOWN = "ACCOUNT_UNKNOWN"
 
 
-class Result(StrEnum):
-    """What one delivery did; also the ``outcome`` label of ``msgworker_jobs_total``."""
-
-    SENT = "sent"
-    RESCHEDULED = "rescheduled"
-    RETRIED = "retried"
-    PARKED = "parked"
-    HALTED = "halted"
-    DUPLICATE = "duplicate"
-    WAITING = "waiting"
-    DROPPED = "dropped"
-
-
 # What a delivery did, by the action the settlement recorded.
 RESULTS = {
     Action.SENT: Result.SENT,
     Action.RESCHEDULE: Result.RESCHEDULED,
     Action.BACKOFF: Result.RETRIED,
-    Action.HALT: Result.HALTED,
+    Action.HALT: Result.HELD,  # the account is halted and the job held behind it
     Action.PARK: Result.PARKED,
 }
 
@@ -73,7 +59,7 @@ NOT_OURS = {
     Verdict.STALE: Result.DROPPED,
     Verdict.BUSY: Result.DROPPED,
     Verdict.DUPLICATE: Result.DUPLICATE,
-    Verdict.HELD: Result.HALTED,
+    Verdict.HELD: Result.HELD,
     Verdict.DEFERRED: Result.WAITING,
 }
 
@@ -127,7 +113,7 @@ class Meter(Protocol):
     """Where deliveries report what they saw (``worker.observe.metrics.Meter`` in a worker)."""
 
     def answered(self, account: str, outcome: Outcome, seconds: float) -> None: ...
-    def finished(self, account: str, result: str) -> None: ...
+    def finished(self, account: str, result: Result) -> None: ...
     def waited(self, account: str, seconds: float) -> None: ...
     def ignored(self, value: str) -> None: ...
 

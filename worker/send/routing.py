@@ -60,8 +60,9 @@ class Rule(BaseModel):
         return ParkReason(self.reason or ParkReason.PERMANENT)
 
 
-class DeliveryRule(BaseModel):
-    """What a failed delivery with one WhatsApp error code leads to."""
+class ReceiptRule(BaseModel):
+    """What a receipt that says failed, with one WhatsApp error code, leads to (``ReceiptAction``
+    in ``store/receipts.py`` names the same two)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,15 +72,15 @@ class DeliveryRule(BaseModel):
 WhatsAppCode = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]
 
 
-class DeliveryRouting(BaseModel):
-    """The ``[delivery]`` part: failed deliveries by WhatsApp error code, else the default."""
+class ReceiptRouting(BaseModel):
+    """The ``[delivery]`` part: failed receipts by WhatsApp error code, else the default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    codes: dict[WhatsAppCode, DeliveryRule] = Field(default_factory=dict)
-    default: DeliveryRule = DeliveryRule()
+    codes: dict[WhatsAppCode, ReceiptRule] = Field(default_factory=dict)
+    default: ReceiptRule = ReceiptRule()
 
-    def rule_for(self, code: int | None) -> DeliveryRule:
+    def rule_for(self, code: int | None) -> ReceiptRule:
         return self.codes.get(str(code), self.default) if code is not None else self.default
 
 
@@ -99,7 +100,7 @@ KNOWN_WHATSAPP_CODES = frozenset(
 )  # fmt: skip
 
 
-def counted_undelivered_codes(routing: DeliveryRouting) -> frozenset[str]:
+def counted_undelivered_codes(routing: ReceiptRouting) -> frozenset[str]:
     """The undelivered codes (``undelivered_code``) failed deliveries are counted by in metrics,
     by serve and the workers alike: the known ones and those the routing names."""
     codes = KNOWN_WHATSAPP_CODES | {int(code) for code in routing.codes}
@@ -121,7 +122,7 @@ class RoutingTable(BaseModel):
         default_factory=dict
     )
     default: Rule
-    delivery: DeliveryRouting = DeliveryRouting()
+    delivery: ReceiptRouting = ReceiptRouting()
 
     def rule_for(self, outcome: Outcome) -> Rule:
         """Resolution order: code → group → status → status class → transport → default."""

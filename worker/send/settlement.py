@@ -1,8 +1,9 @@
 """What follows a decision: the record written, and the one alert an incident deserves.
 
 Every outcome of a claimed job is recorded here, from the answer and the decision: sent,
-rescheduled (a RATE_001 and the account's cooldown), retried (a backoff), halted and parked,
-and the short wait for the billing breaker's probe. Each is one script on the job store.
+rescheduled (a RATE_001 and the account's cooldown), retried (a backoff), held (behind the
+account's halt) and parked, and the short wait for the billing breaker's probe. Each is one
+script on the job store.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Settlement:
         if action in {Action.RESCHEDULE, Action.BACKOFF}:
             self.retried(execution, job, answer, decision, now=now)
         elif action is Action.HALT:
-            self.halted(execution, job, answer, now=now)
+            self.held(execution, job, answer, now=now)
         else:
             reason = decision.reason or ParkReason.PERMANENT
             self.parked(execution, job, answer, reason=reason, calls=calls, now=now)
@@ -139,7 +140,9 @@ class Settlement:
         """Another worker holds the billing breaker's probe: look again after ``delay_s``."""
         self._transitions.retry(execution, now=now, delay_s=delay_s, action="breaker_wait")
 
-    def halted(self, execution: Execution, job: Job, answer: Answer, *, now: float) -> None:
+    def held(self, execution: Execution, job: Job, answer: Answer, *, now: float) -> None:
+        """The halt action: the account is halted (its incident opened when newly so) and the
+        job held behind the halt."""
         outcome, error = answer.outcome, answer.error
         description = error.description if error else ""
         _, halt_set = self._transitions.hold(

@@ -158,7 +158,7 @@ class DeadLetters:
 
     A dead letter waits for as long as it takes, unless ``max_age_s`` is set: then the older
     ones are removed by ``remove_old`` (which the workers call now and then). A purged one's job
-    is settled and kept ``retention_s``.
+    is kept ``retention_s`` from then, as a sent one is.
     """
 
     def __init__(
@@ -215,7 +215,7 @@ class DeadLetters:
         offset_s: float = 0.0,
     ) -> ReplayReport:
         """Schedule these records' jobs again, ``rate_per_s`` apart, and drop them from the DLQ;
-        a job already sent or delivered is settled as sent instead, an expired one stays."""
+        a job already sent or delivered is recorded as sent instead, an expired one stays."""
         now = time.time() if now is None else now
         event = history_event(now, "replayed", action="replay")
         report = ReplayReport()

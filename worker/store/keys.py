@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 # An account's schedule lanes, in the order due jobs leave them (a job's ``priority``).
 LANES = ("high", "normal", "bulk")
-# How long a settled job (sent, or a purged dead letter) is kept, unless configured otherwise.
+# How long a sent job (or a purged dead letter's) is kept, unless configured otherwise.
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 
 _UNSAFE = re.compile(r"[%:{}]")

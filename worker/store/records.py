@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from worker.store.delivery import Delivery
+from worker.store.receipts import Receipt
 
 
 class JobState(StrEnum):
+    """Where a job stands: waiting to be sent (queued, scheduled), being sent, sent, held behind
+    its account's halt, or parked as a dead letter."""
+
     QUEUED = "queued"
     SCHEDULED = "scheduled"
     SENDING = "sending"
@@ -24,7 +27,13 @@ class JobState(StrEnum):
     PARKED = "parked"
 
 
-SETTLED = frozenset({JobState.SENT, JobState.PARKED})
+# Finished: the worker will not send the job again by itself. Sent, or parked until an operator
+# replays it; a held job is not finished: it goes when its account's halt lifts.
+FINISHED = frozenset({JobState.SENT, JobState.PARKED})
+# Settled: a settlement ended the job's attempt, and no execution may settle it again. Finished,
+# or held behind a halt (a retry is not: it schedules a new attempt, under a new generation).
+# What ``lib/settle.lua`` checks before it records a settlement.
+SETTLED = FINISHED | {JobState.HELD}
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class Job:
     parked_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     priority: str = "normal"
-    delivery: Delivery | None = None  # what WhatsApp did with it once sent (webhooks)
+    receipt: Receipt | None = None  # what WhatsApp did with it once sent (webhooks)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str], history: list[str]) -> Job:
@@ -87,5 +96,5 @@ class Job:
             parked_reason=raw.get("parked_reason") or None,
             history=[json.loads(line) for line in history],
             priority=raw.get("priority") or "normal",
-            delivery=Delivery.from_hash(raw),
+            receipt=Receipt.from_hash(raw),
         )

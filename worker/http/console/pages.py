@@ -148,7 +148,7 @@ def _add_job_and_account_pages(router: APIRouter, console: Console) -> None:
         session = console.require(request)
         found = console.runtime.jobs.get(id) if is_job_id(id) else None
         if id and found is None:
-            raise Refused(404, "No such job (settled jobs are forgotten in time).")
+            raise Refused(404, "No such job (sent jobs are forgotten in time).")
         if found is None:
             return page("job.html", csrf=session.csrf, job=None, asked=id, nav="jobs")
         view = job_view(found)

@@ -1,6 +1,7 @@
-"""Delivery statuses: what WhatsApp did with a sent message, as the Gateway's webhooks report it.
+"""Receipts: what WhatsApp did with a sent message (its delivery statuses), as the Gateway's
+webhooks report it.
 
-A job sent as a wamid is indexed by it (``finish.lua``); ``DeliveryStore.apply`` records a
+A job sent as a wamid is indexed by it (``finish.lua``); ``ReceiptStore.apply`` records a
 webhook's statuses on their jobs in one round trip (``statuses.lua``, with ``delivery.lua``). A
 status for a wamid no job knows yet is kept ``EARLY_KEEP_S`` and applied when the send is
 recorded; the statuses of at most ``EARLY_CAP`` such wamids are kept, the least recently heard of
@@ -34,14 +35,16 @@ EARLY_MAX = 8
 EARLY_CAP = 10_000
 
 
-class DeliveryStatus(StrEnum):
+class ReceiptStatus(StrEnum):
+    """What WhatsApp last reported of a sent message."""
+
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
 
 
-class DeliveryAction(StrEnum):
+class ReceiptAction(StrEnum):
     """What a failed delivery leads to (the routing table's delivery part decides)."""
 
     PARK = "park"  # a dead letter with reason undelivered: the payload moves into it
@@ -56,21 +59,21 @@ class Applied(StrEnum):
 
 
 @dataclass(frozen=True)
-class Delivery:
+class Receipt:
     """A job's delivery as recorded: the latest status, when it happened, the error if failed."""
 
-    status: DeliveryStatus
+    status: ReceiptStatus
     at: float
     error: dict[str, Any] | None = None
 
     @classmethod
-    def from_hash(cls, raw: dict[str, str]) -> Delivery | None:
+    def from_hash(cls, raw: dict[str, str]) -> Receipt | None:
         status = raw.get("delivery_status")
         if not status:
             return None
         error = raw.get("delivery_error")
         return cls(
-            DeliveryStatus(status), float(raw["delivery_at"]), json.loads(error) if error else None
+            ReceiptStatus(status), float(raw["delivery_at"]), json.loads(error) if error else None
         )
 
 
@@ -79,11 +82,11 @@ class StatusUpdate:
     """One status of a webhook, validated and bounded; ``code``/``action`` for failed only."""
 
     wamid: str
-    status: DeliveryStatus
+    status: ReceiptStatus
     at: float
     error: dict[str, Any] | None = None
     code: str = ""
-    action: DeliveryAction | None = None
+    action: ReceiptAction | None = None
     description: str = ""
 
     def to_json(self) -> str:
@@ -104,12 +107,12 @@ class Applying:
     """What became of a webhook's statuses, and how many wamids' early statuses the cap dropped
     to make room for this webhook's."""
 
-    results: list[Result]
+    results: list[ReceiptOutcome]
     dropped: int
 
 
 @dataclass(frozen=True)
-class Result:
+class ReceiptOutcome:
     """What became of one status: applied or not, the job's account, acceptance → delivered."""
 
     applied: Applied
@@ -117,7 +120,7 @@ class Result:
     delivered_after_s: float | None
 
 
-class DeliveryStore:
+class ReceiptStore:
     """Applies webhook statuses to jobs, one round trip for a whole request (redis.asyncio)."""
 
     def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
@@ -138,7 +141,9 @@ class DeliveryStore:
         reply = await self._apply(args=STATUSES.arguments(values, each=each))
         *parts, dropped = [p.decode() if isinstance(p, bytes) else str(p) for p in reply]
         results = [
-            Result(Applied(parts[i]), parts[i + 1], float(parts[i + 2]) if parts[i + 2] else None)
+            ReceiptOutcome(
+                Applied(parts[i]), parts[i + 1], float(parts[i + 2]) if parts[i + 2] else None
+            )
             for i in range(0, len(parts), 3)
         ]
         return Applying(results, int(dropped))
