@@ -175,6 +175,8 @@ RECHECK = Script(
         "breaker_probe",
         "sec_window",
         "min_window",
+        "due",
+        "scheduled_accounts",
     ),
     argv=(
         "id",
@@ -184,9 +186,7 @@ RECHECK = Script(
         "held_event",
         "wait_event",
         "probe_interval_s",
-        "prefix",
         "account",
-        "priority",
     ),
     reply=("verdict", "wait_ms"),
     include=("ratelimit", "switches"),

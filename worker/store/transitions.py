@@ -20,7 +20,7 @@ import redis
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.claims import Claim, Execution, Opening, Verdict
 from worker.store.history import history_event
-from worker.store.keys import Keys
+from worker.store.keys import Keys, lane_of
 from worker.store.protocol import (
     BEGIN,
     CLAIMED_FIELDS,
@@ -120,6 +120,9 @@ class Transitions:
             "breaker_probe": k.breaker_probe(account),
             "sec_window": k.window(account, "sec"),
             "min_window": k.window(account, "min"),
+            # Where a cooldown puts it back.
+            "due": k.due(account, lane_of(job.priority)),
+            "scheduled_accounts": k.scheduled_accounts,
         }
         args = {
             "id": execution.job_id,
@@ -129,10 +132,7 @@ class Transitions:
             "held_event": history_event(now, "held"),
             "wait_event": history_event(now, "wait", action="cooldown_wait"),
             "probe_interval_s": probe_interval_s,
-            # Where a cooldown puts it back.
-            "prefix": k.prefix,
             "account": account,
-            "priority": job.priority,
         }
         reply = RECHECK.fields(
             self._recheck(keys=RECHECK.key_list(keys), args=RECHECK.arguments(args))
