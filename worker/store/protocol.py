@@ -130,6 +130,7 @@ BEGIN = Script(
         "probe_interval_s",
         "retention_s",
         *LIMITS,
+        "floor",  # '1': the benchmarks' floor what-if (no rate-limit slot); never the product's
     ),
     reply=("verdict", "detail", "wait_ms"),
     include=("ratelimit", "switches", "begin"),
@@ -138,7 +139,7 @@ BEGIN = Script(
 SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
 SENT = Script(
     "sent",
-    argv=(*SETTLEMENT, "wamid", "retention_s"),
+    argv=(*SETTLEMENT, "wamid", "retention_s", "floor"),  # floor: as BEGIN's (no records)
     then=BEGIN,
     reply=("recorded", "breaker_closed", "exhausted_open"),
     include=("ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),

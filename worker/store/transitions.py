@@ -50,6 +50,10 @@ class Transitions:
     """Moves jobs from state to state, each move one script; only the execution that holds a
     job's claim settles it."""
 
+    # The benchmarks' floor what-if (bench/floor/ sets it; msgworker never does): begins reserve
+    # no rate-limit slot, and a send neither learns from the headers nor keeps any record.
+    floor = False
+
     def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: float) -> None:
         self._redis = client
         self._keys = keys
@@ -91,8 +95,13 @@ class Transitions:
                 "probe_interval_s": opening.probe_interval_s,
                 "retention_s": self._retention_s,
                 **opening.rate.limits(),
+                "floor": self._floor_flag,
             }
         )
+
+    @property
+    def _floor_flag(self) -> str:
+        return "1" if self.floor else "0"
 
     def hand_back(self, executions: Sequence[Execution], *, now: float) -> None:
         """Dispatches this worker will not begin (it is shutting down): their leases end now, so
@@ -166,7 +175,7 @@ class Transitions:
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
         values = self._settlement(execution, now, event, headers)
-        values.update(wamid=wamid, retention_s=self._retention_s)
+        values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
         after = self._opening_arguments(then, now) if then else []
         reply: list[Any] = self._sent(args=SENT.arguments(values, then=after))
         recorded = SENT.fields(reply)
