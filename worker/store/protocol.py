@@ -21,22 +21,30 @@ class Script:
     """One Lua entry script, ``lua/<name>.lua``, after the shared parts it ``include``s from
     ``lua/lib/`` (in that order, after ``lib/keys.lua``).
 
-    ``argv`` are its fixed arguments; ``each`` the arguments it takes once per item after them
-    (a job, a status); ``then``, another script whose ARGV may follow (the next begin after a
-    send). ``reply`` names the values its reply starts with.
+    ``keys`` are its fixed KEYS, ``each_key`` the keys it takes once per item after them (a
+    job's); ``argv`` its fixed arguments; ``each`` the arguments it takes once per item after
+    them (a job, a status); ``then``, another script whose ARGV may follow (the next begin after
+    a send). ``reply`` names the values its reply starts with.
     """
 
     name: str
     keys: tuple[str, ...] = ()
+    each_key: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
     each: tuple[str, ...] = ()
     then: Script | None = None
     reply: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
 
-    def key_list(self, keys: Mapping[str, str]) -> list[str]:
-        """KEYS in the declared order, from the key names given by name."""
-        return [keys[name] for name in _exactly(self.keys, keys, f"{self.name}.lua KEYS")]
+    def key_list(
+        self, keys: Mapping[str, str], *, each: Iterable[Mapping[str, str]] = ()
+    ) -> list[str]:
+        """KEYS in the declared order, from the key names given by name, then each item's."""
+        where = f"{self.name}.lua KEYS"
+        names = [keys[name] for name in _exactly(self.keys, keys, where)]
+        for item in each:
+            names += [item[name] for name in _exactly(self.each_key, item, where)]
+        return names
 
     def arguments(
         self,
@@ -197,7 +205,9 @@ RECHECK = Script(
 
 ENQUEUE = Script(
     "enqueue",
-    argv=("prefix", "now", "batch_accounts", "batch_key", "batch_keep_ms"),
+    keys=("batch", "enqueued_count", "scheduled_accounts"),
+    each_key=("idempotency", "job", "history", "due"),
+    argv=("now", "batch_key", "batch_keep_ms"),
     each=(
         "id",
         "account",
