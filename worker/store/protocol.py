@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.store.keys import LANES
+
 
 @dataclass(frozen=True)
 class Script:
@@ -238,7 +240,17 @@ SPLIT_SCHEDULE = Script("split_schedule", argv=("prefix", "limit"), reply=("move
 # ------------------------------------------------------------------ switches and incidents
 
 HALT = Script("halt", keys=("halt",), argv=("channel", "account"), each=("field", "value"))
-RESUME = Script("resume", argv=("prefix", "account", "now", "event", "gateway_only"))
+RESUME = Script(
+    "resume",
+    keys=(
+        "halt",
+        "halt_probe",
+        "held",
+        "scheduled_accounts",
+        *(f"due_{lane}" for lane in LANES),  # the account's lanes (a held job goes back to its own)
+    ),
+    argv=("prefix", "account", "now", "event", "gateway_only"),  # prefix: the held jobs' keys
+)
 INCIDENT_OPEN = Script("incident_open", keys=("incident",), each=("field", "value"))
 
 # ------------------------------------------------------------------ dead letters and receipts
