@@ -540,14 +540,16 @@ def alerts_and_waits() -> list[timeseries.Panel]:
 
 
 def delivery_shares() -> list[timeseries.Panel]:
-    """What WhatsApp did with what the Gateway accepted (from its webhooks, counted by serve)."""
+    """What WhatsApp did with what the Gateway accepted (from its webhooks: counted by serve, and
+    by the workers for statuses that came before their send was recorded; summed over both)."""
     accepted = f'sum(rate(msgworker_jobs_total{{{JA},outcome="sent"}}[$__rate_interval]))'
     statuses = "msgworker_delivery_statuses_total"
     shares = series_panel(
         17,
         "Delivered and read share",
         "Of the messages the Gateway accepted (sent), the share WhatsApp reported delivered and "
-        "read (status webhooks through msgworker serve). A delivered share falling while sends "
+        "read (status webhooks through msgworker serve; those that came before the send was "
+        "recorded are counted by the worker). A delivered share falling while sends "
         "go on means accepted is not delivered: see 'Delivery failures by code'.",
         place(8, 12, 0, 46),
         "percentunit",

@@ -197,7 +197,7 @@ def test_send_rate_and_in_flight_come_from_the_shared_state(redis_url, runtime):
     """The send rate is the last ten seconds' mean; jobs leased and out of the broker are in flight."""
     now = int(time.time())
     for second in range(now - 5, now):
-        runtime.redis.set(runtime.keys.sent_in_second(second), 4)
+        runtime.redis.hset(runtime.keys.answers_in_second(second), "OK", 4)
     runtime.redis.zadd(runtime.keys.leases, {"0123456789abcdef0123456789abcdef|1": now + 30})
     view = json.loads(run(redis_url, "status", "--json")[1])
     assert view["send_rate_per_s"] == pytest.approx(2.0, abs=0.5)

@@ -31,6 +31,35 @@ def test_thirty_invented_codes_make_no_new_series():
     assert {**other, "code": "MY_CODE", "group": "VALIDATION"} in found
 
 
+def test_early_statuses_are_counted_in_serves_series_with_bounded_codes():
+    """A delivered and two failed counted by a worker: in msgworker_delivery_statuses_total and
+    msgworker_delivery_failures_total, as serve names them; a code not counted is OTHER."""
+    meter = metrics.PrometheusMeter(metrics.Labels(undelivered={"WA_131026"}))
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"account": "default", **labels}) or 0.0
+
+    statuses = "msgworker_delivery_statuses_total"
+    failures = "msgworker_delivery_failures_total"
+    before = (
+        value(statuses, status="delivered"),
+        value(statuses, status="failed"),
+        value(failures, code="WA_131026"),
+        value(failures, code="OTHER"),
+    )
+    meter.delivery_status("default", "delivered", "")
+    meter.delivery_status("default", "failed", "WA_131026")
+    meter.delivery_status("default", "failed", "WA_" + secrets.token_hex(4))
+    after = (
+        value(statuses, status="delivered"),
+        value(statuses, status="failed"),
+        value(failures, code="WA_131026"),
+        value(failures, code="OTHER"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 2, 1, 1]
+    assert not any(s["code"].startswith("WA_") and len(s["code"]) == 11 for s in series(failures))
+
+
 def test_accounts_are_labels_only_when_configured():
     """Counts of a configured account carry its name; any other account's share one label,
     whatever it is called, so a job naming a stray account cannot create series."""

@@ -42,7 +42,7 @@ def test_jobs_are_counted_where_they_wait(jobs, redis_client):
 def test_the_send_rate_is_the_mean_of_the_last_ten_whole_seconds(redis_client):
     """Sends in the ten seconds before now count; the current second, still filling, does not."""
     for second in range(int(NOW) - RATE_WINDOW_S, int(NOW) + 1):
-        redis_client.set(KEYS.sent_in_second(second), 5)
+        redis_client.hset(KEYS.answers_in_second(second), "OK", 5)
     assert snapshot(redis_client).sends_per_s == 5.0
 
 

@@ -17,12 +17,15 @@ from tests.support.clock import Clock
 from tests.support.hostile import mock_gateway
 from tests.support.messages import text
 from tests.support.processes import wait_for
+from tests.support.receipts import apply_statuses
+from worker.http.console.chartdata import bucket_of, fold, read_buckets
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery, Result
 from worker.send.gateway import GatewayClient
 from worker.send.reconcile import Reconciliation
 from worker.send.routing import Policy
 from worker.send.settlement import Settlement
 from worker.store.connect import connect_listener
+from worker.store.delivery import Applied, DeliveryAction, DeliveryStatus, StatusUpdate
 from worker.store.ratelimit import RateLimit
 from worker.store.records import JobState
 from worker.store.watch import SwitchWatch
@@ -38,6 +41,7 @@ class Meter:
         self.results: list[str] = []
         self.codes: list[str] = []
         self.accounts: set[str] = set()
+        self.statuses: list[tuple[str, str, str]] = []
 
     def answered(self, account: str, outcome, _seconds: float) -> None:
         self.accounts.add(account)
@@ -52,6 +56,9 @@ class Meter:
 
     def ignored(self, _value: str) -> None:
         pass
+
+    def delivery_status(self, account: str, status: str, code: str) -> None:
+        self.statuses.append((account, status, code))
 
 
 def gateway_answering(
@@ -98,7 +105,7 @@ def deliver(runtime, clock):
                 table=runtime.routing_table, max_attempts=4, backoff_base_s=2.0, backoff_cap_s=60.0
             ),
             RateLimit(per_sec=1000, per_min=100_000),
-            Settlement(runtime.transitions, runtime.incidents),
+            Settlement(runtime.transitions, runtime.incidents, meter),
             runtime.timing,
             meter,
             clock=clock,
@@ -143,6 +150,53 @@ def test_rate_001_reschedules_the_job_and_cools_the_account_down(runtime, delive
     assert (job.reschedules, job.attempts) == (1, 0)
     assert clock.now + 30 <= job.due_at <= clock.now + 33
     assert runtime.switches.cooldown_until(job.account) == pytest.approx(clock.now + 30)
+
+
+def test_every_answer_settled_is_on_the_console_chart_by_code(runtime, deliver, clock):
+    """A 502 (retried), a success and a 429 RATE_001 (rescheduled), settled in one 10-second
+    bucket: folded, the chart's bucket says HTTP_502 1, OK 1, RATE_001 1 (the retried answers
+    were on no chart before, as they leave no dead letter)."""
+    answers = [
+        lambda _request: httpx.Response(502, text="bad gateway"),
+        success("wamid.chart"),
+        error(429, "RATE_001", retry_after=30),
+    ]
+    for n, respond in enumerate(answers):
+        delivery, _, _ = deliver(respond)
+        delivery.deliver(*enqueue(runtime, n))
+    start = bucket_of(clock.now)
+
+    fold(runtime.redis, runtime.keys, start)
+
+    bucket = read_buckets(runtime.redis, runtime.keys, now=start + 11)[-1]
+    assert bucket.start == start
+    assert bucket.answers == {"HTTP_502": 1, "OK": 1, "RATE_001": 1}
+
+
+def test_statuses_that_came_before_the_send_was_recorded_are_counted_once(
+    runtime, deliver, redis_url
+):
+    """A webhook's sent and failed (WA_131026) for a wamid no job has yet: serve keeps them
+    unmatched, uncounted. The send recorded applies them and the worker counts each once; the
+    same webhook again changes nothing, so serve does not count them either."""
+    delivery, _, meter = deliver(success("wamid.early"))
+    failed = StatusUpdate(
+        "wamid.early",
+        DeliveryStatus.FAILED,
+        2.0,
+        error={"code": 131026},
+        code="WA_131026",
+        action=DeliveryAction.DROP,
+    )
+    webhook = (StatusUpdate("wamid.early", DeliveryStatus.SENT, 1.0), failed)
+    unmatched = apply_statuses(redis_url, runtime.keys, *webhook)
+    assert [r.applied for r in unmatched.results] == [Applied.UNMATCHED] * 2
+
+    assert delivery.deliver(*enqueue(runtime)) is Result.SENT
+
+    assert meter.statuses == [("default", "sent", ""), ("default", "failed", "WA_131026")]
+    again = apply_statuses(redis_url, runtime.keys, *webhook)
+    assert [r.applied for r in again.results] == [Applied.STALE] * 2
 
 
 def test_bill_001_parks_the_job_and_opens_the_billing_breaker(runtime, deliver):

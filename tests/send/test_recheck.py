@@ -17,7 +17,7 @@ from tests.support.messages import text
 from tests.support.processes import wait_for
 from tests.support.switches import IN_FLIGHT_S, Recorded
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.quiet]  # 50 ms windows: run alone
 
 
 @pytest.fixture

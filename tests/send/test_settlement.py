@@ -41,7 +41,9 @@ def alerts() -> Alerts:
 
 @pytest.fixture
 def settlement(runtime, alerts) -> Settlement:
-    return Settlement(runtime.transitions, Incidents(runtime.redis, runtime.keys, alerts))
+    return Settlement(
+        runtime.transitions, Incidents(runtime.redis, runtime.keys, alerts), runtime.meter
+    )
 
 
 def claimed(runtime, n: int = 1, *, holder: str = HOLDER) -> tuple[Execution, Job]:

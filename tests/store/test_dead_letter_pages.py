@@ -4,7 +4,7 @@ filtered page goes on where the one before stopped."""
 from __future__ import annotations
 
 from tests.support.deadletters import dead_letter as letter
-from worker.store.deadletters import dead_letter_page
+from worker.store.deadletters import DeadLetters, Selection, dead_letter_page
 from worker.store.keys import Keys
 from worker.store.restore import Restore
 
@@ -53,3 +53,22 @@ def test_a_filter_reads_no_further_than_its_bound(redis_client):
     page = dead_letter_page(redis_client, KEYS, start_rank=0, size=10, code="GW_001", read_max=200)
     assert page.records == []
     assert page.next_rank == 200
+
+
+def test_a_record_that_does_not_parse_hides_no_other(redis_client):
+    """A record Redis holds that is not a dead letter (not JSON, a list, a field missing) is
+    left out of the page, the list and a lookup; the letters around it are all there."""
+    letters = [letter(n) for n in range(6)]
+    Restore(redis_client, KEYS).put_back(letters)
+    broken = {letters[1].id: "not json", letters[3].id: "[1, 2]", letters[4].id: '{"id": "x"}'}
+    for job_id, text in broken.items():
+        redis_client.set(KEYS.dead_letter(job_id), text)
+    whole = [r.id for r in letters if r.id not in broken]
+
+    page = dead_letter_page(redis_client, KEYS, start_rank=0, size=50)
+    assert [r.id for r in page.records] == whole
+    filtered = dead_letter_page(redis_client, KEYS, start_rank=0, size=50, code=letters[0].code)
+    assert [r.id for r in filtered.records] == whole
+    store = DeadLetters(redis_client, KEYS, retention_s=60)
+    assert [r.id for r in store.select(Selection())] == whole
+    assert store.get(letters[1].id) is None

@@ -4,14 +4,14 @@ its send is kept 60 s, for at most EARLY_CAP wamids, and applied when the send i
 
 from __future__ import annotations
 
-import asyncio
 import time
+from functools import partial
 
 import pytest
-import redis.asyncio
 
 from tests.support.jobs import add_job, send
 from tests.support.messages import text
+from tests.support.receipts import apply_statuses
 from worker.store.deadletters import DeadLetters
 from worker.store.delivery import (
     EARLY_CAP,
@@ -19,7 +19,6 @@ from worker.store.delivery import (
     Applied,
     DeliveryAction,
     DeliveryStatus,
-    DeliveryStore,
     StatusUpdate,
 )
 from worker.store.records import JobState
@@ -30,19 +29,7 @@ ERROR = {"code": 131026, "title": "Message undeliverable"}
 @pytest.fixture
 def receipts(runtime, redis_url):
     """Applies statuses as the webhook does: one asyncio round trip a request."""
-
-    def apply(*updates: StatusUpdate, now: float | None = None):
-        async def run():
-            client = redis.asyncio.Redis.from_url(redis_url)
-            try:
-                store = DeliveryStore(client, runtime.keys)
-                return await store.apply(list(updates), now=now or time.time())
-            finally:
-                await client.aclose()
-
-        return asyncio.run(run())
-
-    return apply
+    return partial(apply_statuses, redis_url, runtime.keys)
 
 
 def sent(runtime, job_id, wamid):

@@ -22,6 +22,7 @@ STILL_PREFIXED = {
     "lib/ratelimit.lua": "the limiter's windows and learned limits, for begin and settle",
     "lib/deadletters.lua": "park and the receipts write dead letters under the prefix",
     "lib/delivery.lua": "a receipt finds its job by the wamid index, known only at run time",
+    "lib/answers.lua": "the answers counted per second: one hash a second for the deployment",
     "begin_job.lua": "not converted yet (lib/begin.lua)",
     "sent.lua": "not converted yet (lib/settle.lua, lib/begin.lua for the next job)",
     "retry.lua": "not converted yet (lib/settle.lua)",

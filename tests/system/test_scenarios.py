@@ -247,12 +247,15 @@ def test_prefork_worker_via_celery_command_takes_every_path(runtime, sandbox, cl
 def test_scheduled_job_survives_a_worker_restart_and_is_sent_once_on_time(
     runtime, sandbox, cluster
 ):
-    """A job due in 3 s, its worker stopped and a new one started meanwhile: sent once, on time."""
+    """A job due in 3 s, its worker stopped and a new one started meanwhile: sent once, on time
+    (within a second of its time, or of the new worker being ready if a loaded machine took
+    longer than 3 s to start it), never early."""
     first = cluster("first", concurrency=2)
     when = datetime.now(UTC) + timedelta(seconds=3)
     job_id = runtime.producer.enqueue(text("across restarts"), send_at=when)
     first.stop()
     cluster("second", concurrency=2)
+    ready = time.time()
     wait_for(lambda: runtime.jobs.get(job_id).state is JobState.SENT, timeout_s=15)
     (accepted,) = sandbox.messages()
-    assert when.timestamp() <= accepted["at"] <= when.timestamp() + 1.0
+    assert when.timestamp() <= accepted["at"] <= max(when.timestamp(), ready) + 1.0

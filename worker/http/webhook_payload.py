@@ -34,11 +34,10 @@ class BadWebhook(ValueError):
 
 @dataclass(frozen=True)
 class ReadStatus:
-    """One status as read: the update to apply, the recipient (for masked logs) and the code."""
+    """One status as read: the update to apply and the recipient (for masked logs)."""
 
     update: StatusUpdate
     recipient: str | None
-    error_code: int | None
 
 
 def _items(parent: dict[str, Any], name: str, where: str) -> list[dict[str, Any]]:
@@ -83,7 +82,7 @@ def _status(raw: dict[str, Any], routing: DeliveryRouting, where: str) -> ReadSt
         raise BadWebhook(f"{where}.recipient_id", "must be a phone number")
     status = DeliveryStatus(raw["status"])
     if status is not DeliveryStatus.FAILED:
-        return ReadStatus(StatusUpdate(wamid, status, float(timestamp)), recipient, None)
+        return ReadStatus(StatusUpdate(wamid, status, float(timestamp)), recipient)
     error = _first_error(raw, where)
     code = error.get("code") if error else None
     action = DeliveryAction(routing.rule_for(code).action)
@@ -97,7 +96,7 @@ def _status(raw: dict[str, Any], routing: DeliveryRouting, where: str) -> ReadSt
         action=action,
         description=description[:TEXT_MAX],
     )
-    return ReadStatus(update, recipient, code)
+    return ReadStatus(update, recipient)
 
 
 def _first_error(raw: dict[str, Any], where: str) -> dict[str, Any] | None:

@@ -27,21 +27,12 @@ from worker.http.schemas import UNAUTHORIZED, UNAVAILABLE, Errors, Ok, Problem
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
-from worker.send.routing import DeliveryRouting, undelivered_code
+from worker.send.routing import DeliveryRouting, counted_undelivered_codes
 from worker.store.delivery import Applied, DeliveryStatus, DeliveryStore, Result
 
 log = get_logger(__name__)
 WEBHOOK_MAX_BYTES = MIB
 OTHER = "OTHER"
-# WhatsApp error codes that become metric labels (the documented delivery failures); any other
-# code is counted as OTHER, so a payload cannot create series. The dead letter keeps the code.
-KNOWN_WHATSAPP_CODES = frozenset(
-    {
-        368, 131000, 131005, 131008, 131009, 131016, 131021, 131026, 131031, 131042, 131045,
-        131047, 131048, 131049, 131050, 131051, 131052, 131053, 130429, 130472, 132000,
-        132001, 132005, 132007, 132012, 132015, 132016, 133010,
-    }
-)  # fmt: skip
 
 
 class Webhooks:
@@ -60,7 +51,7 @@ class Webhooks:
         self.routing = routing
         self.metrics = metrics
         self.accounts = frozenset(accounts)
-        self.codes = KNOWN_WHATSAPP_CODES | {int(code) for code in routing.codes}
+        self.codes = counted_undelivered_codes(routing)
 
     async def handle(self, request: Request) -> JSONResponse:
         try:
@@ -109,8 +100,7 @@ class Webhooks:
             if result.delivered_after_s is not None:
                 self.metrics.delivery_seconds.observe(result.delivered_after_s)
             if update.status is DeliveryStatus.FAILED:
-                code = read.error_code
-                label = undelivered_code(code) if code in self.codes else OTHER
+                label = update.code if update.code in self.codes else OTHER
                 self.metrics.delivery_failures.labels(account, label).inc()
                 log.warning(
                     "delivery.failed",

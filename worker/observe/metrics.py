@@ -57,6 +57,18 @@ IGNORED = Counter(
     "Values in Gateway answers refused as out of range (a limit of 0, a wait of a year).",
     ["value"],
 )
+# Named as serve's (worker.http.metrics), which counts the statuses its webhooks apply: a worker
+# counts those that came before their send was recorded, applied with it; sums add the two.
+DELIVERY_STATUSES = Counter(
+    "msgworker_delivery_statuses_total",
+    "Delivery statuses applied to jobs (repeats and stale ones not counted)",
+    ["account", "status"],
+)
+DELIVERY_FAILURES = Counter(
+    "msgworker_delivery_failures_total",
+    "Failed deliveries, by account and WhatsApp error code (WA_<code>, else OTHER)",
+    ["account", "code"],
+)
 ALERTS = Counter(
     "msgworker_alerts_total", "Alerts raised, by account and kind.", ["account", "kind"]
 )
@@ -103,9 +115,11 @@ class Labels:
         codes: Iterable[str] = (),
         groups: Iterable[str] = (),
         accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
+        undelivered: Iterable[str] = (),
     ) -> None:
         self._codes = KNOWN_CODES | frozenset(codes)
         self._groups = KNOWN_GROUPS | frozenset(groups)
+        self._undelivered = frozenset(undelivered)
         self.accounts = tuple(sorted(accounts))
 
     def account(self, account: str) -> str:
@@ -118,6 +132,10 @@ class Labels:
         if group is None:
             return "none"
         return group if group in self._groups else OTHER
+
+    def undelivered(self, code: str) -> str:
+        """A failed delivery's code (``WA_131026``): one of those counted, else OTHER."""
+        return code if code in self._undelivered else OTHER
 
 
 COUNTED_RESULTS = frozenset({"sent", "rescheduled", "retried", "parked", "halted", "duplicate"})
@@ -155,6 +173,13 @@ class PrometheusMeter:
 
     def ignored(self, value: str) -> None:
         IGNORED.labels(value=value).inc()
+
+    def delivery_status(self, account: str, status: str, code: str) -> None:
+        """A delivery status applied as its send was recorded (``Settlement``'s meter)."""
+        account = self._labels.account(account)
+        DELIVERY_STATUSES.labels(account=account, status=status).inc()
+        if status == "failed":
+            DELIVERY_FAILURES.labels(account=account, code=self._labels.undelivered(code)).inc()
 
     def alerted(self, kind: str, account: str) -> None:
         """An incident opened (``Incidents``' ``on_fire``)."""

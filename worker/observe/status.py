@@ -10,6 +10,7 @@ import redis
 
 from worker.account_names import DEFAULT_ACCOUNT
 from worker.observe.workers import ALIVE_S
+from worker.outcome import OK
 from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import Keys
 from worker.store.schedule import scheduled_by_account
@@ -108,11 +109,11 @@ def take_snapshot(
     pipe = client.pipeline(transaction=False)
     pipe.zcard(keys.leases)
     pipe.get(keys.enqueued_count)
-    last_seconds = range(int(now) - RATE_WINDOW_S, int(now))
-    pipe.mget([keys.sent_in_second(second) for second in last_seconds])
     pipe.zcount(keys.workers, now - ALIVE_S, "+inf")
     pipe.info("replication")
-    leased, enqueued, sent, workers, replication = pipe.execute()
+    for second in range(int(now) - RATE_WINDOW_S, int(now)):
+        pipe.hget(keys.answers_in_second(second), OK)
+    leased, enqueued, workers, replication, *sent = pipe.execute()
     in_broker = broker_depth()
     dead_letters = dead_letter_counts(client, keys)
     names = sorted(accounts_to_report(client, keys, accounts))

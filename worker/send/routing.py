@@ -88,6 +88,24 @@ def undelivered_code(code: int | None) -> str:
     return "WA_UNKNOWN" if code is None else f"WA_{code}"
 
 
+# WhatsApp error codes that become metric labels (the documented delivery failures); any other
+# code is counted as OTHER, so a payload cannot create series. The dead letter keeps the code.
+KNOWN_WHATSAPP_CODES = frozenset(
+    {
+        368, 131000, 131005, 131008, 131009, 131016, 131021, 131026, 131031, 131042, 131045,
+        131047, 131048, 131049, 131050, 131051, 131052, 131053, 130429, 130472, 132000,
+        132001, 132005, 132007, 132012, 132015, 132016, 133010,
+    }
+)  # fmt: skip
+
+
+def counted_undelivered_codes(routing: DeliveryRouting) -> frozenset[str]:
+    """The undelivered codes (``undelivered_code``) failed deliveries are counted by in metrics,
+    by serve and the workers alike: the known ones and those the routing names."""
+    codes = KNOWN_WHATSAPP_CODES | {int(code) for code in routing.codes}
+    return frozenset(undelivered_code(code) for code in codes)
+
+
 StatusKey = Annotated[str, Field(pattern=r"^([1-5][0-9][0-9]|[1-5]xx)$")]
 
 

@@ -8,6 +8,7 @@ and the short wait for the billing breaker's probe. Each is one script on the jo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -34,12 +35,21 @@ class Answer:
     wamid: str | None = None
 
 
-class Settlement:
-    """Records what became of a claimed job; opens and resolves incidents."""
+class StatusMeter(Protocol):
+    """Where the delivery statuses a send's settlement applied are counted (statuses that came
+    before the send was recorded: serve kept them uncounted). ``code``: a failed one's."""
 
-    def __init__(self, transitions: Transitions, incidents: Incidents) -> None:
+    def delivery_status(self, account: str, status: str, code: str) -> None: ...
+
+
+class Settlement:
+    """Records what became of a claimed job; opens and resolves incidents; counts the delivery
+    statuses a send's record applied."""
+
+    def __init__(self, transitions: Transitions, incidents: Incidents, meter: StatusMeter) -> None:
         self._transitions = transitions
         self._incidents = incidents
+        self._meter = meter
 
     def record(
         self,
@@ -83,6 +93,8 @@ class Settlement:
             execution, wamid, now=now, headers=answer.headers, then=then
         )
         log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
+        for early in record.early:
+            self._meter.delivery_status(job.account, early.status, early.code)
         try:
             self._resolve_incidents(job.account, record, now=now)
         except RedisError as exc:

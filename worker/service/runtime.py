@@ -28,6 +28,7 @@ from worker.send.routing import (
     Attempt,
     Policy,
     RoutingTable,
+    counted_undelivered_codes,
     decide,
     load_routing_table,
 )
@@ -220,7 +221,7 @@ class Runtime:
     def delivery(self) -> Delivery:
         policy = self.policy
         rate = self.rate_limit
-        settlement = Settlement(self.transitions, self.incidents)
+        settlement = Settlement(self.transitions, self.incidents, self.meter)
         return Delivery(
             self.transitions,
             self.gateways,
@@ -333,12 +334,12 @@ class Runtime:
 
     @property
     def metric_labels(self) -> Labels:
-        """Label values allowed in metrics: the known codes and groups, the routing table's, and
-        the configured accounts."""
+        """Label values allowed in metrics: the known codes and groups, the routing table's, the
+        configured accounts and the undelivered codes counted."""
         from worker.observe.metrics import Labels  # noqa: PLC0415 - prometheus only in workers
 
         t = self.routing_table
-        return Labels(t.codes, t.groups, self.known_accounts)
+        return Labels(t.codes, t.groups, self.known_accounts, counted_undelivered_codes(t.delivery))
 
 
 _runtime: tuple[int, Runtime] | None = None

@@ -54,6 +54,18 @@ class DeadLetter:
         values.setdefault("attempts", 0)
         return cls(**values)
 
+    @classmethod
+    def readable(cls, text: str | bytes | None) -> DeadLetter | None:
+        """The record in ``text``, or None when there is none or it does not parse (no version
+        writes such a record, but Redis keeps whatever it is given: one must not hide the
+        rest)."""
+        if not text:
+            return None
+        try:
+            return cls.from_json(text.decode() if isinstance(text, bytes) else text)
+        except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
+            return None
+
 
 @dataclass(frozen=True)
 class ReplayReport:
@@ -125,7 +137,7 @@ def dead_letter_page(
             return DeadLetterPage(records, None)
         texts = client.mget([keys.dead_letter(i) for i in ids])
         for offset, text in enumerate(texts):
-            record = DeadLetter.from_json(str(text)) if text else None
+            record = DeadLetter.readable(text)
             if record is None or not _matches(record, wanted):
                 continue
             if len(records) == size:
@@ -170,7 +182,7 @@ class DeadLetters:
 
     def get(self, job_id: str) -> DeadLetter | None:
         text = self._redis.get(self._keys.dead_letter(job_id))
-        return DeadLetter.from_json(str(text)) if text else None
+        return DeadLetter.readable(text)
 
     def select(self, selection: Selection) -> Iterator[DeadLetter]:
         """Matching records, oldest first (read a chunk per round trip)."""
@@ -186,7 +198,7 @@ class DeadLetters:
             chunk = candidates[start : start + REPLAY_CHUNK]
             texts = self._redis.mget([self._keys.dead_letter(i) for i in chunk])
             for text in texts:
-                record = DeadLetter.from_json(str(text)) if text else None
+                record = DeadLetter.readable(text)
                 if record is None or not _matches(record, selection):
                     continue
                 yield record

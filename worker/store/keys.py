@@ -88,9 +88,10 @@ class Keys:
         """String: jobs ever enqueued (a cluster-wide counter for metrics)."""
         return f"{self.prefix}stats:enqueued"
 
-    def sent_in_second(self, second: int) -> str:
-        """String: messages sent during this Unix second (kept two minutes)."""
-        return f"{self.prefix}stats:sent:{second}"
+    def answers_in_second(self, second: int) -> str:
+        """Hash: the answers settled during this Unix second, by code (``OK`` for a message
+        sent; kept two minutes)."""
+        return f"{self.prefix}stats:answers:{second}"
 
     def held(self, account: str) -> str:
         """List: ``job_id`` of jobs held behind the account's halt, released by resume."""
@@ -224,7 +225,7 @@ class Keys:
 
     def console_chart(self, bucket: int) -> str:
         """Hash: the console's chart figures of one 10-second bucket (its start, Unix seconds):
-        messages sent (``OK``) and parked by code (kept 16 minutes)."""
+        the answers settled in it by code (kept 16 minutes)."""
         return f"{self.prefix}console:chart:{bucket}"
 
     def console_replay_jobs(self, run_id: str) -> str:

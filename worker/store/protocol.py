@@ -151,26 +151,26 @@ SENT = Script(
     "sent",
     argv=(*SETTLEMENT, "wamid", "retention_s", "floor"),  # floor: as BEGIN's (no records)
     then=BEGIN,
-    reply=("recorded", "breaker_closed", "exhausted_open"),
-    include=("ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),
+    reply=("recorded", "breaker_closed", "exhausted_open", "early_applied"),
+    include=("answers", "ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),
 )
 RETRY = Script(
     "retry",
     argv=(*SETTLEMENT, "delay_s", "code", "count", "cooldown_until"),
     reply=("recorded",),
-    include=("ratelimit", "switches", "settle"),
+    include=("answers", "ratelimit", "switches", "settle"),
 )
 PARK = Script(
     "park",
     argv=(*SETTLEMENT, "code", "reason", "record", "open_breaker"),
     reply=("recorded", "breaker_opened"),
-    include=("ratelimit", "deadletters", "settle"),
+    include=("answers", "ratelimit", "deadletters", "settle"),
 )
 HOLD = Script(
     "hold",
     argv=(*SETTLEMENT, "code", "halt"),
     reply=("recorded", "halt_set"),
-    include=("ratelimit", "switches", "settle"),
+    include=("answers", "ratelimit", "switches", "settle"),
 )
 RECHECK = Script(
     "recheck",
@@ -260,7 +260,7 @@ REPLAY = Script(
     argv=("prefix", "now", "start_offset_s", "interval_s", "retention_s", "event"),
     each=("id",),
     reply=("replayed", "already_sent", "expired", "missing", "delivered"),
-    include=("deadletters", "delivery"),
+    include=("answers", "deadletters", "delivery"),
 )
 PURGE = Script("purge", argv=("prefix", "retention_s", "forget"), each=("id",))
 IMPORT = Script(
@@ -273,7 +273,7 @@ STATUSES = Script(
     "statuses",
     argv=("prefix", "now", "early_ms", "early_max", "early_cap"),
     each=("status",),
-    include=("deadletters", "delivery"),
+    include=("answers", "deadletters", "delivery"),
 )
 
 SCRIPTS = (

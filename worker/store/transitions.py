@@ -37,12 +37,23 @@ from worker.store.scripts import load_script
 
 
 @dataclass(frozen=True)
+class EarlyStatus:
+    """A delivery status that came before its send was recorded, applied when it was: serve
+    kept it without counting it, so the worker counts it."""
+
+    status: str  # sent | delivered | read | failed
+    code: str  # a failed one's undelivered code (WA_131026), else ''
+
+
+@dataclass(frozen=True)
 class SentRecord:
     """What recording a send found: whether a billing breaker closed, whether a retries_exhausted
-    incident of the account is open, and the next dispatch's claim when one was begun."""
+    incident of the account is open, the statuses that came first and were applied now, and the
+    next dispatch's claim when one was begun."""
 
     breaker_closed: bool
     exhausted_open: bool
+    early: tuple[EarlyStatus, ...] = ()
     next: Claim | None = None
 
 
@@ -182,7 +193,9 @@ class Transitions:
         begun = reply[len(SENT.reply) :]
         claim = _claim(begun, then, now) if then and begun else None
         closed, exhausted = recorded["breaker_closed"], recorded["exhausted_open"]
-        return SentRecord(bool(int(closed)), bool(int(exhausted)), claim)
+        applied = json.loads(recorded["early_applied"] or "[]")
+        early = tuple(EarlyStatus(status, code) for status, code in applied)
+        return SentRecord(bool(int(closed)), bool(int(exhausted)), early, claim)
 
     def retry(
         self,

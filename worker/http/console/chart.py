@@ -2,8 +2,8 @@
 policy allows none), colours as SVG attributes (it allows no inline style either).
 
 Two panels over the same 15 minutes: sends per second as a line, and answers by code as
-stacked bars per 10 seconds (sent ``OK`` first, then each code parked). Pure: buckets in,
-shapes out.
+stacked bars per 10 seconds (sent ``OK`` first, then each other code answered). Pure: buckets
+in, shapes out.
 """
 
 from __future__ import annotations

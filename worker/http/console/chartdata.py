@@ -1,11 +1,13 @@
-"""The figures behind the overview's chart: per 10 seconds, messages sent and parked by code.
+"""The figures behind the overview's chart: per 10 seconds, the answers settled by code.
 
-The workers keep sends per second for two minutes (``stats:sent:<second>``, for ``status``) and
-index dead letters by when they were parked; neither says what the last 15 minutes looked like
-for long enough, so the serve process folds them, every 10 seconds, into one small hash per
-10-second bucket, kept 16 minutes. Any number of serve processes may do so: each folds each
-bucket again for 30 s after it ends, so counts that come late are not lost, and a bucket folded
-again keeps what it counted. Started, it first folds the two minutes the sources still hold.
+The workers count every answer they settle, by code, per second (``stats:answers:<second>``:
+``OK`` for a message sent, and each code that rescheduled, retried, halted or parked a job, a
+delivery's ``failed`` that parked one included), kept two minutes; that does not say what the
+last 15 minutes looked like, so the serve process folds them, every 10 seconds, into one small
+hash per 10-second bucket, kept 16 minutes. Any number of serve processes may do so: each folds
+each bucket again for 30 s after it ends, so counts that come late are not lost, and a bucket
+folded again keeps what it counted. Started, it first folds the two minutes the counts still
+cover.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import redis
 
 from worker.logs import get_logger
-from worker.store.deadletters import DeadLetter
+from worker.outcome import OK
 from worker.store.keys import Keys
 
 log = get_logger(__name__)
@@ -26,22 +28,19 @@ BUCKET_S = 10
 WINDOW_S = 15 * 60
 BUCKETS = WINDOW_S // BUCKET_S
 KEEP_S = WINDOW_S + 60
-# How far back the sources reach (the send counters live two minutes): folded at start.
+# How far back the per-second counts reach (they live two minutes): folded at start.
 SOURCE_S = 110
 # Each pass folds again the buckets finished this long ago: a send counted into a bucket after
 # its first fold (a worker's clock behind serve's, a finish retried across a failover) still
 # lands, and every serve process ends with the same figures for it.
 REFOLD_S = 30
-SENT = "OK"
-# Dead letters read per bucket at most (80 parked a second is 800): beyond, counted as OTHER.
-PARKED_READ_MAX = 2_000
-OTHER = "other"
+SENT = OK
 
 
 @dataclass(frozen=True)
 class Bucket:
     start: int  # Unix seconds
-    answers: dict[str, int]  # SENT and the codes parked, with how many
+    answers: dict[str, int]  # SENT and the other codes answered, with how many
 
     @property
     def sends_per_s(self) -> float:
@@ -53,24 +52,19 @@ def bucket_of(at: float) -> int:
 
 
 def fold(client: redis.Redis, keys: Keys, start: int) -> None:
-    """Write the figures of the bucket from ``start``: sends, and dead letters parked in it.
+    """Write the figures of the bucket from ``start``: its seconds' answers, summed by code.
 
-    Folded again, a bucket keeps the larger of each figure: the sources only lose what the
-    bucket counted (a dead letter replayed or purged leaves the index, a send counter expires),
-    while a send counted late adds to them."""
+    Folded again, a bucket keeps the larger of each figure: a second's counts only lose what the
+    bucket counted (they expire), while an answer counted late adds to them."""
     key = keys.console_chart(start)
     pipe = client.pipeline(transaction=False)
-    pipe.mget([keys.sent_in_second(second) for second in range(start, start + BUCKET_S)])
-    window = (keys.dead_letter_index, start, f"({start + BUCKET_S}")
-    pipe.zcount(*window)
-    pipe.zrangebyscore(*window, start=0, num=PARKED_READ_MAX)
+    for second in range(start, start + BUCKET_S):
+        pipe.hgetall(keys.answers_in_second(second))
     pipe.hgetall(key)
-    sent, parked_count, parked, counted = pipe.execute()
-    answers: Counter[str] = Counter({SENT: sum(int(n or 0) for n in sent)})
-    if parked:
-        texts = client.mget([keys.dead_letter(str(i)) for i in parked])
-        answers.update(_code_of(str(text)) for text in texts if text)
-        answers[OTHER] += max(0, int(parked_count) - len(parked))
+    *seconds, counted = pipe.execute()
+    answers: Counter[str] = Counter({SENT: 0})
+    for by_code in seconds:
+        answers.update({str(code): int(n) for code, n in by_code.items()})
     for code, n in counted.items():
         answers[str(code)] = max(answers[str(code)], int(n))
     pipe = client.pipeline(transaction=True)
@@ -78,14 +72,6 @@ def fold(client: redis.Redis, keys: Keys, start: int) -> None:
     pipe.hset(key, mapping={code: n for code, n in answers.items() if n or code == SENT})
     pipe.expire(key, KEEP_S)
     pipe.execute()
-
-
-def _code_of(record: str) -> str:
-    """A dead letter's code; OTHER for a record that does not parse (another version's)."""
-    try:
-        return DeadLetter.from_json(record).code
-    except (ValueError, TypeError, AttributeError):
-        return OTHER
 
 
 def read_buckets(client: redis.Redis, keys: Keys, *, now: float) -> list[Bucket]:

@@ -17,5 +17,6 @@ end
 -- The call that met the halt does not count as an attempt.
 if redis.call('HGET', s.job, 'calling') == '1' then redis.call('HINCRBY', s.job, 'attempts', -1) end
 hold_job(s.job, keys.held(prefix, account), s.id, now, 'calling', 0, 'last_code', code)
+count_answer(prefix, code, now)
 remember(s)
 return {1, opened}

@@ -11,6 +11,7 @@ local code, reason, record, open_breaker = ARGV[13], ARGV[14], ARGV[15], ARGV[16
 redis.call('HSET', s.job, 'state', 'parked', 'calling', 0, 'last_code', code,
   'parked_reason', reason, 'updated_at', now)
 write_dead_letter(prefix, s.id, record, code, now)
+count_answer(prefix, code, now)
 remember(s)
 local opened = 0
 if open_breaker == '1' then

@@ -9,7 +9,10 @@ local prefix, account, now = s.prefix, s.account, s.now
 local delay, code, count, cooldown = tonumber(ARGV[13]), ARGV[14], ARGV[15], ARGV[16]
 local next_gen = redis.call('HINCRBY', s.job, 'gen', 1)
 local state = delay > 0 and 'scheduled' or 'queued'
-if code ~= '' then redis.call('HSET', s.job, 'last_code', code) end
+if code ~= '' then
+  redis.call('HSET', s.job, 'last_code', code)
+  count_answer(prefix, code, now)
+end
 if count == 'reschedule' then
   -- A RATE_001 answer does not use up an attempt: it has its own cap.
   redis.call('HINCRBY', s.job, 'reschedules', 1)

@@ -4,16 +4,18 @@
 --   benchmarks' floor what-if: nothing learned from the headers, no records of the send: no
 --   history line, expiries, ledger entry, wamid index or count)[, begin.lua's ARGV for the
 --   group's next dispatch]
--- Returns {recorded, breaker_closed, exhausted_open[, begin.lua's reply]}: the wamid is
--- recorded whoever owns the job (the message went out), indexed to the job for the delivery
--- statuses (statuses that came first are applied now); breaker_closed says whether a billing
--- breaker was open (now closed), exhausted_open whether the account has a retries_exhausted
--- incident open (it may resolve now); then, when asked, the next dispatch's begin reply, in the
--- same round trip. {0, 0, 0} for a job with no record (and no begin).
+-- Returns {recorded, breaker_closed, exhausted_open, early_applied[, begin.lua's reply]}: the
+-- wamid is recorded whoever owns the job (the message went out), indexed to the job for the
+-- delivery statuses (statuses that came first are applied now); breaker_closed says whether a
+-- billing breaker was open (now closed), exhausted_open whether the account has a
+-- retries_exhausted incident open (it may resolve now); early_applied the statuses that came
+-- first and were applied now, for the worker to count (JSON [[status, code ('' but for
+-- failed)], ...], '' for none); then, when asked, the next dispatch's begin reply, in the same
+-- round trip. {0, 0, 0, ''} for a job with no record (and no begin).
 local looks = new_looks()
 local floor = ARGV[15] == '1'
 local s = settlement(ARGV, looks, floor)
-if not s then return {0, 0, 0} end
+if not s then return {0, 0, 0, ''} end
 local prefix, id, account, key, now = s.prefix, s.id, s.account, s.key, s.now
 local wamid = ARGV[13]
 local began = tonumber(s.updated_at or '') or 0  -- set by begin
@@ -35,14 +37,12 @@ if not floor then
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))
   retain(prefix, id, account, key, retention_ms, wamid, s.key_owned)
   redis.call('SET', keys.wamid(prefix, wamid), id, 'PX', retention_ms)
-  -- Sends per second, for `msgworker status` (a bucket per second, kept two minutes).
-  local bucket = keys.sent_in_second(prefix, math.floor(now))
-  if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, 120) end
+  count_answer(prefix, 'OK', now)
 end
 local breaker = keys.breaker(prefix, account)
 local exhausted = keys.incident(prefix, 'retries_exhausted', account)
 local early = keys.early_statuses(prefix, wamid)
-local reply = {1, 0, 0}
+local reply = {1, 0, 0, ''}
 -- One look at the account's halt, breaker, cooldown and retries_exhausted incident, and at
 -- the statuses that came before this send was recorded: most of the time none is there, and
 -- the next job's begin, of the same account, need not look again.
@@ -50,9 +50,14 @@ local found = redis.call('EXISTS', keys.halt(prefix, account), breaker,
   keys.cooldown(prefix, account), exhausted, early)
 if found > 0 then
   local statuses = redis.call('LRANGE', early, 0, -1)
+  local applied = {}
   for _, raw in ipairs(statuses) do
-    apply_delivery(prefix, id, cjson.decode(raw), now)
+    local status = cjson.decode(raw)
+    if apply_delivery(prefix, id, status, now)[1] == 'applied' then
+      applied[#applied + 1] = {status.status, status.status == 'failed' and status.code or ''}
+    end
   end
+  if #applied > 0 then reply[4] = cjson.encode(applied) end
   if #statuses > 0 then
     redis.call('DEL', early)
     redis.call('ZREM', keys.early_arrivals(prefix), wamid)

@@ -38,6 +38,7 @@ local function park_undelivered(prefix, id, job, f, s, now)
   })
   record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
   write_dead_letter(prefix, id, record, s.code, now)
+  count_answer(prefix, s.code, now)
   redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', 'undelivered',
     'updated_at', now)
   keep(prefix, id, f[2], f[3])

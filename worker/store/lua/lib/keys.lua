@@ -27,7 +27,7 @@ function keys.legacy_due(prefix) return prefix .. 'due' end
 function keys.dispatched(prefix, account) return prefix .. 'dispatched:' .. key_part(account) end
 function keys.leases(prefix) return prefix .. 'leases' end
 function keys.enqueued_count(prefix) return prefix .. 'stats:enqueued' end
-function keys.sent_in_second(prefix, second) return prefix .. 'stats:sent:' .. second end
+function keys.answers_in_second(prefix, second) return prefix .. 'stats:answers:' .. second end
 function keys.held(prefix, account) return prefix .. 'held:' .. key_part(account) end
 function keys.idempotency(prefix, account, key)
   return prefix .. 'idem:' .. key_part(account) .. ':' .. key_part(key)
