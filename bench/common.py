@@ -452,10 +452,10 @@ def msgworker_env(redis_url: str, sandbox_url: str, **overrides: str | int) -> d
 # The send path's floor (`--floor` in bench/overhead.py and bench/scripts.py): its per-send
 # scripts told by their `floor` argument (worker/store/protocol.py) to skip the rate limiter's
 # writes and learning (the slot a call reserves, what an answer's headers teach) and a sent
-# job's records (history, expiries, send-once ledger, wamid index, sends per second). The pump
-# still reads the call logs for its budget. What is left claims a job, settles it and begins the
-# next. A worker process takes the floor from this folder's sitecustomize.py, put first on its
-# PYTHONPATH.
+# job's records (history, expiries, send-once ledger, wamid index, the count of its answer).
+# The pump still reads the call logs for its budget. What is left claims a job, settles it and
+# begins the next. A worker process takes the floor from bench/floor/sitecustomize.py, put
+# first on its PYTHONPATH.
 FLOOR_HOOK = ROOT / "bench" / "floor"
 
 

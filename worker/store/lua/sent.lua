@@ -2,8 +2,8 @@
 -- lib/ are included above, as protocol.py declares.)
 -- ARGV: the settlement's twelve (settle.lua), wamid, retention_s, floor ('1' only in the
 --   benchmarks' floor what-if: nothing learned from the headers, no records of the send: no
---   history line, expiries, ledger entry, wamid index or count)[, begin.lua's ARGV for the
---   group's next dispatch]
+--   history line, expiries, ledger entry, wamid index or count of the answer)[, begin.lua's
+--   ARGV for the group's next dispatch]
 -- Returns {recorded, breaker_closed, exhausted_open, early_applied[, begin.lua's reply]}: the
 -- wamid is recorded whoever owns the job (the message went out), indexed to the job for the
 -- delivery statuses (statuses that came first are applied now); breaker_closed says whether a
