@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -451,36 +450,13 @@ def msgworker_env(redis_url: str, sandbox_url: str, **overrides: str | int) -> d
 
 
 # The send path's floor (`--floor` in bench/overhead.py and bench/scripts.py): its per-send
-# scripts with neither the rate limiter's writes and learning (the slot a call reserves, what an
-# answer's headers teach) nor a sent job's records (history, expiries, send-once ledger, wamid
-# index, sends per second). The pump still reads the call logs for its budget. What is left
-# claims a job, settles it and begins the next. Each cut must match exactly once, and each ends
-# on a line of its own, so a line added later beside one is not cut unseen.
-FLOOR_CUTS = (
-    (
-        "lib/begin.lua",
-        r"reserve\(prefix, account, now_ms, limits_of\(account\), max_wait_ms,\n  member, looks\)",
-        "true, 0, member .. '@' .. now_ms",
-    ),
-    (
-        "lib/settle.lua",
-        r"\n  learn\(s\.prefix, s\.account, s\.now_ms, \{.*?\}, s\.member, looks\)\n",
-        "\n",
-    ),
-    (
-        "sent.lua",
-        r"\nremember\(s\)\nlocal retention_ms = [^\n]*\nretain\([^\n]*\)\n",
-        "\n",
-    ),
-    (
-        "sent.lua",
-        (
-            r"\nredis\.call\('SET', keys\.wamid\([^\n]*\n-- Sends per second[^\n]*\n"
-            r"local bucket = [^\n]*\nif redis\.call\('INCR', bucket\) == 1 then [^\n]*\n"
-        ),
-        "\n",
-    ),
-)
+# scripts told by their `floor` argument (worker/store/protocol.py) to skip the rate limiter's
+# writes and learning (the slot a call reserves, what an answer's headers teach) and a sent
+# job's records (history, expiries, send-once ledger, wamid index, the count of its answer).
+# The pump still reads the call logs for its budget. What is left claims a job, settles it and
+# begins the next. A worker process takes the floor from bench/floor/sitecustomize.py, put
+# first on its PYTHONPATH.
+FLOOR_HOOK = ROOT / "bench" / "floor"
 
 
 def floor_row(row: Row) -> Row:
@@ -488,27 +464,6 @@ def floor_row(row: Row) -> Row:
     return replace(
         row, benchmark=f"{row.benchmark}, floor what-if", command=f"{row.command} --floor", met=None
     )
-
-
-def floor_tree(directory: Path) -> Path:
-    """A copy of the ``worker`` package in ``directory`` with FLOOR_CUTS made (put ``directory``
-    first on PYTHONPATH to run it); returns the copy's Lua folder."""
-    shutil.copytree(
-        ROOT / "worker", directory / "worker", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (directory / "config").symlink_to(ROOT / "config")  # the routing table beside the package
-    lua = directory / "worker" / "store" / "lua"
-    for name, pattern, replacement in FLOOR_CUTS:
-        path = lua / name
-        source, made = re.subn(
-            pattern, replacement, path.read_text(encoding="utf-8"), flags=re.DOTALL
-        )
-        if made != 1:
-            raise SystemExit(
-                f"floor: a cut matches {name} {made} times; bring FLOOR_CUTS up to date"
-            )
-        path.write_text(source, encoding="utf-8")
-    return lua
 
 
 def plain_broker(url: str) -> tuple[str, str | None]:

@@ -30,9 +30,9 @@ state and its broker (``--min-replicas``: its REDIS_MIN_REPLICAS, a WAIT after i
 plain Celery on kombu's sentinel transport to the same primary. The figures are the primary's;
 the replica's and the sentinels' CPU is not counted.
 
-``--floor`` is a what-if, not msgworker: its workers run a copy of the package whose scripts
-neither limit the rate nor keep a sent job's records (see FLOOR_CUTS in common.py), to show
-what the rest of the send path costs Redis on its own.
+``--floor`` is a what-if, not msgworker: its workers tell the scripts, by their ``floor``
+argument, neither to limit the rate nor to keep a sent job's records (see FLOOR_HOOK in
+common.py), to show what the rest of the send path costs Redis on its own.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from common import (
+    FLOOR_HOOK,
     HIGH_RATE_PER_MIN,
     HIGH_RATE_PER_SEC,
     Measured,
@@ -62,7 +62,6 @@ from common import (
     enqueue_msgworker,
     enqueue_plain,
     floor_row,
-    floor_tree,
     mean,
     measure_cpu,
     msgworker_env,
@@ -150,7 +149,7 @@ def amqp_queue_depth(app: Any, queue: str = "celery") -> int:
 def run_msgworker(
     made: Stack, args: argparse.Namespace, observe: Observe, floor: Path | None = None
 ) -> Measured:
-    """msgworker's worker sending the backlog (with ``floor``: the package copy there)."""
+    """msgworker's worker sending the backlog (with ``floor``: the what-if's hook there)."""
     made.fresh()
     runtime = msgworker_runtime(made.redis_url)
     enqueue_msgworker(runtime, _backlog(args))
@@ -221,14 +220,9 @@ def run(args: argparse.Namespace) -> list[Row]:
     mine_name = "msgworker floor" if args.floor else "msgworker"
     if args.min_replicas and not args.sentinel:
         raise SystemExit("--min-replicas needs --sentinel: a lone Redis has no replica to wait for")
-    with (
-        stack(keep=args.keep, sentinel=args.sentinel, **knobs) as made,
-        contextlib.ExitStack() as cleanup,
-    ):
-        floor = None
-        if args.floor:
-            floor = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
-            floor_tree(floor)
+    with stack(keep=args.keep, sentinel=args.sentinel, **knobs) as made:
+        floor = FLOOR_HOOK if args.floor else None
+        if floor:
             print("msgworker runs its floor: no rate limiter's writes, no records of a sent job")
         for number in range(1, args.rounds + 1):
             ours.append(run_msgworker(made, args, _window(args), floor))

@@ -12,7 +12,8 @@ delivery, begin and settlement functions, then ``return 1``): what every call pa
 first line.
 
     .venv/bin/python bench/scripts.py [--against HEAD] [--jobs 2000] [--rounds 3]
-                                      [--floor]   (this tree against its floor, see common.py)
+                                      [--floor]   (this tree against its floor, see common.py:
+                                                   the scripts' floor argument set)
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from common import (
     base_parser,
     bench_main,
     floor_row,
-    floor_tree,
     print_table,
 )
 
@@ -126,12 +126,14 @@ class Meter:
 
 
 def side(
-    client: redis.Redis, prefix: str, folder: Path | None, jobs: int, t0: float
+    client: redis.Redis, prefix: str, folder: Path | None, jobs: int, t0: float, *, floor: bool
 ) -> dict[str, Any]:
-    """One side's figures: begin_job, finish+begin, and the bare chunk, per call."""
+    """One side's figures: begin_job, finish+begin, and the bare chunk, per call (``floor``:
+    the scripts told to take their floor)."""
     with lua_sources(folder):
         store = JobStore(client, Keys(prefix))
         transitions = Transitions(client, Keys(prefix), retention_s=3600)
+        transitions.floor = floor
         # sent.lua's shared parts as loaded, its own lines replaced by `return 1`.
         entry = scripts.LUA.joinpath(f"{SENT.name}.lua").read_text(encoding="utf-8")
         parts = scripts.script_source(SENT).removesuffix(entry)
@@ -184,27 +186,28 @@ def side(
 
 def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as directory:
-        # (label, Lua sources): the baseline first, then the side compared with it.
-        sides: list[tuple[str, Path | None]] = [("this tree", None)]
+        # (label, Lua sources, floor): the baseline first, then the side compared with it.
+        sides: list[tuple[str, Path | None, bool]] = [("this tree", None, False)]
         if args.floor:
-            sides.append(("floor", floor_tree(Path(directory) / "floor")))
+            sides.append(("floor", None, True))
         else:
-            sides.insert(0, (args.against, revision_sources(args.against, Path(directory) / "at")))
+            at = revision_sources(args.against, Path(directory) / "at")
+            sides.insert(0, (args.against, at, False))
         server = LocalRedis(Path(directory))
         server.start()
         try:
             client = redis.Redis.from_url(server.url)
-            results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in sides}
+            results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in sides}
             for r in range(args.rounds):
                 t0 = time.time()
-                for n, (label, folder) in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
+                for n, (label, folder, floor) in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
                     # Each side on an empty server: a keyspace that grew costs every command.
                     client.flushall()
                     prefix = f"s{n}r{r}:"
-                    results[label].append(side(client, prefix, folder, args.jobs, t0))
+                    results[label].append(side(client, prefix, folder, args.jobs, t0, floor=floor))
         finally:
             server.stop()
-    (baseline, _), (compared, _) = sides
+    (baseline, _, _), (compared, _, _) = sides
     rows: list[Row] = []
     table = []
     for call in ("begin_job", "finish+begin", "chunk only"):

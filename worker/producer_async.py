@@ -33,7 +33,7 @@ from worker.producer import (
 )
 from worker.settings import Settings, mask_url
 from worker.store.connect import connection_problem
-from worker.store.jobs import NO_BATCH, STORE_FULL, enqueue_arguments, is_out_of_memory
+from worker.store.jobs import NO_BATCH, STORE_FULL, enqueue_call, is_out_of_memory
 from worker.store.keys import DEFAULT_RETENTION_S, Keys
 from worker.store.protocol import ENQUEUE
 from worker.store.records import Job, NewJob
@@ -74,9 +74,9 @@ class AsyncJobStore:
         """Write new jobs in one round trip; a known idempotency key returns its first job id,
         a known ``batch_key`` (on the same accounts) the first batch's ids and writes nothing."""
         batch = NO_BATCH if batch_key is None else self._batch(jobs, batch_key, now=now)
-        argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now, batch=batch)
+        keys, argv = enqueue_call(jobs, keys=self._keys, now=now, batch=batch)
         try:
-            reply: list[Any] = await self._enqueue(args=argv)
+            reply: list[Any] = await self._enqueue(keys=keys, args=argv)
         except ResponseError as exc:
             if not is_out_of_memory(exc):
                 raise

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from tests.support.jobs import KEYS, add_job
 from worker.observe.status import take_snapshot
-from worker.store.claims import Execution
+from worker.store.claims import Execution, Verdict
+from worker.store.keys import LANES
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
 from worker.store.records import JobState
 from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, in_slot_order
+from worker.store.switches import Switches
 from worker.store.upgrade import split_legacy_schedule
 
 NOW = 1_900_000_000.0
@@ -197,3 +199,28 @@ def test_the_old_single_schedule_is_moved_into_the_lanes(jobs, redis_client):
     assert dispatched == [("otp", 1)]
     assert jobs.get("otp").state is JobState.QUEUED
     assert split_legacy_schedule(redis_client, KEYS) == 0
+
+
+def lanes_holding(redis_client, member):
+    return [lane for lane in LANES if redis_client.zscore(KEYS.due("a", lane), member) is not None]
+
+
+def test_a_resumed_job_and_one_a_cooldown_deferred_go_back_to_their_own_lanes(
+    jobs, redis_client, transitions
+):
+    """resume and recheck are given the account's lanes as keys: each job returns to the lane of
+    its priority."""
+    switches = Switches(redis_client, KEYS)
+    for job_id, priority in (("otp", "high"), ("promo", "bulk")):
+        add_job(jobs, job_id, account="a", priority=priority, now=NOW)
+    switches.halt("a", reason="test")
+    assert begin(transitions, "otp", NOW).verdict is Verdict.HELD
+    assert switches.resume("a") == 1
+    assert lanes_holding(redis_client, "otp|3") == ["high"]
+    assert begin(transitions, "promo", NOW).verdict is Verdict.GO
+    redis_client.set(KEYS.cooldown("a"), int((NOW + 30) * 1000))
+    execution = Execution("promo", 1, "h-promo")
+    claim = transitions.recheck(execution, jobs.get("promo"), now=NOW, probe_interval_s=30)
+    assert claim.verdict is Verdict.DEFERRED
+    assert lanes_holding(redis_client, "promo|2") == ["bulk"]
+    assert redis_client.smembers(KEYS.scheduled_accounts) == {"a"}

@@ -80,6 +80,18 @@ def test_each_script_reads_the_keys_its_declaration_names(script: Script):
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.name)
+def test_each_script_reads_the_keys_it_takes_per_item_as_declared(script: Script):
+    """Per item, KEYS[k + 1..k + n], n the keys declared per item: k starts after the fixed
+    KEYS and steps by n. A script declaring none reads none so."""
+    source = lua(script.name)
+    offsets = {int(n) for n in re.findall(r"KEYS\[k \+ (\d+)\]", source)}
+    assert offsets == set(range(1, len(script.each_key) + 1))
+    if script.each_key:
+        assert re.search(rf"local k = {len(script.keys)}\b", source)
+        assert re.search(rf"\bk = k \+ {len(script.each_key)}\b", source)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.name)
 def test_each_script_reads_the_arguments_its_declaration_names(script: Script):
     """ARGV[1..n] read, n the fixed arguments declared; repeated ones in a loop of their step
     starting right after them; a following script's arguments from right after them too."""
@@ -141,6 +153,10 @@ def test_arguments_missing_or_unknown_are_named():
         "a",
         "b",
     ]
+    keyed = Script("example", keys=("all",), each_key=("job",))
+    with pytest.raises(ValueError, match=r"KEYS: missing \['job'\], unknown \['jobs'\]"):
+        keyed.key_list({"all": "p:all"}, each=[{"jobs": "p:job:a"}])
+    assert keyed.key_list({"all": "p:all"}, each=[{"job": "p:job:a"}]) == ["p:all", "p:job:a"]
 
 
 def names(folder) -> set[str]:

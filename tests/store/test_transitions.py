@@ -266,3 +266,23 @@ def test_a_chained_begin_waits_out_a_cooldown_the_settlement_saw(jobs, redis_cli
     assert claim.verdict is Verdict.DEFERRED
     assert claim.wait_s > 2.5
     assert jobs.get("j2").state is JobState.SCHEDULED
+
+
+def test_the_floor_what_if_is_off_unless_set_and_when_set_skips_limiter_and_records(
+    jobs, redis_client, transitions
+):
+    """msgworker's transitions take no floor: a send reserves its slot and keeps its records.
+    Set (as the benchmarks' what-if does), a begin reserves no slot and a send keeps no history
+    line, ledger entry or wamid index: the switch is the scripts' argument, not edited Lua."""
+    assert transitions.floor is False
+    for job_id, floor in (("kept", False), ("floor", True)):
+        add_job(jobs, job_id=job_id, key=job_id)
+        transitions.floor = floor
+        assert begin(transitions, job_id=job_id) is Verdict.GO
+        transitions.mark_sent(Execution(job_id, 1, "a"), f"wamid.{job_id}", now=time.time())
+        slots = redis_client.zrange(KEYS.window("default", "sec"), 0, -1)
+        assert any(s.startswith(f"{job_id}|1@") for s in slots) is not floor
+        assert (redis_client.get(KEYS.ledger("default", job_id)) is None) is floor
+        assert (redis_client.get(KEYS.wamid(f"wamid.{job_id}")) is None) is floor
+        assert redis_client.llen(KEYS.history(job_id)) == (1 if floor else 2)
+        assert jobs.get(job_id).state is JobState.SENT

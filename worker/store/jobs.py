@@ -13,7 +13,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from worker.errors import StoreFull
 from worker.store.history import history_event
-from worker.store.keys import Keys
+from worker.store.keys import Keys, lane_of
 from worker.store.protocol import ENQUEUE, text
 from worker.store.records import Job, JobState, NewJob
 from worker.store.scripts import load_script
@@ -28,10 +28,25 @@ def is_out_of_memory(exc: ResponseError) -> bool:
 NO_BATCH: dict[str, Any] = {"batch_accounts": "", "batch_key": "", "batch_keep_ms": 0}
 
 
-def enqueue_arguments(
-    jobs: list[NewJob], *, prefix: str, now: float, batch: Mapping[str, Any] = NO_BATCH
-) -> list[Any]:
-    """ARGV of ``enqueue.lua`` for these jobs (shared by the blocking and the asyncio store)."""
+def enqueue_call(
+    jobs: list[NewJob], *, keys: Keys, now: float, batch: Mapping[str, Any] = NO_BATCH
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``enqueue.lua`` for these jobs (shared by the blocking and the asyncio
+    store)."""
+    job_keys = [
+        {
+            "idempotency": keys.idempotency(job.account, job.key),
+            "job": keys.job(job.id),
+            "history": keys.history(job.id),
+            "due": keys.due(job.account, lane_of(job.priority)),
+        }
+        for job in jobs
+    ]
+    fixed = {
+        "batch": keys.batch(batch["batch_accounts"], batch["batch_key"]),
+        "enqueued_count": keys.enqueued_count,
+        "scheduled_accounts": keys.scheduled_accounts,
+    }
     each = []
     for job in jobs:
         state = JobState.SCHEDULED if job.due_at > now else JobState.QUEUED
@@ -49,7 +64,8 @@ def enqueue_arguments(
                 "priority": job.priority,
             }
         )
-    return ENQUEUE.arguments({"prefix": prefix, "now": now, **batch}, each=each)
+    values = {"now": now, "batch_key": batch["batch_key"], "batch_keep_ms": batch["batch_keep_ms"]}
+    return ENQUEUE.key_list(fixed, each=job_keys), ENQUEUE.arguments(values, each=each)
 
 
 STORE_FULL = "Redis is full (maxmemory reached): nothing was enqueued"
@@ -68,9 +84,9 @@ class JobStore:
 
         Raises StoreFull when Redis is out of memory (nothing written).
         """
-        argv = enqueue_arguments(jobs, prefix=self._keys.prefix, now=now)
+        keys, argv = enqueue_call(jobs, keys=self._keys, now=now)
         try:
-            reply: list[Any] = self._enqueue(args=argv)
+            reply: list[Any] = self._enqueue(keys=keys, args=argv)
         except ResponseError as exc:
             # redis-py raises OutOfMemoryError for Redis's OOM reply (the prefix stripped); a
             # script error can carry the reply whole. Redis refuses only a script's first write,

@@ -15,28 +15,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.store.keys import LANES
+
 
 @dataclass(frozen=True)
 class Script:
     """One Lua entry script, ``lua/<name>.lua``, after the shared parts it ``include``s from
     ``lua/lib/`` (in that order, after ``lib/keys.lua``).
 
-    ``argv`` are its fixed arguments; ``each`` the arguments it takes once per item after them
-    (a job, a status); ``then``, another script whose ARGV may follow (the next begin after a
-    send). ``reply`` names the values its reply starts with.
+    ``keys`` are its fixed KEYS, ``each_key`` the keys it takes once per item after them (a
+    job's); ``argv`` its fixed arguments; ``each`` the arguments it takes once per item after
+    them (a job, a status); ``then``, another script whose ARGV may follow (the next begin after
+    a send). ``reply`` names the values its reply starts with.
     """
 
     name: str
     keys: tuple[str, ...] = ()
+    each_key: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
     each: tuple[str, ...] = ()
     then: Script | None = None
     reply: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
 
-    def key_list(self, keys: Mapping[str, str]) -> list[str]:
-        """KEYS in the declared order, from the key names given by name."""
-        return [keys[name] for name in _exactly(self.keys, keys, f"{self.name}.lua KEYS")]
+    def key_list(
+        self, keys: Mapping[str, str], *, each: Iterable[Mapping[str, str]] = ()
+    ) -> list[str]:
+        """KEYS in the declared order, from the key names given by name, then each item's."""
+        where = f"{self.name}.lua KEYS"
+        names = [keys[name] for name in _exactly(self.keys, keys, where)]
+        for item in each:
+            names += [item[name] for name in _exactly(self.each_key, item, where)]
+        return names
 
     def arguments(
         self,
@@ -130,6 +140,7 @@ BEGIN = Script(
         "probe_interval_s",
         "retention_s",
         *LIMITS,
+        "floor",  # '1': the benchmarks' floor what-if (no rate-limit slot); never the product's
     ),
     reply=("verdict", "detail", "wait_ms"),
     include=("ratelimit", "switches", "begin"),
@@ -138,7 +149,7 @@ BEGIN = Script(
 SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
 SENT = Script(
     "sent",
-    argv=(*SETTLEMENT, "wamid", "retention_s"),
+    argv=(*SETTLEMENT, "wamid", "retention_s", "floor"),  # floor: as BEGIN's (no records)
     then=BEGIN,
     reply=("recorded", "breaker_closed", "exhausted_open", "early_applied"),
     include=("answers", "ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),
@@ -175,6 +186,8 @@ RECHECK = Script(
         "breaker_probe",
         "sec_window",
         "min_window",
+        "due",
+        "scheduled_accounts",
     ),
     argv=(
         "id",
@@ -184,9 +197,7 @@ RECHECK = Script(
         "held_event",
         "wait_event",
         "probe_interval_s",
-        "prefix",
         "account",
-        "priority",
     ),
     reply=("verdict", "wait_ms"),
     include=("ratelimit", "switches"),
@@ -196,7 +207,9 @@ RECHECK = Script(
 
 ENQUEUE = Script(
     "enqueue",
-    argv=("prefix", "now", "batch_accounts", "batch_key", "batch_keep_ms"),
+    keys=("batch", "enqueued_count", "scheduled_accounts"),
+    each_key=("idempotency", "job", "history", "due"),
+    argv=("now", "batch_key", "batch_keep_ms"),
     each=(
         "id",
         "account",
@@ -227,7 +240,17 @@ SPLIT_SCHEDULE = Script("split_schedule", argv=("prefix", "limit"), reply=("move
 # ------------------------------------------------------------------ switches and incidents
 
 HALT = Script("halt", keys=("halt",), argv=("channel", "account"), each=("field", "value"))
-RESUME = Script("resume", argv=("prefix", "account", "now", "event", "gateway_only"))
+RESUME = Script(
+    "resume",
+    keys=(
+        "halt",
+        "halt_probe",
+        "held",
+        "scheduled_accounts",
+        *(f"due_{lane}" for lane in LANES),  # the account's lanes (a held job goes back to its own)
+    ),
+    argv=("prefix", "account", "now", "event", "gateway_only"),  # prefix: the held jobs' keys
+)
 INCIDENT_OPEN = Script("incident_open", keys=("incident",), each=("field", "value"))
 
 # ------------------------------------------------------------------ dead letters and receipts

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from worker.store.history import history_event
-from worker.store.keys import Keys
+from worker.store.keys import LANES, Keys
 from worker.store.protocol import HALT, RESUME
 from worker.store.scripts import load_script
 
@@ -97,7 +97,15 @@ class Switches:
             "event": event,
             "gateway_only": "1" if gateway_only else "0",
         }
-        return int(self._resume(args=RESUME.arguments(values)))
+        k = self._keys
+        keys = {
+            "halt": k.halt(account),
+            "halt_probe": k.halt_probe(account),
+            "held": k.held(account),
+            "scheduled_accounts": k.scheduled_accounts,
+            **{f"due_{lane}": k.due(account, lane) for lane in LANES},
+        }
+        return int(self._resume(keys=RESUME.key_list(keys), args=RESUME.arguments(values)))
 
     def probe_due(self, account: str, interval_s: float) -> bool:
         """Take the account's halt-probe lease for ``interval_s``: one probe per interval across

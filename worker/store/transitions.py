@@ -20,7 +20,7 @@ import redis
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.claims import Claim, Execution, Opening, Verdict
 from worker.store.history import history_event
-from worker.store.keys import Keys
+from worker.store.keys import Keys, lane_of
 from worker.store.protocol import (
     BEGIN,
     CLAIMED_FIELDS,
@@ -60,6 +60,10 @@ class SentRecord:
 class Transitions:
     """Moves jobs from state to state, each move one script; only the execution that holds a
     job's claim settles it."""
+
+    # The benchmarks' floor what-if (bench/floor/ sets it; msgworker never does): begins reserve
+    # no rate-limit slot, and a send neither learns from the headers nor keeps any record.
+    floor = False
 
     def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: float) -> None:
         self._redis = client
@@ -102,8 +106,13 @@ class Transitions:
                 "probe_interval_s": opening.probe_interval_s,
                 "retention_s": self._retention_s,
                 **opening.rate.limits(),
+                "floor": self._floor_flag,
             }
         )
+
+    @property
+    def _floor_flag(self) -> str:
+        return "1" if self.floor else "0"
 
     def hand_back(self, executions: Sequence[Execution], *, now: float) -> None:
         """Dispatches this worker will not begin (it is shutting down): their leases end now, so
@@ -131,6 +140,9 @@ class Transitions:
             "breaker_probe": k.breaker_probe(account),
             "sec_window": k.window(account, "sec"),
             "min_window": k.window(account, "min"),
+            # Where a cooldown puts it back.
+            "due": k.due(account, lane_of(job.priority)),
+            "scheduled_accounts": k.scheduled_accounts,
         }
         args = {
             "id": execution.job_id,
@@ -140,10 +152,7 @@ class Transitions:
             "held_event": history_event(now, "held"),
             "wait_event": history_event(now, "wait", action="cooldown_wait"),
             "probe_interval_s": probe_interval_s,
-            # Where a cooldown puts it back.
-            "prefix": k.prefix,
             "account": account,
-            "priority": job.priority,
         }
         reply = RECHECK.fields(
             self._recheck(keys=RECHECK.key_list(keys), args=RECHECK.arguments(args))
@@ -177,7 +186,7 @@ class Transitions:
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
         values = self._settlement(execution, now, event, headers)
-        values.update(wamid=wamid, retention_s=self._retention_s)
+        values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
         after = self._opening_arguments(then, now) if then else []
         reply: list[Any] = self._sent(args=SENT.arguments(values, then=after))
         recorded = SENT.fields(reply)

@@ -1,10 +1,10 @@
 -- A fresh look at the account's switches after a delivery waited for its rate-limit slot:
 -- a halt, a cooldown or an open billing breaker that arrived during the wait stops the call.
 -- KEYS: job, history, claim, leases, halt, held, cooldown, breaker, breaker_probe, sec_window,
---       min_window
+--       min_window, due (the job's lane), scheduled_accounts (the last two: where a cooldown's
+--       wait schedules the job)
 -- ARGV: id, gen, now_s, execution, event_held_json, event_wait_json (its delay_s is filled in),
---       probe_interval_s, prefix, account, priority (the last three: where a cooldown's wait
---       schedules the job)
+--       probe_interval_s, account
 -- Returns {verdict, wait_ms}:
 --   go        nothing changed: call the Gateway
 --   stale     this execution no longer owns the job: do nothing
@@ -15,7 +15,7 @@
 --   wait      the breaker is half-open and its probe is out: try again shortly (job claimed)
 local job, history, claim, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local halt, held, cooldown, breaker, probe = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local sec_window, min_window = KEYS[10], KEYS[11]
+local sec_window, min_window, due, scheduled_accounts = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local id, gen, now, execution = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local member = id .. '|' .. gen
 local now_ms = math.floor(now * 1000)
@@ -47,7 +47,7 @@ if until_ms > now_ms then
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local due_at = until_ms / 1000
   redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
-  schedule(ARGV[8], ARGV[9], ARGV[10], due_at, id .. '|' .. next_gen)
+  schedule_in(due, scheduled_accounts, ARGV[8], due_at, id .. '|' .. next_gen)
   local event = cjson.decode(ARGV[6])
   event.delay_s = (until_ms - now_ms) / 1000
   redis.call('RPUSH', history, cjson.encode(event))

@@ -1,7 +1,9 @@
 -- Record a send, atomically, and learn from the answer's X-RateLimit headers. (Its parts from
 -- lib/ are included above, as protocol.py declares.)
--- ARGV: the settlement's twelve (settle.lua), wamid, retention_s[, begin.lua's ARGV for the
---   group's next dispatch]
+-- ARGV: the settlement's twelve (settle.lua), wamid, retention_s, floor ('1' only in the
+--   benchmarks' floor what-if: nothing learned from the headers, no records of the send: no
+--   history line, expiries, ledger entry, wamid index or count of the answer)[, begin.lua's
+--   ARGV for the group's next dispatch]
 -- Returns {recorded, breaker_closed, exhausted_open, early_applied[, begin.lua's reply]}: the
 -- wamid is recorded whoever owns the job (the message went out), indexed to the job for the
 -- delivery statuses (statuses that came first are applied now); breaker_closed says whether a
@@ -11,7 +13,8 @@
 -- failed)], ...], '' for none); then, when asked, the next dispatch's begin reply, in the same
 -- round trip. {0, 0, 0, ''} for a job with no record (and no begin).
 local looks = new_looks()
-local s = settlement(ARGV, looks)
+local floor = ARGV[15] == '1'
+local s = settlement(ARGV, looks, floor)
 if not s then return {0, 0, 0, ''} end
 local prefix, id, account, key, now = s.prefix, s.id, s.account, s.key, s.now
 local wamid = ARGV[13]
@@ -26,14 +29,16 @@ if s.job_gen == s.gen then
   redis.call('DEL', s.claim)
   redis.call('ZREM', keys.leases(prefix), s.member)
 end
-remember(s)
-local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))
-retain(prefix, id, account, key, retention_ms, wamid, s.key_owned)
 if s.delivery_status then
   redis.call('HDEL', s.job, 'delivery_status', 'delivery_at', 'delivery_error')
 end
-redis.call('SET', keys.wamid(prefix, wamid), id, 'PX', retention_ms)
-count_answer(prefix, 'OK', now)
+if not floor then
+  remember(s)
+  local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))
+  retain(prefix, id, account, key, retention_ms, wamid, s.key_owned)
+  redis.call('SET', keys.wamid(prefix, wamid), id, 'PX', retention_ms)
+  count_answer(prefix, 'OK', now)
+end
 local breaker = keys.breaker(prefix, account)
 local exhausted = keys.incident(prefix, 'retries_exhausted', account)
 local early = keys.early_statuses(prefix, wamid)
@@ -72,7 +77,7 @@ if not looks.quiet[account] then
   reply[3] = redis.call('EXISTS', exhausted)
   looks.quiet[account] = nil  -- the breaker may have closed: the next begin looks for itself
 end
-if ARGV[15] then
-  for _, part in ipairs(begin({unpack(ARGV, 15)}, looks)) do reply[#reply + 1] = part end
+if ARGV[16] then
+  for _, part in ipairs(begin({unpack(ARGV, 16)}, looks)) do reply[#reply + 1] = part end
 end
 return reply

@@ -4,7 +4,8 @@
 -- next dispatch of a group once the one before it is settled; its body reads its arguments as
 -- ARGV, as the script it is, and shares what the script looked up in `looks` (see ratelimit.lua).
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s, retention_s, then the
---       limits (see limits_from in ratelimit.lua)
+--       limits (see limits_from in ratelimit.lua), then floor ('1' only in the benchmarks' floor
+--       what-if: no rate-limit slot is reserved, the call goes now)
 -- Returns {verdict, detail, wait_ms[, job fields]}: for every verdict but stale and busy (the
 -- caller counts each outcome under the job's account), the job's CLAIMED_FIELDS in their
 -- order (generated from worker/store/protocol.py):
@@ -122,8 +123,11 @@ if switched and redis.call('EXISTS', breaker) == 1 then
   probe = '1'
 end
 
-local reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits_of(account), max_wait_ms,
-  member, looks)
+local reserved, wait_ms, slot = true, 0, member .. '@' .. now_ms
+if ARGV[17] ~= '1' then
+  reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits_of(account), max_wait_ms,
+    member, looks)
+end
 if not reserved then
   -- A long wait is spent on the schedule, not in a worker's memory.
   if probe == '1' then redis.call('DEL', probe_key) end

@@ -98,9 +98,16 @@ local function lane_of(priority)
   return 'normal'
 end
 
+-- `due`: the lane the job's priority names; `accounts`: the set of scheduled accounts (both
+-- given by the caller as KEYS, where a script takes its keys so).
+local function schedule_in(due, accounts, account, at, member)
+  redis.call('ZADD', due, at, member)
+  redis.call('SADD', accounts, account)
+end
+
 local function schedule(prefix, account, priority, at, member)
-  redis.call('ZADD', keys.due(prefix, account, lane_of(priority)), at, member)
-  redis.call('SADD', keys.scheduled_accounts(prefix), account)
+  schedule_in(keys.due(prefix, account, lane_of(priority)), keys.scheduled_accounts(prefix),
+    account, at, member)
 end
 
 -- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled

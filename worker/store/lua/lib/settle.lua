@@ -4,9 +4,10 @@
 -- ARGV (every settlement's first twelve): prefix, id, gen, now, execution, event_json,
 --   sec_window_ms, min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining
 --   ('' for headers that were absent)
--- `looks`: what the script run looked up already (see ratelimit.lua).
+-- `looks`: what the script run looked up already (see ratelimit.lua); `floor`: true only in the
+-- benchmarks' floor what-if, where nothing is learned from the headers.
 -- Returns the settlement as a table, or nil when the job has no record.
-local function settlement(ARGV, looks)
+local function settlement(ARGV, looks, floor)
   local s = {prefix = ARGV[1], id = ARGV[2], gen = ARGV[3], now = tonumber(ARGV[4]),
     now_text = ARGV[4], execution = ARGV[5], event = ARGV[6]}
   s.job = keys.job(s.prefix, s.id)
@@ -17,10 +18,12 @@ local function settlement(ARGV, looks)
   s.updated_at, s.delivery_status, s.priority, s.key_owned = f[5], f[6], f[7], f[8]
   s.now_ms = math.floor(s.now * 1000)
   s.member = s.id .. '|' .. s.gen
-  learn(s.prefix, s.account, s.now_ms, {
-    sec = {tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])},
-    min = {tonumber(ARGV[8]), tonumber(ARGV[11]), tonumber(ARGV[12])},
-  }, s.member, looks)
+  if not floor then
+    learn(s.prefix, s.account, s.now_ms, {
+      sec = {tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])},
+      min = {tonumber(ARGV[8]), tonumber(ARGV[11]), tonumber(ARGV[12])},
+    }, s.member, looks)
+  end
   s.claim = keys.claim(s.prefix, s.account, s.key)
   return s
 end
