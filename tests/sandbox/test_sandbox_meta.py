@@ -10,6 +10,8 @@ import pytest
 from tests.sandbox.test_sandbox import KEY, MESSAGE, configure, messages, send
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver
+from worker.sandbox.meta import Meta
+from worker.sandbox.meta_errors import PAIR_RATE_LIMIT
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 
 TEMPLATE = {
@@ -204,3 +206,14 @@ def test_a_template_event_needs_a_webhook_url():
             assert send(client, KEY, body=TEMPLATE).status_code == 200
     finally:
         running.stop()
+
+
+def test_past_the_cap_of_pairs_only_idle_ones_are_forgotten(monkeypatch):
+    """With room for 4 pairs, 10 numbers each sent to within the interval are all still paced
+    (a second message to any fails 131056); once the interval has passed they are forgotten."""
+    monkeypatch.setattr("worker.sandbox.meta.PAIRS_MAX", 4)
+    meta, config = Meta(), SandboxConfig(pair_interval_s=6.0)
+    numbers = [f"90555000{n:04d}" for n in range(10)]
+    assert [meta.verdict(config, "key1", MESSAGE, n, 100.0) for n in numbers] == [None] * 10
+    assert {meta.verdict(config, "key1", MESSAGE, n, 101.0) for n in numbers} == {PAIR_RATE_LIMIT}
+    assert [meta.verdict(config, "key1", MESSAGE, n, 200.0) for n in numbers] == [None] * 10

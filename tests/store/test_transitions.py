@@ -73,19 +73,26 @@ def test_dispatch_of_an_old_generation_is_stale(jobs, transitions):
     assert begin(transitions, gen=2, holder="b") is Verdict.GO
 
 
+def backs_off(transitions, *, holder: str) -> bool:
+    """Whether ``holder``'s attempt at job j1 (gen 1) could settle it as a backoff."""
+    return bool(
+        transitions.retry(
+            Execution("j1", 1, holder),
+            now=time.time(),
+            delay_s=1,
+            action="backoff",
+            outcome=Outcome(code="X"),
+        )
+    )
+
+
 def test_finish_by_an_execution_that_lost_its_claim_writes_nothing(jobs, redis_client, transitions):
     """A slow execution whose lease ran out cannot reschedule or park the job any more."""
     add_job(jobs)
     assert begin(transitions, holder="slow") is Verdict.GO
     redis_client.delete(KEYS.claim("default", "j1"))  # the lease ran out
     assert begin(transitions, holder="rescuer") is Verdict.LOST  # it had started its call
-    assert not transitions.retry(
-        Execution("j1", 1, "slow"),
-        now=time.time(),
-        delay_s=1,
-        action="backoff",
-        outcome=Outcome(code="X"),
-    )
+    assert not backs_off(transitions, holder="slow")
     assert jobs.get("j1").state is JobState.SENDING
 
 
@@ -98,13 +105,7 @@ def test_sent_is_recorded_even_by_an_execution_that_lost_its_claim(jobs, redis_c
     transitions.mark_sent(Execution("j1", 1, "slow"), "wamid.slow", now=time.time())
     assert jobs.get("j1").wamid == "wamid.slow"
     assert redis_client.get(KEYS.ledger("default", "j1")) == "wamid.slow"
-    assert not transitions.retry(
-        Execution("j1", 1, "rescuer"),
-        now=time.time(),
-        delay_s=1,
-        action="backoff",
-        outcome=Outcome(code="X"),
-    )
+    assert not backs_off(transitions, holder="rescuer")
 
 
 def test_a_key_already_sent_is_a_duplicate_without_a_call(jobs, redis_client, transitions):

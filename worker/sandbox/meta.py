@@ -62,6 +62,7 @@ class Meta:
 
     def __init__(self) -> None:
         self._sent: dict[tuple[str, str], SlidingWindow] = {}
+        self._forget_past = PAIRS_MAX
 
     def verdict(
         self, config: SandboxConfig, key_label: str, payload: Any, wa_id: str, now: float
@@ -88,8 +89,11 @@ class Meta:
             return True
         window = self._sent.get(pair)
         if window is None or window.span_s != interval_s:
-            if len(self._sent) >= PAIRS_MAX:
+            if len(self._sent) >= self._forget_past:
                 self._forget_idle(now)
+                # Pairs all still paced: look again once the table has doubled, not at each
+                # new pair (a scan per pair would cost the square of their number).
+                self._forget_past = max(PAIRS_MAX, 2 * len(self._sent))
             window = self._sent[pair] = SlidingWindow(interval_s)
         if window.used(now) >= burst:
             return False
@@ -98,6 +102,7 @@ class Meta:
 
     def clear(self) -> None:
         self._sent.clear()
+        self._forget_past = PAIRS_MAX
 
     def _forget_idle(self, now: float) -> None:
         for pair in [pair for pair, window in self._sent.items() if not window.used(now)]:

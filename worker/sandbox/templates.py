@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from worker.sandbox.config import KNOBS, SandboxConfig, SandboxInputError
+from worker.sandbox.config import SandboxConfig, SandboxInputError
 from worker.sandbox.meta import TEMPLATE_EVENTS, TEMPLATE_RESTARTS, template_id
 
 EVENT_FIELDS = frozenset({"event", "name", "language", "waba_id", "reason"})
@@ -49,9 +49,13 @@ def parse_template_event(spec: Mapping[str, Any]) -> TemplateEvent:
         raise SandboxInputError("event", f"must be one of {', '.join(sorted(TEMPLATE_EVENTS))}")
     for name in ("name", "language"):
         value = spec.get(name)
-        if not isinstance(value, str) or not value or ":" in value:
-            raise SandboxInputError(name, "must be a non-empty string without ':'")
-    (template,) = KNOBS["paused_templates"]("name", [f"{spec['name']}:{spec['language']}"])
+        if (
+            not isinstance(value, str)
+            or not value
+            or any(ch == ":" or ch.isspace() for ch in value)
+        ):
+            raise SandboxInputError(name, "must be a non-empty string without ':' or spaces")
+    template = f"{spec['name']}:{spec['language']}"
     waba_id, reason = spec.get("waba_id", "sandbox"), spec.get("reason", "NONE")
     for name, value in (("waba_id", waba_id), ("reason", reason)):
         if not isinstance(value, str) or not value:
