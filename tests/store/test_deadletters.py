@@ -11,8 +11,11 @@ import pytest
 from tests.support.jobs import add_job, park, take
 from tests.support.messages import text
 from worker.store.deadletters import DeadLetter, DeadLetters, ReplayReport, Selection
+from worker.store.keys import own_keys
+from worker.store.protocol import PURGE
 from worker.store.records import JobState
 from worker.store.restore import Restore
+from worker.store.scripts import script_source
 
 RETENTION_S = 3600
 
@@ -208,3 +211,32 @@ def test_remove_old_removes_only_what_is_older_than_the_maximum_age_with_its_job
     assert dlq.remove_old(now=time.time() + 101) == 1
     assert runtime.jobs.get("young") is None
     assert dlq.counts() == {}
+
+
+def test_purge_leaves_a_record_rewritten_for_another_owner_since_it_was_read(runtime, dlq):
+    """purge.lua names the job's own keys from the record as read before it runs: a record that
+    names another account or key by then is left whole (nothing of another job's touched) for
+    the next purge, which reads it again; an unreadable record goes, counted nowhere."""
+    parked(runtime, "j1")
+    script = runtime.redis.register_script(script_source(PURGE))
+    k = runtime.keys
+    fixed = {"dead_letter_index": k.dead_letter_index, "dead_letter_counts": k.dead_letter_counts}
+
+    def purge_as_read(job_id, account, key):
+        each_key = [{"dead_letter": k.dead_letter(job_id), **own_keys(k, job_id, account, key)}]
+        each = [{"id": job_id, "account": account, "key": key}]
+        values = {"retention_s": RETENTION_S, "forget": "0"}
+        return script(
+            keys=PURGE.key_list(fixed, each=each_key), args=PURGE.arguments(values, each=each)
+        )
+
+    assert purge_as_read("j1", "brand_b", "j1") == 0
+    assert dlq.get("j1") is not None
+    assert dlq.counts() == {"BILL_001": 1}
+    assert runtime.redis.ttl(k.job("j1")) == -1
+    assert dlq.purge(["j1"]) == 1
+    runtime.redis.set(k.dead_letter("junk"), "{not json")
+    runtime.redis.zadd(k.dead_letter_index, {"junk": 1})
+    assert dlq.purge(["junk"]) == 1
+    assert not runtime.redis.exists(k.dead_letter("junk"))
+    assert runtime.redis.zscore(k.dead_letter_index, "junk") is None

@@ -8,9 +8,11 @@ from tests.support.jobs import KEYS, add_job
 from worker.observe.status import take_snapshot
 from worker.store.claims import Execution, Verdict
 from worker.store.keys import LANES
+from worker.store.protocol import SPLIT_SCHEDULE
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
 from worker.store.records import JobState
 from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, in_slot_order
+from worker.store.scripts import script_source
 from worker.store.switches import Switches
 from worker.store.upgrade import split_legacy_schedule
 
@@ -224,3 +226,26 @@ def test_a_resumed_job_and_one_a_cooldown_deferred_go_back_to_their_own_lanes(
     assert claim.verdict is Verdict.DEFERRED
     assert lanes_holding(redis_client, "promo|2") == ["bulk"]
     assert redis_client.smembers(KEYS.scheduled_accounts) == {"a"}
+
+
+def test_an_old_schedule_entry_is_moved_only_as_its_job_was_read(jobs, redis_client):
+    """split_schedule.lua takes each entry's lane from the job as read before it runs: an entry
+    whose job names another account by then stays for the next round; one whose job was read
+    gone but is there by then stays too; each is moved once the round reads it again."""
+    add_job(jobs, "otp", account="a", priority="high", due_in=-5, now=NOW)
+    lane = KEYS.due("a", "high")
+    redis_client.zrem(lane, "otp|1")
+    redis_client.zadd(KEYS.legacy_due, {"otp|1": NOW - 5})
+    script = redis_client.register_script(script_source(SPLIT_SCHEDULE))
+    fixed = {"legacy_due": KEYS.legacy_due, "scheduled_accounts": KEYS.scheduled_accounts}
+    for account, due in [("b", KEYS.due("b", "high")), ("", KEYS.legacy_due)]:
+        reply = script(
+            keys=SPLIT_SCHEDULE.key_list(fixed, each=[{"job": KEYS.job("otp"), "due": due}]),
+            args=SPLIT_SCHEDULE.arguments(
+                {}, each=[{"member": "otp|1", "account": account, "priority": "high"}]
+            ),
+        )
+        assert SPLIT_SCHEDULE.fields(reply) == {"moved": "0", "left": "1"}
+    assert not redis_client.exists(KEYS.due("b", "high"))
+    assert split_legacy_schedule(redis_client, KEYS) == 1
+    assert redis_client.zscore(lane, "otp|1") == NOW - 5

@@ -133,6 +133,18 @@ def test_a_purged_job_put_back_is_parked_for_as_long_as_it_takes(runtime, restor
     assert runtime.redis.ttl(runtime.keys.job(JOB_ID)) == -1
 
 
+def test_a_record_naming_another_account_than_its_parked_job_is_skipped(runtime, restore, dlq):
+    """The import names the job's keys from the record: a record for a parked job of another
+    account (or key) is not that job's, and nothing of the job is touched."""
+    park(runtime, add_job(runtime.jobs, JOB_ID, account="default"))
+    dlq.purge([JOB_ID])
+    ttl = runtime.redis.ttl(runtime.keys.job(JOB_ID))
+    record = parse_record(exported(account="brand_a"), ACCOUNTS)
+    assert restore.put_back([record]) == RestoreReport(not_parked=1)
+    assert dlq.get(JOB_ID) is None
+    assert 0 < runtime.redis.ttl(runtime.keys.job(JOB_ID)) <= ttl
+
+
 def test_importing_never_schedules_or_sends(runtime, restore):
     """Put back, a record makes no job and puts nothing on the schedule."""
     restore.put_back([parse_record(exported(), ACCOUNTS)])

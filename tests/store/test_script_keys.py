@@ -31,10 +31,7 @@ STILL_PREFIXED = {
     "resume.lua": "the held jobs' keys are known only once popped (docs/architecture.md)",
     "plan.lua": "the pump's scripts: not converted yet",
     "promote.lua": "the pump's scripts: not converted yet",
-    "split_schedule.lua": "the upgrade of the schedule: not converted yet",
     "replay.lua": "dead letters: not converted yet",
-    "purge.lua": "dead letters: not converted yet",
-    "import.lua": "dead letters: not converted yet",
     "statuses.lua": "receipts: the jobs are found by wamid at run time (docs/architecture.md)",
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from worker.store.history import history_event
-from worker.store.keys import Keys
+from worker.store.keys import Keys, own_keys
 from worker.store.protocol import PURGE, REPLAY
 from worker.store.scripts import load_script
 
@@ -251,14 +251,42 @@ class DeadLetters:
 
     def _remove(self, ids: Sequence[str], *, forget: bool) -> int:
         removed = 0
+        values = {"retention_s": self._retention_s, "forget": "1" if forget else "0"}
+        keys = {
+            "dead_letter_index": self._keys.dead_letter_index,
+            "dead_letter_counts": self._keys.dead_letter_counts,
+        }
         for start in range(0, len(ids), REPLAY_CHUNK):
             chunk = ids[start : start + REPLAY_CHUNK]
-            values = {
-                "prefix": self._keys.prefix,
-                "retention_s": self._retention_s,
-                "forget": "1" if forget else "0",
-            }
+            texts = self._redis.mget([self._keys.dead_letter(i) for i in chunk])
+            owners = [_owner(text) for text in texts]
+            each_key = [
+                {"dead_letter": self._keys.dead_letter(i), **own_keys(self._keys, i, account, key)}
+                for i, (account, key) in zip(chunk, owners, strict=True)
+            ]
+            each = [
+                {"id": i, "account": account, "key": key}
+                for i, (account, key) in zip(chunk, owners, strict=True)
+            ]
             removed += int(
-                self._purge(args=PURGE.arguments(values, each=[{"id": i} for i in chunk]))
+                self._purge(
+                    keys=PURGE.key_list(keys, each=each_key),
+                    args=PURGE.arguments(values, each=each),
+                )
             )
         return removed
+
+
+def _owner(text: str | bytes | None) -> tuple[str, str]:
+    """The account and idempotency key a dead letter's record names ('' where it names none,
+    or is no record at all), as purge.lua compares them."""
+    try:
+        record = json.loads(text) if text else None
+    except ValueError:
+        return "", ""
+    if not isinstance(record, dict):
+        return "", ""
+    account, key = record.get("account"), record.get("idempotency_key")
+    if isinstance(account, str) and isinstance(key, str):
+        return account, key
+    return "", ""

@@ -19,6 +19,9 @@ LANES = ("high", "normal", "bulk")
 # How long a sent job (or a purged dead letter's) is kept, unless configured otherwise.
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 
+# A job's own keys, by the names the lifetimes in lua/lib/keys.lua take them (``own_keys``).
+OWN_KEYS = ("job", "history", "idempotency", "ledger")
+
 _UNSAFE = re.compile(r"[%:{}]")
 
 
@@ -239,3 +242,15 @@ class Keys:
             return None
         rest = key[len(head) :]
         return None if ":" in rest else decode_part(rest)
+
+
+def own_keys(keys: Keys, job_id: str, account: str, key: str) -> dict[str, str]:
+    """A job's own keys by their ``OWN_KEYS`` names: its record and history, and its idempotency
+    key's entry and ledger entry (``own_keys`` in keys.lua)."""
+    names = (
+        keys.job(job_id),
+        keys.history(job_id),
+        keys.idempotency(account, key),
+        keys.ledger(account, key),
+    )
+    return dict(zip(OWN_KEYS, names, strict=True))

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.store.keys import LANES
+from worker.store.keys import LANES, OWN_KEYS
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,13 @@ PROMOTE = Script(
     reply=("members", "runs", "paces"),
     include=("ratelimit",),
 )
-SPLIT_SCHEDULE = Script("split_schedule", argv=("prefix", "limit"), reply=("moved", "left"))
+SPLIT_SCHEDULE = Script(
+    "split_schedule",
+    keys=("legacy_due", "scheduled_accounts"),
+    each_key=("job", "due"),
+    each=("member", "account", "priority"),  # as read before; account '' for a job gone
+    reply=("moved", "left"),
+)
 
 # ------------------------------------------------------------------ switches and incidents
 
@@ -262,11 +268,18 @@ REPLAY = Script(
     reply=("replayed", "already_sent", "expired", "missing", "delivered"),
     include=("answers", "deadletters", "delivery"),
 )
-PURGE = Script("purge", argv=("prefix", "retention_s", "forget"), each=("id",))
+PURGE = Script(
+    "purge",
+    keys=("dead_letter_index", "dead_letter_counts"),
+    each_key=("dead_letter", *OWN_KEYS),
+    argv=("retention_s", "forget"),
+    each=("id", "account", "key"),  # as read from the record before, '' where it named none
+)
 IMPORT = Script(
     "import",
-    argv=("prefix",),
-    each=("id", "parked_at", "code", "record"),
+    keys=("dead_letter_index", "dead_letter_counts"),
+    each_key=("dead_letter", *OWN_KEYS),
+    each=("id", "account", "key", "parked_at", "code", "record"),
     reply=("imported", "already_there", "job_not_parked"),
 )
 STATUSES = Script(

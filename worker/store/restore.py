@@ -21,7 +21,7 @@ import redis
 from worker.errors import InvalidMessage
 from worker.models import parse_message
 from worker.store.deadletters import DeadLetter
-from worker.store.keys import Keys
+from worker.store.keys import Keys, own_keys
 from worker.store.protocol import IMPORT
 from worker.store.scripts import load_script
 
@@ -131,18 +131,34 @@ class Restore:
 
     def put_back(self, records: Sequence[DeadLetter]) -> RestoreReport:
         imported = already = not_parked = 0
+        keys = {
+            "dead_letter_index": self._keys.dead_letter_index,
+            "dead_letter_counts": self._keys.dead_letter_counts,
+        }
         for start in range(0, len(records), CHUNK):
+            chunk = records[start : start + CHUNK]
+            each_key = [
+                {
+                    "dead_letter": self._keys.dead_letter(record.id),
+                    **own_keys(self._keys, record.id, record.account, record.idempotency_key),
+                }
+                for record in chunk
+            ]
             each = [
                 {
                     "id": record.id,
+                    "account": record.account,
+                    "key": record.idempotency_key,
                     "parked_at": repr(record.parked_at),
                     "code": record.code,
                     "record": json.dumps(record.to_dict(), ensure_ascii=False),
                 }
-                for record in records[start : start + CHUNK]
+                for record in chunk
             ]
-            args = IMPORT.arguments({"prefix": self._keys.prefix}, each=each)
-            done = IMPORT.fields(self._script(args=args))
+            reply = self._script(
+                keys=IMPORT.key_list(keys, each=each_key), args=IMPORT.arguments({}, each=each)
+            )
+            done = IMPORT.fields(reply)
             imported, already, not_parked = (
                 imported + int(done["imported"]),
                 already + int(done["already_there"]),

@@ -11,9 +11,11 @@ of an older version may still be adding to it (a rolling upgrade).
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis
 
-from worker.store.keys import Keys
+from worker.store.keys import Keys, lane_of
 from worker.store.protocol import SPLIT_SCHEDULE
 from worker.store.records import JobState
 from worker.store.scripts import load_script
@@ -60,14 +62,40 @@ def _keep(client: redis.Redis, keys: Keys, job_keys: list[str]) -> int:
 def split_legacy_schedule(client: redis.Redis, keys: Keys, *, chunk: int = CHUNK) -> int:
     """Move the one schedule of older versions into the accounts' lanes; returns how many moved.
 
-    A chunk at a time, each atomically (``split_schedule.lua``): a job is never in both or neither.
+    A chunk at a time: its entries' jobs read, then each entry moved atomically
+    (``split_schedule.lua``, which checks what was read): a job is never in both or neither.
     """
     if not client.exists(keys.legacy_due):
         return 0
     split = load_script(client, SPLIT_SCHEDULE)
+    fixed = {"legacy_due": keys.legacy_due, "scheduled_accounts": keys.scheduled_accounts}
     total, left = 0, 1
     while left:
-        args = SPLIT_SCHEDULE.arguments({"prefix": keys.prefix, "limit": chunk})
-        reply = SPLIT_SCHEDULE.fields(split(args=args))
+        entries = cast("list[bytes]", client.zrange(keys.legacy_due, 0, chunk - 1))
+        members = [_text(m) for m in entries]
+        reads = client.pipeline(transaction=False)
+        for member in members:
+            reads.hmget(keys.job(_job_id(member)), "account", "priority")
+        each_key, each = [], []
+        for member, fields in zip(members, reads.execute(), strict=True):
+            account, priority = (_text(field or b"") for field in fields)
+            lane = keys.due(account, lane_of(priority)) if account else keys.legacy_due
+            each_key.append({"job": keys.job(_job_id(member)), "due": lane})
+            each.append({"member": member, "account": account, "priority": priority})
+        reply = SPLIT_SCHEDULE.fields(
+            split(
+                keys=SPLIT_SCHEDULE.key_list(fixed, each=each_key),
+                args=SPLIT_SCHEDULE.arguments({}, each=each),
+            )
+        )
         total, left = total + int(reply["moved"]), int(reply["left"])
     return total
+
+
+def _job_id(member: str) -> str:
+    """The job id of a schedule entry ``<id>|<gen>`` (an entry without a generation is all id)."""
+    return member.rpartition("|")[0] or member
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

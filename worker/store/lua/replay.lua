@@ -38,7 +38,8 @@ for i = 7, #ARGV do
     local job_fields = redis.call('HMGET', job, 'delivery_status', 'wamid')
     if reached_delivered(prefix, id, job_fields[1]) then
       redis.call('HSET', job, 'state', 'sent', 'updated_at', now)
-      retain(prefix, id, account, key, retention_ms, job_fields[2] or present(record.wamid))
+      retain(own_keys(prefix, id, account, key), id, retention_ms,
+        job_fields[2] or present(record.wamid))
       forget(id, record.code)
       delivered = delivered + 1
     else
@@ -53,7 +54,7 @@ for i = 7, #ARGV do
         if redis.call('EXISTS', job) == 1 then
           redis.call('HSET', job, 'state', 'sent', 'wamid', wamid)
         end
-        retain(prefix, id, account, key, retention_ms)
+        retain(own_keys(prefix, id, account, key), id, retention_ms)
         forget(id, record.code)
         already_sent = already_sent + 1
       elseif expires_at and expires_at <= now then
@@ -75,7 +76,7 @@ for i = 7, #ARGV do
           'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
         schedule(prefix, account, redis.call('HGET', job, 'priority'), due_at, id .. '|' .. gen)
         redis.call('RPUSH', history, event)
-        keep(prefix, id, account, key)
+        keep(own_keys(prefix, id, account, key), id)
         local breaker = keys.breaker(prefix, account)
         if record.reason == 'billing' and redis.call('EXISTS', breaker) == 1 then
           -- The operator says the balance is back: probe at once, the others wait for it.

@@ -20,7 +20,7 @@ while true do
     local job = keys.job(prefix, id)
     local state, key, priority = unpack(redis.call('HMGET', job, 'state', 'key', 'priority'))
     if state == 'held' then
-      keep(prefix, id, account, key)
+      keep(own_keys(prefix, id, account, key), id)
       local gen = redis.call('HINCRBY', job, 'gen', 1)
       redis.call('HSET', job, 'state', 'queued', 'updated_at', now, 'due_at', now)
       schedule_in(lanes[lane_of(priority)], scheduled_accounts, account, now, id .. '|' .. gen)

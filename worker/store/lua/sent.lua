@@ -35,7 +35,7 @@ end
 if not floor then
   remember(s)
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))
-  retain(prefix, id, account, key, retention_ms, wamid, s.key_owned)
+  retain(own_keys(prefix, id, account, key), id, retention_ms, wamid, s.key_owned)
   redis.call('SET', keys.wamid(prefix, wamid), id, 'PX', retention_ms)
   count_answer(prefix, 'OK', now)
 end

@@ -78,7 +78,7 @@ if wamid then
   redis.call('HSET', job, 'state', 'sent', 'wamid', wamid, 'calling', 0, 'updated_at', now)
   redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
-  retain(prefix, id, account, key, retention_ms)
+  retain(own_keys(prefix, id, account, key), id, retention_ms)
   return claimed('duplicate', wamid)
 end
 

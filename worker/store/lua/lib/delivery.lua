@@ -41,7 +41,7 @@ local function park_undelivered(prefix, id, job, f, s, now)
   count_answer(prefix, s.code, now)
   redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', 'undelivered',
     'updated_at', now)
-  keep(prefix, id, f[2], f[3])
+  keep(own_keys(prefix, id, f[2], f[3]), id)
 end
 
 -- Returns {result ('applied'|'stale'|'out_of_order'), account, seconds from acceptance to

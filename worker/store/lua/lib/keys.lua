@@ -110,40 +110,45 @@ local function schedule(prefix, account, priority, at, member)
     account, at, member)
 end
 
--- Lifetimes. A pending job (queued, scheduled, held, parked) has no expiry at all; a settled
--- one (sent, or its dead letter purged) ages out: its record, history, idempotency entry and
--- ledger entry expire retention_ms (a number or its text) from now. Given the wamid, the ledger
--- entry is written now. The idempotency entry is the job's own to expire only when it names the
--- job: `key_owned` (the job's field of that name, '1' or '0') says whether it does, as the job
--- was created or last kept; a job written before that field has its entry read.
-local function retain(prefix, id, account, key, retention_ms, wamid, key_owned)
-  redis.call('PEXPIRE', keys.job(prefix, id), retention_ms)
-  redis.call('PEXPIRE', keys.history(prefix, id), retention_ms)
-  local ledger = keys.ledger(prefix, account, key)
+-- A job's own keys, named from a prefix, for the scripts that still name keys so: the table the
+-- lifetimes below take (job, history, idempotency, ledger). Scripts that take their keys as
+-- KEYS build the same table from them.
+local function own_keys(prefix, id, account, key)
+  return {job = keys.job(prefix, id), history = keys.history(prefix, id),
+    idempotency = keys.idempotency(prefix, account, key), ledger = keys.ledger(prefix, account, key)}
+end
+
+-- Lifetimes, of the job `id` whose own keys are `own` (see own_keys). A pending job (queued,
+-- scheduled, held, parked) has no expiry at all; a settled one (sent, or its dead letter purged)
+-- ages out: its record, history, idempotency entry and ledger entry expire retention_ms (a
+-- number or its text) from now. Given the wamid, the ledger entry is written now. The
+-- idempotency entry is the job's own to expire only when it names the job: `key_owned` (the
+-- job's field of that name, '1' or '0') says whether it does, as the job was created or last
+-- kept; a job written before that field has its entry read.
+local function retain(own, id, retention_ms, wamid, key_owned)
+  redis.call('PEXPIRE', own.job, retention_ms)
+  redis.call('PEXPIRE', own.history, retention_ms)
   if wamid then
-    redis.call('SET', ledger, wamid, 'PX', retention_ms)
+    redis.call('SET', own.ledger, wamid, 'PX', retention_ms)
   else
-    redis.call('PEXPIRE', ledger, retention_ms)
+    redis.call('PEXPIRE', own.ledger, retention_ms)
   end
-  local idem = keys.idempotency(prefix, account, key)
   if not key_owned then
-    key_owned = redis.call('GET', idem) == id and '1' or '0'
+    key_owned = redis.call('GET', own.idempotency) == id and '1' or '0'
   end
-  if key_owned == '1' then redis.call('PEXPIRE', idem, retention_ms) end
+  if key_owned == '1' then redis.call('PEXPIRE', own.idempotency, retention_ms) end
 end
 
 -- A job goes back to pending (a replay, a resume): nothing of it may expire. Its idempotency
 -- entry is its own again unless another job's holds the key.
-local function keep(prefix, id, account, key)
-  local job = keys.job(prefix, id)
-  redis.call('PERSIST', job)
-  redis.call('PERSIST', keys.history(prefix, id))
-  local idem = keys.idempotency(prefix, account, key)
-  local first = redis.call('GET', idem)
+local function keep(own, id)
+  redis.call('PERSIST', own.job)
+  redis.call('PERSIST', own.history)
+  local first = redis.call('GET', own.idempotency)
   if first == id then
-    redis.call('PERSIST', idem)
+    redis.call('PERSIST', own.idempotency)
   elseif not first then
-    redis.call('SET', idem, id)
+    redis.call('SET', own.idempotency, id)
   end
-  redis.call('HSET', job, 'key_owned', (not first or first == id) and '1' or '0')
+  redis.call('HSET', own.job, 'key_owned', (not first or first == id) and '1' or '0')
 end
