@@ -12,6 +12,7 @@ import time
 import pytest
 import redis
 
+from bench.sizing import primary_of
 from tests.support.cluster import run_msgworker
 from tests.support.processes import free_port
 from tests.support.redis_cluster import HOST, LocalCluster
@@ -95,6 +96,23 @@ def test_a_cluster_nobody_answers_is_a_connection_error_within_the_timeout():
     with pytest.raises(redis.ConnectionError):
         connect_redis_fail_fast(f"redis+cluster://{HOST}:{free_port()}", timeout_s=1)
     assert time.monotonic() - started < 5
+
+
+def test_the_sizing_model_places_accounts_where_the_cluster_does(cluster):
+    """bench/sizing.py's placement (CRC16 of the hash tag, slots split as redis-cli splits
+    them) groups accounts as the real cluster's primaries serve them."""
+    client = connect_redis_fail_fast(cluster.url, timeout_s=2)
+    accounts = [f"account-{n}" for n in range(60)]
+    served: dict[str, set[str]] = {}
+    for account in accounts:
+        node = client.get_node_from_key(f"{{{account}}}:anything")
+        served.setdefault(node.name, set()).add(account)
+    modelled: dict[int, set[str]] = {}
+    for account in accounts:
+        modelled.setdefault(primary_of(account, 3), set()).add(account)
+    assert sorted(map(sorted, served.values())) == sorted(map(sorted, modelled.values()))
+    assert len(served) == 3
+    client.close()
 
 
 def test_status_says_cluster_with_its_primaries_and_replicas(cluster, redis_server, tmp_path):
