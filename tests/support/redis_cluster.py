@@ -16,12 +16,11 @@ from pathlib import Path
 import redis
 
 from tests.support.processes import free_port, redis_server_binary, wait_for
-from tests.support.sentinel import HOST, Node
+from tests.support.sentinel import HOST, Node, replicas_online
+from worker.store.topology import NOT_SERVING
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 2000
-# A node so flagged is not counted as serving: failed, suspected, or not joined yet.
-UNSURE = frozenset({"fail", "fail?", "handshake", "noaddr"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def cluster_view(port: int) -> ClusterView | None:
     serving = {
         each["node_id"]: (int(address.rpartition(":")[2]), each)
         for address, each in nodes.items()
-        if not set(each["flags"].split(",")) & UNSURE
+        if not set(each["flags"].split(",")) & NOT_SERVING
     }
     replicas: dict[str, set[int]] = {}
     for port_of, each in serving.values():
@@ -144,19 +143,7 @@ class LocalCluster:
                 return False
             if any(len(attached & running) < replicas for _, attached in view.primaries.values()):
                 return False
-        return all(self._replicas_online(port) >= replicas for port in self.primaries())
-
-    def _replicas_online(self, port: int) -> int:
-        try:
-            with redis.Redis(HOST, port, socket_timeout=0.5, decode_responses=True) as client:
-                info = client.info("replication")
-        except redis.RedisError:
-            return 0
-        return sum(
-            1
-            for key, value in info.items()
-            if key.startswith("slave") and isinstance(value, dict) and value["state"] == "online"
-        )
+        return all(replicas_online(HOST, port) >= replicas for port in self.primaries())
 
     def wait_healthy(self, replicas: int | None = None, timeout_s: float = 30) -> None:
         wanted = self.replicas if replicas is None else replicas
