@@ -125,6 +125,15 @@ def test_status_says_cluster_with_its_primaries_and_replicas(cluster, redis_serv
     assert status["redis"].startswith("redis+cluster://")
 
 
+def test_status_in_words_says_the_primaries_and_the_replicas_each_has(
+    cluster, redis_server, tmp_path
+):
+    """The plain `msgworker status` line for a cluster store."""
+    done = command(tmp_path, "status", redis_url=cluster.url, broker_url=redis_server.url)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "cluster: 3 primaries, at least 1 replica each" in done.stdout
+
+
 def test_status_without_a_broker_on_a_cluster_is_one_line_and_exit_78(cluster, tmp_path):
     """kombu has no Cluster transport: BROKER_URL must be given, and the refusal says so."""
     done = command(tmp_path, "status", redis_url=cluster.url)
