@@ -16,7 +16,7 @@ from bench.sizing import primary_of
 from tests.support.cluster import run_msgworker
 from tests.support.processes import free_port
 from tests.support.redis_cluster import HOST, LocalCluster
-from worker.cli.exits import EXIT_CONFIG, EXIT_OK
+from worker.cli.exits import EXIT_CONFIG, EXIT_OK, EXIT_UNAVAILABLE
 from worker.service.cluster import NO_BROKER, WORKERS_NOT_YET
 from worker.store.connect import connect_async_fail_fast, connect_redis, connect_redis_fail_fast
 from worker.store.topology import Nodes, store_nodes
@@ -24,6 +24,7 @@ from worker.store.topology import Nodes, store_nodes
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(180)]
 
 KEYS = [f"cluster-test:{n}" for n in range(200)]
+PASSWORD = "cluster-secret-7f3a"  # noqa: S105 - a test's own
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,16 @@ def test_the_sizing_model_places_accounts_where_the_cluster_does(cluster):
     assert sorted(map(sorted, served.values())) == sorted(map(sorted, modelled.values()))
     assert len(served) == 3
     client.close()
+
+
+def test_status_on_a_cluster_nobody_answers_is_one_line_and_exit_69(redis_server, tmp_path):
+    """The cluster's client connects as it is made: still one line, the password masked."""
+    url = f"redis+cluster://:{PASSWORD}@{HOST}:{free_port()}"
+    done = command(
+        tmp_path, "status", redis_url=url, broker_url=redis_server.url, redis_timeout_s="1"
+    )
+    assert done.returncode == EXIT_UNAVAILABLE
+    assert done.stderr == f"msgworker: cannot reach Redis at {url.replace(PASSWORD, '***')}\n"
 
 
 def test_status_says_cluster_with_its_primaries_and_replicas(cluster, redis_server, tmp_path):
