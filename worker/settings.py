@@ -23,7 +23,15 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
-from worker.urls import REDIS_SCHEMES, SENTINEL_FORM, is_sentinel, parse_sentinel
+from worker.urls import (
+    CLUSTER_CARRIES_NO_DISPATCHES,
+    REDIS_SCHEMES,
+    SENTINEL_FORM,
+    is_cluster,
+    is_sentinel,
+    parse_cluster,
+    parse_sentinel,
+)
 
 ENV_PREFIX = "MSGWORKER_"
 DEFAULT_ENV_FILE = ".env"
@@ -195,26 +203,41 @@ class Settings(BaseSettings):
 
     @field_validator("broker_url", "redis_url")
     @classmethod
-    def _sentinel_form(cls, url: str | None) -> str | None:
+    def _several_hosts_form(cls, url: str | None) -> str | None:
         """kombu's own ``sentinel://`` form has no place for the primary's name: ours does."""
         if url is not None and url.startswith("sentinel://"):
             raise ValueError(f"Sentinel is given as {SENTINEL_FORM}")
         if url is not None and is_sentinel(url):
             parse_sentinel(url)
+        if url is not None and is_cluster(url):
+            parse_cluster(url)
         return url
 
     @field_validator("redis_url")
     @classmethod
     def _state_is_redis(cls, url: str | None) -> str | None:
-        if url is not None and not (url.startswith(REDIS_SCHEMES) or is_sentinel(url)):
-            raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
+        if url is not None and not (
+            url.startswith(REDIS_SCHEMES) or is_sentinel(url) or is_cluster(url)
+        ):
+            msg = (
+                "must be a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"
+            )
+            raise ValueError(msg)
         return url
 
     @model_validator(mode="before")
     @classmethod
     def _broker_follows_the_store(cls, values: object) -> object:
-        """BROKER_URL unset: the dispatches go through the state store's Redis."""
-        if isinstance(values, dict) and values.get("redis_url") and not values.get("broker_url"):
+        """BROKER_URL unset: the dispatches go through the state store's Redis. A cluster
+        cannot carry them (kombu has no transport for it): given as BROKER_URL it is refused
+        here, and followed from REDIS_URL it stands for "no broker" (``has_broker``)."""
+        if not isinstance(values, dict):
+            return values
+        given = values.get("broker_url")
+        if given and is_cluster(str(given)):
+            msg = f"{ENV_PREFIX}BROKER_URL: {CLUSTER_CARRIES_NO_DISPATCHES}"
+            raise ValueError(msg)
+        if values.get("redis_url") and not given:
             return {**values, "broker_url": values["redis_url"]}
         return values
 
@@ -231,6 +254,12 @@ class Settings(BaseSettings):
     def state_url(self) -> str:
         """Where coordination state lives: REDIS_URL, else the (Redis) broker."""
         return self.redis_url or self.broker_url
+
+    @property
+    def has_broker(self) -> bool:
+        """False when the store is a Redis Cluster and BROKER_URL was not given: there is
+        nothing to carry the dispatches (a worker refuses to start)."""
+        return not is_cluster(self.broker_url)
 
     @property
     def sentinel_password(self) -> str | None:
@@ -311,9 +340,9 @@ def get_settings(**overrides: object) -> Settings:
 
 def mask_url(url: str) -> str:
     """A URL fit to print or log: user, password and every query value replaced by ***."""
-    if is_sentinel(url):
+    if is_sentinel(url) or is_cluster(url):
         try:
-            return parse_sentinel(url).masked()
+            return (parse_sentinel(url) if is_sentinel(url) else parse_cluster(url)).masked()
         except ValueError:
             return f"{url.partition('://')[0]}://{MASK}"
     try:

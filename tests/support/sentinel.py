@@ -74,6 +74,20 @@ class Node:
             self.process = None
 
 
+def replicas_online(host: str, port: int) -> int:
+    """How many replicas the node at ``host:port`` has online (0 when it does not answer)."""
+    try:
+        with redis.Redis(host, port, socket_timeout=0.5, decode_responses=True) as client:
+            info = client.info("replication")
+    except redis.RedisError:
+        return 0
+    return sum(
+        1
+        for key, value in info.items()
+        if key.startswith("slave") and isinstance(value, dict) and value["state"] == "online"
+    )
+
+
 class SentinelGroup:
     """A primary with ``replicas`` replicas, watched by three sentinels (quorum 2).
 
@@ -175,17 +189,7 @@ class SentinelGroup:
 
     def replicas_in_sync(self, port: int) -> int:
         """How many replicas the node at ``port`` has online."""
-        try:
-            host = self.node(port).host
-            with redis.Redis(host, port, socket_timeout=0.5, decode_responses=True) as client:
-                info = client.info("replication")
-        except redis.RedisError:
-            return 0
-        return sum(
-            1
-            for key, value in info.items()
-            if key.startswith("slave") and isinstance(value, dict) and value["state"] == "online"
-        )
+        return replicas_online(self.node(port).host, port)
 
     def wait_settled(
         self, primary: int, replicas: int | None = None, timeout_s: float = 30

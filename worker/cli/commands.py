@@ -92,9 +92,13 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def _engines(engines: Engines) -> str:
-    """``sentinel: 1 primary, 2 replicas``."""
+    """``sentinel: 1 primary, 2 replicas``, ``cluster: 3 primaries, at least 1 replica each``."""
+    primaries = "primary" if engines.primaries == 1 else "primaries"
     replicas = "replica" if engines.replicas == 1 else "replicas"
-    return f"{engines.store.value}: {engines.primaries} primary, {engines.replicas} {replicas}"
+    nodes = f"{engines.store.value}: {engines.primaries} {primaries}"
+    if engines.primaries > 1:
+        return f"{nodes}, at least {engines.replicas} {replicas} each"
+    return f"{nodes}, {engines.replicas} {replicas}"
 
 
 def _account_rows(

@@ -293,7 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"msgworker: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except (redis.ConnectionError, redis.TimeoutError, Unavailable) as exc:
-        url = mask_url(_runtime().settings.state_url)
+        # The settings, not the runtime: a cluster's client connects as it is made, so the
+        # runtime may be what could not be made.
+        url = mask_url(get_settings().state_url)
         problem = connection_problem(exc)
         print(
             f"msgworker: cannot reach Redis at {url}{f': {problem}' if problem else ''}",
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_UNAVAILABLE
     except BrokerError:
-        url = mask_url(_runtime().settings.broker_url)
+        url = mask_url(get_settings().broker_url)
         print(f"msgworker: cannot reach the broker at {url}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:

@@ -65,6 +65,10 @@ def worker_command(args: argparse.Namespace) -> int:
     if {"-h", "--help"} & set(given):
         sys.stdout.write(worker_help())
         return EXIT_OK
+    from worker.service.cluster import refuse_cluster_worker  # noqa: PLC0415
+    from worker.settings import get_settings  # noqa: PLC0415
+
+    refuse_cluster_worker(get_settings())  # before connecting: a refusal, not an outage
     _fresh_metrics_directory()
     from worker.service.app import get_app, prefer_log_level  # noqa: PLC0415 - after the metrics dir
     from worker.service.runtime import current_runtime, refuse_evicting_redis  # noqa: PLC0415

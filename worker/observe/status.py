@@ -15,6 +15,7 @@ from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import Keys
 from worker.store.schedule import scheduled_by_account
 from worker.store.switches import Breaker, Halt, Switches
+from worker.store.topology import store_nodes
 from worker.urls import BrokerKind, StoreKind
 
 # The send rate shown is the mean of the last ten whole seconds.
@@ -42,8 +43,8 @@ class Engines:
 
     store: StoreKind = StoreKind.REDIS
     broker: BrokerKind = BrokerKind.REDIS
-    primaries: int = 1
-    replicas: int = 0  # the replicas connected to the primary now
+    primaries: int = 1  # serving now (a cluster's, from CLUSTER NODES)
+    replicas: int = 0  # connected to the primary now (on a cluster, the fewest a primary has)
     min_replicas: int = 0  # REDIS_MIN_REPLICAS: how many every promised write waits for
 
     @property
@@ -102,7 +103,7 @@ def take_snapshot(
     accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
     engines: Engines = Engines(),
 ) -> Snapshot:
-    """The figures now; ``engines`` are the kinds configured, its replicas are counted here."""
+    """The figures now; ``engines`` are the kinds configured, its nodes are counted here."""
     scheduled_jobs = scheduled_by_account(client, keys, now)
     ready = sum(due_now for due_now, _ in scheduled_jobs.values())
     scheduled = sum(later for _, later in scheduled_jobs.values())
@@ -110,10 +111,10 @@ def take_snapshot(
     pipe.zcard(keys.leases)
     pipe.get(keys.enqueued_count)
     pipe.zcount(keys.workers, now - ALIVE_S, "+inf")
-    pipe.info("replication")
     for second in range(int(now) - RATE_WINDOW_S, int(now)):
         pipe.hget(keys.answers_in_second(second), OK)
-    leased, enqueued, workers, replication, *sent = pipe.execute()
+    leased, enqueued, workers, *sent = pipe.execute()
+    nodes = store_nodes(client)  # not in the pipeline: a cluster's asks CLUSTER NODES
     in_broker = broker_depth()
     dead_letters = dead_letter_counts(client, keys)
     names = sorted(accounts_to_report(client, keys, accounts))
@@ -150,7 +151,7 @@ def take_snapshot(
         dead_letters=dead_letters,
         accounts=accounts,
         workers=int(workers),
-        engines=replace(engines, replicas=int(replication.get("connected_slaves", 0))),
+        engines=replace(engines, primaries=nodes.primaries, replicas=nodes.replicas),
     )
 
 

@@ -23,6 +23,7 @@ from worker.observe.workers import HEARTBEAT_S, Heartbeat, WorkerInfo
 from worker.send.healing import keep_healing
 from worker.send.pace import CallPace, group_size
 from worker.service.broker import CONSUMER, Rejected, kombu_url, sentinel_options, transport_for
+from worker.service.cluster import refuse_cluster_worker, require_broker
 from worker.service.rabbit import amqp_conf
 from worker.service.runtime import Runtime, current_runtime, refuse_evicting_redis
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
@@ -36,6 +37,7 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> Celery:
+    require_broker(settings)
     app = Celery("msgworker", broker=kombu_url(settings.broker_url), set_as_current=False)
     app.conf.update(
         broker_transport=transport_for(settings.broker_url),
@@ -157,6 +159,7 @@ class PumpStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         runtime = current_runtime()
+        refuse_cluster_worker(runtime.settings)  # `celery -A worker.service.app worker` too
         on_primary_change(runtime.redis, _primary_changed)
         refuse_evicting_redis(runtime.redis)
         kept = keep_pending_jobs(runtime.redis, runtime.keys)

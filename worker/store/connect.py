@@ -1,5 +1,5 @@
-"""Every Redis client the product makes, from one URL: one server, or the primary of a Sentinel
-service.
+"""Every Redis client the product makes, from one URL: one server, the primary of a Sentinel
+service, or a Redis Cluster.
 
 A Sentinel client asks the sentinels where the primary is on each new connection, and drops its
 connections when they name another one, so a producer, a worker or a command follows a
@@ -8,26 +8,34 @@ write: redis-py's Sentinel connection turns that into a ConnectionError and asks
 callers see a connection loss (retried by a worker, Unavailable for a producer), never a
 refused write. While the sentinels know no healthy primary, connecting fails at once
 (MasterNotFoundError, a ConnectionError).
+
+A Cluster client is redis-py's RedisCluster with the same timeouts and retries: it learns the
+nodes from any one that answers, sends each command to the primary of its key's slot, and
+follows MOVED (a failover, a resharding) by itself. It answers the same commands as a client
+of one server, so it is handed to callers as one; what one server allows and a cluster does
+not (a script or a transaction over keys of several slots) fails with a cluster error.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from worker.urls import SentinelURL, is_sentinel, parse_sentinel
+from worker.urls import SentinelURL, is_cluster, is_sentinel, parse_cluster, parse_sentinel
 
 # What to do about a certificate the client does not trust, said with the problem.
 CERTIFICATE_ADVICE = (
@@ -76,6 +84,8 @@ def connect(
         "health_check_interval": health_check_s,
         "retry": retry or Retry(NoBackoff(), retries=0),
     }
+    if is_cluster(url):
+        return cast("redis.Redis", connect_cluster(url, **options))
     if retry is not None:
         options["retry_on_error"] = [RedisConnectionError, RedisTimeoutError]
     if not is_sentinel(url):
@@ -136,6 +146,8 @@ def connect_async_fail_fast(
         "socket_connect_timeout": timeout_s,
         "retry": AsyncRetry(NoBackoff(), retries=0),
     }
+    if is_cluster(url):
+        return cast("redis.asyncio.Redis", connect_async_cluster(url, **options))
     if not is_sentinel(url):
         client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(url, **options)
         return client
@@ -151,6 +163,44 @@ def connect_async_fail_fast(
         **options,
     )
     return primary
+
+
+def connect_cluster(url: str, *, retry: Retry, **options: Any) -> redis.cluster.RedisCluster:
+    """A client of the cluster at ``url`` (``redis+cluster://``): ``retry`` is the cluster
+    client's own (it retries a lost node after asking for the slots again); the other options
+    are each node connection's. Construction asks the nodes for the slots: no node answering
+    is a ConnectionError."""
+    where = parse_cluster(url)
+    # Node connections take no health checks here: the client drops a node's connections
+    # when a command on them fails, and asks for the slots again.
+    options.pop("health_check_interval", None)
+    try:
+        return redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in where.nodes
+            ],
+            username=where.username,
+            password=where.password,
+            retry=retry,
+            **options,
+        )
+    except RedisClusterException as error:
+        raise RedisConnectionError(f"the cluster at {where.masked()} cannot be used") from error
+
+
+def connect_async_cluster(
+    url: str, *, retry: AsyncRetry, **options: Any
+) -> redis.asyncio.cluster.RedisCluster:
+    """As ``connect_cluster``, for asyncio: the slots are asked for on the first command."""
+    where = parse_cluster(url)
+    return redis.asyncio.cluster.RedisCluster(
+        startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in where.nodes],
+        username=where.username,
+        password=where.password,
+        retry=retry,
+        **options,
+    )
 
 
 Address = tuple[str, int]
