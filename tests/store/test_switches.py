@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 
 import httpx
 import pytest
 
 from tests.support.cluster import API_KEY, run_msgworker, start_worker, worker_env
-from tests.support.jobs import add_job, take
 from tests.support.processes import free_port
 from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.store import switches as switches_module
-from worker.store.claims import Execution, Verdict
-from worker.store.keys import LANES, Keys, own_keys
-from worker.store.protocol import RESUME
-from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState
-from worker.store.scripts import script_source
+from worker.store.keys import Keys
 from worker.store.switches import Switches
 
 KEYS = Keys()
@@ -108,60 +100,3 @@ def test_status_and_metrics_survive_a_partial_halt(redis_url, redis_client, tmp_
             worker.stop()
     assert answer.status_code == 200
     assert 'msgworker_halted{account="default"} 1.0' in answer.text
-
-
-def held_jobs(runtime, count: int) -> list[str]:
-    """``count`` jobs of account ``default``, halted, each held by its begin as a worker's is."""
-    ids = [add_job(runtime.jobs, f"held-{n}") for n in range(count)]
-    runtime.switches.halt("default", reason="test")
-    for job_id in ids:
-        execution = Execution(job_id, take(runtime, job_id), holder=f"w-{job_id}")
-        claim = runtime.transitions.begin(
-            execution, now=time.time(), lease_s=30, probe_interval_s=30, rate=RateLimit(10, 600)
-        )
-        assert claim.verdict == Verdict.HELD
-    return ids
-
-
-def test_a_resume_releases_the_held_jobs_a_chunk_at_a_time_and_lifts_the_halt_last(
-    runtime, monkeypatch
-):
-    """Held jobs go back to their lane once each, in chunks of RELEASE_CHUNK, and the halt is
-    lifted with the last chunk."""
-    monkeypatch.setattr(switches_module, "RELEASE_CHUNK", 2)
-    ids = held_jobs(runtime, 5)
-    assert runtime.switches.resume("default") == 5
-    assert runtime.switches.halted("default") is None
-    assert runtime.redis.llen(runtime.keys.held("default")) == 0
-    lane = runtime.keys.due("default", "normal")
-    assert sorted(m.split("|")[0] for m in runtime.redis.zrange(lane, 0, -1)) == sorted(ids)
-    assert {runtime.jobs.get(i).state for i in ids} == {JobState.QUEUED}
-
-
-def test_a_resume_cut_short_leaves_the_account_halted_and_a_stale_read_changes_nothing(runtime):
-    """resume.lua releases only the head of the hold list as read: after a first chunk the halt
-    stays (a resume cut there loses no job: the rest are still held); ids that are no longer the
-    head are refused (-2), nothing released."""
-    ids = held_jobs(runtime, 3)
-    keys = runtime.keys
-    script = runtime.redis.register_script(script_source(RESUME))
-    fixed = {
-        "halt": keys.halt("default"),
-        "halt_probe": keys.halt_probe("default"),
-        "held": keys.held("default"),
-        "scheduled_accounts": keys.scheduled_accounts,
-        **{f"due_{lane}": keys.due("default", lane) for lane in LANES},
-    }
-    values = {"account": "default", "now": time.time(), "event": "{}", "gateway_only": "0"}
-
-    def release(chosen):
-        reply = script(
-            keys=RESUME.key_list(fixed, each=[own_keys(keys, i, "default", i) for i in chosen]),
-            args=RESUME.arguments(values, each=[{"id": i, "key": i} for i in chosen]),
-        )
-        return RESUME.fields(reply)
-
-    assert release(ids[1:2]) == {"released": "-2", "left": "3"}
-    assert release(ids[:1]) == {"released": "1", "left": "2"}
-    assert runtime.switches.halted("default") is not None
-    assert [runtime.jobs.get(i).state for i in ids] == [JobState.QUEUED, *[JobState.HELD] * 2]

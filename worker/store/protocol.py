@@ -255,10 +255,7 @@ RESUME = Script(
         "scheduled_accounts",
         *(f"due_{lane}" for lane in LANES),  # the account's lanes (a held job goes back to its own)
     ),
-    each_key=OWN_KEYS,
-    argv=("account", "now", "event", "gateway_only"),
-    each=("id", "key"),  # the head of the hold list and each job's idempotency key, as read
-    reply=("released", "left"),
+    argv=("prefix", "account", "now", "event", "gateway_only"),  # prefix: the held jobs' keys
 )
 INCIDENT_OPEN = Script("incident_open", keys=("incident",), each=("field", "value"))
 

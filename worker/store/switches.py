@@ -17,13 +17,11 @@ from typing import Any
 import redis
 
 from worker.store.history import history_event
-from worker.store.keys import LANES, Keys, own_keys
-from worker.store.protocol import HALT, RESUME, text
+from worker.store.keys import LANES, Keys
+from worker.store.protocol import HALT, RESUME
 from worker.store.scripts import load_script
 
 MANUAL_HALT_CODE = "MANUAL"
-# Held jobs a resume releases per round trip.
-RELEASE_CHUNK = 500
 # Who halted an account (the halt's ``by``): an operator's halt ends only with ``resume``.
 OPERATOR = "operator"
 
@@ -92,43 +90,22 @@ class Switches:
         return None if released < 0 else released
 
     def _resumed(self, account: str, now: float, event: str, *, gateway_only: bool) -> int:
-        """Release the hold list a chunk at a time (``resume.lua``), the halt lifted with the
-        last; -1 when only a halt the Gateway caused may be lifted and this one is not."""
         values = {
+            "prefix": self._keys.prefix,
             "account": account,
             "now": now,
             "event": event,
             "gateway_only": "1" if gateway_only else "0",
         }
         k = self._keys
-        fixed = {
+        keys = {
             "halt": k.halt(account),
             "halt_probe": k.halt_probe(account),
             "held": k.held(account),
             "scheduled_accounts": k.scheduled_accounts,
             **{f"due_{lane}": k.due(account, lane) for lane in LANES},
         }
-        released = 0
-        while True:
-            ids = [text(i) for i in self._redis.lrange(k.held(account), 0, RELEASE_CHUNK - 1)]
-            reads = self._redis.pipeline(transaction=False)
-            for job_id in ids:
-                reads.hget(k.job(job_id), "key")
-            job_keys = [text(key) if key is not None else "" for key in reads.execute()]
-            each_key = [own_keys(k, i, account, key) for i, key in zip(ids, job_keys, strict=True)]
-            each = [{"id": i, "key": key} for i, key in zip(ids, job_keys, strict=True)]
-            reply = RESUME.fields(
-                self._resume(
-                    keys=RESUME.key_list(fixed, each=each_key),
-                    args=RESUME.arguments(values, each=each),
-                )
-            )
-            done, left = int(reply["released"]), int(reply["left"])
-            if done == -1:
-                return -1 if released == 0 else released
-            released += max(done, 0)
-            if left == 0:
-                return released
+        return int(self._resume(keys=RESUME.key_list(keys), args=RESUME.arguments(values)))
 
     def probe_due(self, account: str, interval_s: float) -> bool:
         """Take the account's halt-probe lease for ``interval_s``: one probe per interval across
