@@ -28,7 +28,7 @@ STILL_PREFIXED = {
     "retry.lua": "not converted yet (lib/settle.lua)",
     "park.lua": "not converted yet (lib/settle.lua)",
     "hold.lua": "not converted yet (lib/settle.lua)",
-    "resume.lua": "the held jobs' keys are known only once popped (docs/architecture.md)",
+    "resume.lua": "held jobs' keys are known once popped, and it lifts the halt in the same step",
     "plan.lua": "the pump's scripts: not converted yet",
     "promote.lua": "the pump's scripts: not converted yet",
     "replay.lua": "dead letters: not converted yet",
