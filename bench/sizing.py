@@ -169,14 +169,25 @@ def report(deployment: Deployment, costs: Costs, rate: float | None) -> list[str
     return lines
 
 
+def positive(text: str) -> int:
+    """A count the model divides by: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number above 0, not {text!r}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--primaries", type=int, default=3)
-    parser.add_argument("--accounts", type=int, default=10, help="accounts (Gateway API keys)")
-    parser.add_argument("--hosts", type=int, default=2, help="worker hosts")
-    parser.add_argument("--cores", type=int, default=2, help="cores per worker host")
+    parser.add_argument("--primaries", type=positive, default=3)
+    parser.add_argument("--accounts", type=positive, default=10, help="accounts (Gateway API keys)")
+    parser.add_argument("--hosts", type=positive, default=2, help="worker hosts")
+    parser.add_argument("--cores", type=positive, default=2, help="cores per worker host")
     parser.add_argument("--rate", type=float, help="total sends/s wanted (default: every limit)")
     parser.add_argument("--limit-per-s", type=float, default=80.0, help="the Gateway's per key")
     defaults = Costs()

@@ -78,17 +78,20 @@ def test_the_client_sends_each_key_to_its_slots_primary(cluster):
 def test_the_asyncio_client_reads_what_the_sync_client_wrote(cluster):
     """connect_async_fail_fast on a cluster URL routes by slot too."""
     writer = connect_redis_fail_fast(cluster.url, timeout_s=2)
-    writer.mset_nonatomic({key: key.upper() for key in KEYS})
+    try:
+        writer.mset_nonatomic({key: key.upper() for key in KEYS})
 
-    async def read() -> list[str]:
-        client = connect_async_fail_fast(cluster.url, timeout_s=2)
-        try:
-            return [str(await client.get(key)) for key in KEYS]
-        finally:
-            await client.aclose()
+        async def read() -> list[str]:
+            client = connect_async_fail_fast(cluster.url, timeout_s=2)
+            try:
+                return [str(await client.get(key)) for key in KEYS]
+            finally:
+                await client.aclose()
 
-    assert asyncio.run(read()) == [key.upper() for key in KEYS]
-    writer.close()
+        assert asyncio.run(read()) == [key.upper() for key in KEYS]
+    finally:
+        writer.delete(*KEYS)
+        writer.close()
 
 
 def test_a_cluster_nobody_answers_is_a_connection_error_within_the_timeout():
@@ -124,6 +127,15 @@ def test_status_on_a_cluster_nobody_answers_is_one_line_and_exit_69(redis_server
     )
     assert done.returncode == EXIT_UNAVAILABLE
     assert done.stderr == f"msgworker: cannot reach Redis at {url.replace(PASSWORD, '***')}\n"
+
+
+def test_a_plain_redis_named_as_a_cluster_is_a_settings_error(redis_server, tmp_path):
+    """redis+cluster:// to a server without cluster mode: exit 78 saying to use redis://, not
+    an outage."""
+    url = redis_server.url.replace("redis://", "redis+cluster://", 1)
+    done = command(tmp_path, "status", redis_url=url, broker_url=redis_server.url)
+    assert done.returncode == EXIT_CONFIG, done.stderr
+    assert "is a Redis server, not a cluster: give it as redis://" in done.stderr
 
 
 def test_status_says_cluster_with_its_primaries_and_replicas(cluster, redis_server, tmp_path):

@@ -216,16 +216,17 @@ def test_remove_old_removes_only_what_is_older_than_the_maximum_age_with_its_job
 def test_purge_leaves_a_record_rewritten_for_another_owner_since_it_was_read(runtime, dlq):
     """purge.lua names the job's own keys from the record as read before it runs: a record that
     names another account or key by then is left whole (nothing of another job's touched) for
-    the next purge, which reads it again; an unreadable record goes, counted nowhere."""
+    the next purge, which reads it again, and so is one an age-out read as old that was parked
+    again since; an unreadable record goes, counted nowhere."""
     parked(runtime, "j1")
     script = runtime.redis.register_script(script_source(PURGE))
     k = runtime.keys
     fixed = {"dead_letter_index": k.dead_letter_index, "dead_letter_counts": k.dead_letter_counts}
 
-    def purge_as_read(job_id, account, key):
+    def purge_as_read(job_id, account, key, parked_before=""):
         each_key = [{"dead_letter": k.dead_letter(job_id), **own_keys(k, job_id, account, key)}]
         each = [{"id": job_id, "account": account, "key": key}]
-        values = {"retention_s": RETENTION_S, "forget": "0"}
+        values = {"retention_s": RETENTION_S, "forget": "1", "parked_before": parked_before}
         return script(
             keys=PURGE.key_list(fixed, each=each_key), args=PURGE.arguments(values, each=each)
         )
@@ -234,6 +235,8 @@ def test_purge_leaves_a_record_rewritten_for_another_owner_since_it_was_read(run
     assert dlq.get("j1") is not None
     assert dlq.counts() == {"BILL_001": 1}
     assert runtime.redis.ttl(k.job("j1")) == -1
+    assert purge_as_read("j1", "default", "j1", parked_before=repr(time.time() - 100)) == 0
+    assert runtime.jobs.get("j1") is not None
     assert dlq.purge(["j1"]) == 1
     runtime.redis.set(k.dead_letter("junk"), "{not json")
     runtime.redis.zadd(k.dead_letter_index, {"junk": 1})

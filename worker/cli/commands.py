@@ -20,7 +20,7 @@ from worker.cli.console import Output, emit, progress_bar
 from worker.cli.enqueue import read_json_file, refuse_bad_lines
 from worker.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from worker.logs import mask_phone
-from worker.observe.status import AccountState, Engines
+from worker.observe.status import AccountState
 from worker.observe.views import dead_letter_view, iso, job_view, limits_view, status_view
 from worker.service.operations import halt_account, resume_account
 from worker.service.runtime import Runtime
@@ -71,7 +71,7 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     out = Output()
     rows: list[tuple[str, str, str | None]] = [
         ("redis", redis_url, None),
-        ("  store", _engines(snapshot.engines), None),
+        ("  store", f"{snapshot.engines.store.value}: {snapshot.engines.nodes}", None),
         ("broker", snapshot.engines.broker.value, None),
         ("queue", snapshot.queue, None),
         ("  due now", f"{snapshot.depth} (in the broker {snapshot.in_broker})", None),
@@ -89,16 +89,6 @@ def status(args: argparse.Namespace, runtime: Runtime) -> int:
     rows.append(("dead letters", f"{total}" + (f" ({by_code})" if by_code else ""), None))
     out.pairs(rows)
     return EXIT_OK
-
-
-def _engines(engines: Engines) -> str:
-    """``sentinel: 1 primary, 2 replicas``, ``cluster: 3 primaries, at least 1 replica each``."""
-    primaries = "primary" if engines.primaries == 1 else "primaries"
-    replicas = "replica" if engines.replicas == 1 else "replicas"
-    nodes = f"{engines.store.value}: {engines.primaries} {primaries}"
-    if engines.primaries > 1:
-        return f"{nodes}, at least {engines.replicas} {replicas} each"
-    return f"{nodes}, {engines.replicas} {replicas}"
 
 
 def _account_rows(

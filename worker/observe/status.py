@@ -48,6 +48,16 @@ class Engines:
     min_replicas: int = 0  # REDIS_MIN_REPLICAS: how many every promised write waits for
 
     @property
+    def nodes(self) -> str:
+        """The store's nodes in words: ``1 primary, 2 replicas``, ``3 primaries, at least 1
+        replica each`` (a cluster's fewest)."""
+        primaries = "primary" if self.primaries == 1 else "primaries"
+        replicas = "replica" if self.replicas == 1 else "replicas"
+        if self.primaries > 1:
+            return f"{self.primaries} {primaries}, at least {self.replicas} {replicas} each"
+        return f"{self.primaries} {primaries}, {self.replicas} {replicas}"
+
+    @property
     def replicas_missing(self) -> int:
         """Replicas short of REDIS_MIN_REPLICAS: while above 0, writes wait and then fail."""
         return max(0, self.min_replicas - self.replicas)

@@ -158,8 +158,10 @@ class PumpStep(bootsteps.StartStopStep):
         self._heartbeat: Heartbeat | None = None
 
     def start(self, worker: Any) -> None:
+        # `celery -A worker.service.app worker` too; before connecting, so that an unreachable
+        # cluster is not mistaken for an outage.
+        refuse_cluster_worker(get_settings())
         runtime = current_runtime()
-        refuse_cluster_worker(runtime.settings)  # `celery -A worker.service.app worker` too
         on_primary_change(runtime.redis, _primary_changed)
         refuse_evicting_redis(runtime.redis)
         kept = keep_pending_jobs(runtime.redis, runtime.keys)

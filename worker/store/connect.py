@@ -35,6 +35,7 @@ from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from worker.errors import ConfigError
 from worker.urls import SentinelURL, is_cluster, is_sentinel, parse_cluster, parse_sentinel
 
 # What to do about a certificate the client does not trust, said with the problem.
@@ -186,6 +187,11 @@ def connect_cluster(url: str, *, retry: Retry, **options: Any) -> redis.cluster.
             **options,
         )
     except RedisClusterException as error:
+        if "cluster mode is not enabled" in str(error).lower():
+            raise ConfigError(
+                f"{where.masked()} is a Redis server, not a cluster: give it as redis:// "
+                "(redis+cluster:// is for Redis Cluster)"
+            ) from error
         raise RedisConnectionError(f"the cluster at {where.masked()} cannot be used") from error
 
 

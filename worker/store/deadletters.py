@@ -237,7 +237,7 @@ class DeadLetters:
 
     def purge(self, ids: Sequence[str]) -> int:
         """Remove these records for good; returns how many were removed."""
-        return self._remove(ids, forget=False)
+        return self._remove(ids, forget=False, parked_before=None)
 
     def remove_old(self, *, now: float | None = None, limit: int = REPLAY_CHUNK) -> int:
         """Remove up to ``limit`` dead letters parked longer than ``max_age_s`` ago, with their
@@ -247,11 +247,15 @@ class DeadLetters:
         now = time.time() if now is None else now
         cutoff = now - self._max_age_s
         old = self._redis.zrangebyscore(self._keys.dead_letter_index, "-inf", cutoff, 0, limit)
-        return self._remove([str(i) for i in old], forget=True)
+        return self._remove([str(i) for i in old], forget=True, parked_before=cutoff)
 
-    def _remove(self, ids: Sequence[str], *, forget: bool) -> int:
+    def _remove(self, ids: Sequence[str], *, forget: bool, parked_before: float | None) -> int:
         removed = 0
-        values = {"retention_s": self._retention_s, "forget": "1" if forget else "0"}
+        values = {
+            "retention_s": self._retention_s,
+            "forget": "1" if forget else "0",
+            "parked_before": "" if parked_before is None else repr(parked_before),
+        }
         keys = {
             "dead_letter_index": self._keys.dead_letter_index,
             "dead_letter_counts": self._keys.dead_letter_counts,

@@ -272,7 +272,7 @@ PURGE = Script(
     "purge",
     keys=("dead_letter_index", "dead_letter_counts"),
     each_key=("dead_letter", *OWN_KEYS),
-    argv=("retention_s", "forget"),
+    argv=("retention_s", "forget", "parked_before"),  # parked_before: '' for any
     each=("id", "account", "key"),  # as read from the record before, '' where it named none
 )
 IMPORT = Script(

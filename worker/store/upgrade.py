@@ -16,7 +16,7 @@ from typing import cast
 import redis
 
 from worker.store.keys import Keys, lane_of
-from worker.store.protocol import SPLIT_SCHEDULE
+from worker.store.protocol import SPLIT_SCHEDULE, text
 from worker.store.records import JobState
 from worker.store.scripts import load_script
 
@@ -72,13 +72,13 @@ def split_legacy_schedule(client: redis.Redis, keys: Keys, *, chunk: int = CHUNK
     total, left = 0, 1
     while left:
         entries = cast("list[bytes]", client.zrange(keys.legacy_due, 0, chunk - 1))
-        members = [_text(m) for m in entries]
+        members = [text(m) for m in entries]
         reads = client.pipeline(transaction=False)
         for member in members:
             reads.hmget(keys.job(_job_id(member)), "account", "priority")
         each_key, each = [], []
         for member, fields in zip(members, reads.execute(), strict=True):
-            account, priority = (_text(field or b"") for field in fields)
+            account, priority = (text(field or b"") for field in fields)
             lane = keys.due(account, lane_of(priority)) if account else keys.legacy_due
             each_key.append({"job": keys.job(_job_id(member)), "due": lane})
             each.append({"member": member, "account": account, "priority": priority})
@@ -93,9 +93,6 @@ def split_legacy_schedule(client: redis.Redis, keys: Keys, *, chunk: int = CHUNK
 
 
 def _job_id(member: str) -> str:
-    """The job id of a schedule entry ``<id>|<gen>`` (an entry without a generation is all id)."""
+    """The job id of an old schedule's entry: ``<id>|<gen>``, or all id for an entry written
+    without a generation (``schedule.parse_member`` takes only the first form)."""
     return member.rpartition("|")[0] or member
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

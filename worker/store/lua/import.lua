@@ -2,7 +2,7 @@
 -- job is pending or sent (no longer parked), is skipped. Nothing is scheduled or sent.
 -- KEYS: dead_letter_index, dead_letter_counts, then 5 per record: the dead letter, then its
 --   job's own keys (job, history, idempotency, ledger: named for the record's account and key)
--- ARGV: then 6 per record: id, account, idempotency key, parked_at, code, record_json
+-- ARGV: 6 per record: id, account, idempotency key, parked_at, code, record_json
 -- Returns {imported, already_there, job_not_parked}: a job that names another account or key
 -- than its record is not that record's job, and counts as not parked.
 local index, counts = KEYS[1], KEYS[2]
