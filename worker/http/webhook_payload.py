@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.send.routing import ReceiptRouting, undelivered_code
 from worker.store.receipts import ReceiptAction, ReceiptStatus, StatusUpdate
+from worker.store.templates import hold_reason_for
 
 STATUSES_MAX = 1000
 TEXT_MAX = 512
@@ -95,6 +96,7 @@ def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadSta
         code=undelivered_code(code),
         action=action,
         description=description[:TEXT_MAX],
+        hold_reason=hold_reason_for(code) if action is ReceiptAction.HOLD_TEMPLATE else "",
     )
     return ReadStatus(update, recipient)
 
