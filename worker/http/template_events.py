@@ -21,6 +21,7 @@ from typing import Any
 
 from worker.http.webhook_payload import BadWebhook, items
 from worker.logs import get_logger
+from worker.models import LANGUAGE_CODE, TEMPLATE_NAME
 from worker.store.history import history_event
 from worker.store.templates import AsyncTemplateHolds, HeldBy, HoldReason, hold_record
 
@@ -28,9 +29,7 @@ log = get_logger(__name__)
 
 FIELD = "message_template_status_update"
 EVENTS_MAX = 100
-# As a template message names them (worker.models.Template, Language).
-NAME = re.compile(r"^[a-z0-9_]{1,512}$")
-LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+NAME, LANGUAGE = re.compile(TEMPLATE_NAME), re.compile(LANGUAGE_CODE)
 HOLDS = {"PAUSED": HoldReason.PAUSED, "DISABLED": HoldReason.DISABLED}
 RELEASES = frozenset({"APPROVED", "REINSTATED"})
 

@@ -15,6 +15,7 @@ from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import Keys
 from worker.store.schedule import scheduled_by_account
 from worker.store.switches import Breaker, Halt, Switches
+from worker.store.templates import TemplateHold, TemplateHolds
 from worker.urls import BrokerKind, StoreKind
 
 # The send rate shown is the mean of the last ten whole seconds.
@@ -34,6 +35,7 @@ class AccountState:
     # The limits learned from the Gateway's headers (None: none announced, or none usable).
     learned_sec: int | None = None
     learned_min: int | None = None
+    templates_held: tuple[TemplateHold, ...] = ()  # by name and language
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,10 @@ class Snapshot:
 
 
 def accounts_to_report(client: redis.Redis, keys: Keys, configured: Iterable[str]) -> set[str]:
-    """The configured accounts and every account with a halt, breaker or hold list."""
+    """The configured accounts and every account with a halt, breaker, hold list or held
+    template."""
     accounts = set(configured)
-    for kind in ("halt", "breaker", "held"):
+    for kind in ("halt", "breaker", "held", "templates-held"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
             name = keys.account_of(kind, str(key))
@@ -124,6 +127,7 @@ def take_snapshot(
         depths = {account: due_now for account, (due_now, _) in scheduled_jobs.items()}
         dlq_totals = _dead_letters_by_account(client, keys)
     switches = Switches(client, keys)
+    templates = TemplateHolds(client, keys)
     learned = {account: _learned_limits(client, keys, account) for account in names}
     accounts = {
         account: AccountState(
@@ -135,6 +139,7 @@ def take_snapshot(
             dlq_total=dlq_totals.get(account, 0),
             learned_sec=learned[account][0],
             learned_min=learned[account][1],
+            templates_held=tuple(templates.held(account)),
         )
         for account in names
     }

@@ -67,16 +67,6 @@ class TemplateHold:
     by: str
     jobs: int
 
-    def view(self) -> dict[str, Any]:
-        """As ``status --json`` lists it."""
-        return {
-            "name": self.name,
-            "language": self.language,
-            "since": self.since,
-            "reason": self.reason,
-            "jobs": self.jobs,
-        }
-
 
 @dataclass(frozen=True)
 class Released:
