@@ -31,7 +31,9 @@ def add_template_command(
         ("release", "release the template: every held job is sent once", _release),
     ):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("name", type=_matching(TEMPLATE_NAME, "a template name"))
+        action.add_argument(
+            "name", type=_matching(TEMPLATE_NAME, "a template name"), help="the template's name"
+        )
         action.add_argument(
             "--lang",
             required=True,

@@ -44,7 +44,7 @@ class EventResult(StrEnum):
 
 
 @dataclass(frozen=True)
-class TemplateEvent:
+class TemplateReview:
     """One review of a template, for the business account ``waba_id``."""
 
     waba_id: str
@@ -53,10 +53,10 @@ class TemplateEvent:
     language: str
 
 
-def read_template_events(body: Any) -> list[TemplateEvent]:
+def read_template_events(body: Any) -> list[TemplateReview]:
     """The template reviews of a webhook body that hold or release a template, in order (the
     body was checked to be an object by ``read_statuses``)."""
-    found: list[TemplateEvent] = []
+    found: list[TemplateReview] = []
     for e, entry in enumerate(items(body, "entry", "")):
         for c, change in enumerate(items(entry, "changes", f"entry[{e}].")):
             value = change.get("value")
@@ -76,7 +76,7 @@ def read_template_events(body: Any) -> list[TemplateEvent]:
 
 def _event(
     entry: dict[str, Any], value: dict[str, Any], event: str, where: str, at: str
-) -> TemplateEvent:
+) -> TemplateReview:
     waba_id = entry.get("id")
     if not isinstance(waba_id, str) or not waba_id or len(waba_id) > 64:
         raise BadWebhook(at, "must be the business account id")
@@ -85,7 +85,7 @@ def _event(
         raise BadWebhook(f"{where}.message_template_name", "must be a template name")
     if not isinstance(language, str) or not LANGUAGE.match(language):
         raise BadWebhook(f"{where}.message_template_language", "must be a language code")
-    return TemplateEvent(waba_id, event, name, language)
+    return TemplateReview(waba_id, event, name, language)
 
 
 class TemplateEvents:
@@ -95,7 +95,7 @@ class TemplateEvents:
         self._holds = holds
         self._account_of = account_of
 
-    async def apply(self, event: TemplateEvent) -> EventResult:
+    async def apply(self, event: TemplateReview) -> EventResult:
         account = self._account_of(event.waba_id)
         if account is None:
             log.warning("template.event_unknown_account", review=event.event)

@@ -25,7 +25,7 @@ from worker.http.auth import WEBHOOK_SCHEME, BearerTokens, requires
 from worker.http.body import MIB, read_json
 from worker.http.metrics import HttpMetrics
 from worker.http.schemas import UNAUTHORIZED, UNAVAILABLE, Errors, Ok, Problem
-from worker.http.template_events import TemplateEvent, TemplateEvents, read_template_events
+from worker.http.template_events import TemplateEvents, TemplateReview, read_template_events
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
@@ -87,7 +87,7 @@ class Webhooks:
         result = self._count(statuses, applying.results)
         return self._answer(result, JSONResponse({"status": "ok"}))
 
-    async def _apply_events(self, events: list[TemplateEvent]) -> None:
+    async def _apply_events(self, events: list[TemplateReview]) -> None:
         """Each template review applied, in order (a hold then a release of one template leaves
         it released); each is safe to apply again when the Gateway retries the request."""
         for event in events:

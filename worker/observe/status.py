@@ -126,20 +126,9 @@ def take_snapshot(
     else:
         depths = {account: due_now for account, (due_now, _) in scheduled_jobs.items()}
         dlq_totals = _dead_letters_by_account(client, keys)
-    switches = Switches(client, keys)
-    templates = TemplateHolds(client, keys)
-    learned = {account: _learned_limits(client, keys, account) for account in names}
     accounts = {
-        account: AccountState(
-            halt=switches.halted(account),
-            breaker=switches.breaker(account),
-            cooldown_until=switches.cooldown_until(account),
-            held=switches.held_count(account),
-            depth=depths.get(account, 0),
-            dlq_total=dlq_totals.get(account, 0),
-            learned_sec=learned[account][0],
-            learned_min=learned[account][1],
-            templates_held=tuple(templates.held(account)),
+        account: _account_state(
+            client, keys, account, depth=depths.get(account, 0), dlq=dlq_totals.get(account, 0)
         )
         for account in names
     }
@@ -156,6 +145,25 @@ def take_snapshot(
         accounts=accounts,
         workers=int(workers),
         engines=replace(engines, replicas=int(replication.get("connected_slaves", 0))),
+    )
+
+
+def _account_state(
+    client: redis.Redis, keys: Keys, account: str, *, depth: int, dlq: int
+) -> AccountState:
+    """One account's switches, holds and learned limits; its due jobs and dead letters given."""
+    switches = Switches(client, keys)
+    learned_sec, learned_min = _learned_limits(client, keys, account)
+    return AccountState(
+        halt=switches.halted(account),
+        breaker=switches.breaker(account),
+        cooldown_until=switches.cooldown_until(account),
+        held=switches.held_count(account),
+        depth=depth,
+        dlq_total=dlq,
+        learned_sec=learned_sec,
+        learned_min=learned_min,
+        templates_held=tuple(TemplateHolds(client, keys).held(account)),
     )
 
 
