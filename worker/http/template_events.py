@@ -35,11 +35,11 @@ RELEASES = frozenset({"APPROVED", "REINSTATED"})
 
 
 class EventResult(StrEnum):
-    """What became of one template event (``msgworker_template_events_total{result}``)."""
+    """What became of one template review that holds or releases (``msgworker_template_events_total
+    {result}``; other reviews are not counted)."""
 
     HELD = "held"
     RELEASED = "released"
-    IGNORED = "ignored"  # a review that neither stops nor restarts a template
     UNKNOWN_ACCOUNT = "unknown_account"  # its entry names no account of ours
 
 
