@@ -12,7 +12,7 @@ import pytest
 from tests.support.jobs import _claim, add_job, send, take
 from tests.support.messages import template, text
 from tests.support.receipts import apply_statuses
-from worker.store.claims import Execution
+from worker.store.claims import Execution, Opening
 from worker.store.history import history_event
 from worker.store.keys import template_field
 from worker.store.ratelimit import RateLimit
@@ -220,3 +220,17 @@ def test_only_the_execution_that_begun_it_is_affected(runtime, holds):
     _claim(runtime, "j1", "calling")
     hold(holds)
     assert runtime.jobs.get("j1").state is JobState.SENDING
+
+
+def test_the_begin_a_send_chains_holds_the_next_job_of_a_held_template(runtime, holds):
+    """A send's settlement begins the group's next job in the same script: with the account's
+    template held, that job is held too (the settlement's look at the account counts the hold)."""
+    add_job(runtime.jobs, "free", message=text())
+    add_job(runtime.jobs, "next", message=template())
+    take(runtime, "next")
+    execution = _claim(runtime, "free", "a")
+    hold(holds)
+    then = Opening(Execution("next", 1, "b"), 30, 30, RateLimit(1000, 100_000))
+    record = runtime.transitions.mark_sent(execution, "wamid.free", now=time.time(), then=then)
+    assert (record.next.verdict, record.next.detail) == ("held", TEMPLATE_PAUSED)
+    assert runtime.jobs.get("next").state is JobState.HELD
