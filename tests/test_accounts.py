@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from worker.accounts import (
     load_accounts,
     load_ingest_clients,
     parse_accounts,
+    template_event_accounts,
 )
 from worker.errors import ConfigError, InvalidMessage
 from worker.service.runtime import Runtime
@@ -308,3 +310,31 @@ def test_http_ingest_refuses_an_account_the_file_does_not_name(redis_url, tmp_pa
         assert "unknown account 'x' (known: otp, promo)" in refused.text
     finally:
         service.stop()
+
+
+def test_a_template_event_is_the_account_whose_waba_id_it_names():
+    """Two accounts: each by its waba_id, an unknown id none; one account takes every event."""
+    two = parse(
+        '[accounts.a]\napi_key_env = "A"\nwaba_id = "111"\n'
+        '[accounts.b]\napi_key_env = "B"\nwaba_id = "222"\n'
+    )
+    account_of = template_event_accounts(two)
+    assert [account_of(i) for i in ("111", "222", "333")] == ["a", "b", None]
+    one = template_event_accounts(parse('[accounts.only]\napi_key_env = "A"\n'))
+    assert one("anything") == "only"
+
+
+@pytest.mark.parametrize(
+    ("waba", "expected"),
+    [
+        ("waba_id = 111", "account 'a': waba_id: must be the WhatsApp Business Account id"),
+        ('waba_id = ""', "account 'a': waba_id: must be the WhatsApp Business Account id"),
+        (
+            'waba_id = "1"\n[accounts.b]\napi_key_env = "B"\nwaba_id = "1"',
+            "account 'b': waba_id: '1' names account 'a' already",
+        ),
+    ],
+)
+def test_a_bad_or_shared_waba_id_is_refused(waba, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse(f'[accounts.a]\napi_key_env = "A"\n{waba}\n')

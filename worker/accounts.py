@@ -8,6 +8,7 @@ Without an accounts file there is one account, ``default``, on ``API_KEY``. With
     rate_per_min = 4800
     sandbox = false                    # optional; default SANDBOX
     weight = 1                         # optional
+    waba_id = "102290129340398"        # optional: the WhatsApp Business Account of its templates
 
 The file names where each key is, never the key: a key is read from its variable or file when it
 is needed (``Account.api_key``), so a rotated key is seen without a restart. Parsing reads only the
@@ -43,7 +44,17 @@ WEIGHT_MAX = 1000
 KEY_MAX_AGE_S = 1.0
 # A key file is a few dozen bytes; past this much it is not a key.
 KEY_FILE_MAX = 4096
-FIELDS = ("api_key_env", "api_key_file", "rate_per_sec", "rate_per_min", "sandbox", "weight")
+FIELDS = (
+    "api_key_env",
+    "api_key_file",
+    "rate_per_sec",
+    "rate_per_min",
+    "sandbox",
+    "weight",
+    "waba_id",
+)
+# A WhatsApp Business Account id, as Meta's webhooks name it in ``entry[].id``.
+WABA_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 INGEST_FIELDS = ("token_env", "token_file", "accounts")
 
 
@@ -59,6 +70,7 @@ class Account:
     rate_per_min: int | None = None
     sandbox: bool = False
     weight: int = 1
+    waba_id: str | None = None  # the account's template events name it (entry[].id)
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str:
         """The key as it is now, read again from its variable or file ('' when there is none)."""
@@ -189,6 +201,13 @@ def parse_accounts(text: str, defaults: Defaults, *, source: Path) -> dict[str, 
         except ValueError as exc:
             raise ConfigError(f"{where}: account {name!r}: {exc}") from None
     _ingest_clients(document.get("ingest"), accounts, source)  # checked by every command
+    owners: dict[str, str] = {}
+    for name, account in accounts.items():
+        if account.waba_id is not None and account.waba_id in owners:
+            msg = f"waba_id: {account.waba_id!r} names account {owners[account.waba_id]!r} already"
+            raise ConfigError(f"{where}: account {name!r}: {msg}")
+        if account.waba_id is not None:
+            owners[account.waba_id] = name
     return accounts
 
 
@@ -263,6 +282,11 @@ def _account(name: str, table: dict[str, Any], defaults: Defaults, base: Path) -
     sandbox = table.get("sandbox", defaults.sandbox)
     if not isinstance(sandbox, bool):
         raise ValueError("sandbox: must be true or false")  # noqa: TRY004 - one error kind
+    waba_id = table.get("waba_id")
+    if waba_id is not None and (not isinstance(waba_id, str) or not WABA_ID.fullmatch(waba_id)):
+        raise ValueError(
+            "waba_id: must be the WhatsApp Business Account id (1 to 64 of A-Z a-z 0-9 _ . -)"
+        )
     return Account(
         name,
         key_env=env,
@@ -271,6 +295,7 @@ def _account(name: str, table: dict[str, Any], defaults: Defaults, base: Path) -
         rate_per_min=_whole(table, "rate_per_min", MIN_LIMIT_MAX, defaults.rate_per_min),
         sandbox=sandbox,
         weight=_whole(table, "weight", WEIGHT_MAX, 1) or 1,
+        waba_id=waba_id,
     )
 
 
@@ -281,6 +306,14 @@ def _whole(table: dict[str, Any], name: str, maximum: int, default: int | None) 
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise ValueError(f"{name}: must be a whole number from 1 to {maximum}")
     return value
+
+
+def template_event_accounts(accounts: Mapping[str, Account]) -> Callable[[str], str | None]:
+    """The account a template event is about, from its ``entry[].id``: the one whose ``waba_id``
+    it is; with one account, that account; else None (an event for no account of ours)."""
+    by_waba = {a.waba_id: name for name, a in accounts.items() if a.waba_id is not None}
+    only = next(iter(accounts)) if len(accounts) == 1 else None
+    return lambda entry_id: by_waba.get(entry_id, only)
 
 
 def known_accounts(accounts_file: Path | None) -> frozenset[str]:

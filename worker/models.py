@@ -122,13 +122,18 @@ class Media(_Strict):
         return self
 
 
+# A template's name and language code, as WhatsApp names them (and template holds do).
+TEMPLATE_NAME = r"^[a-z0-9_]{1,512}$"
+LANGUAGE_CODE = r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$"
+
+
 class Language(_Strict):
-    code: Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
+    code: Annotated[str, Field(pattern=LANGUAGE_CODE)]
     policy: Literal["deterministic"] = "deterministic"
 
 
 class Template(_Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,512}$")]
+    name: Annotated[str, Field(pattern=TEMPLATE_NAME)]
     language: Language
     components: list[dict[str, Any]] = Field(
         default_factory=list, max_length=TEMPLATE_COMPONENTS_MAX

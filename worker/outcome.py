@@ -87,6 +87,8 @@ class Result(StrEnum):
     # halted the account or found it halted. The label says "halted": dashboards and alert
     # rules already read it, so the value stays.
     HELD = "halted"
+    # The job is held behind a template WhatsApp paused or disabled (``template_paused``).
+    TEMPLATE_HELD = "template_held"
     DUPLICATE = "duplicate"
     WAITING = "waiting"
     DROPPED = "dropped"

@@ -657,6 +657,45 @@ def per_account() -> list[timeseries.Panel]:
     return [sends, rate_limited]
 
 
+def templates() -> list[timeseries.Panel]:
+    """WhatsApp's template holds: what is held, and the reviews that held or released them."""
+    held = series_panel(
+        23,
+        "Templates held",
+        "WhatsApp templates held per account and reason: paused (132015 or Meta's PAUSED), "
+        "disabled (132016 or DISABLED), operator (`msgworker template hold`). Their jobs wait "
+        "without calling the Gateway; `msgworker status` lists them. Meta's REINSTATED or "
+        "`msgworker template release NAME --lang L` sends each held job once. Alerts: "
+        "MsgworkerTemplatePaused, MsgworkerTemplateDisabled.",
+        place(8, 12, 0, 70),
+        "short",
+    ).with_target(
+        query(
+            f"max by (account, reason) (msgworker_template_holds{{{JA}}})",
+            "{{account}} {{reason}}",
+            "A",
+        )
+    )
+    reviews = stacked(
+        series_panel(
+            24,
+            "Template reviews by result",
+            "Meta's template reviews received by msgworker serve: held (PAUSED, DISABLED), "
+            "released (APPROVED, REINSTATED), unknown_account (the review names a WhatsApp "
+            "Business Account no account's waba_id is: set it in the accounts file).",
+            place(8, 12, 12, 70),
+            "short",
+        )
+    ).with_target(
+        query(
+            f"sum by (result) (increase(msgworker_template_events_total{{{J}}}[$__rate_interval]))",
+            "{{result}}",
+            "A",
+        )
+    )
+    return [held, reviews]
+
+
 def build() -> dict[str, object]:
     board = (
         dashboard.Dashboard("msgworker")
@@ -675,7 +714,8 @@ def build() -> dict[str, object]:
         .variables(variables())
     )
     panels = [*top_row(), *traffic(), *backlog(), *alerts_and_waits()]
-    for panel in [*panels, *delivery_shares(), *delivery_latency(), *per_account()]:
+    sections = [*delivery_shares(), *delivery_latency(), *per_account(), *templates()]
+    for panel in [*panels, *sections]:
         board = board.with_panel(panel)
     encoded: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return encoded

@@ -158,6 +158,7 @@ def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url
                 "held": 0,
                 "dlq_total": 0,
                 "limits": {"sec": 80, "min": 4800, "learned": {"sec": False, "min": False}},
+                "templates_held": [],
             }
         },
         "redis": redis_url,

@@ -29,9 +29,13 @@ ACTIONS = [
     "/console/dead-letters/purge",
     "/console/accounts/{account}/halt",
     "/console/accounts/{account}/resume",
+    "/console/accounts/{account}/templates/release",
 ]
 names = st.sampled_from(
-    ["csrf", "id", "scope", "code", "account", "rate", "reason", "confirmed", "password"]
+    [
+        *("csrf", "id", "scope", "code", "account", "rate", "reason", "confirmed", "password"),
+        *("name", "language"),
+    ]
 )
 values = st.text(max_size=40) | st.sampled_from(
     ["ids", "code", "BILL_001", "yes", "default", "0", "-1", "nan", "inf", "1e308", "a" * 32]

@@ -11,11 +11,15 @@ import httpx
 import pytest
 
 from tests.support.console import PASSWORD, login, login_form
-from tests.support.jobs import park
+from tests.support.jobs import add_job, park, take
+from tests.support.messages import template
 from tests.support.processes import wait_for
 from tests.support.serve import Service
+from worker.service.operations import hold_template
 from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.claims import Execution
+from worker.store.ratelimit import RateLimit
 from worker.store.records import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs real child processes
@@ -352,3 +356,39 @@ def test_a_halt_the_gateway_caused_says_it_resumes_by_itself(http, runtime):
     overview = http.get("/console").text
     assert "HALTED AUTH_001" in overview
     assert "by the Gateway, resumes by itself once a probe passes" in overview
+
+
+def test_a_held_template_is_listed_and_released_from_the_console(http, runtime):
+    """The overview lists the held template with its jobs, a release button and the runbook; a
+    release without the CSRF token changes nothing; with it, the held job is queued again."""
+    hold_template(runtime, "default", "spring_sale", "en_US")
+    add_job(runtime.jobs, "t1", message=template())
+    claim = runtime.transitions.begin(
+        Execution("t1", take(runtime, "t1"), "h"),
+        now=time.time(),
+        lease_s=30,
+        probe_interval_s=30,
+        rate=RateLimit(1000, 100_000),
+    )
+    assert claim.verdict == "held"
+    csrf = login(http)
+    overview = http.get("/console").text
+    row = re.search(
+        r'<tr data-account="default" data-template="spring_sale:en_US">.*?</tr>',
+        overview,
+        re.DOTALL,
+    )
+    assert row is not None
+    assert "operator" in row.group()
+    assert '<td class="jobs">1</td>' in row.group()
+    assert "/console/runbooks#a-template-is-paused-or-disabled" in overview
+    form = {"name": "spring_sale", "language": "en_US"}
+    release = "/console/accounts/default/templates/release"
+    assert http.post(release, data=form).status_code == 403
+    assert runtime.jobs.get("t1").state is JobState.HELD
+    bad = {"name": "Spring Sale", "language": "en_US", "csrf": csrf}
+    assert http.post(release, data=bad).status_code == 400
+    assert http.post(release, data={**form, "csrf": csrf}).status_code == 303
+    assert runtime.jobs.get("t1").state is JobState.QUEUED
+    assert runtime.templates.held("default") == []
+    assert 'id="templates"' not in http.get("/console").text

@@ -8,9 +8,11 @@ import json
 import pytest
 
 from tests.support.jobs import KEYS, add_job
+from worker.observe import metrics
 from worker.observe.status import RATE_WINDOW_S, Snapshot, take_snapshot
 from worker.observe.workers import ALIVE_S, Heartbeat, WorkerInfo
 from worker.store.schedule import Pump
+from worker.store.templates import HeldBy, HoldReason, TemplateHolds, hold_record
 
 NOW = 1_900_000_000.0
 
@@ -104,3 +106,30 @@ def test_learned_limits_that_are_not_limits_are_not_shown(redis_client):
     redis_client.hset(KEYS.limits("default"), mapping={"sec": "20", "min": "garbage"})
     state = snapshot(redis_client).accounts["default"]
     assert (state.learned_sec, state.learned_min) == (20, None)
+
+
+def test_held_templates_are_read_per_account_with_their_jobs_and_feed_the_gauge(redis_client):
+    """An account with only a held template is reported; each template with its held jobs; the
+    gauge counts templates by account and reason, every reason's series there at 0 too."""
+    holds = TemplateHolds(redis_client, KEYS)
+    record = hold_record(HoldReason.DISABLED, code="WA_132016", by=HeldBy.WHATSAPP, now=NOW)
+    holds.hold("brand", "old_offer", "tr", record)
+    redis_client.zadd(
+        KEYS.template_held_jobs("brand"), {"old_offer|tr:j1": 0, "old_offer|tr:j2": 0}
+    )
+    state = snapshot(redis_client)
+    [held] = state.accounts["brand"].templates_held
+    assert (held.name, held.language, held.reason, held.since, held.jobs) == (
+        "old_offer",
+        "tr",
+        "disabled",
+        NOW,
+        2,
+    )
+    families = {f.name: f for f in metrics.StateCollector(lambda: state).collect()}
+    samples = {
+        (s.labels["account"], s.labels["reason"]): s.value
+        for s in families["msgworker_template_holds"].samples
+    }
+    assert samples[("brand", "disabled")] == 1
+    assert samples[("brand", "paused")] == samples[("default", "disabled")] == 0

@@ -25,14 +25,16 @@ def add_job(
     expires_in: float | None = None,
     now: float | None = None,
     priority: str = "normal",
+    message: dict[str, Any] | None = None,
 ) -> str:
-    """Write one job due ``due_in`` s after ``now`` (the real time unless given); its id back."""
+    """Write one job due ``due_in`` s after ``now`` (the real time unless given); its id back.
+    Its message is a text unless given."""
     now = time.time() if now is None else now
     new = NewJob(
         id=job_id,
         account=account,
         key=key or job_id,
-        message=text(job_id),
+        message=text(job_id) if message is None else message,
         due_at=now + due_in,
         expires_at=None if expires_in is None else now + expires_in,
         priority=priority,

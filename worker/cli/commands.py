@@ -122,6 +122,11 @@ def _account_rows(
         half = ", a probe is going out" if breaker.half_open else ""
         rows.append(("  billing breaker", f"OPEN ({breaker.code}) {opened}{half}", "bold red"))
     rows.append(("  held", str(state.held), "yellow" if state.held else None))
+    for hold in state.templates_held:
+        since = "" if hold.since is None else f" since {iso(hold.since)} ({_ago(hold.since)})"
+        release = f"`msgworker template release {hold.name} --lang {hold.language}`"
+        text = f"{hold.name} ({hold.language}) {hold.reason}{since}: {hold.jobs} job(s) held"
+        rows.append(("  template held", f"{text}; {release}", "yellow"))
     if several:
         rows.append(("  due now", str(state.depth), None))
         rows.append(("  dead letters", str(state.dlq_total), None))

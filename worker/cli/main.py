@@ -26,6 +26,7 @@ from worker.cli.exits import (
     EXIT_USAGE,
 )
 from worker.cli.sandbox_command import add_sandbox_command
+from worker.cli.template_command import add_template_command
 from worker.cli.worker_command import worker_command
 from worker.errors import ConfigError, ReplicasMissing, Unavailable
 from worker.logs import configure_logging
@@ -202,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
     cooldown_clear = cooldown_commands.add_parser("clear", help="end the cooldown now")
     _add_account(cooldown_clear)
     cooldown_clear.set_defaults(handler=_operate("cooldown_clear"))
+
+    add_template_command(commands, _add_account, _runtime)
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"

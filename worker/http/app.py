@@ -15,11 +15,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from worker.accounts import load_ingest_clients
+from worker.accounts import Defaults, load_accounts, load_ingest_clients, template_event_accounts
 from worker.http import apidocs, console, health, ingest, metrics, webhooks
 from worker.http.auth import BearerTokens, Scope, scoped_tokens
 from worker.http.document import build_document
 from worker.http.problems import install_handlers
+from worker.http.template_events import TemplateEvents
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import async_producer_for
 from worker.send.routing import load_routing_table
@@ -27,6 +28,7 @@ from worker.settings import Settings, get_settings, mask_url, split_list, split_
 from worker.store.connect import connect_async_fail_fast
 from worker.store.keys import Keys
 from worker.store.receipts import ReceiptStore
+from worker.store.templates import AsyncTemplateHolds
 
 log = get_logger(__name__)
 
@@ -71,8 +73,15 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         app.add_middleware(console.ConsoleHeaders)
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
-        store = ReceiptStore(client, Keys(settings.redis_prefix))
-        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, producer.accounts)
+        keys = Keys(settings.redis_prefix)
+        store = ReceiptStore(client, keys)
+        accounts = load_accounts(settings.accounts_file, Defaults())
+        templates = TemplateEvents(
+            AsyncTemplateHolds(client, keys), template_event_accounts(accounts)
+        )
+        hooks = webhooks.Webhooks(
+            secret, store, delivery, app.state.metrics, producer.accounts, templates
+        )
         app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -75,6 +75,12 @@ class HttpMetrics:
             ["account", "code"],
             registry=self.registry,
         )
+        self.template_events = Counter(
+            "msgworker_template_events_total",
+            "Meta's template reviews received, by what they did",
+            ["result"],  # held | released | unknown_account (ignored reviews are not counted)
+            registry=self.registry,
+        )
         self.delivery_seconds = Histogram(
             "msgworker_delivery_seconds",
             "Time from the Gateway accepting a message to WhatsApp delivering it",

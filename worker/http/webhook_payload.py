@@ -1,9 +1,9 @@
 """The Gateway's status webhooks (Meta's WhatsApp Cloud API shape), read strictly and boundedly.
 
-Statuses sit in ``entry[].changes[].value.statuses[]``. Everything else (inbound messages,
-template and account updates, fields we do not use) is acknowledged and ignored, and so is a
-status kind we do not know. A status we do know with a malformed field refuses the whole request
-(``BadWebhook``): nothing of it is applied.
+Statuses sit in ``entry[].changes[].value.statuses[]`` (template reviews are read by
+``worker.http.template_events``). Everything else (inbound messages, account updates, fields we
+do not use) is acknowledged and ignored, and so is a status kind we do not know. A status we do
+know with a malformed field refuses the whole request (``BadWebhook``): nothing of it is applied.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.send.routing import ReceiptRouting, undelivered_code
 from worker.store.receipts import ReceiptAction, ReceiptStatus, StatusUpdate
+from worker.store.templates import hold_reason_for
 
 STATUSES_MAX = 1000
 TEXT_MAX = 512
@@ -40,7 +41,7 @@ class ReadStatus:
     recipient: str | None
 
 
-def _items(parent: dict[str, Any], name: str, where: str) -> list[dict[str, Any]]:
+def items(parent: dict[str, Any], name: str, where: str) -> list[dict[str, Any]]:
     """``parent[name]`` as a list of objects (absent: none); anything else is malformed."""
     value = parent.get(name)
     if value is None:
@@ -55,15 +56,15 @@ def read_statuses(body: Any, routing: ReceiptRouting) -> list[ReadStatus]:
     if not isinstance(body, dict):
         raise BadWebhook("body", "must be a JSON object")
     found: list[ReadStatus] = []
-    for e, entry in enumerate(_items(body, "entry", "")):
-        for c, change in enumerate(_items(entry, "changes", f"entry[{e}].")):
+    for e, entry in enumerate(items(body, "entry", "")):
+        for c, change in enumerate(items(entry, "changes", f"entry[{e}].")):
             value = change.get("value")
             if value is None:
                 continue
             where = f"entry[{e}].changes[{c}].value"
             if not isinstance(value, dict):
                 raise BadWebhook(where, "must be an object")
-            for s, raw in enumerate(_items(value, "statuses", f"{where}.")):
+            for s, raw in enumerate(items(value, "statuses", f"{where}.")):
                 if raw.get("status") not in ReceiptStatus.__members__.values():
                     continue  # a kind of status we do not know: acknowledged, ignored
                 found.append(_status(raw, routing, f"{where}.statuses[{s}]"))
@@ -95,13 +96,14 @@ def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadSta
         code=undelivered_code(code),
         action=action,
         description=description[:TEXT_MAX],
+        hold_reason=hold_reason_for(code) if action is ReceiptAction.HOLD_TEMPLATE else "",
     )
     return ReadStatus(update, recipient)
 
 
 def _first_error(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
     """The first of ``errors[]``, bounded: ``{"code", "title", "message", "details"}``."""
-    errors = _items(raw, "errors", f"{where}.")
+    errors = items(raw, "errors", f"{where}.")
     if not errors:
         return None
     first, field = errors[0], f"{where}.errors[0]"

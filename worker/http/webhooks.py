@@ -1,4 +1,5 @@
-"""``POST /webhooks/gateway``: the Gateway's delivery-status webhooks, applied to their jobs.
+"""``POST /webhooks/gateway``: the Gateway's delivery-status webhooks, applied to their jobs, and
+Meta's template reviews, applied to the template holds of their account.
 
 The Bearer secret is compared in constant time (401 otherwise); the body is at most 1 MiB (413)
 and one JSON document (400), read strictly (400 for a malformed status). Every request that
@@ -24,6 +25,7 @@ from worker.http.auth import WEBHOOK_SCHEME, BearerTokens, requires
 from worker.http.body import MIB, read_json
 from worker.http.metrics import HttpMetrics
 from worker.http.schemas import UNAUTHORIZED, UNAVAILABLE, Errors, Ok, Problem
+from worker.http.template_events import TemplateEvents, TemplateReview, read_template_events
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
@@ -36,7 +38,8 @@ OTHER = "OTHER"
 
 
 class Webhooks:
-    """The endpoint's collaborators: the secret, the store, the routing and the metrics."""
+    """The endpoint's collaborators: the secret, the store, the routing, the metrics and the
+    template holds."""
 
     def __init__(
         self,
@@ -45,6 +48,7 @@ class Webhooks:
         routing: ReceiptRouting,
         metrics: HttpMetrics,
         accounts: Iterable[str],
+        templates: TemplateEvents,
     ) -> None:
         self.auth = BearerTokens((secret,))
         self.store = store
@@ -52,12 +56,14 @@ class Webhooks:
         self.metrics = metrics
         self.accounts = frozenset(accounts)
         self.codes = counted_undelivered_codes(routing)
+        self.templates = templates
 
     async def handle(self, request: Request) -> JSONResponse:
         try:
             self.auth(request)
             body = await read_json(request, limit=WEBHOOK_MAX_BYTES)
             statuses = read_statuses(body, self.routing)
+            events = read_template_events(body)
         except problems.Unauthorized as exc:
             log.warning("webhook.unauthorized")
             return self._answer("unauthorized", exc.response())
@@ -71,14 +77,21 @@ class Webhooks:
             return self._answer("bad_request", JSONResponse({"errors": errors}, 400))
         try:
             applying = await self.store.apply([s.update for s in statuses], now=time.time())
+            await self._apply_events(events)
         except (RedisError, *REDIS_DOWN):
-            log.warning("webhook.redis_unavailable", statuses=len(statuses))
+            log.warning("webhook.redis_unavailable", statuses=len(statuses), events=len(events))
             return self._answer("unavailable", problems.RedisUnavailable().response())
         if applying.dropped:
             self.metrics.unmatched_dropped.inc(applying.dropped)
             log.warning("webhook.unmatched_dropped", wamids=applying.dropped)
         result = self._count(statuses, applying.results)
         return self._answer(result, JSONResponse({"status": "ok"}))
+
+    async def _apply_events(self, events: list[TemplateReview]) -> None:
+        """Each template review applied, in order (a hold then a release of one template leaves
+        it released); each is safe to apply again when the Gateway retries the request."""
+        for event in events:
+            self.metrics.template_events.labels((await self.templates.apply(event)).value).inc()
 
     def _answer(self, result: str, response: JSONResponse) -> JSONResponse:
         self.metrics.webhooks.labels(result).inc()
@@ -134,8 +147,9 @@ def build_router(webhooks: Webhooks) -> APIRouter:
                             "type": "object",
                             "description": (
                                 "Meta's webhook object: statuses in "
-                                "entry[].changes[].value.statuses[]; anything else is "
-                                "acknowledged and ignored"
+                                "entry[].changes[].value.statuses[], template reviews as "
+                                "changes of field message_template_status_update; anything "
+                                "else is acknowledged and ignored"
                             ),
                         }
                     }

@@ -44,6 +44,7 @@ class Runbook(StrEnum):
     HALTED = "sending-halted"
     RATE_LIMITED = "rate-limited-429"
     DEAD_LETTERS = "dead-letters-keep-growing"
+    TEMPLATES = "a-template-is-paused-or-disabled"
 
 
 # Each kind's runbook: its section of docs/runbooks.md, relative to the repository's root, as

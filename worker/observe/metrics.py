@@ -31,6 +31,7 @@ from worker.observe.build_info import BuildInfoCollector
 from worker.observe.metrics_dir import MULTIPROC_ENV
 from worker.observe.status import AccountState, Snapshot
 from worker.outcome import COUNTED_RESULTS, Outcome, Result
+from worker.store.templates import HoldReason
 
 API_RESPONSES = Counter(
     "msgworker_api_responses_total",
@@ -259,11 +260,27 @@ class StateCollector(Collector):
             for account, account_state in state.accounts.items():
                 gauge.add_metric([account], float(read(account_state)))
             yield gauge
+        yield _template_holds(state)
         enqueued = CounterMetricFamily(
             "msgworker_enqueued", "Jobs enqueued, cluster-wide (read from Redis)."
         )
         enqueued.add_metric([], state.enqueued)
         yield enqueued
+
+
+def _template_holds(state: Snapshot) -> GaugeMetricFamily:
+    """Templates held, by account and reason: each reason at 0 too, so the alert rules and the
+    dashboard see the series before the first hold."""
+    gauge = GaugeMetricFamily(
+        "msgworker_template_holds",
+        "Templates held (WhatsApp paused or disabled them, or an operator held them).",
+        labels=["account", "reason"],
+    )
+    for account, account_state in state.accounts.items():
+        for reason in HoldReason:
+            held = sum(h.reason == reason for h in account_state.templates_held)
+            gauge.add_metric([account, reason.value], float(held))
+    return gauge
 
 
 def serve_metrics(

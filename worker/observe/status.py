@@ -15,6 +15,7 @@ from worker.store.deadletters import dead_letter_counts
 from worker.store.keys import Keys
 from worker.store.schedule import scheduled_by_account
 from worker.store.switches import Breaker, Halt, Switches
+from worker.store.templates import TemplateHold, TemplateHolds
 from worker.store.topology import store_nodes
 from worker.urls import BrokerKind, StoreKind
 
@@ -35,6 +36,7 @@ class AccountState:
     # The limits learned from the Gateway's headers (None: none announced, or none usable).
     learned_sec: int | None = None
     learned_min: int | None = None
+    templates_held: tuple[TemplateHold, ...] = ()  # by name and language
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ class Snapshot:
 
 
 def accounts_to_report(client: redis.Redis, keys: Keys, configured: Iterable[str]) -> set[str]:
-    """The configured accounts and every account with a halt, breaker or hold list."""
+    """The configured accounts and every account with a halt, breaker, hold list or held
+    template."""
     accounts = set(configured)
-    for kind in ("halt", "breaker", "held"):
+    for kind in ("halt", "breaker", "held", "templates-held"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
             name = keys.account_of(kind, str(key))
@@ -134,18 +137,9 @@ def take_snapshot(
     else:
         depths = {account: due_now for account, (due_now, _) in scheduled_jobs.items()}
         dlq_totals = _dead_letters_by_account(client, keys)
-    switches = Switches(client, keys)
-    learned = {account: _learned_limits(client, keys, account) for account in names}
     accounts = {
-        account: AccountState(
-            halt=switches.halted(account),
-            breaker=switches.breaker(account),
-            cooldown_until=switches.cooldown_until(account),
-            held=switches.held_count(account),
-            depth=depths.get(account, 0),
-            dlq_total=dlq_totals.get(account, 0),
-            learned_sec=learned[account][0],
-            learned_min=learned[account][1],
+        account: _account_state(
+            client, keys, account, depth=depths.get(account, 0), dlq=dlq_totals.get(account, 0)
         )
         for account in names
     }
@@ -162,6 +156,25 @@ def take_snapshot(
         accounts=accounts,
         workers=int(workers),
         engines=replace(engines, primaries=nodes.primaries, replicas=nodes.replicas),
+    )
+
+
+def _account_state(
+    client: redis.Redis, keys: Keys, account: str, *, depth: int, dlq: int
+) -> AccountState:
+    """One account's switches, holds and learned limits; its due jobs and dead letters given."""
+    switches = Switches(client, keys)
+    learned_sec, learned_min = _learned_limits(client, keys, account)
+    return AccountState(
+        halt=switches.halted(account),
+        breaker=switches.breaker(account),
+        cooldown_until=switches.cooldown_until(account),
+        held=switches.held_count(account),
+        depth=depth,
+        dlq_total=dlq,
+        learned_sec=learned_sec,
+        learned_min=learned_min,
+        templates_held=tuple(TemplateHolds(client, keys).held(account)),
     )
 
 

@@ -11,6 +11,7 @@ from worker.store.deadletters import DeadLetter
 from worker.store.ratelimit import RateLimit
 from worker.store.receipts import Receipt
 from worker.store.records import Job
+from worker.store.templates import TemplateHold
 
 
 def iso(at: float | None, *, timespec: str = "milliseconds") -> str | None:
@@ -93,6 +94,7 @@ def status_view(
                 "held": each.held,
                 "dlq_total": each.dlq_total,
                 "limits": limits_view(each, rate.for_account(name)),
+                "templates_held": [template_hold_view(hold) for hold in each.templates_held],
             }
             for name, each in sorted(snapshot.accounts.items())
         },
@@ -107,6 +109,17 @@ def limits_view(state: AccountState, rate: RateLimit) -> dict[str, Any]:
         "sec": sec,
         "min": per_min,
         "learned": {"sec": state.learned_sec is not None, "min": state.learned_min is not None},
+    }
+
+
+def template_hold_view(hold: TemplateHold) -> dict[str, Any]:
+    """One held template of an account, as ``status --json`` lists it."""
+    return {
+        "name": hold.name,
+        "language": hold.language,
+        "since": iso(hold.since),
+        "reason": hold.reason,
+        "jobs": hold.jobs,
     }
 
 

@@ -29,6 +29,7 @@ from worker.send.settlement import Answer, Settlement
 from worker.store.claims import Claim, Execution, Opening, Verdict
 from worker.store.ratelimit import RateLimit
 from worker.store.records import Job
+from worker.store.templates import TEMPLATE_PAUSED
 from worker.store.transitions import Transitions
 
 log = get_logger(__name__)
@@ -332,6 +333,9 @@ def _not_ours(execution: Execution, claim: Claim) -> Delivered:
     verdict = claim.verdict
     if verdict is Verdict.DUPLICATE:
         log.info("job.duplicate", job_id=execution.job_id, wamid=claim.detail)
+    elif verdict is Verdict.HELD and claim.detail == TEMPLATE_PAUSED:
+        log.info("job.held", job_id=execution.job_id, reason=TEMPLATE_PAUSED)
+        return Delivered(Result.TEMPLATE_HELD)
     elif verdict is Verdict.HELD:
         log.info("job.held", job_id=execution.job_id)
     elif verdict is not Verdict.DEFERRED:

@@ -62,11 +62,11 @@ class Rule(BaseModel):
 
 class ReceiptRule(BaseModel):
     """What a receipt that says failed, with one WhatsApp error code, leads to (``ReceiptAction``
-    in ``store/receipts.py`` names the same two)."""
+    in ``store/receipts.py`` names the same ones)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["park", "drop"] = "park"
+    action: Literal["park", "drop", "hold_template"] = "park"
 
 
 WhatsAppCode = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]

@@ -42,6 +42,7 @@ from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
 from worker.store.replication import Replication
 from worker.store.switches import Switches
+from worker.store.templates import TemplateHolds
 from worker.store.transitions import Transitions
 from worker.store.watch import SwitchWatch
 from worker.urls import broker_kind, store_kind
@@ -153,6 +154,10 @@ class Runtime:
     @cached_property
     def switches(self) -> Switches:
         return Switches(self.redis, self.keys)
+
+    @cached_property
+    def templates(self) -> TemplateHolds:
+        return TemplateHolds(self.redis, self.keys)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

@@ -13,7 +13,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from worker.errors import StoreFull
 from worker.store.history import history_event
-from worker.store.keys import Keys, lane_of
+from worker.store.keys import Keys, lane_of, template_field
 from worker.store.protocol import ENQUEUE, text
 from worker.store.records import Job, JobState, NewJob
 from worker.store.scripts import load_script
@@ -62,10 +62,23 @@ def enqueue_call(
                 "state": state,
                 "event": history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
                 "priority": job.priority,
+                "template": job_template(job.message),
             }
         )
     values = {"now": now, "batch_key": batch["batch_key"], "batch_keep_ms": batch["batch_keep_ms"]}
     return ENQUEUE.key_list(fixed, each=job_keys), ENQUEUE.arguments(values, each=each)
+
+
+def job_template(message: Mapping[str, Any]) -> str:
+    """A job's ``template`` field: ``template_field`` of a template message (``job_template``
+    in templates.lua reads the same from an older job's message), '' for any other."""
+    template = message.get("template")
+    if message.get("type") != "template" or not isinstance(template, Mapping):
+        return ""
+    language = template.get("language")
+    code = language.get("code") if isinstance(language, Mapping) else None
+    name = template.get("name")
+    return template_field(name, code) if isinstance(name, str) and isinstance(code, str) else ""
 
 
 STORE_FULL = "Redis is full (maxmemory reached): nothing was enqueued"

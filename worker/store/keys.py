@@ -36,6 +36,13 @@ def lane_of(priority: str | None) -> str:
     return priority if priority in {"high", "bulk"} else "normal"
 
 
+def template_field(name: str, language: str) -> str:
+    """A template as the job's ``template`` field and its hold's hash field name it:
+    ``<name>|<language>``, each part encoded (so neither holds the ``:`` that ends it in
+    ``template_held_jobs``)."""
+    return f"{encode_part(name)}|{encode_part(language)}"
+
+
 def decode_part(encoded: str) -> str:
     """The part ``encode_part`` made this from."""
     return unquote(encoded)
@@ -99,6 +106,18 @@ class Keys:
     def held(self, account: str) -> str:
         """List: ``job_id`` of jobs held behind the account's halt, released by resume."""
         return f"{self.prefix}held:{encode_part(account)}"
+
+    # Template holds (WhatsApp paused or disabled a template)
+    def template_holds(self, account: str) -> str:
+        """Hash: the account's held templates, ``<name>|<language>`` (``template_field``) ->
+        JSON {since, reason, code, by}."""
+        return f"{self.prefix}templates-held:{encode_part(account)}"
+
+    def template_held_jobs(self, account: str) -> str:
+        """Sorted set, all scores 0: ``<template field>:<job_id>`` of the jobs held behind the
+        account's template holds, so one template's jobs are one lexical range (counted and
+        released without a scan)."""
+        return f"{self.prefix}templates-held:{encode_part(account)}:jobs"
 
     # Send-once
     def idempotency(self, account: str, key: str) -> str:

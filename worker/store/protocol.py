@@ -143,7 +143,7 @@ BEGIN = Script(
         "floor",  # '1': the benchmarks' floor what-if (no rate-limit slot); never the product's
     ),
     reply=("verdict", "detail", "wait_ms"),
-    include=("ratelimit", "switches", "begin"),
+    include=("ratelimit", "switches", "templates", "begin"),
 )
 # Every settlement's first arguments (settle.lua).
 SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
@@ -152,7 +152,16 @@ SENT = Script(
     argv=(*SETTLEMENT, "wamid", "retention_s", "floor"),  # floor: as BEGIN's (no records)
     then=BEGIN,
     reply=("recorded", "breaker_closed", "exhausted_open", "early_applied"),
-    include=("answers", "ratelimit", "deadletters", "delivery", "switches", "begin", "settle"),
+    include=(
+        "answers",
+        "ratelimit",
+        "deadletters",
+        "templates",
+        "delivery",
+        "switches",
+        "begin",
+        "settle",
+    ),
 )
 RETRY = Script(
     "retry",
@@ -220,6 +229,7 @@ ENQUEUE = Script(
         "state",
         "event",
         "priority",
+        "template",  # templates.lua's job_template ('' for a message that is no template)
     ),
     reply=("batch_seen",),
 )
@@ -257,6 +267,20 @@ RESUME = Script(
     ),
     argv=("prefix", "account", "now", "event", "gateway_only"),  # prefix: the held jobs' keys
 )
+HOLD_TEMPLATE = Script("hold_template", keys=("holds",), argv=("template", "hold"))
+RELEASE_TEMPLATE = Script(
+    "release_template",
+    keys=(
+        "holds",
+        "held_jobs",
+        "scheduled_accounts",
+        *(f"due_{lane}" for lane in LANES),  # the account's lanes (a held job goes back to its own)
+    ),
+    each_key=("job", "history"),
+    argv=("account", "template", "now", "event", "lift"),
+    each=("id",),
+    reply=("lifted", "released", "left"),
+)
 INCIDENT_OPEN = Script("incident_open", keys=("incident",), each=("field", "value"))
 
 # ------------------------------------------------------------------ dead letters and receipts
@@ -266,7 +290,7 @@ REPLAY = Script(
     argv=("prefix", "now", "start_offset_s", "interval_s", "retention_s", "event"),
     each=("id",),
     reply=("replayed", "already_sent", "expired", "missing", "delivered"),
-    include=("answers", "deadletters", "delivery"),
+    include=("answers", "deadletters", "templates", "delivery"),
 )
 PURGE = Script(
     "purge",
@@ -286,7 +310,7 @@ STATUSES = Script(
     "statuses",
     argv=("prefix", "now", "early_ms", "early_max", "early_cap"),
     each=("status",),
-    include=("answers", "deadletters", "delivery"),
+    include=("answers", "deadletters", "templates", "delivery"),
 )
 
 SCRIPTS = (
@@ -302,6 +326,8 @@ SCRIPTS = (
     SPLIT_SCHEDULE,
     HALT,
     RESUME,
+    HOLD_TEMPLATE,
+    RELEASE_TEMPLATE,
     INCIDENT_OPEN,
     REPLAY,
     PURGE,

@@ -49,6 +49,9 @@ class ReceiptAction(StrEnum):
 
     PARK = "park"  # a dead letter with reason undelivered: the payload moves into it
     DROP = "drop"  # recorded as failed; the payload is dropped
+    # WhatsApp paused or disabled the job's template: the job goes back to pending, held, and
+    # so does every pending job of its account using that template (worker.store.templates)
+    HOLD_TEMPLATE = "hold_template"
 
 
 class Applied(StrEnum):
@@ -88,6 +91,7 @@ class StatusUpdate:
     code: str = ""
     action: ReceiptAction | None = None
     description: str = ""
+    hold_reason: str = ""  # for HOLD_TEMPLATE: paused or disabled (templates.HoldReason)
 
     def to_json(self) -> str:
         value = {
@@ -98,6 +102,7 @@ class StatusUpdate:
             "code": self.code,
             "action": self.action.value if self.action else "",
             "description": self.description,
+            "hold_reason": self.hold_reason,
         }
         return json.dumps(value, separators=(",", ":"))
 

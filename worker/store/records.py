@@ -68,6 +68,7 @@ class Job:
     last_code: str | None = None
     wamid: str | None = None
     parked_reason: str | None = None
+    held_reason: str | None = None  # template_paused for a job held behind its template
     history: list[dict[str, Any]] = field(default_factory=list)
     priority: str = "normal"
     receipt: Receipt | None = None  # what WhatsApp did with it once sent (webhooks)
@@ -94,6 +95,7 @@ class Job:
             last_code=raw.get("last_code") or None,
             wamid=raw.get("wamid") or None,
             parked_reason=raw.get("parked_reason") or None,
+            held_reason=raw.get("held_reason") or None,
             history=[json.loads(line) for line in history],
             priority=raw.get("priority") or "normal",
             receipt=Receipt.from_hash(raw),

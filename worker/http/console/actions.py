@@ -1,12 +1,15 @@
-"""The console's state changes (POST): login, logout, replay, purge, halt, resume.
+"""The console's state changes (POST): login, logout, replay, purge, halt, resume, and the
+release of a held WhatsApp template.
 
 Each one but the login checks the session and its CSRF token before anything else; a refused
-request changes nothing. Replay, purge, halt and resume are the CLI's own operations.
+request changes nothing. Replay, purge, halt, resume and the release are the CLI's own
+operations.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
@@ -20,7 +23,8 @@ from worker.http.console.login import log_in
 from worker.http.console.pages import Done
 from worker.http.console.render import Refused, first, page, read_form
 from worker.logs import get_logger
-from worker.service.operations import halt_account, resume_account
+from worker.models import LANGUAGE_CODE, TEMPLATE_NAME
+from worker.service.operations import halt_account, release_template, resume_account
 from worker.store.deadletters import Selection
 from worker.store.drain import replay_rate
 from worker.store.restore import is_job_id
@@ -65,6 +69,11 @@ def add_actions(router: APIRouter, console: Console) -> None:
     async def resume(request: Request, account: str) -> Response:
         form = await read_form(request)
         return await run_in_threadpool(_resume, console, request, form, account)
+
+    @router.post("/accounts/{account}/templates/release")
+    async def release(request: Request, account: str) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_release_template, console, request, form, account)
 
 
 def _selection(form: dict[str, list[str]]) -> Selection:
@@ -143,4 +152,23 @@ def _resume(console: Console, request: Request, form: dict[str, list[str]], name
     account = console.account(name)
     released = resume_account(console.runtime, account)
     log.info("console.resumed", account=account, released=released)
+    return RedirectResponse("/console", 303)
+
+
+def _release_template(
+    console: Console, request: Request, form: dict[str, list[str]], name: str
+) -> Response:
+    console.authorise(request, form)
+    account = console.account(name)
+    template, language = first(form, "name") or "", first(form, "language") or ""
+    if not re.match(TEMPLATE_NAME, template) or not re.match(LANGUAGE_CODE, language):
+        raise Refused(400, "Say which template: its name and language, as the list shows them.")
+    released = release_template(console.runtime, account, template, language)
+    log.info(
+        "console.template_released",
+        account=account,
+        template=template,
+        language=language,
+        released=released.jobs,
+    )
     return RedirectResponse("/console", 303)

@@ -70,12 +70,19 @@ def add_pages(router: APIRouter, console: Console) -> None:
         }
         now = time.time()
         steps = {name: next_steps(state, now=now) for name, state in snapshot.accounts.items()}
+        templates = [
+            (name, hold)
+            for name, state in sorted(snapshot.accounts.items())
+            for hold in state.templates_held
+        ]
         return page(
             "overview.html",
             csrf=session.csrf,
             snapshot=snapshot,
             limits=limits,
             steps=steps,
+            templates=templates,
+            templates_runbook=Runbook.TEMPLATES,
             chart=build_chart(read_buckets(console.runtime.redis, console.runtime.keys, now=now)),
             now=now,
             nav="overview",

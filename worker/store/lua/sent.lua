@@ -43,11 +43,11 @@ local breaker = keys.breaker(prefix, account)
 local exhausted = keys.incident(prefix, 'retries_exhausted', account)
 local early = keys.early_statuses(prefix, wamid)
 local reply = {1, 0, 0, ''}
--- One look at the account's halt, breaker, cooldown and retries_exhausted incident, and at
--- the statuses that came before this send was recorded: most of the time none is there, and
--- the next job's begin, of the same account, need not look again.
+-- One look at the account's halt, breaker, cooldown, retries_exhausted incident and template
+-- holds, and at the statuses that came before this send was recorded: most of the time none is
+-- there, and the next job's begin, of the same account, need not look again.
 local found = redis.call('EXISTS', keys.halt(prefix, account), breaker,
-  keys.cooldown(prefix, account), exhausted, early)
+  keys.cooldown(prefix, account), exhausted, keys.template_holds(prefix, account), early)
 if found > 0 then
   local statuses = redis.call('LRANGE', early, 0, -1)
   local applied = {}

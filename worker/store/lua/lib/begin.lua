@@ -12,7 +12,8 @@
 --   stale      another dispatch or a later state owns the job: drop this one
 --   busy       a live execution holds the job or its key: drop (its lease brings it back)
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
---   held       the account is halted; the job moved to the hold list
+--   held       the account is halted, or its job's template held (detail: template_paused);
+--              the job moved to the hold list, or to the template's held jobs
 --   deferred   the rate-limit wait is longer than max_wait_ms: the job went back on the
 --              schedule for that long (wait_ms), no attempt used
 --   lost       an execution died during its Gateway call: outcome unknown (job claimed)
@@ -101,8 +102,10 @@ local halt = keys.halt(prefix, account)
 local breaker = keys.breaker(prefix, account)
 -- The switches and the cooldown in one look (unless this script has looked already): most of
 -- the time none is set.
+local template_holds = keys.template_holds(prefix, account)
 if looks.quiet[account] == nil then
-  looks.quiet[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account)) == 0
+  looks.quiet[account] = redis.call('EXISTS', halt, breaker, keys.cooldown(prefix, account),
+    template_holds) == 0
 end
 local switched = not looks.quiet[account]
 if switched and redis.call('EXISTS', halt) == 1 then
@@ -110,6 +113,15 @@ if switched and redis.call('EXISTS', halt) == 1 then
   redis.call('ZREM', leases, member)
   event('held')
   return claimed('held')
+end
+if switched then
+  local template = job_template(redis.call('HGET', job, 'template'), field.message)
+  if template ~= '' and redis.call('HEXISTS', template_holds, template) == 1 then
+    hold_for_template(job, keys.template_held_jobs(prefix, account), template, id, now)
+    redis.call('ZREM', leases, member)
+    event('held', nil, 'template_paused')
+    return claimed('held', 'template_paused')
+  end
 end
 
 local probe = '0'

@@ -2,7 +2,8 @@
 -- Included by statuses.lua (a webhook's statuses, in one round trip) and sent.lua (statuses
 -- that came before the send was recorded). A status is a JSON object:
 --   {wamid, status ('sent'|'delivered'|'read'|'failed'), at (Unix s), error (object or null),
---    code ('WA_<code>' for failed), action ('park'|'drop' for failed), description}
+--    code ('WA_<code>' for failed), action ('park'|'drop'|'hold_template' for failed),
+--    description, hold_reason ('paused'|'disabled' for hold_template)}
 -- The delivery only moves forward, sent < failed < delivered < read, so repeats and late or
 -- shuffled statuses change nothing: a `failed` is final only before `delivered`. One that comes
 -- after `delivered` or `read` (forged, replayed or shuffled) is ignored, as `out_of_order`; a
@@ -44,12 +45,38 @@ local function park_undelivered(prefix, id, job, f, s, now)
   keep(own_keys(prefix, id, f[2], f[3]), id)
 end
 
+-- A sent job whose delivery failed goes back to pending without a Gateway call: its send-once
+-- ledger entry is deleted if it still holds this wamid (so the job may be sent again, once), its
+-- records stop expiring, its message stays. Its delivery stays `failed` with its error. Returns
+-- its new generation; the caller schedules or holds it.
+local function reopen_undelivered(prefix, id, job, f, s, now)
+  local own = own_keys(prefix, id, f[2], f[3])
+  if redis.call('GET', own.ledger) == s.wamid then redis.call('DEL', own.ledger) end
+  keep(own, id)
+  redis.call('HSET', job, 'updated_at', now)
+  return redis.call('HINCRBY', job, 'gen', 1)
+end
+
+-- A delivery failed because WhatsApp paused or disabled the job's template: the template is
+-- held for the account (unless it is already; the first hold's time stays), and the job, back to
+-- pending, is held behind it. `template`: the job's (never '').
+local function hold_undelivered_template(prefix, id, job, f, s, template, now)
+  reopen_undelivered(prefix, id, job, f, s, now)
+  local account = f[2]
+  local holds = keys.template_holds(prefix, account)
+  if redis.call('HEXISTS', holds, template) == 0 then
+    redis.call('HSET', holds, template, cjson.encode({since = now, reason = s.hold_reason,
+      code = s.code, by = 'whatsapp'}))
+  end
+  hold_for_template(job, keys.template_held_jobs(prefix, account), template, id, now)
+end
+
 -- Returns {result ('applied'|'stale'|'out_of_order'), account, seconds from acceptance to
 -- delivered or ''}. A job sent as this wamid is `sent`, or `parked` once a `failed` came.
 local function apply_delivery(prefix, id, s, now)
   local job = keys.job(prefix, id)
   local f = redis.call('HMGET', job, 'state', 'account', 'key', 'wamid', 'delivery_status',
-    'sent_at', 'message', 'attempts', 'enqueued_at', 'expires_at')
+    'sent_at', 'message', 'attempts', 'enqueued_at', 'expires_at', 'template')
   if (f[1] ~= 'sent' and f[1] ~= 'parked') or f[4] ~= s.wamid then
     return {'stale', f[2] or '', ''}
   end
@@ -82,7 +109,14 @@ local function apply_delivery(prefix, id, s, now)
   if new == READ then
     redis.call('HDEL', job, 'message')  -- read: the record keeps metadata only
   elseif new == FAILED then
-    if s.action == 'park' then park_undelivered(prefix, id, job, f, s, now) end
+    -- A template's failure on a message that is none (never seen): parked, so nothing else of
+    -- the account is held by it.
+    local template = s.action == 'hold_template' and job_template(f[11], f[7]) or ''
+    if template ~= '' then
+      hold_undelivered_template(prefix, id, job, f, s, template, now)
+      return {'applied', f[2], latency}
+    end
+    if s.action ~= 'drop' then park_undelivered(prefix, id, job, f, s, now) end
     redis.call('HDEL', job, 'message')
   end
   return {'applied', f[2], latency}

@@ -29,6 +29,12 @@ function keys.leases(prefix) return prefix .. 'leases' end
 function keys.enqueued_count(prefix) return prefix .. 'stats:enqueued' end
 function keys.answers_in_second(prefix, second) return prefix .. 'stats:answers:' .. second end
 function keys.held(prefix, account) return prefix .. 'held:' .. key_part(account) end
+function keys.template_holds(prefix, account)
+  return prefix .. 'templates-held:' .. key_part(account)
+end
+function keys.template_held_jobs(prefix, account)
+  return prefix .. 'templates-held:' .. key_part(account) .. ':jobs'
+end
 function keys.idempotency(prefix, account, key)
   return prefix .. 'idem:' .. key_part(account) .. ':' .. key_part(key)
 end
