@@ -43,6 +43,7 @@ class Meter:
         self.codes: list[str] = []
         self.accounts: set[str] = set()
         self.statuses: list[tuple[str, str, str]] = []
+        self.pair_waits: list[str] = []
 
     def answered(self, account: str, outcome, _seconds: float) -> None:
         self.accounts.add(account)
@@ -54,6 +55,9 @@ class Meter:
 
     def waited(self, account: str, _seconds: float) -> None:
         self.accounts.add(account)
+
+    def pair_waited(self, account: str) -> None:
+        self.pair_waits.append(account)
 
     def ignored(self, _value: str) -> None:
         pass

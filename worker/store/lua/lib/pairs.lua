@@ -1,0 +1,133 @@
+-- Pair pacing: per account and recipient, at most `burst` calls the Gateway accepted within any
+-- `interval_ms`, measured between its answers (WhatsApp fails a faster pair with 131056).
+-- Included by begin (which reserves), the settlements (which confirm or give back) and
+-- recheck (which gives back).
+-- An account's pairs are one hash (keys.pairs): a field per recipient (its digits), whose value
+-- lists the pair's entries, separated by spaces:
+--   '<ms>'         a call the Gateway accepted, answered at <ms>: it counts for interval_ms
+--   '<ms>=<id>'    job <id>'s call, begun for the slot at <ms>, not answered yet: it counts
+--                  until answered (confirmed or given back), or for a claim's lease at most
+--                  (a worker that died in its call)
+-- Calls begun count, or two jobs to one recipient begun together would both go out and the
+-- second fail. Job ids are hex (the producer's uuid4): no space, no '=' in them.
+-- Idle pairs are forgotten: each reservation rewrites its pair with its live entries only, the
+-- hash expires once no call of the account can count any more, and when new pairs have doubled
+-- it since it was last swept, its idle pairs go (one look at each per doubling: constant work a
+-- new pair, amortised).
+
+-- The hash's field holding its size after the last sweep (never a recipient: those are digits).
+local PAIRS_SWEPT = 'swept'
+-- Below this many pairs the hash is never swept (its expiry bounds it for a quiet account).
+local PAIRS_SWEEP_MIN = 1024
+-- A pair's entries written by a confirmation with no reservation found (the key may be gone):
+-- the hash outlives them by at least this long.
+local PAIRS_KEEP_MS = 86400000
+
+-- A job's recipient: its field `to`, or for a job enqueued before that field was written, its
+-- message's (nil when neither has one: such a job is not paced).
+local function pair_recipient(to, message)
+  if to and to ~= '' then return to end
+  if not message or message == '' then return nil end
+  local ok, decoded = pcall(cjson.decode, message)
+  local recipient = ok and type(decoded) == 'table' and decoded.to
+  if type(recipient) == 'string' and recipient ~= '' then return recipient end
+  return nil
+end
+
+-- The live entries of one pair's value other than job `id`'s reservation, and when each stops
+-- counting at the earliest (ms): an accepted one interval_ms after its answer; one not answered
+-- yet interval_ms after its answer, which comes after both its slot and now.
+local function pair_live(value, now_ms, interval_ms, lease_ms, id)
+  local live, frees = {}, {}
+  for entry in string.gmatch(value or '', '[^ ]+') do
+    local at, holder = string.match(entry, '^(%d+)=?(.*)$')
+    at = tonumber(at)
+    if at then
+      if holder == '' then
+        if at + interval_ms > now_ms then
+          live[#live + 1] = entry
+          frees[#frees + 1] = at + interval_ms
+        end
+      elseif holder ~= id and at + lease_ms > now_ms then
+        live[#live + 1] = entry
+        frees[#frees + 1] = math.max(at, now_ms) + interval_ms
+      end
+    end
+  end
+  return live, frees
+end
+
+-- A look at job `id`'s pair before its call: {wait_ms, live, swept}. wait_ms is 0 when the pair
+-- is free (fewer than burst live entries), else how long until enough of them stop counting.
+local function pair_look(pairs_key, to, id, now_ms, interval_ms, lease_ms, burst)
+  local got = redis.call('HMGET', pairs_key, to, PAIRS_SWEPT)
+  local live, frees = pair_live(got[1], now_ms, interval_ms, lease_ms, id)
+  local wait_ms = 0
+  if #frees >= burst then
+    table.sort(frees)
+    wait_ms = math.max(1, frees[#frees - burst + 1] - now_ms)
+  end
+  return {wait_ms = wait_ms, live = live, swept = tonumber(got[2]) or 0}
+end
+
+-- Forget the pairs with no live entry; remember the size left.
+local function pairs_sweep(pairs_key, now_ms, interval_ms, lease_ms)
+  local all = redis.call('HGETALL', pairs_key)
+  local idle = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= PAIRS_SWEPT and #pair_live(all[i + 1], now_ms, interval_ms, lease_ms, '') == 0 then
+      idle[#idle + 1] = all[i]
+    end
+  end
+  for first = 1, #idle, 1000 do
+    redis.call('HDEL', pairs_key, unpack(idle, first, math.min(first + 999, #idle)))
+  end
+  redis.call('HSET', pairs_key, PAIRS_SWEPT, redis.call('HLEN', pairs_key))
+end
+
+-- Reserve the pair (looked at with pair_look, found free) for job `id`'s call at slot_ms.
+-- ttl_ms: how long the hash must outlive this call (its lease, its wait and an interval).
+local function pair_reserve(pairs_key, to, id, look, slot_ms, now_ms, interval_ms, lease_ms,
+    ttl_ms)
+  local live = look.live
+  live[#live + 1] = string.format('%d', slot_ms) .. '=' .. id
+  if redis.call('HSET', pairs_key, to, table.concat(live, ' ')) == 1 then
+    local size = redis.call('HLEN', pairs_key)
+    if size >= math.max(PAIRS_SWEEP_MIN, 2 * look.swept) then
+      pairs_sweep(pairs_key, now_ms, interval_ms, lease_ms)
+    end
+  end
+  redis.call('PEXPIRE', pairs_key, ttl_ms)
+end
+
+-- Job `id`'s reservation of the pair ends: with accepted_ms, as a call the Gateway accepted
+-- then (a confirmation); without, as one that does not count (given back).
+local function pair_settle(pairs_key, to, id, accepted_ms)
+  local value = redis.call('HGET', pairs_key, to)
+  local kept, found = {}, false
+  for entry in string.gmatch(value or '', '[^ ]+') do
+    if string.match(entry, '=(.*)$') == id then found = true else kept[#kept + 1] = entry end
+  end
+  if accepted_ms then kept[#kept + 1] = string.format('%d', accepted_ms) end
+  if #kept > 0 then
+    redis.call('HSET', pairs_key, to, table.concat(kept, ' '))
+    if accepted_ms and not found then redis.call('PEXPIRE', pairs_key, PAIRS_KEEP_MS, 'NX') end
+  elseif value then
+    redis.call('HDEL', pairs_key, to)
+  end
+end
+
+-- Slow a pair: it counts as having had a call accepted at at_ms (a 131056 receipt: WhatsApp
+-- found the pair too fast whatever was reckoned here).
+local function pair_accepted(pairs_key, to, at_ms)
+  pair_settle(pairs_key, to, '', at_ms)
+end
+
+-- The job's reservation given back, if it holds one (its field `pair` names the recipient).
+local function pair_give_back(job, pairs_key, id)
+  local to = redis.call('HGET', job, 'pair')
+  if to then
+    pair_settle(pairs_key, to, id)
+    redis.call('HDEL', job, 'pair')
+  end
+end
