@@ -105,7 +105,6 @@ def test_a_call_not_accepted_gives_its_pair_back(jobs, redis_client, transitions
     begin(transitions, "first", now=T0)
     settle(transitions, Execution("first", 1, "first-1"), T0 + 0.2)
     assert redis_client.hget(KEYS.pairs("default"), PHONE) is None
-    assert redis_client.hget(KEYS.job("first"), "pair") is None
     redis_client.delete(KEYS.halt("default"), KEYS.cooldown("default"))  # what the call set
     assert begin(transitions, "second", now=T0 + 0.3).verdict is Verdict.GO
 
@@ -182,12 +181,14 @@ def test_the_pairs_hash_expires_and_forgets_idle_pairs(jobs, redis_client, trans
 
 
 def test_a_pair_slowed_counts_as_just_accepted(jobs, redis_client, transitions):
-    """pair_accepted (for a 131056 receipt) makes the pair wait a whole interval from then."""
+    """pair_accepted (for a 131056 receipt) makes the pair wait a whole interval from then,
+    and the hash lasts that long at least."""
     source = LUA.joinpath("lib", "pairs.lua").read_text(encoding="utf-8")
     slow = redis_client.register_script(
-        source + "\npair_accepted(KEYS[1], ARGV[1], tonumber(ARGV[2]))"
+        source + "\npair_accepted(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))"
     )
-    slow(keys=[KEYS.pairs("default")], args=[PHONE, int((T0 + 1) * 1000)])
+    slow(keys=[KEYS.pairs("default")], args=[PHONE, int((T0 + 1) * 1000), 6000])
+    assert 5000 < redis_client.pttl(KEYS.pairs("default")) <= 6000
     add(jobs, "a")
     waiting = begin(transitions, "a", now=T0 + 2)
     assert waiting.wait_s == pytest.approx(INTERVAL_S - 1)

@@ -157,13 +157,17 @@ redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 -- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
 -- The time as the caller's text, the flag as text: no number formatted (see sent.lua).
-redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
-  'caller', execution, 'attempts', (tonumber(field.attempts) or 0) + 1)
+local attempts = (tonumber(field.attempts) or 0) + 1
 if pair then
-  -- The pair counts this call from now: its settlement confirms or gives it back (field pair).
+  -- The pair counts this call from now: its settlement confirms or gives it back (the job's
+  -- field `pair` names the recipient for it).
   pair_reserve(pairs_key, to, id, pair, now_ms + wait_ms, now_ms, pair_interval_ms, lease_ms,
     lease_ms + max_wait_ms + pair_interval_ms + 1000)
-  redis.call('HSET', job, 'pair', to)
+  redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
+    'caller', execution, 'attempts', attempts, 'pair', to)
+else
+  redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
+    'caller', execution, 'attempts', attempts)
 end
 return claimed('go', probe, wait_ms)
 end

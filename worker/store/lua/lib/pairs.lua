@@ -19,10 +19,6 @@
 local PAIRS_SWEPT = 'swept'
 -- Below this many pairs the hash is never swept (its expiry bounds it for a quiet account).
 local PAIRS_SWEEP_MIN = 1024
--- A pair's entries written by a confirmation with no reservation found (the key may be gone):
--- the hash outlives them by at least this long.
-local PAIRS_KEEP_MS = 86400000
-
 -- A job's recipient: its field `to`, or for a job enqueued before that field was written, its
 -- message's (nil when neither has one: such a job is not paced).
 local function pair_recipient(to, message)
@@ -100,34 +96,43 @@ local function pair_reserve(pairs_key, to, id, look, slot_ms, now_ms, interval_m
   redis.call('PEXPIRE', pairs_key, ttl_ms)
 end
 
--- Job `id`'s reservation of the pair ends: with accepted_ms, as a call the Gateway accepted
--- then (a confirmation); without, as one that does not count (given back).
-local function pair_settle(pairs_key, to, id, accepted_ms)
+-- The pair's value with `entry` in place of job `id`'s reservation (nil: removed); nothing
+-- changes when the job holds none (given back already, or forgotten after its lease: a call
+-- answered that late is let go uncounted, rather than the hash written with no expiry to keep).
+local function pair_replace(pairs_key, to, id, entry)
   local value = redis.call('HGET', pairs_key, to)
+  if not value then return end
   local kept, found = {}, false
-  for entry in string.gmatch(value or '', '[^ ]+') do
-    if string.match(entry, '=(.*)$') == id then found = true else kept[#kept + 1] = entry end
+  for part in string.gmatch(value, '[^ ]+') do
+    if string.match(part, '=(.*)$') == id then found = true else kept[#kept + 1] = part end
   end
-  if accepted_ms then kept[#kept + 1] = string.format('%d', accepted_ms) end
+  if not found then return end
+  if entry then kept[#kept + 1] = entry end
   if #kept > 0 then
     redis.call('HSET', pairs_key, to, table.concat(kept, ' '))
-    if accepted_ms and not found then redis.call('PEXPIRE', pairs_key, PAIRS_KEEP_MS, 'NX') end
-  elseif value then
+  else
     redis.call('HDEL', pairs_key, to)
   end
 end
 
+-- Job `id`'s reservation of the pair ends: with accepted_ms, as a call the Gateway accepted
+-- then (a confirmation); without, as one that does not count (given back).
+local function pair_settle(pairs_key, to, id, accepted_ms)
+  pair_replace(pairs_key, to, id, accepted_ms and string.format('%d', accepted_ms))
+end
+
 -- Slow a pair: it counts as having had a call accepted at at_ms (a 131056 receipt: WhatsApp
--- found the pair too fast whatever was reckoned here).
-local function pair_accepted(pairs_key, to, at_ms)
-  pair_settle(pairs_key, to, '', at_ms)
+-- found the pair too fast whatever was reckoned here). ttl_ms: how long the hash must outlive
+-- that (an interval at least; never shortened).
+local function pair_accepted(pairs_key, to, at_ms, ttl_ms)
+  local value = redis.call('HGET', pairs_key, to)
+  local accepted = string.format('%d', at_ms)
+  redis.call('HSET', pairs_key, to, value and (value .. ' ' .. accepted) or accepted)
+  if redis.call('PTTL', pairs_key) < ttl_ms then redis.call('PEXPIRE', pairs_key, ttl_ms) end
 end
 
 -- The job's reservation given back, if it holds one (its field `pair` names the recipient).
 local function pair_give_back(job, pairs_key, id)
   local to = redis.call('HGET', job, 'pair')
-  if to then
-    pair_settle(pairs_key, to, id)
-    redis.call('HDEL', job, 'pair')
-  end
+  if to then pair_settle(pairs_key, to, id) end
 end
