@@ -168,16 +168,22 @@ def test_a_call_never_answered_stops_counting_after_its_lease(jobs, redis_client
     assert begin(transitions, "next", now=T0 + 31, gen=2).verdict is Verdict.GO
 
 
-def test_the_pairs_hash_expires_and_forgets_idle_pairs(jobs, redis_client, transitions):
-    """The hash expires once no call can count, and once new pairs have doubled it, the idle
-    ones are forgotten."""
+@pytest.mark.parametrize(("swept_ago_s", "left"), [(11, 1), (9, 2001)])
+def test_the_pairs_hash_expires_and_forgets_idle_pairs(
+    jobs, redis_client, transitions, swept_ago_s, left
+):
+    """The hash expires once no call can count; every 10 s its idle pairs are forgotten."""
     pairs = KEYS.pairs("default")
-    idle = {f"9053{n:08d}": str(int(T0 * 1000) - 60_000) for n in range(2000)}
-    redis_client.hset(pairs, mapping={**idle, "swept": "1000"})
+    now_ms = int(T0 * 1000)
+    idle = {f"9053{n:08d}": str(now_ms - 60_000) for n in range(2000)}
+    swept = str(now_ms - swept_ago_s * 1000)
+    redis_client.hset(pairs, mapping={**idle, "kept": str(now_ms - 5000), "swept": swept})
     add(jobs, "a")
     begin(transitions, "a", now=T0)
-    assert redis_client.hlen(pairs) == 2  # the new pair, and the size it was swept to
-    assert 0 < redis_client.pttl(pairs) <= (30 + 1 + INTERVAL_S + 1) * 1000
+    recipients = [field for field in redis_client.hkeys(pairs) if field.isdigit()]
+    assert len(recipients) == left
+    assert PHONE in recipients
+    assert 0 < redis_client.pttl(pairs) <= (30 + 1 + INTERVAL_S + 1 + 1) * 1000
 
 
 def test_a_pair_slowed_counts_as_just_accepted(jobs, redis_client, transitions):

@@ -10,15 +10,18 @@
 --                  (a worker that died in its call)
 -- Calls begun count, or two jobs to one recipient begun together would both go out and the
 -- second fail. Job ids are hex (the producer's uuid4): no space, no '=' in them.
--- Idle pairs are forgotten: each reservation rewrites its pair with its live entries only, the
--- hash expires once no call of the account can count any more, and when new pairs have doubled
--- it since it was last swept, its idle pairs go (one look at each per doubling: constant work a
--- new pair, amortised).
+-- Idle pairs are forgotten: each reservation rewrites its pair with its live entries only; the
+-- hash's upkeep, at most once a second (like the rate windows'), renews its expiry so that it
+-- outlives every call that can still count (a quiet account's hash goes), and every
+-- PAIRS_SWEEP_MS or interval, whichever is longer, forgets the pairs with no live entry (a look at
+-- each pair written since the last sweep: constant work a send, amortised).
 
--- The hash's field holding its size after the last sweep (never a recipient: those are digits).
-local PAIRS_SWEPT = 'swept'
--- Below this many pairs the hash is never swept (its expiry bounds it for a quiet account).
-local PAIRS_SWEEP_MIN = 1024
+-- The hash's fields for its upkeep (never a recipient: those are digits): when it was last kept
+-- (its expiry renewed) and when it was last swept (ms).
+local PAIRS_KEPT, PAIRS_SWEPT = 'kept', 'swept'
+local PAIRS_KEEP_EVERY_MS = 1000
+local PAIRS_SWEEP_MS = 10000
+
 -- A job's recipient: its field `to`, or for a job enqueued before that field was written, its
 -- message's (nil when neither has one: such a job is not paced).
 local function pair_recipient(to, message)
@@ -53,32 +56,35 @@ local function pair_live(value, now_ms, interval_ms, lease_ms, id)
   return live, frees
 end
 
--- A look at job `id`'s pair before its call: {wait_ms, live, swept}. wait_ms is 0 when the pair
--- is free (fewer than burst live entries), else how long until enough of them stop counting.
+-- A look at job `id`'s pair before its call: {wait_ms, live, kept, swept}. wait_ms is 0 when
+-- the pair is free (fewer than burst live entries), else how long until enough of them stop
+-- counting.
 local function pair_look(pairs_key, to, id, now_ms, interval_ms, lease_ms, burst)
-  local got = redis.call('HMGET', pairs_key, to, PAIRS_SWEPT)
+  local got = redis.call('HMGET', pairs_key, to, PAIRS_KEPT, PAIRS_SWEPT)
   local live, frees = pair_live(got[1], now_ms, interval_ms, lease_ms, id)
   local wait_ms = 0
   if #frees >= burst then
     table.sort(frees)
     wait_ms = math.max(1, frees[#frees - burst + 1] - now_ms)
   end
-  return {wait_ms = wait_ms, live = live, swept = tonumber(got[2]) or 0}
+  return {wait_ms = wait_ms, live = live, kept = tonumber(got[2]) or 0,
+    swept = tonumber(got[3]) or 0}
 end
 
--- Forget the pairs with no live entry; remember the size left.
+-- Forget the pairs with no live entry.
 local function pairs_sweep(pairs_key, now_ms, interval_ms, lease_ms)
   local all = redis.call('HGETALL', pairs_key)
   local idle = {}
   for i = 1, #all, 2 do
-    if all[i] ~= PAIRS_SWEPT and #pair_live(all[i + 1], now_ms, interval_ms, lease_ms, '') == 0 then
-      idle[#idle + 1] = all[i]
+    local pair = all[i]
+    if pair ~= PAIRS_KEPT and pair ~= PAIRS_SWEPT
+        and #pair_live(all[i + 1], now_ms, interval_ms, lease_ms, '') == 0 then
+      idle[#idle + 1] = pair
     end
   end
   for first = 1, #idle, 1000 do
     redis.call('HDEL', pairs_key, unpack(idle, first, math.min(first + 999, #idle)))
   end
-  redis.call('HSET', pairs_key, PAIRS_SWEPT, redis.call('HLEN', pairs_key))
 end
 
 -- Reserve the pair (looked at with pair_look, found free) for job `id`'s call at slot_ms.
@@ -87,13 +93,21 @@ local function pair_reserve(pairs_key, to, id, look, slot_ms, now_ms, interval_m
     ttl_ms)
   local live = look.live
   live[#live + 1] = string.format('%d', slot_ms) .. '=' .. id
-  if redis.call('HSET', pairs_key, to, table.concat(live, ' ')) == 1 then
-    local size = redis.call('HLEN', pairs_key)
-    if size >= math.max(PAIRS_SWEEP_MIN, 2 * look.swept) then
-      pairs_sweep(pairs_key, now_ms, interval_ms, lease_ms)
-    end
+  local value = table.concat(live, ' ')
+  if now_ms < look.kept + PAIRS_KEEP_EVERY_MS then
+    redis.call('HSET', pairs_key, to, value)
+    return
   end
-  redis.call('PEXPIRE', pairs_key, ttl_ms)
+  local sweep = now_ms >= look.swept + math.max(PAIRS_SWEEP_MS, interval_ms)
+  if sweep then pairs_sweep(pairs_key, now_ms, interval_ms, lease_ms) end
+  local now_text = string.format('%d', now_ms)
+  if sweep then
+    redis.call('HSET', pairs_key, to, value, PAIRS_KEPT, now_text, PAIRS_SWEPT, now_text)
+  else
+    redis.call('HSET', pairs_key, to, value, PAIRS_KEPT, now_text)
+  end
+  -- Outlives every call reserved before the next upkeep, a second from now at the earliest.
+  redis.call('PEXPIRE', pairs_key, ttl_ms + PAIRS_KEEP_EVERY_MS)
 end
 
 -- The pair's value with `entry` in place of job `id`'s reservation (nil: removed); nothing
