@@ -11,10 +11,12 @@ import pytest
 
 from tests.support.jobs import KEYS
 from tests.support.messages import PHONE, text
+from tests.support.receipts import apply_statuses
 from worker.outcome import Outcome
 from worker.store.claims import PAIR_WAIT, Claim, Execution, Verdict
 from worker.store.protocol import RECHECK
 from worker.store.ratelimit import RateLimit
+from worker.store.receipts import ReceiptStatus, StatusUpdate
 from worker.store.records import JobState, NewJob
 from worker.store.scripts import LUA
 
@@ -205,3 +207,13 @@ def test_the_recipient_is_written_with_the_job(jobs, redis_client):
     add(jobs, "a", OTHER, now=time.time())
     assert redis_client.hget(KEYS.job("a"), "to") == OTHER
     assert json.loads(redis_client.hget(KEYS.job("a"), "message"))["to"] == OTHER
+
+
+def test_the_recipient_goes_with_the_message_once_read(jobs, redis_client, transitions, redis_url):
+    """A read receipt drops the message and the job's recipient fields with it."""
+    add(jobs, "a", now=time.time())
+    begin(transitions, "a", now=time.time())
+    sent(transitions, "a", now=time.time())
+    read = StatusUpdate("wamid.a", ReceiptStatus.READ, time.time())
+    apply_statuses(redis_url, KEYS, read)
+    assert redis_client.hmget(KEYS.job("a"), "message", "to", "pair") == [None, None, None]

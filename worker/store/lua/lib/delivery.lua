@@ -79,11 +79,12 @@ local function apply_delivery(prefix, id, s, now)
   if current < DELIVERED and new >= DELIVERED and sent_at then
     latency = tostring(math.max(0, at - sent_at))
   end
+  -- The message and its recipient go (`to`, and `pair` for pair pacing: enqueue.lua, begin.lua)
   if new == READ then
-    redis.call('HDEL', job, 'message')  -- read: the record keeps metadata only
+    redis.call('HDEL', job, 'message', 'to', 'pair')  -- read: the record keeps metadata only
   elseif new == FAILED then
     if s.action == 'park' then park_undelivered(prefix, id, job, f, s, now) end
-    redis.call('HDEL', job, 'message')
+    redis.call('HDEL', job, 'message', 'to', 'pair')
   end
   return {'applied', f[2], latency}
 end
