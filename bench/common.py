@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -45,6 +46,21 @@ API_KEY = "sk_bench_0123456789abcdef"
 # What callers hand to msgworker, and the Gateway body both systems POST for it.
 PAYLOAD: dict[str, Any] = {"to": "+90 532 123 45 67", "type": "text", "text": {"body": "bench"}}
 BODY: dict[str, Any] = message_body(parse_message(PAYLOAD))
+# msgworker's jobs each go to a recipient of their own, as a campaign's do: its pair pacing (one
+# message a recipient every PAIR_INTERVAL_S, on by default) never holds a backlog back then.
+_RECIPIENTS = itertools.count()
+
+
+def recipient() -> str:
+    """A number no job of this process was sent to before (ten million of them, then again)."""
+    return f"90533{next(_RECIPIENTS) % 10**7:07d}"
+
+
+def distinct(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` to a recipient of its own."""
+    return {**message, "to": recipient()}
+
+
 # Limits far above what the machine can send, and no higher than the worker believes a Gateway
 # (higher ones it ignores, with a warning per answer: a cost no real deployment pays).
 HIGH_RATE_PER_SEC = SEC_LIMIT_MAX
@@ -631,11 +647,13 @@ def scheduled_jobs(runtime: Any, *, after: float | None = None) -> int:
 def enqueue_msgworker(
     runtime: Any, count: int, *, batch: int = 1000, options: dict[str, Any] | None = None
 ) -> list[str]:
-    """``count`` jobs through `Producer.enqueue_many`, ``batch`` per call; returns their ids."""
-    item: Any = {"message": PAYLOAD, **options} if options else PAYLOAD
+    """``count`` jobs through `Producer.enqueue_many`, ``batch`` per call, each to a recipient of
+    its own; returns their ids."""
     ids: list[str] = []
     for start in range(0, count, batch):
-        ids += runtime.producer.enqueue_many([item] * min(batch, count - start))
+        size = min(batch, count - start)
+        items = [{"message": distinct(PAYLOAD), **(options or {})} for _ in range(size)]
+        ids += runtime.producer.enqueue_many(items)
     return ids
 
 
@@ -709,8 +727,9 @@ def trickle(send: Callable[[int], object], every_s: float, seconds: float) -> di
 
 
 def text_payload(body: str) -> dict[str, Any]:
-    """PAYLOAD with its own text, to find the message among the sandbox's accepted ones."""
-    return {**PAYLOAD, "text": {"body": body}}
+    """PAYLOAD with its own text, to find the message among the sandbox's accepted ones, to a
+    recipient of its own."""
+    return {**distinct(PAYLOAD), "text": {"body": body}}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from common import (
     Row,
     base_parser,
     bench_main,
+    distinct,
     floor_row,
     print_table,
 )
@@ -50,7 +51,8 @@ from worker.store.ratelimit import RateLimit
 from worker.store.records import NewJob
 from worker.store.transitions import Transitions
 
-RATE = RateLimit(SEC_LIMIT_MAX, MIN_LIMIT_MAX)
+# Paced by recipient as by default (each job to a recipient of its own: every begin a new pair).
+RATE = RateLimit(SEC_LIMIT_MAX, MIN_LIMIT_MAX, pair_interval_s=6.0)
 HEADERS = RateLimitHeaders(SEC_LIMIT_MAX, SEC_LIMIT_MAX - 1, MIN_LIMIT_MAX, MIN_LIMIT_MAX - 1)
 STEP_S = 0.01
 
@@ -76,6 +78,11 @@ def revision_sources(revision: str, directory: Path) -> Path:
         ).stdout
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(source)
+    # Shared parts this tree's declarations include and the revision had not: loaded with its
+    # scripts (defined, never called), as the declarations list them.
+    for part in scripts.LUA.joinpath("lib").iterdir():
+        if not (directory / "lib" / part.name).exists():
+            (directory / "lib" / part.name).write_text(part.read_text(encoding="utf-8"))
     return directory
 
 
@@ -130,8 +137,9 @@ def side(
 ) -> dict[str, Any]:
     """One side's figures: begin_job, finish+begin, and the bare chunk, per call (``floor``:
     the scripts told to take their floor)."""
+    # The jobs are written by this tree's enqueue (the send path's scripts are compared).
+    store = JobStore(client, Keys(prefix))
     with lua_sources(folder):
-        store = JobStore(client, Keys(prefix))
         transitions = Transitions(client, Keys(prefix), retention_s=3600)
         transitions.floor = floor
         # sent.lua's shared parts as loaded, its own lines replaced by `return 1`.
@@ -142,7 +150,9 @@ def side(
     ids = [f"job-{n}" for n in range(jobs)]
     store.add(
         [
-            NewJob(id=i, account="acct", key=i, message=PAYLOAD, due_at=t0, expires_at=None)
+            NewJob(
+                id=i, account="acct", key=i, message=distinct(PAYLOAD), due_at=t0, expires_at=None
+            )
             for i in ids
         ],
         now=t0,

@@ -145,11 +145,12 @@ def rabbit_vhost() -> Iterator[Vhost]:
 
 @pytest.fixture
 def settings(redis_url, request) -> Settings:
-    """Settings for the private Redis; pointed at the sandbox when the test uses it."""
+    """Settings for the private Redis; pointed at the sandbox when the test uses it. No pair
+    pacing: the tests' messages go to one number (tests/support/messages.py)."""
     gateway: dict[str, Any] = {}
     if "sandbox" in request.fixturenames:
         gateway = {"api_base_url": request.getfixturevalue("sandbox").url, "sandbox": True}
-    return Settings(broker_url=redis_url, _env_file=None, **gateway)
+    return Settings(broker_url=redis_url, _env_file=None, pair_interval_s=0, **gateway)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.environment import clean_environment  # noqa: F401 - autouse
 from worker.errors import ConfigError
+from worker.service.runtime import Runtime
 from worker.settings import Settings, get_settings, known_variables, mask_url
 
 DEFAULTS = {
@@ -72,6 +73,9 @@ def test_api_key_is_a_secret(monkeypatch):
         ("RATE_PER_SEC", "fast", "valid integer"),
         ("RATE_PER_SEC", "0", "greater than 0"),
         ("RATE_PER_MIN", "-5", "greater than 0"),
+        ("PAIR_INTERVAL_S", "-1", "greater than or equal to 0"),
+        ("PAIR_INTERVAL_S", "7200", "less than or equal to 3600"),
+        ("PAIR_BURST", "0", "greater than or equal to 1"),
         ("MAX_ATTEMPTS", "1.5", "valid integer"),
         ("BACKOFF_BASE_S", "soon", "valid number"),
         ("HTTP_TIMEOUT_S", "0", "greater than 0"),
@@ -99,6 +103,18 @@ def test_bad_value_is_one_line_naming_the_variable(monkeypatch, name, value, wor
     assert "\n" not in message
     assert f"MSGWORKER_{name}" in message
     assert words in message
+
+
+def test_pair_pacing_is_one_message_per_recipient_every_6_s_unless_set(monkeypatch):
+    """Pair pacing by default as WhatsApp's pair rate limit; 0 turns it off; the limiter gets it."""
+    settings = get_settings()
+    assert (settings.pair_interval_s, settings.pair_burst) == (6.0, 1)
+    monkeypatch.setenv("MSGWORKER_PAIR_INTERVAL_S", "0")
+    monkeypatch.setenv("MSGWORKER_PAIR_BURST", "3")
+    assert Runtime(get_settings()).rate_limit.pair_arguments() == {
+        "pair_interval_ms": 0,
+        "pair_burst": 3,
+    }
 
 
 def test_forwarded_allow_ips_lists_addresses_and_networks(monkeypatch):

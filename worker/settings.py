@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     sandbox: bool = False
     rate_per_sec: PositiveInt = 80
     rate_per_min: PositiveInt = 4800
+    # Pair pacing: per account and recipient, at most PAIR_BURST messages the Gateway accepted in
+    # any PAIR_INTERVAL_S (WhatsApp's pair rate limit, error 131056; 0 turns pacing off).
+    pair_interval_s: Annotated[float, Field(ge=0, le=3600)] = 6.0
+    pair_burst: Annotated[int, Field(ge=1, le=100)] = 1
     max_attempts: PositiveInt = 8
     max_reschedules: PositiveInt = 100
     backoff_base_s: PositiveFloat = 2.0

@@ -696,6 +696,28 @@ def templates() -> list[timeseries.Panel]:
     return [held, reviews]
 
 
+def whatsapp() -> list[timeseries.Panel]:
+    """What WhatsApp's own limits cost the sends (issue #30's rules)."""
+    pair_waits = series_panel(
+        25,
+        "Pair waits",
+        "Jobs sent back to the schedule per second to wait for their recipient's pair pacing "
+        "(at most PAIR_BURST messages to one number per PAIR_INTERVAL_S, WhatsApp's 131056), "
+        "per account. They take no slot: the account's other recipients go out meanwhile. "
+        "Many waits mean many messages to the same people in a short time (a campaign sent "
+        "twice, a loop in the app).",
+        place(8, 12, 0, 78),
+        "ops",
+    ).with_target(
+        query(
+            f"sum by (account) (rate(msgworker_pair_waits_total{{{JA}}}[$__rate_interval]))",
+            "{{account}}",
+            "A",
+        )
+    )
+    return [pair_waits]
+
+
 def build() -> dict[str, object]:
     board = (
         dashboard.Dashboard("msgworker")
@@ -714,7 +736,7 @@ def build() -> dict[str, object]:
         .variables(variables())
     )
     panels = [*top_row(), *traffic(), *backlog(), *alerts_and_waits()]
-    sections = [*delivery_shares(), *delivery_latency(), *per_account(), *templates()]
+    sections = [*delivery_shares(), *delivery_latency(), *per_account(), *templates(), *whatsapp()]
     for panel in [*panels, *sections]:
         board = board.with_panel(panel)
     encoded: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))

@@ -42,6 +42,7 @@ EXPORTED = frozenset(
         "msgworker_send_duration_seconds_sum",
         "msgworker_send_duration_seconds_count",
         "msgworker_rate_limit_wait_seconds_total",
+        "msgworker_pair_waits_total",
         "msgworker_alerts_total",
         "msgworker_dlq_jobs",
         "msgworker_queue_depth",
@@ -176,6 +177,7 @@ COUNTED = (
     metrics.JOBS,
     metrics.SEND_DURATION,
     metrics.RATE_LIMIT_WAIT,
+    metrics.PAIR_WAITS,
     metrics.ALERTS,
 )
 SNAPSHOT = Snapshot(

@@ -43,6 +43,7 @@ class Meter:
         self.codes: list[str] = []
         self.accounts: set[str] = set()
         self.statuses: list[tuple[str, str, str]] = []
+        self.pair_waits: list[str] = []
 
     def answered(self, account: str, outcome, _seconds: float) -> None:
         self.accounts.add(account)
@@ -54,6 +55,9 @@ class Meter:
 
     def waited(self, account: str, _seconds: float) -> None:
         self.accounts.add(account)
+
+    def pair_waited(self, account: str) -> None:
+        self.pair_waits.append(account)
 
     def ignored(self, _value: str) -> None:
         pass
@@ -94,7 +98,14 @@ def deliver(runtime, clock):
     (delivery, the request bodies the Gateway saw, the meter)."""
     clients: list[httpx.Client] = []
 
-    def build(respond, *, switches=None, stopping=lambda: False, reconciliation=None):
+    def build(
+        respond,
+        *,
+        switches=None,
+        stopping=lambda: False,
+        reconciliation=None,
+        rate=RateLimit(per_sec=1000, per_min=100_000),  # noqa: B008 - frozen
+    ):
         calls: list = []
         http = gateway_answering(respond, calls)
         clients.append(http)
@@ -105,7 +116,7 @@ def deliver(runtime, clock):
             Policy(
                 table=runtime.routing_table, max_attempts=4, backoff_base_s=2.0, backoff_cap_s=60.0
             ),
-            RateLimit(per_sec=1000, per_min=100_000),
+            rate,
             Settlement(runtime.transitions, runtime.incidents, meter),
             runtime.timing,
             meter,
@@ -138,6 +149,21 @@ def test_a_success_is_recorded_as_sent_with_its_wamid(runtime, deliver):
     assert runtime.redis.get(runtime.keys.ledger(job.account, job.key)) == "wamid.ok"
     assert len(calls) == 1
     assert meter.results == ["sent"]
+
+
+def test_a_job_whose_pair_is_busy_waits_on_the_schedule_and_is_counted(runtime, deliver, clock):
+    """Two jobs to one number in one group, paced: the first is sent, the second goes back on
+    the schedule for the interval without a call, and the meter counts one pair wait (not a
+    rate-limit wait)."""
+    paced = RateLimit(per_sec=1000, per_min=100_000, pair_interval_s=6)
+    delivery, calls, meter = deliver(success("wamid.pair"), rate=paced)
+    first, second = enqueue(runtime, 1), enqueue(runtime, 2)
+    assert delivery.deliver_many([first, second]) == [Result.SENT, Result.WAITING]
+    assert len(calls) == 1
+    assert meter.pair_waits == ["default"]
+    job = runtime.jobs.get(second[0])
+    assert (job.state, job.attempts) == (JobState.SCHEDULED, 0)
+    assert job.due_at == pytest.approx(clock.now + 6)
 
 
 def test_rate_001_reschedules_the_job_and_cools_the_account_down(runtime, deliver, clock):

@@ -75,7 +75,13 @@ class Stage:
         self.workers: list[WorkerProcess] = []
         self.metrics_ports: dict[int, int] = {}  # worker pid -> port
         self.runtime = Runtime(
-            Settings(broker_url=redis_url, api_base_url=sandbox.url, sandbox=True, _env_file=None)
+            Settings(
+                broker_url=redis_url,
+                api_base_url=sandbox.url,
+                sandbox=True,
+                pair_interval_s=0,  # the messages go to one number, as the workers' (worker_env)
+                _env_file=None,
+            )
         )
 
     def start(

@@ -53,6 +53,11 @@ RATE_LIMIT_WAIT = Counter(
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
     ["account"],
 )
+PAIR_WAITS = Counter(
+    "msgworker_pair_waits_total",
+    "Jobs sent back to the schedule to wait for their recipient's pair pacing.",
+    ["account"],
+)
 IGNORED = Counter(
     "msgworker_gateway_values_ignored_total",
     "Values in Gateway answers refused as out of range (a limit of 0, a wait of a year).",
@@ -154,6 +159,7 @@ class PrometheusMeter:
             for kind in ALERT_KINDS:
                 ALERTS.labels(account=account, kind=kind)
             RATE_LIMIT_WAIT.labels(account=account)
+            PAIR_WAITS.labels(account=account)
 
     def answered(self, account: str, outcome: Outcome, seconds: float) -> None:
         API_RESPONSES.labels(
@@ -170,6 +176,9 @@ class PrometheusMeter:
 
     def waited(self, account: str, seconds: float) -> None:
         RATE_LIMIT_WAIT.labels(account=self._labels.account(account)).inc(seconds)
+
+    def pair_waited(self, account: str) -> None:
+        PAIR_WAITS.labels(account=self._labels.account(account)).inc()
 
     def ignored(self, value: str) -> None:
         IGNORED.labels(value=value).inc()

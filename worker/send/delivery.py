@@ -116,6 +116,7 @@ class Meter(Protocol):
     def answered(self, account: str, outcome: Outcome, seconds: float) -> None: ...
     def finished(self, account: str, result: Result) -> None: ...
     def waited(self, account: str, seconds: float) -> None: ...
+    def pair_waited(self, account: str) -> None: ...
     def ignored(self, value: str) -> None: ...
 
 
@@ -204,7 +205,9 @@ class Delivery:
         """Deliver a begun dispatch; ``then`` is the group's next, begun by a send's settlement."""
         claim = begun.claim
         verdict, job = claim.verdict, claim.job
-        if claim.wait_s > 0 and job is not None:
+        if job is not None and claim.pair_wait:
+            self._meter.pair_waited(job.account)
+        elif claim.wait_s > 0 and job is not None:
             self._meter.waited(job.account, claim.wait_s)
         if verdict in NOT_OURS:
             return _not_ours(execution, claim)
@@ -338,6 +341,8 @@ def _not_ours(execution: Execution, claim: Claim) -> Delivered:
         return Delivered(Result.TEMPLATE_HELD)
     elif verdict is Verdict.HELD:
         log.info("job.held", job_id=execution.job_id)
+    elif claim.pair_wait:
+        log.debug("job.pair_wait", job_id=execution.job_id, wait_s=claim.wait_s)
     elif verdict is not Verdict.DEFERRED:
         log.debug("job.dispatch_dropped", job_id=execution.job_id, verdict=verdict)
     return Delivered(NOT_OURS[verdict])

@@ -329,6 +329,8 @@ class Runtime:
             s.rate_per_sec if "rate_per_sec" in s.model_fields_set else None,
             s.rate_per_min if "rate_per_min" in s.model_fields_set else None,
             max_wait_s=MAX_INLINE_WAIT_S,
+            pair_interval_s=s.pair_interval_s,
+            pair_burst=s.pair_burst,
         )
         own = {n: (a.rate_per_sec, a.rate_per_min) for n, a in self.accounts.items()}
         return rate.with_accounts(own)

@@ -30,6 +30,11 @@ class Verdict(StrEnum):
     GO = "go"
 
 
+# A deferred claim's detail when the job waits for its recipient's pair, not for a rate-limit
+# slot (begin.lua).
+PAIR_WAIT = "pair"
+
+
 @dataclass(frozen=True)
 class Execution:
     """One attempt to run a dispatched job: who holds it (``holder``) and for which ``gen``."""
@@ -49,6 +54,11 @@ class Claim:
     wait_s: float
     job: Job | None
     begun_at: float
+
+    @property
+    def pair_wait(self) -> bool:
+        """Whether the job went back on the schedule to wait for its recipient's pair."""
+        return self.verdict is Verdict.DEFERRED and self.detail == PAIR_WAIT
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def enqueue_call(
                 "event": history_event(now, event, delay_s=max(0.0, job.due_at - now) or None),
                 "priority": job.priority,
                 "template": job_template(job.message),
+                "to": str(job.message.get("to", "")),
             }
         )
     values = {"now": now, "batch_key": batch["batch_key"], "batch_keep_ms": batch["batch_keep_ms"]}

@@ -183,6 +183,11 @@ class Keys:
         """Sorted set: the requests of the sliding window ``sec`` or ``min``."""
         return f"{self.prefix}rate:{encode_part(account)}:{encode_part(span)}"
 
+    def pairs(self, account: str) -> str:
+        """Hash: the account's recipients lately sent to, each with its calls that count
+        against its pair pacing (``lua/lib/pairs.lua``)."""
+        return f"{self.prefix}pairs:{encode_part(account)}"
+
     def limits(self, account: str) -> str:
         """Hash: the limits learned from the Gateway's headers (sec, min) and when they were last
         written or renewed (renewed, ms)."""

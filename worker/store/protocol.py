@@ -96,6 +96,8 @@ LIMITS = (
     "min_ceiling",
     "own_limits",  # JSON {account: [sec, min, sec_ceiling, min_ceiling]}, '' for none
 )
+# The pair pacing a begin takes (pairs.lua): the interval in ms (0: off) and the burst.
+PAIRS = ("pair_interval_ms", "pair_burst")
 # What a settlement learns from an answer's X-RateLimit headers ('' where one was absent).
 HEADERS = (
     "sec_window_ms",
@@ -140,10 +142,11 @@ BEGIN = Script(
         "probe_interval_s",
         "retention_s",
         *LIMITS,
+        *PAIRS,
         "floor",  # '1': the benchmarks' floor what-if (no rate-limit slot); never the product's
     ),
     reply=("verdict", "detail", "wait_ms"),
-    include=("ratelimit", "switches", "templates", "begin"),
+    include=("ratelimit", "switches", "templates", "pairs", "begin"),
 )
 # Every settlement's first arguments (settle.lua).
 SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
@@ -159,6 +162,7 @@ SENT = Script(
         "templates",
         "delivery",
         "switches",
+        "pairs",
         "begin",
         "settle",
     ),
@@ -167,19 +171,19 @@ RETRY = Script(
     "retry",
     argv=(*SETTLEMENT, "delay_s", "code", "count", "cooldown_until"),
     reply=("recorded",),
-    include=("answers", "ratelimit", "switches", "settle"),
+    include=("answers", "ratelimit", "switches", "pairs", "settle"),
 )
 PARK = Script(
     "park",
     argv=(*SETTLEMENT, "code", "reason", "record", "open_breaker"),
     reply=("recorded", "breaker_opened"),
-    include=("answers", "ratelimit", "deadletters", "settle"),
+    include=("answers", "ratelimit", "deadletters", "pairs", "settle"),
 )
 HOLD = Script(
     "hold",
     argv=(*SETTLEMENT, "code", "halt"),
     reply=("recorded", "halt_set"),
-    include=("answers", "ratelimit", "switches", "settle"),
+    include=("answers", "ratelimit", "switches", "pairs", "settle"),
 )
 RECHECK = Script(
     "recheck",
@@ -197,6 +201,7 @@ RECHECK = Script(
         "min_window",
         "due",
         "scheduled_accounts",
+        "pairs",
     ),
     argv=(
         "id",
@@ -209,7 +214,7 @@ RECHECK = Script(
         "account",
     ),
     reply=("verdict", "wait_ms"),
-    include=("ratelimit", "switches"),
+    include=("ratelimit", "switches", "pairs"),
 )
 
 # ------------------------------------------------------------------ writing and pumping jobs
@@ -230,6 +235,7 @@ ENQUEUE = Script(
         "event",
         "priority",
         "template",  # templates.lua's job_template ('' for a message that is no template)
+        "to",  # the recipient (message.to): what pair pacing goes by
     ),
     reply=("batch_seen",),
 )

@@ -7,6 +7,12 @@ nobody polls Redis while waiting. Each answer's ``X-RateLimit-*`` headers are le
 the job is settled (``finish.lua``): an announced limit is followed up to the ceiling, and a
 window the Gateway says is fuller than ours is filled to match (never past the limit in force).
 
+Pair pacing (``lua/lib/pairs.lua``, reserved by the same begin): per account and recipient, at
+most ``pair_burst`` calls the Gateway accepted within any ``pair_interval_s``, measured between
+its answers; a call begun counts until its answer, and only an accepted one counts after it. A
+job whose pair is not free goes back on the schedule until it is, taking no slot of the
+account's: the other recipients' jobs go out meanwhile.
+
 Limits: a configured ``RATE_PER_SEC`` / ``RATE_PER_MIN`` is a ceiling (the lower of it and the
 Gateway's announcement is used); unset, the limiter starts from the documented 80 / 4,800 and
 follows the announcements up to ``SEC_LIMIT_MAX`` / ``MIN_LIMIT_MAX``. An announced limit
@@ -49,10 +55,19 @@ class RateLimit:
     min_ceiling: int = MIN_LIMIT_MAX
     # Accounts with limits of their own (an accounts file); every other account uses these.
     accounts: Mapping[str, RateLimit] = field(default_factory=dict, compare=False)
+    # Pair pacing, the same for every account (0 s: off, as a limiter built without settings).
+    pair_interval_s: float = 0.0
+    pair_burst: int = 1
 
     @classmethod
     def configured(
-        cls, per_sec: int | None, per_min: int | None, *, max_wait_s: float = 1.0
+        cls,
+        per_sec: int | None,
+        per_min: int | None,
+        *,
+        max_wait_s: float = 1.0,
+        pair_interval_s: float = 0.0,
+        pair_burst: int = 1,
     ) -> RateLimit:
         """A limiter from the settings: each limit set is a ceiling, each unset one follows."""
         return cls(
@@ -61,6 +76,8 @@ class RateLimit:
             max_wait_s=max_wait_s,
             sec_ceiling=per_sec or SEC_LIMIT_MAX,
             min_ceiling=per_min or MIN_LIMIT_MAX,
+            pair_interval_s=pair_interval_s,
+            pair_burst=pair_burst,
         )
 
     def with_accounts(self, limits: Mapping[str, tuple[int | None, int | None]]) -> RateLimit:
@@ -93,6 +110,13 @@ class RateLimit:
             "sec_ceiling": self.sec_ceiling,
             "min_ceiling": self.min_ceiling,
             "own_limits": json.dumps(own) if own else "",
+        }
+
+    def pair_arguments(self) -> dict[str, int]:
+        """The pair pacing a begin takes (``protocol.PAIRS``), by name."""
+        return {
+            "pair_interval_ms": round(self.pair_interval_s * 1000),
+            "pair_burst": self.pair_burst,
         }
 
     def limits_in_force(self, learned_sec: int | None, learned_min: int | None) -> tuple[int, int]:

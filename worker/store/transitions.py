@@ -106,6 +106,7 @@ class Transitions:
                 "probe_interval_s": opening.probe_interval_s,
                 "retention_s": self._retention_s,
                 **opening.rate.limits(),
+                **opening.rate.pair_arguments(),
                 "floor": self._floor_flag,
             }
         )
@@ -143,6 +144,7 @@ class Transitions:
             # Where a cooldown puts it back.
             "due": k.due(account, lane_of(job.priority)),
             "scheduled_accounts": k.scheduled_accounts,
+            "pairs": k.pairs(account),  # where a call not made gives its pair back
         }
         args = {
             "id": execution.job_id,

@@ -2,7 +2,7 @@
 -- a halt, a cooldown or an open billing breaker that arrived during the wait stops the call.
 -- KEYS: job, history, claim, leases, halt, held, cooldown, breaker, breaker_probe, sec_window,
 --       min_window, due (the job's lane), scheduled_accounts (the last two: where a cooldown's
---       wait schedules the job)
+--       wait schedules the job), pairs (the account's, where a call not made gives its pair back)
 -- ARGV: id, gen, now_s, execution, event_held_json, event_wait_json (its delay_s is filled in),
 --       probe_interval_s, account
 -- Returns {verdict, wait_ms}:
@@ -16,6 +16,7 @@
 local job, history, claim, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local halt, held, cooldown, breaker, probe = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local sec_window, min_window, due, scheduled_accounts = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local pairs_key = KEYS[14]
 local id, gen, now, execution = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local member = id .. '|' .. gen
 local now_ms = math.floor(now * 1000)
@@ -24,7 +25,10 @@ if redis.call('GET', claim) ~= execution or redis.call('HGET', job, 'gen') ~= ge
   return {'stale', 0}
 end
 
-local function uncount() give_back_call(job, sec_window, min_window) end
+local function uncount()
+  give_back_call(job, sec_window, min_window)
+  pair_give_back(job, pairs_key, id)
+end
 
 local function release()
   redis.call('DEL', claim)

@@ -32,6 +32,8 @@ end
 if s.delivery_status then
   redis.call('HDEL', s.job, 'delivery_status', 'delivery_at', 'delivery_error')
 end
+-- The Gateway accepted the call: it counts against its pair from this answer on.
+settle_pair(s, s.now_ms)
 if not floor then
   remember(s)
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))

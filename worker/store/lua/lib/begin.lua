@@ -4,8 +4,9 @@
 -- next dispatch of a group once the one before it is settled; its body reads its arguments as
 -- ARGV, as the script it is, and shares what the script looked up in `looks` (see ratelimit.lua).
 -- ARGV: prefix, id, gen, now_s, lease_s, execution, probe_interval_s, retention_s, then the
---       limits (see limits_from in ratelimit.lua), then floor ('1' only in the benchmarks' floor
---       what-if: no rate-limit slot is reserved, the call goes now)
+--       limits (see limits_from in ratelimit.lua), then pair_interval_ms (0: no pair pacing),
+--       pair_burst (see pairs.lua), then floor ('1' only in the benchmarks' floor what-if: no
+--       rate-limit slot and no pair is reserved, the call goes now)
 -- Returns {verdict, detail, wait_ms[, job fields]}: for every verdict but stale and busy (the
 -- caller counts each outcome under the job's account), the job's CLAIMED_FIELDS in their
 -- order (generated from worker/store/protocol.py):
@@ -14,8 +15,9 @@
 --   duplicate  the key was already sent (detail: wamid); the job is marked sent
 --   held       the account is halted, or its job's template held (detail: template_paused);
 --              the job moved to the hold list, or to the template's held jobs
---   deferred   the rate-limit wait is longer than max_wait_ms: the job went back on the
---              schedule for that long (wait_ms), no attempt used
+--   deferred   the rate-limit wait is longer than max_wait_ms (detail ''), or the recipient's
+--              pair is not free (detail 'pair'; no rate-limit slot taken): the job went back on
+--              the schedule for that long (wait_ms), no attempt used
 --   lost       an execution died during its Gateway call: outcome unknown (job claimed)
 --   expired    past expires_at (job claimed)
 --   breaker    billing breaker open: park without calling (job claimed)
@@ -33,9 +35,9 @@ local now_ms = math.floor(now * 1000)
 local job = keys.job(prefix, id)
 local member = id .. '|' .. gen
 local leases = keys.leases(prefix)
-local f = redis.call('HMGET', job, 'gen', 'state', unpack(CLAIMED_FIELDS))
+local f = redis.call('HMGET', job, 'gen', 'state', 'to', unpack(CLAIMED_FIELDS))
 local field = {}
-for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 2] end
+for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 3] end
 local state, account, key = f[2], field.account, field.key
 -- Begun: no longer counted against the account's budget for dispatches (promote.lua).
 if account then redis.call('ZREM', keys.dispatched(prefix, account), member) end
@@ -135,27 +137,49 @@ if switched and redis.call('EXISTS', breaker) == 1 then
   probe = '1'
 end
 
+local pair_interval_ms, floor = tonumber(ARGV[17]), ARGV[19] == '1'
 local reserved, wait_ms, slot = true, 0, member .. '@' .. now_ms
-if ARGV[17] ~= '1' then
+local pairs_key, to, pair
+if pair_interval_ms > 0 and not floor then
+  to = pair_recipient(f[3], field.message)
+  if to then
+    pairs_key = keys.pairs(prefix, account)
+    pair = pair_look(pairs_key, to, id, now_ms, pair_interval_ms, lease_ms, tonumber(ARGV[18]))
+  end
+end
+local pair_wait_ms = pair and pair.wait_ms or 0
+if pair_wait_ms == 0 and not floor then
   reserved, wait_ms, slot = reserve(prefix, account, now_ms, limits_of(account), max_wait_ms,
     member, looks)
 end
-if not reserved then
-  -- A long wait is spent on the schedule, not in a worker's memory.
+if pair_wait_ms > 0 or not reserved then
+  -- A long wait is spent on the schedule, not in a worker's memory; a wait for the pair takes
+  -- no rate-limit slot, so the account's other recipients go out meanwhile.
+  if pair_wait_ms > 0 then wait_ms = pair_wait_ms end
   if probe == '1' then redis.call('DEL', probe_key) end
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local due_at = now + wait_ms / 1000
   redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
   redis.call('ZREM', leases, member)
   schedule(prefix, account, field.priority, due_at, id .. '|' .. next_gen)
-  event('wait', nil, 'rate_wait', wait_ms / 1000)
-  return claimed('deferred', '', wait_ms)
+  event('wait', nil, pair_wait_ms > 0 and 'pair_wait' or 'rate_wait', wait_ms / 1000)
+  return claimed('deferred', pair_wait_ms > 0 and 'pair' or '', wait_ms)
 end
 redis.call('SET', claim, execution, 'PX', lease_ms + wait_ms)
 redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 -- The slot's entry in the windows: a call that will not be made gives it back (recheck.lua).
 -- The time as the caller's text, the flag as text: no number formatted (see sent.lua).
-redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
-  'caller', execution, 'attempts', (tonumber(field.attempts) or 0) + 1)
+local attempts = (tonumber(field.attempts) or 0) + 1
+if pair then
+  -- The pair counts this call from now: its settlement confirms or gives it back (the job's
+  -- field `pair` names the recipient for it).
+  pair_reserve(pairs_key, to, id, pair, now_ms + wait_ms, now_ms, pair_interval_ms, lease_ms,
+    lease_ms + max_wait_ms + pair_interval_ms + 1000)
+  redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
+    'caller', execution, 'attempts', attempts, 'pair', to)
+else
+  redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
+    'caller', execution, 'attempts', attempts)
+end
 return claimed('go', probe, wait_ms)
 end

@@ -106,8 +106,9 @@ local function apply_delivery(prefix, id, s, now)
   if current < DELIVERED and new >= DELIVERED and sent_at then
     latency = tostring(math.max(0, at - sent_at))
   end
+  -- The message and its recipient go (`to`, and `pair` for pair pacing: enqueue.lua, begin.lua)
   if new == READ then
-    redis.call('HDEL', job, 'message')  -- read: the record keeps metadata only
+    redis.call('HDEL', job, 'message', 'to', 'pair')  -- read: the record keeps metadata only
   elseif new == FAILED then
     -- A template's failure on a message that is none (never seen): parked, so nothing else of
     -- the account is held by it.
@@ -117,7 +118,7 @@ local function apply_delivery(prefix, id, s, now)
       return {'applied', f[2], latency}
     end
     if s.action ~= 'drop' then park_undelivered(prefix, id, job, f, s, now) end
-    redis.call('HDEL', job, 'message')
+    redis.call('HDEL', job, 'message', 'to', 'pair')
   end
   return {'applied', f[2], latency}
 end

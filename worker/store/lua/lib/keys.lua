@@ -65,6 +65,7 @@ function keys.cooldown(prefix, account) return prefix .. 'cooldown:' .. key_part
 function keys.window(prefix, account, span)
   return prefix .. 'rate:' .. key_part(account) .. ':' .. key_part(span)
 end
+function keys.pairs(prefix, account) return prefix .. 'pairs:' .. key_part(account) end
 function keys.limits(prefix, account) return prefix .. 'rate:' .. key_part(account) .. ':limits' end
 function keys.dead_letter(prefix, id) return prefix .. 'dlq:record:' .. key_part(id) end
 function keys.dead_letter_index(prefix) return prefix .. 'dlq:index' end

@@ -12,10 +12,11 @@ local function settlement(ARGV, looks, floor)
     now_text = ARGV[4], execution = ARGV[5], event = ARGV[6]}
   s.job = keys.job(s.prefix, s.id)
   local f = redis.call('HMGET', s.job, 'gen', 'state', 'account', 'key', 'updated_at',
-    'delivery_status', 'priority', 'key_owned')
+    'delivery_status', 'priority', 'key_owned', 'pair')
   if not f[1] then return nil end
   s.job_gen, s.state, s.account, s.key = f[1], f[2], f[3], f[4]
   s.updated_at, s.delivery_status, s.priority, s.key_owned = f[5], f[6], f[7], f[8]
+  s.pair = f[9]  -- the recipient whose pair the call reserved (pairs.lua), if it did
   s.now_ms = math.floor(s.now * 1000)
   s.member = s.id .. '|' .. s.gen
   if not floor then
@@ -28,8 +29,16 @@ local function settlement(ARGV, looks, floor)
   return s
 end
 
+-- The call's pair reservation ends (pairs.lua): confirmed as accepted at accepted_ms, or,
+-- without, given back (the Gateway refused or failed the call, or it was not made). The job's
+-- field `pair` stays: a job once paced looks for its reservation at each settlement (one HGET).
+local function settle_pair(s, accepted_ms)
+  if s.pair then pair_settle(keys.pairs(s.prefix, s.account), s.pair, s.id, accepted_ms) end
+end
+
 -- Whether the settling execution still owns the job (its generation, not settled, its claim);
--- if so the claim and the lease are released.
+-- if so the claim and the lease are released, and the pair its call reserved given back: only
+-- a send (sent.lua) counts against the pair.
 local function release_owned(s)
   local settled = s.state == 'sent' or s.state == 'parked' or s.state == 'held'
   if s.job_gen ~= s.gen or settled or redis.call('GET', s.claim) ~= s.execution then
@@ -37,6 +46,7 @@ local function release_owned(s)
   end
   redis.call('DEL', s.claim)
   redis.call('ZREM', keys.leases(s.prefix), s.member)
+  settle_pair(s)
   return true
 end
 
