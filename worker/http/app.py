@@ -22,6 +22,7 @@ from worker.http.document import build_document
 from worker.http.problems import install_handlers
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import async_producer_for
+from worker.send.receipt_rules import ReceiptRules, receipt_times
 from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_list, split_tokens
 from worker.store.connect import connect_async_fail_fast
@@ -71,8 +72,9 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         app.add_middleware(console.ConsoleHeaders)
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
+        rules = ReceiptRules(delivery, receipt_times(settings))
         store = ReceiptStore(client, Keys(settings.redis_prefix))
-        hooks = webhooks.Webhooks(secret, store, delivery, app.state.metrics, producer.accounts)
+        hooks = webhooks.Webhooks(secret, store, rules, app.state.metrics, producer.accounts)
         app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -47,8 +47,28 @@ class ReceiptStatus(StrEnum):
 class ReceiptAction(StrEnum):
     """What a failed delivery leads to (the routing table's delivery part decides)."""
 
-    PARK = "park"  # a dead letter with reason undelivered: the payload moves into it
+    PARK = "park"  # a dead letter (its reason in the terms): the payload moves into it
     DROP = "drop"  # recorded as failed; the payload is dropped
+    RESCHEDULE = "reschedule"  # pending again after a delay (the terms'); sent once more
+    PAUSE_BULK = "pause_bulk"  # the account's bulk lane waits (the terms'); the job is parked
+
+
+@dataclass(frozen=True)
+class FailureTerms:
+    """The numbers and reason a failed status's action takes (``delivery.lua`` applies them).
+
+    ``reason``: park's dead-letter reason. ``delays_s``: reschedule's delays, the job's n-th
+    reschedule of this kind waits the n-th (the last one beyond); ``uses_attempt``: the call
+    counts as an attempt (else as a reschedule); ``limit``: once the job's attempts (else
+    reschedules) reach it, it is parked ``retries_exhausted`` instead. ``pause_s``: how long
+    pause_bulk pauses the lane.
+    """
+
+    reason: str = "undelivered"
+    delays_s: tuple[float, ...] = ()
+    uses_attempt: bool = False
+    limit: int = 0
+    pause_s: float = 0.0
 
 
 class Applied(StrEnum):
@@ -88,6 +108,7 @@ class StatusUpdate:
     code: str = ""
     action: ReceiptAction | None = None
     description: str = ""
+    terms: FailureTerms = FailureTerms()
 
     def to_json(self) -> str:
         value = {
@@ -98,6 +119,11 @@ class StatusUpdate:
             "code": self.code,
             "action": self.action.value if self.action else "",
             "description": self.description,
+            "reason": self.terms.reason,
+            "delays": list(self.terms.delays_s),
+            "uses_attempt": self.terms.uses_attempt,
+            "limit": self.terms.limit,
+            "pause_s": self.terms.pause_s,
         }
         return json.dumps(value, separators=(",", ":"))
 
