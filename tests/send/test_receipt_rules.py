@@ -3,6 +3,8 @@ each action carries, and the marketing retry's growing delays with their cap."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from worker.errors import ConfigError
@@ -70,7 +72,7 @@ def test_the_delays_a_status_carries_end_at_the_cap():
     delays = marketing_delays_s(first_s=1)
     assert delays[:3] == (1, 2, 4)
     assert delays[-1] == MARKETING_CAP_S
-    assert all(b == min(2 * a, MARKETING_CAP_S) for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b == min(2 * a, MARKETING_CAP_S) for a, b in itertools.pairwise(delays))
     assert marketing_delays_s(first_s=MARKETING_CAP_S) == (MARKETING_CAP_S,)
 
 

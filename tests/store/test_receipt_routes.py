@@ -24,7 +24,10 @@ def receipts(runtime, redis_url):
     return partial(apply_statuses, redis_url, runtime.keys)
 
 
-def failed(wamid, at, code, action, terms=FailureTerms()):
+PARK_UNDELIVERED = FailureTerms()
+
+
+def failed(wamid, at, code, action, terms=PARK_UNDELIVERED):
     error = {"code": int(code.removeprefix("WA_")), "title": "failed"}
     return StatusUpdate(
         wamid, ReceiptStatus.FAILED, at, error=error, code=code, action=action, terms=terms
