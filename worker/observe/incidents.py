@@ -44,6 +44,7 @@ class Runbook(StrEnum):
     HALTED = "sending-halted"
     RATE_LIMITED = "rate-limited-429"
     DEAD_LETTERS = "dead-letters-keep-growing"
+    STANDING = "bulk-sending-paused-the-senders-standing"
 
 
 # Each kind's runbook: its section of docs/runbooks.md, relative to the repository's root, as

@@ -34,6 +34,8 @@ class AccountState:
     # The limits learned from the Gateway's headers (None: none announced, or none usable).
     learned_sec: int | None = None
     learned_min: int | None = None
+    # Until when the bulk lane is not dispatched (Meta doubted the sender's standing); None: not.
+    bulk_paused_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ class Snapshot:
 
 
 def accounts_to_report(client: redis.Redis, keys: Keys, configured: Iterable[str]) -> set[str]:
-    """The configured accounts and every account with a halt, breaker or hold list."""
+    """The configured accounts and every account with a halt, breaker, hold list or bulk pause."""
     accounts = set(configured)
-    for kind in ("halt", "breaker", "held"):
+    for kind in ("halt", "breaker", "held", "bulk-paused"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
             name = keys.account_of(kind, str(key))
@@ -135,6 +137,7 @@ def take_snapshot(
             dlq_total=dlq_totals.get(account, 0),
             learned_sec=learned[account][0],
             learned_min=learned[account][1],
+            bulk_paused_until=switches.bulk_paused_until(account),
         )
         for account in names
     }
