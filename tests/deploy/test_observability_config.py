@@ -50,6 +50,7 @@ EXPORTED = frozenset(
         "msgworker_held_jobs",
         "msgworker_halted",
         "msgworker_billing_breaker_open",
+        "msgworker_bulk_paused",
         "msgworker_redis_up",
         "msgworker_redis_replicas_missing",
         "msgworker_build_info",
@@ -81,6 +82,7 @@ ALERT_NAMES = frozenset(
         "MsgworkerRedisUnreachable",
         "MsgworkerRedisReplicasMissing",
         "MsgworkerDeliveryFailuresHigh",
+        "MsgworkerStandingAtRisk",
     }
 )
 
