@@ -126,18 +126,11 @@ def take_snapshot(
         depths = {account: due_now for account, (due_now, _) in scheduled_jobs.items()}
         dlq_totals = _dead_letters_by_account(client, keys)
     switches = Switches(client, keys)
-    learned = {account: _learned_limits(client, keys, account) for account in names}
     accounts = {
-        account: AccountState(
-            halt=switches.halted(account),
-            breaker=switches.breaker(account),
-            cooldown_until=switches.cooldown_until(account),
-            held=switches.held_count(account),
+        account: replace(
+            _switches_of(client, keys, switches, account),
             depth=depths.get(account, 0),
             dlq_total=dlq_totals.get(account, 0),
-            learned_sec=learned[account][0],
-            learned_min=learned[account][1],
-            bulk_paused_until=switches.bulk_paused_until(account),
         )
         for account in names
     }
@@ -154,6 +147,20 @@ def take_snapshot(
         accounts=accounts,
         workers=int(workers),
         engines=replace(engines, replicas=int(replication.get("connected_slaves", 0))),
+    )
+
+
+def _switches_of(client: redis.Redis, keys: Keys, switches: Switches, account: str) -> AccountState:
+    """The account's switches and learned limits (its depth and dead letters not yet counted)."""
+    sec, per_min = _learned_limits(client, keys, account)
+    return AccountState(
+        halt=switches.halted(account),
+        breaker=switches.breaker(account),
+        cooldown_until=switches.cooldown_until(account),
+        held=switches.held_count(account),
+        learned_sec=sec,
+        learned_min=per_min,
+        bulk_paused_until=switches.bulk_paused_until(account),
     )
 
 
