@@ -130,6 +130,7 @@ def test_marketing_reschedules_wait_longer_each_time_then_park_at_max_attempts(r
         ("WA_131049", "park:retries_exhausted", None),
     ]
     assert (job.state, job.parked_reason) == (JobState.PARKED, "retries_exhausted")
+    assert job.message == {}  # moved into the dead letter
     record = dead_letters(runtime).get("j1")
     assert (record.code, record.wamid, record.attempts) == ("WA_131049", "wamid.3", 3)
     assert dead_letters(runtime).replay(["j1"], rate_per_s=10).replayed == 1

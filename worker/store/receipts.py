@@ -13,6 +13,11 @@ it makes anyway), indexed by arrival for the cap.
 The delivery only moves forward: sent < failed < delivered < read. A ``failed`` after
 ``delivered`` or ``read`` is ignored (``OUT_OF_ORDER``): a forged or replayed webhook must not
 park, and so let a replay send again, a message WhatsApp delivered.
+
+A ``failed`` status carries what it does to its job (``ReceiptAction`` and ``FailureTerms``,
+decided in Python by ``send/receipt_rules.py``): parked with a reason, dropped, sent again after a
+delay (the job pending again, its send-once entry for that wamid cleared), or the account's bulk
+lane paused while the job is parked.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ local function park_undelivered(prefix, id, job, f, s, now, reason)
   count_answer(prefix, s.code, now)
   redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', reason,
     'updated_at', now)
+  redis.call('HDEL', job, 'message')
   keep(prefix, id, f[2], f[3])
 end
 
@@ -101,7 +102,8 @@ local function pause_bulk(prefix, account, now, pause_s)
 end
 
 -- What a failed delivery does to its job, by its action; returns the history's action and
--- delay. A job parked, or rescheduled, keeps its payload until then; one dropped loses it.
+-- delay. A parked job's payload moves into its dead letter, a dropped one's is deleted, a
+-- rescheduled one keeps it.
 local function fail_delivery(prefix, id, job, f, s, now)
   if s.action == 'reschedule' then
     return reschedule_undelivered(prefix, id, job, f, s, now)
@@ -116,13 +118,15 @@ local function fail_delivery(prefix, id, job, f, s, now)
     local reason = s.reason or 'undelivered'
     park_undelivered(prefix, id, job, f, s, now, reason)
     action = 'park:' .. reason
+  else
+    redis.call('HDEL', job, 'message')  -- drop
   end
-  redis.call('HDEL', job, 'message')
   return action, cjson.null
 end
 
 -- Returns {result ('applied'|'stale'|'out_of_order'), account, seconds from acceptance to
--- delivered or ''}. A job sent as this wamid is `sent`, or `parked` once a `failed` came.
+-- delivered or ''}. A job sent as this wamid is `sent`, or `parked` once a `failed` came (one
+-- rescheduled is pending again: later statuses of this wamid are stale).
 local function apply_delivery(prefix, id, s, now)
   local job = keys.job(prefix, id)
   local f = redis.call('HMGET', job, 'state', 'account', 'key', 'wamid', 'delivery_status',
