@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     pair_burst: Annotated[int, Field(ge=1, le=100)] = 1
     max_attempts: PositiveInt = 8
     max_reschedules: PositiveInt = 100
+    # Meta's per-user marketing limit (131049): the first retry waits this long, each next one
+    # twice the last, never more than a day.
+    marketing_retry_s: Annotated[float, Field(gt=0, le=86400)] = 3600.0
+    # Meta's doubts about the sender (131048 spam rate limit, 130429 throughput): the account's
+    # bulk lane waits this long; high and normal go on.
+    standing_pause_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    # Meta's pair rate limit (131056): one recipient's job failed so waits this long (0: none).
+    pair_interval_s: Annotated[float, Field(ge=0, le=3600)] = 6.0
     backoff_base_s: PositiveFloat = 2.0
     backoff_cap_s: PositiveFloat = 300.0
     http_timeout_s: PositiveFloat = 10.0

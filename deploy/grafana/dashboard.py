@@ -654,7 +654,19 @@ def per_account() -> list[timeseries.Panel]:
             "A",
         )
     )
-    return [sends, rate_limited]
+    bulk_paused = series_panel(
+        26,
+        "Bulk lane paused per account",
+        "1 while the account's bulk jobs are not dispatched: WhatsApp failed one of its messages "
+        "with 131048 (spam rate limit) or 130429 (Cloud API throughput), so Meta doubts the "
+        "sender. High and normal jobs go on; the pause ends by itself after STANDING_PAUSE_S. "
+        "Check the number's quality rating. Alert: MsgworkerStandingAtRisk.",
+        place(8, 12, 12, 78),
+        "none",
+    ).with_target(
+        query(f"max by (account) (msgworker_bulk_paused{{{JA}}})", "{{account}}", "A")
+    )
+    return [sends, rate_limited, bulk_paused]
 
 
 def templates() -> list[timeseries.Panel]:

@@ -154,6 +154,7 @@ def test_status_has_exactly_the_spec_shape_and_follows_halt_and_resume(redis_url
                 "halted": None,
                 "billing_breaker": "closed",
                 "cooldown_until": None,
+                "bulk_paused_until": None,
                 "depth": 3,
                 "held": 0,
                 "dlq_total": 0,
@@ -354,6 +355,7 @@ def test_dlq_replay_requeues_keeps_the_key_and_skips_expired_and_sent(redis_url,
         "skipped_already_sent": 1,
         "skipped_delivered": 0,
         "skipped_expired": 1,
+        "skipped_opted_out": 0,
         "missing": 0,
     }
     job = runtime.jobs.get(fresh)

@@ -52,6 +52,7 @@ EXPORTED = frozenset(
         "msgworker_halted",
         "msgworker_billing_breaker_open",
         "msgworker_template_holds",
+        "msgworker_bulk_paused",
         "msgworker_redis_up",
         "msgworker_redis_replicas_missing",
         "msgworker_build_info",
@@ -86,6 +87,7 @@ ALERT_NAMES = frozenset(
         "MsgworkerRedisUnreachable",
         "MsgworkerRedisReplicasMissing",
         "MsgworkerDeliveryFailuresHigh",
+        "MsgworkerStandingAtRisk",
     }
 )
 

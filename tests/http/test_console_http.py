@@ -280,6 +280,23 @@ def test_replay_from_the_console_moves_the_code_back_to_the_schedule(http, runti
     assert {runtime.jobs.get(i).state for i in ids} <= {JobState.QUEUED, JobState.SCHEDULED}
 
 
+def test_replay_of_a_code_leaves_opted_out_jobs_unless_the_box_is_ticked(http, runtime):
+    """Replaying WA_131050 from the console sends none of the users who stopped marketing; with
+    the box ticked it sends them."""
+    ids = [runtime.producer.enqueue(MESSAGE) for _ in range(2)]
+    for job_id in ids:
+        park(runtime, job_id, code="WA_131050", reason="opted_out")
+    csrf = login(http)
+    data = {"csrf": csrf, "scope": "code", "code": "WA_131050", "account": "", "rate": "50"}
+    left = http.post("/console/dead-letters/replay", data=data)
+    assert "leaving 2 opted out" in http.get(left.headers["location"]).text
+    assert runtime.dead_letters.counts() == {"WA_131050": 2}
+    http.post("/console/dead-letters/replay", data={**data, "include_opted_out": "yes"})
+    wait_for(
+        lambda: runtime.dead_letters.counts() == {}, timeout_s=20, what="both replayed at last"
+    )
+
+
 def test_purge_asks_for_confirmation_first(http, runtime):
     """Purge without confirmation shows what would go and removes nothing; confirmed, it goes."""
     ids = [runtime.producer.enqueue(MESSAGE) for _ in range(2)]

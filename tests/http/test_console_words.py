@@ -91,6 +91,12 @@ def state(**changes) -> AccountState:
             "sending resumes by itself",
             Runbook.RATE_LIMITED,
         ),
+        (
+            state(bulk_paused_until=200.0),
+            "bulk paused (131048 / 130429)",
+            "bulk jobs wait until the pause ends",
+            Runbook.STANDING,
+        ),
     ],
 )
 def test_each_incident_says_what_to_do_next(account, incident, says, runbook):
@@ -105,6 +111,7 @@ def test_each_incident_says_what_to_do_next(account, incident, says, runbook):
 def test_no_incident_no_step():
     """An account with nothing open, or a cooldown already over, has no next step."""
     assert next_steps(state(cooldown_until=50.0), now=100.0) == []
+    assert next_steps(state(bulk_paused_until=50.0), now=100.0) == []
 
 
 def test_runbook_sections_keep_their_commands_and_anchors():

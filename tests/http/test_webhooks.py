@@ -260,6 +260,7 @@ def test_the_cli_never_replays_a_job_whatsapp_delivered(
         "skipped_already_sent": 0,
         "skipped_delivered": 1,
         "skipped_expired": 0,
+        "skipped_opted_out": 0,
         "missing": 0,
     }
     job = jobs.get("c1")

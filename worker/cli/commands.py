@@ -25,7 +25,7 @@ from worker.observe.views import dead_letter_view, iso, job_view, limits_view, s
 from worker.service.operations import halt_account, resume_account
 from worker.service.runtime import Runtime
 from worker.settings import mask_url
-from worker.store.deadletters import DeadLetter, ReplayReport, Selection
+from worker.store.deadletters import DeadLetter, ReplayReport, Selection, leave_out_opted_out
 from worker.store.drain import drain, replay_rate
 from worker.store.restore import Restore, is_job_id, parse_export
 
@@ -139,6 +139,9 @@ def _account_rows(
         rows.append(("  cooldown", f"until {iso(cooldown)} (RATE_001)", "yellow"))
     else:
         rows.append(("  cooldown", "none", None))
+    paused = state.bulk_paused_until
+    if paused and paused > time.time():
+        rows.append(("  bulk lane", f"paused until {iso(paused)} (131048/130429)", "yellow"))
     return rows
 
 
@@ -296,13 +299,18 @@ def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
     if not (args.code or args.id or args.all):
         print("msgworker: say what to replay: --code C, --id ID… or --all", file=sys.stderr)
         return EXIT_USAGE
-    ids = [record.id for record in _select(args, runtime)]
+    records, opted_out = leave_out_opted_out(
+        _select(args, runtime), named=bool(args.id), include_opted_out=args.include_opted_out
+    )
+    ids = [record.id for record in records]
     # Replays share the account's limit with live traffic: never faster than RATE_PER_SEC.
     rate = replay_rate(args.rate, runtime.settings.rate_per_sec)
     if args.dry_run:
         for job_id in ids:
             print(job_id)
         print(f"would replay {len(ids)} dead letter(s) at {rate:g}/s", file=sys.stderr)
+        if opted_out:
+            print(f"left {opted_out} opted out (--include-opted-out)", file=sys.stderr)
         return EXIT_OK
     started = time.monotonic()
     with (
@@ -317,7 +325,8 @@ def dlq_replay(args: argparse.Namespace, runtime: Runtime) -> int:
             should_stop=lambda: asked[0],
         )
     interrupted = asked[0] and report.done < len(ids)
-    _replay_summary(args, report, len(ids), rate, time.monotonic() - started, interrupted)
+    took_s = time.monotonic() - started
+    _replay_summary(args, report, len(ids), rate, took_s, interrupted, opted_out)
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 
 
@@ -328,12 +337,14 @@ def _replay_summary(
     rate: float,
     took_s: float,
     interrupted: bool,
+    opted_out: int,
 ) -> None:
     summary = {
         "replayed": report.replayed,
         "skipped_already_sent": report.already_sent,
         "skipped_delivered": report.delivered,
         "skipped_expired": report.expired,
+        "skipped_opted_out": opted_out,
         "missing": report.missing,
     }
     if args.json:
@@ -343,7 +354,7 @@ def _replay_summary(
     print(
         f"{head}: replayed {report.replayed} at {rate:g}/s in {took_s:.1f} s; skipped "
         f"{report.already_sent} already sent, {report.delivered} already delivered, "
-        f"{report.expired} expired"
+        f"{report.expired} expired, {opted_out} opted out (--include-opted-out sends them)"
     )
     if interrupted:
         print(f"{total - report.done} left in the dead-letter queue: run the same command to go on")

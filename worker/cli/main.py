@@ -236,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one place list
         type=_positive,
         help="jobs per second (default RATE_PER_SEC/2, at most RATE_PER_SEC)",
     )
+    replay.add_argument(
+        "--include-opted-out",
+        action="store_true",
+        help="with --code or --all: also the jobs of users who stopped marketing (131050)",
+    )
     replay.add_argument("--dry-run", action="store_true", help="say what would go, send nothing")
     replay.add_argument("--json", action="store_true", help="the counts as one JSON object")
     _add_account(replay, default=None)

@@ -23,6 +23,7 @@ from worker.http.problems import install_handlers
 from worker.http.template_events import TemplateEvents
 from worker.logs import configure_logging, get_logger
 from worker.producer_async import async_producer_for
+from worker.send.receipt_rules import ReceiptRules, receipt_times
 from worker.send.routing import load_routing_table
 from worker.settings import Settings, get_settings, mask_url, split_list, split_tokens
 from worker.store.connect import connect_async_fail_fast
@@ -73,6 +74,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
         app.add_middleware(console.ConsoleHeaders)
     if secret := settings.webhook_secret.get_secret_value():
         delivery = load_routing_table(settings.routing_file).delivery
+        rules = ReceiptRules(delivery, receipt_times(settings))
         keys = Keys(settings.redis_prefix)
         store = ReceiptStore(client, keys)
         accounts = load_accounts(settings.accounts_file, Defaults())
@@ -80,7 +82,7 @@ def create_app(settings: Settings, scoped: list[tuple[str, Scope]] | None = None
             AsyncTemplateHolds(client, keys), template_event_accounts(accounts)
         )
         hooks = webhooks.Webhooks(
-            secret, store, delivery, app.state.metrics, producer.accounts, templates
+            secret, store, rules, app.state.metrics, producer.accounts, templates
         )
         app.include_router(webhooks.build_router(hooks))
     app.add_middleware(metrics.CountRequests, metrics=app.state.metrics)

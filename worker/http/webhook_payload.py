@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from worker.send.routing import ReceiptRouting, undelivered_code
+from worker.send.receipt_rules import ReceiptRules
+from worker.send.routing import undelivered_code
 from worker.store.receipts import ReceiptAction, ReceiptStatus, StatusUpdate
 from worker.store.templates import hold_reason_for
 
@@ -51,7 +52,7 @@ def items(parent: dict[str, Any], name: str, where: str) -> list[dict[str, Any]]
     return value
 
 
-def read_statuses(body: Any, routing: ReceiptRouting) -> list[ReadStatus]:
+def read_statuses(body: Any, rules: ReceiptRules) -> list[ReadStatus]:
     """Every delivery status of a webhook body, in order."""
     if not isinstance(body, dict):
         raise BadWebhook("body", "must be a JSON object")
@@ -67,13 +68,13 @@ def read_statuses(body: Any, routing: ReceiptRouting) -> list[ReadStatus]:
             for s, raw in enumerate(items(value, "statuses", f"{where}.")):
                 if raw.get("status") not in ReceiptStatus.__members__.values():
                     continue  # a kind of status we do not know: acknowledged, ignored
-                found.append(_status(raw, routing, f"{where}.statuses[{s}]"))
+                found.append(_status(raw, rules, f"{where}.statuses[{s}]"))
                 if len(found) > STATUSES_MAX:
                     raise BadWebhook("statuses", f"more than {STATUSES_MAX} in one request")
     return found
 
 
-def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadStatus:
+def _status(raw: dict[str, Any], rules: ReceiptRules, where: str) -> ReadStatus:
     wamid, timestamp, recipient = raw.get("id"), raw.get("timestamp"), raw.get("recipient_id")
     if not isinstance(wamid, str) or not WAMID.match(wamid):
         raise BadWebhook(f"{where}.id", "must be a wamid (1 to 256 printable characters)")
@@ -86,7 +87,7 @@ def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadSta
         return ReadStatus(StatusUpdate(wamid, status, float(timestamp)), recipient)
     error = _first_error(raw, where)
     code = error.get("code") if error else None
-    action = ReceiptAction(routing.rule_for(code).action)
+    action, terms = rules.for_code(code)
     description = " ".join(str(error[k]) for k in ("title", "message") if error and error.get(k))
     update = StatusUpdate(
         wamid,
@@ -97,6 +98,7 @@ def _status(raw: dict[str, Any], routing: ReceiptRouting, where: str) -> ReadSta
         action=action,
         description=description[:TEXT_MAX],
         hold_reason=hold_reason_for(code) if action is ReceiptAction.HOLD_TEMPLATE else "",
+        terms=terms,
     )
     return ReadStatus(update, recipient)
 

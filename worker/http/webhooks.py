@@ -29,7 +29,8 @@ from worker.http.template_events import TemplateEvents, TemplateReview, read_tem
 from worker.http.webhook_payload import BadWebhook, ReadStatus, read_statuses
 from worker.logs import get_logger
 from worker.producer_async import REDIS_DOWN
-from worker.send.routing import ReceiptRouting, counted_undelivered_codes
+from worker.send.receipt_rules import ReceiptRules
+from worker.send.routing import counted_undelivered_codes
 from worker.store.receipts import Applied, ReceiptOutcome, ReceiptStatus, ReceiptStore
 
 log = get_logger(__name__)
@@ -45,24 +46,24 @@ class Webhooks:
         self,
         secret: str,
         store: ReceiptStore,
-        routing: ReceiptRouting,
+        rules: ReceiptRules,
         metrics: HttpMetrics,
         accounts: Iterable[str],
         templates: TemplateEvents,
     ) -> None:
         self.auth = BearerTokens((secret,))
         self.store = store
-        self.routing = routing
+        self.rules = rules
         self.metrics = metrics
         self.accounts = frozenset(accounts)
-        self.codes = counted_undelivered_codes(routing)
+        self.codes = counted_undelivered_codes(rules.routing)
         self.templates = templates
 
     async def handle(self, request: Request) -> JSONResponse:
         try:
             self.auth(request)
             body = await read_json(request, limit=WEBHOOK_MAX_BYTES)
-            statuses = read_statuses(body, self.routing)
+            statuses = read_statuses(body, self.rules)
             events = read_template_events(body)
         except problems.Unauthorized as exc:
             log.warning("webhook.unauthorized")

@@ -45,6 +45,7 @@ class Runbook(StrEnum):
     RATE_LIMITED = "rate-limited-429"
     DEAD_LETTERS = "dead-letters-keep-growing"
     TEMPLATES = "a-template-is-paused-or-disabled"
+    STANDING = "bulk-sending-paused-the-senders-standing"
 
 
 # Each kind's runbook: its section of docs/runbooks.md, relative to the repository's root, as

@@ -263,6 +263,11 @@ class StateCollector(Collector):
                 "1 while the billing breaker is open.",
                 lambda a: a.breaker is not None,
             ),
+            (
+                "msgworker_bulk_paused",
+                "1 while the bulk lane is paused: Meta doubted the sender (131048, 130429).",
+                lambda a: a.bulk_paused_until is not None,
+            ),
         )
         for name, help_text, read in per_account:
             gauge = GaugeMetricFamily(name, help_text, labels=["account"])

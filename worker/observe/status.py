@@ -37,6 +37,8 @@ class AccountState:
     learned_sec: int | None = None
     learned_min: int | None = None
     templates_held: tuple[TemplateHold, ...] = ()  # by name and language
+    # Until when the bulk lane is not dispatched (Meta doubted the sender's standing); None: not.
+    bulk_paused_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,10 @@ class Snapshot:
 
 
 def accounts_to_report(client: redis.Redis, keys: Keys, configured: Iterable[str]) -> set[str]:
-    """The configured accounts and every account with a halt, breaker, hold list or held
-    template."""
+    """The configured accounts and every account with a halt, breaker, hold list, held template
+    or bulk pause."""
     accounts = set(configured)
-    for kind in ("halt", "breaker", "held", "templates-held"):
+    for kind in ("halt", "breaker", "held", "templates-held", "bulk-paused"):
         pattern = f"{keys.prefix}{kind}:*"
         for key in client.scan_iter(match=pattern, count=500):
             name = keys.account_of(kind, str(key))
@@ -175,6 +177,7 @@ def _account_state(
         learned_sec=learned_sec,
         learned_min=learned_min,
         templates_held=tuple(TemplateHolds(client, keys).held(account)),
+        bulk_paused_until=switches.bulk_paused_until(account),
     )
 
 

@@ -90,6 +90,7 @@ def status_view(
                 "halted": _halt_view(each),
                 "billing_breaker": "closed" if each.breaker is None else "open",
                 "cooldown_until": iso(each.cooldown_until),
+                "bulk_paused_until": iso(each.bulk_paused_until),
                 "depth": each.depth,
                 "held": each.held,
                 "dlq_total": each.dlq_total,

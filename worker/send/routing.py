@@ -39,6 +39,8 @@ class ParkReason(StrEnum):
     EXPIRED = "expired"
     AMBIGUOUS = "ambiguous"
     UNDELIVERED = "undelivered"
+    OUTSIDE_WINDOW = "outside_window"  # 131047: free-form outside the 24-hour window
+    OPTED_OUT = "opted_out"  # 131050: the user stopped marketing messages
 
 
 class Rule(BaseModel):
@@ -62,11 +64,26 @@ class Rule(BaseModel):
 
 class ReceiptRule(BaseModel):
     """What a receipt that says failed, with one WhatsApp error code, leads to (``ReceiptAction``
-    in ``store/receipts.py`` names the same ones)."""
+    in ``store/receipts.py`` names the same actions): ``reason`` for park, ``delay`` for
+    reschedule (which setting says how long)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["park", "drop", "hold_template"] = "park"
+    action: Literal["park", "drop", "reschedule", "pause_bulk", "hold_template"] = "park"
+    reason: Literal["undelivered", "outside_window", "opted_out"] | None = None
+    delay: Literal["pair_interval", "marketing"] | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_their_action(self) -> ReceiptRule:
+        if self.reason is not None and self.action != "park":
+            raise ValueError(f"reason is only for park, not {self.action}")
+        if (self.delay is not None) != (self.action == "reschedule"):
+            raise ValueError("reschedule needs a delay (pair_interval or marketing), and only it")
+        return self
+
+    @property
+    def park_reason(self) -> ParkReason:
+        return ParkReason(self.reason or ParkReason.UNDELIVERED)
 
 
 WhatsAppCode = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]
@@ -94,8 +111,8 @@ def undelivered_code(code: int | None) -> str:
 KNOWN_WHATSAPP_CODES = frozenset(
     {
         368, 131000, 131005, 131008, 131009, 131016, 131021, 131026, 131031, 131042, 131045,
-        131047, 131048, 131049, 131050, 131051, 131052, 131053, 130429, 130472, 132000,
-        132001, 132005, 132007, 132012, 132015, 132016, 133010,
+        131047, 131048, 131049, 131050, 131051, 131052, 131053, 131056, 130429, 130472,
+        132000, 132001, 132005, 132007, 132012, 132015, 132016, 133010,
     }
 )  # fmt: skip
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
@@ -16,6 +16,8 @@ from worker.store.protocol import PURGE, REPLAY
 from worker.store.scripts import load_script
 
 REPLAY_CHUNK = 200
+# The dead-letter reason of a job whose user stopped marketing messages (WhatsApp's 131050).
+OPTED_OUT = "opted_out"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,22 @@ class Selection:
     ids: Sequence[str] = field(default_factory=tuple)
     since: float | None = None
     limit: int | None = None
+
+
+def leave_out_opted_out(
+    records: Iterable[DeadLetter], *, named: bool, include_opted_out: bool
+) -> tuple[list[DeadLetter], int]:
+    """The records a replay sends, and how many opted-out ones it leaves in the DLQ: a replay by
+    code or of everything skips the users who stopped marketing unless asked to include them;
+    one of ids the operator ``named`` sends what it names."""
+    kept: list[DeadLetter] = []
+    left = 0
+    for record in records:
+        if record.reason == OPTED_OUT and not (named or include_opted_out):
+            left += 1
+        else:
+            kept.append(record)
+    return kept, left
 
 
 def dead_letter_counts(client: redis.Redis, keys: Keys) -> dict[str, int]:

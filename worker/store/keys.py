@@ -179,6 +179,11 @@ class Keys:
         """String with a TTL: every worker of the account waits until the time it holds."""
         return f"{self.prefix}cooldown:{encode_part(account)}"
 
+    def bulk_paused(self, account: str) -> str:
+        """String with a TTL: the account's bulk lane is not dispatched until the time it holds
+        (ms; Meta doubted the sender's standing)."""
+        return f"{self.prefix}bulk-paused:{encode_part(account)}"
+
     def window(self, account: str, span: str) -> str:
         """Sorted set: the requests of the sliding window ``sec`` or ``min``."""
         return f"{self.prefix}rate:{encode_part(account)}:{encode_part(span)}"

@@ -296,7 +296,7 @@ REPLAY = Script(
     argv=("prefix", "now", "start_offset_s", "interval_s", "retention_s", "event"),
     each=("id",),
     reply=("replayed", "already_sent", "expired", "missing", "delivered"),
-    include=("answers", "deadletters", "templates", "delivery"),
+    include=("answers", "deadletters", "templates", "pairs", "delivery"),
 )
 PURGE = Script(
     "purge",
@@ -316,7 +316,7 @@ STATUSES = Script(
     "statuses",
     argv=("prefix", "now", "early_ms", "early_max", "early_cap"),
     each=("status",),
-    include=("answers", "deadletters", "templates", "delivery"),
+    include=("answers", "deadletters", "templates", "pairs", "delivery"),
 )
 
 SCRIPTS = (

@@ -13,6 +13,11 @@ it makes anyway), indexed by arrival for the cap.
 The delivery only moves forward: sent < failed < delivered < read. A ``failed`` after
 ``delivered`` or ``read`` is ignored (``OUT_OF_ORDER``): a forged or replayed webhook must not
 park, and so let a replay send again, a message WhatsApp delivered.
+
+A ``failed`` status carries what it does to its job (``ReceiptAction`` and ``FailureTerms``,
+decided in Python by ``send/receipt_rules.py``): parked with a reason, dropped, sent again after a
+delay (the job pending again, its send-once entry for that wamid cleared), or the account's bulk
+lane paused while the job is parked.
 """
 
 from __future__ import annotations
@@ -47,11 +52,31 @@ class ReceiptStatus(StrEnum):
 class ReceiptAction(StrEnum):
     """What a failed delivery leads to (the routing table's delivery part decides)."""
 
-    PARK = "park"  # a dead letter with reason undelivered: the payload moves into it
+    PARK = "park"  # a dead letter (its reason in the terms): the payload moves into it
     DROP = "drop"  # recorded as failed; the payload is dropped
     # WhatsApp paused or disabled the job's template: the job goes back to pending, held, and
     # so does every pending job of its account using that template (worker.store.templates)
     HOLD_TEMPLATE = "hold_template"
+    RESCHEDULE = "reschedule"  # pending again after a delay (the terms'); sent once more
+    PAUSE_BULK = "pause_bulk"  # the account's bulk lane waits (the terms'); the job is parked
+
+
+@dataclass(frozen=True)
+class FailureTerms:
+    """The numbers and reason a failed status's action takes (``delivery.lua`` applies them).
+
+    ``reason``: park's dead-letter reason. ``delays_s``: reschedule's delays, the job's n-th
+    reschedule of this kind waits the n-th (the last one beyond); ``uses_attempt``: the call
+    counts as an attempt (else as a reschedule); ``limit``: once the job's attempts (else
+    reschedules) reach it, it is parked ``retries_exhausted`` instead. ``pause_s``: how long
+    pause_bulk pauses the lane.
+    """
+
+    reason: str = "undelivered"
+    delays_s: tuple[float, ...] = ()
+    uses_attempt: bool = False
+    limit: int = 0
+    pause_s: float = 0.0
 
 
 class Applied(StrEnum):
@@ -92,6 +117,7 @@ class StatusUpdate:
     action: ReceiptAction | None = None
     description: str = ""
     hold_reason: str = ""  # for HOLD_TEMPLATE: paused or disabled (templates.HoldReason)
+    terms: FailureTerms = FailureTerms()
 
     def to_json(self) -> str:
         value = {
@@ -103,6 +129,11 @@ class StatusUpdate:
             "action": self.action.value if self.action else "",
             "description": self.description,
             "hold_reason": self.hold_reason,
+            "reason": self.terms.reason,
+            "delays": list(self.terms.delays_s),
+            "uses_attempt": self.terms.uses_attempt,
+            "limit": self.terms.limit,
+            "pause_s": self.terms.pause_s,
         }
         return json.dumps(value, separators=(",", ":"))
 

@@ -1,4 +1,5 @@
-"""The account-wide switches operators see and flip: halt, billing breaker, cooldown.
+"""The account-wide switches operators see and flip: halt, billing breaker, cooldown; and the
+bulk pause Meta's doubts about the sender set (131048, 130429), which ends by itself.
 
 Every change of a switch is one atomic step (a script), so no reader ever meets half a switch.
 Readers still take any record as it comes: a switch whose fields are missing or unreadable
@@ -146,6 +147,11 @@ class Switches:
 
     def cooldown_until(self, account: str) -> float | None:
         value = self._redis.get(self._keys.cooldown(account))
+        return int(value) / 1000 if value else None
+
+    def bulk_paused_until(self, account: str) -> float | None:
+        """When the account's bulk lane is dispatched again (None: it is not paused)."""
+        value = self._redis.get(self._keys.bulk_paused(account))
         return int(value) / 1000 if value else None
 
     def clear_cooldown(self, account: str) -> bool:

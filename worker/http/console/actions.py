@@ -25,7 +25,7 @@ from worker.http.console.render import Refused, first, page, read_form
 from worker.logs import get_logger
 from worker.models import LANGUAGE_CODE, TEMPLATE_NAME
 from worker.service.operations import halt_account, release_template, resume_account
-from worker.store.deadletters import Selection
+from worker.store.deadletters import Selection, leave_out_opted_out
 from worker.store.drain import replay_rate
 from worker.store.restore import is_job_id
 
@@ -111,8 +111,16 @@ def _replay(console: Console, request: Request, form: dict[str, list[str]]) -> R
     console.authorise(request, form)
     selection = _selection(form)
     rate = _rate(console, form)
-    ids = [record.id for record in console.runtime.dead_letters.select(selection)]
-    run_id = console.replays.start(ids, rate_per_s=rate, what=_describe(selection))
+    records, opted_out = leave_out_opted_out(
+        console.runtime.dead_letters.select(selection),
+        named=bool(selection.ids),
+        include_opted_out=first(form, "include_opted_out") == "yes",
+    )
+    what = _describe(selection)
+    if opted_out:
+        what += f" (leaving {opted_out} opted out of marketing)"
+    ids = [record.id for record in records]
+    run_id = console.replays.start(ids, rate_per_s=rate, what=what)
     return RedirectResponse(f"/console/replays/{run_id}", 303)
 
 

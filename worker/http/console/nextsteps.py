@@ -74,4 +74,13 @@ def next_steps(state: AccountState, *, now: float) -> list[NextStep]:
                 Runbook.RATE_LIMITED,
             )
         )
+    if state.bulk_paused_until is not None and state.bulk_paused_until > now:
+        steps.append(
+            NextStep(
+                "bulk paused (131048 / 130429)",
+                "Meta doubts the sender: bulk jobs wait until the pause ends, high and normal go "
+                "on. Check the number's quality rating before sending marketing again.",
+                Runbook.STANDING,
+            )
+        )
     return steps

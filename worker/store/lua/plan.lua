@@ -1,5 +1,6 @@
 -- What the pump may dispatch now, by account: the account's due jobs, up to what its limiter
--- can take within the horizon (budget, in ratelimit.lua). An account whose lanes are all empty
+-- can take within the horizon (budget, in ratelimit.lua); a paused bulk lane's are not due (see
+-- lane_open in keys.lua). An account whose lanes are all empty
 -- leaves the set of scheduled accounts (a script adding a job adds the account back).
 -- ARGV: prefix, now_s, horizon_s, then the limits (see limits_from in ratelimit.lua)
 -- Returns {account, wanted, ...}, only accounts that may dispatch some.
@@ -14,7 +15,9 @@ for _, account in ipairs(redis.call('SMEMBERS', accounts)) do
   for _, lane in ipairs(LANES) do
     local due = keys.due(prefix, account, lane)
     waiting = waiting + redis.call('ZCARD', due)
-    due_now = due_now + redis.call('ZCOUNT', due, '-inf', now)
+    if lane_open(prefix, account, lane, now_ms) then
+      due_now = due_now + redis.call('ZCOUNT', due, '-inf', now)
+    end
   end
   if waiting == 0 then
     redis.call('SREM', accounts, account)

@@ -1,7 +1,8 @@
 -- Take jobs for dispatch: for each account its share (quota) of what is due, never more than its
 -- limiter can take within the horizon as this script runs (another worker's pump may have just
--- dispatched), high lane first, then normal, then bulk, each in the order they fell due; then,
--- with room left, dispatches whose lease ran out (a lost broker message, a worker that died).
+-- dispatched), high lane first, then normal, then bulk (unless paused: lane_open in keys.lua),
+-- each in the order they fell due; then, with room left, dispatches whose lease ran out (a lost
+-- broker message, a worker that died).
 -- Each taken job moves to the leases with score now + lease, so a dispatch that never gets
 -- settled comes back by itself, and is counted as dispatched for its account until it begins.
 -- ARGV: prefix, now_s, horizon_s, the limits (8, see limits_from in ratelimit.lua), lease_s,
@@ -62,12 +63,14 @@ for i = 15, #ARGV, 2 do
   local left = math.min(tonumber(ARGV[i + 1]), room - #taken, can)
   for _, lane in ipairs(LANES) do
     if left <= 0 then break end
-    local due = keys.due(prefix, account, lane)
-    local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, left)
-    batched('ZREM', due, members)
-    for _, member in ipairs(members) do take(member) end
-    count(account, members)
-    left = left - #members
+    if lane_open(prefix, account, lane, now_ms) then
+      local due = keys.due(prefix, account, lane)
+      local members = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, left)
+      batched('ZREM', due, members)
+      for _, member in ipairs(members) do take(member) end
+      count(account, members)
+      left = left - #members
+    end
   end
   local run = #taken - ran_before
   if run > 0 then add_run(run, first_ms, gap_ms) end

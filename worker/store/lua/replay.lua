@@ -43,9 +43,10 @@ for i = 7, #ARGV do
       forget(id, record.code)
       delivered = delivered + 1
     else
-      if record.reason == 'undelivered' and redis.call('GET', ledger) == present(record.wamid) then
-        -- Sent, but WhatsApp could not deliver it: the ledger lets exactly this job through
-        -- again.
+      if present(record.wamid) and redis.call('GET', ledger) == record.wamid then
+        -- Sent, but WhatsApp could not deliver it (parked undelivered, outside_window,
+        -- opted_out, or retries_exhausted after 131049s): the ledger lets exactly this job
+        -- through again.
         redis.call('DEL', ledger)
       end
       local wamid = redis.call('GET', ledger)
@@ -73,7 +74,8 @@ for i = 7, #ARGV do
         local due_at = now + offset + replayed * interval
         local gen = redis.call('HINCRBY', job, 'gen', 1)
         redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
-          'reschedules', 0, 'calling', 0, 'updated_at', now, 'due_at', due_at, 'parked_reason', '')
+          'reschedules', 0, 'receipt_retries', 0, 'calling', 0, 'updated_at', now,
+          'due_at', due_at, 'parked_reason', '')
         schedule(prefix, account, redis.call('HGET', job, 'priority'), due_at, id .. '|' .. gen)
         redis.call('RPUSH', history, event)
         keep(own_keys(prefix, id, account, key), id)

@@ -2,8 +2,10 @@
 -- Included by statuses.lua (a webhook's statuses, in one round trip) and sent.lua (statuses
 -- that came before the send was recorded). A status is a JSON object:
 --   {wamid, status ('sent'|'delivered'|'read'|'failed'), at (Unix s), error (object or null),
---    code ('WA_<code>' for failed), action ('park'|'drop'|'hold_template' for failed),
---    description, hold_reason ('paused'|'disabled' for hold_template)}
+--    code ('WA_<code>' for failed), action ('park'|'drop'|'reschedule'|'pause_bulk'|
+--    'hold_template' for failed), description, hold_reason ('paused'|'disabled' for
+--    hold_template), and the action's terms (FailureTerms in receipts.py): reason (park's),
+--    delays (reschedule's, seconds), uses_attempt, limit, pause_s (pause_bulk's)}
 -- The delivery only moves forward, sent < failed < delivered < read, so repeats and late or
 -- shuffled statuses change nothing: a `failed` is final only before `delivered`. One that comes
 -- after `delivered` or `read` (forged, replayed or shuffled) is ignored, as `out_of_order`; a
@@ -28,20 +30,22 @@ local function reached_delivered(prefix, id, status)
   return false
 end
 
--- The dead letter of an undelivered job: the payload moves from the job into it, verbatim.
-local function park_undelivered(prefix, id, job, f, s, now)
+-- The dead letter of a job sent but not delivered: the payload moves from the job into it,
+-- verbatim. `reason`: undelivered, outside_window, opted_out, or retries_exhausted.
+local function park_undelivered(prefix, id, job, f, s, now, reason)
   local record = cjson.encode({
     id = id, idempotency_key = f[3], account = f[2], code = s.code, group = cjson.null,
     status = cjson.null, description = s.description or '', params = {wamid = s.wamid},
-    reason = 'undelivered', attempts = tonumber(f[8]) or 0,
+    reason = reason, attempts = tonumber(f[8]) or 0,
     enqueued_at = tonumber(f[9]) or now, parked_at = now,
     expires_at = tonumber(f[10] or '') or cjson.null, wamid = s.wamid,
   })
   record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
   write_dead_letter(prefix, id, record, s.code, now)
   count_answer(prefix, s.code, now)
-  redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', 'undelivered',
+  redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', reason,
     'updated_at', now)
+  redis.call('HDEL', job, 'message', 'to', 'pair')
   keep(own_keys(prefix, id, f[2], f[3]), id)
 end
 
@@ -71,8 +75,93 @@ local function hold_undelivered_template(prefix, id, job, f, s, template, now)
   hold_for_template(job, keys.template_held_jobs(prefix, account), template, id, now)
 end
 
+-- A failed delivery sent again later (131056, 131049). Its call was an attempt (uses_attempt)
+-- or not (then it counts as a reschedule); once the attempts or reschedules reach the limit
+-- the job is parked retries_exhausted instead. The n-th such reschedule waits the n-th of the
+-- delays (the last beyond them). Returns the history's action and delay.
+local function reschedule_undelivered(prefix, id, job, f, s, now)
+  local g = redis.call('HMGET', job, 'priority', 'reschedules', 'receipt_retries', 'to')
+  local reschedules, retries = tonumber(g[2] or '') or 0, tonumber(g[3] or '') or 0
+  local attempts = tonumber(f[8] or '') or 0
+  local n
+  if s.uses_attempt then
+    if attempts >= s.limit then
+      park_undelivered(prefix, id, job, f, s, now, 'retries_exhausted')
+      return 'park:retries_exhausted', cjson.null
+    end
+    n = retries
+    redis.call('HSET', job, 'receipt_retries', retries + 1)
+  else
+    if reschedules >= s.limit then
+      park_undelivered(prefix, id, job, f, s, now, 'retries_exhausted')
+      return 'park:retries_exhausted', cjson.null
+    end
+    n = reschedules
+    redis.call('HSET', job, 'reschedules', reschedules + 1, 'attempts', math.max(0, attempts - 1))
+  end
+  local delay = tonumber(s.delays[math.min(n + 1, #s.delays)]) or 0
+  if not s.uses_attempt then
+    -- The pair's own limit (131056, the one reschedule that uses no attempt): the pair counts as
+    -- just answered, so the account's other jobs to this recipient wait the interval too.
+    local to = pair_recipient(g[4], f[7])
+    if to and delay > 0 then
+      pair_accepted(keys.pairs(prefix, f[2]), to, math.floor(now * 1000), math.ceil(delay * 1000))
+    end
+  end
+  local gen = reopen_undelivered(prefix, id, job, f, s, now)
+  redis.call('HSET', job, 'state', delay > 0 and 'scheduled' or 'queued', 'calling', 0,
+    'last_code', s.code, 'updated_at', now, 'due_at', now + delay)
+  schedule(prefix, f[2], g[1], now + delay, id .. '|' .. gen)
+  count_answer(prefix, s.code, now)
+  return 'reschedule', delay
+end
+
+-- Meta doubts the sender (131048, 130429): the account's bulk lane waits pause_s from now (a
+-- longer pause already set stays).
+local function pause_bulk(prefix, account, now, pause_s)
+  local key = keys.bulk_paused(prefix, account)
+  local until_ms = math.floor((now + pause_s) * 1000)
+  if until_ms > (tonumber(redis.call('GET', key) or '') or 0) then
+    redis.call('SET', key, until_ms, 'PX', math.max(1, until_ms - math.floor(now * 1000)))
+  end
+end
+
+-- What a failed delivery does to its job, by its action; returns the history's action and
+-- delay. A parked job's payload moves into its dead letter, a dropped one's is deleted, a
+-- rescheduled one keeps it.
+local function fail_delivery(prefix, id, job, f, s, now)
+  if s.action == 'reschedule' then
+    return reschedule_undelivered(prefix, id, job, f, s, now)
+  end
+  local action = s.action
+  if s.action == 'hold_template' then
+    local template = job_template(f[11], f[7])
+    if template ~= '' then
+      hold_undelivered_template(prefix, id, job, f, s, template, now)
+      return action, cjson.null
+    end
+    -- A template's failure on a message that is none (never seen): parked, so nothing else of
+    -- the account is held by it.
+    park_undelivered(prefix, id, job, f, s, now, 'undelivered')
+    action = 'park:undelivered'
+  elseif s.action == 'pause_bulk' then
+    -- The job itself is parked as undelivered: sending it again feeds the very signal that
+    -- hurts the sender's standing; an operator replays it once the standing has recovered.
+    pause_bulk(prefix, f[2], now, tonumber(s.pause_s) or 0)
+    park_undelivered(prefix, id, job, f, s, now, 'undelivered')
+  elseif s.action == 'park' then
+    local reason = s.reason or 'undelivered'
+    park_undelivered(prefix, id, job, f, s, now, reason)
+    action = 'park:' .. reason
+  else
+    redis.call('HDEL', job, 'message', 'to', 'pair')  -- drop
+  end
+  return action, cjson.null
+end
+
 -- Returns {result ('applied'|'stale'|'out_of_order'), account, seconds from acceptance to
--- delivered or ''}. A job sent as this wamid is `sent`, or `parked` once a `failed` came.
+-- delivered or ''}. A job sent as this wamid is `sent`, or `parked` once a `failed` came (one
+-- rescheduled is pending again: later statuses of this wamid are stale).
 local function apply_delivery(prefix, id, s, now)
   local job = keys.job(prefix, id)
   local f = redis.call('HMGET', job, 'state', 'account', 'key', 'wamid', 'delivery_status',
@@ -94,30 +183,21 @@ local function apply_delivery(prefix, id, s, now)
   end
   redis.call('HSET', job, 'delivery_status', s.status, 'delivery_at', at,
     'delivery_error', error_json)
+  local action, delay = cjson.null, cjson.null
+  if new == FAILED then action, delay = fail_delivery(prefix, id, job, f, s, now) end
   local event = DELIVERY_EVENT[s.status]
   if event then
-    local action = cjson.null
-    if new == FAILED then action = s.action == 'park' and 'park:undelivered' or s.action end
     redis.call('RPUSH', keys.history(prefix, id), cjson.encode({at = at, event = event,
-      code = new == FAILED and s.code or cjson.null, action = action, delay_s = cjson.null}))
+      code = new == FAILED and s.code or cjson.null, action = action, delay_s = delay}))
   end
   local latency = ''
   local sent_at = tonumber(f[6] or '')
   if current < DELIVERED and new >= DELIVERED and sent_at then
     latency = tostring(math.max(0, at - sent_at))
   end
-  -- The message and its recipient go (`to`, and `pair` for pair pacing: enqueue.lua, begin.lua)
   if new == READ then
-    redis.call('HDEL', job, 'message', 'to', 'pair')  -- read: the record keeps metadata only
-  elseif new == FAILED then
-    -- A template's failure on a message that is none (never seen): parked, so nothing else of
-    -- the account is held by it.
-    local template = s.action == 'hold_template' and job_template(f[11], f[7]) or ''
-    if template ~= '' then
-      hold_undelivered_template(prefix, id, job, f, s, template, now)
-      return {'applied', f[2], latency}
-    end
-    if s.action ~= 'drop' then park_undelivered(prefix, id, job, f, s, now) end
+    -- The record keeps metadata only: the message and its recipient go (`to`, and `pair` for
+    -- pair pacing: enqueue.lua, begin.lua).
     redis.call('HDEL', job, 'message', 'to', 'pair')
   end
   return {'applied', f[2], latency}

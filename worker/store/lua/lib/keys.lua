@@ -62,6 +62,9 @@ function keys.breaker_probe(prefix, account)
 end
 function keys.switched(prefix) return prefix .. 'switched' end
 function keys.cooldown(prefix, account) return prefix .. 'cooldown:' .. key_part(account) end
+function keys.bulk_paused(prefix, account)
+  return prefix .. 'bulk-paused:' .. key_part(account)
+end
 function keys.window(prefix, account, span)
   return prefix .. 'rate:' .. key_part(account) .. ':' .. key_part(span)
 end
@@ -103,6 +106,13 @@ local LANES = {'high', 'normal', 'bulk'}
 local function lane_of(priority)
   if priority == 'high' or priority == 'bulk' then return priority end
   return 'normal'
+end
+
+-- Whether the pump may take the account's jobs of this lane now: the bulk lane waits while
+-- paused (Meta doubted the sender's standing); high and normal never do.
+local function lane_open(prefix, account, lane, now_ms)
+  if lane ~= 'bulk' then return true end
+  return (tonumber(redis.call('GET', keys.bulk_paused(prefix, account)) or '') or 0) <= now_ms
 end
 
 -- `due`: the lane the job's priority names; `accounts`: the set of scheduled accounts (both
