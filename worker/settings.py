@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     rate_per_sec: PositiveInt = 80
     rate_per_min: PositiveInt = 4800
     # Pair pacing: per account and recipient, at most PAIR_BURST messages the Gateway accepted in
-    # any PAIR_INTERVAL_S (WhatsApp's pair rate limit, error 131056; 0 turns pacing off).
+    # any PAIR_INTERVAL_S (WhatsApp's pair rate limit, error 131056; 0 turns pacing off). A job
+    # that failed 131056 is sent again after PAIR_INTERVAL_S (WhatsApp's 6 s with pacing off).
     pair_interval_s: Annotated[float, Field(ge=0, le=3600)] = 6.0
     pair_burst: Annotated[int, Field(ge=1, le=100)] = 1
     max_attempts: PositiveInt = 8
@@ -103,8 +104,6 @@ class Settings(BaseSettings):
     # Meta's doubts about the sender (131048 spam rate limit, 130429 throughput): the account's
     # bulk lane waits this long; high and normal go on.
     standing_pause_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
-    # Meta's pair rate limit (131056): one recipient's job failed so waits this long (0: none).
-    pair_interval_s: Annotated[float, Field(ge=0, le=3600)] = 6.0
     backoff_base_s: PositiveFloat = 2.0
     backoff_cap_s: PositiveFloat = 300.0
     http_timeout_s: PositiveFloat = 10.0

@@ -663,9 +663,7 @@ def per_account() -> list[timeseries.Panel]:
         "Check the number's quality rating. Alert: MsgworkerStandingAtRisk.",
         place(8, 12, 12, 78),
         "none",
-    ).with_target(
-        query(f"max by (account) (msgworker_bulk_paused{{{JA}}})", "{{account}}", "A")
-    )
+    ).with_target(query(f"max by (account) (msgworker_bulk_paused{{{JA}}})", "{{account}}", "A"))
     return [sends, rate_limited, bulk_paused]
 
 

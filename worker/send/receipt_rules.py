@@ -19,6 +19,10 @@ from worker.store.receipts import FailureTerms, ReceiptAction
 MARKETING_CAP_S = 86_400.0
 
 
+# About how long WhatsApp wants between two messages to one recipient (its pair rate limit).
+WHATSAPP_PAIR_INTERVAL_S = 6.0
+
+
 @dataclass(frozen=True)
 class ReceiptTimes:
     """The settings a failed delivery's plan takes its numbers from."""
@@ -49,7 +53,8 @@ def marketing_delays_s(*, first_s: float, cap_s: float = MARKETING_CAP_S) -> tup
 def failure_terms(rule: ReceiptRule, times: ReceiptTimes) -> FailureTerms:
     """The terms a failed status carries with its rule's action.
 
-    ``reschedule`` with ``pair_interval`` (131056) waits ``PAIR_INTERVAL_S`` and uses no attempt
+    ``reschedule`` with ``pair_interval`` (131056) waits ``PAIR_INTERVAL_S`` (WhatsApp's 6 s
+    when pacing is off) and uses no attempt
     (it counts as a reschedule, capped as the Gateway's RATE_001 is); with ``marketing`` (131049)
     the delays grow and the call was an attempt: at ``MAX_ATTEMPTS`` the job is parked
     ``retries_exhausted``. ``pause_bulk`` pauses the account's bulk lane and parks the job.
@@ -63,7 +68,8 @@ def failure_terms(rule: ReceiptRule, times: ReceiptTimes) -> FailureTerms:
         delays = marketing_delays_s(first_s=times.marketing_retry_s)
         return FailureTerms(delays_s=delays, uses_attempt=True, limit=times.max_attempts)
     if action is ReceiptAction.RESCHEDULE:
-        delays = (times.pair_interval_s,)
+        # With pacing off, WhatsApp's own interval: sent again at once, it would fail again.
+        delays = (times.pair_interval_s or WHATSAPP_PAIR_INTERVAL_S,)
         return FailureTerms(delays_s=delays, limit=times.max_reschedules)
     return FailureTerms()
 
