@@ -19,8 +19,8 @@ from tests.support.jobs import park as park_job
 from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
 from worker.store.deadletters import Selection
-from worker.store.records import JobState
 from worker.store.schedule import count_scheduled
+from worker.store.states import JobState
 
 # The CLI is tested as people run it: the msgworker console script, a process of its own.
 pytestmark = pytest.mark.processes

@@ -11,7 +11,7 @@ from tests.support.jobs import park
 from tests.support.messages import text
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs the console script
 

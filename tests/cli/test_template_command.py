@@ -13,7 +13,7 @@ from tests.support.jobs import add_job, take
 from tests.support.messages import template
 from worker.store.claims import Execution
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs the console script
 

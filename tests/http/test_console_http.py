@@ -20,7 +20,7 @@ from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.claims import Execution
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs real child processes
 

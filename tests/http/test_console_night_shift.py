@@ -19,7 +19,7 @@ from tests.support.console import PASSWORD, log_in
 from tests.support.processes import wait_for
 from tests.support.serve import Service
 from worker.http.console.render import HEADERS
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

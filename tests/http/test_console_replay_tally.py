@@ -8,7 +8,7 @@ from worker.http.console.replays import Replays
 from worker.store.deadletters import DeadLetters
 from worker.store.history import history_event
 from worker.store.keys import Keys
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 KEYS = Keys("tally:")
 JOBS = 1_500  # three chunks of 500

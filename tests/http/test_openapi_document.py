@@ -19,7 +19,7 @@ from worker.models import MESSAGE_TYPES, PHONE_PATTERN, normalise_phone, parse_m
 from worker.producer import Request, build_job
 from worker.settings import Settings
 from worker.store.receipts import ReceiptStatus
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 WEBHOOK_SECRET = "whsec_document_0123456789abcdef"  # noqa: S105 - a test secret
 # The service's own error shapes: one line, or the bad fields (of a batch: with their indexes).

@@ -16,7 +16,7 @@ from tests.support.serve import Service
 from worker.store.claims import Execution
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState
+from worker.store.states import JobState
 from worker.store.templates import TEMPLATE_PAUSED, TemplateHolds
 
 pytestmark = pytest.mark.processes  # msgworker serve answers every test here

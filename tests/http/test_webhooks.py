@@ -18,7 +18,8 @@ from worker.store.deadletters import DeadLetters
 from worker.store.history import history_event
 from worker.store.keys import LANES, Keys
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState, NewJob
+from worker.store.records import NewJob
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.processes  # msgworker serve answers every test here
 

@@ -19,7 +19,7 @@ from tests.support.processes import RedisServer, free_port, wait_for
 from worker.observe.metrics import UNKNOWN_ACCOUNT
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

@@ -28,7 +28,7 @@ from worker.send.settlement import Settlement
 from worker.store.connect import connect_listener
 from worker.store.ratelimit import RateLimit
 from worker.store.receipts import Applied, ReceiptAction, ReceiptStatus, StatusUpdate
-from worker.store.records import JobState
+from worker.store.states import JobState
 from worker.store.watch import SwitchWatch
 
 API_KEY = "sk_delivery_test"

@@ -37,7 +37,7 @@ from worker.outcome import Result
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.keys import decode_part, lane_of
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "25"))
 HOSTILE = settings(

@@ -14,8 +14,9 @@ from worker.send.routing import Action, Decision, ParkReason
 from worker.send.settlement import Answer, Settlement
 from worker.store.claims import Execution, Verdict
 from worker.store.ratelimit import RateLimit
-from worker.store.records import Job, JobState
+from worker.store.records import Job
 from worker.store.schedule import count_scheduled
+from worker.store.states import JobState
 
 NOW = 1_900_000_000.0
 HOLDER = "execution-1"

@@ -26,7 +26,7 @@ from worker.service.broker import TRANSPORT, Transport, transport_for
 from worker.service.runtime import Runtime
 from worker.service.tasks import TASK_NAME
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ from tests.support.messages import text
 from worker.store.deadletters import DeadLetter, DeadLetters, ReplayReport, Selection
 from worker.store.keys import own_keys
 from worker.store.protocol import PURGE
-from worker.store.records import JobState
 from worker.store.restore import Restore
 from worker.store.scripts import script_source
+from worker.store.states import JobState
 
 RETENTION_S = 3600
 

@@ -9,7 +9,7 @@ import pytest
 from tests.support.jobs import KEYS, add_job
 from worker.store.claims import Execution, Verdict
 from worker.store.ratelimit import RateLimit
-from worker.store.records import SETTLED, JobState
+from worker.store.states import SETTLED, JobState
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)
 

@@ -10,9 +10,9 @@ from worker.store.claims import Execution, Verdict
 from worker.store.keys import LANES
 from worker.store.protocol import SPLIT_SCHEDULE
 from worker.store.ratelimit import SEC_WINDOW_MS, RateLimit
-from worker.store.records import JobState
 from worker.store.schedule import DISPATCH_COUNT_S, Pump, count_scheduled, in_slot_order
 from worker.store.scripts import script_source
+from worker.store.states import JobState
 from worker.store.switches import Switches
 from worker.store.upgrade import split_legacy_schedule
 

@@ -17,8 +17,9 @@ from worker.store.claims import PAIR_WAIT, Claim, Execution, Verdict
 from worker.store.protocol import RECHECK
 from worker.store.ratelimit import RateLimit
 from worker.store.receipts import ReceiptStatus, StatusUpdate
-from worker.store.records import JobState, NewJob
+from worker.store.records import NewJob
 from worker.store.scripts import LUA
+from worker.store.states import JobState
 
 INTERVAL_S = 6.0
 PACED = RateLimit(per_sec=1000, per_min=100_000, pair_interval_s=INTERVAL_S)

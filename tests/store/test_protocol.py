@@ -8,10 +8,20 @@ from importlib import resources
 
 import pytest
 
-from worker.store.protocol import BEGIN, CLAIMED_FIELDS, LIMITS, SCRIPTS, SETTLEMENT, Script
+from worker.store.protocol import (
+    BEGIN,
+    CLAIMED_FIELDS,
+    LIMITS,
+    SCRIPTS,
+    SETTLEMENT,
+    Script,
+    lua_constants,
+)
 from worker.store.scripts import script_source
+from worker.store.states import SETTLED, JobState
 
 LUA = resources.files("worker.store").joinpath("lua")
+LIBRARY = LUA.joinpath("lib")
 # Calls that hand a script's whole ARGV to a function of a shared part, and the arguments that
 # function reads: so an entry script's count includes what its parts read for it.
 HANDED_ON = {"begin": len(BEGIN.argv), "settlement": len(SETTLEMENT)}
@@ -137,6 +147,41 @@ def test_begin_reads_only_the_job_fields_it_replies_with():
     assert used
     assert used <= set(CLAIMED_FIELDS)
     assert "local CLAIMED_FIELDS = {'account', 'key', " in script_source(BEGIN)
+
+
+# A job's state spelt out in Lua where one is written, compared or chosen, instead of the
+# generated JOB_STATE (a verdict or a history event of the same word is not a state).
+STATE_WORDS = "|".join(state.value for state in JobState)
+SPELT_STATE = re.compile(
+    rf"'state'\)?,? ?(?:[=~]= )?'({STATE_WORDS})'"
+    rf"|\b(?:state|f\[1\]|job\[1\]) [=~]= '({STATE_WORDS})'"
+    rf"| and '({STATE_WORDS})' or '"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted({s.name for s in SCRIPTS} | {p.name.removesuffix(".lua") for p in LIBRARY.iterdir()}),
+)
+def test_no_script_spells_a_job_state(name):
+    """Scripts write, compare and choose a job's state by the generated JOB_STATE, and tell a
+    settled one by SETTLED_STATES: the states are named once, in states.py."""
+    assert not SPELT_STATE.search(lua(name))
+
+
+def test_the_generated_states_are_the_python_ones(redis_client):
+    """JOB_STATE and SETTLED_STATES, as every script starts with them, hold JobState and
+    SETTLED."""
+    script = redis_client.register_script(
+        lua_constants()
+        + "local names, settled = {}, {}\n"
+        + "for name, value in pairs(JOB_STATE) do names[#names + 1] = name .. '=' .. value end\n"
+        + "for value in pairs(SETTLED_STATES) do settled[#settled + 1] = value end\n"
+        + "table.sort(names) table.sort(settled) return {names, settled}"
+    )
+    names, settled = script(args=[])
+    assert names == sorted(f"{state.name}={state.value}" for state in JobState)
+    assert settled == sorted(state.value for state in SETTLED)
 
 
 def test_arguments_missing_or_unknown_are_named():

@@ -14,7 +14,8 @@ from worker.outcome import RateLimitHeaders
 from worker.store.claims import Execution, Verdict
 from worker.store.keys import Keys
 from worker.store.ratelimit import MIN_WINDOW_MS, SEC_WINDOW_MS, RateLimit
-from worker.store.records import JobState, NewJob
+from worker.store.records import NewJob
+from worker.store.states import JobState
 
 KEYS = Keys("rl:")
 NOW = 1_800_000_000.0

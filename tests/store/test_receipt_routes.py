@@ -14,8 +14,8 @@ from worker.send.receipt_rules import ReceiptTimes, failure_terms
 from worker.send.routing import ReceiptRule
 from worker.store.deadletters import DeadLetters
 from worker.store.receipts import FailureTerms, ReceiptAction, ReceiptStatus, StatusUpdate
-from worker.store.records import JobState
 from worker.store.schedule import Pump
+from worker.store.states import JobState
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from worker.store.receipts import (
     ReceiptStatus,
     StatusUpdate,
 )
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 ERROR = {"code": 131026, "title": "Message undeliverable"}
 

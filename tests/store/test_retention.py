@@ -15,8 +15,9 @@ from worker.store.deadletters import DeadLetters, Selection
 from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState, NewJob
+from worker.store.records import NewJob
 from worker.store.restore import Restore
+from worker.store.states import JobState
 from worker.store.transitions import Transitions
 
 RETENTION_S = 2.0

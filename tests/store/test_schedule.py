@@ -8,8 +8,8 @@ import time
 
 from tests.support.jobs import KEYS, add_job
 from tests.support.processes import wait_for
-from worker.store.records import JobState
 from worker.store.schedule import Pump, parse_member
+from worker.store.states import JobState
 
 NOW = 1_900_000_000.0
 

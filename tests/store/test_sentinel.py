@@ -20,7 +20,8 @@ from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.connect import connect_async_fail_fast, connect_redis
 from worker.store.keys import Keys
-from worker.store.records import Job, JobState
+from worker.store.records import Job
+from worker.store.states import JobState
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 

@@ -17,7 +17,7 @@ from worker.store.history import history_event
 from worker.store.keys import template_field
 from worker.store.ratelimit import RateLimit
 from worker.store.receipts import Applied, ReceiptAction, ReceiptStatus, StatusUpdate
-from worker.store.records import JobState
+from worker.store.states import JobState
 from worker.store.templates import (
     TEMPLATE_PAUSED,
     HeldBy,

@@ -8,7 +8,8 @@ from tests.support.jobs import KEYS, add_job
 from worker.outcome import Outcome
 from worker.store.claims import Execution, Opening, Verdict
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState, NewJob
+from worker.store.records import NewJob
+from worker.store.states import JobState
 
 BODY = {"to": "905321234567", "type": "text", "text": {"body": "hi"}}
 

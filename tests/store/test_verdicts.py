@@ -12,7 +12,7 @@ from worker.outcome import Outcome
 from worker.store.claims import Execution, Verdict
 from worker.store.jobs import JobStore
 from worker.store.ratelimit import RateLimit
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 RATE = RateLimit(per_sec=1000, per_min=100_000)
 MINE = Execution("j1", 1, "mine")

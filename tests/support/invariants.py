@@ -31,8 +31,9 @@ from worker.outcome import WORKER_LOST
 from worker.send.routing import ParkReason
 from worker.service.runtime import Runtime
 from worker.store.keys import lane_of
-from worker.store.records import Job, JobState
+from worker.store.records import Job
 from worker.store.schedule import lane_keys
+from worker.store.states import JobState
 
 PARK_REASONS = frozenset(reason.value for reason in ParkReason)
 PENDING_STATES = frozenset({JobState.HELD, JobState.QUEUED, JobState.SCHEDULED})

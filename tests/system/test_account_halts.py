@@ -15,7 +15,7 @@ from worker.sandbox.config import SandboxConfig
 from worker.sandbox.server import RunningSandbox
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.processes  # a real worker and the sandbox in every test
 

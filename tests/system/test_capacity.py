@@ -14,7 +14,7 @@ from tests.support.processes import wait_for
 from worker.errors import StoreFull
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

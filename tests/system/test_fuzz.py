@@ -39,7 +39,7 @@ from worker.service.runtime import Runtime
 from worker.service.tasks import TASK_NAME
 from worker.settings import Settings, get_settings
 from worker.store.deadletters import DeadLetter
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(

@@ -28,7 +28,7 @@ from tests.support.processes import wait_for
 from worker.outcome import Result
 from worker.service.runtime import Runtime, claim_lease_s
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.processes  # every test here runs real child processes
 

@@ -17,7 +17,7 @@ from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.ratelimit import SEC_WINDOW_MS
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.quiet]
 

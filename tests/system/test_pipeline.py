@@ -14,7 +14,7 @@ from tests.support.processes import wait_for
 from tests.support.secrets import leaked, secrets_in_redis
 from worker.errors import InvalidMessage
 from worker.sandbox.server import RunningSandbox, SandboxConfig
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

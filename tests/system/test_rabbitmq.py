@@ -17,7 +17,7 @@ from tests.support.processes import wait_for
 from tests.support.rabbit import stopped_app
 from worker.service.app import create_app, dispatcher
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

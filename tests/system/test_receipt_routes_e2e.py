@@ -18,7 +18,7 @@ from tests.support.serve import Service
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

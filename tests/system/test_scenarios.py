@@ -15,7 +15,7 @@ from tests.support.receiver import Receiver
 from tests.support.switches import IN_FLIGHT_S, Recorded
 from worker.sandbox.server import SandboxConfig
 from worker.send.routing import default_routing_path
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 pytestmark = pytest.mark.e2e
 

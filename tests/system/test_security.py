@@ -19,7 +19,7 @@ from tests.support.messages import text
 from tests.support.processes import free_port, wait_for
 from tests.support.secrets import leaked, secrets_in_redis
 from worker.service.tasks import TASK_NAME
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONES = ("905321234567", "447911123456", "15551234567")

@@ -9,7 +9,7 @@ from tests.support.cluster import worker_env
 from tests.support.invariants import check
 from tests.support.messages import text
 from tests.support.processes import wait_for
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 JOBS = 16
 LATENCY_S = 0.3

@@ -15,8 +15,9 @@ from worker.errors import StoreFull
 from worker.store.history import history_event
 from worker.store.keys import Keys, lane_of, template_field
 from worker.store.protocol import ENQUEUE, text
-from worker.store.records import Job, JobState, NewJob
+from worker.store.records import Job, NewJob
 from worker.store.scripts import load_script
+from worker.store.states import JobState
 
 
 def is_out_of_memory(exc: ResponseError) -> bool:

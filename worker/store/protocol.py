@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.store.keys import LANES, OWN_KEYS
+from worker.store.states import SETTLED, JobState
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,17 @@ CLAIMED_FIELDS = (
 
 
 def lua_constants() -> str:
-    """The Lua constants every script starts with, generated from the declarations here."""
+    """The Lua constants every script starts with, generated from the declarations here and the
+    job's states (``states.py``): ``JOB_STATE.SENT`` is ``'sent'``, ``SETTLED_STATES[state]``
+    whether a state is settled; no script spells a state itself."""
     fields = ", ".join(f"'{name}'" for name in CLAIMED_FIELDS)
-    return f"local CLAIMED_FIELDS = {{{fields}}}\n"
+    states = ", ".join(f"{state.name} = '{state.value}'" for state in JobState)
+    settled = ", ".join(f"{state.value} = true" for state in sorted(SETTLED))
+    return (
+        f"local CLAIMED_FIELDS = {{{fields}}}\n"
+        f"local JOB_STATE = {{{states}}}\n"
+        f"local SETTLED_STATES = {{{settled}}}\n"
+    )
 
 
 # ------------------------------------------------------------------ a job's transitions

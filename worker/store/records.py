@@ -9,31 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from worker.store.receipts import Receipt
-
-
-class JobState(StrEnum):
-    """Where a job stands: waiting to be sent (queued, scheduled), being sent, sent, held behind
-    its account's halt, or parked as a dead letter."""
-
-    QUEUED = "queued"
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    SENT = "sent"
-    HELD = "held"
-    PARKED = "parked"
-
-
-# Finished: the worker will not send the job again by itself. Sent, or parked until an operator
-# replays it; a held job is not finished: it goes when its account's halt lifts.
-FINISHED = frozenset({JobState.SENT, JobState.PARKED})
-# Settled: a settlement ended the job's attempt, and no execution may settle it again. Finished,
-# or held behind a halt (a retry is not: it schedules a new attempt, under a new generation).
-# What ``lib/settle.lua`` checks before it records a settlement.
-SETTLED = FINISHED | {JobState.HELD}
+from worker.store.states import JobState
 
 
 @dataclass(frozen=True)

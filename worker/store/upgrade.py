@@ -17,8 +17,8 @@ import redis
 
 from worker.store.keys import Keys, lane_of
 from worker.store.protocol import SPLIT_SCHEDULE, text
-from worker.store.records import JobState
 from worker.store.scripts import load_script
+from worker.store.states import JobState
 
 CHUNK = 1000
 

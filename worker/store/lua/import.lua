@@ -19,7 +19,7 @@ for i = 1, #ARGV, 6 do
   local state = job[1]
   if redis.call('EXISTS', dead_letter) == 1 then
     already_there = already_there + 1
-  elseif state and (state ~= 'parked' or job[2] ~= account or job[3] ~= key) then
+  elseif state and (state ~= JOB_STATE.PARKED or job[2] ~= account or job[3] ~= key) then
     not_parked = not_parked + 1
   else
     redis.call('SET', dead_letter, record)

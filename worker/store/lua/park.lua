@@ -8,7 +8,7 @@ local s = settlement(ARGV, new_looks())
 if not s or not release_owned(s) then return {0, 0} end
 local prefix, account, now = s.prefix, s.account, s.now
 local code, reason, record, open_breaker = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
-redis.call('HSET', s.job, 'state', 'parked', 'calling', 0, 'last_code', code,
+redis.call('HSET', s.job, 'state', JOB_STATE.PARKED, 'calling', 0, 'last_code', code,
   'parked_reason', reason, 'updated_at', now)
 write_dead_letter(prefix, s.id, record, code, now)
 count_answer(prefix, code, now)

@@ -28,8 +28,8 @@ end
 
 local function take(member)
   local job = keys.job(prefix, string.match(member, '^(.*)|'))
-  if redis.call('HGET', job, 'state') == 'scheduled' then
-    redis.call('HSET', job, 'state', 'queued')
+  if redis.call('HGET', job, 'state') == JOB_STATE.SCHEDULED then
+    redis.call('HSET', job, 'state', JOB_STATE.QUEUED)
   end
   taken[#taken + 1] = member
 end

@@ -50,7 +50,7 @@ if until_ms > now_ms then
   release()
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local due_at = until_ms / 1000
-  redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
+  redis.call('HSET', job, 'state', JOB_STATE.SCHEDULED, 'updated_at', now, 'due_at', due_at)
   schedule_in(due, scheduled_accounts, ARGV[8], due_at, id .. '|' .. next_gen)
   local event = cjson.decode(ARGV[6])
   event.delay_s = (until_ms - now_ms) / 1000

@@ -28,9 +28,9 @@ for i = 6, #ARGV do
     local job = KEYS[k + 1]
     local state, reason, priority = unpack(redis.call('HMGET', job, 'state', 'held_reason',
       'priority'))
-    if state == 'held' and reason == 'template_paused' then
+    if state == JOB_STATE.HELD and reason == 'template_paused' then
       local gen = redis.call('HINCRBY', job, 'gen', 1)
-      redis.call('HSET', job, 'state', 'queued', 'held_reason', '', 'updated_at', now,
+      redis.call('HSET', job, 'state', JOB_STATE.QUEUED, 'held_reason', '', 'updated_at', now,
         'due_at', now)
       schedule_in(lanes[lane_of(priority)], scheduled_accounts, account, now, id .. '|' .. gen)
       redis.call('RPUSH', KEYS[k + 2], event)

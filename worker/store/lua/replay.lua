@@ -37,7 +37,7 @@ for i = 7, #ARGV do
     local ledger = keys.ledger(prefix, account, key)
     local job_fields = redis.call('HMGET', job, 'delivery_status', 'wamid')
     if reached_delivered(prefix, id, job_fields[1]) then
-      redis.call('HSET', job, 'state', 'sent', 'updated_at', now)
+      redis.call('HSET', job, 'state', JOB_STATE.SENT, 'updated_at', now)
       retain(own_keys(prefix, id, account, key), id, retention_ms,
         job_fields[2] or present(record.wamid))
       forget(id, record.code)
@@ -53,7 +53,7 @@ for i = 7, #ARGV do
       local expires_at = tonumber(present(record.expires_at) or '')
       if wamid then
         if redis.call('EXISTS', job) == 1 then
-          redis.call('HSET', job, 'state', 'sent', 'wamid', wamid)
+          redis.call('HSET', job, 'state', JOB_STATE.SENT, 'wamid', wamid)
         end
         retain(own_keys(prefix, id, account, key), id, retention_ms)
         forget(id, record.code)
@@ -73,7 +73,7 @@ for i = 7, #ARGV do
         end
         local due_at = now + offset + replayed * interval
         local gen = redis.call('HINCRBY', job, 'gen', 1)
-        redis.call('HSET', job, 'state', due_at > now and 'scheduled' or 'queued', 'attempts', 0,
+        redis.call('HSET', job, 'state', due_at > now and JOB_STATE.SCHEDULED or JOB_STATE.QUEUED, 'attempts', 0,
           'reschedules', 0, 'receipt_retries', 0, 'calling', 0, 'updated_at', now,
           'due_at', due_at, 'parked_reason', '')
         schedule(prefix, account, redis.call('HGET', job, 'priority'), due_at, id .. '|' .. gen)

@@ -19,10 +19,10 @@ while true do
   for _, id in ipairs(ids) do
     local job = keys.job(prefix, id)
     local state, key, priority = unpack(redis.call('HMGET', job, 'state', 'key', 'priority'))
-    if state == 'held' then
+    if state == JOB_STATE.HELD then
       keep(own_keys(prefix, id, account, key), id)
       local gen = redis.call('HINCRBY', job, 'gen', 1)
-      redis.call('HSET', job, 'state', 'queued', 'updated_at', now, 'due_at', now)
+      redis.call('HSET', job, 'state', JOB_STATE.QUEUED, 'updated_at', now, 'due_at', now)
       schedule_in(lanes[lane_of(priority)], scheduled_accounts, account, now, id .. '|' .. gen)
       redis.call('RPUSH', keys.history(prefix, id), ARGV[4])
       released = released + 1

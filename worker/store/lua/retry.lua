@@ -8,7 +8,7 @@ if not s or not release_owned(s) then return {0} end
 local prefix, account, now = s.prefix, s.account, s.now
 local delay, code, count, cooldown = tonumber(ARGV[13]), ARGV[14], ARGV[15], ARGV[16]
 local next_gen = redis.call('HINCRBY', s.job, 'gen', 1)
-local state = delay > 0 and 'scheduled' or 'queued'
+local state = delay > 0 and JOB_STATE.SCHEDULED or JOB_STATE.QUEUED
 if code ~= '' then
   redis.call('HSET', s.job, 'last_code', code)
   count_answer(prefix, code, now)

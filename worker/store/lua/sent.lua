@@ -21,7 +21,7 @@ local wamid = ARGV[13]
 local began = tonumber(s.updated_at or '') or 0  -- set by begin
 -- Times as the caller's text, flags as text: a Lua number in a command is formatted with
 -- printf, which costs more than the command (bench/scripts.py); the retention formatted once.
-redis.call('HSET', s.job, 'state', 'sent', 'wamid', wamid, 'last_code', 'OK', 'calling', '0',
+redis.call('HSET', s.job, 'state', JOB_STATE.SENT, 'wamid', wamid, 'last_code', 'OK', 'calling', '0',
   'updated_at', s.now_text, 'sent_at', s.now_text)
 -- The claim goes whoever holds it: with the ledger written, no begin lets the key be called
 -- again, and a call already past its begin is not stopped by a claim.

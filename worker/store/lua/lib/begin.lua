@@ -41,7 +41,7 @@ for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 3] end
 local state, account, key = f[2], field.account, field.key
 -- Begun: no longer counted against the account's budget for dispatches (promote.lua).
 if account then redis.call('ZREM', keys.dispatched(prefix, account), member) end
-if not f[1] or f[1] ~= gen or state == 'sent' or state == 'parked' or state == 'held' then
+if not f[1] or f[1] ~= gen or SETTLED_STATES[state] then
   -- Nothing may come of this dispatch: make sure it is not dispatched again.
   redis.call('ZREM', leases, member)
   return {'stale', '', 0}
@@ -78,7 +78,7 @@ if holder then return {'busy', '', 0} end
 
 local wamid = held_by[2]
 if wamid then
-  redis.call('HSET', job, 'state', 'sent', 'wamid', wamid, 'calling', 0, 'updated_at', now)
+  redis.call('HSET', job, 'state', JOB_STATE.SENT, 'wamid', wamid, 'calling', 0, 'updated_at', now)
   redis.call('ZREM', leases, member)
   event('duplicate', 'OK')
   retain(own_keys(prefix, id, account, key), id, retention_ms)
@@ -90,7 +90,7 @@ local function take()
   redis.call('ZADD', leases, now + lease_ms / 1000, member)
 end
 
-if state == 'sending' and field.calling == '1' then
+if state == JOB_STATE.SENDING and field.calling == '1' then
   take()
   return claimed('lost')
 end
@@ -159,7 +159,7 @@ if pair_wait_ms > 0 or not reserved then
   if probe == '1' then redis.call('DEL', probe_key) end
   local next_gen = redis.call('HINCRBY', job, 'gen', 1)
   local due_at = now + wait_ms / 1000
-  redis.call('HSET', job, 'state', 'scheduled', 'updated_at', now, 'due_at', due_at)
+  redis.call('HSET', job, 'state', JOB_STATE.SCHEDULED, 'updated_at', now, 'due_at', due_at)
   redis.call('ZREM', leases, member)
   schedule(prefix, account, field.priority, due_at, id .. '|' .. next_gen)
   event('wait', nil, pair_wait_ms > 0 and 'pair_wait' or 'rate_wait', wait_ms / 1000)
@@ -175,10 +175,10 @@ if pair then
   -- field `pair` names the recipient for it).
   pair_reserve(pairs_key, to, id, pair, now_ms + wait_ms, now_ms, pair_interval_ms, lease_ms,
     lease_ms + max_wait_ms + pair_interval_ms + 1000)
-  redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
+  redis.call('HSET', job, 'state', JOB_STATE.SENDING, 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
     'caller', execution, 'attempts', attempts, 'pair', to)
 else
-  redis.call('HSET', job, 'state', 'sending', 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
+  redis.call('HSET', job, 'state', JOB_STATE.SENDING, 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
     'caller', execution, 'attempts', attempts)
 end
 return claimed('go', probe, wait_ms)

@@ -43,7 +43,7 @@ local function park_undelivered(prefix, id, job, f, s, now, reason)
   record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
   write_dead_letter(prefix, id, record, s.code, now)
   count_answer(prefix, s.code, now)
-  redis.call('HSET', job, 'state', 'parked', 'last_code', s.code, 'parked_reason', reason,
+  redis.call('HSET', job, 'state', JOB_STATE.PARKED, 'last_code', s.code, 'parked_reason', reason,
     'updated_at', now)
   redis.call('HDEL', job, 'message', 'to', 'pair')
   keep(own_keys(prefix, id, f[2], f[3]), id)
@@ -109,7 +109,7 @@ local function reschedule_undelivered(prefix, id, job, f, s, now)
     end
   end
   local gen = reopen_undelivered(prefix, id, job, f, s, now)
-  redis.call('HSET', job, 'state', delay > 0 and 'scheduled' or 'queued', 'calling', 0,
+  redis.call('HSET', job, 'state', delay > 0 and JOB_STATE.SCHEDULED or JOB_STATE.QUEUED, 'calling', 0,
     'last_code', s.code, 'updated_at', now, 'due_at', now + delay)
   schedule(prefix, f[2], g[1], now + delay, id .. '|' .. gen)
   count_answer(prefix, s.code, now)
@@ -166,14 +166,14 @@ local function apply_delivery(prefix, id, s, now)
   local job = keys.job(prefix, id)
   local f = redis.call('HMGET', job, 'state', 'account', 'key', 'wamid', 'delivery_status',
     'sent_at', 'message', 'attempts', 'enqueued_at', 'expires_at', 'template')
-  if (f[1] ~= 'sent' and f[1] ~= 'parked') or f[4] ~= s.wamid then
+  if (f[1] ~= JOB_STATE.SENT and f[1] ~= JOB_STATE.PARKED) or f[4] ~= s.wamid then
     return {'stale', f[2] or '', ''}
   end
   local current = DELIVERY_RANK[f[5] or ''] or 0
   local new = DELIVERY_RANK[s.status]
   if new == FAILED and current >= DELIVERED then return {'out_of_order', f[2], ''} end
   -- Parked, the job learns only that it was delivered after all (never parked twice).
-  if not new or new <= current or (f[1] == 'parked' and new < DELIVERED) then
+  if not new or new <= current or (f[1] == JOB_STATE.PARKED and new < DELIVERED) then
     return {'stale', f[2], ''}
   end
   local at = tonumber(s.at)

@@ -40,7 +40,7 @@ end
 -- if so the claim and the lease are released, and the pair its call reserved given back: only
 -- a send (sent.lua) counts against the pair.
 local function release_owned(s)
-  local settled = s.state == 'sent' or s.state == 'parked' or s.state == 'held'
+  local settled = SETTLED_STATES[s.state]
   if s.job_gen ~= s.gen or settled or redis.call('GET', s.claim) ~= s.execution then
     return false
   end

@@ -6,7 +6,7 @@
 -- schedule). `...`: more fields of the job to set with the state.
 local function hold_job(job, held, id, now, ...)
   redis.call('HINCRBY', job, 'gen', 1)
-  redis.call('HSET', job, 'state', 'held', 'updated_at', now, ...)
+  redis.call('HSET', job, 'state', JOB_STATE.HELD, 'updated_at', now, ...)
   redis.call('RPUSH', held, id)
 end
 

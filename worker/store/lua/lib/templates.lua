@@ -25,6 +25,6 @@ end
 -- by template (release_template.lua puts it back on the schedule).
 local function hold_for_template(job, held_jobs, template, id, now)
   redis.call('HINCRBY', job, 'gen', 1)
-  redis.call('HSET', job, 'state', 'held', 'held_reason', 'template_paused', 'updated_at', now)
+  redis.call('HSET', job, 'state', JOB_STATE.HELD, 'held_reason', 'template_paused', 'updated_at', now)
   redis.call('ZADD', held_jobs, 0, template .. ':' .. id)
 end
