@@ -14,7 +14,7 @@ from worker.http.problems import ERRORS_MAX
 from worker.models import Message
 from worker.producer import Envelope, PriorityName
 from worker.store.receipts import ReceiptStatus
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 BATCH_MAX = 1000
 

@@ -27,8 +27,8 @@ from worker.observe.status import accounts_to_report
 from worker.observe.views import dead_letter_view, job_view, limits_view
 from worker.store.deadletters import dead_letter_page
 from worker.store.drain import replay_rate
-from worker.store.records import JobState
 from worker.store.restore import is_job_id
+from worker.store.states import JobState
 
 PAGE_SIZE = 50
 # Pages are read by rank, so any page costs one; the bounds only keep numbers sane.

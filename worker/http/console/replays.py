@@ -25,7 +25,7 @@ from worker.logs import get_logger
 from worker.store.deadletters import DeadLetters, ReplayReport
 from worker.store.drain import drain
 from worker.store.keys import Keys
-from worker.store.records import JobState
+from worker.store.states import JobState
 
 log = get_logger(__name__)
 PROGRESS_TTL_S = 24 * 3600
