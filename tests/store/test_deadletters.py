@@ -11,8 +11,8 @@ import pytest
 from tests.support.jobs import add_job, park, take
 from tests.support.messages import text
 from worker.store.deadletters import DeadLetter, DeadLetters, ReplayReport, Selection
-from worker.store.keys import own_keys
-from worker.store.protocol import PURGE
+from worker.store.keys import LANES, own_keys
+from worker.store.protocol import PURGE, REPLAY
 from worker.store.restore import Restore
 from worker.store.scripts import script_source
 from worker.store.states import JobState
@@ -243,3 +243,50 @@ def test_purge_leaves_a_record_rewritten_for_another_owner_since_it_was_read(run
     assert dlq.purge(["junk"]) == 1
     assert not runtime.redis.exists(k.dead_letter("junk"))
     assert runtime.redis.zscore(k.dead_letter_index, "junk") is None
+
+
+def test_replay_leaves_a_record_rewritten_for_another_owner_or_unreadable(runtime, dlq):
+    """replay.lua names the job's keys from the record as read before it runs: a record that
+    names another account or key by then is left whole, as is one that does not parse (a
+    re-run, or a purge, deals with them); the rest are replayed."""
+    parked(runtime, "j1")
+    k = runtime.keys
+    script = runtime.redis.register_script(script_source(REPLAY))
+    fixed = {
+        "dead_letter_index": k.dead_letter_index,
+        "dead_letter_counts": k.dead_letter_counts,
+        "scheduled_accounts": k.scheduled_accounts,
+    }
+
+    def replay_as_read(job_id, account, key):
+        each_key = [
+            {
+                "dead_letter": k.dead_letter(job_id),
+                **own_keys(k, job_id, account, key),
+                "breaker": k.breaker(account),
+                "breaker_probe": k.breaker_probe(account),
+                **{f"due_{lane}": k.due(account, lane) for lane in LANES},
+            }
+        ]
+        values = {
+            "now": time.time(),
+            "start_offset_s": 0,
+            "interval_s": 0.01,
+            "retention_s": RETENTION_S,
+            "event": "{}",
+        }
+        each = [{"id": job_id, "account": account, "key": key}]
+        reply = script(
+            keys=REPLAY.key_list(fixed, each=each_key), args=REPLAY.arguments(values, each=each)
+        )
+        return REPLAY.fields(reply)
+
+    nothing = {"replayed": "0", "already_sent": "0", "expired": "0", "missing": "0"}
+    assert replay_as_read("j1", "brand_b", "j1") == {**nothing, "delivered": "0"}
+    assert runtime.jobs.get("j1").state is JobState.PARKED
+    runtime.redis.set(k.dead_letter("junk"), "{not json")
+    runtime.redis.zadd(k.dead_letter_index, {"junk": 1})
+    report = dlq.replay(["j1", "junk"], rate_per_s=100)
+    assert (report.replayed, report.missing) == (1, 0)
+    assert runtime.jobs.get("j1").state is JobState.QUEUED
+    assert runtime.redis.get(k.dead_letter("junk")) == "{not json"

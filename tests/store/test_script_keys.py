@@ -31,7 +31,6 @@ STILL_PREFIXED = {
     "resume.lua": "held jobs' keys are known once popped, and it lifts the halt in the same step",
     "plan.lua": "the pump's scripts: not converted yet",
     "promote.lua": "the pump's scripts: not converted yet",
-    "replay.lua": "dead letters: not converted yet",
     "statuses.lua": "receipts: the jobs are found by wamid at run time (docs/architecture.md)",
 }
 

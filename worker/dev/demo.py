@@ -4,7 +4,8 @@ Uses the Redis at BROKER_URL when it answers (under a prefix and queue of its ow
 afterwards), else a private redis-server; starts the sandbox Gateway and a real worker; sends
 a mix that meets every kind of answer, then two more accounts with keys of their own, one
 halted by the Gateway and healing itself while the other keeps sending; prints what happened;
-stops what it started.
+then WhatsApp's own limits (one recipient paced, a paused template held and released); stops
+what it started.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from worker.dev.stage import (
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings, get_settings
-from worker.store.records import FINISHED, Job, JobState
+from worker.store.records import Job
+from worker.store.states import FINISHED, JobState
 
 DEMO_KEY = "sk_demo_7c1e0a9b3f"
 # Two more accounts, each with its own key and limits: brand_a's key is in a file (revoked at
@@ -50,6 +52,11 @@ BRAND_RATE_PER_SEC = 20
 HALT_PROBE_INTERVAL_S = 3
 DEMO_WEBHOOK_SECRET = "whsec_demo_5d2f8a1c9e"  # noqa: S105 - the demo's own, on 127.0.0.1
 UNREACHABLE = "905329999999"  # the sandbox answers its messages' delivery with failed 131026
+# WhatsApp's pair rate limit, shortened for the demo on both sides (WhatsApp's is about 6 s).
+DEMO_PAIR_INTERVAL_S = 2
+PAIRED = "905327777777"  # the one recipient scene 8 sends three messages to
+SALE = ("spring_sale", "tr")  # the template WhatsApp pauses in scene 8
+PAIR_RATE_LIMIT = 131056  # WhatsApp's error for a recipient sent to too fast
 
 
 # Each demo message goes to a number of its own, as a campaign's do: pair pacing (one message a
@@ -102,7 +109,7 @@ class Demo:
         self.sandbox.post(path, json=body).raise_for_status()
 
     def run(self) -> None:
-        """The eight scenes, one after the other."""
+        """The nine scenes, one after the other."""
         self.plain_sends()
         self.delivery()
         self.rate_limited()
@@ -111,6 +118,7 @@ class Demo:
         self.balance_runs_out()
         self.key_revoked()
         self.two_accounts()
+        self.whatsapp()
 
     def plain_sends(self) -> None:
         say("1. 20 messages, plain sends")
@@ -256,6 +264,60 @@ class Demo:
         for account, label in self.brands.key_labels.items():
             say(f"   the Gateway's answers to {account}'s key: {stats.get(label, {})}")
 
+    def whatsapp(self) -> None:
+        say(
+            "8. WhatsApp's own limits: one recipient paced, the account's others at full rate; "
+            "a paused template held without a call"
+        )
+        body = {"type": "text", "text": {"body": "order update"}}
+        paired = self.runtime.producer.enqueue_many([{**body, "to": PAIRED}] * 3)
+        others = self.enqueue("order update", 10)
+        self.ids += paired
+        sent = frozenset({JobState.SENT})
+        self.wait_states([*paired, *others], what="the paced pair", states=sent)
+        log = self._messages()
+        times = sorted(float(m["at"]) for m in log if m["to"] == PAIRED)
+        gaps = ", ".join(f"{later - earlier:.1f}" for earlier, later in itertools.pairwise(times))
+        refused = sum(1 for m in log if m["meta_error"] == PAIR_RATE_LIMIT)
+        say(
+            f"   3 to one number accepted {gaps} s apart (PAIR_INTERVAL_S {DEMO_PAIR_INTERVAL_S}), "
+            f"the 10 others meanwhile; answers 131056: {refused}"
+        )
+        name, language = SALE
+        self.admin("/sandbox/config", {"paused_templates": [f"{name}:{language}"]})
+        sale = {"type": "template", "template": {"name": name, "language": {"code": language}}}
+        first = self.runtime.producer.enqueue({**sale, "to": "905327000001"})
+        wait_until(self._template_held, what="the template hold", timeout_s=30)
+        held = self.runtime.producer.enqueue_many(
+            [{**sale, "to": f"90532700000{n}"} for n in range(2, 5)]
+        )
+        welcome = {"type": "template", "template": {"name": "welcome", "language": {"code": "tr"}}}
+        other = self.runtime.producer.enqueue({**welcome, "to": "905327000009"})
+        sale_jobs = [first, *held]
+        self.ids += [*sale_jobs, other]
+        self.wait_states(held, what="the held template's jobs", states=frozenset({JobState.HELD}))
+        self.wait_states([other], what="the other template", states=sent)
+        calls = Counter(m["to"] for m in self._messages() if _template_of(m) == name)
+        say(
+            f"   {name} ({language}) paused: its first message failed 132015, the template is "
+            f"held for the account; {len(held)} more held with no Gateway call "
+            f"({sum(calls.values())} call in all); another template sent meanwhile"
+        )
+        self.admin(
+            "/sandbox/template_event", {"event": "REINSTATED", "name": name, "language": language}
+        )
+        self.wait_states(sale_jobs, what="the released jobs", states=sent)
+        accepted = Counter(
+            m["to"] for m in self._messages() if _template_of(m) == name and not m["meta_error"]
+        )
+        say(
+            f"   Meta reinstates it (its webhook): the {len(sale_jobs)} jobs sent, "
+            f"{max(accepted.values())} time each"
+        )
+
+    def _template_held(self) -> bool:
+        return any(hold.name == SALE[0] for hold in self.runtime.templates.held("default"))
+
     def summary(self, metrics_url: str) -> None:
         jobs = [j for i in self.ids if (j := self.runtime.jobs.get(i))]
         stats = self.sandbox.get("/sandbox/stats").json()
@@ -286,6 +348,12 @@ class Demo:
         return list(
             self.sandbox.get("/sandbox/messages", params={"limit": 10000}).json()["messages"]
         )
+
+
+def _template_of(message: dict[str, Any]) -> str | None:
+    """The template name a message the sandbox accepted used, None for free-form."""
+    template = message["body"].get("template")
+    return template.get("name") if isinstance(template, dict) else None
 
 
 def _billing() -> Any:
@@ -320,6 +388,7 @@ def run_demo() -> int:
             "MSGWORKER_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
             "MSGWORKER_ACCOUNTS_FILE": str(brands.accounts_file),
             "MSGWORKER_HALT_PROBE_INTERVAL_S": str(HALT_PROBE_INTERVAL_S),
+            "MSGWORKER_PAIR_INTERVAL_S": str(DEMO_PAIR_INTERVAL_S),
             "DEMO_BRAND_B_KEY": BRAND_B_KEY,
         }
         say(f"msgworker demo: Redis is {where}; sandbox Gateway at {sandbox.url}")
@@ -374,7 +443,7 @@ def _brands(sandbox_url: str, workdir: Path) -> Brands:
     key_file.write_text(BRAND_A_REVOKED + "\n")
     accounts = workdir / "accounts.toml"
     accounts.write_text(
-        '[accounts.default]\napi_key_env = "MSGWORKER_API_KEY"\n'
+        '[accounts.default]\napi_key_env = "MSGWORKER_API_KEY"\nwaba_id = "sandbox"\n'
         f'[accounts.brand_a]\napi_key_file = "{key_file.name}"\n'
         f"rate_per_sec = {BRAND_RATE_PER_SEC}\nsandbox = false\n"
         '[accounts.brand_b]\napi_key_env = "DEMO_BRAND_B_KEY"\n'
@@ -392,4 +461,5 @@ def _sandbox_config(serve_port: int) -> SandboxConfig:
         webhook_delivered_s=0.3,
         webhook_read_s=0.8,
         failing_recipients=(UNREACHABLE,),
+        pair_interval_s=DEMO_PAIR_INTERVAL_S,
     )

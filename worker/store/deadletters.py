@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from worker.store.history import history_event
-from worker.store.keys import Keys, own_keys
+from worker.store.keys import LANES, Keys, own_keys
 from worker.store.protocol import PURGE, REPLAY
 from worker.store.scripts import load_script
 
@@ -237,21 +237,47 @@ class DeadLetters:
         now = time.time() if now is None else now
         event = history_event(now, "replayed", action="replay")
         report = ReplayReport()
+        fixed = {
+            "dead_letter_index": self._keys.dead_letter_index,
+            "dead_letter_counts": self._keys.dead_letter_counts,
+            "scheduled_accounts": self._keys.scheduled_accounts,
+        }
         for start in range(0, len(ids), REPLAY_CHUNK):
             chunk = ids[start : start + REPLAY_CHUNK]
+            owners = self._owners(chunk)
             offset = offset_s + report.replayed / rate_per_s
             values = {
-                "prefix": self._keys.prefix,
                 "now": now,
                 "start_offset_s": offset,
                 "interval_s": 1 / rate_per_s,
                 "retention_s": self._retention_s,
                 "event": event,
             }
-            argv = REPLAY.arguments(values, each=[{"id": i} for i in chunk])
-            counts = REPLAY.fields(self._replay(args=argv))
+            each_key = [
+                {
+                    "dead_letter": self._keys.dead_letter(i),
+                    **own_keys(self._keys, i, account, key),
+                    "breaker": self._keys.breaker(account),
+                    "breaker_probe": self._keys.breaker_probe(account),
+                    **{f"due_{lane}": self._keys.due(account, lane) for lane in LANES},
+                }
+                for i, (account, key) in zip(chunk, owners, strict=True)
+            ]
+            each = [
+                {"id": i, "account": account, "key": key}
+                for i, (account, key) in zip(chunk, owners, strict=True)
+            ]
+            reply = self._replay(
+                keys=REPLAY.key_list(fixed, each=each_key), args=REPLAY.arguments(values, each=each)
+            )
+            counts = REPLAY.fields(reply)
             report += ReplayReport(**{name: int(n) for name, n in counts.items()})
         return report
+
+    def _owners(self, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """The account and idempotency key each of these dead letters names, as the scripts
+        that take a dead letter's job's keys compare them (``_owner``)."""
+        return [_owner(text) for text in self._redis.mget([self._keys.dead_letter(i) for i in ids])]
 
     def purge(self, ids: Sequence[str]) -> int:
         """Remove these records for good; returns how many were removed."""
@@ -280,8 +306,7 @@ class DeadLetters:
         }
         for start in range(0, len(ids), REPLAY_CHUNK):
             chunk = ids[start : start + REPLAY_CHUNK]
-            texts = self._redis.mget([self._keys.dead_letter(i) for i in chunk])
-            owners = [_owner(text) for text in texts]
+            owners = self._owners(chunk)
             each_key = [
                 {"dead_letter": self._keys.dead_letter(i), **own_keys(self._keys, i, account, key)}
                 for i, (account, key) in zip(chunk, owners, strict=True)

@@ -302,8 +302,16 @@ INCIDENT_OPEN = Script("incident_open", keys=("incident",), each=("field", "valu
 
 REPLAY = Script(
     "replay",
-    argv=("prefix", "now", "start_offset_s", "interval_s", "retention_s", "event"),
-    each=("id",),
+    keys=("dead_letter_index", "dead_letter_counts", "scheduled_accounts"),
+    each_key=(
+        "dead_letter",
+        *OWN_KEYS,
+        "breaker",
+        "breaker_probe",
+        *(f"due_{lane}" for lane in LANES),
+    ),
+    argv=("now", "start_offset_s", "interval_s", "retention_s", "event"),
+    each=("id", "account", "key"),  # as read from the record before, '' where it named none
     reply=("replayed", "already_sent", "expired", "missing", "delivered"),
     include=("answers", "deadletters", "templates", "pairs", "delivery"),
 )

@@ -17,11 +17,11 @@ local DELIVERY_EVENT = {delivered = 'delivered', read = 'read', failed = 'delive
 
 -- Whether WhatsApp delivered the job's message, so that it is never sent again: its delivery
 -- says so, or (a job whose `failed` came after `delivered`, parked before such a `failed` was
--- ignored) its history does.
-local function reached_delivered(prefix, id, status)
+-- ignored) its history (`history`, the job's key) does.
+local function reached_delivered(history, status)
   if (DELIVERY_RANK[status or ''] or 0) >= DELIVERED then return true end
   if status ~= 'failed' then return false end
-  for _, line in ipairs(redis.call('LRANGE', keys.history(prefix, id), 0, -1)) do
+  for _, line in ipairs(redis.call('LRANGE', history, 0, -1)) do
     if string.find(line, '"event":"delivered"', 1, true)
       or string.find(line, '"event":"read"', 1, true) then
       return true
