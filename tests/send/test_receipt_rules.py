@@ -36,7 +36,7 @@ def rules():
         (131050, ReceiptAction.PARK, FailureTerms("opted_out")),
         (131048, ReceiptAction.PAUSE_BULK, FailureTerms(pause_s=600)),
         (130429, ReceiptAction.PAUSE_BULK, FailureTerms(pause_s=600)),
-        (131056, ReceiptAction.RESCHEDULE, FailureTerms(delays_s=(6,), limit=100)),
+        (131056, ReceiptAction.RESCHEDULE, FailureTerms(delays_s=(6,), limit=100, slow_pair=True)),
         (
             131049,
             ReceiptAction.RESCHEDULE,

@@ -90,6 +90,25 @@ def test_a_pair_interval_reschedule_reopens_the_job_without_using_an_attempt(run
     assert redis.zscore(keys.due("default", "high"), f"j1|{job.gen}") == pytest.approx(now + 6)
 
 
+@pytest.mark.parametrize(("interval_s", "slowed"), [(6.0, True), (0.0, False)])
+def test_a_pair_interval_reschedule_slows_the_pair_only_with_pacing_on(
+    runtime, receipts, interval_s, slowed
+):
+    """131056 with pacing on: the recipient's pair counts as just answered (its other jobs wait
+    the interval too); with pacing off nothing is written to the account's pairs, which no
+    begin would ever sweep."""
+    add_job(runtime.jobs, "j1")
+    sent_at = send(runtime, "j1", "wamid.1")
+    rule = ReceiptRule(action="reschedule", delay="pair_interval")
+    terms = failure_terms(rule, ReceiptTimes(pair_interval_s=interval_s))
+    receipts(failed("wamid.1", sent_at + 1, "WA_131056", ReceiptAction.RESCHEDULE, terms))
+    recipient = runtime.jobs.get("j1").message["to"]
+    pairs = runtime.redis.hgetall(runtime.keys.pairs("default"))
+    assert (recipient in pairs) is slowed
+    if not slowed:
+        assert pairs == {}
+
+
 def test_a_second_send_of_a_rescheduled_job_is_recorded_once(runtime, receipts):
     """Rescheduled after 131056, the job is sent again as a new wamid: a repeat of the old
     wamid's failure is stale, the new wamid's delivery lands."""

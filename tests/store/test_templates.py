@@ -5,6 +5,7 @@ others; a release puts every one of them back on the schedule once, in batches."
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -234,3 +235,37 @@ def test_the_begin_a_send_chains_holds_the_next_job_of_a_held_template(runtime, 
     record = runtime.transitions.mark_sent(execution, "wamid.free", now=time.time(), then=then)
     assert (record.next.verdict, record.next.detail) == ("held", TEMPLATE_PAUSED)
     assert runtime.jobs.get("next").state is JobState.HELD
+
+
+def test_a_132015_that_came_before_its_send_holds_the_next_job_the_send_begins(
+    runtime, receipts, holds
+):
+    """A failed 132015 that came before the send was recorded is applied by the send's
+    settlement, which holds the template: the group's next job of that template, begun in the
+    same script, is held too (the settlement's look at the account came before the hold)."""
+    add_job(runtime.jobs, "first", message=template())
+    add_job(runtime.jobs, "next", message=template())
+    take(runtime, "next")
+    execution = _claim(runtime, "first", "a")
+    receipts(paused("wamid.first", time.time()))  # no job has this wamid yet: kept early
+    then = Opening(Execution("next", 1, "b"), 30, 30, RateLimit(1000, 100_000))
+    record = runtime.transitions.mark_sent(execution, "wamid.first", now=time.time(), then=then)
+    assert runtime.jobs.get("first").state is JobState.HELD
+    assert (record.next.verdict, record.next.detail) == ("held", TEMPLATE_PAUSED)
+
+
+def test_a_132016_after_a_132015_makes_the_hold_disabled_from_its_first_time(
+    runtime, receipts, holds
+):
+    """Paused, then disabled by a later failure: one hold, its reason the latest (so the
+    disabled alert fires), its time the first."""
+    for n in (1, 2):
+        add_job(runtime.jobs, f"j{n}", message=template())
+    first = send(runtime, "j1", "wamid.1")
+    second = send(runtime, "j2", "wamid.2")
+    receipts(paused("wamid.1", first + 1))
+    [before] = holds.held("default")
+    disabled = replace(paused("wamid.2", second + 1, reason="disabled"), code="WA_132016")
+    receipts(disabled)
+    [after] = holds.held("default")
+    assert (after.reason, after.code, after.since) == ("disabled", "WA_132016", before.since)

@@ -70,7 +70,8 @@ def failure_terms(rule: ReceiptRule, times: ReceiptTimes) -> FailureTerms:
     if action is ReceiptAction.RESCHEDULE:
         # With pacing off, WhatsApp's own interval: sent again at once, it would fail again.
         delays = (times.pair_interval_s or WHATSAPP_PAIR_INTERVAL_S,)
-        return FailureTerms(delays_s=delays, limit=times.max_reschedules)
+        paced = times.pair_interval_s > 0
+        return FailureTerms(delays_s=delays, limit=times.max_reschedules, slow_pair=paced)
     return FailureTerms()
 
 

@@ -282,7 +282,9 @@ RESUME = Script(
     ),
     argv=("prefix", "account", "now", "event", "gateway_only"),  # prefix: the held jobs' keys
 )
-HOLD_TEMPLATE = Script("hold_template", keys=("holds",), argv=("template", "hold"))
+HOLD_TEMPLATE = Script(
+    "hold_template", keys=("holds",), argv=("template", "hold"), include=("templates",)
+)
 RELEASE_TEMPLATE = Script(
     "release_template",
     keys=(

@@ -69,7 +69,7 @@ class FailureTerms:
     reschedule of this kind waits the n-th (the last one beyond); ``uses_attempt``: the call
     counts as an attempt (else as a reschedule); ``limit``: once the job's attempts (else
     reschedules) reach it, it is parked ``retries_exhausted`` instead. ``pause_s``: how long
-    pause_bulk pauses the lane.
+    pause_bulk pauses the lane. ``slow_pair``: the job's recipient waits the (first) delay too.
     """
 
     reason: str = "undelivered"
@@ -77,6 +77,7 @@ class FailureTerms:
     uses_attempt: bool = False
     limit: int = 0
     pause_s: float = 0.0
+    slow_pair: bool = False  # the recipient's pair counts as just answered (pacing on, 131056)
 
 
 class Applied(StrEnum):
@@ -134,6 +135,7 @@ class StatusUpdate:
             "uses_attempt": self.terms.uses_attempt,
             "limit": self.terms.limit,
             "pause_s": self.terms.pause_s,
+            "slow_pair": self.terms.slow_pair,
         }
         return json.dumps(value, separators=(",", ":"))
 

@@ -65,6 +65,9 @@ if found > 0 then
     redis.call('ZREM', keys.early_arrivals(prefix), wamid)
     found = found - 1
   end
+  -- A status applied now may have held a template or paused the bulk lane: counted before it,
+  -- `found` cannot say the account is quiet.
+  if #applied > 0 then found = found + 1 end
 end
 looks.quiet[account] = found == 0
 if not looks.quiet[account] then

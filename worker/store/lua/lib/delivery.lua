@@ -5,7 +5,7 @@
 --    code ('WA_<code>' for failed), action ('park'|'drop'|'reschedule'|'pause_bulk'|
 --    'hold_template' for failed), description, hold_reason ('paused'|'disabled' for
 --    hold_template), and the action's terms (FailureTerms in receipts.py): reason (park's),
---    delays (reschedule's, seconds), uses_attempt, limit, pause_s (pause_bulk's)}
+--    delays (reschedule's, seconds), uses_attempt, limit, pause_s (pause_bulk's), slow_pair}
 -- The delivery only moves forward, sent < failed < delivered < read, so repeats and late or
 -- shuffled statuses change nothing: a `failed` is final only before `delivered`. One that comes
 -- after `delivered` or `read` (forged, replayed or shuffled) is ignored, as `out_of_order`; a
@@ -62,16 +62,13 @@ local function reopen_undelivered(prefix, id, job, f, s, now)
 end
 
 -- A delivery failed because WhatsApp paused or disabled the job's template: the template is
--- held for the account (unless it is already; the first hold's time stays), and the job, back to
--- pending, is held behind it. `template`: the job's (never '').
+-- held for the account (the first hold's time stays, the reason is this one's), and the job,
+-- back to pending, is held behind it. `template`: the job's (never '').
 local function hold_undelivered_template(prefix, id, job, f, s, template, now)
   reopen_undelivered(prefix, id, job, f, s, now)
   local account = f[2]
-  local holds = keys.template_holds(prefix, account)
-  if redis.call('HEXISTS', holds, template) == 0 then
-    redis.call('HSET', holds, template, cjson.encode({since = now, reason = s.hold_reason,
-      code = s.code, by = 'whatsapp'}))
-  end
+  hold_template(keys.template_holds(prefix, account), template,
+    {since = now, reason = s.hold_reason, code = s.code, by = 'whatsapp'})
   hold_for_template(job, keys.template_held_jobs(prefix, account), template, id, now)
 end
 
@@ -100,9 +97,9 @@ local function reschedule_undelivered(prefix, id, job, f, s, now)
     redis.call('HSET', job, 'reschedules', reschedules + 1, 'attempts', math.max(0, attempts - 1))
   end
   local delay = tonumber(s.delays[math.min(n + 1, #s.delays)]) or 0
-  if not s.uses_attempt then
-    -- The pair's own limit (131056, the one reschedule that uses no attempt): the pair counts as
-    -- just answered, so the account's other jobs to this recipient wait the interval too.
+  if s.slow_pair then
+    -- The pair's own limit (131056) with pacing on: the pair counts as just answered, so the
+    -- account's other jobs to this recipient wait the interval too.
     local to = pair_recipient(g[4], f[7])
     if to and delay > 0 then
       pair_accepted(keys.pairs(prefix, f[2]), to, math.floor(now * 1000), math.ceil(delay * 1000))

@@ -1,7 +1,7 @@
 -- Pair pacing: per account and recipient, at most `burst` calls the Gateway accepted within any
 -- `interval_ms`, measured between its answers (WhatsApp fails a faster pair with 131056).
--- Included by begin (which reserves), the settlements (which confirm or give back) and
--- recheck (which gives back).
+-- Included by begin (which reserves), the settlements (which confirm or give back), recheck
+-- (which gives back) and the receipts (delivery.lua: a 131056 slows the pair).
 -- An account's pairs are one hash (keys.pairs): a field per recipient (its digits), whose value
 -- lists the pair's entries, separated by spaces:
 --   '<ms>'         a call the Gateway accepted, answered at <ms>: it counts for interval_ms

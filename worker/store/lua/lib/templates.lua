@@ -28,3 +28,17 @@ local function hold_for_template(job, held_jobs, template, id, now)
   redis.call('HSET', job, 'state', JOB_STATE.HELD, 'held_reason', 'template_paused', 'updated_at', now)
   redis.call('ZADD', held_jobs, 0, template .. ':' .. id)
 end
+
+-- Hold `template` for the account whose holds hash is `holds`: `hold` is its record ({since,
+-- reason, code, by}); a template held already keeps the time of its first hold, the rest is
+-- the latest hold's (a 132016 after a 132015 makes it disabled). Returns 1 when this held the
+-- template, 0 when it was held already.
+local function hold_template(holds, template, hold)
+  local before = redis.call('HGET', holds, template)
+  if before then
+    local ok, first = pcall(cjson.decode, before)
+    if ok and type(first) == 'table' and first.since then hold.since = first.since end
+  end
+  redis.call('HSET', holds, template, cjson.encode(hold))
+  return before and 0 or 1
+end
