@@ -79,6 +79,8 @@ ALERT_NAMES = frozenset(
         "MsgworkerBillingBreakerOpen",
         "MsgworkerTemplatePaused",
         "MsgworkerTemplateDisabled",
+        "MsgworkerTemplateReleaseUnfinished",
+        "MsgworkerPairWaitsHigh",
         "MsgworkerDLQGrowing",
         "MsgworkerGateway5xxHigh",
         "MsgworkerRateLimited429High",

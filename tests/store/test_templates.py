@@ -269,3 +269,39 @@ def test_a_132016_after_a_132015_makes_the_hold_disabled_from_its_first_time(
     receipts(disabled)
     [after] = holds.held("default")
     assert (after.reason, after.code, after.since) == ("disabled", "WA_132016", before.since)
+
+
+def test_a_release_cut_short_is_listed_as_releasing_and_a_second_release_finishes_it(
+    runtime, holds, monkeypatch
+):
+    """A release lifts the hold with its first batch: stopped there, its other jobs are still
+    held with no hold to show them, so the list says the template is ``releasing`` with its
+    jobs; the next release of it puts them back, and the list is empty again."""
+    monkeypatch.setattr("worker.store.templates.RELEASE_BATCH", 1)
+    hold(holds)
+    for n in range(3):
+        add_job(runtime.jobs, f"j{n}", message=template())
+        assert begin(runtime, f"j{n}").verdict == "held"
+    calls = 0
+    real = holds._release
+
+    def first_batch_only(**call):
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ConnectionError("serve stopped")
+        return real(**call)
+
+    monkeypatch.setattr(holds, "_release", first_batch_only)
+    with pytest.raises(ConnectionError):
+        release(holds)
+    [unfinished] = holds.held("default")
+    assert (unfinished.name, unfinished.reason, unfinished.jobs) == (
+        "spring_sale",
+        HoldReason.RELEASING,
+        2,
+    )
+    monkeypatch.setattr(holds, "_release", real)
+    assert release(holds) == Released(was_held=False, jobs=2)
+    assert holds.held("default") == []
+    assert {runtime.jobs.get(f"j{n}").state for n in range(3)} == {JobState.QUEUED}

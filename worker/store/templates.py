@@ -39,6 +39,9 @@ class HoldReason(StrEnum):
     PAUSED = "paused"  # 132015, or Meta's PAUSED review
     DISABLED = "disabled"  # 132016, or Meta's DISABLED review
     OPERATOR = "operator"  # ``msgworker template hold``
+    # Not a hold: a release lifted it and stopped before its last batch (serve restarted, Redis
+    # was lost a moment); its jobs are still held. Another release of the template finishes it.
+    RELEASING = "releasing"
 
 
 # The failed delivery's code that says the template is disabled (132015: paused).
@@ -182,16 +185,36 @@ class TemplateHolds:
         return r.result
 
     def held(self, account: str) -> list[TemplateHold]:
-        """The account's held templates, by name and language, each with its jobs' count."""
+        """The account's held templates, by name and language, each with its jobs' count; and
+        any template whose release stopped before its last batch (reason ``releasing``): its
+        jobs are still held, and nothing else would show them."""
         raw: dict[Any, Any] = self._redis.hgetall(self._keys.template_holds(account))
-        holds = sorted((text(f), text(v)) for f, v in raw.items())
+        holds = dict(sorted((text(f), text(v)) for f, v in raw.items()))
+        held_jobs = self._keys.template_held_jobs(account)
         pipe = self._redis.pipeline(transaction=False)
-        for field, _ in holds:
-            pipe.zlexcount(self._keys.template_held_jobs(account), *held_range(field))
+        for field in holds:
+            pipe.zlexcount(held_jobs, *held_range(field))
         counts = pipe.execute() if holds else []
-        return [
-            _hold_of(field, value, int(n)) for (field, value), n in zip(holds, counts, strict=True)
+        found = [
+            _hold_of(field, value, int(n))
+            for (field, value), n in zip(holds.items(), counts, strict=True)
         ]
+        unfinished = [
+            _hold_of(field, json.dumps({"reason": HoldReason.RELEASING.value}), jobs)
+            for field, jobs in self._templates_with_jobs(held_jobs)
+            if field not in holds
+        ]
+        return sorted([*found, *unfinished], key=lambda hold: (hold.name, hold.language))
+
+    def _templates_with_jobs(self, held_jobs: str) -> list[tuple[str, int]]:
+        """Each template that has jobs in the account's set of held jobs, with their count: one
+        look per template (a template's jobs are one lexical range, skipped whole)."""
+        found, start = [], "-"
+        while first := self._redis.zrangebylex(held_jobs, start, "+", start=0, num=1):
+            template = text(first[0]).partition(":")[0]
+            found.append((template, int(self._redis.zlexcount(held_jobs, *held_range(template)))))
+            start = held_range(template)[1]
+        return found
 
 
 class AsyncTemplateHolds:
