@@ -70,6 +70,7 @@ local function hold_undelivered_template(prefix, id, job, f, s, template, now)
   hold_template(keys.template_holds(prefix, account), template,
     {since = now, reason = s.hold_reason, code = s.code, by = 'whatsapp'})
   hold_for_template(job, keys.template_held_jobs(prefix, account), template, id, now)
+  count_answer(prefix, s.code, now)
 end
 
 -- A failed delivery sent again later (131056, 131049). Its call was an attempt (uses_attempt)
