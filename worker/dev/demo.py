@@ -19,12 +19,18 @@ import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from worker.dev.brands import (
+    BRAND_A_KEY,
+    BRAND_B_KEY,
+    BRAND_RATE_PER_SEC,
+    Brands,
+    set_up_brands,
+)
 from worker.dev.localredis import free_port
 from worker.dev.stage import (
     answers,
@@ -36,6 +42,7 @@ from worker.dev.stage import (
     stop_worker,
     wait_until,
 )
+from worker.dev.whatsapp_scene import DEMO_PAIR_INTERVAL_S, show_whatsapp, template_of
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings, get_settings
@@ -43,20 +50,9 @@ from worker.store.records import Job
 from worker.store.states import FINISHED, JobState
 
 DEMO_KEY = "sk_demo_7c1e0a9b3f"
-# Two more accounts, each with its own key and limits: brand_a's key is in a file (revoked at
-# first), brand_b's in a variable.
-BRAND_A_KEY = "sk_demo_brand_a_2b7d"
-BRAND_A_REVOKED = "sk_demo_brand_a_revoked"
-BRAND_B_KEY = "sk_demo_brand_b_9f4e"
-BRAND_RATE_PER_SEC = 20
 HALT_PROBE_INTERVAL_S = 3
 DEMO_WEBHOOK_SECRET = "whsec_demo_5d2f8a1c9e"  # noqa: S105 - the demo's own, on 127.0.0.1
 UNREACHABLE = "905329999999"  # the sandbox answers its messages' delivery with failed 131026
-# WhatsApp's pair rate limit, shortened for the demo on both sides (WhatsApp's is about 6 s).
-DEMO_PAIR_INTERVAL_S = 2
-PAIRED = "905327777777"  # the one recipient scene 8 sends three messages to
-SALE = ("spring_sale", "tr")  # the template WhatsApp pauses in scene 8
-PAIR_RATE_LIMIT = 131056  # WhatsApp's error for a recipient sent to too fast
 
 
 # Each demo message goes to a number of its own, as a campaign's do: pair pacing (one message a
@@ -265,62 +261,7 @@ class Demo:
             say(f"   the Gateway's answers to {account}'s key: {stats.get(label, {})}")
 
     def whatsapp(self) -> None:
-        say(
-            "8. WhatsApp's own limits: one recipient paced, the account's others at full rate; "
-            "a paused template held without a call"
-        )
-        # WhatsApp's pair limit from here on (a halt's probe, earlier, carries a held job's
-        # payload: a real Gateway never sends it, the sandbox would count it against the pair).
-        self.admin("/sandbox/config", {"pair_interval_s": DEMO_PAIR_INTERVAL_S})
-        paired = self.runtime.producer.enqueue_many(
-            [{"to": PAIRED, "type": "text", "text": {"body": f"one number #{n}"}} for n in range(3)]
-        )
-        others = self.enqueue("order update", 10)
-        self.ids += paired
-        sent = frozenset({JobState.SENT})
-        self.wait_states([*paired, *others], what="the paced pair", states=sent)
-        log = self._messages()
-        times = sorted(float(m["at"]) for m in log if m["to"] == PAIRED)
-        gaps = ", ".join(f"{later - earlier:.1f}" for earlier, later in itertools.pairwise(times))
-        refused = sum(1 for m in log if m["to"] == PAIRED and m["meta_error"] == PAIR_RATE_LIMIT)
-        say(
-            f"   3 to one number accepted {gaps} s apart (PAIR_INTERVAL_S {DEMO_PAIR_INTERVAL_S}), "
-            f"the 10 others meanwhile; its answers 131056: {refused}"
-        )
-        name, language = SALE
-        self.admin("/sandbox/config", {"paused_templates": [f"{name}:{language}"]})
-        sale = {"type": "template", "template": {"name": name, "language": {"code": language}}}
-        first = self.runtime.producer.enqueue({**sale, "to": "905327000001"})
-        wait_until(self._template_held, what="the template hold", timeout_s=30)
-        held = self.runtime.producer.enqueue_many(
-            [{**sale, "to": f"90532700000{n}"} for n in range(2, 5)]
-        )
-        welcome = {"type": "template", "template": {"name": "welcome", "language": {"code": "tr"}}}
-        other = self.runtime.producer.enqueue({**welcome, "to": "905327000009"})
-        sale_jobs = [first, *held]
-        self.ids += [*sale_jobs, other]
-        self.wait_states(held, what="the held template's jobs", states=frozenset({JobState.HELD}))
-        self.wait_states([other], what="the other template", states=sent)
-        calls = Counter(m["to"] for m in self._messages() if _template_of(m) == name)
-        say(
-            f"   {name} ({language}) paused: its first message failed 132015, the template is "
-            f"held for the account; {len(held)} more held with no Gateway call "
-            f"({sum(calls.values())} call in all); another template sent meanwhile"
-        )
-        self.admin(
-            "/sandbox/template_event", {"event": "REINSTATED", "name": name, "language": language}
-        )
-        self.wait_states(sale_jobs, what="the released jobs", states=sent)
-        accepted = Counter(
-            m["to"] for m in self._messages() if _template_of(m) == name and not m["meta_error"]
-        )
-        say(
-            f"   Meta reinstates it (its webhook): the {len(sale_jobs)} jobs sent, "
-            f"{max(accepted.values())} time each"
-        )
-
-    def _template_held(self) -> bool:
-        return any(hold.name == SALE[0] for hold in self.runtime.templates.held("default"))
+        show_whatsapp(self)
 
     def summary(self, metrics_url: str) -> None:
         jobs = [j for i in self.ids if (j := self.runtime.jobs.get(i))]
@@ -332,7 +273,7 @@ class Demo:
         brands = set(self.brands.key_labels.values())
         delivered = Counter(
             _label(m)
-            for m in self._messages()
+            for m in self.messages()
             if not (m["fake"] and m["key_label"] in brands) and m["meta_error"] is None
         )
         say()
@@ -350,7 +291,7 @@ class Demo:
             if line.startswith(wanted) and not line.endswith(" 0.0"):
                 say(f"    {line}")
 
-    def _messages(self) -> list[dict[str, Any]]:
+    def messages(self) -> list[dict[str, Any]]:
         return list(
             self.sandbox.get("/sandbox/messages", params={"limit": 10000}).json()["messages"]
         )
@@ -362,13 +303,7 @@ def _label(message: dict[str, Any]) -> str:
     text_ = body.get("text")
     if isinstance(text_, dict):
         return str(text_.get("body"))
-    return f"{_template_of(message)} to {body.get('to')}"
-
-
-def _template_of(message: dict[str, Any]) -> str | None:
-    """The template name a message the sandbox accepted used, None for free-form."""
-    template = message["body"].get("template")
-    return template.get("name") if isinstance(template, dict) else None
+    return f"{template_of(message)} to {body.get('to')}"
 
 
 def _billing() -> Any:
@@ -385,7 +320,7 @@ def run_demo() -> int:
         redis_url, where = stack.enter_context(redis_for_demo(settings, workdir))
         serve_port = free_port()
         sandbox = stack.enter_context(RunningSandbox(_sandbox_config(serve_port)))
-        brands = _brands(sandbox.url, workdir)
+        brands = set_up_brands(sandbox.url, workdir)
         metrics_port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MSGWORKER_")},
@@ -435,36 +370,6 @@ def run_demo() -> int:
         demo.summary(f"http://127.0.0.1:{metrics_port}/metrics")
     say("\neverything the demo started is stopped")
     return 0
-
-
-@dataclass(frozen=True)
-class Brands:
-    """The two brands' setup: the accounts file, brand_a's key file, each key's sandbox label."""
-
-    accounts_file: Path
-    key_file: Path
-    key_labels: dict[str, str]
-
-
-def _brands(sandbox_url: str, workdir: Path) -> Brands:
-    """The brands' keys in the sandbox with their own limits; the demo's accounts file (default on
-    MSGWORKER_API_KEY, as without a file, and the two brands); brand_a's key file, revoked."""
-    labels = {}
-    for account, key in (("brand_a", BRAND_A_KEY), ("brand_b", BRAND_B_KEY)):
-        spec = {"api_key": key, "rate_per_sec": BRAND_RATE_PER_SEC}
-        added = httpx.post(f"{sandbox_url}/sandbox/keys", json=spec, timeout=10)
-        labels[account] = str(added.raise_for_status().json()["key_label"])
-    key_file = workdir / "brand_a.key"
-    key_file.write_text(BRAND_A_REVOKED + "\n")
-    accounts = workdir / "accounts.toml"
-    accounts.write_text(
-        '[accounts.default]\napi_key_env = "MSGWORKER_API_KEY"\nwaba_id = "sandbox"\n'
-        f'[accounts.brand_a]\napi_key_file = "{key_file.name}"\n'
-        f"rate_per_sec = {BRAND_RATE_PER_SEC}\nsandbox = false\n"
-        '[accounts.brand_b]\napi_key_env = "DEMO_BRAND_B_KEY"\n'
-        f"rate_per_sec = {BRAND_RATE_PER_SEC}\nsandbox = false\n"
-    )
-    return Brands(accounts, key_file, labels)
 
 
 def _sandbox_config(serve_port: int) -> SandboxConfig:
