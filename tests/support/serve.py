@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from tests.support.cluster import API_KEY
 from tests.support.processes import free_port, wait_for
+from worker.sandbox.server import SandboxConfig
 
 BIN = Path(sys.executable).parent
 TOKEN = "tok_test_0123456789abcdef"  # noqa: S105 - a test token
@@ -62,3 +65,20 @@ class Service:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def posting_to(service: Service, secret: str, **knobs: Any) -> SandboxConfig:
+    """A sandbox whose Meta posts each message's statuses to ``service``'s webhooks: sent at
+    once, delivered after 0.1 s, read after 0.2 s; limits far above what a test sends. ``knobs``
+    are SandboxConfig's own, and win."""
+    defaults: dict[str, Any] = {
+        "api_keys": (API_KEY,),
+        "rate_per_sec": 2000,
+        "rate_per_min": 200_000,
+        "webhook_url": f"{service.url}/webhooks/gateway",
+        "webhook_secret": secret,
+        "webhook_sent_s": 0.0,
+        "webhook_delivered_s": 0.1,
+        "webhook_read_s": 0.2,
+    }
+    return SandboxConfig(**{**defaults, **knobs})

@@ -11,10 +11,10 @@ import time
 import httpx
 import pytest
 
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.cluster import BIN, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
-from tests.support.serve import Service
-from worker.sandbox.server import RunningSandbox, SandboxConfig
+from tests.support.serve import Service, posting_to
+from worker.sandbox.server import RunningSandbox
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.states import JobState
@@ -35,13 +35,9 @@ def text(n: int, to: str = "905321234567") -> dict:
 def loop(redis_url, tmp_path):
     """serve (webhooks on), the sandbox posting to it, a threads worker, and the producer side."""
     service = Service(tmp_path, broker_url=redis_url, webhook_secret=SECRET).start()
-    config = SandboxConfig(
-        api_keys=(API_KEY,),
-        rate_per_sec=2000,
-        rate_per_min=200_000,
-        webhook_url=f"{service.url}/webhooks/gateway",
-        webhook_secret=SECRET,
-        webhook_sent_s=0.0,
+    config = posting_to(
+        service,
+        SECRET,
         webhook_delivered_s=0.2,
         webhook_read_s=0.5,
         failing_recipients=(FAILING,),

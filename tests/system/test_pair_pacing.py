@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.cluster import API_KEY, Sandbox, start_worker, worker_env
 from tests.support.processes import wait_for
-from tests.support.serve import Service
+from tests.support.serve import Service, posting_to
 from worker.sandbox.server import RunningSandbox, SandboxConfig
 from worker.service.runtime import Runtime
 from worker.settings import Settings
@@ -115,16 +115,12 @@ def test_unpaced_three_of_four_fail_131056_and_are_sent_again_none_parked(redis_
     service = Service(
         tmp_path, broker_url=redis_url, webhook_secret=SECRET, pair_interval_s="0"
     ).start()
-    config = SandboxConfig(
-        api_keys=(API_KEY,),
+    config = posting_to(
+        service,
+        SECRET,
         rate_per_sec=RATE_PER_SEC + 2,
         rate_per_min=100 * RATE_PER_SEC,
         pair_interval_s=WHATSAPP_INTERVAL_S,
-        webhook_url=f"{service.url}/webhooks/gateway",
-        webhook_secret=SECRET,
-        webhook_sent_s=0.0,
-        webhook_delivered_s=0.1,
-        webhook_read_s=0.2,
     )
     env_runtime = None
     items = [text(PAIRED, n) for n in range(REPEATS)]

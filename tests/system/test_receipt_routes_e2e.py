@@ -12,10 +12,10 @@ import time
 import httpx
 import pytest
 
-from tests.support.cluster import API_KEY, BIN, Sandbox, start_worker, worker_env
+from tests.support.cluster import BIN, Sandbox, start_worker, worker_env
 from tests.support.processes import free_port, wait_for
-from tests.support.serve import Service
-from worker.sandbox.server import RunningSandbox, SandboxConfig
+from tests.support.serve import Service, posting_to
+from worker.sandbox.server import RunningSandbox
 from worker.service.runtime import Runtime
 from worker.settings import Settings
 from worker.store.states import JobState
@@ -48,15 +48,9 @@ def loop(redis_url, tmp_path):
         standing_pause_s=str(STANDING_PAUSE_S),
         pair_interval_s=str(PAIR_INTERVAL_S),
     ).start()
-    config = SandboxConfig(
-        api_keys=(API_KEY,),
-        rate_per_sec=2000,
-        rate_per_min=200_000,
-        webhook_url=f"{service.url}/webhooks/gateway",
-        webhook_secret=SECRET,
-        webhook_sent_s=0.0,
-        webhook_delivered_s=0.1,
-        webhook_read_s=0.2,
+    config = posting_to(
+        service,
+        SECRET,
         recipient_errors={
             OUTSIDE_WINDOW: 131047,
             MARKETING: 131049,
