@@ -19,7 +19,11 @@ from worker.send.routing import KNOWN_WHATSAPP_CODES, load_routing_table
 from worker.store.receipts import FailureTerms, ReceiptAction
 
 TIMES = ReceiptTimes(
-    pair_interval_s=6, marketing_retry_s=3600, standing_pause_s=600, max_attempts=8
+    pair_interval_s=6,
+    marketing_retry_s=3600,
+    standing_pause_s=600,
+    max_attempts=8,
+    max_reschedules=100,
 )
 
 

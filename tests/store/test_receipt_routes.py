@@ -4,14 +4,16 @@ again later), or the account's bulk lane paused while the job is parked."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import pytest
 
 from tests.support.jobs import add_job, send
 from tests.support.receipts import apply_statuses
-from worker.send.receipt_rules import ReceiptTimes, failure_terms
+from worker.send.receipt_rules import failure_terms, receipt_times
 from worker.send.routing import ReceiptRule
+from worker.settings import Settings
 from worker.store.deadletters import DeadLetters
 from worker.store.receipts import FailureTerms, ReceiptAction, ReceiptStatus, StatusUpdate
 from worker.store.schedule import Pump
@@ -25,6 +27,8 @@ def receipts(runtime, redis_url):
 
 
 PARK_UNDELIVERED = FailureTerms()
+# The settings' defaults, as serve reads them.
+TIMES = receipt_times(Settings(_env_file=None))
 
 
 def failed(wamid, at, code, action, terms=PARK_UNDELIVERED):
@@ -71,7 +75,7 @@ def test_a_pair_interval_reschedule_reopens_the_job_without_using_an_attempt(run
     add_job(runtime.jobs, "j1", priority="high")
     sent_at = send(runtime, "j1", "wamid.1")
     now = sent_at + 1
-    terms = failure_terms(ReceiptRule(action="reschedule", delay="pair_interval"), ReceiptTimes())
+    terms = failure_terms(ReceiptRule(action="reschedule", delay="pair_interval"), TIMES)
     receipts(failed("wamid.1", sent_at + 1, "WA_131056", ReceiptAction.RESCHEDULE, terms), now=now)
     job = runtime.jobs.get("j1")
     assert (job.state, job.due_at, job.attempts, job.reschedules) == (
@@ -100,7 +104,7 @@ def test_a_pair_interval_reschedule_slows_the_pair_only_with_pacing_on(
     add_job(runtime.jobs, "j1")
     sent_at = send(runtime, "j1", "wamid.1")
     rule = ReceiptRule(action="reschedule", delay="pair_interval")
-    terms = failure_terms(rule, ReceiptTimes(pair_interval_s=interval_s))
+    terms = failure_terms(rule, replace(TIMES, pair_interval_s=interval_s))
     receipts(failed("wamid.1", sent_at + 1, "WA_131056", ReceiptAction.RESCHEDULE, terms))
     recipient = runtime.jobs.get("j1").message["to"]
     pairs = runtime.redis.hgetall(runtime.keys.pairs("default"))
@@ -131,7 +135,7 @@ def test_a_second_send_of_a_rescheduled_job_is_recorded_once(runtime, receipts):
 def test_marketing_reschedules_wait_longer_each_time_then_park_at_max_attempts(runtime, receipts):
     """131049 with MAX_ATTEMPTS 3: waits 10 s, then 20 s (each call an attempt), and the third
     is parked retries_exhausted with its code and the wamid it was sent as."""
-    times = ReceiptTimes(marketing_retry_s=10, max_attempts=3)
+    times = replace(TIMES, marketing_retry_s=10, max_attempts=3)
     terms = failure_terms(ReceiptRule(action="reschedule", delay="marketing"), times)
     add_job(runtime.jobs, "j1")
     for n, wamid in enumerate(("wamid.1", "wamid.2", "wamid.3")):

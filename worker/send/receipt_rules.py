@@ -25,13 +25,14 @@ WHATSAPP_PAIR_INTERVAL_S = 6.0
 
 @dataclass(frozen=True)
 class ReceiptTimes:
-    """The settings a failed delivery's plan takes its numbers from."""
+    """The settings a failed delivery's plan takes its numbers from (``receipt_times``: their
+    defaults are the settings' own, declared there once)."""
 
-    pair_interval_s: float = 6.0
-    marketing_retry_s: float = 3600.0
-    standing_pause_s: float = 600.0
-    max_attempts: int = 8
-    max_reschedules: int = 100
+    pair_interval_s: float
+    marketing_retry_s: float
+    standing_pause_s: float
+    max_attempts: int
+    max_reschedules: int
 
 
 def marketing_delay_s(previous: int, *, first_s: float, cap_s: float = MARKETING_CAP_S) -> float:
@@ -80,7 +81,7 @@ class ReceiptRules:
     """The ``[delivery]`` routing with the settings' numbers: what each failed status does."""
 
     routing: ReceiptRouting
-    times: ReceiptTimes = ReceiptTimes()
+    times: ReceiptTimes
 
     def for_code(self, code: int | None) -> tuple[ReceiptAction, FailureTerms]:
         rule = self.routing.rule_for(code)
