@@ -5,7 +5,7 @@
     ├── InvalidMessage              a payload or envelope refused at enqueue (names each field)
     ├── Unavailable                 Redis could not be reached, or did not answer, in time
     │   └── ReplicasMissing         fewer replicas than REDIS_MIN_REPLICAS took a write in time
-    ├── ClaimLost                   a delivery outlived its lease; another one owns the job now
+    │       └── WriteLost           the write is not on the primary: a failover came first
     ├── StoreFull                   Redis is full (maxmemory reached) and refused a write
     └── GatewayError                the Gateway did not accept a message (code, group, status…)
         ├── GatewayRejected         the Gateway answered, with anything but a success
@@ -86,8 +86,19 @@ class ReplicasMissing(Unavailable):
         )
 
 
-class ClaimLost(WorkerError):
-    """Raised when a delivery no longer holds its job (its lease ran out)."""
+class WriteLost(ReplicasMissing):
+    """Raised when the primary a barrier waited on does not have the write it vouches for: the
+    write went to a primary that lost its role (a failover, a partition) before any replica had
+    it. Whatever rested on the write did not happen; doing it again is safe."""
+
+    def __init__(self, *, wanted: int, timeout_s: float) -> None:
+        super().__init__(wanted=wanted, acknowledged=0, timeout_s=timeout_s)
+        self.problem = "the write was lost in a failover"
+        WorkerError.__init__(
+            self,
+            "the Redis primary changed before a replica had the write (a failover): it was "
+            "lost, and doing it again is safe",
+        )
 
 
 class StoreFull(WorkerError):

@@ -209,10 +209,11 @@ class Producer:
         accounts: frozenset[str],
         redis_timeout_s: float,
         redis_url: str | None = None,
-        replicated: Callable[[], None] = lambda: None,
+        replicated: Callable[[str], None] = lambda *_: None,
     ) -> None:
-        """``replicated`` returns once the replicas required have every write so far (raises
-        ReplicasMissing when they do not in time): an enqueue returns only after it.
+        """``replicated`` returns once the replicas required have every write so far, the job
+        whose id it is given among them (raises ReplicasMissing when they do not in time, or
+        WriteLost): an enqueue returns only after it.
         ``redis_url``, masked, names the Redis an Unavailable is about."""
         self._jobs = jobs
         self._accounts = accounts
@@ -262,7 +263,7 @@ class Producer:
         """
         try:
             ids = self._jobs.add(jobs, now=now)
-            self._replicated()
+            self._replicated(ids[0])
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise Unavailable(
                 timeout_s=self._redis_timeout_s,
@@ -305,5 +306,5 @@ def producer_for(settings: Settings, client: redis.Redis) -> Producer:
         accounts=known_accounts(settings.accounts_file),
         redis_timeout_s=settings.redis_timeout_s,
         redis_url=mask_url(settings.state_url),
-        replicated=partial(replication.confirm, client),
+        replicated=partial(replication.confirm_job, client),
     )

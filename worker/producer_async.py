@@ -81,8 +81,9 @@ class AsyncJobStore:
             if not is_out_of_memory(exc):
                 raise
             raise StoreFull(STORE_FULL) from None
-        await self._replication.confirm_async(self._redis)
         seen, *ids = (i.decode() if isinstance(i, bytes) else str(i) for i in reply)
+        if ids:
+            await self._replication.confirm_job_async(self._redis, ids[0])
         return Written(ids, batch_seen=seen == "1")
 
     def _batch(self, jobs: list[NewJob], key: str, *, now: float) -> dict[str, Any]:

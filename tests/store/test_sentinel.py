@@ -13,14 +13,16 @@ import redis
 from tests.support.cluster import API_KEY
 from tests.support.processes import wait_for
 from tests.support.sentinel import SentinelGroup
-from worker.errors import ReplicasMissing, Unavailable
+from worker.errors import ReplicasMissing, Unavailable, WriteLost
 from worker.outcome import Result
 from worker.producer_async import AsyncJobStore, AsyncProducer
 from worker.service.runtime import Runtime
 from worker.settings import Settings
+from worker.store.claims import Execution, Opening, Verdict
 from worker.store.connect import connect_async_fail_fast, connect_redis
 from worker.store.keys import Keys
 from worker.store.records import Job
+from worker.store.replication import Replication
 from worker.store.states import JobState
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
@@ -212,6 +214,49 @@ def test_with_min_replicas_an_enqueue_no_replica_took_raises_unavailable(group):
     assert runtime.jobs.get(kept) is not None  # returned, so on a replica: survives the kill
     group.bring_back(old)
     group.wait_settled(new)
+    runtime.close()
+
+
+def test_a_barrier_on_the_new_primary_vouches_for_no_write_the_old_one_took(group):
+    """A write the old primary took before its replicas had it, then a failover: a barrier run
+    on the new primary (a client's retry lands there) finds its replicas in step, but not the
+    write, and raises WriteLost: for an enqueue's job and for a begin's claim alike. What did
+    reach the new primary passes."""
+    runtime = runtime_of(group)
+    kept = runtime.producer.enqueue(MESSAGE, idempotency_key="kept")
+    job = runtime.jobs.get(kept)
+    group.wait_settled(group.primary_port())
+    replicas = [group.node(port) for port in _replica_ports(group)]
+    for node in replicas:
+        node.signal(signal.SIGSTOP)
+    with redis.Redis(port=group.primary_port()) as primary:
+        primary.client_kill_filter(_type="replica")
+    try:
+        tail = runtime.producer.enqueue(MESSAGE, idempotency_key="the-tail")
+        execution = Execution(kept, job.gen, holder="the-old-primary's")
+        timing = runtime.timing
+        opening = Opening(execution, timing.lease_s, timing.probe_interval_s, runtime.rate_limit)
+        assert runtime.transitions.open(opening, now=time.time()).verdict is Verdict.GO
+    finally:
+        old = group.kill_primary()
+        for node in replicas:
+            node.signal(signal.SIGCONT)
+    new, _ = group.wait_failover(old, timeout_s=60)
+    group.bring_back(old)
+    group.wait_settled(new)
+    assert wait_for(lambda: _reads(runtime), timeout_s=10)
+    barrier = Replication(runtime.keys, replicas=1, timeout_s=TIMEOUT_S)
+    with pytest.raises(WriteLost):
+        barrier.confirm_job(runtime.redis, tail)
+    with pytest.raises(WriteLost):
+        barrier.confirm_claim(runtime.redis, execution, job)
+    barrier.confirm_job(runtime.redis, kept)
+    taken = Execution(kept, job.gen, holder="the-new-primary's")
+    again = Opening(taken, timing.lease_s, timing.probe_interval_s, runtime.rate_limit)
+    assert runtime.transitions.open(again, now=time.time()).verdict is Verdict.GO
+    barrier.confirm_claim(runtime.redis, taken, job)
+    # The call not made: its rate-limit slot and pair given back, for the tests after this one.
+    runtime.transitions.retry(taken, now=time.time(), delay_s=0, action="replicas_wait")
     runtime.close()
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from worker.errors import GatewayError, ReplicasMissing
+from worker.errors import GatewayError, ReplicasMissing, WriteLost
 from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders, Result
 from worker.send.gateway import GatewayClient
@@ -140,12 +140,13 @@ class Delivery:
         switches: SwitchChanges | None = None,
         stopping: Callable[[], bool] = lambda: False,
         reconciliation: Reconciliation | None = None,
-        replicated: Callable[[], None] = lambda: None,
+        replicated: Callable[[Execution, Job], None] = lambda *_: None,
     ) -> None:
         """``stopping`` says the worker is shutting down: a group's jobs not begun yet are handed
         back to the schedule (the shutdown's grace is sized for one send, not for 16).
-        ``replicated`` returns once the replicas required have this worker's writes so far
-        (ReplicasMissing when they do not in time)."""
+        ``replicated`` returns once the replicas required have this worker's writes so far, the
+        execution's claim of the job among them (ReplicasMissing when they do not in time,
+        WriteLost when the claim is not on the primary: a failover lost it)."""
         self._transitions = transitions
         self._gateways = gateways
         self._policy = policy
@@ -265,10 +266,12 @@ class Delivery:
         try:
             # What this worker wrote so far (the last settlement, this job's begin) must outlive
             # a failover before the call it leads to goes out.
-            self._replicated()
+            self._replicated(execution, job)
         except ReplicasMissing as missing:
+            # WriteLost: the claim went with a primary that lost its role; on this one the retry
+            # below finds the job no longer this execution's and writes nothing.
             log.warning(
-                "job.replicas_missing",
+                "job.claim_lost" if isinstance(missing, WriteLost) else "job.replicas_missing",
                 job_id=job.id,
                 wanted=missing.wanted,
                 acknowledged=missing.acknowledged,

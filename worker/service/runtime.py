@@ -238,7 +238,7 @@ class Runtime:
             pace=self.call_pace,
             switches=self.switch_watch,
             stopping=self.shutting_down.is_set,
-            replicated=partial(self.replication.confirm, self.redis),
+            replicated=partial(self.replication.confirm_claim, self.redis),
         )
 
     @cached_property

@@ -5,21 +5,39 @@ of its own just before it, on the same connection (one pipeline), makes it count
 the primary made until then, whoever made it: the replication stream is one ordered log. So one
 barrier covers an enqueue script's writes, or a settlement's, made a moment before on another
 pooled connection.
+
+It counts on the server it ran on, though. A client retries a command that timed out on another
+connection, and behind Sentinel that may be a new primary: the write went to the old one, which
+a partition cut off before its replicas had it, and a WAIT on the new one vouches for nothing.
+So each barrier names a witness, a key the write left, and reads it after the WAIT on the same
+connection: found there, the write is on the primary whose replicas acknowledged.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio
 
-from worker.errors import ReplicasMissing
+from worker.errors import ReplicasMissing, WriteLost
+from worker.store.claims import Execution
 from worker.store.keys import Keys
+from worker.store.records import Job
 
 # WAIT gets this share of REDIS_TIMEOUT_S: the rest is for the round trip itself, so a missing
 # replica is told apart from a silent primary (a socket timeout) within REDIS_TIMEOUT_S.
 WAIT_SHARE = 0.75
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A key the write a barrier vouches for left: ``value`` its content (a string key), or None
+    when its presence says enough (a key of any type)."""
+
+    key: str
+    value: str | None = None
 
 
 class Replication:
@@ -27,31 +45,55 @@ class Replication:
 
     def __init__(self, keys: Keys, *, replicas: int, timeout_s: float) -> None:
         self.replicas = replicas
+        self._keys = keys
         self._key = keys.replicated
         self._timeout_s = timeout_s
         self._wait_ms = max(1, int(timeout_s * WAIT_SHARE * 1000))
 
-    def confirm(self, client: redis.Redis) -> None:
-        """Return once the replicas have every write so far; ReplicasMissing after the wait."""
+    def confirm_job(self, client: redis.Redis, job_id: str) -> None:
+        """``confirm`` for an enqueue: its witness is the job's record."""
+        self.confirm(client, Witness(self._keys.job(job_id)))
+
+    async def confirm_job_async(self, client: redis.asyncio.Redis, job_id: str) -> None:
+        """As ``confirm_job``, awaited."""
+        await self.confirm_async(client, Witness(self._keys.job(job_id)))
+
+    def confirm_claim(self, client: redis.Redis, execution: Execution, job: Job) -> None:
+        """``confirm`` before a call: its witness is the claim ``execution`` took of ``job``."""
+        self.confirm(client, Witness(self._keys.claim(job.account, job.key), execution.holder))
+
+    def confirm(self, client: redis.Redis, witness: Witness) -> None:
+        """Return once the replicas have every write so far, ``witness``'s among them;
+        ReplicasMissing after the wait, WriteLost when the write is not on this primary."""
         if self.replicas:
             with client.pipeline(transaction=False) as pipe:
-                self._barrier(pipe)
-                self._judge(pipe.execute())
+                self._barrier(pipe, witness)
+                self._judge(pipe.execute(), witness)
 
-    async def confirm_async(self, client: redis.asyncio.Redis) -> None:
+    async def confirm_async(self, client: redis.asyncio.Redis, witness: Witness) -> None:
         """As ``confirm``, awaited."""
         if self.replicas:
             async with client.pipeline(transaction=False) as pipe:
-                self._barrier(pipe)
-                self._judge(await pipe.execute())
+                self._barrier(pipe, witness)
+                self._judge(await pipe.execute(), witness)
 
-    def _barrier(self, pipe: Any) -> None:
+    def _barrier(self, pipe: Any, witness: Witness) -> None:
         pipe.incr(self._key)
         pipe.wait(self.replicas, self._wait_ms)
+        if witness.value is None:
+            pipe.exists(witness.key)
+        else:
+            pipe.get(witness.key)
 
-    def _judge(self, replies: list[Any]) -> None:
-        acknowledged = int(replies[-1])
+    def _judge(self, replies: list[Any], witness: Witness) -> None:
+        acknowledged, found = int(replies[-2]), replies[-1]
         if acknowledged < self.replicas:
             raise ReplicasMissing(
                 wanted=self.replicas, acknowledged=acknowledged, timeout_s=self._timeout_s
             )
+        if witness.value is None:
+            present = bool(found)
+        else:
+            present = (found.decode() if isinstance(found, bytes) else found) == witness.value
+        if not present:
+            raise WriteLost(wanted=self.replicas, timeout_s=self._timeout_s)
