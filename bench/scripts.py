@@ -14,6 +14,8 @@ first line.
     .venv/bin/python bench/scripts.py [--against HEAD] [--jobs 2000] [--rounds 3]
                                       [--floor]   (this tree against its floor, see common.py:
                                                    the scripts' floor argument set)
+                                      [--unpaced] (this tree against itself with pair pacing
+                                                   off: what pacing costs a send)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,7 @@ from worker.store.transitions import Transitions
 
 # Paced by recipient as by default (each job to a recipient of its own: every begin a new pair).
 RATE = RateLimit(SEC_LIMIT_MAX, MIN_LIMIT_MAX, pair_interval_s=6.0)
+UNPACED = RateLimit(SEC_LIMIT_MAX, MIN_LIMIT_MAX)
 HEADERS = RateLimitHeaders(SEC_LIMIT_MAX, SEC_LIMIT_MAX - 1, MIN_LIMIT_MAX, MIN_LIMIT_MAX - 1)
 STEP_S = 0.01
 
@@ -132,11 +136,20 @@ class Meter:
         }
 
 
-def side(
-    client: redis.Redis, prefix: str, folder: Path | None, jobs: int, t0: float, *, floor: bool
-) -> dict[str, Any]:
-    """One side's figures: begin_job, finish+begin, and the bare chunk, per call (``floor``:
-    the scripts told to take their floor)."""
+@dataclass(frozen=True)
+class Side:
+    """What one side runs: the Lua sources in ``folder`` (None: this tree's), told to take their
+    floor or not, with ``rate``'s limits and pacing."""
+
+    label: str
+    folder: Path | None = None
+    floor: bool = False
+    rate: RateLimit = RATE
+
+
+def side(client: redis.Redis, prefix: str, how: Side, jobs: int, t0: float) -> dict[str, Any]:
+    """One side's figures: begin_job, finish+begin, and the bare chunk, per call."""
+    folder, floor = how.folder, how.floor
     # The jobs are written by this tree's enqueue (the send path's scripts are compared).
     store = JobStore(client, Keys(prefix))
     with lua_sources(folder):
@@ -160,7 +173,7 @@ def side(
     holder = f"bench-{prefix}"
 
     def opening(n: int) -> Opening:
-        return Opening(Execution(ids[n], 1, holder), 30, 30, RATE)
+        return Opening(Execution(ids[n], 1, holder), 30, 30, how.rate)
 
     firsts = ids[::2]  # begin_job for every other job, finish+begin of the one after it
 
@@ -196,28 +209,30 @@ def side(
 
 def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as directory:
-        # (label, Lua sources, floor): the baseline first, then the side compared with it.
-        sides: list[tuple[str, Path | None, bool]] = [("this tree", None, False)]
+        # The baseline first, then the side compared with it.
+        sides = [Side("this tree")]
         if args.floor:
-            sides.append(("floor", None, True))
+            sides.append(Side("floor", floor=True))
+        elif args.unpaced:
+            sides.insert(0, Side("unpaced", rate=UNPACED))
         else:
             at = revision_sources(args.against, Path(directory) / "at")
-            sides.insert(0, (args.against, at, False))
+            sides.insert(0, Side(args.against, folder=at))
         server = LocalRedis(Path(directory))
         server.start()
         try:
             client = redis.Redis.from_url(server.url)
-            results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in sides}
+            results: dict[str, list[dict[str, Any]]] = {how.label: [] for how in sides}
             for r in range(args.rounds):
                 t0 = time.time()
-                for n, (label, folder, floor) in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
+                for n, how in enumerate(sides[:: 1 if r % 2 == 0 else -1]):
                     # Each side on an empty server: a keyspace that grew costs every command.
                     client.flushall()
                     prefix = f"s{n}r{r}:"
-                    results[label].append(side(client, prefix, folder, args.jobs, t0, floor=floor))
+                    results[how.label].append(side(client, prefix, how, args.jobs, t0))
         finally:
             server.stop()
-    (baseline, _, _), (compared, _, _) = sides
+    baseline, compared = sides[0].label, sides[1].label
     rows: list[Row] = []
     table = []
     for call in ("begin_job", "finish+begin", "chunk only"):
@@ -248,6 +263,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     compared.add_argument("--against", default="HEAD", help="git revision of the baseline's Lua")
     compared.add_argument(
         "--floor", action="store_true", help="this tree against its floor (no limiter, no records)"
+    )
+    compared.add_argument(
+        "--unpaced", action="store_true", help="this tree against itself with pair pacing off"
     )
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per side and round")
     parser.add_argument("--rounds", type=int, default=3)

@@ -175,8 +175,9 @@ if pair then
   -- field `pair` names the recipient for it).
   pair_reserve(pairs_key, to, id, pair, now_ms + wait_ms, now_ms, pair_interval_ms, lease_ms,
     lease_ms + max_wait_ms + pair_interval_ms + 1000)
+  local alone_until = tonumber(ARGV[18]) == 1 and now_ms + wait_ms + lease_ms or nil
   redis.call('HSET', job, 'state', JOB_STATE.SENDING, 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
-    'caller', execution, 'attempts', attempts, 'pair', to)
+    'caller', execution, 'attempts', attempts, 'pair', pair_field(to, alone_until))
 else
   redis.call('HSET', job, 'state', JOB_STATE.SENDING, 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
     'caller', execution, 'attempts', attempts)

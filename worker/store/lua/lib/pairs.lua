@@ -129,10 +129,33 @@ local function pair_replace(pairs_key, to, id, entry)
   end
 end
 
+-- A job's field `pair`: the recipient whose pair its call reserved; with a burst of 1, then '@'
+-- and the moment (ms) until which that reservation stays its pair's only entry for sure (its
+-- slot plus a lease: no other call is reserved while it counts, and the hash outlives it).
+local function pair_field(to, alone_until_ms)
+  if not alone_until_ms then return to end
+  return to .. '@' .. string.format('%d', alone_until_ms)
+end
+
+-- The recipient and the moment its reservation stays alone until (nil: not alone) of a job's
+-- field `pair`.
+local function pair_of(field)
+  local to, alone_until = string.match(field, '^([^@]*)@?(%d*)$')
+  return to, tonumber(alone_until)
+end
+
 -- Job `id`'s reservation of the pair ends: with accepted_ms, as a call the Gateway accepted
--- then (a confirmation); without, as one that does not count (given back).
-local function pair_settle(pairs_key, to, id, accepted_ms)
-  pair_replace(pairs_key, to, id, accepted_ms and string.format('%d', accepted_ms))
+-- then (a confirmation); without, as one that does not count (given back). A reservation still
+-- alone is confirmed by writing the pair whole, unread (a send's usual case): an entry a receipt
+-- added meanwhile (pair_accepted) is older than this answer, which then counts for it too.
+local function pair_settle(pairs_key, field, id, accepted_ms)
+  local to, alone_until = pair_of(field)
+  local accepted = accepted_ms and string.format('%d', accepted_ms)
+  if accepted and alone_until and accepted_ms < alone_until then
+    redis.call('HSET', pairs_key, to, accepted)
+  else
+    pair_replace(pairs_key, to, id, accepted)
+  end
 end
 
 -- Slow a pair: it counts as having had a call accepted at at_ms (a 131056 receipt: WhatsApp
@@ -147,6 +170,6 @@ end
 
 -- The job's reservation given back, if it holds one (its field `pair` names the recipient).
 local function pair_give_back(job, pairs_key, id)
-  local to = redis.call('HGET', job, 'pair')
-  if to then pair_settle(pairs_key, to, id) end
+  local field = redis.call('HGET', job, 'pair')
+  if field then pair_settle(pairs_key, field, id) end
 end

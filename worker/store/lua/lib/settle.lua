@@ -16,7 +16,7 @@ local function settlement(ARGV, looks, floor)
   if not f[1] then return nil end
   s.job_gen, s.state, s.account, s.key = f[1], f[2], f[3], f[4]
   s.updated_at, s.delivery_status, s.priority, s.key_owned = f[5], f[6], f[7], f[8]
-  s.pair = f[9]  -- the recipient whose pair the call reserved (pairs.lua), if it did
+  s.pair = f[9]  -- the pair the call reserved (pairs.lua's pair_field), if it did
   s.now_ms = math.floor(s.now * 1000)
   s.member = s.id .. '|' .. s.gen
   if not floor then
