@@ -89,15 +89,16 @@ class ReplicasMissing(Unavailable):
 class WriteLost(ReplicasMissing):
     """Raised when the primary a barrier waited on does not have the write it vouches for: the
     write went to a primary that lost its role (a failover, a partition) before any replica had
-    it. Whatever rested on the write did not happen; doing it again is safe."""
+    it, or, for a claim, the claim ran out first. Whatever rested on the write did not happen;
+    doing it again is safe."""
 
-    def __init__(self, *, wanted: int, timeout_s: float) -> None:
-        super().__init__(wanted=wanted, acknowledged=0, timeout_s=timeout_s)
+    def __init__(self, *, wanted: int, acknowledged: int, timeout_s: float) -> None:
+        super().__init__(wanted=wanted, acknowledged=acknowledged, timeout_s=timeout_s)
         self.problem = "the write was lost in a failover"
         WorkerError.__init__(
             self,
-            "the Redis primary changed before a replica had the write (a failover): it was "
-            "lost, and doing it again is safe",
+            "the write is not on the Redis primary (lost in a failover before a replica had "
+            "it): doing it again is safe",
         )
 
 

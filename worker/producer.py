@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import partial
 from typing import Annotated, Any, Literal, TypeAlias
 
 import redis
@@ -209,10 +208,10 @@ class Producer:
         accounts: frozenset[str],
         redis_timeout_s: float,
         redis_url: str | None = None,
-        replicated: Callable[[str], None] = lambda *_: None,
+        replicated: Callable[[list[str]], None] = lambda *_: None,
     ) -> None:
-        """``replicated`` returns once the replicas required have every write so far, the job
-        whose id it is given among them (raises ReplicasMissing when they do not in time, or
+        """``replicated`` returns once the replicas required have every write so far, the jobs
+        whose ids it is given among them (raises ReplicasMissing when they do not in time, or
         WriteLost): an enqueue returns only after it.
         ``redis_url``, masked, names the Redis an Unavailable is about."""
         self._jobs = jobs
@@ -263,7 +262,7 @@ class Producer:
         """
         try:
             ids = self._jobs.add(jobs, now=now)
-            self._replicated(ids[0])
+            self._replicated(ids)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise Unavailable(
                 timeout_s=self._redis_timeout_s,
@@ -306,5 +305,5 @@ def producer_for(settings: Settings, client: redis.Redis) -> Producer:
         accounts=known_accounts(settings.accounts_file),
         redis_timeout_s=settings.redis_timeout_s,
         redis_url=mask_url(settings.state_url),
-        replicated=partial(replication.confirm_job, client),
+        replicated=lambda ids: replication.confirm(client, replication.jobs(ids)),
     )

@@ -37,7 +37,7 @@ from worker.store.jobs import NO_BATCH, STORE_FULL, enqueue_call, is_out_of_memo
 from worker.store.keys import DEFAULT_RETENTION_S, Keys
 from worker.store.protocol import ENQUEUE
 from worker.store.records import Job, NewJob
-from worker.store.replication import Replication
+from worker.store.replication import Replication, Witness
 from worker.store.scripts import script_source
 
 # A connection failing at the socket level, or a reply that never came.
@@ -82,8 +82,11 @@ class AsyncJobStore:
                 raise
             raise StoreFull(STORE_FULL) from None
         seen, *ids = (i.decode() if isinstance(i, bytes) else str(i) for i in reply)
-        if ids:
-            await self._replication.confirm_job_async(self._redis, ids[0])
+        # A batch seen before wrote nothing now: the batch key it was found by is the witness
+        # (its jobs' records may have gone before it).
+        replication = self._replication
+        witness = Witness((keys[0],)) if seen == "1" else replication.jobs(ids)
+        await replication.confirm_async(self._redis, witness)
         return Written(ids, batch_seen=seen == "1")
 
     def _batch(self, jobs: list[NewJob], key: str, *, now: float) -> dict[str, Any]:

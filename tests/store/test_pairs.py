@@ -171,6 +171,34 @@ def test_a_call_never_answered_stops_counting_after_its_lease(jobs, redis_client
     assert begin(transitions, "next", now=T0 + 31, gen=2).verdict is Verdict.GO
 
 
+def test_a_send_settled_after_its_claim_ran_out_leaves_a_later_reservation(
+    jobs, redis_client, transitions
+):
+    """A settlement sent again late (a client's retry through a failover), its claim gone and
+    another job's call reserved meanwhile: its confirmation reads the pair and leaves that
+    reservation, so a third job still waits for it."""
+    for job_id in ("late", "next", "third"):
+        add(jobs, job_id)
+    begin(transitions, "late", now=T0)
+    redis_client.delete(KEYS.claim("default", "late"))  # its lease ran out
+    assert begin(transitions, "next", now=T0 + 31).verdict is Verdict.GO
+    sent(transitions, "late", now=T0 + 1)  # the time it was first sent with
+    assert begin(transitions, "third", now=T0 + 32).pair_wait
+
+
+def test_a_call_begun_unpaced_drops_an_earlier_calls_pair(jobs, redis_client, transitions):
+    """A job once paced, given back, then begun with pacing off: its send leaves the pairs as
+    they were (the earlier call's field would have it confirm a pair it never reserved)."""
+    add(jobs, "a")
+    begin(transitions, "a", now=T0)
+    refuse(transitions, Execution("a", 1, "a-1"), T0 + 0.1)
+    off = RateLimit(per_sec=1000, per_min=100_000, pair_interval_s=0)
+    assert begin(transitions, "a", now=T0 + 1.2, rate=off, gen=2).verdict is Verdict.GO
+    assert redis_client.hget(KEYS.job("a"), "pair") is None
+    transitions.mark_sent(Execution("a", 2, "a-2"), "wamid.a", now=T0 + 1.3)
+    assert redis_client.hget(KEYS.pairs("default"), PHONE) is None
+
+
 @pytest.mark.parametrize(("swept_ago_s", "left"), [(11, 1), (9, 2001)])
 def test_the_pairs_hash_expires_and_forgets_idle_pairs(
     jobs, redis_client, transitions, swept_ago_s, left

@@ -247,10 +247,12 @@ def test_a_barrier_on_the_new_primary_vouches_for_no_write_the_old_one_took(grou
     assert wait_for(lambda: _reads(runtime), timeout_s=10)
     barrier = Replication(runtime.keys, replicas=1, timeout_s=TIMEOUT_S)
     with pytest.raises(WriteLost):
-        barrier.confirm_job(runtime.redis, tail)
+        barrier.confirm(runtime.redis, barrier.jobs([tail]))
+    with pytest.raises(WriteLost):  # a batch's first job known from before, the next one lost
+        barrier.confirm(runtime.redis, barrier.jobs([kept, tail]))
     with pytest.raises(WriteLost):
         barrier.confirm_claim(runtime.redis, execution, job)
-    barrier.confirm_job(runtime.redis, kept)
+    barrier.confirm(runtime.redis, barrier.jobs([kept, kept]))
     taken = Execution(kept, job.gen, holder="the-new-primary's")
     again = Opening(taken, timing.lease_s, timing.probe_interval_s, runtime.rate_limit)
     assert runtime.transitions.open(again, now=time.time()).verdict is Verdict.GO

@@ -268,8 +268,6 @@ class Delivery:
             # a failover before the call it leads to goes out.
             self._replicated(execution, job)
         except ReplicasMissing as missing:
-            # WriteLost: the claim went with a primary that lost its role; on this one the retry
-            # below finds the job no longer this execution's and writes nothing.
             log.warning(
                 "job.claim_lost" if isinstance(missing, WriteLost) else "job.replicas_missing",
                 job_id=job.id,
@@ -278,6 +276,8 @@ class Delivery:
             )
             # No call was made: the attempt, the slot and any probe are given back, and no
             # reschedule is counted (an outage of the replicas must not use up the job's cap).
+            # WriteLost: this primary never had the claim (or it ran out): the retry finds the
+            # job no longer this execution's and writes nothing.
             self._transitions.retry(
                 execution,
                 now=self._clock(),

@@ -15,6 +15,7 @@ connection: found there, the write is on the primary whose replicas acknowledged
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +34,10 @@ WAIT_SHARE = 0.75
 
 @dataclass(frozen=True)
 class Witness:
-    """A key the write a barrier vouches for left: ``value`` its content (a string key), or None
-    when its presence says enough (a key of any type)."""
+    """What the write a barrier vouches for left: ``keys`` all present (an enqueue's jobs), or,
+    with ``value``, the one key holding that value (a begin's claim)."""
 
-    key: str
+    keys: tuple[str, ...]
     value: str | None = None
 
 
@@ -50,17 +51,14 @@ class Replication:
         self._timeout_s = timeout_s
         self._wait_ms = max(1, int(timeout_s * WAIT_SHARE * 1000))
 
-    def confirm_job(self, client: redis.Redis, job_id: str) -> None:
-        """``confirm`` for an enqueue: its witness is the job's record."""
-        self.confirm(client, Witness(self._keys.job(job_id)))
-
-    async def confirm_job_async(self, client: redis.asyncio.Redis, job_id: str) -> None:
-        """As ``confirm_job``, awaited."""
-        await self.confirm_async(client, Witness(self._keys.job(job_id)))
+    def jobs(self, job_ids: Sequence[str]) -> Witness:
+        """An enqueue's witness: the records of the jobs it returned (new, or a known
+        idempotency key's first)."""
+        return Witness(tuple(dict.fromkeys(self._keys.job(job_id) for job_id in job_ids)))
 
     def confirm_claim(self, client: redis.Redis, execution: Execution, job: Job) -> None:
         """``confirm`` before a call: its witness is the claim ``execution`` took of ``job``."""
-        self.confirm(client, Witness(self._keys.claim(job.account, job.key), execution.holder))
+        self.confirm(client, Witness((self._keys.claim(job.account, job.key),), execution.holder))
 
     def confirm(self, client: redis.Redis, witness: Witness) -> None:
         """Return once the replicas have every write so far, ``witness``'s among them;
@@ -80,20 +78,23 @@ class Replication:
     def _barrier(self, pipe: Any, witness: Witness) -> None:
         pipe.incr(self._key)
         pipe.wait(self.replicas, self._wait_ms)
-        if witness.value is None:
-            pipe.exists(witness.key)
-        else:
-            pipe.get(witness.key)
+        if witness.value is not None:
+            pipe.get(witness.keys[0])
+        elif witness.keys:
+            pipe.exists(*witness.keys)
 
     def _judge(self, replies: list[Any], witness: Witness) -> None:
-        acknowledged, found = int(replies[-2]), replies[-1]
+        acknowledged, found = int(replies[1]), replies[2:]
         if acknowledged < self.replicas:
             raise ReplicasMissing(
                 wanted=self.replicas, acknowledged=acknowledged, timeout_s=self._timeout_s
             )
-        if witness.value is None:
-            present = bool(found)
+        if witness.value is not None:
+            (value,) = found
+            present = (value.decode() if isinstance(value, bytes) else value) == witness.value
         else:
-            present = (found.decode() if isinstance(found, bytes) else found) == witness.value
+            present = not witness.keys or int(found[0]) == len(witness.keys)
         if not present:
-            raise WriteLost(wanted=self.replicas, timeout_s=self._timeout_s)
+            raise WriteLost(
+                wanted=self.replicas, acknowledged=acknowledged, timeout_s=self._timeout_s
+            )

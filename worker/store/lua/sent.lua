@@ -25,15 +25,16 @@ redis.call('HSET', s.job, 'state', JOB_STATE.SENT, 'wamid', wamid, 'last_code', 
   'updated_at', s.now_text, 'sent_at', s.now_text)
 -- The claim goes whoever holds it: with the ledger written, no begin lets the key be called
 -- again, and a call already past its begin is not stopped by a claim.
+local claimed = false  -- whether a claim of this dispatch still stood (in Redis's own time)
 if s.job_gen == s.gen then
-  redis.call('DEL', s.claim)
+  claimed = redis.call('DEL', s.claim) == 1
   redis.call('ZREM', keys.leases(prefix), s.member)
 end
 if s.delivery_status then
   redis.call('HDEL', s.job, 'delivery_status', 'delivery_at', 'delivery_error')
 end
 -- The Gateway accepted the call: it counts against its pair from this answer on.
-settle_pair(s, s.now_ms)
+settle_pair(s, s.now_ms, claimed)
 if not floor then
   remember(s)
   local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))

@@ -35,9 +35,9 @@ local now_ms = math.floor(now * 1000)
 local job = keys.job(prefix, id)
 local member = id .. '|' .. gen
 local leases = keys.leases(prefix)
-local f = redis.call('HMGET', job, 'gen', 'state', 'to', unpack(CLAIMED_FIELDS))
+local f = redis.call('HMGET', job, 'gen', 'state', 'to', 'pair', unpack(CLAIMED_FIELDS))
 local field = {}
-for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 3] end
+for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 4] end
 local state, account, key = f[2], field.account, field.key
 -- Begun: no longer counted against the account's budget for dispatches (promote.lua).
 if account then redis.call('ZREM', keys.dispatched(prefix, account), member) end
@@ -172,7 +172,7 @@ redis.call('ZADD', leases, now + (lease_ms + wait_ms) / 1000, member)
 local attempts = (tonumber(field.attempts) or 0) + 1
 if pair then
   -- The pair counts this call from now: its settlement confirms or gives it back (the job's
-  -- field `pair` names the recipient for it).
+  -- field `pair` says which pair, and whether the reservation is alone in it: pairs.lua).
   pair_reserve(pairs_key, to, id, pair, now_ms + wait_ms, now_ms, pair_interval_ms, lease_ms,
     lease_ms + max_wait_ms + pair_interval_ms + 1000)
   local alone_until = tonumber(ARGV[18]) == 1 and now_ms + wait_ms + lease_ms or nil
@@ -181,6 +181,9 @@ if pair then
 else
   redis.call('HSET', job, 'state', JOB_STATE.SENDING, 'calling', '1', 'updated_at', ARGV[4], 'slot', slot,
     'caller', execution, 'attempts', attempts)
+  -- An earlier paced call's field would have this call's settlement confirm a pair it never
+  -- reserved (pacing turned off since, say).
+  if f[4] then redis.call('HDEL', job, 'pair') end
 end
 return claimed('go', probe, wait_ms)
 end

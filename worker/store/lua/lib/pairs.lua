@@ -146,12 +146,14 @@ end
 
 -- Job `id`'s reservation of the pair ends: with accepted_ms, as a call the Gateway accepted
 -- then (a confirmation); without, as one that does not count (given back). A reservation still
--- alone is confirmed by writing the pair whole, unread (a send's usual case): an entry a receipt
+-- alone is confirmed by writing the pair whole, unread (a send's usual case): alone by the
+-- job's field, and `claimed`, the call's claim still standing when settled, which a settlement
+-- sent again late (a client's retry) or one whose claim ran out cannot say. An entry a receipt
 -- added meanwhile (pair_accepted) is older than this answer, which then counts for it too.
-local function pair_settle(pairs_key, field, id, accepted_ms)
+local function pair_settle(pairs_key, field, id, accepted_ms, claimed)
   local to, alone_until = pair_of(field)
   local accepted = accepted_ms and string.format('%d', accepted_ms)
-  if accepted and alone_until and accepted_ms < alone_until then
+  if accepted and claimed and alone_until and accepted_ms < alone_until then
     redis.call('HSET', pairs_key, to, accepted)
   else
     pair_replace(pairs_key, to, id, accepted)
@@ -168,7 +170,7 @@ local function pair_accepted(pairs_key, to, at_ms, ttl_ms)
   if redis.call('PTTL', pairs_key) < ttl_ms then redis.call('PEXPIRE', pairs_key, ttl_ms) end
 end
 
--- The job's reservation given back, if it holds one (its field `pair` names the recipient).
+-- The job's reservation given back, if it holds one (its field `pair`, see pair_field).
 local function pair_give_back(job, pairs_key, id)
   local field = redis.call('HGET', job, 'pair')
   if field then pair_settle(pairs_key, field, id) end

@@ -30,10 +30,13 @@ local function settlement(ARGV, looks, floor)
 end
 
 -- The call's pair reservation ends (pairs.lua): confirmed as accepted at accepted_ms, or,
--- without, given back (the Gateway refused or failed the call, or it was not made). The job's
--- field `pair` stays: a job once paced looks for its reservation at each settlement (one HGET).
-local function settle_pair(s, accepted_ms)
-  if s.pair then pair_settle(keys.pairs(s.prefix, s.account), s.pair, s.id, accepted_ms) end
+-- without, given back (the Gateway refused or failed the call, or it was not made). `claimed`:
+-- the settlement released the call's claim, still standing. The job's field `pair` stays: a job
+-- once paced looks for its reservation at each settlement (one HGET).
+local function settle_pair(s, accepted_ms, claimed)
+  if s.pair then
+    pair_settle(keys.pairs(s.prefix, s.account), s.pair, s.id, accepted_ms, claimed)
+  end
 end
 
 -- Whether the settling execution still owns the job (its generation, not settled, its claim);
