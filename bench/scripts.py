@@ -46,7 +46,7 @@ from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.dev.localredis import LocalRedis
 from worker.outcome import RateLimitHeaders
 from worker.store import scripts
-from worker.store.claims import Execution, Opening
+from worker.store.claims import Address, Execution, Opening
 from worker.store.jobs import JobStore
 from worker.store.keys import Keys
 from worker.store.protocol import SENT
@@ -173,7 +173,9 @@ def side(client: redis.Redis, prefix: str, how: Side, jobs: int, t0: float) -> d
     holder = f"bench-{prefix}"
 
     def opening(n: int) -> Opening:
-        return Opening(Execution(ids[n], 1, holder), 30, 30, how.rate)
+        return Opening(
+            Execution(ids[n], 1, holder), 30, 30, how.rate, Address("acct", ids[n], "normal")
+        )
 
     firsts = ids[::2]  # begin_job for every other job, finish+begin of the one after it
 

@@ -17,14 +17,12 @@ LUA = resources.files("worker.store").joinpath("lua")
 # Lua files (under lua/) that still build key names from a prefix, and why.
 STILL_PREFIXED = {
     "lib/keys.lua": "the key builders the files below still use",
-    "lib/begin.lua": "a begin reads the job's account and key from its record, then names keys",
     "lib/settle.lua": "a settlement reads the job's account and key from its record",
-    "lib/ratelimit.lua": "the limiter's windows and learned limits, for begin and settle",
+    "lib/ratelimit.lua": "rate_keys: the limiter's keys, for the settlements and the pump",
     "lib/deadletters.lua": "park and the receipts write dead letters under the prefix",
     "lib/delivery.lua": "a receipt finds its job by the wamid index, known only at run time",
     "lib/answers.lua": "the answers counted per second: one hash a second for the deployment",
-    "begin_job.lua": "not converted yet (lib/begin.lua)",
-    "sent.lua": "not converted yet (lib/settle.lua, lib/begin.lua for the next job)",
+    "sent.lua": "not converted yet (lib/settle.lua; the next job's begin takes KEYS)",
     "retry.lua": "not converted yet (lib/settle.lua)",
     "park.lua": "not converted yet (lib/settle.lua)",
     "hold.lua": "not converted yet (lib/settle.lua)",

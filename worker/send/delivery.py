@@ -26,7 +26,7 @@ from worker.send.pace import CallPace
 from worker.send.reconcile import Reconciliation
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
-from worker.store.claims import Claim, Execution, Opening, Verdict
+from worker.store.claims import Address, Claim, Execution, Opening, Verdict
 from worker.store.ratelimit import RateLimit
 from worker.store.records import Job
 from worker.store.templates import TEMPLATE_PAUSED
@@ -177,7 +177,12 @@ class Delivery:
         job after the first is begun: the rest are handed back at once (their leases end now),
         and the results stop at the last one begun.
         """
-        openings = [self._opening(job_id, gen) for job_id, gen in dispatches]
+        # The jobs' addresses name the keys each begin takes: read for the group at once.
+        addresses = self._transitions.addresses([job_id for job_id, _ in dispatches])
+        openings = [
+            self._opening(job_id, gen, address)
+            for (job_id, gen), address in zip(dispatches, addresses, strict=True)
+        ]
         results: list[Result] = []
         begun: Begun | None = None
         for index, opening in enumerate(openings):
@@ -197,10 +202,10 @@ class Delivery:
             begun = delivered.next
         return results
 
-    def _opening(self, job_id: str, gen: int) -> Opening:
+    def _opening(self, job_id: str, gen: int, address: Address) -> Opening:
         execution = Execution(job_id, gen, holder=uuid.uuid4().hex)
         timing = self._timing
-        return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate)
+        return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate, address)
 
     def _deliver(self, execution: Execution, begun: Begun, then: Opening | None) -> Delivered:
         """Deliver a begun dispatch; ``then`` is the group's next, begun by a send's settlement."""

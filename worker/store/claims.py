@@ -62,11 +62,27 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Address:
+    """What names a job's keys: its account, idempotency key and priority (none of which ever
+    changes), read from its record before its begin. A job with no record has ``NOWHERE``."""
+
+    account: str
+    key: str
+    priority: str
+
+
+# The address of a job with no record: its keys name nothing it has; begin finds it gone.
+NOWHERE = Address("", "", "")
+
+
+@dataclass(frozen=True)
 class Opening:
     """Everything ``begin`` needs for one dispatch but the time: its execution, how long the
-    claim lasts, how often the billing breaker probes, the account limits."""
+    claim lasts, how often the billing breaker probes, the account limits, and the job's address
+    (None: read it first)."""
 
     execution: Execution
     lease_s: float
     probe_interval_s: float
     rate: RateLimit
+    address: Address | None = None

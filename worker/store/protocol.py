@@ -128,10 +128,12 @@ def lua_constants() -> str:
     job's states (``states.py``): ``JOB_STATE.SENT`` is ``'sent'``, ``SETTLED_STATES[state]``
     whether a state is settled; no script spells a state itself."""
     fields = ", ".join(f"'{name}'" for name in CLAIMED_FIELDS)
+    begin_keys = ", ".join(f"'{name}'" for name in BEGIN_KEYS)
     states = ", ".join(f"{state.name} = '{state.value}'" for state in JobState)
     settled = ", ".join(f"{state.value} = true" for state in sorted(SETTLED))
     return (
         f"local CLAIMED_FIELDS = {{{fields}}}\n"
+        f"local BEGIN_KEYS = {{{begin_keys}}}\n"
         f"local JOB_STATE = {{{states}}}\n"
         f"local SETTLED_STATES = {{{settled}}}\n"
     )
@@ -139,10 +141,32 @@ def lua_constants() -> str:
 
 # ------------------------------------------------------------------ a job's transitions
 
+# A begin's keys, read by name (lib/begin.lua's begin_keys, from the generated BEGIN_KEYS): the
+# job's own, its idempotency key's claim, the account's switches, holds, pairs and limiter
+# (ratelimit.lua's names), the lane of the job's priority (a deferred job is scheduled there).
+BEGIN_KEYS = (
+    *OWN_KEYS,
+    "claim",
+    "leases",
+    "halt",
+    "breaker",
+    "breaker_probe",
+    "template_holds",
+    "held",
+    "template_held_jobs",
+    "pairs",
+    "limits",
+    "sec_window",
+    "min_window",
+    "cooldown",
+    "dispatched",
+    "due",
+    "scheduled_accounts",
+)
 BEGIN = Script(
     "begin_job",
+    keys=BEGIN_KEYS,
     argv=(
-        "prefix",
         "id",
         "gen",
         "now",
@@ -150,6 +174,9 @@ BEGIN = Script(
         "execution",
         "probe_interval_s",
         "retention_s",
+        "account",  # the job's account, key and priority, as its keys were named for them
+        "key",
+        "priority",
         *LIMITS,
         *PAIRS,
         "floor",  # '1': the benchmarks' floor what-if (no rate-limit slot); never the product's

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 
 from worker.outcome import Outcome, RateLimitHeaders
-from worker.store.claims import Claim, Execution, Opening, Verdict
+from worker.store.claims import NOWHERE, Address, Claim, Execution, Opening, Verdict
 from worker.store.history import history_event
-from worker.store.keys import Keys, lane_of
+from worker.store.keys import Keys, lane_of, own_keys
 from worker.store.protocol import (
     BEGIN,
     CLAIMED_FIELDS,
@@ -91,13 +91,50 @@ class Transitions:
 
     def open(self, opening: Opening, *, now: float) -> Claim:
         """``begin`` for an ``Opening``."""
-        return _claim(self._begin(args=self._opening_arguments(opening, now)), opening, now)
+        keys, args = self._opening_call(opening, now)
+        return _claim(self._begin(keys=keys, args=args), opening, now)
 
-    def _opening_arguments(self, opening: Opening, now: float) -> list[Any]:
+    def addresses(self, job_ids: Sequence[str]) -> list[Address]:
+        """The jobs' addresses, in one round trip (``NOWHERE`` for a job with no record)."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(self._keys.job(job_id), "account", "key", "priority")
+            found: list[list[Any]] = pipe.execute()
+        return [
+            Address(*(text(value) for value in values)) if values[0] is not None else NOWHERE
+            for values in found
+        ]
+
+    def _opening_call(self, opening: Opening, now: float) -> tuple[list[str], list[Any]]:
+        """begin.lua's KEYS and ARGV for ``opening`` (its address read first when not known)."""
+        execution = opening.execution
+        address = opening.address or self.addresses([execution.job_id])[0]
+        k, account = self._keys, address.account
+        keys = {
+            **own_keys(k, execution.job_id, account, address.key),
+            "claim": k.claim(account, address.key),
+            "leases": k.leases,
+            "halt": k.halt(account),
+            "breaker": k.breaker(account),
+            "breaker_probe": k.breaker_probe(account),
+            "template_holds": k.template_holds(account),
+            "held": k.held(account),
+            "template_held_jobs": k.template_held_jobs(account),
+            "pairs": k.pairs(account),
+            "limits": k.limits(account),
+            "sec_window": k.window(account, "sec"),
+            "min_window": k.window(account, "min"),
+            "cooldown": k.cooldown(account),
+            "dispatched": k.dispatched(account),
+            "due": k.due(account, lane_of(address.priority)),
+            "scheduled_accounts": k.scheduled_accounts,
+        }
+        return BEGIN.key_list(keys), self._opening_arguments(opening, address, now)
+
+    def _opening_arguments(self, opening: Opening, address: Address, now: float) -> list[Any]:
         execution = opening.execution
         return BEGIN.arguments(
             {
-                "prefix": self._keys.prefix,
                 "id": execution.job_id,
                 "gen": execution.gen,
                 "now": now,
@@ -105,6 +142,9 @@ class Transitions:
                 "execution": execution.holder,
                 "probe_interval_s": opening.probe_interval_s,
                 "retention_s": self._retention_s,
+                "account": address.account,
+                "key": address.key,
+                "priority": address.priority,
                 **opening.rate.limits(),
                 **opening.rate.pair_arguments(),
                 "floor": self._floor_flag,
@@ -189,8 +229,8 @@ class Transitions:
         event = history_event(now, "attempt", code="OK", action="sent")
         values = self._settlement(execution, now, event, headers)
         values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
-        after = self._opening_arguments(then, now) if then else []
-        reply: list[Any] = self._sent(args=SENT.arguments(values, then=after))
+        keys, after = self._opening_call(then, now) if then else ([], [])
+        reply: list[Any] = self._sent(keys=keys, args=SENT.arguments(values, then=after))
         recorded = SENT.fields(reply)
         begun = reply[len(SENT.reply) :]
         claim = _claim(begun, then, now) if then and begun else None

@@ -23,7 +23,7 @@ for _, account in ipairs(redis.call('SMEMBERS', accounts)) do
     redis.call('SREM', accounts, account)
   elseif due_now > 0 then
     -- budget's first value only: as math.min's last argument it would bring its others along.
-    local can = budget(prefix, account, now_ms, limits_of(account), horizon_ms, looks)
+    local can = budget(rate_keys(prefix, account), account, now_ms, limits_of(account), horizon_ms, looks)
     can = math.min(due_now, can)
     if can > 0 then
       wanted[#wanted + 1] = account

@@ -58,7 +58,7 @@ end
 for i = 15, #ARGV, 2 do
   local account = ARGV[i]
   local ran_before = #taken
-  local can, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account), horizon_ms,
+  local can, first_ms, gap_ms = budget(rate_keys(prefix, account), account, now_ms, limits_of(account), horizon_ms,
     looks)
   local left = math.min(tonumber(ARGV[i + 1]), room - #taken, can)
   for _, lane in ipairs(LANES) do
@@ -87,7 +87,7 @@ if #taken < room then
     if account then
       local pace = again[account]
       if not pace then
-        local _, first_ms, gap_ms = budget(prefix, account, now_ms, limits_of(account),
+        local _, first_ms, gap_ms = budget(rate_keys(prefix, account), account, now_ms, limits_of(account),
           horizon_ms, looks)
         pace = {first_ms, gap_ms, 0}
         again[account] = pace

@@ -4,6 +4,8 @@
 --   benchmarks' floor what-if: nothing learned from the headers, no records of the send: no
 --   history line, expiries, ledger entry, wamid index or count of the answer)[, begin.lua's
 --   ARGV for the group's next dispatch]
+-- KEYS: none of its own yet (it names its keys from the prefix); begin.lua's for the group's next
+--   dispatch, when there is one.
 -- Returns {recorded, breaker_closed, exhausted_open, early_applied[, begin.lua's reply]}: the
 -- wamid is recorded whoever owns the job (the message went out), indexed to the job for the
 -- delivery statuses (statuses that came first are applied now); breaker_closed says whether a
@@ -84,6 +86,8 @@ if not looks.quiet[account] then
   looks.quiet[account] = nil  -- the breaker may have closed: the next begin looks for itself
 end
 if ARGV[16] then
-  for _, part in ipairs(begin({unpack(ARGV, 16)}, looks)) do reply[#reply + 1] = part end
+  for _, part in ipairs(begin(begin_keys(1), {unpack(ARGV, 16)}, looks)) do
+    reply[#reply + 1] = part
+  end
 end
 return reply

@@ -29,6 +29,15 @@ local function give_back_call(job, sec_window, min_window)
   end
 end
 
+-- An account's limiter keys, as the functions below take them (`rk`): the learned limits, the
+-- two windows, the cooldown and the dispatches not begun yet; named from a prefix, for the
+-- scripts that still name keys so (a begin takes them as KEYS, by the same names).
+local function rate_keys(prefix, account)
+  return {limits = keys.limits(prefix, account), sec_window = keys.window(prefix, account, 'sec'),
+    min_window = keys.window(prefix, account, 'min'), cooldown = keys.cooldown(prefix, account),
+    dispatched = keys.dispatched(prefix, account)}
+end
+
 local function rate_limits(limits_key, limits, looks)
   local learned = looks.learned[limits_key] or redis.call('HMGET', limits_key, 'sec', 'min')
   local sec, min = tonumber(learned[1]), tonumber(learned[2])
@@ -41,12 +50,12 @@ end
 -- sec window's last entry (score, member; nil when empty). Entries older than a window may still
 -- be in it (trimming is periodic, see reserve): they change nothing here, as the k-th newest
 -- entry is older than the window only when fewer than k entries are inside it.
-local function earliest_slot(prefix, account, now_ms, limits, looks)
-  local sec_limit, min_limit = rate_limits(keys.limits(prefix, account), limits, looks)
-  local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
+local function earliest_slot(rk, account, now_ms, limits, looks)
+  local sec_limit, min_limit = rate_limits(rk.limits, limits, looks)
+  local sec, min = rk.sec_window, rk.min_window
   local slot = now_ms
   if not looks.quiet[account] then
-    slot = math.max(slot, tonumber(redis.call('GET', keys.cooldown(prefix, account)) or '0'))
+    slot = math.max(slot, tonumber(redis.call('GET', rk.cooldown) or '0'))
   end
   -- Slots are evenly spaced (window / limit apart), never bunched: a burst of calls reaches the
   -- Gateway spread out, so the jitter of their arrival cannot tip a window over its limit.
@@ -69,11 +78,11 @@ local SEEN = 'seen:'  -- the prefix of the entries learn adds for calls made by 
 -- second, not for every slot: a window's expiry, set then to outlast that slot by its window
 -- and a second, outlasts every later slot of the same second. A second that begins with an
 -- entry of learn's (its expiry is its own) or with no entry gets its upkeep at its next slot.
-local function reserve(prefix, account, now_ms, limits, max_wait_ms, owner, looks)
-  local slot, _, _, last_at, last_entry = earliest_slot(prefix, account, now_ms, limits, looks)
+local function reserve(rk, account, now_ms, limits, max_wait_ms, owner, looks)
+  local slot, _, _, last_at, last_entry = earliest_slot(rk, account, now_ms, limits, looks)
   local wait = math.ceil(slot - now_ms)
   if wait > max_wait_ms then return false, wait end
-  local sec, min = keys.window(prefix, account, 'sec'), keys.window(prefix, account, 'min')
+  local sec, min = rk.sec_window, rk.min_window
   local entry = owner .. '@' .. slot
   redis.call('ZADD', sec, slot, entry)
   redis.call('ZADD', min, slot, entry)
@@ -112,13 +121,13 @@ end
 -- A dispatch not begun by its entry's score (s) stops counting: it was lost on the way.
 -- Also returns when the next dispatch may expect its slot (ms from now: after the slots of the
 -- dispatches not yet begun) and the gap between two slots (ms).
-local function budget(prefix, account, now_ms, limits, horizon_ms, looks)
-  local slot, sec_limit, min_limit = earliest_slot(prefix, account, now_ms, limits, looks)
-  local dispatched = keys.dispatched(prefix, account)
+local function budget(rk, account, now_ms, limits, horizon_ms, looks)
+  local slot, sec_limit, min_limit = earliest_slot(rk, account, now_ms, limits, looks)
+  local dispatched = rk.dispatched
   redis.call('ZREMRANGEBYSCORE', dispatched, '-inf', now_ms / 1000)
   local waiting = redis.call('ZCARD', dispatched)
   local free = math.floor((now_ms + horizon_ms - slot) * sec_limit / limits.sec_window) + 1
-  local in_minute = redis.call('ZCOUNT', keys.window(prefix, account, 'min'),
+  local in_minute = redis.call('ZCOUNT', rk.min_window,
     now_ms - limits.min_window, '+inf')
   local gap = limits.sec_window / sec_limit
   return math.max(0, math.min(free, min_limit - in_minute) - waiting),
@@ -137,8 +146,8 @@ local LIMITS_RENEW_S, LIMITS_KEPT_S = 3600, 86400
 -- tag: unique to this answer (the settled dispatch's member), names the entries it adds.
 -- The learned limits are written when they change, else renewed hourly: kept a day after the
 -- last answer announcing them.
-local function learn(prefix, account, now_ms, answer, tag, looks)
-  local limits = keys.limits(prefix, account)
+local function learn(rk, now_ms, answer, tag, looks)
+  local limits = rk.limits
   local stored = redis.call('HMGET', limits, 'sec', 'min', 'renewed')
   local known = {sec = tonumber(stored[1]), min = tonumber(stored[2])}
   local write = {}
@@ -159,7 +168,7 @@ local function learn(prefix, account, now_ms, answer, tag, looks)
   for _, span in ipairs({'sec', 'min'}) do
     local window_ms, remaining, limit = answer[span][1], answer[span][3], known[span]
     if limit and limit >= 1 and remaining then
-      local log = keys.window(prefix, account, span)
+      local log = rk[span .. '_window']
       local count = redis.call('ZCOUNT', log, now_ms - window_ms, now_ms)
       -- At most the limit in force, and at most FILL_MAX entries per answer: the next answers
       -- compared fill the rest, and no single script blocks Redis for long.

@@ -20,7 +20,7 @@ local function settlement(ARGV, looks, floor)
   s.now_ms = math.floor(s.now * 1000)
   s.member = s.id .. '|' .. s.gen
   if not floor then
-    learn(s.prefix, s.account, s.now_ms, {
+    learn(rate_keys(s.prefix, s.account), s.now_ms, {
       sec = {tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])},
       min = {tonumber(ARGV[8]), tonumber(ARGV[11]), tonumber(ARGV[12])},
     }, s.member, looks)
