@@ -174,7 +174,7 @@ def side(client: redis.Redis, prefix: str, how: Side, jobs: int, t0: float) -> d
 
     def opening(n: int) -> Opening:
         return Opening(
-            Execution(ids[n], 1, holder), 30, 30, how.rate, Address("acct", ids[n], "normal")
+            Execution(ids[n], 1, holder, Address("acct", ids[n], "normal")), 30, 30, how.rate
         )
 
     firsts = ids[::2]  # begin_job for every other job, finish+begin of the one after it

@@ -17,15 +17,9 @@ LUA = resources.files("worker.store").joinpath("lua")
 # Lua files (under lua/) that still build key names from a prefix, and why.
 STILL_PREFIXED = {
     "lib/keys.lua": "the key builders the files below still use",
-    "lib/settle.lua": "a settlement reads the job's account and key from its record",
-    "lib/ratelimit.lua": "rate_keys: the limiter's keys, for the settlements and the pump",
-    "lib/deadletters.lua": "park and the receipts write dead letters under the prefix",
+    "lib/ratelimit.lua": "rate_keys: the limiter's keys named from the prefix, for the pump",
     "lib/delivery.lua": "a receipt finds its job by the wamid index, known only at run time",
-    "lib/answers.lua": "the answers counted per second: one hash a second for the deployment",
-    "sent.lua": "not converted yet (lib/settle.lua; the next job's begin takes KEYS)",
-    "retry.lua": "not converted yet (lib/settle.lua)",
-    "park.lua": "not converted yet (lib/settle.lua)",
-    "hold.lua": "not converted yet (lib/settle.lua)",
+    "sent.lua": "its settlement and next begin take KEYS; the rest (early statuses) not yet",
     "resume.lua": "held jobs' keys are known once popped, and it lifts the halt in the same step",
     "plan.lua": "the pump's scripts: not converted yet",
     "promote.lua": "the pump's scripts: not converted yet",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from redis.exceptions import ResponseError
+
 from tests.support.jobs import KEYS, add_job
 from worker.outcome import Outcome
-from worker.store.claims import Execution, Opening, Verdict
+from worker.store.claims import Address, Execution, Opening, Verdict
 from worker.store.ratelimit import RateLimit
 from worker.store.records import NewJob
 from worker.store.states import JobState
@@ -288,3 +291,24 @@ def test_the_floor_what_if_is_off_unless_set_and_when_set_skips_limiter_and_reco
         assert (redis_client.get(KEYS.wamid(f"wamid.{job_id}")) is None) is floor
         assert redis_client.llen(KEYS.history(job_id)) == (1 if floor else 2)
         assert jobs.get(job_id).state is JobState.SENT
+
+
+def test_a_begin_or_settlement_given_another_jobs_keys_refuses_and_writes_nothing(
+    jobs, redis_client, transitions
+):
+    """The keys are named from the job's address, read before the script runs: a script given
+    keys named for another account, key or priority raises, and the job is as it was."""
+    add_job(jobs)
+    before = redis_client.hgetall(KEYS.job("j1"))
+    for wrong in (
+        Address("other", "j1", "normal"),
+        Address("default", "not-its-key", "normal"),
+        Address("default", "j1", "bulk"),
+    ):
+        elsewhere = Execution("j1", 1, "a", wrong)
+        with pytest.raises(ResponseError, match="another job"):
+            transitions.begin(elsewhere, now=time.time(), lease_s=5, probe_interval_s=5, rate=RATE)
+        with pytest.raises(ResponseError, match="another job"):
+            transitions.retry(elsewhere, now=time.time(), delay_s=1, action="backoff")
+    assert redis_client.hgetall(KEYS.job("j1")) == before
+    assert begin(transitions, holder="a") is Verdict.GO

@@ -203,9 +203,9 @@ class Delivery:
         return results
 
     def _opening(self, job_id: str, gen: int, address: Address) -> Opening:
-        execution = Execution(job_id, gen, holder=uuid.uuid4().hex)
+        execution = Execution(job_id, gen, holder=uuid.uuid4().hex, address=address)
         timing = self._timing
-        return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate, address)
+        return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate)
 
     def _deliver(self, execution: Execution, begun: Begun, then: Opening | None) -> Delivered:
         """Deliver a begun dispatch; ``then`` is the group's next, begun by a send's settlement."""

@@ -36,12 +36,28 @@ PAIR_WAIT = "pair"
 
 
 @dataclass(frozen=True)
+class Address:
+    """What names a job's keys: its account, idempotency key and priority (none of which ever
+    changes), read from its record before its begin. A job with no record has ``NOWHERE``."""
+
+    account: str
+    key: str
+    priority: str
+
+
+# The address of a job with no record: its keys name nothing it has; begin finds it gone.
+NOWHERE = Address("", "", "")
+
+
+@dataclass(frozen=True)
 class Execution:
-    """One attempt to run a dispatched job: who holds it (``holder``) and for which ``gen``."""
+    """One attempt to run a dispatched job: who holds it (``holder``), for which ``gen``, and the
+    job's address (None: read it first)."""
 
     job_id: str
     gen: int
     holder: str
+    address: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -62,27 +78,11 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class Address:
-    """What names a job's keys: its account, idempotency key and priority (none of which ever
-    changes), read from its record before its begin. A job with no record has ``NOWHERE``."""
-
-    account: str
-    key: str
-    priority: str
-
-
-# The address of a job with no record: its keys name nothing it has; begin finds it gone.
-NOWHERE = Address("", "", "")
-
-
-@dataclass(frozen=True)
 class Opening:
     """Everything ``begin`` needs for one dispatch but the time: its execution, how long the
-    claim lasts, how often the billing breaker probes, the account limits, and the job's address
-    (None: read it first)."""
+    claim lasts, how often the billing breaker probes, the account limits."""
 
     execution: Execution
     lease_s: float
     probe_interval_s: float
     rate: RateLimit
-    address: Address | None = None

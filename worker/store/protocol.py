@@ -40,14 +40,21 @@ class Script:
     include: tuple[str, ...] = ()
 
     def key_list(
-        self, keys: Mapping[str, str], *, each: Iterable[Mapping[str, str]] = ()
+        self,
+        keys: Mapping[str, str],
+        *,
+        each: Iterable[Mapping[str, str]] = (),
+        then: Sequence[str] = (),
     ) -> list[str]:
-        """KEYS in the declared order, from the key names given by name, then each item's."""
+        """KEYS in the declared order, from the key names given by name, then each item's, then
+        ``then`` (the following script's KEYS, built by its own declaration)."""
         where = f"{self.name}.lua KEYS"
         names = [keys[name] for name in _exactly(self.keys, keys, where)]
         for item in each:
             names += [item[name] for name in _exactly(self.each_key, item, where)]
-        return names
+        if then and self.then is None:
+            raise ValueError(f"{where}: takes no further script's keys")
+        return [*names, *then]
 
     def arguments(
         self,
@@ -123,17 +130,20 @@ CLAIMED_FIELDS = (
 )
 
 
-def lua_constants() -> str:
+def lua_constants(script: Script | None = None) -> str:
     """The Lua constants every script starts with, generated from the declarations here and the
     job's states (``states.py``): ``JOB_STATE.SENT`` is ``'sent'``, ``SETTLED_STATES[state]``
-    whether a state is settled; no script spells a state itself."""
+    whether a state is settled; no script spells a state itself. ``SCRIPT_KEYS`` names
+    ``script``'s fixed KEYS in order (``named_keys`` in keys.lua makes a table of them)."""
     fields = ", ".join(f"'{name}'" for name in CLAIMED_FIELDS)
     begin_keys = ", ".join(f"'{name}'" for name in BEGIN_KEYS)
+    script_keys = ", ".join(f"'{name}'" for name in (script.keys if script else ()))
     states = ", ".join(f"{state.name} = '{state.value}'" for state in JobState)
     settled = ", ".join(f"{state.value} = true" for state in sorted(SETTLED))
     return (
         f"local CLAIMED_FIELDS = {{{fields}}}\n"
         f"local BEGIN_KEYS = {{{begin_keys}}}\n"
+        f"local SCRIPT_KEYS = {{{script_keys}}}\n"
         f"local JOB_STATE = {{{states}}}\n"
         f"local SETTLED_STATES = {{{settled}}}\n"
     )
@@ -184,11 +194,35 @@ BEGIN = Script(
     reply=("verdict", "detail", "wait_ms"),
     include=("ratelimit", "switches", "templates", "pairs", "begin"),
 )
-# Every settlement's first arguments (settle.lua).
-SETTLEMENT = ("prefix", "id", "gen", "now", "execution", "event", *HEADERS)
+# Every settlement's first keys and arguments (settle.lua; the limiter's keys by its names, and
+# the hash counting the answers of the settlement's second).
+SETTLEMENT_KEYS = (
+    "job",
+    "history",
+    "claim",
+    "leases",
+    "pairs",
+    "limits",
+    "sec_window",
+    "min_window",
+    "answers",
+)
+SETTLEMENT = (
+    "id",
+    "gen",
+    "now",
+    "execution",
+    "event",
+    "account",  # the job's account, key and priority, as its keys were named for them
+    "key",
+    "priority",
+    *HEADERS,
+)
 SENT = Script(
     "sent",
-    argv=(*SETTLEMENT, "wamid", "retention_s", "floor"),  # floor: as BEGIN's (no records)
+    keys=SETTLEMENT_KEYS,
+    # prefix: for the keys it still names itself; floor: as BEGIN's (no records)
+    argv=(*SETTLEMENT, "prefix", "wamid", "retention_s", "floor"),
     then=BEGIN,
     reply=("recorded", "breaker_closed", "exhausted_open", "early_applied"),
     include=(
@@ -205,19 +239,28 @@ SENT = Script(
 )
 RETRY = Script(
     "retry",
-    argv=(*SETTLEMENT, "delay_s", "code", "count", "cooldown_until"),
+    keys=(*SETTLEMENT_KEYS, "breaker_probe", "cooldown", "due", "scheduled_accounts"),
+    argv=(*SETTLEMENT, "delay_s", "code", "count", "cooldown_until", "channel"),
     reply=("recorded",),
     include=("answers", "ratelimit", "switches", "pairs", "settle"),
 )
 PARK = Script(
     "park",
-    argv=(*SETTLEMENT, "code", "reason", "record", "open_breaker"),
+    keys=(
+        *SETTLEMENT_KEYS,
+        "dead_letter",
+        "dead_letter_index",
+        "dead_letter_counts",
+        "breaker",
+    ),
+    argv=(*SETTLEMENT, "code", "reason", "record", "open_breaker", "channel"),
     reply=("recorded", "breaker_opened"),
     include=("answers", "ratelimit", "deadletters", "pairs", "settle"),
 )
 HOLD = Script(
     "hold",
-    argv=(*SETTLEMENT, "code", "halt"),
+    keys=(*SETTLEMENT_KEYS, "halt", "held"),
+    argv=(*SETTLEMENT, "code", "halt", "channel"),
     reply=("recorded", "halt_set"),
     include=("answers", "ratelimit", "switches", "pairs", "settle"),
 )

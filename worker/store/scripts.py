@@ -26,7 +26,7 @@ def script_source(script: Script) -> str:
     lua = (
         path.read_text(encoding="utf-8") for path in [*parts, LUA.joinpath(f"{script.name}.lua")]
     )
-    return "\n".join([lua_constants(), *lua])
+    return "\n".join([lua_constants(script), *lua])
 
 
 def load_script(client: redis.Redis, script: Script) -> Any:

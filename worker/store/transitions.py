@@ -100,15 +100,22 @@ class Transitions:
             for job_id in job_ids:
                 pipe.hmget(self._keys.job(job_id), "account", "key", "priority")
             found: list[list[Any]] = pipe.execute()
+        # A job written before priorities has none: '' (the normal lane), as begin reads it.
         return [
-            Address(*(text(value) for value in values)) if values[0] is not None else NOWHERE
+            Address(*(text(value) if value is not None else "" for value in values))
+            if values[0] is not None
+            else NOWHERE
             for values in found
         ]
+
+    def _address(self, execution: Execution) -> Address:
+        """The execution's job's address, read when the execution does not carry it."""
+        return execution.address or self.addresses([execution.job_id])[0]
 
     def _opening_call(self, opening: Opening, now: float) -> tuple[list[str], list[Any]]:
         """begin.lua's KEYS and ARGV for ``opening`` (its address read first when not known)."""
         execution = opening.execution
-        address = opening.address or self.addresses([execution.job_id])[0]
+        address = self._address(execution)
         k, account = self._keys, address.account
         keys = {
             **own_keys(k, execution.job_id, account, address.key),
@@ -203,17 +210,34 @@ class Transitions:
 
     def _settlement(
         self, execution: Execution, now: float, event: str, headers: RateLimitHeaders | None
-    ) -> dict[str, Any]:
-        """The arguments every settlement starts with (settle.lua)."""
-        return {
-            "prefix": self._keys.prefix,
-            "id": execution.job_id,
+    ) -> tuple[Address, dict[str, str], dict[str, Any]]:
+        """The job's address, and the keys and arguments every settlement starts with
+        (settle.lua)."""
+        address = self._address(execution)
+        k, account, job_id = self._keys, address.account, execution.job_id
+        keys = {
+            "job": k.job(job_id),
+            "history": k.history(job_id),
+            "claim": k.claim(account, address.key),
+            "leases": k.leases,
+            "pairs": k.pairs(account),
+            "limits": k.limits(account),
+            "sec_window": k.window(account, "sec"),
+            "min_window": k.window(account, "min"),
+            "answers": k.answers_in_second(int(now)),
+        }
+        values = {
+            "id": job_id,
             "gen": execution.gen,
             "now": now,
             "execution": execution.holder,
             "event": event,
+            "account": account,
+            "key": address.key,
+            "priority": address.priority,
             **learn_arguments(headers or RateLimitHeaders()),
         }
+        return address, keys, values
 
     def mark_sent(
         self,
@@ -227,10 +251,17 @@ class Transitions:
         """Record the wamid and the ledger entry; with ``then``, begin that dispatch (the next
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        values = self._settlement(execution, now, event, headers)
-        values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
-        keys, after = self._opening_call(then, now) if then else ([], [])
-        reply: list[Any] = self._sent(keys=keys, args=SENT.arguments(values, then=after))
+        _, keys, values = self._settlement(execution, now, event, headers)
+        values.update(
+            prefix=self._keys.prefix,
+            wamid=wamid,
+            retention_s=self._retention_s,
+            floor=self._floor_flag,
+        )
+        next_keys, after = self._opening_call(then, now) if then else ([], [])
+        reply: list[Any] = self._sent(
+            keys=SENT.key_list(keys, then=next_keys), args=SENT.arguments(values, then=after)
+        )
         recorded = SENT.fields(reply)
         begun = reply[len(SENT.reply) :]
         claim = _claim(begun, then, now) if then and begun else None
@@ -258,14 +289,23 @@ class Transitions:
         code = outcome.code if outcome else None
         name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
         event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
-        values = self._settlement(execution, now, event, headers)
+        address, keys, values = self._settlement(execution, now, event, headers)
+        k, account = self._keys, address.account
+        keys.update(
+            breaker_probe=k.breaker_probe(account),
+            cooldown=k.cooldown(account),
+            due=k.due(account, lane_of(address.priority)),
+            scheduled_accounts=k.scheduled_accounts,
+        )
         values.update(
             delay_s=delay_s,
             code=code or "",
             count={"reschedule": "reschedule", "replicas_wait": "uncalled"}.get(action, "other"),
             cooldown_until="" if cooldown_until is None else cooldown_until,
+            channel=k.switched,
         )
-        return RETRY.fields(self._retry(args=RETRY.arguments(values)))["recorded"] == "1"
+        reply = self._retry(keys=RETRY.key_list(keys), args=RETRY.arguments(values))
+        return RETRY.fields(reply)["recorded"] == "1"
 
     def park(
         self,
@@ -280,14 +320,22 @@ class Transitions:
     ) -> tuple[bool, bool]:
         """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
         event = history_event(now, "parked", code=code, action=f"park:{reason}")
-        values = self._settlement(execution, now, event, headers)
+        address, keys, values = self._settlement(execution, now, event, headers)
+        k = self._keys
+        keys.update(
+            dead_letter=k.dead_letter(execution.job_id),
+            dead_letter_index=k.dead_letter_index,
+            dead_letter_counts=k.dead_letter_counts,
+            breaker=k.breaker(address.account),
+        )
         values.update(
             code=code,
             reason=reason,
             record=json.dumps(record, separators=(",", ":")),
             open_breaker="1" if open_breaker else "0",
+            channel=k.switched,
         )
-        reply = PARK.fields(self._park(args=PARK.arguments(values)))
+        reply = PARK.fields(self._park(keys=PARK.key_list(keys), args=PARK.arguments(values)))
         return reply["recorded"] == "1", reply["breaker_opened"] == "1"
 
     def hold(
@@ -301,9 +349,15 @@ class Transitions:
     ) -> tuple[bool, bool]:
         """Halt the account and hold the job; returns (applied, halt newly set)."""
         event = history_event(now, "held", code=code, action="halt")
-        values = self._settlement(execution, now, event, headers)
-        values.update(code=code, halt=json.dumps({"code": code, "reason": reason, "since": now}))
-        reply = HOLD.fields(self._hold(args=HOLD.arguments(values)))
+        address, keys, values = self._settlement(execution, now, event, headers)
+        k = self._keys
+        keys.update(halt=k.halt(address.account), held=k.held(address.account))
+        values.update(
+            code=code,
+            halt=json.dumps({"code": code, "reason": reason, "since": now}),
+            channel=k.switched,
+        )
+        reply = HOLD.fields(self._hold(keys=HOLD.key_list(keys), args=HOLD.arguments(values)))
         return reply["recorded"] == "1", reply["halt_set"] == "1"
 
 

@@ -1,27 +1,29 @@
 -- Move a claimed job to the dead-letter queue, atomically, and learn from the answer's
 -- X-RateLimit headers. (Its parts from lib/ are included above, as protocol.py declares.)
--- ARGV: the settlement's twelve (settle.lua), code, reason, record_json,
---   open_breaker ('0'|'1')
+-- KEYS: the settlement's (settle.lua), dead_letter, dead_letter_index, dead_letter_counts,
+--   breaker
+-- ARGV: the settlement's fourteen (settle.lua), code, reason, record_json,
+--   open_breaker ('0'|'1'), channel (where a breaker newly open is announced)
 -- Returns {recorded, breaker_opened}: recorded 0 when this execution no longer owned the job
 -- (nothing written); breaker_opened 1 when this park opened the account's billing breaker.
-local s = settlement(ARGV, new_looks())
+local k = named_keys(SCRIPT_KEYS, 1)
+local s = settlement(k, ARGV, new_looks())
 if not s or not release_owned(s) then return {0, 0} end
-local prefix, account, now = s.prefix, s.account, s.now
-local code, reason, record, open_breaker = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local account, now = s.account, s.now
+local code, reason, record, open_breaker = ARGV[15], ARGV[16], ARGV[17], ARGV[18]
 redis.call('HSET', s.job, 'state', JOB_STATE.PARKED, 'calling', 0, 'last_code', code,
   'parked_reason', reason, 'updated_at', now)
-write_dead_letter(prefix, s.id, record, code, now)
-count_answer(prefix, code, now)
+write_dead_letter(k, s.id, record, code, now)
+count_answer(k.answers, code)
 remember(s)
 local opened = 0
 if open_breaker == '1' then
-  local breaker = keys.breaker(prefix, account)
-  opened = redis.call('HSETNX', breaker, 'since', now)
+  opened = redis.call('HSETNX', k.breaker, 'since', now)
   if opened == 1 then
-    redis.call('HSET', breaker, 'code', code)
-    redis.call('PUBLISH', keys.switched(prefix), account)
+    redis.call('HSET', k.breaker, 'code', code)
+    redis.call('PUBLISH', ARGV[19], account)
   end
   -- A failed probe: the next one waits a whole probe interval; the half-open wait ends.
-  redis.call('HDEL', breaker, 'half_open')
+  redis.call('HDEL', k.breaker, 'half_open')
 end
 return {1, opened}

@@ -1,11 +1,11 @@
 -- Record a send, atomically, and learn from the answer's X-RateLimit headers. (Its parts from
 -- lib/ are included above, as protocol.py declares.)
--- ARGV: the settlement's twelve (settle.lua), wamid, retention_s, floor ('1' only in the
+-- ARGV: the settlement's fourteen (settle.lua), prefix, wamid, retention_s, floor ('1' only in the
 --   benchmarks' floor what-if: nothing learned from the headers, no records of the send: no
 --   history line, expiries, ledger entry, wamid index or count of the answer)[, begin.lua's
 --   ARGV for the group's next dispatch]
--- KEYS: none of its own yet (it names its keys from the prefix); begin.lua's for the group's next
---   dispatch, when there is one.
+-- KEYS: the settlement's (settle.lua; it names its other keys from the prefix still), then
+--   begin.lua's for the group's next dispatch, when there is one.
 -- Returns {recorded, breaker_closed, exhausted_open, early_applied[, begin.lua's reply]}: the
 -- wamid is recorded whoever owns the job (the message went out), indexed to the job for the
 -- delivery statuses (statuses that came first are applied now); breaker_closed says whether a
@@ -15,11 +15,12 @@
 -- failed)], ...], '' for none); then, when asked, the next dispatch's begin reply, in the same
 -- round trip. {0, 0, 0, ''} for a job with no record (and no begin).
 local looks = new_looks()
-local floor = ARGV[15] == '1'
-local s = settlement(ARGV, looks, floor)
+local k = named_keys(SCRIPT_KEYS, 1)
+local floor = ARGV[18] == '1'
+local s = settlement(k, ARGV, looks, floor)
 if not s then return {0, 0, 0, ''} end
-local prefix, id, account, key, now = s.prefix, s.id, s.account, s.key, s.now
-local wamid = ARGV[13]
+local prefix, id, account, key, now = ARGV[15], s.id, s.account, s.key, s.now
+local wamid = ARGV[16]
 local began = tonumber(s.updated_at or '') or 0  -- set by begin
 -- Times as the caller's text, flags as text: a Lua number in a command is formatted with
 -- printf, which costs more than the command (bench/scripts.py); the retention formatted once.
@@ -30,7 +31,7 @@ redis.call('HSET', s.job, 'state', JOB_STATE.SENT, 'wamid', wamid, 'last_code', 
 local claimed = false  -- whether a claim of this dispatch still stood (in Redis's own time)
 if s.job_gen == s.gen then
   claimed = redis.call('DEL', s.claim) == 1
-  redis.call('ZREM', keys.leases(prefix), s.member)
+  redis.call('ZREM', k.leases, s.member)
 end
 if s.delivery_status then
   redis.call('HDEL', s.job, 'delivery_status', 'delivery_at', 'delivery_error')
@@ -39,10 +40,10 @@ end
 settle_pair(s, s.now_ms, claimed)
 if not floor then
   remember(s)
-  local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[14]) * 1000)))
+  local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[17]) * 1000)))
   retain(own_keys(prefix, id, account, key), id, retention_ms, wamid, s.key_owned)
   redis.call('SET', keys.wamid(prefix, wamid), id, 'PX', retention_ms)
-  count_answer(prefix, 'OK', now)
+  count_answer(k.answers, 'OK')
 end
 local breaker = keys.breaker(prefix, account)
 local exhausted = keys.incident(prefix, 'retries_exhausted', account)
@@ -85,8 +86,9 @@ if not looks.quiet[account] then
   reply[3] = redis.call('EXISTS', exhausted)
   looks.quiet[account] = nil  -- the breaker may have closed: the next begin looks for itself
 end
-if ARGV[16] then
-  for _, part in ipairs(begin(begin_keys(1), {unpack(ARGV, 16)}, looks)) do
+if ARGV[19] then
+  local next_keys = named_keys(BEGIN_KEYS, #SCRIPT_KEYS + 1)
+  for _, part in ipairs(begin(next_keys, {unpack(ARGV, 19)}, looks)) do
     reply[#reply + 1] = part
   end
 end

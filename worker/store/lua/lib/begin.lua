@@ -3,7 +3,7 @@
 -- templates.lua and pairs.lua.)
 -- A function, begin(k, ARGV, looks), run by begin_job.lua for one dispatch and by sent.lua for
 -- the next dispatch of a group once the one before it is settled; `k` holds its keys by name
--- (begin_keys: the caller passes them as KEYS, in BEGIN_KEYS' order, generated from
+-- (the caller passes them as KEYS, in the order of BEGIN_KEYS, generated from
 -- worker/store/protocol.py), its body reads its arguments as ARGV, as the script it is, and it
 -- shares what the script looked up in `looks` (see ratelimit.lua).
 -- ARGV: id, gen, now_s, lease_s, execution, probe_interval_s, retention_s, then the job's
@@ -29,12 +29,6 @@
 --   go         call the Gateway after wait_ms (detail '1' when this call is the breaker's
 --              probe); the call is counted, the job marked calling. Asked again by the same
 --              execution (a script retried after its reply was lost): the same answer and slot
-local function begin_keys(first)
-  local k = {}
-  for i, name in ipairs(BEGIN_KEYS) do k[name] = KEYS[first + i - 1] end
-  return k
-end
-
 local function begin(k, ARGV, looks)
 local id, gen, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local lease_ms, execution = math.floor(tonumber(ARGV[4]) * 1000), ARGV[5]
@@ -49,7 +43,7 @@ local f = redis.call('HMGET', job, 'gen', 'state', 'to', 'pair', unpack(CLAIMED_
 local field = {}
 for i, name in ipairs(CLAIMED_FIELDS) do field[name] = f[i + 4] end
 local state, account, key = f[2], field.account, field.key
-if account and (account ~= ARGV[8] or key ~= ARGV[9] or field.priority ~= ARGV[10]) then
+if account and (account ~= ARGV[8] or key ~= ARGV[9] or (field.priority or '') ~= ARGV[10]) then
   return redis.error_reply('begin: job ' .. id .. "'s keys were named for another job")
 end
 -- Begun: no longer counted against the account's budget for dispatches (promote.lua).

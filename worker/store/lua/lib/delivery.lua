@@ -41,8 +41,10 @@ local function park_undelivered(prefix, id, job, f, s, now, reason)
     expires_at = tonumber(f[10] or '') or cjson.null, wamid = s.wamid,
   })
   record = string.sub(record, 1, -2) .. ',"message":' .. (f[7] or '{}') .. '}'
-  write_dead_letter(prefix, id, record, s.code, now)
-  count_answer(prefix, s.code, now)
+  write_dead_letter({dead_letter = keys.dead_letter(prefix, id),
+    dead_letter_index = keys.dead_letter_index(prefix),
+    dead_letter_counts = keys.dead_letter_counts(prefix)}, id, record, s.code, now)
+  count_answer(keys.answers_in_second(prefix, math.floor(now)), s.code)
   redis.call('HSET', job, 'state', JOB_STATE.PARKED, 'last_code', s.code, 'parked_reason', reason,
     'updated_at', now)
   redis.call('HDEL', job, 'message', 'to', 'pair')
@@ -70,7 +72,7 @@ local function hold_undelivered_template(prefix, id, job, f, s, template, now)
   hold_template(keys.template_holds(prefix, account), template,
     {since = now, reason = s.hold_reason, code = s.code, by = 'whatsapp'})
   hold_for_template(job, keys.template_held_jobs(prefix, account), template, id, now)
-  count_answer(prefix, s.code, now)
+  count_answer(keys.answers_in_second(prefix, math.floor(now)), s.code)
 end
 
 -- A failed delivery sent again later (131056, 131049). Its call was an attempt (uses_attempt)
@@ -110,7 +112,7 @@ local function reschedule_undelivered(prefix, id, job, f, s, now)
   redis.call('HSET', job, 'state', delay > 0 and JOB_STATE.SCHEDULED or JOB_STATE.QUEUED, 'calling', 0,
     'last_code', s.code, 'updated_at', now, 'due_at', now + delay)
   schedule(prefix, f[2], g[1], now + delay, id .. '|' .. gen)
-  count_answer(prefix, s.code, now)
+  count_answer(keys.answers_in_second(prefix, math.floor(now)), s.code)
   return 'reschedule', delay
 end
 

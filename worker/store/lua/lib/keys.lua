@@ -16,6 +16,14 @@ local function key_part(part)
   return encoded
 end
 
+-- KEYS from KEYS[first] on, by `names` (a script's SCRIPT_KEYS, or BEGIN_KEYS for the begin that
+-- follows a send), as a table: a script's parts read its keys by name.
+local function named_keys(names, first)
+  local named = {}
+  for i, name in ipairs(names) do named[name] = KEYS[first + i - 1] end
+  return named
+end
+
 local keys = {}
 function keys.job(prefix, id) return prefix .. 'job:' .. key_part(id) end
 function keys.history(prefix, id) return prefix .. 'job:' .. key_part(id) .. ':history' end
