@@ -18,8 +18,7 @@ LUA = resources.files("worker.store").joinpath("lua")
 STILL_PREFIXED = {
     "lib/keys.lua": "the key builders the files below still use",
     "lib/ratelimit.lua": "rate_keys: the limiter's keys named from the prefix, for the pump",
-    "lib/delivery.lua": "a receipt finds its job by the wamid index, known only at run time",
-    "sent.lua": "its settlement and next begin take KEYS; the rest (early statuses) not yet",
+    "lib/delivery.lua": "delivery_keys: a receipt finds its job by its wamid as statuses.lua runs",
     "resume.lua": "held jobs' keys are known once popped, and it lifts the halt in the same step",
     "plan.lua": "the pump's scripts: not converted yet",
     "promote.lua": "the pump's scripts: not converted yet",

@@ -220,9 +220,29 @@ SETTLEMENT = (
 )
 SENT = Script(
     "sent",
-    keys=SETTLEMENT_KEYS,
-    # prefix: for the keys it still names itself; floor: as BEGIN's (no records)
-    argv=(*SETTLEMENT, "prefix", "wamid", "retention_s", "floor"),
+    keys=(
+        *SETTLEMENT_KEYS,
+        "idempotency",
+        "ledger",
+        "wamid",
+        "early",
+        "early_arrivals",
+        "halt",
+        "breaker",
+        "breaker_probe",
+        "cooldown",
+        "exhausted",
+        # what delivery.lua takes besides (for the statuses that came before the send)
+        "template_holds",
+        "template_held_jobs",
+        "dead_letter",
+        "dead_letter_index",
+        "dead_letter_counts",
+        "bulk_paused",
+        "due",
+        "scheduled_accounts",
+    ),
+    argv=(*SETTLEMENT, "wamid", "retention_s", "floor"),  # floor: as BEGIN's (no records)
     then=BEGIN,
     reply=("recorded", "breaker_closed", "exhausted_open", "early_applied"),
     include=(

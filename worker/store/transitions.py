@@ -251,13 +251,29 @@ class Transitions:
         """Record the wamid and the ledger entry; with ``then``, begin that dispatch (the next
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        _, keys, values = self._settlement(execution, now, event, headers)
-        values.update(
-            prefix=self._keys.prefix,
-            wamid=wamid,
-            retention_s=self._retention_s,
-            floor=self._floor_flag,
+        address, keys, values = self._settlement(execution, now, event, headers)
+        k, account = self._keys, address.account
+        keys.update(
+            idempotency=k.idempotency(account, address.key),
+            ledger=k.ledger(account, address.key),
+            wamid=k.wamid(wamid),
+            early=k.early_statuses(wamid),
+            early_arrivals=k.early_arrivals,
+            halt=k.halt(account),
+            breaker=k.breaker(account),
+            breaker_probe=k.breaker_probe(account),
+            cooldown=k.cooldown(account),
+            exhausted=k.incident("retries_exhausted", account),
+            template_holds=k.template_holds(account),
+            template_held_jobs=k.template_held_jobs(account),
+            dead_letter=k.dead_letter(execution.job_id),
+            dead_letter_index=k.dead_letter_index,
+            dead_letter_counts=k.dead_letter_counts,
+            bulk_paused=k.bulk_paused(account),
+            due=k.due(account, lane_of(address.priority)),
+            scheduled_accounts=k.scheduled_accounts,
         )
+        values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
         next_keys, after = self._opening_call(then, now) if then else ([], [])
         reply: list[Any] = self._sent(
             keys=SENT.key_list(keys, then=next_keys), args=SENT.arguments(values, then=after)

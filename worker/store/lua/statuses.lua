@@ -17,8 +17,11 @@ for i = 6, #ARGV do
   local s = cjson.decode(ARGV[i])
   local id = redis.call('GET', keys.wamid(prefix, s.wamid))
   local r
-  if id then
-    r = apply_delivery(prefix, id, s, now)
+  local dk = id and delivery_keys(prefix, id, now)
+  if dk then
+    r = apply_delivery(dk, id, s, now)
+  elseif id then
+    r = {'stale', '', ''}  -- the job's record is gone
   else
     local early = keys.early_statuses(prefix, s.wamid)
     redis.call('RPUSH', early, ARGV[i])

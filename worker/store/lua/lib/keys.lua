@@ -123,16 +123,11 @@ local function lane_open(prefix, account, lane, now_ms)
   return (tonumber(redis.call('GET', keys.bulk_paused(prefix, account)) or '') or 0) <= now_ms
 end
 
--- `due`: the lane the job's priority names; `accounts`: the set of scheduled accounts (both
--- given by the caller as KEYS, where a script takes its keys so).
+-- Schedule `member` at `at`: `due` is the lane the job's priority names, `accounts` the set of
+-- scheduled accounts, where the account is named.
 local function schedule_in(due, accounts, account, at, member)
   redis.call('ZADD', due, at, member)
   redis.call('SADD', accounts, account)
-end
-
-local function schedule(prefix, account, priority, at, member)
-  schedule_in(keys.due(prefix, account, lane_of(priority)), keys.scheduled_accounts(prefix),
-    account, at, member)
 end
 
 -- A job's own keys, named from a prefix, for the scripts that still name keys so: the table the
