@@ -8,13 +8,13 @@ from importlib import resources
 
 import pytest
 
+from worker.store.declaration import Script
 from worker.store.protocol import (
     BEGIN,
     CLAIMED_FIELDS,
     LIMITS,
     SCRIPTS,
     SETTLEMENT,
-    Script,
     lua_constants,
 )
 from worker.store.scripts import script_source

@@ -12,9 +12,10 @@ import redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from worker.errors import StoreFull
+from worker.store.declaration import text
 from worker.store.history import history_event
 from worker.store.keys import Keys, lane_of, template_field
-from worker.store.protocol import ENQUEUE, text
+from worker.store.protocol import ENQUEUE
 from worker.store.records import Job, NewJob
 from worker.store.scripts import load_script
 from worker.store.states import JobState

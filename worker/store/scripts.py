@@ -9,7 +9,8 @@ from typing import Any
 
 import redis
 
-from worker.store.protocol import Script, lua_constants
+from worker.store.declaration import Script
+from worker.store.protocol import lua_constants
 
 # Included first in every script, after the generated constants: the key-name builders, twins
 # of ``worker.store.keys``.

@@ -23,8 +23,9 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from worker.store.declaration import text
 from worker.store.keys import LANES, Keys, decode_part, template_field
-from worker.store.protocol import HOLD_TEMPLATE, RELEASE_TEMPLATE, text
+from worker.store.protocol import HOLD_TEMPLATE, RELEASE_TEMPLATE
 from worker.store.scripts import load_script, script_source
 
 # A held job's ``held_reason`` (and begin's detail) when its template is held.

@@ -19,6 +19,7 @@ import redis
 
 from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.claims import NOWHERE, Address, Claim, Execution, Opening, Verdict
+from worker.store.declaration import text
 from worker.store.history import history_event
 from worker.store.keys import Keys, lane_of, own_keys
 from worker.store.protocol import (
@@ -29,7 +30,6 @@ from worker.store.protocol import (
     RECHECK,
     RETRY,
     SENT,
-    text,
 )
 from worker.store.ratelimit import RateLimit, learn_arguments
 from worker.store.records import Job

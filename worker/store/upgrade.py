@@ -15,8 +15,9 @@ from typing import cast
 
 import redis
 
+from worker.store.declaration import text
 from worker.store.keys import Keys, lane_of
-from worker.store.protocol import SPLIT_SCHEDULE, text
+from worker.store.protocol import SPLIT_SCHEDULE
 from worker.store.scripts import load_script
 from worker.store.states import JobState
 
