@@ -31,21 +31,21 @@ class Script:
     include: tuple[str, ...] = ()
 
     def key_list(
-        self,
-        keys: Mapping[str, str],
-        *,
-        each: Iterable[Mapping[str, str]] = (),
-        then: Sequence[str] = (),
+        self, keys: Mapping[str, str], *, each: Iterable[Mapping[str, str]] = ()
     ) -> list[str]:
-        """KEYS in the declared order, from the key names given by name, then each item's, then
-        ``then`` (the following script's KEYS, built by its own declaration)."""
+        """KEYS in the declared order, from the key names given by name, then each item's."""
         where = f"{self.name}.lua KEYS"
         names = [keys[name] for name in _exactly(self.keys, keys, where)]
         for item in each:
             names += [item[name] for name in _exactly(self.each_key, item, where)]
+        return names
+
+    def keys_of(self, named: Mapping[str, str], *, then: Sequence[str] = ()) -> list[str]:
+        """KEYS in the declared order, picked by name from ``named`` (which may name more),
+        then ``then`` (the following script's KEYS)."""
         if then and self.then is None:
-            raise ValueError(f"{where}: takes no further script's keys")
-        return [*names, *then]
+            raise ValueError(f"{self.name}.lua KEYS: takes no further script's keys")
+        return [*(named[name] for name in self.keys), *then]
 
     def arguments(
         self,

@@ -21,7 +21,8 @@ from worker.outcome import Outcome, RateLimitHeaders
 from worker.store.claims import NOWHERE, Address, Claim, Execution, Opening, Verdict
 from worker.store.declaration import text
 from worker.store.history import history_event
-from worker.store.keys import Keys, lane_of, own_keys
+from worker.store.keynames import KeyNames
+from worker.store.keys import Keys, lane_of
 from worker.store.protocol import (
     BEGIN,
     CLAIMED_FIELDS,
@@ -68,6 +69,7 @@ class Transitions:
     def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: float) -> None:
         self._redis = client
         self._keys = keys
+        self._names = KeyNames(keys)
         self._retention_s = retention_s
         self._begin = load_script(client, BEGIN)
         self._sent = load_script(client, SENT)
@@ -116,27 +118,8 @@ class Transitions:
         """begin.lua's KEYS and ARGV for ``opening`` (its address read first when not known)."""
         execution = opening.execution
         address = self._address(execution)
-        k, account = self._keys, address.account
-        keys = {
-            **own_keys(k, execution.job_id, account, address.key),
-            "claim": k.claim(account, address.key),
-            "leases": k.leases,
-            "halt": k.halt(account),
-            "breaker": k.breaker(account),
-            "breaker_probe": k.breaker_probe(account),
-            "template_holds": k.template_holds(account),
-            "held": k.held(account),
-            "template_held_jobs": k.template_held_jobs(account),
-            "pairs": k.pairs(account),
-            "limits": k.limits(account),
-            "sec_window": k.window(account, "sec"),
-            "min_window": k.window(account, "min"),
-            "cooldown": k.cooldown(account),
-            "dispatched": k.dispatched(account),
-            "due": k.due(account, lane_of(address.priority)),
-            "scheduled_accounts": k.scheduled_accounts,
-        }
-        return BEGIN.key_list(keys), self._opening_arguments(opening, address, now)
+        names = self._names.of(execution.job_id, address)
+        return BEGIN.keys_of(names), self._opening_arguments(opening, address, now)
 
     def _opening_arguments(self, opening: Opening, address: Address, now: float) -> list[Any]:
         execution = opening.execution
@@ -211,33 +194,24 @@ class Transitions:
     def _settlement(
         self, execution: Execution, now: float, event: str, headers: RateLimitHeaders | None
     ) -> tuple[Address, dict[str, str], dict[str, Any]]:
-        """The job's address, and the keys and arguments every settlement starts with
+        """The job's address, the keys a settlement may take by name (the answers' hash of
+        ``now``'s second among them), and the arguments every settlement starts with
         (settle.lua)."""
-        address = self._address(execution)
-        k, account, job_id = self._keys, address.account, execution.job_id
-        keys = {
-            "job": k.job(job_id),
-            "history": k.history(job_id),
-            "claim": k.claim(account, address.key),
-            "leases": k.leases,
-            "pairs": k.pairs(account),
-            "limits": k.limits(account),
-            "sec_window": k.window(account, "sec"),
-            "min_window": k.window(account, "min"),
-            "answers": k.answers_in_second(int(now)),
-        }
+        address, job_id = self._address(execution), execution.job_id
+        names = self._names.of(job_id, address)
+        names["answers"] = self._keys.answers_in_second(int(now))
         values = {
             "id": job_id,
             "gen": execution.gen,
             "now": now,
             "execution": execution.holder,
             "event": event,
-            "account": account,
+            "account": address.account,
             "key": address.key,
             "priority": address.priority,
             **learn_arguments(headers or RateLimitHeaders()),
         }
-        return address, keys, values
+        return address, names, values
 
     def mark_sent(
         self,
@@ -251,32 +225,12 @@ class Transitions:
         """Record the wamid and the ledger entry; with ``then``, begin that dispatch (the next
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        address, keys, values = self._settlement(execution, now, event, headers)
-        k, account = self._keys, address.account
-        keys.update(
-            idempotency=k.idempotency(account, address.key),
-            ledger=k.ledger(account, address.key),
-            wamid=k.wamid(wamid),
-            early=k.early_statuses(wamid),
-            early_arrivals=k.early_arrivals,
-            halt=k.halt(account),
-            breaker=k.breaker(account),
-            breaker_probe=k.breaker_probe(account),
-            cooldown=k.cooldown(account),
-            exhausted=k.incident("retries_exhausted", account),
-            template_holds=k.template_holds(account),
-            template_held_jobs=k.template_held_jobs(account),
-            dead_letter=k.dead_letter(execution.job_id),
-            dead_letter_index=k.dead_letter_index,
-            dead_letter_counts=k.dead_letter_counts,
-            bulk_paused=k.bulk_paused(account),
-            due=k.due(account, lane_of(address.priority)),
-            scheduled_accounts=k.scheduled_accounts,
-        )
+        _, names, values = self._settlement(execution, now, event, headers)
+        names.update(wamid=self._keys.wamid(wamid), early=self._keys.early_statuses(wamid))
         values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
         next_keys, after = self._opening_call(then, now) if then else ([], [])
         reply: list[Any] = self._sent(
-            keys=SENT.key_list(keys, then=next_keys), args=SENT.arguments(values, then=after)
+            keys=SENT.keys_of(names, then=next_keys), args=SENT.arguments(values, then=after)
         )
         recorded = SENT.fields(reply)
         begun = reply[len(SENT.reply) :]
@@ -305,22 +259,15 @@ class Transitions:
         code = outcome.code if outcome else None
         name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
         event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
-        address, keys, values = self._settlement(execution, now, event, headers)
-        k, account = self._keys, address.account
-        keys.update(
-            breaker_probe=k.breaker_probe(account),
-            cooldown=k.cooldown(account),
-            due=k.due(account, lane_of(address.priority)),
-            scheduled_accounts=k.scheduled_accounts,
-        )
+        _, names, values = self._settlement(execution, now, event, headers)
         values.update(
             delay_s=delay_s,
             code=code or "",
             count={"reschedule": "reschedule", "replicas_wait": "uncalled"}.get(action, "other"),
             cooldown_until="" if cooldown_until is None else cooldown_until,
-            channel=k.switched,
+            channel=self._keys.switched,
         )
-        reply = self._retry(keys=RETRY.key_list(keys), args=RETRY.arguments(values))
+        reply = self._retry(keys=RETRY.keys_of(names), args=RETRY.arguments(values))
         return RETRY.fields(reply)["recorded"] == "1"
 
     def park(
@@ -336,22 +283,15 @@ class Transitions:
     ) -> tuple[bool, bool]:
         """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
         event = history_event(now, "parked", code=code, action=f"park:{reason}")
-        address, keys, values = self._settlement(execution, now, event, headers)
-        k = self._keys
-        keys.update(
-            dead_letter=k.dead_letter(execution.job_id),
-            dead_letter_index=k.dead_letter_index,
-            dead_letter_counts=k.dead_letter_counts,
-            breaker=k.breaker(address.account),
-        )
+        _, names, values = self._settlement(execution, now, event, headers)
         values.update(
             code=code,
             reason=reason,
             record=json.dumps(record, separators=(",", ":")),
             open_breaker="1" if open_breaker else "0",
-            channel=k.switched,
+            channel=self._keys.switched,
         )
-        reply = PARK.fields(self._park(keys=PARK.key_list(keys), args=PARK.arguments(values)))
+        reply = PARK.fields(self._park(keys=PARK.keys_of(names), args=PARK.arguments(values)))
         return reply["recorded"] == "1", reply["breaker_opened"] == "1"
 
     def hold(
@@ -365,15 +305,13 @@ class Transitions:
     ) -> tuple[bool, bool]:
         """Halt the account and hold the job; returns (applied, halt newly set)."""
         event = history_event(now, "held", code=code, action="halt")
-        address, keys, values = self._settlement(execution, now, event, headers)
-        k = self._keys
-        keys.update(halt=k.halt(address.account), held=k.held(address.account))
+        _, names, values = self._settlement(execution, now, event, headers)
         values.update(
             code=code,
             halt=json.dumps({"code": code, "reason": reason, "since": now}),
-            channel=k.switched,
+            channel=self._keys.switched,
         )
-        reply = HOLD.fields(self._hold(keys=HOLD.key_list(keys), args=HOLD.arguments(values)))
+        reply = HOLD.fields(self._hold(keys=HOLD.keys_of(names), args=HOLD.arguments(values)))
         return reply["recorded"] == "1", reply["halt_set"] == "1"
 
 
