@@ -11,6 +11,9 @@ call runs. A third pair times the script chunk alone (the included key builders,
 delivery, begin and settlement functions, then ``return 1``): what every call pays before its
 first line.
 
+The revision ``--against`` names must take the send path's KEYS and ARGV as this tree does
+(both sides are called by this tree's Python): 74b6d26 or later.
+
     .venv/bin/python bench/scripts.py [--against HEAD] [--jobs 2000] [--rounds 3]
                                       [--floor]   (this tree against its floor, see common.py:
                                                    the scripts' floor argument set)

@@ -14,7 +14,9 @@ from worker.store.protocol import (
     CLAIMED_FIELDS,
     LIMITS,
     SCRIPTS,
+    SENT,
     SETTLEMENT,
+    SETTLEMENT_KEYS,
     lua_constants,
 )
 from worker.store.scripts import script_source
@@ -228,3 +230,29 @@ def test_every_script_is_declared_and_every_shared_part_included():
     assert names(LUA) == {script.name for script in SCRIPTS}
     included = {part for script in SCRIPTS for part in script.include}
     assert names(LUA.joinpath("lib")) == included | {"keys"}
+
+
+# Keys read by name: k.<name> from a script's named_keys table (s.k.<name> in settle.lua),
+# dk.<name> in delivery.lua's functions.
+BY_NAME = re.compile(r"\b(?:k|dk)\.(\w+)")
+NAMED = [s for s in SCRIPTS if "named_keys(SCRIPT_KEYS, 1)" in lua(s.name)]
+
+
+@pytest.mark.parametrize("script", NAMED, ids=lambda s: s.name)
+def test_a_script_reads_by_name_only_the_keys_it_declares(script: Script):
+    """A name read from the table of a script's keys is one of its declared keys (a name it
+    lacks would be nil, and Redis would refuse the command only when that line runs)."""
+    assert set(BY_NAME.findall(lua(script.name))) <= set(script.keys)
+
+
+def test_the_shared_parts_read_by_name_only_keys_their_callers_declare():
+    """begin.lua reads BEGIN's keys, settle.lua the settlement's first ones, delivery.lua what
+    sent.lua declares and what delivery_keys names for statuses.lua."""
+    assert set(BY_NAME.findall(lua("begin"))) <= set(BEGIN.keys)
+    assert set(BY_NAME.findall(lua("settle"))) <= set(SETTLEMENT_KEYS)
+    delivery = lua("delivery")
+    read = set(BY_NAME.findall(delivery))
+    assert read <= set(SENT.keys)
+    built = delivery[delivery.index("local function delivery_keys") :]
+    assert read <= set(re.findall(r"(\w+) = (?:job|keys\.)", built))
+    assert NAMED, "no script reads its keys by name"

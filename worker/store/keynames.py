@@ -49,6 +49,7 @@ class KeyNames:
             "min_window": k.window(account, "min"),
             "dispatched": k.dispatched(account),
             "bulk_paused": k.bulk_paused(account),
+            # The account's retries_exhausted incident (not Keys.exhausted, its count).
             "exhausted": k.incident("retries_exhausted", account),
             "leases": k.leases,
             "scheduled_accounts": k.scheduled_accounts,

@@ -75,7 +75,7 @@ def lua_constants(script: Script | None = None) -> str:
 
 # ------------------------------------------------------------------ a job's transitions
 
-# A begin's keys, read by name (lib/begin.lua's begin_keys, from the generated BEGIN_KEYS): the
+# A begin's keys, read by name (named_keys over the generated BEGIN_KEYS, in keys.lua): the
 # job's own, its idempotency key's claim, the account's switches, holds, pairs and limiter
 # (ratelimit.lua's names), the lane of the job's priority (a deferred job is scheduled there).
 BEGIN_KEYS = (

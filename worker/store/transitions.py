@@ -193,10 +193,9 @@ class Transitions:
 
     def _settlement(
         self, execution: Execution, now: float, event: str, headers: RateLimitHeaders | None
-    ) -> tuple[Address, dict[str, str], dict[str, Any]]:
-        """The job's address, the keys a settlement may take by name (the answers' hash of
-        ``now``'s second among them), and the arguments every settlement starts with
-        (settle.lua)."""
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The keys a settlement may take, by name (the answers' hash of ``now``'s second among
+        them), and the arguments every settlement starts with (settle.lua)."""
         address, job_id = self._address(execution), execution.job_id
         names = self._names.of(job_id, address)
         names["answers"] = self._keys.answers_in_second(int(now))
@@ -211,7 +210,7 @@ class Transitions:
             "priority": address.priority,
             **learn_arguments(headers or RateLimitHeaders()),
         }
-        return address, names, values
+        return names, values
 
     def mark_sent(
         self,
@@ -225,7 +224,7 @@ class Transitions:
         """Record the wamid and the ledger entry; with ``then``, begin that dispatch (the next
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        _, names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers)
         names.update(wamid=self._keys.wamid(wamid), early=self._keys.early_statuses(wamid))
         values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
         next_keys, after = self._opening_call(then, now) if then else ([], [])
@@ -259,7 +258,7 @@ class Transitions:
         code = outcome.code if outcome else None
         name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
         event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
-        _, names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers)
         values.update(
             delay_s=delay_s,
             code=code or "",
@@ -283,7 +282,7 @@ class Transitions:
     ) -> tuple[bool, bool]:
         """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
         event = history_event(now, "parked", code=code, action=f"park:{reason}")
-        _, names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers)
         values.update(
             code=code,
             reason=reason,
@@ -305,7 +304,7 @@ class Transitions:
     ) -> tuple[bool, bool]:
         """Halt the account and hold the job; returns (applied, halt newly set)."""
         event = history_event(now, "held", code=code, action="halt")
-        _, names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers)
         values.update(
             code=code,
             halt=json.dumps({"code": code, "reason": reason, "since": now}),

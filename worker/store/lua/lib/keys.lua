@@ -132,7 +132,7 @@ end
 
 -- A job's own keys, named from a prefix, for the scripts that still name keys so: the table the
 -- lifetimes below take (job, history, idempotency, ledger). Scripts that take their keys as
--- KEYS build the same table from them.
+-- KEYS pass their named_keys table, which holds them by the same names.
 local function own_keys(prefix, id, account, key)
   return {job = keys.job(prefix, id), history = keys.history(prefix, id),
     idempotency = keys.idempotency(prefix, account, key), ledger = keys.ledger(prefix, account, key)}
