@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 import redis
@@ -26,6 +28,8 @@ from worker.store.replication import Replication
 from worker.store.states import JobState
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
+
+T = TypeVar("T")
 
 TIMEOUT_S = 2.0
 MESSAGE = {"to": "905321234567", "type": "text", "text": {"body": "hello"}}
@@ -157,19 +161,17 @@ def test_an_async_producer_finds_the_new_primary_by_itself(group):
     group.wait_settled(group.primary_port())
 
 
-def _enqueue_then_lose_the_primary(group: SentinelGroup, runtime: Runtime) -> str | Unavailable:
-    """Replicas frozen (SIGSTOP) and cut off (the primary drops their links), an enqueue, the
+def _lose_the_primary_after(group: SentinelGroup, write: Callable[[], T]) -> T:
+    """Replicas frozen (SIGSTOP) and cut off (the primary drops their links), ``write`` run, the
     primary killed, the replicas thawed: the new primary is a replica that never received what
-    the enqueue wrote."""
+    ``write`` wrote."""
     replicas = [group.node(port) for port in _replica_ports(group)]
     for node in replicas:
         node.signal(signal.SIGSTOP)
     with redis.Redis(port=group.primary_port()) as primary:
         primary.client_kill_filter(_type="replica")
     try:
-        outcome: str | Unavailable = runtime.producer.enqueue(MESSAGE, idempotency_key="the-tail")
-    except Unavailable as refused:
-        outcome = refused
+        outcome = write()
     finally:
         old = group.kill_primary()
         for node in replicas:
@@ -178,6 +180,18 @@ def _enqueue_then_lose_the_primary(group: SentinelGroup, runtime: Runtime) -> st
     group.bring_back(old)
     group.wait_settled(new)
     return outcome
+
+
+def _enqueue_then_lose_the_primary(group: SentinelGroup, runtime: Runtime) -> str | Unavailable:
+    """An enqueue, then the primary lost with it (``_lose_the_primary_after``)."""
+
+    def enqueue() -> str | Unavailable:
+        try:
+            return runtime.producer.enqueue(MESSAGE, idempotency_key="the-tail")
+        except Unavailable as refused:
+            return refused
+
+    return _lose_the_primary_after(group, enqueue)
 
 
 def _replica_ports(group: SentinelGroup) -> list[int]:
@@ -226,24 +240,16 @@ def test_a_barrier_on_the_new_primary_vouches_for_no_write_the_old_one_took(grou
     kept = runtime.producer.enqueue(MESSAGE, idempotency_key="kept")
     job = runtime.jobs.get(kept)
     group.wait_settled(group.primary_port())
-    replicas = [group.node(port) for port in _replica_ports(group)]
-    for node in replicas:
-        node.signal(signal.SIGSTOP)
-    with redis.Redis(port=group.primary_port()) as primary:
-        primary.client_kill_filter(_type="replica")
-    try:
+    timing = runtime.timing
+    execution = Execution(kept, job.gen, holder="the-old-primary's")
+
+    def enqueue_and_begin() -> str:
         tail = runtime.producer.enqueue(MESSAGE, idempotency_key="the-tail")
-        execution = Execution(kept, job.gen, holder="the-old-primary's")
-        timing = runtime.timing
         opening = Opening(execution, timing.lease_s, timing.probe_interval_s, runtime.rate_limit)
         assert runtime.transitions.open(opening, now=time.time()).verdict is Verdict.GO
-    finally:
-        old = group.kill_primary()
-        for node in replicas:
-            node.signal(signal.SIGCONT)
-    new, _ = group.wait_failover(old, timeout_s=60)
-    group.bring_back(old)
-    group.wait_settled(new)
+        return tail
+
+    tail = _lose_the_primary_after(group, enqueue_and_begin)
     assert wait_for(lambda: _reads(runtime), timeout_s=10)
     barrier = Replication(runtime.keys, replicas=1, timeout_s=TIMEOUT_S)
     with pytest.raises(WriteLost):
