@@ -4,7 +4,7 @@ the one schedule of older versions moved into the lanes."""
 
 from __future__ import annotations
 
-from tests.support.jobs import KEYS, add_job
+from tests.support.jobs import KEYS, add_job, job_gens
 from worker.observe.status import take_snapshot
 from worker.store.claims import Execution, Verdict
 from worker.store.keys import LANES
@@ -24,7 +24,7 @@ SOON = int(0.25 * 8 / (SEC_WINDOW_MS / 1000)) + 1
 
 def pump_for(redis_client, dispatched, **options):
     options.setdefault("rate", RATE)
-    return Pump(redis_client, KEYS, dispatched.extend, lambda: 0, depth_refresh_s=0, **options)
+    return Pump(redis_client, KEYS, job_gens(dispatched), lambda: 0, depth_refresh_s=0, **options)
 
 
 def begin(transitions, job_id, now):

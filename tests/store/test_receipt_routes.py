@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from tests.support.jobs import add_job, send
+from tests.support.jobs import add_job, job_gens, send
 from tests.support.receipts import apply_statuses
 from worker.send.receipt_rules import failure_terms, receipt_times
 from worker.send.routing import ReceiptRule
@@ -201,7 +201,7 @@ def test_pause_bulk_parks_the_job_and_the_pump_skips_only_the_bulk_lane(
     ):
         add_job(runtime.jobs, job_id, account=account, priority=priority, now=now)
     dispatched: list[tuple[str, int]] = []
-    pump = Pump(runtime.redis, runtime.keys, dispatched.extend, lambda: 0, depth_refresh_s=0)
+    pump = Pump(runtime.redis, runtime.keys, job_gens(dispatched), lambda: 0, depth_refresh_s=0)
     pump.pump_once(now + 1)
     assert sorted(job_id for job_id, _ in dispatched) == ["h1", "n1", "o1"]
     dispatched.clear()

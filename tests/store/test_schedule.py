@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.support.jobs import KEYS, add_job
+from tests.support.jobs import KEYS, add_job, job_gens
 from tests.support.processes import wait_for
 from worker.store.schedule import Pump, parse_member
 from worker.store.states import JobState
@@ -15,7 +15,7 @@ NOW = 1_900_000_000.0
 
 
 def pump_for(redis_client, dispatched, **options):
-    return Pump(redis_client, KEYS, dispatched.extend, lambda: 0, depth_refresh_s=0, **options)
+    return Pump(redis_client, KEYS, job_gens(dispatched), lambda: 0, depth_refresh_s=0, **options)
 
 
 def test_due_jobs_are_dispatched_in_the_order_they_fell_due(jobs, redis_client):
@@ -79,7 +79,7 @@ def test_the_loop_outlives_a_failing_dispatch_and_runs_its_chore(jobs, redis_cli
         if not dispatched:
             dispatched.append(None)
             raise ConnectionError("broker down")
-        dispatched.extend(batch)
+        job_gens(dispatched)(batch)
 
     pump = Pump(
         redis_client,
@@ -109,7 +109,7 @@ def test_pump_dispatches_due_jobs_only_and_lost_dispatches_come_back(jobs, redis
     add_job(jobs, "now")
     add_job(jobs, "later", due_in=60)
     dispatched = []
-    pump = Pump(redis_client, KEYS, dispatched.extend, lambda: 0, lease_s=10, depth_refresh_s=0)
+    pump = Pump(redis_client, KEYS, job_gens(dispatched), lambda: 0, lease_s=10, depth_refresh_s=0)
     now = time.time()
     assert pump.pump_once(now) == 1
     assert dispatched == [("now", 1)]
@@ -127,7 +127,7 @@ def test_pump_keeps_the_broker_shallow(jobs, redis_client):
     pump = Pump(
         redis_client,
         KEYS,
-        dispatched.extend,
+        job_gens(dispatched),
         lambda: depth["now"],
         max_depth=1000,
         depth_refresh_s=0,
@@ -153,9 +153,21 @@ def test_pump_asks_the_broker_its_depth_once_a_second_and_counts_its_dispatches(
         asked.append(1)
         return 0
 
-    pump = Pump(redis_client, KEYS, dispatched.extend, depth, max_depth=4, depth_refresh_s=1.0)
+    pump = Pump(redis_client, KEYS, job_gens(dispatched), depth, max_depth=4, depth_refresh_s=1.0)
     now = time.time()
     assert pump.pump_once(now) == 4
     assert pump.pump_once(now + 0.1) == 0  # its own four fill the broker as far as it knows
     assert pump.pump_once(now + 1.1) == 4  # a fresh read: the broker was drained meanwhile
     assert len(asked) == 2
+
+
+def test_a_dispatch_carries_its_jobs_address(jobs, redis_client):
+    """The pump hands on each job's account, idempotency key and priority with its id and
+    generation, as promote.lua read them: a worker names the job's keys without a read; a job
+    gone has an empty address."""
+    add_job(jobs, "otp", account="a", priority="high", key="login-7", now=NOW)
+    add_job(jobs, "gone", now=NOW)
+    redis_client.delete(KEYS.job("gone"))
+    dispatched = []
+    Pump(redis_client, KEYS, dispatched.extend, lambda: 0, depth_refresh_s=0).pump_once(NOW)
+    assert sorted(dispatched) == [("gone", 1, "", "", ""), ("otp", 1, "a", "login-7", "high")]

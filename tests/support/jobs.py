@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tests.support.messages import text
@@ -104,3 +105,13 @@ def park(
         execution, now=time.time(), code=code, reason=reason, record=record
     )
     assert applied
+
+
+def job_gens(into: list[Any]) -> Callable[[Sequence[Sequence[Any]]], None]:
+    """A pump's dispatch that keeps each dispatch's job id and generation in ``into`` (its
+    address aside: tests of the schedule compare what was dispatched, in order)."""
+
+    def dispatch(batch: Sequence[Sequence[Any]]) -> None:
+        into.extend((job_id, gen) for job_id, gen, *_ in batch)
+
+    return dispatch

@@ -26,7 +26,7 @@ from worker.send.pace import CallPace
 from worker.send.reconcile import Reconciliation
 from worker.send.routing import Action, Attempt, Decision, ParkReason, Policy, decide
 from worker.send.settlement import Answer, Settlement
-from worker.store.claims import Address, Claim, Execution, Opening, Verdict
+from worker.store.claims import NOWHERE, Address, Claim, Execution, Opening, Verdict
 from worker.store.ratelimit import RateLimit
 from worker.store.records import Job
 from worker.store.templates import TEMPLATE_PAUSED
@@ -163,11 +163,13 @@ class Delivery:
         self._stopping = stopping
         self._replicated = replicated
 
-    def deliver(self, job_id: str, gen: int) -> Result:
+    def deliver(self, job_id: str, gen: int, address: Address | None = None) -> Result:
         """Deliver one dispatch of a job; returns what became of it."""
-        return self.deliver_many([(job_id, gen)])[0]
+        return self.deliver_many([(job_id, gen)], [address])[0]
 
-    def deliver_many(self, dispatches: Sequence[tuple[str, int]]) -> list[Result]:
+    def deliver_many(
+        self, dispatches: Sequence[tuple[str, int]], addresses: Sequence[Address | None] = ()
+    ) -> list[Result]:
         """Deliver a group of dispatches (one broker message) one after the other.
 
         Each job is claimed just before its call and settled right after it; a send's settlement
@@ -177,11 +179,11 @@ class Delivery:
         job after the first is begun: the rest are handed back at once (their leases end now),
         and the results stop at the last one begun.
         """
-        # The jobs' addresses name the keys each begin takes: read for the group at once.
-        addresses = self._transitions.addresses([job_id for job_id, _ in dispatches])
         openings = [
             self._opening(job_id, gen, address)
-            for (job_id, gen), address in zip(dispatches, addresses, strict=True)
+            for (job_id, gen), address in zip(
+                dispatches, self._addresses(dispatches, addresses), strict=True
+            )
         ]
         results: list[Result] = []
         begun: Begun | None = None
@@ -201,6 +203,19 @@ class Delivery:
             results.append(delivered.result)
             begun = delivered.next
         return results
+
+    def _addresses(
+        self, dispatches: Sequence[tuple[str, int]], carried: Sequence[Address | None]
+    ) -> list[Address]:
+        """The jobs' addresses, which name the keys each begin takes: as their dispatches
+        carried them, the rest read at once (a message from an older pump, a test)."""
+        known = list(carried) or [None] * len(dispatches)
+        missing = [n for n, address in enumerate(known) if address is None]
+        if missing:
+            read = self._transitions.addresses([dispatches[n][0] for n in missing])
+            for n, address in zip(missing, read, strict=True):
+                known[n] = address
+        return [address or NOWHERE for address in known]
 
     def _opening(self, job_id: str, gen: int, address: Address) -> Opening:
         execution = Execution(job_id, gen, holder=uuid.uuid4().hex, address=address)

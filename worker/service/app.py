@@ -29,7 +29,7 @@ from worker.service.runtime import Runtime, current_runtime, refuse_evicting_red
 from worker.service.tasks import BATCH_TASK_NAME, TASK_NAME, deliver_job, deliver_jobs
 from worker.settings import Settings, get_settings
 from worker.store.connect import on_primary_change
-from worker.store.schedule import Pump
+from worker.store.schedule import JobDispatch, Pump
 from worker.store.upgrade import keep_pending_jobs, split_legacy_schedule
 from worker.urls import BrokerKind, broker_kind
 
@@ -75,14 +75,14 @@ def create_app(settings: Settings) -> Celery:
 
 
 def dispatcher(app: Celery, queue: str, *, consumers: int = 1, pace: CallPace | None = None) -> Any:
-    """Publishes ``(id, gen)`` dispatches, a few jobs per broker message.
+    """Publishes the pump's dispatches (``schedule.JobDispatch``), a few jobs per broker message.
 
     Each broker message costs the worker as much CPU as a send; grouping up to MAX_GROUP jobs
     spreads that cost. Groups are as large as every consumer getting work allows, or as quick
     calls allow (``pace``: the calls of this process's pool threads; see worker.send.pace).
     """
 
-    def dispatch(batch: Sequence[tuple[str, int]]) -> None:
+    def dispatch(batch: Sequence[JobDispatch]) -> None:
         size = group_size(len(batch), consumers, pace.mean_s if pace else None)
         with app.producer_or_acquire() as producer:
             for start in range(0, len(batch), size):

@@ -271,7 +271,7 @@ PROMOTE = Script(
     "promote",
     argv=(*PLAN.argv, "lease_s", "count_s", "room"),
     each=("account", "quota"),
-    reply=("members", "runs", "paces"),
+    reply=("members", "runs", "paces", "addresses"),
     include=("ratelimit",),
 )
 SPLIT_SCHEDULE = Script(

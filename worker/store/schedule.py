@@ -28,7 +28,11 @@ from worker.store.shares import share_room
 
 log = get_logger(__name__)
 
-Dispatch = Callable[[Sequence[tuple[str, int]]], None]
+# One dispatch as the pump hands it on and its broker message carries it: the job's id, its
+# generation and its address (account, idempotency key, priority; '' for a job gone or a field
+# it lacks), so that a worker names the job's keys without reading its record first.
+JobDispatch = tuple[str, int, str, str, str]
+Dispatch = Callable[[Sequence[JobDispatch]], None]
 T = TypeVar("T")
 
 # How long a dispatched job may sit unsettled before it is dispatched again. Deliveries defer
@@ -174,9 +178,14 @@ class Pump:
         shares = [{"account": a, "quota": n} for a, n in quotas.items() if n > 0]
         tail = {"lease_s": self._lease_s, "count_s": DISPATCH_COUNT_S, "room": room}
         args = PROMOTE.arguments({**head, **tail}, each=shares)
-        members, runs, paces = self._promote(args=args)
+        members, runs, paces, addresses = self._promote(args=args)
         if members:
-            dispatches = [parse_member(str(m)) for m in members]
+            fields = [str(field) for field in addresses]
+            dispatches: list[JobDispatch] = []
+            for n, member in enumerate(members):
+                job_id, gen = parse_member(str(member))
+                account, key, priority = fields[3 * n : 3 * n + 3]
+                dispatches.append((job_id, gen, account, key, priority))
             self._dispatch(
                 in_slot_order(dispatches, [int(run) for run in runs], [float(p) for p in paces])
             )

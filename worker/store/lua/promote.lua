@@ -7,17 +7,19 @@
 -- settled comes back by itself, and is counted as dispatched for its account until it begins.
 -- ARGV: prefix, now_s, horizon_s, the limits (8, see limits_from in ratelimit.lua), lease_s,
 --       count_s (how long a dispatch not begun counts), room, then account, quota, ...
--- Returns {members taken, runs, paces}: runs are how many of the members, in order, are one
--- account's (a dispatch whose lease ran out is a run of its own); paces, two per run, when its
--- first job may expect its slot (ms from now) and the gap between the account's slots (ms), as
--- text: the pump orders the jobs by the slot each may expect.
+-- Returns {members taken, runs, paces, addresses}: runs are how many of the members, in order,
+-- are one account's (a dispatch whose lease ran out is a run of its own); paces, two per run,
+-- when its first job may expect its slot (ms from now) and the gap between the account's slots
+-- (ms), as text: the pump orders the jobs by the slot each may expect; addresses, three per
+-- member, its job's account, idempotency key and priority ('' for a job gone, or a field it
+-- lacks): the dispatch carries them, so a worker names the job's keys without reading first.
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local now_ms, horizon_ms = math.floor(now * 1000), math.floor(tonumber(ARGV[3]) * 1000)
 local limits_of = limits_from(ARGV, 4)
 local looks = new_looks()
 local lease, count_s, room = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local leases = keys.leases(prefix)
-local taken, runs, paces = {}, {}, {}
+local taken, runs, paces, addresses = {}, {}, {}, {}
 
 -- A variadic command's arguments a thousand at a time (ZADD's pairs stay whole).
 local function batched(command, key, arguments)
@@ -26,12 +28,18 @@ local function batched(command, key, arguments)
   end
 end
 
+-- Take `member`; returns its job's account (nil for a job gone).
 local function take(member)
   local job = keys.job(prefix, string.match(member, '^(.*)|'))
-  if redis.call('HGET', job, 'state') == JOB_STATE.SCHEDULED then
+  local f = redis.call('HMGET', job, 'state', 'account', 'key', 'priority')
+  if f[1] == JOB_STATE.SCHEDULED then
     redis.call('HSET', job, 'state', JOB_STATE.QUEUED)
   end
   taken[#taken + 1] = member
+  addresses[#addresses + 1] = f[2] or ''
+  addresses[#addresses + 1] = f[3] or ''
+  addresses[#addresses + 1] = f[4] or ''
+  return f[2] or nil
 end
 
 -- ZADD's arguments for these members, all at one score.
@@ -82,8 +90,7 @@ if #taken < room then
   -- spread over the batch like any other run, not all at its head.
   local again = {}
   for _, member in ipairs(expired) do
-    take(member)
-    local account = redis.call('HGET', keys.job(prefix, string.match(member, '^(.*)|')), 'account')
+    local account = take(member)
     if account then
       local pace = again[account]
       if not pace then
@@ -101,4 +108,4 @@ if #taken < room then
   end
 end
 batched('ZADD', leases, scored(taken, now + lease))
-return {taken, runs, paces}
+return {taken, runs, paces, addresses}
