@@ -22,7 +22,7 @@ from worker.store.claims import NOWHERE, Address, Claim, Execution, Opening, Ver
 from worker.store.declaration import text
 from worker.store.history import history_event
 from worker.store.keynames import KeyNames
-from worker.store.keys import Keys, lane_of
+from worker.store.keys import Keys
 from worker.store.protocol import (
     BEGIN,
     CLAIMED_FIELDS,
@@ -158,24 +158,8 @@ class Transitions:
     ) -> Claim:
         """A fresh look at the switches after a wait for a slot, in one round trip (recheck.lua):
         a halt holds the job, a cooldown reschedules it, an open breaker parks it or probes."""
-        k, account = self._keys, job.account
-        keys = {
-            "job": k.job(job.id),
-            "history": k.history(job.id),
-            "claim": k.claim(account, job.key),
-            "leases": k.leases,
-            "halt": k.halt(account),
-            "held": k.held(account),
-            "cooldown": k.cooldown(account),
-            "breaker": k.breaker(account),
-            "breaker_probe": k.breaker_probe(account),
-            "sec_window": k.window(account, "sec"),
-            "min_window": k.window(account, "min"),
-            # Where a cooldown puts it back.
-            "due": k.due(account, lane_of(job.priority)),
-            "scheduled_accounts": k.scheduled_accounts,
-            "pairs": k.pairs(account),  # where a call not made gives its pair back
-        }
+        # A cooldown puts the job back in its lane; a call not made gives its pair back.
+        names = self._names.of(execution.job_id, self._address(execution))
         args = {
             "id": execution.job_id,
             "gen": execution.gen,
@@ -184,10 +168,10 @@ class Transitions:
             "held_event": history_event(now, "held"),
             "wait_event": history_event(now, "wait", action="cooldown_wait"),
             "probe_interval_s": probe_interval_s,
-            "account": account,
+            "account": job.account,
         }
         reply = RECHECK.fields(
-            self._recheck(keys=RECHECK.key_list(keys), args=RECHECK.arguments(args))
+            self._recheck(keys=RECHECK.keys_of(names), args=RECHECK.arguments(args))
         )
         return Claim(Verdict(reply["verdict"]), "", int(reply["wait_ms"]) / 1000, job, now)
 
