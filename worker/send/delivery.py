@@ -15,12 +15,13 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from worker.errors import GatewayError, ReplicasMissing, WriteLost
 from worker.logs import get_logger
 from worker.outcome import WORKER_LOST, Outcome, RateLimitHeaders, Result
+from worker.send.arrivals import Arrivals
 from worker.send.gateway import GatewayClient
 from worker.send.pace import CallPace
 from worker.send.reconcile import Reconciliation
@@ -137,6 +138,7 @@ class Delivery:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         pace: CallPace | None = None,
+        arrivals: Arrivals | None = None,
         switches: SwitchChanges | None = None,
         stopping: Callable[[], bool] = lambda: False,
         reconciliation: Reconciliation | None = None,
@@ -158,6 +160,7 @@ class Delivery:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._pace = pace or CallPace()
+        self._arrivals = arrivals or Arrivals()
         self._reconciliation = reconciliation or Reconciliation()
         self._switches = switches or AlwaysLook()
         self._stopping = stopping
@@ -220,7 +223,9 @@ class Delivery:
     def _opening(self, job_id: str, gen: int, address: Address) -> Opening:
         execution = Execution(job_id, gen, holder=uuid.uuid4().hex, address=address)
         timing = self._timing
-        return Opening(execution, timing.lease_s, timing.probe_interval_s, self._rate)
+        return Opening(
+            execution, timing.lease_s, timing.probe_interval_s, self._rate, self._arrivals.ms
+        )
 
     def _deliver(self, execution: Execution, begun: Begun, then: Opening | None) -> Delivered:
         """Deliver a begun dispatch; ``then`` is the group's next, begun by a send's settlement."""
@@ -248,23 +253,31 @@ class Delivery:
         Both count from when begin ran, not from now: a job begun by the settlement of the one
         before it may reach this point a while later (that settlement's incidents, say)."""
         claim = begun.claim
-        left = claim.begun_at + claim.wait_s - self._clock()
+        slot_at = claim.slot_at
+        left = slot_at - self._clock()
         if left > 0:
             self._sleep(left)
         unchecked = self._clock() - claim.begun_at <= UNCHECKED_WAIT_S
         if unchecked or not self._switches.changed(begun.token):
-            return self._claimed(execution, job, Verdict.GO, then)
+            return self._claimed(execution, job, Verdict.GO, then, slot_at=slot_at)
         again = self._transitions.recheck(
             execution, job, now=self._clock(), probe_interval_s=self._timing.probe_interval_s
         )
         if again.verdict in NOT_OURS:
             return _not_ours(execution, again)
-        return self._claimed(execution, job, again.verdict, then)
+        return self._claimed(execution, job, again.verdict, then, slot_at=slot_at)
 
     def _claimed(
-        self, execution: Execution, job: Job, verdict: Verdict, then: Opening | None
+        self,
+        execution: Execution,
+        job: Job,
+        verdict: Verdict,
+        then: Opening | None,
+        *,
+        slot_at: float | None = None,
     ) -> Delivered:
-        """The job is ours: wait for the probe, park, or call the Gateway."""
+        """The job is ours: wait for the probe, park, or call the Gateway (``slot_at``: when
+        its slot came, for a call that took one)."""
         if verdict is Verdict.WAIT:
             self._settlement.breaker_wait(
                 execution, delay_s=self._timing.breaker_wait_s, now=self._clock()
@@ -305,10 +318,11 @@ class Delivery:
                 action="replicas_wait",
             )
             return Delivered(Result.WAITING)
-        answer = self._call(job, gateway)
+        answer = self._call(job, gateway, slot_at)
         return self._settle(execution, job, answer, called=True, then=then)
 
-    def _call(self, job: Job, gateway: GatewayClient) -> Answer:
+    def _call(self, job: Job, gateway: GatewayClient, slot_at: float | None) -> Answer:
+        sent_s = None if slot_at is None else self._clock() - slot_at
         started = time.perf_counter()
         rate = self._rate.for_account(job.account)
         try:
@@ -321,6 +335,8 @@ class Delivery:
             )
             answer = Answer(sent.outcome, headers, wamid=sent.wamid)
         seconds = time.perf_counter() - started
+        if sent_s is not None:
+            answer = replace(answer, arrival_ms=self._arrivals.arrival_ms(sent_s, seconds))
         self._meter.answered(job.account, answer.outcome, seconds)
         self._pace.record(seconds)
         for value in answer.headers.ignored:
@@ -345,6 +361,8 @@ class Delivery:
         decision = decision or decide(
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
         )
+        if called and decision.action is Action.RESCHEDULE:
+            self._arrivals.refused()  # the Gateway said too many: an arrival not foreseen
         now = self._clock()
         then = None if self._stopping() else then
         token = self._switches.token() if then else None

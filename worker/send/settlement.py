@@ -34,6 +34,8 @@ class Answer:
     headers: RateLimitHeaders
     error: GatewayError | None = None
     wamid: str | None = None
+    # When the call reached the Gateway, in ms after its slot (None: no call, or none with a slot).
+    arrival_ms: int | None = None
 
 
 class StatusMeter(Protocol):
@@ -91,7 +93,12 @@ class Settlement:
     ) -> Claim | None:
         wamid = answer.wamid or ""
         record = self._transitions.mark_sent(
-            execution, wamid, now=now, headers=answer.headers, then=then
+            execution,
+            wamid,
+            now=now,
+            headers=answer.headers,
+            arrival_ms=answer.arrival_ms,
+            then=then,
         )
         log.debug("job.sent", job_id=job.id, wamid=wamid, account=job.account)
         for early in record.early:
@@ -132,6 +139,7 @@ class Settlement:
             if rescheduled
             else None,
             headers=answer.headers,
+            arrival_ms=answer.arrival_ms,
         )
         event = "job.rescheduled" if rescheduled else "job.retried"
         log.info(event, job_id=job.id, code=outcome.code, delay_s=decision.delay_s)
@@ -146,7 +154,12 @@ class Settlement:
         outcome, error = answer.outcome, answer.error
         description = error.description if error else ""
         _, halt_set = self._transitions.hold(
-            execution, now=now, code=outcome.code, reason=description, headers=answer.headers
+            execution,
+            now=now,
+            code=outcome.code,
+            reason=description,
+            headers=answer.headers,
+            arrival_ms=answer.arrival_ms,
         )
         log.warning("job.held", job_id=job.id, code=outcome.code, account=job.account)
         if halt_set:
@@ -197,6 +210,7 @@ class Settlement:
             record=record.to_dict(),
             open_breaker=billing,
             headers=answer.headers,
+            arrival_ms=answer.arrival_ms,
         )
         if not applied:
             return

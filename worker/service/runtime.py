@@ -19,6 +19,7 @@ from worker.observe.sinks import build_dispatcher
 from worker.observe.status import Engines, Snapshot, take_snapshot
 from worker.outcome import Outcome
 from worker.producer import Producer, producer_for
+from worker.send.arrivals import Arrivals
 from worker.send.delivery import Delivery, Timing
 from worker.send.gateway import GatewayClient
 from worker.send.healing import HaltHealer
@@ -236,6 +237,7 @@ class Runtime:
             self.timing,
             self.meter,
             pace=self.call_pace,
+            arrivals=self.arrivals,
             switches=self.switch_watch,
             stopping=self.shutting_down.is_set,
             replicated=partial(self.replication.confirm_claim, self.redis),
@@ -259,6 +261,11 @@ class Runtime:
     def call_pace(self) -> CallPace:
         """How long this process's Gateway calls take lately (the dispatcher sizes groups by it)."""
         return CallPace()
+
+    @cached_property
+    def arrivals(self) -> Arrivals:
+        """Where this process's calls reach the Gateway against their slots (see arrivals.py)."""
+        return Arrivals()
 
     @cached_property
     def meter(self) -> PrometheusMeter:

@@ -2,16 +2,17 @@
 and the arguments it takes for one dispatch (``Opening``).
 
 After a send, the group's next dispatch is begun in the same round trip as that send's
-settlement (``finish.lua`` runs ``begin.lua`` for it); after any other outcome it is begun on
+settlement (``sent.lua`` runs the begin for it); after any other outcome it is begun on
 its own. Every rate-limit slot is reserved right before the call that uses it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from worker.store.ratelimit import RateLimit
+from worker.store.ratelimit import SEC_MARGIN_START_MS, RateLimit
 from worker.store.records import Job
 
 
@@ -72,6 +73,12 @@ class Claim:
     begun_at: float
 
     @property
+    def slot_at(self) -> float:
+        """When the call's slot comes (s): the whole millisecond begin reckoned from, plus the
+        wait (a GO's; begin reckons in whole milliseconds)."""
+        return math.floor(self.begun_at * 1000) / 1000 + self.wait_s
+
+    @property
     def pair_wait(self) -> bool:
         """Whether the job went back on the schedule to wait for its recipient's pair."""
         return self.verdict is Verdict.DEFERRED and self.detail == PAIR_WAIT
@@ -80,9 +87,11 @@ class Claim:
 @dataclass(frozen=True)
 class Opening:
     """Everything ``begin`` needs for one dispatch but the time: its execution, how long the
-    claim lasts, how often the billing breaker probes, the account limits."""
+    claim lasts, how often the billing breaker probes, the account limits and the margin the
+    limiter's second has over the Gateway's (``worker.send.margin``)."""
 
     execution: Execution
     lease_s: float
     probe_interval_s: float
     rate: RateLimit
+    sec_margin_ms: int = SEC_MARGIN_START_MS

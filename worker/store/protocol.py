@@ -141,6 +141,7 @@ SETTLEMENT = (
     "key",
     "priority",
     *HEADERS,
+    "arrival_ms",  # when the call reached the Gateway, in ms after its slot ('' for no call)
 )
 SENT = Script(
     "sent",

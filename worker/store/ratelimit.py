@@ -28,12 +28,20 @@ from dataclasses import dataclass, field, replace
 from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.outcome import RateLimitHeaders
 
-# The Gateway counts arrivals, which trail our reservations by a little jitter: windows a touch
-# longer than the Gateway's keep bunched arrivals under its limit. A call arriving late by more
-# than the margin against the call a window later meets a 429, and each 429 costs about a second
-# of the account's sending (its cooldown): with 20 ms, 5 such 429s in a minute at 80/s took 9 %
-# of the limit (bench/isolation.py: 90.8 %); with 40 ms, 1 (94.6 %), at a cap of 1000/1040.
-SEC_WINDOW_MS = 1040
+# The Gateway's sliding second. The limiter's is longer by a margin: the Gateway counts arrivals,
+# which trail the slots by a lateness that varies from call to call, and two calls a window apart
+# meet a 429 when the earlier was later than the later one by more than the margin. Each 429 costs
+# about a second of the account's sending (its cooldown), so the margin must cover the spread,
+# and every millisecond of it costs 0.1 % of the limit. A worker sizes it from its own calls
+# (``worker.send.margin``); until it has, and wherever no calls are measured, it starts here:
+# with 20 ms, 5 such 429s in a minute at 80/s took 9 % of the limit (bench/isolation.py: 90.8 %);
+# with 40 ms, 1 (94.6 %), at a cap of 1000/1040.
+GATEWAY_SEC_WINDOW_MS = 1000
+SEC_MARGIN_START_MS = 40
+# The limiter's second until a worker has measured its calls. Learn compares the Gateway's count
+# with the log over it, the widest a quiet limiter uses: a late call never reads as a call of
+# another client.
+SEC_WINDOW_MS = GATEWAY_SEC_WINDOW_MS + SEC_MARGIN_START_MS
 MIN_WINDOW_MS = 60_300
 # The Gateway's documented limits: where an unconfigured limiter starts.
 DEFAULT_PER_SEC = 80
@@ -98,13 +106,14 @@ class RateLimit:
         ceilings."""
         return [self.per_sec, self.per_min, self.sec_ceiling, self.min_ceiling]
 
-    def limits(self) -> dict[str, int | str]:
-        """The limits begin and the pump's scripts take (``protocol.LIMITS``), by name."""
+    def limits(self, sec_margin_ms: int = SEC_MARGIN_START_MS) -> dict[str, int | str]:
+        """The limits begin and the pump's scripts take (``protocol.LIMITS``), by name, with the
+        Gateway's second stretched by ``sec_margin_ms``."""
         own = {name: rate.limit_arguments() for name, rate in self.accounts.items()}
         return {
             "sec_limit": self.per_sec,
             "min_limit": self.per_min,
-            "sec_window_ms": SEC_WINDOW_MS,
+            "sec_window_ms": GATEWAY_SEC_WINDOW_MS + sec_margin_ms,
             "min_window_ms": MIN_WINDOW_MS,
             "max_wait_ms": int(self.max_wait_s * 1000),
             "sec_ceiling": self.sec_ceiling,

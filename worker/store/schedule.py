@@ -140,8 +140,11 @@ class Pump:
         self._dispatch = dispatch
         self._broker_depth = broker_depth
         rate = rate or RateLimit()
-        # The limits every plan and promote passes, as a begin does.
-        self._limits = rate.limits()
+        # The limits every plan and promote passes, as a begin does, but with the Gateway's own
+        # second: the pump keeps the lookahead filled at the key's full rate, and the begins'
+        # margin paces the calls (a pump planning with a wider second than the begins use
+        # would let them run dry).
+        self._limits = rate.limits(sec_margin_ms=0)
         self._weights = dict(weights or {})
         self._turn = 0
         self._max_depth = max_depth

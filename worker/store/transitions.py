@@ -135,7 +135,7 @@ class Transitions:
                 "account": address.account,
                 "key": address.key,
                 "priority": address.priority,
-                **opening.rate.limits(),
+                **opening.rate.limits(opening.sec_margin_ms),
                 **opening.rate.pair_arguments(),
                 "floor": self._floor_flag,
             }
@@ -176,10 +176,16 @@ class Transitions:
         return Claim(Verdict(reply["verdict"]), "", int(reply["wait_ms"]) / 1000, job, now)
 
     def _settlement(
-        self, execution: Execution, now: float, event: str, headers: RateLimitHeaders | None
+        self,
+        execution: Execution,
+        now: float,
+        event: str,
+        headers: RateLimitHeaders | None,
+        arrival_ms: int | None,
     ) -> tuple[dict[str, str], dict[str, Any]]:
         """The keys a settlement may take, by name (the answers' hash of ``now``'s second among
-        them), and the arguments every settlement starts with (settle.lua)."""
+        them), and the arguments every settlement starts with (settle.lua). ``arrival_ms``: when
+        the call reached the Gateway, in ms after its slot (None when no call was made)."""
         address, job_id = self._address(execution), execution.job_id
         names = self._names.of(job_id, address)
         names["answers"] = self._keys.answers_in_second(int(now))
@@ -193,6 +199,7 @@ class Transitions:
             "key": address.key,
             "priority": address.priority,
             **learn_arguments(headers or RateLimitHeaders()),
+            "arrival_ms": "" if arrival_ms is None else arrival_ms,
         }
         return names, values
 
@@ -203,12 +210,13 @@ class Transitions:
         *,
         now: float,
         headers: RateLimitHeaders | None = None,
+        arrival_ms: int | None = None,
         then: Opening | None = None,
     ) -> SentRecord:
         """Record the wamid and the ledger entry; with ``then``, begin that dispatch (the next
         of the group) in the same round trip."""
         event = history_event(now, "attempt", code="OK", action="sent")
-        names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers, arrival_ms)
         names.update(wamid=self._keys.wamid(wamid), early=self._keys.early_statuses(wamid))
         values.update(wamid=wamid, retention_s=self._retention_s, floor=self._floor_flag)
         next_keys, after = self._opening_call(then, now) if then else ([], [])
@@ -233,6 +241,7 @@ class Transitions:
         outcome: Outcome | None = None,
         cooldown_until: float | None = None,
         headers: RateLimitHeaders | None = None,
+        arrival_ms: int | None = None,
     ) -> bool:
         """Put the job back on the schedule after ``delay_s``; False if no longer ours.
         ``outcome``: the answer that led here (none for a wait). A ``reschedule`` uses no
@@ -242,7 +251,7 @@ class Transitions:
         code = outcome.code if outcome else None
         name = "ambiguous" if outcome and outcome.ambiguous else "attempt" if outcome else "wait"
         event = history_event(now, name, code=code, action=action, delay_s=round(delay_s, 3))
-        names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers, arrival_ms)
         values.update(
             delay_s=delay_s,
             code=code or "",
@@ -263,10 +272,11 @@ class Transitions:
         record: dict[str, Any],
         open_breaker: bool = False,
         headers: RateLimitHeaders | None = None,
+        arrival_ms: int | None = None,
     ) -> tuple[bool, bool]:
         """Move the job to the dead-letter queue; returns (applied, breaker newly opened)."""
         event = history_event(now, "parked", code=code, action=f"park:{reason}")
-        names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers, arrival_ms)
         values.update(
             code=code,
             reason=reason,
@@ -285,10 +295,11 @@ class Transitions:
         code: str,
         reason: str,
         headers: RateLimitHeaders | None = None,
+        arrival_ms: int | None = None,
     ) -> tuple[bool, bool]:
         """Halt the account and hold the job; returns (applied, halt newly set)."""
         event = history_event(now, "held", code=code, action="halt")
-        names, values = self._settlement(execution, now, event, headers)
+        names, values = self._settlement(execution, now, event, headers, arrival_ms)
         values.update(
             code=code,
             halt=json.dumps({"code": code, "reason": reason, "since": now}),

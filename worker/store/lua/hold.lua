@@ -1,7 +1,7 @@
 -- Halt a claimed job's account and hold the job, atomically, and learn from the answer's
 -- X-RateLimit headers. (Its parts from lib/ are included above, as protocol.py declares.)
 -- KEYS: the settlement's (settle.lua), halt, held
--- ARGV: the settlement's fourteen (settle.lua), code, halt_json ({code, reason, since}),
+-- ARGV: the settlement's fifteen (settle.lua), code, halt_json ({code, reason, since}),
 --   channel (where a new halt is announced)
 -- Returns {recorded, halt_set}: recorded 0 when this execution no longer owned the job
 -- (nothing written); halt_set 1 when this hold halted the account.
@@ -9,11 +9,11 @@ local k = named_keys(SCRIPT_KEYS, 1)
 local s = settlement(k, ARGV, new_looks())
 if not s or not release_owned(s) then return {0, 0} end
 local account, now = s.account, s.now
-local code, halt = ARGV[15], cjson.decode(ARGV[16])
+local code, halt = ARGV[16], cjson.decode(ARGV[17])
 local opened = 0
 if redis.call('EXISTS', k.halt) == 0 then
   redis.call('HSET', k.halt, 'code', halt.code, 'reason', halt.reason, 'since', halt.since)
-  redis.call('PUBLISH', ARGV[17], account)
+  redis.call('PUBLISH', ARGV[18], account)
   opened = 1
 end
 -- The call that met the halt does not count as an attempt.

@@ -2,7 +2,7 @@
 -- X-RateLimit headers. (Its parts from lib/ are included above, as protocol.py declares.)
 -- KEYS: the settlement's (settle.lua), breaker_probe, cooldown, due (the job's lane),
 --   scheduled_accounts
--- ARGV: the settlement's fourteen (settle.lua), delay_s, code ('' for none),
+-- ARGV: the settlement's fifteen (settle.lua), delay_s, code ('' for none),
 --   count ('reschedule'|'uncalled'|'other'), cooldown_until ('' or s), channel (where a new
 --   cooldown is announced)
 -- Returns {recorded}: 0 when this execution no longer owned the job (nothing written).
@@ -10,7 +10,7 @@ local k = named_keys(SCRIPT_KEYS, 1)
 local s = settlement(k, ARGV, new_looks())
 if not s or not release_owned(s) then return {0} end
 local account, now = s.account, s.now
-local delay, code, count, cooldown = tonumber(ARGV[15]), ARGV[16], ARGV[17], ARGV[18]
+local delay, code, count, cooldown = tonumber(ARGV[16]), ARGV[17], ARGV[18], ARGV[19]
 local next_gen = redis.call('HINCRBY', s.job, 'gen', 1)
 local state = delay > 0 and JOB_STATE.SCHEDULED or JOB_STATE.QUEUED
 if code ~= '' then
@@ -36,7 +36,7 @@ if cooldown ~= '' then
   local until_ms = math.floor(tonumber(cooldown) * 1000)
   if until_ms > current then
     redis.call('SET', k.cooldown, until_ms, 'PX', math.max(1, until_ms - s.now_ms))
-    redis.call('PUBLISH', ARGV[19], account)
+    redis.call('PUBLISH', ARGV[20], account)
   end
 end
 remember(s)

@@ -1,6 +1,6 @@
 -- Record a send, atomically, and learn from the answer's X-RateLimit headers. (Its parts from
 -- lib/ are included above, as protocol.py declares.)
--- ARGV: the settlement's fourteen (settle.lua), wamid, retention_s, floor ('1' only in the
+-- ARGV: the settlement's fifteen (settle.lua), wamid, retention_s, floor ('1' only in the
 --   benchmarks' floor what-if: nothing learned from the headers, no records of the send: no
 --   history line, expiries, ledger entry, wamid index or count of the answer)[, begin.lua's
 --   ARGV for the group's next dispatch]
@@ -19,11 +19,11 @@
 -- round trip. {0, 0, 0, ''} for a job with no record (and no begin).
 local looks = new_looks()
 local k = named_keys(SCRIPT_KEYS, 1)
-local floor = ARGV[17] == '1'
+local floor = ARGV[18] == '1'
 local s = settlement(k, ARGV, looks, floor)
 if not s then return {0, 0, 0, ''} end
 local id, account, now = s.id, s.account, s.now
-local wamid = ARGV[15]
+local wamid = ARGV[16]
 local began = tonumber(s.updated_at or '') or 0  -- set by begin
 -- Times as the caller's text, flags as text: a Lua number in a command is formatted with
 -- printf, which costs more than the command (bench/scripts.py); the retention formatted once.
@@ -43,7 +43,7 @@ end
 settle_pair(s, s.now_ms, claimed)
 if not floor then
   remember(s)
-  local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[16]) * 1000)))
+  local retention_ms = string.format('%d', math.max(1, math.floor(tonumber(ARGV[17]) * 1000)))
   retain(k, id, retention_ms, wamid, s.key_owned)
   redis.call('SET', k.wamid, id, 'PX', retention_ms)
   count_answer(k.answers, 'OK')
@@ -86,9 +86,9 @@ if not looks.quiet[account] then
   reply[3] = redis.call('EXISTS', exhausted)
   looks.quiet[account] = nil  -- the breaker may have closed: the next begin looks for itself
 end
-if ARGV[18] then
+if ARGV[19] then
   local next_keys = named_keys(BEGIN_KEYS, #SCRIPT_KEYS + 1)
-  for _, part in ipairs(begin(next_keys, {unpack(ARGV, 18)}, looks)) do
+  for _, part in ipairs(begin(next_keys, {unpack(ARGV, 19)}, looks)) do
     reply[#reply + 1] = part
   end
 end

@@ -134,6 +134,18 @@ local function budget(rk, account, now_ms, limits, horizon_ms, looks)
     slot - now_ms + waiting * gap, gap
 end
 
+-- The call whose slot entry is `entry` reached the Gateway arrival_ms after its slot: its entry
+-- moves there, so that the slots handed out after the answer lie a window after the call's
+-- arrival, not its slot (the Gateway counts arrivals; a call that went out late takes its late
+-- place in the window, and the call a window later waits as long). Only ever later (GT), and
+-- only while the entry is in the window (XX): trimmed or given back, it stays out.
+local function arrived(rk, entry, arrival_ms)
+  local slot_ms = tonumber(string.match(entry, '@([^@]+)$'))
+  if slot_ms and arrival_ms > 0 then
+    redis.call('ZADD', rk.sec_window, 'XX', 'GT', slot_ms + arrival_ms, entry)
+  end
+end
+
 local FILL_MAX = 2000
 
 -- How often unchanged learned limits have their lifetime renewed (s), and that lifetime (s).

@@ -1,13 +1,15 @@
 -- What every settlement of a job (sent.lua, retry.lua, park.lua, hold.lua) does first: read the
--- job, check that it is the job its keys were named for, and learn from the answer's
--- X-RateLimit headers. (Uses keys.lua, ratelimit.lua and pairs.lua.)
+-- job, check that it is the job its keys were named for, learn from the answer's
+-- X-RateLimit headers and place its call where it reached the Gateway (ratelimit.lua's arrived).
+-- (Uses keys.lua, ratelimit.lua and pairs.lua.)
 -- `k`: the script's keys by name (named_keys), every settlement's first ones SETTLEMENT_KEYS in
 --   protocol.py: job, history, claim, leases, pairs, the limiter's limits, sec_window and
 --   min_window, answers (the hash counting this second's answers, see answers.lua)
--- ARGV (every settlement's first fourteen): id, gen, now, execution, event_json, then the job's
+-- ARGV (every settlement's first fifteen): id, gen, now, execution, event_json, then the job's
 --   account, idempotency key and priority its keys were named for, then sec_window_ms,
 --   min_window_ms, sec_limit, sec_remaining, min_limit, min_remaining ('' for headers that were
---   absent)
+--   absent), then arrival_ms: when the call reached the Gateway, in ms after its slot, as the
+--   worker reckons it ('' when no call was made)
 -- `looks`: what the script run looked up already (see ratelimit.lua); `floor`: true only in the
 -- benchmarks' floor what-if, where nothing is learned from the headers.
 -- Returns the settlement as a table, or nil when the job has no record.
@@ -15,7 +17,7 @@ local function settlement(k, ARGV, looks, floor)
   local s = {k = k, id = ARGV[1], gen = ARGV[2], now = tonumber(ARGV[3]), now_text = ARGV[3],
     execution = ARGV[4], event = ARGV[5], job = k.job, claim = k.claim}
   local f = redis.call('HMGET', s.job, 'gen', 'state', 'account', 'key', 'updated_at',
-    'delivery_status', 'priority', 'key_owned', 'pair')
+    'delivery_status', 'priority', 'key_owned', 'pair', 'slot')
   if not f[1] then return nil end
   s.job_gen, s.state, s.account, s.key = f[1], f[2], f[3], f[4]
   s.updated_at, s.delivery_status, s.priority, s.key_owned = f[5], f[6], f[7], f[8]
@@ -30,6 +32,8 @@ local function settlement(k, ARGV, looks, floor)
       sec = {tonumber(ARGV[9]), tonumber(ARGV[11]), tonumber(ARGV[12])},
       min = {tonumber(ARGV[10]), tonumber(ARGV[13]), tonumber(ARGV[14])},
     }, s.member, looks)
+    local arrival_ms = tonumber(ARGV[15])
+    if arrival_ms and f[10] then arrived(k, f[10], arrival_ms) end
   end
   return s
 end
