@@ -258,6 +258,10 @@ class Sandbox:
         response.raise_for_status()
         return dict(response.json())
 
+    def arrivals(self) -> list[dict[str, Any]]:
+        """Every request since the last reset (at: its arrival, wall clock; code), oldest first."""
+        return list(self._http.get("/sandbox/requests").json()["requests"])
+
     def accepted_times(self) -> list[float]:
         """Wall-clock time of every accepted message since the last reset, oldest first."""
         return [m["at"] for m in self.accepted()]

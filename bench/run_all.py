@@ -29,7 +29,7 @@ from common import Row, machine_line, number, print_table, ratio_text, verdict
 
 BENCHMARKS: dict[str, tuple[Callable[[list[str]], list[Row]], list[str]]] = {
     # name: (main, the --quick arguments)
-    "utilisation": (utilisation.main, ["--seconds", "25"]),
+    "utilisation": (utilisation.main, ["--window", "15", "--messages", "1700"]),
     "latency_bound": (latency_bound.main, ["--seconds", "10"]),
     "overhead": (overhead.main, ["--seconds", "8", "--rounds", "1"]),
     "enqueue": (enqueue.main, ["--jobs", "5000", "--rounds", "1"]),
