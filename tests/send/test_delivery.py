@@ -105,6 +105,7 @@ def deliver(runtime, clock):
         stopping=lambda: False,
         reconciliation=None,
         rate=RateLimit(per_sec=1000, per_min=100_000),  # noqa: B008 - frozen
+        replicated=lambda *_: None,
     ):
         calls: list = []
         http = gateway_answering(respond, calls)
@@ -126,6 +127,7 @@ def deliver(runtime, clock):
             switches=switches,
             stopping=stopping,
             reconciliation=reconciliation,
+            replicated=replicated,
         )
         return delivery, calls, meter
 
@@ -164,6 +166,23 @@ def test_a_job_whose_pair_is_busy_waits_on_the_schedule_and_is_counted(runtime, 
     job = runtime.jobs.get(second[0])
     assert (job.state, job.attempts) == (JobState.SCHEDULED, 0)
     assert job.due_at == pytest.approx(clock.now + 6)
+
+
+def test_a_call_sent_late_takes_its_late_place_in_the_window(runtime, deliver, clock):
+    """The call goes out 7 ms after its slot (the wait for the replicas took that long): its
+    settlement moves the call's entry in the account's window 7 ms on (8 when its round trip
+    was slower than the quickest by more than a hair), where it reached the Gateway."""
+
+    def slow_replicas(*_) -> None:
+        clock.now += 0.007
+
+    delivery, _, _ = deliver(success("wamid.late"), replicated=slow_replicas)
+    job_id, gen = enqueue(runtime)
+    began = clock.now
+    assert delivery.deliver(job_id, gen) is Result.SENT
+    entry = runtime.redis.hget(runtime.keys.job(job_id), "slot")
+    score = runtime.redis.zscore(runtime.keys.window("default", "sec"), entry)
+    assert 7 <= score - int(began * 1000) <= 8
 
 
 def test_rate_001_reschedules_the_job_and_cools_the_account_down(runtime, deliver, clock):
