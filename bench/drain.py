@@ -18,9 +18,9 @@ commands with Celery's defaults, no pacing and no DLQ: what 2 cores can send at 
 
     .venv/bin/python bench/drain.py [--jobs 20000] [--rate 1000] [--workers 2]
 
-Targets: ≥ 90 % of the set rate and ≥ 0.95x the plain-Celery ceiling, ≤ 0.5 % of calls
-answered 429; per send the costs ``bench/overhead.py`` targets too (Redis round trips, Redis CPU,
-worker CPU).
+Targets: ≥ 98 % of the set rate (where the machine can send that fast) and ≥ 0.95x the
+plain-Celery ceiling, no call answered 429; per send the costs ``bench/overhead.py`` targets too
+(Redis round trips, Redis CPU, worker CPU).
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ from common import (
     wait_until,
 )
 
-RATE_TARGET = 0.90
+RATE_TARGET = 0.98
 CEILING_TARGET = 0.95
-SHARE_429_TARGET = 0.005
+SHARE_429_TARGET = 0.0
 
 
 def _rate(times: list[float]) -> float:

@@ -12,6 +12,9 @@ CONNECTION = "CONNECTION"
 EXPIRED = "EXPIRED"
 # A worker died during its Gateway call; nobody knows whether the Gateway sent the message.
 WORKER_LOST = "WORKER_LOST"
+# The Gateway's "too many requests": its code, and the HTTP status it comes with.
+RATE_LIMITED = "RATE_001"
+TOO_MANY_REQUESTS = 429
 TRANSPORT_CODES = frozenset({TIMEOUT, CONNECTION, WORKER_LOST})
 
 
@@ -54,6 +57,11 @@ class Outcome:
     def expired(cls) -> Outcome:
         """A job found past its ``expires_at`` before it was sent."""
         return cls(code=EXPIRED)
+
+    @property
+    def is_rate_limited(self) -> bool:
+        """True when the Gateway said the key sent too many (RATE_001, or a bare 429)."""
+        return self.code == RATE_LIMITED or self.status == TOO_MANY_REQUESTS
 
     @property
     def is_transport(self) -> bool:

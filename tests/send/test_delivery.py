@@ -20,6 +20,7 @@ from tests.support.processes import wait_for
 from tests.support.receipts import apply_statuses
 from worker.http.console.chartdata import bucket_of, fold, read_buckets
 from worker.outcome import Result
+from worker.send.arrivals import REFUSED_MS, Arrivals
 from worker.send.delivery import UNCHECKED_WAIT_S, Delivery
 from worker.send.gateway import GatewayClient
 from worker.send.reconcile import Reconciliation
@@ -106,6 +107,7 @@ def deliver(runtime, clock):
         reconciliation=None,
         rate=RateLimit(per_sec=1000, per_min=100_000),  # noqa: B008 - frozen
         replicated=lambda *_: None,
+        arrivals=None,
     ):
         calls: list = []
         http = gateway_answering(respond, calls)
@@ -128,6 +130,7 @@ def deliver(runtime, clock):
             stopping=stopping,
             reconciliation=reconciliation,
             replicated=replicated,
+            arrivals=arrivals,
         )
         return delivery, calls, meter
 
@@ -183,6 +186,31 @@ def test_a_call_sent_late_takes_its_late_place_in_the_window(runtime, deliver, c
     entry = runtime.redis.hget(runtime.keys.job(job_id), "slot")
     score = runtime.redis.zscore(runtime.keys.window("default", "sec"), entry)
     assert 7 <= score - int(began * 1000) <= 8
+
+
+def test_a_429_widens_the_margin_the_next_begins_keep(runtime, deliver):
+    """RATE_001 answered: the process's margin (what its begins keep) is REFUSED_MS wider."""
+    arrivals = Arrivals()
+    delivery, _, _ = deliver(error(429, "RATE_001", retry_after=1), arrivals=arrivals)
+    before = arrivals.ms
+    assert delivery.deliver(*enqueue(runtime)) is Result.RESCHEDULED
+    assert arrivals.ms == before + REFUSED_MS
+
+
+def test_a_begin_keeps_the_margin_its_process_measured(runtime, deliver):
+    """With a 3 ms margin measured, two jobs of a group at 10/s get slots 100.3 ms apart (the
+    Gateway's second and 3 ms, over 10), not the start margin's 104 ms."""
+    arrivals = Arrivals()
+    arrivals.ms = 3
+    rate = RateLimit(per_sec=10, per_min=10_000)
+    delivery, _, _ = deliver(success("wamid.margin"), arrivals=arrivals, rate=rate)
+    first, second = enqueue(runtime, 1), enqueue(runtime, 2)
+    assert delivery.deliver_many([first, second]) == [Result.SENT, Result.SENT]
+    reserved = [
+        float(runtime.redis.hget(runtime.keys.job(job_id), "slot").rsplit("@", 1)[1])
+        for job_id, _ in (first, second)
+    ]
+    assert reserved[1] - reserved[0] == pytest.approx(100.3, abs=0.1)
 
 
 def test_rate_001_reschedules_the_job_and_cools_the_account_down(runtime, deliver, clock):

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.quiet]
 # Shorter than WhatsApp's 6 s, and the sandbox's the same: the test's time is the pair's.
 INTERVAL_S = 2.0
 RATE_PER_SEC = 10
-# The limiter's slots are evenly spaced this far apart at the account's rate.
+# The limiter's slots are evenly spaced at most this far apart at the account's rate (the start
+# margin's window; a worker that has measured its calls keeps a narrower one).
 GAP_S = SEC_WINDOW_MS / 1000 / RATE_PER_SEC
 # A send may reach the sandbox this long after its slot (the call, a busy machine).
 SLOT_LATE_S = 1.0

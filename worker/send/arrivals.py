@@ -10,9 +10,12 @@ account about a second of sending: its cooldown).
 So each settlement moves its call's entry in the limiter's window to where the call arrived
 (``arrived`` in ratelimit.lua): the slots handed out after the answer lie a window after the
 arrival. The arrival is reckoned from the send's own clock: the time from the slot to sending
-the request, plus how much longer than this process's quickest recent call the answer took
-(a request that queued on the way, or at the Gateway, answers late by as much). The delay every
-call has (the quickest round trip's) shifts all calls alike and is left out.
+the request, plus how much longer than this process's quickest recent accepted call the answer
+took (a request that queued on the way, or at the Gateway, answers late by as much). The delay
+every call has (the quickest round trip's) shifts all calls alike and is left out. Only accepted
+calls set the quickest: a refusal or an error can come back much sooner than a send, and would
+make every send look late. (One quickest for the process: calls that take longer at the Gateway
+by their kind, a media template say, are reckoned late by the difference, which only slows.)
 
 What the move cannot cover is left to a small margin on the Gateway's second: a slot handed out
 before the answer of the call a window before it (a reservation more than a window minus the
@@ -48,7 +51,8 @@ UPDATE_EVERY = 32
 class Arrivals:
     """This process's calls against their slots: their arrival, and its begins' margin (``ms``).
 
-    Threads feed it under a lock held for an append.
+    Threads feed it under a lock (held for an append, and every ``UPDATE_EVERY`` calls for a look
+over the samples).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -60,17 +64,21 @@ class Arrivals:
         self._unseen = 0
         self.ms = SEC_MARGIN_START_MS
 
-    def arrival_ms(self, sent_s: float, round_trip_s: float) -> int:
+    def arrival_ms(self, sent_s: float, round_trip_s: float, *, accepted: bool) -> int:
         """When a call sent ``sent_s`` after its slot and answered ``round_trip_s`` after that
-        reached the Gateway, in whole ms after its slot (rounded up)."""
+        (``accepted``: with a message id) reached the Gateway, in whole ms after its slot
+        (rounded up)."""
         with self._lock:
-            self._round_trips.append(round_trip_s)
             quickest = self._quickest_s
-            if quickest is None or round_trip_s < quickest:
-                self._quickest_s = quickest = round_trip_s
-            self._unseen += 1
-            if self._unseen >= UPDATE_EVERY:
-                self._update()
+            if accepted:
+                self._round_trips.append(round_trip_s)
+                if quickest is None or round_trip_s < quickest:
+                    self._quickest_s = quickest = round_trip_s
+                self._unseen += 1
+                if self._unseen >= UPDATE_EVERY:
+                    self._update()
+        if quickest is None:  # no call accepted yet: this one's own round trip is all there is
+            quickest = round_trip_s
         return max(0, math.ceil((sent_s + round_trip_s - quickest) * 1000))
 
     def refused(self) -> None:

@@ -336,7 +336,11 @@ class Delivery:
             answer = Answer(sent.outcome, headers, wamid=sent.wamid)
         seconds = time.perf_counter() - started
         if sent_s is not None:
-            answer = replace(answer, arrival_ms=self._arrivals.arrival_ms(sent_s, seconds))
+            accepted = answer.wamid is not None
+            arrival_ms = self._arrivals.arrival_ms(sent_s, seconds, accepted=accepted)
+            answer = replace(answer, arrival_ms=arrival_ms)
+        if answer.outcome.is_rate_limited:
+            self._arrivals.refused()  # the Gateway said too many: an arrival not foreseen
         self._meter.answered(job.account, answer.outcome, seconds)
         self._pace.record(seconds)
         for value in answer.headers.ignored:
@@ -361,8 +365,6 @@ class Delivery:
         decision = decision or decide(
             outcome, Attempt(calls=calls, reschedules=job.reschedules), self._policy, rng=self._rng
         )
-        if called and decision.action is Action.RESCHEDULE:
-            self._arrivals.refused()  # the Gateway said too many: an arrival not foreseen
         now = self._clock()
         then = None if self._stopping() else then
         token = self._switches.token() if then else None

@@ -88,7 +88,7 @@ class Claim:
 class Opening:
     """Everything ``begin`` needs for one dispatch but the time: its execution, how long the
     claim lasts, how often the billing breaker probes, the account limits and the margin the
-    limiter's second has over the Gateway's (``worker.send.margin``)."""
+    limiter's second has over the Gateway's (``worker.send.arrivals``)."""
 
     execution: Execution
     lease_s: float

@@ -1,11 +1,12 @@
-"""The cluster-wide rate limiter's settings; its logic is Lua (``worker/store/lua/ratelimit.lua``).
+"""The cluster-wide rate limiter's settings; its logic is Lua (``lua/lib/ratelimit.lua``).
 
 Every call of every worker reserves a slot in the account's two sliding windows as part of
-claiming its job (``begin.lua``): slots are handed out in time order where both windows and any
-RATE_001 cooldown allow them, so the account's limit is used fully, workers queue fairly, and
-nobody polls Redis while waiting. Each answer's ``X-RateLimit-*`` headers are learnt from as
-the job is settled (``finish.lua``): an announced limit is followed up to the ceiling, and a
-window the Gateway says is fuller than ours is filled to match (never past the limit in force).
+claiming its job (``lib/begin.lua``): slots are handed out in time order where both windows and
+any RATE_001 cooldown allow them, so the account's limit is used fully, workers queue fairly, and
+nobody polls Redis while waiting. As the job is settled (``lib/settle.lua``) its call's entry
+moves to where the call reached the Gateway, and the answer's ``X-RateLimit-*`` headers are
+learnt from: an announced limit is followed up to the ceiling, and a window the Gateway says is
+fuller than ours is filled to match (never past the limit in force).
 
 Pair pacing (``lua/lib/pairs.lua``, reserved by the same begin): per account and recipient, at
 most ``pair_burst`` calls the Gateway accepted within any ``pair_interval_s``, measured between
@@ -28,19 +29,19 @@ from dataclasses import dataclass, field, replace
 from worker.bounds import MIN_LIMIT_MAX, SEC_LIMIT_MAX
 from worker.outcome import RateLimitHeaders
 
-# The Gateway's sliding second. The limiter's is longer by a margin: the Gateway counts arrivals,
-# which trail the slots by a lateness that varies from call to call, and two calls a window apart
-# meet a 429 when the earlier was later than the later one by more than the margin. Each 429 costs
-# about a second of the account's sending (its cooldown), so the margin must cover the spread,
-# and every millisecond of it costs 0.1 % of the limit. A worker sizes it from its own calls
-# (``worker.send.margin``); until it has, and wherever no calls are measured, it starts here:
-# with 20 ms, 5 such 429s in a minute at 80/s took 9 % of the limit (bench/isolation.py: 90.8 %);
-# with 40 ms, 1 (94.6 %), at a cap of 1000/1040.
+# The Gateway's sliding second, which counts arrivals. The limiter's is longer by a margin: each
+# settlement moves its call's entry to where the call reached the Gateway (``arrived`` in
+# ratelimit.lua), and the margin covers what that cannot (``worker.send.arrivals`` keeps it per
+# worker process). Each millisecond of margin costs 0.1 % of the limit, and each 429 about a
+# second of the account's sending (its cooldown). Until a worker has measured its calls, and for
+# a begin that names none, the margin is the start one: a fixed 40 ms was all the limiter had
+# before it placed calls where they arrived (1 answer 429 in a minute at 80/s, a cap of 96.2 %;
+# with 20 ms, 5, bench/isolation.py).
 GATEWAY_SEC_WINDOW_MS = 1000
 SEC_MARGIN_START_MS = 40
-# The limiter's second until a worker has measured its calls. Learn compares the Gateway's count
-# with the log over it, the widest a quiet limiter uses: a late call never reads as a call of
-# another client.
+# The limiter's second with the start margin: a begin's that names no margin of its worker's, and
+# the one learn compares the Gateway's count with the log over (wider than a measured margin: a
+# late call does not read as a call of another client).
 SEC_WINDOW_MS = GATEWAY_SEC_WINDOW_MS + SEC_MARGIN_START_MS
 MIN_WINDOW_MS = 60_300
 # The Gateway's documented limits: where an unconfigured limiter starts.

@@ -2,7 +2,8 @@
 -- scripts (plan.lua, promote.lua).
 -- Two sliding windows (sec, min) per account are logs of call slots (sorted sets by time, in
 -- ms). A slot is handed out in time order, evenly spaced after the last one, where both windows
--- allow it; so waiting workers line up instead of polling, and the limit is used fully.
+-- allow it; so waiting workers line up instead of polling, and the limit is used fully. Once a
+-- call is answered its entry in the sec window moves to where it reached the Gateway (arrived).
 
 -- The limits in force: what the Gateway announced, else where the limiter starts; never above
 -- the ceilings (the configured limits). A stored value below 1 is not a limit: ignored.
@@ -71,13 +72,21 @@ end
 
 local SEEN = 'seen:'  -- the prefix of the entries learn adds for calls made by someone else
 
+-- The slot (ms) a call's window entry (owner@slot) was reserved for, whatever its score now (see
+-- arrived); nil for an entry of learn's.
+local function reserved_slot(entry)
+  return tonumber(string.match(entry, '@([^@]+)$'))
+end
+
 -- The earliest slot; reserved for `owner` (the dispatch's member) when within max_wait_ms.
 -- Returns (reserved, wait_ms[, entry]): the entry is owner@slot, unique in the windows as each
 -- slot lies after every entry of the sec window.
 -- Upkeep (trimming both windows and setting their expiry) is done for the first slot of each
 -- second, not for every slot: a window's expiry, set then to outlast that slot by its window
--- and a second, outlasts every later slot of the same second. A second that begins with an
--- entry of learn's (its expiry is its own) or with no entry gets its upkeep at its next slot.
+-- and a second, outlasts every later slot of the same second. Whether the slot is its second's
+-- first is told by the slot the last entry was reserved for (a call's entry may have moved on
+-- to its arrival since). A second that begins with an entry of learn's (its expiry is its own)
+-- or with no entry gets its upkeep at its next slot.
 local function reserve(rk, account, now_ms, limits, max_wait_ms, owner, looks)
   local slot, _, _, last_at, last_entry = earliest_slot(rk, account, now_ms, limits, looks)
   local wait = math.ceil(slot - now_ms)
@@ -86,8 +95,8 @@ local function reserve(rk, account, now_ms, limits, max_wait_ms, owner, looks)
   local entry = owner .. '@' .. slot
   redis.call('ZADD', sec, slot, entry)
   redis.call('ZADD', min, slot, entry)
-  if not last_at or math.floor(last_at / 1000) ~= math.floor(slot / 1000)
-      or string.sub(last_entry, 1, #SEEN) == SEEN then
+  local last_slot = last_at and reserved_slot(last_entry)
+  if not last_slot or math.floor(last_slot / 1000) ~= math.floor(slot / 1000) then
     redis.call('ZREMRANGEBYSCORE', sec, '-inf', now_ms - limits.sec_window)
     redis.call('ZREMRANGEBYSCORE', min, '-inf', now_ms - limits.min_window)
     redis.call('PEXPIRE', sec, limits.sec_window + wait + 2000)
@@ -137,12 +146,15 @@ end
 -- The call whose slot entry is `entry` reached the Gateway arrival_ms after its slot: its entry
 -- moves there, so that the slots handed out after the answer lie a window after the call's
 -- arrival, not its slot (the Gateway counts arrivals; a call that went out late takes its late
--- place in the window, and the call a window later waits as long). Only ever later (GT), and
--- only while the entry is in the window (XX): trimmed or given back, it stays out.
-local function arrived(rk, entry, arrival_ms)
-  local slot_ms = tonumber(string.match(entry, '@([^@]+)$'))
+-- place in the window, and the call a window later waits as long). Only ever later (GT), never
+-- past the settlement's now_ms (the call was answered by then: a clock stepped during the call
+-- cannot push the entry into the future), and only while the entry is in the window (XX):
+-- trimmed or given back, it stays out.
+local function arrived(rk, entry, arrival_ms, now_ms)
+  local slot_ms = reserved_slot(entry)
   if slot_ms and arrival_ms > 0 then
-    redis.call('ZADD', rk.sec_window, 'XX', 'GT', slot_ms + arrival_ms, entry)
+    local at = math.min(slot_ms + arrival_ms, now_ms)
+    redis.call('ZADD', rk.sec_window, 'XX', 'GT', at, entry)
   end
 end
 

@@ -32,8 +32,12 @@ local function settlement(k, ARGV, looks, floor)
       sec = {tonumber(ARGV[9]), tonumber(ARGV[11]), tonumber(ARGV[12])},
       min = {tonumber(ARGV[10]), tonumber(ARGV[13]), tonumber(ARGV[14])},
     }, s.member, looks)
+    -- Only this generation's call: a settlement of an earlier one, sent late, would find the
+    -- slot of the call after it (moved later, an entry can only slow the account a little).
     local arrival_ms = tonumber(ARGV[15])
-    if arrival_ms and f[10] then arrived(k, f[10], arrival_ms) end
+    if arrival_ms and f[10] and s.job_gen == s.gen then
+      arrived(k, f[10], arrival_ms, s.now_ms)
+    end
   end
   return s
 end
