@@ -80,6 +80,7 @@ class Run:
     """What the sandbox and Redis saw of one run, and what it cost."""
 
     times: list[float]
+    by_label: dict[str, list[float]]  # each key's accepted times
     cost: Measured
     by_key: dict[str, dict[str, int]]
     commands: dict[str, int]  # Redis calls by command during the run, scripts' included
@@ -92,6 +93,11 @@ class Run:
     @property
     def middle_rate(self) -> float:
         return _rate(self.times[len(self.times) // 10 : len(self.times) * 9 // 10])
+
+    def account_rate(self, label: str) -> float:
+        """The key's accepted/s over the middle 80 % of its own sends."""
+        times = self.by_label.get(label, [])
+        return _rate(times[len(times) // 10 : len(times) * 9 // 10])
 
     def share_429(self, label: str) -> float:
         answers = self.by_key.get(label, {})
@@ -143,7 +149,12 @@ def measured_run(
     }
     reads = commands.pop("(reads)", 0)
     stats = made.sandbox.stats()
-    return Run(made.sandbox.accepted_times(), cost, stats["by_key"], commands, reads)
+    accepted = made.sandbox.accepted()
+    by_label: dict[str, list[float]] = {}
+    for message in accepted:
+        by_label.setdefault(message["key_label"], []).append(message["at"])
+    times = [message["at"] for message in accepted]
+    return Run(times, by_label, cost, stats["by_key"], commands, reads)
 
 
 def set_up_accounts(made: Stack, args: argparse.Namespace) -> tuple[list[Account], Path]:
@@ -218,6 +229,11 @@ def run(args: argparse.Namespace) -> list[Row]:
         print(
             "  429 share per account: "
             + ", ".join(f"{name} {share:.2%}" for name, share in shares.items())
+        )
+        used = {a.name: ours.account_rate(a.label) / args.rate for a in accounts}
+        print(
+            "  each account's limit used over its own middle 80 %: "
+            + ", ".join(f"{name} {share:.1%}" for name, share in used.items())
         )
         theirs = run_plain(made, args) if args.plain else None
         if theirs:

@@ -30,3 +30,16 @@ def test_the_running_mean_starts_at_the_first_call_and_follows_the_recent_ones()
 )
 def test_group_size(jobs, consumers, call_s, size):
     assert group_size(jobs, consumers, call_s) == size
+
+
+@pytest.mark.parametrize(
+    ("jobs", "accounts", "size"),
+    [
+        (40, 1, MAX_GROUP),  # one account: as large as quick calls allow
+        (40, 10, 4),  # ten accounts: a group each
+        (12, 10, 1),  # fewer than two jobs an account: one a group, twelve groups
+        (400, 10, MAX_GROUP),  # a long batch: the cap
+    ],
+)
+def test_there_are_never_fewer_groups_than_accounts(jobs, accounts, size):
+    assert group_size(jobs, 100, 0.002, accounts) == size

@@ -18,6 +18,11 @@ from worker.settings import Settings
 QUEUE = "q"
 
 
+def dispatches(n: int, accounts: int = 1) -> list[tuple[str, int, str, str, str]]:
+    """n dispatches in slot order, their accounts taking turns."""
+    return [(f"j{i}", 1, f"a{i % accounts}", f"k{i}", "") for i in range(n)]
+
+
 def published(client: redis.Redis) -> list[tuple[str, list]]:
     """The broker messages in the queue, oldest first, taken off it: (task name, args)."""
     messages = []
@@ -33,14 +38,27 @@ def test_dispatches_are_grouped_only_when_there_is_more_than_one_per_consumer(re
     app = create_app(Settings(broker_url=redis_url, _env_file=None))
     client = redis.Redis.from_url(redis_url)
     dispatch = dispatcher(app, QUEUE, consumers=4)
-    dispatch([(f"j{i}", 1) for i in range(4)])
+    dispatch(dispatches(4))
     assert [name for name, _ in published(client)] == ["msgworker.deliver"] * 4
-    dispatch([(f"j{i}", 1) for i in range(100)])
+    dispatch(dispatches(100))
     sent = published(client)
     assert {name for name, _ in sent} == {"msgworker.deliver_many"}
     groups = [args[0] for _, args in sent]
     assert max(len(g) for g in groups) <= MAX_GROUP
-    assert [pair for g in groups for pair in g] == [[f"j{i}", 1] for i in range(100)]
+    assert sorted(d[0] for g in groups for d in g) == sorted(f"j{i}" for i in range(100))
+
+
+def test_the_jobs_are_dealt_out_to_at_least_a_group_per_account(redis_url):
+    """Forty dispatches of ten accounts in slot order, calls quick: ten groups of four, each
+    taking every tenth dispatch, so a group's jobs come due one account's slot gap apart (a
+    thread that took four jobs of four accounts due back to back would begin the last ones late)."""
+    app = create_app(Settings(broker_url=redis_url, _env_file=None))
+    client = redis.Redis.from_url(redis_url)
+    pace = CallPace()
+    pace.record(0.002)
+    dispatcher(app, QUEUE, consumers=100, pace=pace)(dispatches(40, accounts=10))
+    groups = [[d[0] for d in args[0]] for _, args in published(client)]
+    assert groups == [[f"j{first + 10 * n}" for n in range(4)] for first in range(10)]
 
 
 def test_quick_calls_group_a_short_queue_for_many_consumers(redis_url):
@@ -50,10 +68,10 @@ def test_quick_calls_group_a_short_queue_for_many_consumers(redis_url):
     client = redis.Redis.from_url(redis_url)
     pace = CallPace()
     dispatch = dispatcher(app, QUEUE, consumers=100, pace=pace)
-    dispatch([(f"j{i}", 1) for i in range(2 * MAX_GROUP)])
+    dispatch(dispatches(2 * MAX_GROUP))
     assert len(published(client)) == 2 * MAX_GROUP
     pace.record(0.002)
-    dispatch([(f"j{i}", 1) for i in range(2 * MAX_GROUP)])
+    dispatch(dispatches(2 * MAX_GROUP))
     assert [len(args[0]) for _, args in published(client)] == [MAX_GROUP, MAX_GROUP]
 
 

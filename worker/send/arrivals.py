@@ -51,8 +51,8 @@ UPDATE_EVERY = 32
 class Arrivals:
     """This process's calls against their slots: their arrival, and its begins' margin (``ms``).
 
-        Threads feed it under a lock (held for an append, and every ``UPDATE_EVERY`` calls for a look
-    over the samples).
+        Threads feed it under a lock (held for an append, and every ``UPDATE_EVERY`` accepted calls
+    for a look over the samples).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

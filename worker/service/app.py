@@ -83,10 +83,13 @@ def dispatcher(app: Celery, queue: str, *, consumers: int = 1, pace: CallPace | 
     """
 
     def dispatch(batch: Sequence[JobDispatch]) -> None:
-        size = group_size(len(batch), consumers, pace.mean_s if pace else None)
+        accounts = len({dispatch[2] for dispatch in batch})
+        size = group_size(len(batch), consumers, pace.mean_s if pace else None, accounts)
         with app.producer_or_acquire() as producer:
-            for start in range(0, len(batch), size):
-                group = [list(pair) for pair in batch[start : start + size]]
+            # Dealt out in turn, in slot order: a group's jobs come due spread over the batch.
+            groups = -(-len(batch) // size)
+            for first in range(groups):
+                group = [list(pair) for pair in batch[first::groups]]
                 name, args = (
                     (TASK_NAME, group[0]) if len(group) == 1 else (BATCH_TASK_NAME, [group])
                 )
