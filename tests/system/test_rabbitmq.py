@@ -47,7 +47,8 @@ def test_dispatches_go_to_a_quorum_queue_with_confirmed_publishes(rabbit_vhost, 
     """The pump's publisher declares the queue as a quorum queue, in confirm mode; `msgworker
     status` counts what waits in it."""
     app = create_app(Settings(broker_url=rabbit_vhost.url, redis_url=redis_url, _env_file=None))
-    dispatcher(app, QUEUE, consumers=2)([("job-1", 1), ("job-2", 1)])  # a message each
+    dispatches = [(f"job-{n}", 1, "default", f"key-{n}", "") for n in (1, 2)]
+    dispatcher(app, QUEUE, consumers=2)(dispatches)  # a message each
     # The publishing connection stays in the app's pool, its channel open, until closed here.
     assert rabbit_vhost.confirming_channels() >= 1
     app.pool.force_close_all()
