@@ -390,7 +390,10 @@ def traffic() -> list[timeseries.Panel]:
         "Send latency p50 / p95 / p99",
         "Time of one Gateway call (answer or failure), from the msgworker_send_duration_seconds "
         "histogram over all workers. p99 near HTTP_TIMEOUT_S (10 s) means calls time out: expect "
-        "TIMEOUT answers and retries. A slow Gateway also lowers throughput.",
+        "TIMEOUT answers and retries. A slow Gateway also lowers throughput. 'Arrival': how "
+        "long after its rate-limit slot a call reached the Gateway (msgworker_call_arrival_seconds"
+        "), where the limiter places it; a few ms is workers keeping up with their slots, tens of "
+        "ms workers short of CPU (the account then uses less of its limit).",
         place(8, 8, 16, 14),
         "s",
     )
@@ -402,12 +405,30 @@ def traffic() -> list[timeseries.Panel]:
                 ref,
             )
         )
-    latency = latency.with_target(
-        query(
-            f"sum(rate(msgworker_send_duration_seconds_sum{{{J}}}[$__rate_interval])) / "
-            f"(sum(rate(msgworker_send_duration_seconds_count{{{J}}}[$__rate_interval])) > 0)",
-            "mean",
-            "D",
+    latency = (
+        latency.with_target(
+            query(
+                f"sum(rate(msgworker_send_duration_seconds_sum{{{J}}}[$__rate_interval])) / "
+                f"(sum(rate(msgworker_send_duration_seconds_count{{{J}}}[$__rate_interval])) > 0)",
+                "mean",
+                "D",
+            )
+        )
+        .with_target(
+            query(
+                "histogram_quantile(0.99, sum by (le) "
+                f"(rate(msgworker_call_arrival_seconds_bucket{{{J}}}[$__rate_interval])))",
+                "arrival p99",
+                "E",
+            )
+        )
+        .with_target(
+            query(
+                f"sum(rate(msgworker_call_arrival_seconds_sum{{{J}}}[$__rate_interval])) / "
+                f"(sum(rate(msgworker_call_arrival_seconds_count{{{J}}}[$__rate_interval])) > 0)",
+                "arrival mean",
+                "F",
+            )
         )
     )
     return [outcomes, answers, rate_limited, errors, latency]

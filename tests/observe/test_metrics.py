@@ -74,6 +74,7 @@ def test_ok_counter_is_exact_under_prefork_with_recycled_children(
     assert ok == 200 == accepted
     assert sample(exposition, "msgworker_jobs_total", account="default", outcome="sent") == 200
     assert sample(exposition, "msgworker_send_duration_seconds_count") == 200
+    assert sample(exposition, "msgworker_call_arrival_seconds_count") == 200
     assert sample(exposition, "msgworker_enqueued_total") == 200
     assert sample(exposition, "msgworker_queue_depth") == 0
     assert "905321234567" not in exposition

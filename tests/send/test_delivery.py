@@ -45,10 +45,14 @@ class Meter:
         self.accounts: set[str] = set()
         self.statuses: list[tuple[str, str, str]] = []
         self.pair_waits: list[str] = []
+        self.arrivals: list[float] = []
 
     def answered(self, account: str, outcome, _seconds: float) -> None:
         self.accounts.add(account)
         self.codes.append(outcome.code)
+
+    def arrived(self, seconds: float) -> None:
+        self.arrivals.append(seconds)
 
     def finished(self, account: str, result: str) -> None:
         self.accounts.add(account)
@@ -179,13 +183,14 @@ def test_a_call_sent_late_takes_its_late_place_in_the_window(runtime, deliver, c
     def slow_replicas(*_) -> None:
         clock.now += 0.007
 
-    delivery, _, _ = deliver(success("wamid.late"), replicated=slow_replicas)
+    delivery, _, meter = deliver(success("wamid.late"), replicated=slow_replicas)
     job_id, gen = enqueue(runtime)
     began = clock.now
     assert delivery.deliver(job_id, gen) is Result.SENT
     entry = runtime.redis.hget(runtime.keys.job(job_id), "slot")
     score = runtime.redis.zscore(runtime.keys.window("default", "sec"), entry)
     assert 7 <= score - int(began * 1000) <= 8
+    assert meter.arrivals == [(score - int(began * 1000)) / 1000]
 
 
 def test_a_429_widens_the_margin_the_next_begins_keep(runtime, deliver):

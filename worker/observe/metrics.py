@@ -48,6 +48,12 @@ SEND_DURATION = Histogram(
     "Time of one Gateway call, answer or failure.",
     buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
+CALL_ARRIVAL = Histogram(
+    "msgworker_call_arrival_seconds",
+    "How long after its rate-limit slot a call reached the Gateway, as its worker reckons it "
+    "(where the limiter places the call).",
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
 RATE_LIMIT_WAIT = Counter(
     "msgworker_rate_limit_wait_seconds_total",
     "Seconds deliveries waited for the cluster-wide rate limiter or a cooldown.",
@@ -169,6 +175,9 @@ class PrometheusMeter:
             status="none" if outcome.status is None else str(outcome.status),
         ).inc()
         SEND_DURATION.observe(seconds)
+
+    def arrived(self, seconds: float) -> None:
+        CALL_ARRIVAL.observe(seconds)
 
     def finished(self, account: str, result: Result) -> None:
         if result in COUNTED_RESULTS:
