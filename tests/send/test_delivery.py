@@ -326,6 +326,7 @@ def test_a_timeout_after_the_request_left_is_ambiguous_and_backs_off(runtime, de
     assert runtime.jobs.get(job_id).state is JobState.SCHEDULED
     assert runtime.dead_letters.get(job_id) is None
     assert meter.results == ["retried"]
+    assert meter.arrivals == []  # no answer: no arrival to chart (its deadline is not one)
 
 
 def test_an_expired_job_is_parked_without_calling(runtime, deliver, clock):

@@ -43,3 +43,8 @@ def test_group_size(jobs, consumers, call_s, size):
 )
 def test_there_are_never_fewer_groups_than_accounts(jobs, accounts, size):
     assert group_size(jobs, 100, 0.002, accounts) == size
+
+
+def test_there_are_never_more_groups_for_the_accounts_than_consumers():
+    """Ten accounts' 40 jobs for 4 consumers: 4 groups (of 13, 13, 13 and 1), not ten."""
+    assert group_size(40, 4, 0.002, 10) == 13

@@ -340,7 +340,8 @@ class Delivery:
             accepted = answer.wamid is not None
             arrival_ms = self._arrivals.arrival_ms(sent_s, seconds, accepted=accepted)
             answer = replace(answer, arrival_ms=arrival_ms)
-            self._meter.arrived(arrival_ms / 1000)
+            if not answer.outcome.is_transport:  # a timeout's "arrival" is its deadline
+                self._meter.arrived(arrival_ms / 1000)
         if answer.outcome.is_rate_limited:
             self._arrivals.refused()  # the Gateway said too many: an arrival not foreseen
         self._meter.answered(job.account, answer.outcome, seconds)

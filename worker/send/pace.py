@@ -53,14 +53,17 @@ def group_size(jobs: int, consumers: int, call_s: float | None, accounts: int = 
     At least enough that the consumers share them all (a long queue); more while calls are quick
     enough that a group goes through within ``GROUP_SPAN_S``. Calls not seen yet (a new process,
     or a pool whose calls run in other processes) count as slow. Whatever those allow, never so
-    many that there are fewer groups than accounts: the jobs come in slot order and are dealt
-    out to the groups in turn, so with a group for each account a group's jobs come due about
-    one account's slot gap apart, and its thread takes each at its slot (with fewer, a thread
-    falls behind jobs of several accounts due close together, and each job begun late costs its
-    account that much of its limit: ten accounts at 40/s, groups of up to 16 cut in slot order,
-    sent at 87 % of it).
+    many that there are fewer groups than accounts (or than consumers, when those are fewer:
+    a group holds its thread until its last job's slot): the jobs come in slot order and are
+    dealt out to the groups in turn, so with a group for each account a group's jobs come due
+    about one account's slot gap apart, and its thread takes each at its slot (with fewer, a
+    thread falls behind jobs of several accounts due close together, and each job begun late
+    costs its account that much of its limit: ten accounts at 40/s, groups of up to 16 cut in
+    slot order, sent at 87 % of it).
     """
     spread = math.ceil(jobs / max(1, consumers))
     quick = math.floor(GROUP_SPAN_S / call_s) if call_s else 1
-    per_account = max(1, jobs // max(1, accounts))
+    # The largest size that leaves a group for each account (no more groups than consumers).
+    groups = min(accounts, consumers)
+    per_account = (jobs - 1) // (groups - 1) if groups > 1 and jobs > 1 else jobs
     return max(1, min(MAX_GROUP, per_account, max(spread, quick)))

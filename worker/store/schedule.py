@@ -98,9 +98,9 @@ def in_slot_order(items: Sequence[T], runs: Sequence[int], paces: Sequence[float
     expect: the k-th of a run at its first slot plus k gaps (``paces``: first slot and gap, in
     ms, two per run). Equal slots keep the shorter run first, then the order given.
 
-    The runs are the accounts' jobs, and the dispatcher cuts the whole into groups that one
-    worker thread delivers one job after the other, each at its account's pace. In slot order a
-    group's jobs come due one after the other: an account with a job or two (a trickle of
+    The runs are the accounts' jobs, and the dispatcher deals the whole out, in turn, to groups
+    that one worker thread delivers one job after the other, each at its account's pace. In slot
+    order a group's jobs come due one after the other: an account with a job or two (a trickle of
     one-time codes) goes ahead of a backlog account whose jobs wait for their slots, and a
     backlog's jobs spread over several groups, so several threads take its slots in turn (one
     thread with all of them falls behind once a call and its settlement take longer than the gap
