@@ -21,8 +21,8 @@ What the move cannot cover is left to a small margin on the Gateway's second: a 
 before the answer of the call a window before it (a reservation more than a window minus the
 call's round trip ahead: rare, the pump plans a quarter of a second ahead), whole milliseconds,
 and what the round trip does not show. Each 429 (RATE_001) this process meets widens the margin
-by ``REFUSED_MS`` for ``REFUSED_S``. Until ``MIN_SAMPLES`` calls are measured the margin is the
-start margin (the quickest call is not known yet).
+by ``REFUSED_MS`` for ``REFUSED_S``. Until ``MIN_SAMPLES`` accepted calls are measured the
+margin is the start margin (the quickest call is not known yet).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ UPDATE_EVERY = 32
 class Arrivals:
     """This process's calls against their slots: their arrival, and its begins' margin (``ms``).
 
-        Threads feed it under a lock (held for an append, and every ``UPDATE_EVERY`` accepted calls
+    Threads feed it under a lock (held for an append, and every ``UPDATE_EVERY`` accepted calls
     for a look over the samples).
     """
 
